@@ -1,0 +1,32 @@
+# pitill: `make sim` runs the simulator, `make test` runs every check CI runs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DATA_DIR ?= data
+
+.PHONY: sim test lint typecheck pytest bench gallery clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+sim: $(STAMP)
+	$(BIN)/pitill sim --data-dir $(DATA_DIR)
+
+test: lint typecheck pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check firmware tests tools
+	$(BIN)/ruff format --check firmware tests tools
+
+typecheck: $(STAMP)
+	$(BIN)/mypy --strict firmware/pitill/core firmware/pitill/card
+
+pytest: $(STAMP)
+	$(BIN)/pytest -q
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

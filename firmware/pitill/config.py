@@ -1,0 +1,228 @@
+"""The configuration: read once at start from TOML, validated strictly, frozen afterwards.
+
+Every section is a frozen dataclass; the loader walks them, so adding a key is adding a field.
+An unknown key, a wrong type or a bad value fails at start with the dotted key and the reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pitill.errors import ConfigError
+
+# ISO 4217 alpha -> (numeric code, minor-unit exponent), for the currencies a workshop may use.
+CURRENCIES: dict[str, tuple[str, int]] = {
+    "EUR": ("978", 2),
+    "USD": ("840", 2),
+    "GBP": ("826", 2),
+    "CHF": ("756", 2),
+    "SEK": ("752", 2),
+    "NOK": ("578", 2),
+    "DKK": ("208", 2),
+    "ISK": ("352", 0),
+    "JPY": ("392", 0),
+    "CAD": ("124", 2),
+    "AUD": ("036", 2),
+    "PLN": ("985", 2),
+    "CZK": ("203", 2),
+}
+
+
+@dataclass(frozen=True)
+class TerminalConfig:
+    terminal_id: str = "PITILL01"  # ISO 8583 field 41: 8 characters
+    merchant_id: str = "PITILLSHOP00001"  # field 42: 15 characters
+    currency: str = "EUR"
+    max_amount_minor: int = 999_999  # the largest sale the keypad accepts
+
+    def validate(self, at: str) -> None:
+        if len(self.terminal_id) != 8 or not self.terminal_id.isalnum():
+            raise ConfigError(
+                f"{at}.terminal_id: must be 8 letters or digits, got {self.terminal_id!r}"
+            )
+        if len(self.merchant_id) != 15 or not self.merchant_id.isalnum():
+            raise ConfigError(
+                f"{at}.merchant_id: must be 15 letters or digits, got {self.merchant_id!r}"
+            )
+        if self.currency not in CURRENCIES:
+            known = ", ".join(sorted(CURRENCIES))
+            raise ConfigError(f"{at}.currency: unknown currency {self.currency!r}; known: {known}")
+        if not 1 <= self.max_amount_minor <= 999_999_999_999:
+            raise ConfigError(f"{at}.max_amount_minor: must be 1..999999999999")
+
+    @property
+    def currency_numeric(self) -> str:
+        return CURRENCIES[self.currency][0]
+
+    @property
+    def currency_exponent(self) -> int:
+        return CURRENCIES[self.currency][1]
+
+
+@dataclass(frozen=True)
+class OfflineConfig:
+    floor_limit_minor: int = 2500  # a card sale at or under this is approved offline when down
+
+    def validate(self, at: str) -> None:
+        if self.floor_limit_minor < 0:
+            raise ConfigError(f"{at}.floor_limit_minor: must be >= 0, got {self.floor_limit_minor}")
+
+
+@dataclass(frozen=True)
+class TimeoutsConfig:
+    """How long each waiting step waits before going back to idle."""
+
+    amount_entry_s: float = 60.0
+    await_card_s: float = 30.0
+    authorizing_s: float = 15.0  # a guard: the upstream request timeout fires first
+    result_s: float = 4.0  # approved / declined screens
+    cash_only_s: float = 60.0
+    tender_s: float = 120.0
+    change_s: float = 30.0
+
+    def validate(self, at: str) -> None:
+        for f in dataclasses.fields(self):
+            if getattr(self, f.name) <= 0:
+                raise ConfigError(f"{at}.{f.name}: must be > 0 seconds")
+
+
+@dataclass(frozen=True)
+class UpstreamConfig:
+    host: str = "acquirer.pitill.test"
+    port: int = 8583
+    request_timeout_s: float = 3.0  # a 0200 with no answer by then has an unknown outcome
+    probe_interval_s: float = 0.5
+    probe_timeout_s: float = 1.0
+    fail_threshold: int = 2  # consecutive failed probes before OFFLINE
+    recover_threshold: int = 2  # consecutive good probes before ONLINE again
+    forward_retry_s: float = (
+        1.0  # first backoff of the forwarder, doubled up to forward_retry_max_s
+    )
+    forward_retry_max_s: float = 30.0
+
+    def validate(self, at: str) -> None:
+        if not self.host:
+            raise ConfigError(f"{at}.host: must not be empty")
+        if not 1 <= self.port <= 65535:
+            raise ConfigError(f"{at}.port: must be 1..65535, got {self.port}")
+        for name in ("request_timeout_s", "probe_interval_s", "probe_timeout_s", "forward_retry_s"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{at}.{name}: must be > 0 seconds")
+        if self.forward_retry_max_s < self.forward_retry_s:
+            raise ConfigError(f"{at}.forward_retry_max_s: must be >= forward_retry_s")
+        for name in ("fail_threshold", "recover_threshold"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{at}.{name}: must be >= 1")
+
+
+@dataclass(frozen=True)
+class Config:
+    terminal: TerminalConfig = field(default_factory=TerminalConfig)
+    offline: OfflineConfig = field(default_factory=OfflineConfig)
+    timeouts: TimeoutsConfig = field(default_factory=TimeoutsConfig)
+    upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
+
+
+T = TypeVar("T")
+
+
+def load_config(path: Path | None) -> Config:
+    """The defaults, overlaid with the TOML file at `path` when one is given."""
+    if path is None:
+        return Config()
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    return config_from_dict(raw)
+
+
+def config_from_dict(raw: dict[str, Any]) -> Config:
+    return _build(Config, raw, "")
+
+
+def _build(cls: type[T], raw: Any, at: str) -> T:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{at or 'config'}: must be a table, got {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        where = f"{at}.{unknown[0]}" if at else unknown[0]
+        raise ConfigError(f"{where}: unknown key; known keys here: {', '.join(sorted(fields))}")
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        key = f"{at}.{name}" if at else name
+        values[name] = _coerce(hints[name], value, key)
+    obj = cls(**values)
+    validate = getattr(obj, "validate", None)
+    if validate is not None:
+        validate(at)
+    return obj
+
+
+def _coerce(hint: Any, value: Any, key: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, key)  # type: ignore[arg-type]
+    origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(option, value, key)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{key}: {value!r} is not a valid value")
+    if origin is tuple:
+        (item,) = typing.get_args(hint)[:1]
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: must be a list, got {value!r}")
+        return tuple(_coerce(item, v, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: must be a table, got {value!r}")
+        _, vtype = typing.get_args(hint)
+        return {str(k): _coerce(vtype, v, f"{key}.{k}") for k, v in value.items()}
+    if origin is typing.Literal:
+        allowed = typing.get_args(hint)
+        if value not in allowed:
+            raise ConfigError(
+                f"{key}: must be one of {', '.join(map(repr, allowed))}, got {value!r}"
+            )
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: must be an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key}: must be a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: must be a string, got {value!r}")
+        return value
+    if isinstance(hint, type) and issubclass(hint, Enum):
+        try:
+            return hint(value)
+        except ValueError:
+            allowed = ", ".join(repr(m.value) for m in hint)
+            raise ConfigError(f"{key}: must be one of {allowed}, got {value!r}") from None
+    raise ConfigError(f"{key}: unsupported setting type {hint!r}")

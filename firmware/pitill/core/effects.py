@@ -1,0 +1,59 @@
+"""Effects: what the core asks the shell to do, as data, executed strictly in order.
+
+A Record that makes a sale durable always precedes anything that tells the customer it succeeded;
+if a Record fails, the shell executes nothing after it and feeds RecordFailed back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pitill.core.events import TimerName
+from pitill.core.screens import Screen
+from pitill.core.txn import Txn
+from pitill.core.types import BeepPattern
+
+
+@dataclass(frozen=True)
+class Show:
+    screen: Screen
+
+
+@dataclass(frozen=True)
+class Beep:
+    pattern: BeepPattern
+
+
+@dataclass(frozen=True)
+class SetLeds:
+    green: bool
+    red: bool
+
+
+@dataclass(frozen=True)
+class Record:
+    """Write this transaction (insert or new status) to the journal, durably, before going on."""
+
+    txn: Txn
+
+
+@dataclass(frozen=True)
+class Authorize:
+    """Send the journaled transaction `txn` online (0200); the answer comes back as AuthResult."""
+
+    txn: Txn
+
+
+@dataclass(frozen=True)
+class OpenDrawer:
+    pass
+
+
+@dataclass(frozen=True)
+class StartTimer:
+    name: TimerName
+    delay_s: float
+    token: int
+
+
+Effect = Show | Beep | SetLeds | Record | Authorize | OpenDrawer | StartTimer

@@ -1,0 +1,105 @@
+"""Events: everything that can happen to the terminal, as data. Each carries a monotonic now_s."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from pitill.card.model import Card
+from pitill.core.types import Key, LinkStatus
+
+
+@dataclass(frozen=True)
+class Booted:
+    """First event after start: what the journal says and where sequence numbers continue."""
+
+    now_s: float
+    next_seq: int
+    pending: int = 0
+
+
+@dataclass(frozen=True)
+class KeyPressed:
+    now_s: float
+    key: Key
+
+
+@dataclass(frozen=True)
+class CardSwiped:
+    """A card read by the reader; today_yymm comes from the shell's calendar for the expiry check."""
+
+    now_s: float
+    card: Card
+    today_yymm: str
+
+
+@dataclass(frozen=True)
+class CardUnreadable:
+    """The reader sent something that is not a usable track (bad LRC already dropped by framing)."""
+
+    now_s: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class LinkChanged:
+    now_s: float
+    status: LinkStatus
+    reason: str = ""
+
+
+class AuthOutcome(str, Enum):
+    APPROVED = "approved"
+    DECLINED = "declined"
+    TIMEOUT = "timeout"  # sent, no answer in time: outcome unknown, must be reversed
+    UNREACHABLE = "unreachable"  # never sent (refused, no route, name did not resolve)
+
+
+@dataclass(frozen=True)
+class AuthResult:
+    now_s: float
+    seq: int
+    outcome: AuthOutcome
+    response_code: str = ""
+    auth_code: str = ""
+
+
+@dataclass(frozen=True)
+class BacklogChanged:
+    """The forwarder's view of the journal: card transactions still to send, advices acknowledged."""
+
+    now_s: float
+    pending: int
+
+
+@dataclass(frozen=True)
+class RecordFailed:
+    """The journal could not make a write durable; nothing after that Record was executed."""
+
+    now_s: float
+    seq: int
+    reason: str
+
+
+class TimerName(str, Enum):
+    PHASE = "phase"  # the timeout of the current waiting step
+
+
+@dataclass(frozen=True)
+class TimerFired:
+    now_s: float
+    name: TimerName
+    token: int  # stale tokens (a timer of a step already left) are ignored
+
+
+Event = (
+    Booted
+    | KeyPressed
+    | CardSwiped
+    | CardUnreadable
+    | LinkChanged
+    | AuthResult
+    | BacklogChanged
+    | RecordFailed
+    | TimerFired
+)

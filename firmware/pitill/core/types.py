@@ -1,0 +1,99 @@
+"""Small value types shared across the core: keys, link status, transaction kinds and statuses."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Key(str, Enum):
+    """A logical key of the terminal, whatever device produced it."""
+
+    D0 = "0"
+    D1 = "1"
+    D2 = "2"
+    D3 = "3"
+    D4 = "4"
+    D5 = "5"
+    D6 = "6"
+    D7 = "7"
+    D8 = "8"
+    D9 = "9"
+    OK = "OK"
+    CLEAR = "CLEAR"
+    CANCEL = "CANCEL"
+    FN = "FN"
+
+    @property
+    def digit(self) -> int | None:
+        """The digit this key stands for, or None for a function key."""
+        return int(self.value) if self.value.isdigit() else None
+
+    @classmethod
+    def parse(cls, name: str) -> Key:
+        """Key from its name as written in scripts and configs ("5", "OK", "cancel")."""
+        try:
+            return cls(name.upper())
+        except ValueError:
+            known = ", ".join(k.value for k in cls)
+            raise ValueError(f"unknown key {name!r}; known keys: {known}") from None
+
+
+class LinkStatus(str, Enum):
+    """What the connectivity monitor believes about the upstream host."""
+
+    UNKNOWN = "UNKNOWN"
+    ONLINE = "ONLINE"
+    DEGRADED = "DEGRADED"
+    OFFLINE = "OFFLINE"
+
+
+class TxnKind(str, Enum):
+    CARD = "card"
+    CASH = "cash"
+
+
+class TxnMode(str, Enum):
+    ONLINE = "online"
+    OFFLINE = "offline"
+
+
+class TxnStatus(str, Enum):
+    """Lifecycle of a journaled transaction.
+
+    AUTHORIZING   0200 about to be sent / in flight; found at boot means the outcome is unknown.
+    APPROVED      approved online by the host (final).
+    DECLINED      declined online or locally (final, nothing to forward).
+    PENDING       approved offline, waiting to be forwarded as an 0220/0221 advice.
+    FORWARDED     the host acknowledged the advice (final).
+    DECLINED_AFTER the host declined the advice after an offline approval: the merchant's loss.
+    REVERSAL_PENDING a 0200 whose outcome is unknown; an 0420/0421 must go before anything else.
+    REVERSED      the host acknowledged the reversal (final).
+    COMPLETED     a cash sale (final; never sent upstream).
+    """
+
+    AUTHORIZING = "AUTHORIZING"
+    APPROVED = "APPROVED"
+    DECLINED = "DECLINED"
+    PENDING = "PENDING"
+    FORWARDED = "FORWARDED"
+    DECLINED_AFTER = "DECLINED_AFTER"
+    REVERSAL_PENDING = "REVERSAL_PENDING"
+    REVERSED = "REVERSED"
+    COMPLETED = "COMPLETED"
+
+
+class BeepPattern(str, Enum):
+    CLICK = "click"
+    APPROVE = "approve"
+    DECLINE = "decline"
+    ERROR = "error"
+    ALERT = "alert"
+
+
+def format_amount(amount_minor: int, exponent: int = 2) -> str:
+    """12.50 from 1250: integer arithmetic only, never a float."""
+    sign = "-" if amount_minor < 0 else ""
+    units, minor = divmod(abs(amount_minor), 10**exponent)
+    if exponent == 0:
+        return f"{sign}{units}"
+    return f"{sign}{units}.{minor:0{exponent}d}"

@@ -1,0 +1,53 @@
+"""The one error tree of pitill: every error we raise on purpose is a PitillError.
+
+Each class also inherits the fitting built-in, so callers that only know Python's own
+exceptions still catch them. Messages say what was wrong, with which value, and what to do.
+"""
+
+
+class PitillError(Exception):
+    """Base of every error pitill raises on purpose."""
+
+
+class ConfigError(PitillError, ValueError):
+    """A configuration key is unknown or its value is bad; the message names the key."""
+
+
+class TransitionError(PitillError, RuntimeError):
+    """The core got an event that its transition table does not allow in the current state."""
+
+
+class CardDataError(PitillError, ValueError):
+    """Track data that cannot be parsed (sentinels, separators, digits, LRC)."""
+
+
+class FramingError(PitillError, ValueError):
+    """A reader frame that is malformed; the frame is dropped and counted, never fatal."""
+
+
+class UpstreamError(PitillError, ConnectionError):
+    """The authorization host could not be reached or answered garbage."""
+
+
+class UpstreamTimeout(UpstreamError, TimeoutError):
+    """A request was sent but no answer came in time: its outcome is unknown."""
+
+
+class ProtocolError(UpstreamError):
+    """An ISO 8583 message that cannot be packed or unpacked."""
+
+
+class StorageError(PitillError, OSError):
+    """The journal could not make a write durable (disk full, I/O error, corruption)."""
+
+
+class SealError(PitillError, ValueError):
+    """Sealed card data cannot be opened: the key is missing or wrong, or the data was altered."""
+
+
+class ScriptError(PitillError, ValueError):
+    """A simulator script line that cannot be understood; the message gives the line number."""
+
+
+class HardwareError(PitillError, OSError):
+    """A configured device is absent or unusable; the message says what to check."""
