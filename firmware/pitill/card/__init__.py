@@ -1,1 +1,1 @@
-"""Card data: ISO 7813 tracks, Luhn, expiry, masking, and the card reader's wire protocol (sans-IO)."""
+"""Card data: ISO 7813 tracks, Luhn, expiry, masking, and the card reader's wire protocol."""

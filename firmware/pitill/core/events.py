@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from pitill.card.model import Card
 from pitill.core.types import Key, LinkStatus
@@ -26,7 +26,7 @@ class KeyPressed:
 
 @dataclass(frozen=True)
 class CardSwiped:
-    """A card read by the reader; today_yymm comes from the shell's calendar for the expiry check."""
+    """A card read by the reader; today_yymm is the shell calendar, for expiry."""
 
     now_s: float
     card: Card
@@ -48,7 +48,7 @@ class LinkChanged:
     reason: str = ""
 
 
-class AuthOutcome(str, Enum):
+class AuthOutcome(StrEnum):
     APPROVED = "approved"
     DECLINED = "declined"
     TIMEOUT = "timeout"  # sent, no answer in time: outcome unknown, must be reversed
@@ -66,7 +66,7 @@ class AuthResult:
 
 @dataclass(frozen=True)
 class BacklogChanged:
-    """The forwarder's view of the journal: card transactions still to send, advices acknowledged."""
+    """The forwarder's view of the journal: card transactions still to send."""
 
     now_s: float
     pending: int
@@ -81,7 +81,7 @@ class RecordFailed:
     reason: str
 
 
-class TimerName(str, Enum):
+class TimerName(StrEnum):
     PHASE = "phase"  # the timeout of the current waiting step
 
 

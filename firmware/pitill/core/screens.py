@@ -7,12 +7,12 @@ PNG gallery all use that one renderer, so what the docs show is what the Pi show
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from pitill.core.types import LinkStatus
 
 
-class Emphasis(str, Enum):
+class Emphasis(StrEnum):
     NORMAL = "normal"
     SUCCESS = "success"  # approved: title drawn inverted
     ERROR = "error"  # declined, faults

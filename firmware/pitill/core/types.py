@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class Key(str, Enum):
+class Key(StrEnum):
     """A logical key of the terminal, whatever device produced it."""
 
     D0 = "0"
@@ -38,7 +38,7 @@ class Key(str, Enum):
             raise ValueError(f"unknown key {name!r}; known keys: {known}") from None
 
 
-class LinkStatus(str, Enum):
+class LinkStatus(StrEnum):
     """What the connectivity monitor believes about the upstream host."""
 
     UNKNOWN = "UNKNOWN"
@@ -47,17 +47,17 @@ class LinkStatus(str, Enum):
     OFFLINE = "OFFLINE"
 
 
-class TxnKind(str, Enum):
+class TxnKind(StrEnum):
     CARD = "card"
     CASH = "cash"
 
 
-class TxnMode(str, Enum):
+class TxnMode(StrEnum):
     ONLINE = "online"
     OFFLINE = "offline"
 
 
-class TxnStatus(str, Enum):
+class TxnStatus(StrEnum):
     """Lifecycle of a journaled transaction.
 
     AUTHORIZING   0200 about to be sent / in flight; found at boot means the outcome is unknown.
@@ -82,7 +82,7 @@ class TxnStatus(str, Enum):
     COMPLETED = "COMPLETED"
 
 
-class BeepPattern(str, Enum):
+class BeepPattern(StrEnum):
     CLICK = "click"
     APPROVE = "approve"
     DECLINE = "decline"
