@@ -26,6 +26,10 @@ class CardSink(Protocol):
 
     def unreadable(self, reason: str) -> None: ...
 
+    def reader_status(self, connected: bool, detail: str) -> None:
+        """The port went away (USB unplugged) or came back; shown on screen."""
+        ...
+
 
 class Display(Protocol):
     def show(self, screen: Screen) -> Image.Image:
