@@ -42,6 +42,15 @@ class CardUnreadable:
 
 
 @dataclass(frozen=True)
+class ReaderChanged:
+    """The card reader's port went away (USB unplugged) or came back."""
+
+    now_s: float
+    connected: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True)
 class LinkChanged:
     now_s: float
     status: LinkStatus
@@ -97,6 +106,7 @@ Event = (
     | KeyPressed
     | CardSwiped
     | CardUnreadable
+    | ReaderChanged
     | LinkChanged
     | AuthResult
     | BacklogChanged

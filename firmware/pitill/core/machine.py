@@ -1,0 +1,556 @@
+"""The transition table of the terminal and `step`, the only way its state changes.
+
+Rules of the table (read these before changing it):
+
+1. `step(state, event) -> (state, effects)` is pure: no I/O, no clock, no randomness. Time arrives
+   in events (`now_s`); timeouts are StartTimer effects answered by TimerFired events.
+2. TABLE[phase][trigger] names the handler for every pair that may happen. A pair that is not in
+   the table raises TransitionError: it is a bug in the shell, never silently ignored. Inputs a
+   cashier can cause at any time (keys, swipes) therefore have a row in every phase, even if the
+   row only says "not now" (`refuse`).
+3. Status events (link, backlog, reader) and storage faults are the same in every phase and come
+   from COMMON_ROWS, merged into each phase's rows.
+4. A TimerFired whose token is not the state's current token belongs to a phase already left and is
+   dropped before the table is consulted.
+5. Handlers never emit Show: the screen is derived from the state (views.screen_for) and `step`
+   appends Show after the handler's effects whenever it changed. So a Record that makes a sale
+   durable always comes before the screen or beep that tells the customer it succeeded.
+6. Money is integer minor units; keyed digits shift in from the right (1 2 5 0 -> 12.50).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from enum import StrEnum
+
+from pitill.core.effects import (
+    Authorize,
+    Beep,
+    Effect,
+    OpenDrawer,
+    Record,
+    SetLeds,
+    Show,
+    StartTimer,
+)
+from pitill.core.events import (
+    AuthOutcome,
+    AuthResult,
+    BacklogChanged,
+    Booted,
+    CardSwiped,
+    CardUnreadable,
+    Event,
+    KeyPressed,
+    LinkChanged,
+    ReaderChanged,
+    RecordFailed,
+    TimerFired,
+    TimerName,
+)
+from pitill.core.state import Phase, TerminalState
+from pitill.core.txn import Txn
+from pitill.core.types import BeepPattern, Key, LinkStatus, TxnKind, TxnMode, TxnStatus
+from pitill.core.views import decline_reason, money, screen_for
+from pitill.errors import TransitionError
+
+Effects = tuple[Effect, ...]
+Result = tuple[TerminalState, Effects]
+Handler = Callable[[TerminalState, Event], Result]
+
+# Response codes the core writes for decisions taken without the host (EMV vocabulary).
+OFFLINE_APPROVED_CODE = "Y3"  # approved, unable to go online
+OFFLINE_DECLINED_CODE = "Z3"  # declined, unable to go online
+
+
+class Trigger(StrEnum):
+    """The event kinds the table is keyed on; keys are split into their roles."""
+
+    BOOTED = "booted"
+    DIGIT = "digit"
+    OK = "ok"
+    CLEAR = "clear"
+    CANCEL = "cancel"
+    FN = "fn"
+    CARD = "card"
+    CARD_UNREADABLE = "card_unreadable"
+    AUTH_RESULT = "auth_result"
+    TIMEOUT = "timeout"
+    LINK = "link"
+    BACKLOG = "backlog"
+    READER = "reader"
+    RECORD_FAILED = "record_failed"
+
+
+_KEY_TRIGGERS = {Key.OK: Trigger.OK, Key.CLEAR: Trigger.CLEAR, Key.CANCEL: Trigger.CANCEL}
+_KEY_TRIGGERS[Key.FN] = Trigger.FN
+_EVENT_TRIGGERS: dict[type, Trigger] = {
+    Booted: Trigger.BOOTED,
+    CardSwiped: Trigger.CARD,
+    CardUnreadable: Trigger.CARD_UNREADABLE,
+    AuthResult: Trigger.AUTH_RESULT,
+    TimerFired: Trigger.TIMEOUT,
+    LinkChanged: Trigger.LINK,
+    BacklogChanged: Trigger.BACKLOG,
+    ReaderChanged: Trigger.READER,
+    RecordFailed: Trigger.RECORD_FAILED,
+}
+
+
+def trigger_of(event: Event) -> Trigger:
+    if isinstance(event, KeyPressed):
+        return _KEY_TRIGGERS.get(event.key, Trigger.DIGIT)
+    return _EVENT_TRIGGERS[type(event)]
+
+
+def initial_state(state: TerminalState | None = None) -> TerminalState:
+    return state if state is not None else TerminalState()
+
+
+def step(state: TerminalState, event: Event) -> Result:
+    """Apply one event: the new state and the effects the shell must execute, in order."""
+    if isinstance(event, TimerFired) and event.token != state.timer_token:
+        return state, ()
+    trigger = trigger_of(event)
+    handler = TABLE[state.phase].get(trigger)
+    if handler is None:
+        raise TransitionError(f"event {trigger.value} is not allowed in phase {state.phase.value}")
+    new_state, effects = handler(state, event)
+    before = screen_for(state)
+    after = screen_for(new_state)
+    if after != before or trigger is Trigger.BOOTED:
+        effects = (*effects, Show(after))
+    return new_state, effects
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+_PHASE_TIMEOUT_S: dict[Phase, Callable[[TerminalState], float]] = {
+    Phase.AMOUNT: lambda s: s.settings.timeouts.amount_entry_s,
+    Phase.AWAIT_CARD: lambda s: s.settings.timeouts.await_card_s,
+    Phase.AUTHORIZING: lambda s: s.settings.timeouts.authorizing_s,
+    Phase.APPROVED: lambda s: s.settings.timeouts.result_s,
+    Phase.OFFLINE_APPROVED: lambda s: s.settings.timeouts.result_s,
+    Phase.DECLINED: lambda s: s.settings.timeouts.result_s,
+    Phase.CASH_ONLY: lambda s: s.settings.timeouts.cash_only_s,
+    Phase.TENDER: lambda s: s.settings.timeouts.tender_s,
+    Phase.CHANGE: lambda s: s.settings.timeouts.change_s,
+    Phase.STORAGE_FAULT: lambda s: s.settings.timeouts.storage_fault_s,
+}
+
+
+def enter(state: TerminalState, phase: Phase, *effects: Effect, **changes: object) -> Result:
+    """Move to `phase` (clearing the notice) and start its timeout, after `effects`."""
+    token = state.timer_token + 1
+    changes.setdefault("notice", "")
+    new_state = state.but(phase=phase, timer_token=token, **changes)
+    timeout = _PHASE_TIMEOUT_S.get(phase)
+    if timeout is None:
+        return new_state, effects
+    return new_state, (*effects, StartTimer(TimerName.PHASE, timeout(new_state), token))
+
+
+def to_idle(state: TerminalState, notice: str = "") -> Result:
+    return enter(
+        state, Phase.IDLE, notice=notice, amount_minor=0, tendered_minor=0, card=None, txn=None
+    )
+
+
+def refuse(notice: str) -> Handler:
+    """A row for input that is not wanted now: a short error beep and a word on screen."""
+
+    def handler(state: TerminalState, event: Event) -> Result:
+        return state.but(notice=notice), (Beep(BeepPattern.ERROR),)
+
+    return handler
+
+
+def ignore(state: TerminalState, event: Event) -> Result:
+    return state, ()
+
+
+def digit_of(event: Event) -> int:
+    assert isinstance(event, KeyPressed)
+    digit = event.key.digit
+    assert digit is not None
+    return digit
+
+
+def shift_in(value_minor: int, digit: int) -> int:
+    return value_minor * 10 + digit
+
+
+# --- status rows, common to every phase --------------------------------------------------------
+
+
+def on_link(state: TerminalState, event: Event) -> Result:
+    assert isinstance(event, LinkChanged)
+    reason = "" if event.status is LinkStatus.ONLINE else event.reason
+    new_state = state.but(link=event.status, link_reason=reason)
+    effects: list[Effect] = []
+    if leds(new_state) != leds(state) or state.phase is Phase.BOOTING:
+        green, red = leds(new_state)
+        effects.append(SetLeds(green=green, red=red))
+    if event.status is LinkStatus.OFFLINE and state.link is not LinkStatus.OFFLINE:
+        effects.append(Beep(BeepPattern.ALERT))
+    return new_state, tuple(effects)
+
+
+def leds(state: TerminalState) -> tuple[bool, bool]:
+    """(green, red): green while the host answers, red while it does not."""
+    online = state.link in (LinkStatus.ONLINE, LinkStatus.DEGRADED)
+    return online, state.link is LinkStatus.OFFLINE
+
+
+def on_backlog(state: TerminalState, event: Event) -> Result:
+    assert isinstance(event, BacklogChanged)
+    return state.but(pending=event.pending), ()
+
+
+def on_reader(state: TerminalState, event: Event) -> Result:
+    assert isinstance(event, ReaderChanged)
+    return state.but(reader_connected=event.connected, reader_detail=event.detail), ()
+
+
+def on_record_failed(state: TerminalState, event: Event) -> Result:
+    """The journal refused a write: nothing after that Record ran, so nothing was promised."""
+    return enter(state, Phase.STORAGE_FAULT, Beep(BeepPattern.ERROR), card=None)
+
+
+COMMON_ROWS: dict[Trigger, Handler] = {
+    Trigger.LINK: on_link,
+    Trigger.BACKLOG: on_backlog,
+    Trigger.READER: on_reader,
+    Trigger.RECORD_FAILED: on_record_failed,
+    Trigger.AUTH_RESULT: ignore,  # a late answer for a sale already resolved (it was reversed)
+}
+
+
+# --- booting and idle ----------------------------------------------------------------------------
+
+
+def on_booted(state: TerminalState, event: Event) -> Result:
+    assert isinstance(event, Booted)
+    state = state.but(next_seq=event.next_seq, pending=event.pending)
+    new_state, effects = to_idle(state)
+    green, red = leds(new_state)
+    return new_state, (SetLeds(green=green, red=red), *effects)
+
+
+def start_amount(state: TerminalState, event: Event) -> Result:
+    return enter(
+        state,
+        Phase.AMOUNT,
+        Beep(BeepPattern.CLICK),
+        amount_minor=digit_of(event),
+        tendered_minor=0,
+        card=None,
+        txn=None,
+    )
+
+
+# --- amount entry --------------------------------------------------------------------------------
+
+
+def amount_digit(state: TerminalState, event: Event) -> Result:
+    amount = shift_in(state.amount_minor, digit_of(event))
+    if amount > state.settings.max_amount_minor:
+        limit = money(state, state.settings.max_amount_minor)
+        return state.but(notice=f"Max {limit}"), (Beep(BeepPattern.ERROR),)
+    return enter(state, Phase.AMOUNT, Beep(BeepPattern.CLICK), amount_minor=amount)
+
+
+def amount_clear(state: TerminalState, event: Event) -> Result:
+    return enter(
+        state, Phase.AMOUNT, Beep(BeepPattern.CLICK), amount_minor=state.amount_minor // 10
+    )
+
+
+def amount_ok(state: TerminalState, event: Event) -> Result:
+    if state.amount_minor == 0:
+        return state.but(notice="Key in an amount"), (Beep(BeepPattern.ERROR),)
+    if not state.can_go_online and state.amount_minor > state.settings.floor_limit_minor:
+        return cash_only(state, over_limit_reason(state))
+    return enter(state, Phase.AWAIT_CARD, Beep(BeepPattern.CLICK))
+
+
+def over_limit_reason(state: TerminalState) -> str:
+    return f"Offline: over {money(state, state.settings.floor_limit_minor)}"
+
+
+def cash_only(state: TerminalState, reason: str, *effects: Effect) -> Result:
+    return enter(state, Phase.CASH_ONLY, *effects, Beep(BeepPattern.ALERT), cash_reason=reason)
+
+
+def cancel(state: TerminalState, event: Event) -> Result:
+    new_state, effects = to_idle(state, notice="Cancelled")
+    return new_state, (Beep(BeepPattern.CLICK), *effects)
+
+
+def timed_out(state: TerminalState, event: Event) -> Result:
+    return to_idle(state, notice="Timed out")
+
+
+# --- card and authorization ----------------------------------------------------------------------
+
+
+def card_swiped(state: TerminalState, event: Event) -> Result:
+    assert isinstance(event, CardSwiped)
+    problem = event.card.problem(event.today_yymm)
+    if problem is not None:
+        # A card that fails local checks never reaches the host: no money moved, nothing to journal.
+        return enter(
+            state,
+            Phase.DECLINED,
+            Beep(BeepPattern.DECLINE),
+            decline_reason=problem,
+            card=event.card,
+            txn=None,
+        )
+    if state.can_go_online:
+        txn = new_card_txn(state, event, TxnMode.ONLINE, TxnStatus.AUTHORIZING)
+        return enter(
+            state,
+            Phase.AUTHORIZING,
+            Record(txn),
+            Authorize(txn),
+            card=event.card,
+            txn=txn,
+            next_seq=state.next_seq + 1,
+        )
+    return decide_offline(state.but(card=event.card))
+
+
+def new_card_txn(state: TerminalState, event: CardSwiped, mode: TxnMode, status: TxnStatus) -> Txn:
+    return Txn(
+        seq=state.next_seq,
+        kind=TxnKind.CARD,
+        mode=mode,
+        amount_minor=state.amount_minor,
+        currency=state.settings.currency,
+        status=status,
+        card=event.card,
+    )
+
+
+def decide_offline(state: TerminalState, *before: Effect, reverses_seq: int = 0) -> Result:
+    """Approve offline within the floor limit (journaled before it is shown), else cash only."""
+    if state.amount_minor > state.settings.floor_limit_minor:
+        return cash_only(state, over_limit_reason(state), *before)
+    txn = Txn(
+        seq=state.next_seq,
+        kind=TxnKind.CARD,
+        mode=TxnMode.OFFLINE,
+        amount_minor=state.amount_minor,
+        currency=state.settings.currency,
+        status=TxnStatus.PENDING,
+        card=state.card,
+        response_code=OFFLINE_APPROVED_CODE,
+        reverses_seq=reverses_seq,
+    )
+    return enter(
+        state,
+        Phase.OFFLINE_APPROVED,
+        *before,
+        Record(txn),
+        Beep(BeepPattern.APPROVE),
+        txn=txn,
+        next_seq=state.next_seq + 1,
+    )
+
+
+def auth_result(state: TerminalState, event: Event) -> Result:
+    assert isinstance(event, AuthResult)
+    txn = state.txn
+    if txn is None or event.seq != txn.seq:
+        return state, ()  # an answer for an earlier sale, already resolved
+    if event.outcome is AuthOutcome.APPROVED:
+        done = txn.with_status(
+            TxnStatus.APPROVED, response_code=event.response_code, auth_code=event.auth_code
+        )
+        return enter(state, Phase.APPROVED, Record(done), Beep(BeepPattern.APPROVE), txn=done)
+    if event.outcome is AuthOutcome.DECLINED:
+        done = txn.with_status(TxnStatus.DECLINED, response_code=event.response_code)
+        return enter(
+            state,
+            Phase.DECLINED,
+            Record(done),
+            Beep(BeepPattern.DECLINE),
+            txn=done,
+            decline_reason=decline_reason(event.response_code),
+        )
+    if event.outcome is AuthOutcome.UNREACHABLE:
+        return unreachable(state, txn)
+    return auth_timed_out(state, txn)
+
+
+def unreachable(state: TerminalState, txn: Txn) -> Result:
+    """The 0200 was never sent: the host knows nothing of it, so its seq is decided offline."""
+    if state.amount_minor > state.settings.floor_limit_minor:
+        undone = txn.with_status(TxnStatus.DECLINED, response_code=OFFLINE_DECLINED_CODE)
+        return cash_only(state.but(txn=undone), "Host unreachable", Record(undone))
+    return decide_offline(state.but(next_seq=txn.seq))
+
+
+def auth_timed_out(state: TerminalState, txn: Txn) -> Result:
+    """Sent, no answer: the outcome is unknown. Queue a reversal first, then decide offline."""
+    unknown = txn.with_status(TxnStatus.REVERSAL_PENDING)
+    return decide_offline(state.but(txn=unknown), Record(unknown), reverses_seq=txn.seq)
+
+
+def authorizing_timer(state: TerminalState, event: Event) -> Result:
+    assert state.txn is not None
+    return auth_timed_out(state, state.txn)
+
+
+# --- cash ----------------------------------------------------------------------------------------
+
+
+def accept_cash(state: TerminalState, event: Event) -> Result:
+    return enter(state, Phase.TENDER, Beep(BeepPattern.CLICK), tendered_minor=0)
+
+
+def tender_digit(state: TerminalState, event: Event) -> Result:
+    tendered = shift_in(state.tendered_minor, digit_of(event))
+    if tendered > state.settings.max_tender_minor:
+        return state.but(notice="Amount too large"), (Beep(BeepPattern.ERROR),)
+    return enter(state, Phase.TENDER, Beep(BeepPattern.CLICK), tendered_minor=tendered)
+
+
+def tender_clear(state: TerminalState, event: Event) -> Result:
+    return enter(
+        state, Phase.TENDER, Beep(BeepPattern.CLICK), tendered_minor=state.tendered_minor // 10
+    )
+
+
+def tender_ok(state: TerminalState, event: Event) -> Result:
+    # OK with nothing keyed means the customer paid the exact amount.
+    tendered = state.tendered_minor or state.amount_minor
+    if tendered < state.amount_minor:
+        return state.but(notice="Less than total"), (Beep(BeepPattern.ERROR),)
+    sale = Txn(
+        seq=state.next_seq,
+        kind=TxnKind.CASH,
+        mode=TxnMode.OFFLINE if state.link is LinkStatus.OFFLINE else TxnMode.ONLINE,
+        amount_minor=state.amount_minor,
+        currency=state.settings.currency,
+        status=TxnStatus.COMPLETED,
+        tendered_minor=tendered,
+        change_minor=tendered - state.amount_minor,
+    )
+    return enter(
+        state,
+        Phase.CHANGE,
+        Record(sale),
+        OpenDrawer(),
+        Beep(BeepPattern.APPROVE),
+        txn=sale,
+        tendered_minor=tendered,
+        next_seq=state.next_seq + 1,
+    )
+
+
+# --- the table -----------------------------------------------------------------------------------
+
+_NOT_NOW = refuse("")
+_NO_CARD_WANTED = refuse("No card wanted now")
+_PLEASE_WAIT = refuse("Please wait")
+
+_RESULT_ROWS: dict[Trigger, Handler] = {
+    Trigger.DIGIT: start_amount,
+    Trigger.OK: lambda s, e: to_idle(s),
+    Trigger.CLEAR: lambda s, e: to_idle(s),
+    Trigger.CANCEL: lambda s, e: to_idle(s),
+    Trigger.FN: lambda s, e: to_idle(s),
+    Trigger.CARD: _NO_CARD_WANTED,
+    Trigger.CARD_UNREADABLE: ignore,
+    Trigger.TIMEOUT: lambda s, e: to_idle(s),
+}
+
+_ROWS: dict[Phase, dict[Trigger, Handler]] = {
+    Phase.BOOTING: {
+        Trigger.BOOTED: on_booted,
+    },
+    Phase.IDLE: {
+        Trigger.DIGIT: start_amount,
+        Trigger.OK: refuse("Key in an amount"),
+        Trigger.CLEAR: lambda s, e: (s.but(notice=""), ()),
+        Trigger.CANCEL: lambda s, e: (s.but(notice=""), ()),
+        Trigger.FN: refuse("No menu yet"),
+        Trigger.CARD: refuse("Key in the amount first"),
+        Trigger.CARD_UNREADABLE: ignore,
+        Trigger.TIMEOUT: ignore,
+    },
+    Phase.AMOUNT: {
+        Trigger.DIGIT: amount_digit,
+        Trigger.OK: amount_ok,
+        Trigger.CLEAR: amount_clear,
+        Trigger.CANCEL: cancel,
+        Trigger.FN: _NOT_NOW,
+        Trigger.CARD: refuse("Press OK first"),
+        Trigger.CARD_UNREADABLE: ignore,
+        Trigger.TIMEOUT: timed_out,
+    },
+    Phase.AWAIT_CARD: {
+        Trigger.DIGIT: _NOT_NOW,
+        Trigger.OK: refuse("Swipe the card"),
+        Trigger.CLEAR: _NOT_NOW,
+        Trigger.CANCEL: cancel,
+        Trigger.FN: _NOT_NOW,
+        Trigger.CARD: card_swiped,
+        Trigger.CARD_UNREADABLE: refuse("Card not read, swipe again"),
+        Trigger.TIMEOUT: timed_out,
+    },
+    Phase.AUTHORIZING: {
+        # The request is in flight: its outcome must be learned, so CANCEL cannot abandon it.
+        Trigger.DIGIT: _PLEASE_WAIT,
+        Trigger.OK: _PLEASE_WAIT,
+        Trigger.CLEAR: _PLEASE_WAIT,
+        Trigger.CANCEL: _PLEASE_WAIT,
+        Trigger.FN: _PLEASE_WAIT,
+        Trigger.CARD: _PLEASE_WAIT,
+        Trigger.CARD_UNREADABLE: ignore,
+        Trigger.AUTH_RESULT: auth_result,
+        Trigger.TIMEOUT: authorizing_timer,
+    },
+    Phase.APPROVED: _RESULT_ROWS,
+    Phase.OFFLINE_APPROVED: _RESULT_ROWS,
+    Phase.DECLINED: _RESULT_ROWS,
+    Phase.CASH_ONLY: {
+        Trigger.DIGIT: _NOT_NOW,
+        Trigger.OK: accept_cash,
+        Trigger.CLEAR: _NOT_NOW,
+        Trigger.CANCEL: cancel,
+        Trigger.FN: _NOT_NOW,
+        Trigger.CARD: refuse("Cash only: no card"),
+        Trigger.CARD_UNREADABLE: ignore,
+        Trigger.TIMEOUT: timed_out,
+    },
+    Phase.TENDER: {
+        Trigger.DIGIT: tender_digit,
+        Trigger.OK: tender_ok,
+        Trigger.CLEAR: tender_clear,
+        Trigger.CANCEL: cancel,
+        Trigger.FN: _NOT_NOW,
+        Trigger.CARD: refuse("Cash only: no card"),
+        Trigger.CARD_UNREADABLE: ignore,
+        Trigger.TIMEOUT: timed_out,
+    },
+    Phase.CHANGE: _RESULT_ROWS,
+    Phase.STORAGE_FAULT: {**_RESULT_ROWS, Trigger.DIGIT: _NOT_NOW},
+}
+
+
+def _with_common_rows(
+    rows: dict[Phase, dict[Trigger, Handler]],
+) -> dict[Phase, dict[Trigger, Handler]]:
+    table: dict[Phase, dict[Trigger, Handler]] = {}
+    for phase, phase_rows in rows.items():
+        common: dict[Trigger, Handler] = dict(COMMON_ROWS)
+        if phase is Phase.BOOTING:  # before Booted only the monitors can speak
+            common = {t: h for t, h in common.items() if t in (Trigger.LINK, Trigger.BACKLOG)}
+        table[phase] = {**common, **phase_rows}
+    return table
+
+
+TABLE: Mapping[Phase, Mapping[Trigger, Handler]] = _with_common_rows(_ROWS)

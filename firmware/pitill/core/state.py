@@ -1,0 +1,83 @@
+"""The terminal's state as one frozen value, and the settings the core decides with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+from pitill.card.model import Card
+from pitill.core.txn import Txn
+from pitill.core.types import LinkStatus
+
+
+class Phase(StrEnum):
+    """Where the terminal is in a sale. Every phase but BOOTING is shown on screen."""
+
+    BOOTING = "BOOTING"
+    IDLE = "IDLE"
+    AMOUNT = "AMOUNT"  # the cashier keys in the sale amount
+    AWAIT_CARD = "AWAIT_CARD"
+    AUTHORIZING = "AUTHORIZING"  # an 0200 is in flight
+    APPROVED = "APPROVED"  # approved online
+    OFFLINE_APPROVED = "OFFLINE_APPROVED"  # approved offline, journaled as pending
+    DECLINED = "DECLINED"
+    CASH_ONLY = "CASH_ONLY"  # offline and over the limit: offer cash
+    TENDER = "TENDER"  # the cashier keys in the cash handed over
+    CHANGE = "CHANGE"  # cash sale journaled, drawer open, change shown
+    STORAGE_FAULT = "STORAGE_FAULT"  # the journal could not make a write durable
+
+
+@dataclass(frozen=True)
+class PhaseTimeouts:
+    """Seconds each waiting phase waits before it gives up and returns to idle."""
+
+    amount_entry_s: float = 60.0
+    await_card_s: float = 30.0
+    authorizing_s: float = 15.0
+    result_s: float = 4.0
+    cash_only_s: float = 60.0
+    tender_s: float = 120.0
+    change_s: float = 30.0
+    storage_fault_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    currency: str = "EUR"
+    currency_exponent: int = 2
+    max_amount_minor: int = 999_999
+    floor_limit_minor: int = 2500
+    timeouts: PhaseTimeouts = field(default_factory=PhaseTimeouts)
+
+    @property
+    def max_tender_minor(self) -> int:
+        """A cash tender above ten times the largest sale is a typing slip, not money."""
+        return self.max_amount_minor * 10
+
+
+@dataclass(frozen=True)
+class TerminalState:
+    settings: Settings = field(default_factory=Settings)
+    phase: Phase = Phase.BOOTING
+    link: LinkStatus = LinkStatus.UNKNOWN
+    link_reason: str = ""
+    reader_connected: bool = True
+    reader_detail: str = ""
+    pending: int = 0  # card transactions the journal still has to send upstream
+    next_seq: int = 1
+    amount_minor: int = 0
+    tendered_minor: int = 0
+    card: Card | None = None
+    txn: Txn | None = None  # the sale in progress, or the one just finished
+    decline_reason: str = ""
+    cash_reason: str = ""
+    notice: str = ""  # a one-line message for the cashier, cleared by the next action
+    timer_token: int = 0  # the PHASE timer that counts; older TimerFired are stale
+
+    def but(self, **changes: object) -> TerminalState:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def can_go_online(self) -> bool:
+        """Try the host unless the monitor says it is down (UNKNOWN: try, fall back if needed)."""
+        return self.link is not LinkStatus.OFFLINE

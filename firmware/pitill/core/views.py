@@ -1,0 +1,89 @@
+"""What each phase shows: the screen is a pure function of the state, never set by hand.
+
+Because the screen is derived, a status change (link, backlog, reader) redraws whatever phase the
+terminal is in, and a test can compare screens without driving the renderer.
+"""
+
+from __future__ import annotations
+
+from pitill.core.screens import Emphasis, Screen, StatusBar
+from pitill.core.state import Phase, TerminalState
+from pitill.core.types import LinkStatus, format_amount
+
+DECLINE_REASONS = {
+    "05": "DO NOT HONOUR",
+    "14": "INVALID CARD",
+    "51": "INSUFFICIENT FUNDS",
+    "54": "EXPIRED CARD",
+    "91": "ISSUER UNAVAILABLE",
+    "96": "SYSTEM ERROR",
+}
+
+
+def decline_reason(response_code: str) -> str:
+    return DECLINE_REASONS.get(response_code, f"CODE {response_code}")
+
+
+def money(state: TerminalState, amount_minor: int) -> str:
+    settings = state.settings
+    return f"{settings.currency} {format_amount(amount_minor, settings.currency_exponent)}"
+
+
+def status_bar(state: TerminalState) -> StatusBar:
+    return StatusBar(link=state.link, reason=state.link_reason, pending=state.pending)
+
+
+def screen_for(state: TerminalState) -> Screen:
+    title, lines, emphasis = _content(state)
+    if not state.reader_connected and state.phase in (Phase.IDLE, Phase.AWAIT_CARD):
+        lines = ("READER DISCONNECTED", *lines)
+    if state.notice:
+        lines = (*lines, state.notice)
+    lines = tuple(line for line in lines if line)
+    return Screen(title=title, lines=lines[-3:], emphasis=emphasis, status=status_bar(state))
+
+
+def _content(state: TerminalState) -> tuple[str, tuple[str, ...], Emphasis]:
+    phase = state.phase
+    amount = money(state, state.amount_minor)
+    pan = state.card.masked_pan if state.card else ""
+    if phase in (Phase.BOOTING, Phase.IDLE):
+        title = "STARTING" if phase is Phase.BOOTING else "READY"
+        if state.link is LinkStatus.OFFLINE:
+            limit = money(state, state.settings.floor_limit_minor)
+            return title, ("Offline: cards", f"up to {limit}"), Emphasis.WARNING
+        return title, ("Key in an amount",), Emphasis.NORMAL
+    if phase is Phase.AMOUNT:
+        return amount, ("OK to take payment",), Emphasis.NORMAL
+    if phase is Phase.AWAIT_CARD:
+        offline = state.link is LinkStatus.OFFLINE
+        return "SWIPE CARD", (amount, "Offline approval" if offline else ""), Emphasis.NORMAL
+    if phase is Phase.AUTHORIZING:
+        return "AUTHORIZING", (amount, pan), Emphasis.NORMAL
+    if phase is Phase.APPROVED:
+        auth = state.txn.auth_code if state.txn else ""
+        return "APPROVED", (amount, pan, f"Auth {auth}" if auth else ""), Emphasis.SUCCESS
+    if phase is Phase.OFFLINE_APPROVED:
+        return "APPROVED", ("OFFLINE - queued", amount, pan), Emphasis.SUCCESS
+    if phase is Phase.DECLINED:
+        return "DECLINED", (state.decline_reason, amount, pan), Emphasis.ERROR
+    if phase is Phase.CASH_ONLY:
+        return (
+            "CASH ONLY",
+            (f"Total {amount}", state.cash_reason, "OK=cash CANCEL=stop"),
+            (Emphasis.WARNING),
+        )
+    if phase is Phase.TENDER:
+        tendered = money(state, state.tendered_minor)
+        return tendered, ("Cash tendered", f"Total {amount}"), Emphasis.NORMAL
+    if phase is Phase.CHANGE:
+        txn = state.txn
+        change = money(state, txn.change_minor if txn else 0)
+        return change, ("CHANGE", "Drawer open", "OK when done"), Emphasis.SUCCESS
+    if phase is Phase.STORAGE_FAULT:
+        return (
+            "STORAGE FAULT",
+            ("Sale NOT saved", "Take cash, write it", "down; call support"),
+            (Emphasis.ERROR),
+        )
+    raise AssertionError(f"no screen for phase {phase}")

@@ -1,0 +1,115 @@
+"""Any sequence of keys, swipes, link changes, answers and timers: the core's invariants hold."""
+
+from __future__ import annotations
+
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
+from pitill.card.model import Card
+from pitill.core.effects import Effect, Record, Show, StartTimer
+from pitill.core.events import (
+    AuthOutcome,
+    AuthResult,
+    Booted,
+    CardSwiped,
+    Event,
+    KeyPressed,
+    LinkChanged,
+    TimerFired,
+    TimerName,
+)
+from pitill.core.machine import step
+from pitill.core.state import Phase, TerminalState
+from pitill.core.types import Key, LinkStatus, TxnStatus
+
+CARDS = [
+    Card("4111111111111111", "3012"),
+    Card("4000000000000002", "3012"),
+    Card("5555555555554444", "2001"),
+    Card("4111111111111112", "3012"),
+]
+APPROVAL_PHASES = {Phase.APPROVED, Phase.OFFLINE_APPROVED, Phase.CHANGE}
+DONE = {TxnStatus.APPROVED, TxnStatus.PENDING, TxnStatus.COMPLETED}
+
+
+class TerminalMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.now_s = 0.0
+        self.state, _ = step(TerminalState(), Booted(0.0, next_seq=1))
+        self.durable: dict[int, TxnStatus] = {}
+        self.approvals: list[int] = []
+
+    def feed(self, event: Event) -> tuple[Effect, ...]:
+        before = self.state.phase
+        self.state, effects = step(self.state, event)
+        recorded_seqs: set[int] = set()
+        for effect in effects:
+            if isinstance(effect, Record):
+                self.durable[effect.txn.seq] = effect.txn.status
+                recorded_seqs.add(effect.txn.seq)
+            entered_approval = self.state.phase in APPROVAL_PHASES and self.state.phase != before
+            if isinstance(effect, Show) and entered_approval:
+                txn = self.state.txn
+                assert txn is not None
+                # The approval screen only ever follows the Record that made it durable.
+                assert txn.seq in recorded_seqs, "approval shown before it was journaled"
+                assert self.durable[txn.seq] in DONE
+                self.approvals.append(txn.seq)
+        return effects
+
+    @rule(key=st.sampled_from(list(Key)))
+    def press(self, key: Key) -> None:
+        before = self.state.phase
+        self.feed(KeyPressed(self.now_s, key))
+        if key is Key.CANCEL and before is not Phase.AUTHORIZING:
+            assert self.state.phase is Phase.IDLE
+
+    @rule(card=st.sampled_from(CARDS))
+    def swipe(self, card: Card) -> None:
+        self.feed(CardSwiped(self.now_s, card, "2611"))
+
+    @rule(status=st.sampled_from(list(LinkStatus)), reason=st.sampled_from(["", "DNS", "TIMEOUT"]))
+    def link(self, status: LinkStatus, reason: str) -> None:
+        self.feed(LinkChanged(self.now_s, status, reason))
+
+    @rule(outcome=st.sampled_from(list(AuthOutcome)), code=st.sampled_from(["00", "05", "51"]))
+    def answer(self, outcome: AuthOutcome, code: str) -> None:
+        seq = self.state.txn.seq if self.state.txn else 0
+        self.feed(AuthResult(self.now_s, seq, outcome, code, "A1B2C3"))
+
+    @rule(delay_s=st.floats(min_value=0.0, max_value=200.0))
+    def time_passes(self, delay_s: float) -> None:
+        self.now_s += delay_s
+        self.feed(TimerFired(self.now_s, TimerName.PHASE, self.state.timer_token))
+
+    @rule(token=st.integers(min_value=0, max_value=5))
+    def stale_timer(self, token: int) -> None:
+        if token != self.state.timer_token:
+            assert self.feed(TimerFired(self.now_s, TimerName.PHASE, token)) == ()
+
+    @invariant()
+    def never_approves_a_sale_twice(self) -> None:
+        assert len(self.approvals) == len(set(self.approvals))
+
+    @invariant()
+    def amounts_are_integers_in_range(self) -> None:
+        assert isinstance(self.state.amount_minor, int)
+        assert 0 <= self.state.amount_minor <= self.state.settings.max_amount_minor
+
+    @invariant()
+    def waiting_phases_have_a_live_timer(self) -> None:
+        assert self.state.phase is not Phase.BOOTING
+
+
+TerminalMachine.TestCase.settings = settings(
+    max_examples=150, stateful_step_count=40, deadline=None
+)
+test_terminal_machine = TerminalMachine.TestCase
+
+
+def test_a_timer_is_started_on_entering_each_waiting_phase() -> None:
+    state, _ = step(TerminalState(), Booted(0.0, next_seq=1))
+    state, effects = step(state, KeyPressed(0.0, Key.D1))
+    assert any(isinstance(e, StartTimer) and e.token == state.timer_token for e in effects)
