@@ -19,7 +19,7 @@ from pitill.core.events import (
     TimerFired,
     TimerName,
 )
-from pitill.core.machine import step
+from pitill.core.machine import TABLE, step, targets, trigger_of
 from pitill.core.state import Phase, TerminalState
 from pitill.core.types import Key, LinkStatus, TxnStatus
 
@@ -113,3 +113,22 @@ def test_a_timer_is_started_on_entering_each_waiting_phase() -> None:
     state, _ = step(TerminalState(), Booted(0.0, next_seq=1))
     state, effects = step(state, KeyPressed(0.0, Key.D1))
     assert any(isinstance(e, StartTimer) and e.token == state.timer_token for e in effects)
+
+
+class DeclaredTargetsMachine(TerminalMachine):
+    """Every move the core makes is one the table declares, so `pitill diagram` tells the truth."""
+
+    def feed(self, event: Event) -> tuple[Effect, ...]:
+        before = self.state.phase
+        handler = TABLE[before].get(trigger_of(event))
+        effects = super().feed(event)
+        after = self.state.phase
+        if after is not before and handler is not None:
+            assert after in targets(handler), f"{before} -> {after} not declared"
+        return effects
+
+
+DeclaredTargetsMachine.TestCase.settings = settings(
+    max_examples=100, stateful_step_count=40, deadline=None
+)
+test_declared_targets = DeclaredTargetsMachine.TestCase

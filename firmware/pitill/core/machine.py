@@ -123,6 +123,27 @@ def step(state: TerminalState, event: Event) -> Result:
     return new_state, effects
 
 
+# --- declared targets: the state chart (pitill diagram) and the property tests read these --------
+
+STAY = "(stays)"
+
+
+def leads_to(*phases: Phase) -> Callable[[Handler], Handler]:
+    """Declare the phases a handler may move to; tests check every observed move against it."""
+
+    def mark(handler: Handler) -> Handler:
+        handler.leads_to = frozenset(phases)  # type: ignore[attr-defined]
+        return handler
+
+    return mark
+
+
+def targets(handler: Handler) -> frozenset[Phase]:
+    """Where a handler may lead; an unmarked handler stays in the phase it was called in."""
+    found: frozenset[Phase] = getattr(handler, "leads_to", frozenset())
+    return found
+
+
 # --- helpers -------------------------------------------------------------------------------------
 
 _PHASE_TIMEOUT_S: dict[Phase, Callable[[TerminalState], float]] = {
@@ -212,6 +233,7 @@ def on_reader(state: TerminalState, event: Event) -> Result:
     return state.but(reader_connected=event.connected, reader_detail=event.detail), ()
 
 
+@leads_to(Phase.STORAGE_FAULT)
 def on_record_failed(state: TerminalState, event: Event) -> Result:
     """The journal refused a write: nothing after that Record ran, so nothing was promised."""
     return enter(state, Phase.STORAGE_FAULT, Beep(BeepPattern.ERROR), card=None)
@@ -229,6 +251,7 @@ COMMON_ROWS: dict[Trigger, Handler] = {
 # --- booting and idle ----------------------------------------------------------------------------
 
 
+@leads_to(Phase.IDLE)
 def on_booted(state: TerminalState, event: Event) -> Result:
     assert isinstance(event, Booted)
     state = state.but(next_seq=event.next_seq, pending=event.pending)
@@ -237,6 +260,7 @@ def on_booted(state: TerminalState, event: Event) -> Result:
     return new_state, (SetLeds(green=green, red=red), *effects)
 
 
+@leads_to(Phase.AMOUNT)
 def start_amount(state: TerminalState, event: Event) -> Result:
     return enter(
         state,
@@ -252,6 +276,7 @@ def start_amount(state: TerminalState, event: Event) -> Result:
 # --- amount entry --------------------------------------------------------------------------------
 
 
+@leads_to(Phase.AMOUNT)
 def amount_digit(state: TerminalState, event: Event) -> Result:
     amount = shift_in(state.amount_minor, digit_of(event))
     if amount > state.settings.max_amount_minor:
@@ -260,12 +285,14 @@ def amount_digit(state: TerminalState, event: Event) -> Result:
     return enter(state, Phase.AMOUNT, Beep(BeepPattern.CLICK), amount_minor=amount)
 
 
+@leads_to(Phase.AMOUNT)
 def amount_clear(state: TerminalState, event: Event) -> Result:
     return enter(
         state, Phase.AMOUNT, Beep(BeepPattern.CLICK), amount_minor=state.amount_minor // 10
     )
 
 
+@leads_to(Phase.AWAIT_CARD, Phase.CASH_ONLY)
 def amount_ok(state: TerminalState, event: Event) -> Result:
     if state.amount_minor == 0:
         return state.but(notice="Key in an amount"), (Beep(BeepPattern.ERROR),)
@@ -282,11 +309,13 @@ def cash_only(state: TerminalState, reason: str, *effects: Effect) -> Result:
     return enter(state, Phase.CASH_ONLY, *effects, Beep(BeepPattern.ALERT), cash_reason=reason)
 
 
+@leads_to(Phase.IDLE)
 def cancel(state: TerminalState, event: Event) -> Result:
     new_state, effects = to_idle(state, notice="Cancelled")
     return new_state, (Beep(BeepPattern.CLICK), *effects)
 
 
+@leads_to(Phase.IDLE)
 def timed_out(state: TerminalState, event: Event) -> Result:
     return to_idle(state, notice="Timed out")
 
@@ -294,6 +323,7 @@ def timed_out(state: TerminalState, event: Event) -> Result:
 # --- card and authorization ----------------------------------------------------------------------
 
 
+@leads_to(Phase.DECLINED, Phase.AUTHORIZING, Phase.OFFLINE_APPROVED, Phase.CASH_ONLY)
 def card_swiped(state: TerminalState, event: Event) -> Result:
     assert isinstance(event, CardSwiped)
     problem = event.card.problem(event.today_yymm)
@@ -359,6 +389,7 @@ def decide_offline(state: TerminalState, *before: Effect, reverses_seq: int = 0)
     )
 
 
+@leads_to(Phase.APPROVED, Phase.DECLINED, Phase.OFFLINE_APPROVED, Phase.CASH_ONLY)
 def auth_result(state: TerminalState, event: Event) -> Result:
     assert isinstance(event, AuthResult)
     txn = state.txn
@@ -398,6 +429,7 @@ def auth_timed_out(state: TerminalState, txn: Txn) -> Result:
     return decide_offline(state.but(txn=unknown), Record(unknown), reverses_seq=txn.seq)
 
 
+@leads_to(Phase.OFFLINE_APPROVED, Phase.CASH_ONLY)
 def authorizing_timer(state: TerminalState, event: Event) -> Result:
     assert state.txn is not None
     return auth_timed_out(state, state.txn)
@@ -406,10 +438,12 @@ def authorizing_timer(state: TerminalState, event: Event) -> Result:
 # --- cash ----------------------------------------------------------------------------------------
 
 
+@leads_to(Phase.TENDER)
 def accept_cash(state: TerminalState, event: Event) -> Result:
     return enter(state, Phase.TENDER, Beep(BeepPattern.CLICK), tendered_minor=0)
 
 
+@leads_to(Phase.TENDER)
 def tender_digit(state: TerminalState, event: Event) -> Result:
     tendered = shift_in(state.tendered_minor, digit_of(event))
     if tendered > state.settings.max_tender_minor:
@@ -417,12 +451,14 @@ def tender_digit(state: TerminalState, event: Event) -> Result:
     return enter(state, Phase.TENDER, Beep(BeepPattern.CLICK), tendered_minor=tendered)
 
 
+@leads_to(Phase.TENDER)
 def tender_clear(state: TerminalState, event: Event) -> Result:
     return enter(
         state, Phase.TENDER, Beep(BeepPattern.CLICK), tendered_minor=state.tendered_minor // 10
     )
 
 
+@leads_to(Phase.CHANGE)
 def tender_ok(state: TerminalState, event: Event) -> Result:
     # OK with nothing keyed means the customer paid the exact amount.
     tendered = state.tendered_minor or state.amount_minor
@@ -456,15 +492,25 @@ _NOT_NOW = refuse("")
 _NO_CARD_WANTED = refuse("No card wanted now")
 _PLEASE_WAIT = refuse("Please wait")
 
+
+@leads_to(Phase.IDLE)
+def done(state: TerminalState, event: Event) -> Result:
+    return to_idle(state)
+
+
+def dismiss_notice(state: TerminalState, event: Event) -> Result:
+    return state.but(notice=""), ()
+
+
 _RESULT_ROWS: dict[Trigger, Handler] = {
     Trigger.DIGIT: start_amount,
-    Trigger.OK: lambda s, e: to_idle(s),
-    Trigger.CLEAR: lambda s, e: to_idle(s),
-    Trigger.CANCEL: lambda s, e: to_idle(s),
-    Trigger.FN: lambda s, e: to_idle(s),
+    Trigger.OK: done,
+    Trigger.CLEAR: done,
+    Trigger.CANCEL: done,
+    Trigger.FN: done,
     Trigger.CARD: _NO_CARD_WANTED,
     Trigger.CARD_UNREADABLE: ignore,
-    Trigger.TIMEOUT: lambda s, e: to_idle(s),
+    Trigger.TIMEOUT: done,
 }
 
 _ROWS: dict[Phase, dict[Trigger, Handler]] = {
@@ -474,8 +520,8 @@ _ROWS: dict[Phase, dict[Trigger, Handler]] = {
     Phase.IDLE: {
         Trigger.DIGIT: start_amount,
         Trigger.OK: refuse("Key in an amount"),
-        Trigger.CLEAR: lambda s, e: (s.but(notice=""), ()),
-        Trigger.CANCEL: lambda s, e: (s.but(notice=""), ()),
+        Trigger.CLEAR: dismiss_notice,
+        Trigger.CANCEL: dismiss_notice,
         Trigger.FN: refuse("No menu yet"),
         Trigger.CARD: refuse("Key in the amount first"),
         Trigger.CARD_UNREADABLE: ignore,
