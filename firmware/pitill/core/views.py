@@ -51,7 +51,11 @@ def _content(state: TerminalState) -> tuple[str, tuple[str, ...], Emphasis]:
         title = "STARTING" if phase is Phase.BOOTING else "READY"
         if state.link is LinkStatus.OFFLINE:
             limit = money(state, state.settings.floor_limit_minor)
-            return title, ("Offline: cards", f"up to {limit}"), Emphasis.WARNING
+            return (
+                title,
+                ("Host unreachable", f"Card up to {limit}", "Cash always OK"),
+                (Emphasis.WARNING),
+            )
         return title, ("Key in an amount",), Emphasis.NORMAL
     if phase is Phase.AMOUNT:
         return amount, ("OK to take payment",), Emphasis.NORMAL
@@ -79,7 +83,8 @@ def _content(state: TerminalState) -> tuple[str, tuple[str, ...], Emphasis]:
     if phase is Phase.CHANGE:
         txn = state.txn
         change = money(state, txn.change_minor if txn else 0)
-        return change, ("CHANGE", "Drawer open", "OK when done"), Emphasis.SUCCESS
+        tendered = money(state, state.tendered_minor)
+        return "CHANGE", (change, f"Tendered {tendered}", "Close the drawer"), Emphasis.NORMAL
     if phase is Phase.STORAGE_FAULT:
         return (
             "STORAGE FAULT",
