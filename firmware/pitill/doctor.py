@@ -1,0 +1,364 @@
+"""`pitill doctor`: check each configured part of a Pi terminal and say what to fix.
+
+Every check is a small function taking plain parameters (paths, pin numbers, a pin factory) and
+returning a Check, so tests point them at fakes in tmp_path. `run_doctor` runs the lot for a
+configuration; `format_report` prints them; `exit_code` is non-zero when something is wrong. A
+check that crashes becomes a failed Check naming the error: the doctor never shows a traceback.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from pitill.drivers.evdev_keypad import find_device
+from pitill.drivers.hwconfig import (
+    PIN_FACTORY_FIX,
+    ButtonsConfig,
+    GpioConfig,
+    IndicatorsConfig,
+    KeypadConfig,
+    PinUse,
+    UsbKeypadConfig,
+    check_pin_conflicts,
+    open_pin_factory,
+)
+from pitill.errors import ConfigError, HardwareError
+
+if TYPE_CHECKING:
+    from gpiozero.pins import Factory
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    skipped: bool = False  # could not run because an earlier check failed; not a failure itself
+
+    @property
+    def failed(self) -> bool:
+        return not (self.ok or self.skipped)
+
+
+@dataclass(frozen=True)
+class SystemPaths:
+    """Where the doctor looks; tests point these at a fake tree."""
+
+    dev_dir: Path = Path("/dev")
+    proc_cmdline: Path = Path("/proc/cmdline")
+    getty_dirs: tuple[Path, ...] = (
+        Path("/etc/systemd/system/getty.target.wants"),
+        Path("/run/systemd/generator/getty.target.wants"),  # made from console= at boot
+    )
+
+
+class I2cBus(Protocol):
+    """The part of smbus2.SMBus the display check uses."""
+
+    def read_byte(self, i2c_addr: int) -> int: ...
+
+    def close(self) -> None: ...
+
+
+def _open_smbus(path: str) -> I2cBus:
+    from smbus2 import SMBus  # installed with luma.core
+
+    return SMBus(path)
+
+
+# --- GPIO -------------------------------------------------------------------------------------
+
+
+def describe_factory(factory: Factory) -> Check:
+    """Which pin factory and which Pi; a Pi 5 with a factory other than lgpio is a failure."""
+    name = type(factory).__name__
+    try:
+        board = factory.board_info
+        model = f"Raspberry Pi {board.model} (revision {board.revision})"
+        is_pi5 = str(board.model).startswith("5")
+    except Exception as exc:  # a factory that cannot tell the board
+        return Check("pin factory", True, f"{name}; board unknown ({exc})")
+    if is_pi5 and name not in ("LGPIOFactory", "MockFactory"):
+        return Check(
+            "pin factory",
+            False,
+            f"{name} on a {model}: only lgpio drives a Pi 5's GPIO",
+            'apt install python3-lgpio and set gpio.pin_factory = "lgpio" '
+            "(or GPIOZERO_PIN_FACTORY=lgpio in the unit)",
+        )
+    return Check("pin factory", True, f"{name} on a {model}")
+
+
+def check_pin_factory(pin_factory: str) -> tuple[Check, Factory | None]:
+    """Load the configured factory ("" = gpiozero's choice); the factory is None on failure."""
+    try:
+        factory = open_pin_factory(GpioConfig(pin_factory))  # type: ignore[arg-type]
+    except HardwareError as exc:
+        reason = str(exc).removesuffix(f"; {PIN_FACTORY_FIX}")
+        return Check("pin factory", False, reason, PIN_FACTORY_FIX), None
+    return describe_factory(factory), factory
+
+
+def check_gpio_pins(factory: Factory | None, uses: Sequence[PinUse]) -> Check:
+    """Claim each configured pin with the factory and give it back: busy pins are named."""
+    name = "GPIO pins"
+    if factory is None:
+        return Check(name, False, "not checked: no pin factory (see above)", skipped=True)
+    try:
+        check_pin_conflicts(uses)
+    except ConfigError as exc:
+        return Check(name, False, str(exc), "give every part its own pin in the config")
+    from gpiozero import GPIODevice
+
+    busy: list[str] = []
+    for key, pin in uses:
+        try:
+            GPIODevice(pin, pin_factory=factory).close()
+        except Exception as exc:  # backends raise their own types (lgpio.error, GPIOPinInUse...)
+            busy.append(f"GPIO{pin} ({key}): {exc}")
+    if busy:
+        return Check(
+            name,
+            False,
+            "; ".join(busy),
+            "stop the program holding them (is pitill already running? "
+            "sudo systemctl stop pitill), remove a dtoverlay that claims them, or pick other pins",
+        )
+    pins = ", ".join(str(pin) for _, pin in uses) or "none configured"
+    return Check(name, True, f"free: {pins}")
+
+
+# --- I2C display ------------------------------------------------------------------------------
+
+
+def check_i2c_display(
+    port: int,
+    address: int,
+    *,
+    dev_dir: Path = Path("/dev"),
+    open_bus: Callable[[str], I2cBus] = _open_smbus,
+) -> Check:
+    name = "I2C display"
+    bus_path = dev_dir / f"i2c-{port}"
+    if not bus_path.exists():
+        return Check(
+            name,
+            False,
+            f"{bus_path} does not exist: the I2C bus is off",
+            "enable I2C: sudo raspi-config nonint do_i2c 0 (or dtparam=i2c_arm=on in "
+            "/boot/firmware/config.txt), then reboot",
+        )
+    try:
+        bus = open_bus(str(bus_path))
+    except PermissionError:
+        return Check(name, False, f"no permission to open {bus_path}", "add the user to group i2c")
+    except OSError as exc:
+        return Check(
+            name,
+            False,
+            f"{bus_path} does not work as an I2C adapter ({exc.strerror or exc})",
+            f"check dtparam=i2c_arm=on in /boot/firmware/config.txt and the bus number ({port})",
+        )
+    try:
+        bus.read_byte(address)
+    except OSError as exc:
+        return Check(
+            name,
+            False,
+            f"no device answers at 0x{address:02X} on {bus_path} ({exc.strerror or exc})",
+            "check the wiring (VCC to 3.3 V, GND, SDA to GPIO2, SCL to GPIO3) and the address: "
+            f"i2cdetect -y {port} lists what answers (an SSD1306/SH1106 is 0x3C or 0x3D)",
+        )
+    finally:
+        bus.close()
+    return Check(name, True, f"a device answers at 0x{address:02X} on {bus_path}")
+
+
+# --- serial card reader -----------------------------------------------------------------------
+
+
+def check_serial_port(port: str) -> Check:
+    """The port opens (exclusively: a second program on the line garbles frames)."""
+    import serial
+
+    name = "serial port"
+    if not os.path.exists(port):
+        return Check(
+            name,
+            False,
+            f"{port} does not exist",
+            "Pi UART: sudo raspi-config nonint do_serial_hw 0, then reboot (Pi 3/4/Zero W: "
+            "dtoverlay=disable-bt puts the PL011 on serial0; Pi 5: dtparam=uart0=on gives "
+            "/dev/ttyAMA0); a USB reader: set the reader port to its /dev/serial/by-id/ path",
+        )
+    try:
+        serial.Serial(port, timeout=0, exclusive=True).close()
+    except serial.SerialException as exc:
+        if exc.errno == errno.EACCES:
+            return Check(
+                name, False, f"no permission to open {port}", "add the user to group dialout"
+            )
+        return Check(
+            name,
+            False,
+            f"{port} does not open: {exc}",
+            "another program may hold it (is pitill already running? a serial login shell?)",
+        )
+    return Check(name, True, f"{port} opens")
+
+
+def _tty_names(name: str, dev_dir: Path) -> set[str]:
+    """A tty name and what it resolves to (serial0 -> ttyS0 / ttyAMA0)."""
+    path = dev_dir / name
+    return {name, Path(os.path.realpath(path)).name}
+
+
+def check_serial_console(
+    port: str,
+    *,
+    cmdline_path: Path = Path("/proc/cmdline"),
+    getty_dirs: Sequence[Path] = SystemPaths().getty_dirs,
+    dev_dir: Path = Path("/dev"),
+) -> Check:
+    """The reader's port is neither the kernel console nor running a login shell."""
+    name = "serial console"
+    ours = _tty_names(Path(port).name, dev_dir) | {Path(os.path.realpath(port)).name}
+    fix = (
+        "sudo raspi-config nonint do_serial_cons 1 (removes console=serial0,115200 from "
+        "/boot/firmware/cmdline.txt and the login shell on it), then reboot"
+    )
+    try:
+        cmdline = cmdline_path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        return Check(name, False, f"cannot read {cmdline_path}: {exc}", "run the doctor on the Pi")
+    for token in cmdline.split():
+        if token.startswith("console="):
+            console = token.removeprefix("console=").split(",")[0]
+            if _tty_names(console, dev_dir) & ours:
+                return Check(
+                    name, False, f"the kernel console is on {port} ({token} in {cmdline_path})", fix
+                )
+    for directory in getty_dirs:
+        for tty in sorted(ours):
+            unit = directory / f"serial-getty@{tty}.service"
+            if unit.exists() or unit.is_symlink():
+                return Check(name, False, f"a login shell runs on {port} ({unit})", fix)
+    return Check(name, True, f"{port} is not the console and runs no login shell")
+
+
+# --- USB keypad -------------------------------------------------------------------------------
+
+
+def check_usb_keypad(pattern: str) -> Check:
+    name = "USB keypad"
+    path = find_device(pattern)
+    if path is None:
+        return Check(
+            name,
+            False,
+            f"no input device matches {pattern}",
+            "plug the keypad in; ls -l /dev/input/by-id/ shows its name; set usb_keypad.device",
+        )
+    if not os.access(path, os.R_OK):
+        return Check(
+            name,
+            False,
+            f"no permission to read {path}",
+            "add the user to group input (the systemd unit has SupplementaryGroups=input)",
+        )
+    return Check(name, True, f"found {path}")
+
+
+# --- all together -----------------------------------------------------------------------------
+
+
+def _guarded(name: str, check: Callable[[], Check]) -> Check:
+    try:
+        return check()
+    except Exception as exc:  # a doctor must report, never crash
+        return Check(name, False, f"the check itself failed: {type(exc).__name__}: {exc}")
+
+
+def run_doctor(
+    *,
+    gpio: GpioConfig | None = None,
+    keypad: KeypadConfig | None = None,
+    buttons: ButtonsConfig | None = None,
+    usb_keypad: UsbKeypadConfig | None = None,
+    indicators: IndicatorsConfig | None = None,
+    display_i2c: tuple[int, int] | None = (1, 0x3C),  # (bus, address); None: not on I2C
+    serial_port: str | None = "/dev/serial0",  # None: no serial card reader
+    extra_pins: Sequence[PinUse] = (),  # pins other parts claim (an SPI display's DC/RST...)
+    paths: SystemPaths | None = None,
+) -> list[Check]:
+    gpio = gpio or GpioConfig()
+    usb_keypad = usb_keypad or UsbKeypadConfig()
+    paths = paths or SystemPaths()
+    uses = [
+        *(keypad or KeypadConfig()).pin_uses("keypad"),
+        *(buttons or ButtonsConfig()).pin_uses("buttons"),
+        *(indicators or IndicatorsConfig()).pin_uses("indicators"),
+        *extra_pins,
+    ]
+    try:
+        factory_check, factory = check_pin_factory(gpio.pin_factory)
+    except Exception as exc:
+        factory_check, factory = Check("pin factory", False, f"{type(exc).__name__}: {exc}"), None
+    checks = [factory_check, _guarded("GPIO pins", lambda: check_gpio_pins(factory, uses))]
+    if display_i2c is not None:
+        bus, address = display_i2c
+        checks.append(
+            _guarded("I2C display", lambda: check_i2c_display(bus, address, dev_dir=paths.dev_dir))
+        )
+    if serial_port is not None:
+        port = serial_port
+        checks.append(_guarded("serial port", lambda: check_serial_port(port)))
+        checks.append(
+            _guarded(
+                "serial console",
+                lambda: check_serial_console(
+                    port,
+                    cmdline_path=paths.proc_cmdline,
+                    getty_dirs=paths.getty_dirs,
+                    dev_dir=paths.dev_dir,
+                ),
+            )
+        )
+    if usb_keypad.enabled:
+        device = usb_keypad.device
+        checks.append(_guarded("USB keypad", lambda: check_usb_keypad(device)))
+    return checks
+
+
+def format_report(checks: Sequence[Check]) -> str:
+    lines = []
+    for check in checks:
+        mark = "skip" if check.skipped else "ok" if check.ok else "FAIL"
+        lines.append(f"{mark:<5} {check.name}: {check.detail}")
+        if check.fix and check.failed:
+            lines.append(f"      fix: {check.fix}")
+    problems = sum(check.failed for check in checks)
+    lines.append("all good" if not problems else f"{problems} problem(s) found")
+    return "\n".join(lines)
+
+
+def exit_code(checks: Sequence[Check]) -> int:
+    return 1 if any(check.failed for check in checks) else 0
+
+
+def main() -> int:
+    """The doctor with the default hardware config (`pitill doctor` passes the real config)."""
+    checks = run_doctor()
+    print(format_report(checks))
+    return exit_code(checks)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
