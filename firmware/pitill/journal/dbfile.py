@@ -1,0 +1,211 @@
+"""The journal's SQLite file: opening it safely, its schema and migrations, and transactions.
+
+Opening creates the file owner-only, runs PRAGMA integrity_check (a file that fails it is moved
+aside as journal.sqlite3.corrupt-<n>, never deleted), sets WAL mode, synchronous=FULL,
+secure_delete and foreign keys on the connection, and migrates the schema (PRAGMA user_version).
+Every sqlite3 error leaves here as a StorageError that says it is NOT durable and what to do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+from pitill.errors import StorageError
+
+# Each entry moves the schema one version up (PRAGMA user_version); never edit a shipped entry,
+# append a new one. txn_history has no index on seq on purpose: it would add a page (~4 KiB of
+# WAL, a quarter of the bytes) to every commit on the SD card, for a lookup only people make.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE txns (
+            seq INTEGER PRIMARY KEY CHECK (seq > 0),
+            kind TEXT NOT NULL,
+            mode TEXT NOT NULL,
+            amount_minor INTEGER NOT NULL,
+            currency TEXT NOT NULL,
+            status TEXT NOT NULL,
+            masked_pan TEXT NOT NULL DEFAULT '',
+            stan INTEGER NOT NULL,
+            local_datetime TEXT NOT NULL,
+            response_code TEXT NOT NULL DEFAULT '',
+            auth_code TEXT NOT NULL DEFAULT '',
+            tendered_minor INTEGER NOT NULL DEFAULT 0,
+            change_minor INTEGER NOT NULL DEFAULT 0,
+            reverses_seq INTEGER NOT NULL DEFAULT 0,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            sealed_card BLOB,
+            created_at TEXT NOT NULL,
+            -- card data is kept exactly while a sale waits to be forwarded, never longer
+            CHECK ((status = 'PENDING') = (sealed_card IS NOT NULL))
+        )""",
+        "CREATE INDEX txns_by_status ON txns (status, seq)",
+        """CREATE TABLE txn_history (
+            id INTEGER PRIMARY KEY,
+            seq INTEGER NOT NULL REFERENCES txns (seq),
+            status TEXT NOT NULL,
+            at TEXT NOT NULL,
+            note TEXT NOT NULL DEFAULT ''
+        )""",
+    ),
+)
+
+_SUFFIXES = ("", "-wal", "-shm")  # a database and the files SQLite keeps beside it
+_CORRUPT_CODES = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+_HINTS = {
+    sqlite3.SQLITE_FULL: "free space on the SD card",
+    sqlite3.SQLITE_IOERR: "the SD card may be failing: check `dmesg` and replace it",
+    sqlite3.SQLITE_READONLY: "the data directory is read-only: check the mount and permissions",
+    sqlite3.SQLITE_CANTOPEN: "check that the data directory exists and is writable",
+    sqlite3.SQLITE_CORRUPT: "restart pitill: the journal is checked and moved aside at boot",
+}
+
+
+class JournalMovedAside(StorageError):
+    """Notice: the journal file failed its integrity check at open and was moved aside."""
+
+    def __init__(self, path: Path, moved_to: Path, reason: str) -> None:
+        super().__init__(
+            f"journal {path} failed its integrity check ({reason}); it was moved to {moved_to} "
+            "and a new journal started. Offline sales still in the old file were NOT forwarded: "
+            "keep that file and have it examined"
+        )
+        self.path = path
+        self.moved_to = moved_to
+        self.reason = reason
+
+
+@contextlib.contextmanager
+def transaction(conn: sqlite3.Connection, path: Path, what: str) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT; any failure rolls back and raises StorageError (not durable)."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        yield conn
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        _rollback(conn)
+        raise storage_error(path, what, exc) from exc
+    except BaseException:
+        _rollback(conn)
+        raise
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    # SQLite may already have rolled back on its own (it can after SQLITE_FULL / IOERR).
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+
+
+def storage_error(path: Path, what: str, exc: sqlite3.Error) -> StorageError:
+    code = getattr(exc, "sqlite_errorcode", sqlite3.SQLITE_ERROR) & 0xFF
+    name = getattr(exc, "sqlite_errorname", type(exc).__name__)
+    hint = _HINTS.get(code, f"check the journal {path} and its directory")
+    return StorageError(f"journal {what} failed ({name}: {exc}); it is NOT durable. {hint}")
+
+
+def open_database(path: Path) -> tuple[sqlite3.Connection, JournalMovedAside | None]:
+    """A checked, configured, migrated connection to `path`, and the notice if it was replaced.
+
+    A file that fails its integrity check is moved aside and a new one created in its place.
+    """
+    conn = _connect(path)
+    notice = None
+    try:
+        problem = integrity_problem(conn)
+        if problem is not None:
+            conn.close()
+            notice = JournalMovedAside(path, _move_aside(path), problem)
+            conn = _connect(path)
+        _configure(conn, path)
+        _migrate(conn, path)
+    except sqlite3.Error as exc:
+        conn.close()
+        raise storage_error(path, "open", exc) from exc
+    except BaseException:
+        conn.close()
+        raise
+    return conn, notice
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Created owner-only first: SQLite gives the -wal and -shm files the same mode.
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
+    except OSError as exc:
+        raise StorageError(f"cannot create the journal {path}: {exc.strerror}") from exc
+    try:
+        # Autocommit mode (isolation_level=None): transactions are exactly our BEGIN/COMMIT.
+        return sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise storage_error(path, "open", exc) from exc
+
+
+def _configure(conn: sqlite3.Connection, path: Path) -> None:
+    (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+    if mode != "wal":
+        raise StorageError(
+            f"journal {path}: SQLite refused WAL mode (got {mode!r}); put the data directory on "
+            "a local file system (not a network share)"
+        )
+    conn.execute("PRAGMA synchronous = FULL")  # fsync the WAL at every commit
+    conn.execute("PRAGMA secure_delete = ON")  # overwrite deleted content (wiped card data)
+    conn.execute("PRAGMA foreign_keys = ON")
+
+
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    if version > len(MIGRATIONS):
+        raise StorageError(
+            f"journal {path} has schema version {version}, newer than this pitill understands "
+            f"({len(MIGRATIONS)}); install the newer pitill again, do not delete the journal"
+        )
+    for number in range(version + 1, len(MIGRATIONS) + 1):
+        with transaction(conn, path, f"migration to schema version {number}"):
+            for statement in MIGRATIONS[number - 1]:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number}")
+
+
+def integrity_problem(conn: sqlite3.Connection) -> str | None:
+    """None when PRAGMA integrity_check says ok; else what it (or SQLite) said is wrong."""
+    try:
+        results = [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()]
+    except sqlite3.DatabaseError as exc:
+        if getattr(exc, "sqlite_errorcode", 0) & 0xFF not in _CORRUPT_CODES:
+            raise  # cannot read it (locked, I/O, permissions): not proof of corruption
+        return str(exc)
+    lines = "\n".join(results).splitlines()
+    if lines == ["ok"]:
+        return None
+    more = f" (and {len(lines) - 3} more)" if len(lines) > 3 else ""
+    return "; ".join(lines[:3]) + more
+
+
+def _move_aside(path: Path) -> Path:
+    """Rename path (and its -wal/-shm) to path.corrupt-<n>, n the first free number."""
+    number = 1
+    while any(path.with_name(f"{path.name}.corrupt-{number}{s}").exists() for s in _SUFFIXES):
+        number += 1
+    target = path.with_name(f"{path.name}.corrupt-{number}")
+    try:
+        for suffix in _SUFFIXES:
+            # Keep the WAL beside its database under the name SQLite expects, for recovery.
+            source = path.with_name(path.name + suffix)
+            if source.exists():
+                source.rename(target.with_name(target.name + suffix))
+        fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise StorageError(
+            f"journal {path} is corrupt and could not be moved aside to {target}: {exc.strerror}; "
+            "move it away by hand (do not delete it) and start again"
+        ) from exc
+    return target

@@ -1,0 +1,384 @@
+"""The journal: every transaction in one SQLite file, one durable commit per state change.
+
+DATA_DIR/journal.sqlite3 runs in WAL mode with synchronous=FULL, so a commit returns only once
+its WAL frames are fsynced: a sale the customer was told about survives a power cut. Order is
+the persisted seq, never the wall clock (a Pi has no RTC); the injected clock only stamps the
+local date/time the host uses to deduplicate.
+
+A full PAN never reaches this file: masked_pan is the only unsealed card column and the card of
+an offline sale waiting to be forwarded sits in sealed_card (AES-GCM, see seal.py). The blob is
+set to NULL in the commit that records the host's answer; secure_delete overwrites the freed
+bytes in the database and a WAL checkpoint (TRUNCATE) runs once no sealed data is left, so the
+old WAL frames go too. (An SD card's wear levelling may still keep old blocks: see seal.py.)
+
+At open the file is integrity-checked (dbfile.py); a corrupt file is moved aside, never
+deleted, and a fresh journal started, with `moved_aside` / `notice` telling the shell.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from pitill.core.txn import Txn, stan_for
+from pitill.core.types import TxnKind, TxnMode, TxnStatus
+from pitill.errors import SealError, StorageError
+from pitill.journal.dbfile import (
+    JournalMovedAside,
+    integrity_problem,
+    open_database,
+    storage_error,
+    transaction,
+)
+from pitill.journal.model import ForwardItem, ForwardKind, JournalRow
+from pitill.journal.seal import Sealer
+
+JOURNAL_FILE_NAME = "journal.sqlite3"
+# Answers to an advice that mean the host took the sale; any other final code is a decline.
+ACCEPTED_CODES = frozenset({"00", "08", "11"})
+TO_FORWARD = (TxnStatus.REVERSAL_PENDING, TxnStatus.PENDING)  # in the order they are sent
+ACKNOWLEDGED = (TxnStatus.FORWARDED, TxnStatus.DECLINED_AFTER, TxnStatus.REVERSED)
+Clock = Callable[[], datetime]
+
+_ROW_FIELDS = tuple(field.name for field in dataclasses.fields(JournalRow))  # = column names
+_ROW_COLUMNS = ", ".join(_ROW_FIELDS)
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One state change of a transaction, in the order it was committed."""
+
+    seq: int
+    status: TxnStatus
+    at: str  # ISO local date/time from the shell's clock: for people, never for ordering
+    note: str
+
+
+class Journal:
+    """The store of record. Methods are thread-safe (one lock around the one connection)."""
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        path: Path,
+        sealer: Sealer,
+        clock: Clock,
+        notice: JournalMovedAside | None,
+    ) -> None:
+        self._conn = conn
+        self.path = path
+        self._sealer = sealer
+        self._clock = clock
+        self._lock = threading.RLock()
+        self.notice = notice
+
+    @classmethod
+    def open(cls, data_dir: Path, sealer: Sealer, clock: Clock = datetime.now) -> Journal:
+        """Open (or create) DATA_DIR/journal.sqlite3, check it, migrate it, check the seal key.
+
+        Raises StorageError when the file cannot be opened or written, SealError when it holds
+        sealed card data that the sealer's key cannot open.
+        """
+        path = data_dir / JOURNAL_FILE_NAME
+        conn, notice = open_database(path)
+        try:
+            for seq, blob in conn.execute(
+                "SELECT seq, sealed_card FROM txns WHERE sealed_card IS NOT NULL ORDER BY seq"
+            ):
+                sealer.check(seq, blob)  # fail closed now, not when the backlog is sent
+        except sqlite3.Error as exc:
+            conn.close()
+            raise storage_error(path, "open", exc) from exc
+        except BaseException:
+            conn.close()
+            raise
+        return cls(conn, path, sealer, clock, notice)
+
+    @property
+    def moved_aside(self) -> Path | None:
+        """Where a corrupt journal found at open was moved, or None."""
+        return self.notice.moved_to if self.notice is not None else None
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- writes: each is one transaction, one commit, one fsync of the WAL ---------------------
+
+    def record(self, txn: Txn, note: str = "") -> JournalRow:
+        """Insert or update `txn` and append its history, in one commit.
+
+        An offline PENDING card sale gets its card sealed into sealed_card. Raises StorageError
+        when the change is not durable: the caller must then not tell anyone it succeeded.
+        """
+        if txn.seq < 1:
+            raise StorageError(f"cannot record seq {txn.seq}: sequence numbers start at 1")
+        now = self._clock()
+        with self._write(f"record of seq {txn.seq}") as conn:
+            old = conn.execute(
+                "SELECT status, masked_pan, sealed_card FROM txns WHERE seq = ?", (txn.seq,)
+            ).fetchone()
+            old_status, old_masked_pan, old_blob = old if old is not None else (None, "", None)
+            if old_status in ACKNOWLEDGED and old_status != txn.status:
+                # Only the forwarder's mark_forwarded() writes these; undoing one could send twice.
+                raise StorageError(
+                    f"seq {txn.seq} was already acknowledged by the host ({old_status}); "
+                    f"refusing to change it to {txn.status} (a bug in the caller)"
+                )
+            values = {
+                "seq": txn.seq,
+                "kind": txn.kind.value,
+                "mode": txn.mode.value,
+                "amount_minor": txn.amount_minor,
+                "currency": txn.currency,
+                "status": txn.status.value,
+                "masked_pan": txn.masked_pan or old_masked_pan,
+                "response_code": txn.response_code,
+                "auth_code": txn.auth_code,
+                "tendered_minor": txn.tendered_minor,
+                "change_minor": txn.change_minor,
+                "reverses_seq": txn.reverses_seq,
+                "sealed_card": self._sealed_card_for(txn, old_blob),
+            }
+            if old is None:
+                values |= {
+                    "stan": stan_for(txn.seq),
+                    "local_datetime": now.strftime("%y%m%d%H%M%S"),
+                    "created_at": _iso(now),
+                }
+                columns = ", ".join(values)
+                marks = ", ".join(f":{name}" for name in values)
+                conn.execute(f"INSERT INTO txns ({columns}) VALUES ({marks})", values)
+            else:
+                sets = ", ".join(f"{name} = :{name}" for name in values if name != "seq")
+                conn.execute(f"UPDATE txns SET {sets} WHERE seq = :seq", values)
+            self._append_history(conn, txn.seq, txn.status, now, note)
+            return _fetch_row(conn, txn.seq)
+
+    def mark_attempt(self, seq: int) -> int:
+        """Count one more send of a waiting item, durably, BEFORE it is sent; returns the count.
+
+        After a crash, attempts > 0 tells the forwarder the host may have seen it: use the repeat.
+        """
+        now = self._clock()
+        with self._write(f"attempt of seq {seq}") as conn:
+            status = self._waiting_status(conn, seq)
+            conn.execute("UPDATE txns SET attempts = attempts + 1 WHERE seq = ?", (seq,))
+            attempts = int(
+                conn.execute("SELECT attempts FROM txns WHERE seq = ?", (seq,)).fetchone()[0]
+            )
+            self._append_history(conn, seq, status, now, f"send attempt {attempts}")
+            return attempts
+
+    def mark_forwarded(self, seq: int, response_code: str) -> JournalRow:
+        """Record the host's final answer to a waiting item and wipe its sealed card data.
+
+        A reversal becomes REVERSED; an advice FORWARDED when the host accepted it, else
+        DECLINED_AFTER (the offline approval stands: the merchant carries the loss).
+        """
+        if not (len(response_code) == 2 and response_code.isalnum()):
+            raise StorageError(f"response code {response_code!r} of seq {seq} is not 2 characters")
+        now = self._clock()
+        with self._write(f"forwarding of seq {seq}") as conn:
+            status = self._waiting_status(conn, seq)
+            if status is TxnStatus.REVERSAL_PENDING:
+                final = TxnStatus.REVERSED
+            elif response_code in ACCEPTED_CODES:
+                final = TxnStatus.FORWARDED
+            else:
+                final = TxnStatus.DECLINED_AFTER
+            conn.execute(
+                "UPDATE txns SET status = ?, response_code = ?, sealed_card = NULL WHERE seq = ?",
+                (final.value, response_code, seq),
+            )
+            self._append_history(conn, seq, final, now, f"host answered {response_code}")
+            row = _fetch_row(conn, seq)
+        self._truncate_wal_when_nothing_sealed()
+        return row
+
+    def recover_at_boot(self) -> list[int]:
+        """Queue a reversal for every txn caught mid-authorization by a crash; their seqs."""
+        now = self._clock()
+        with self._write("boot recovery") as conn:
+            seqs = [
+                int(seq)
+                for (seq,) in conn.execute(
+                    "SELECT seq FROM txns WHERE status = ? ORDER BY seq",
+                    (TxnStatus.AUTHORIZING.value,),
+                )
+            ]
+            for seq in seqs:
+                conn.execute(
+                    "UPDATE txns SET status = ? WHERE seq = ?",
+                    (TxnStatus.REVERSAL_PENDING.value, seq),
+                )
+                self._append_history(
+                    conn, seq, TxnStatus.REVERSAL_PENDING, now, "crash during authorization"
+                )
+            return seqs
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def next_seq(self) -> int:
+        """The seq for the next transaction: one past the highest recorded (1 when empty)."""
+        with self._read("next_seq") as conn:
+            (top,) = conn.execute("SELECT coalesce(max(seq), 0) FROM txns").fetchone()
+            return int(top) + 1
+
+    def pending_count(self) -> int:
+        """Card transactions still to go upstream (advices and reversals)."""
+        return self._count(TO_FORWARD)
+
+    def forwarded_count(self) -> int:
+        """Card transactions the host has acknowledged through the forwarder."""
+        return self._count(ACKNOWLEDGED)
+
+    def get(self, seq: int) -> JournalRow | None:
+        with self._read(f"read of seq {seq}") as conn:
+            exists = conn.execute("SELECT 1 FROM txns WHERE seq = ?", (seq,)).fetchone()
+            return _fetch_row(conn, seq) if exists else None
+
+    def rows(self) -> list[JournalRow]:
+        """Every transaction, by seq."""
+        with self._read("read of all rows") as conn:
+            return [
+                _to_row(r) for r in conn.execute(f"SELECT {_ROW_COLUMNS} FROM txns ORDER BY seq")
+            ]
+
+    def history(self, seq: int) -> list[HistoryEntry]:
+        """The state changes of `seq`, in commit order."""
+        with self._read(f"history of seq {seq}") as conn:
+            return [
+                HistoryEntry(int(s), TxnStatus(status), at, note)
+                for s, status, at, note in conn.execute(
+                    "SELECT seq, status, at, note FROM txn_history WHERE seq = ? ORDER BY id",
+                    (seq,),
+                )
+            ]
+
+    def next_forward_item(self) -> ForwardItem | None:
+        """The one message to send next: every reversal first, then advices, each by seq.
+
+        The card of an advice is unsealed here; raises SealError when it cannot be.
+        """
+        with self._read("read of the next item to forward") as conn:
+            found = conn.execute(
+                f"SELECT {_ROW_COLUMNS}, sealed_card FROM txns"
+                " WHERE kind = ? AND status IN (?, ?)"
+                " ORDER BY CASE status WHEN ? THEN 0 ELSE 1 END, seq LIMIT 1",
+                (TxnKind.CARD.value, *TO_FORWARD, TxnStatus.REVERSAL_PENDING.value),
+            ).fetchone()
+        if found is None:
+            return None
+        row, blob = _to_row(found[:-1]), found[-1]
+        if row.status is TxnStatus.REVERSAL_PENDING:
+            return ForwardItem(ForwardKind.REVERSAL, row, None)
+        return ForwardItem(ForwardKind.ADVICE, row, self._sealer.open(row.seq, blob))
+
+    def integrity_ok(self) -> bool:
+        with self._read("integrity check") as conn:
+            return integrity_problem(conn) is None
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _sealed_card_for(self, txn: Txn, old_blob: bytes | None) -> bytes | None:
+        if txn.status is not TxnStatus.PENDING:
+            return None  # card data is kept only while a sale waits to be forwarded
+        if old_blob is not None:
+            return old_blob
+        if txn.card is None or txn.kind is not TxnKind.CARD:
+            raise StorageError(
+                f"seq {txn.seq} is PENDING without card data: it could never be forwarded, so "
+                "it is not recorded (a bug in the caller)"
+            )
+        try:
+            return self._sealer.seal(txn.seq, txn.card)
+        except SealError as exc:
+            raise StorageError(f"cannot seal the card of seq {txn.seq}: {exc}") from exc
+
+    def _waiting_status(self, conn: sqlite3.Connection, seq: int) -> TxnStatus:
+        found = conn.execute("SELECT status FROM txns WHERE seq = ?", (seq,)).fetchone()
+        status = TxnStatus(found[0]) if found is not None else None
+        if status not in TO_FORWARD:
+            raise StorageError(f"seq {seq} is not waiting to be forwarded (status {status})")
+        assert status is not None
+        return status
+
+    def _append_history(
+        self, conn: sqlite3.Connection, seq: int, status: TxnStatus, now: datetime, note: str
+    ) -> None:
+        conn.execute(
+            "INSERT INTO txn_history (seq, status, at, note) VALUES (?, ?, ?, ?)",
+            (seq, status.value, _iso(now), note),
+        )
+
+    def _count(self, statuses: tuple[TxnStatus, ...]) -> int:
+        marks = ", ".join("?" for _ in statuses)
+        with self._read("count") as conn:
+            (count,) = conn.execute(
+                f"SELECT count(*) FROM txns WHERE kind = ? AND status IN ({marks})",
+                (TxnKind.CARD.value, *(s.value for s in statuses)),
+            ).fetchone()
+            return int(count)
+
+    def _truncate_wal_when_nothing_sealed(self) -> None:
+        """Drop old WAL frames (which may hold wiped sealed blobs) once none are needed."""
+        with self._lock:
+            try:
+                # status PENDING <=> sealed_card IS NOT NULL (a CHECK constraint); uses the index
+                if not self._conn.execute(
+                    "SELECT 1 FROM txns WHERE status = ? LIMIT 1", (TxnStatus.PENDING.value,)
+                ).fetchone():
+                    self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            except sqlite3.Error:
+                pass  # best effort: the wipe itself is already durable; the next one retries
+
+    @contextlib.contextmanager
+    def _write(self, what: str) -> Iterator[sqlite3.Connection]:
+        with self._lock, transaction(self._conn, self.path, what) as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def _read(self, what: str) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                yield self._conn
+            except sqlite3.Error as exc:
+                raise storage_error(self.path, what, exc) from exc
+
+
+def _fetch_row(conn: sqlite3.Connection, seq: int) -> JournalRow:
+    return _to_row(
+        conn.execute(f"SELECT {_ROW_COLUMNS} FROM txns WHERE seq = ?", (seq,)).fetchone()
+    )
+
+
+def _to_row(values: Sequence[Any]) -> JournalRow:
+    row = dict(zip(_ROW_FIELDS, values, strict=True))
+    row["kind"] = TxnKind(row["kind"])
+    row["mode"] = TxnMode(row["mode"])
+    row["status"] = TxnStatus(row["status"])
+    return JournalRow(**row)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds")

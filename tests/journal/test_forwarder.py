@@ -1,0 +1,311 @@
+"""The forwarder against an in-process host: order, exactly once, backoff, offline, cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sqlite3
+from collections import Counter
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import pytest
+from journal_helpers import OpenJournal, offline_sale, online_sale, row_of
+
+from pitill.config import UpstreamConfig
+from pitill.core.types import TxnStatus
+from pitill.errors import SealError, UpstreamError, UpstreamTimeout
+from pitill.journal.forwarder import Forwarder, ForwardFailure
+from pitill.journal.model import ForwardItem, ForwardKind
+from pitill.journal.store import Journal
+
+RETRY_S = 0.001
+RETRY_MAX_S = 0.008
+FAST = UpstreamConfig(forward_retry_s=RETRY_S, forward_retry_max_s=RETRY_MAX_S)
+
+# What the host does with one message (consumed per seq, in order; "00" once a script runs out):
+UNREACHABLE = "unreachable"  # never reaches the host: UpstreamError
+LOST_ANSWER = "lost answer"  # the host applies it, the answer is lost: UpstreamTimeout
+HANG = "hang"  # no answer ever (until cancelled)
+
+
+class FakeHost:
+    """An AdviceSender that behaves like the acquirer: applies each STAN once, flags duplicates."""
+
+    def __init__(self, script: dict[int, list[str]] | None = None) -> None:
+        self.script = {seq: list(steps) for seq, steps in (script or {}).items()}
+        self.received: list[tuple[ForwardKind, int, bool]] = []  # (kind, seq, repeat flag)
+        self.applied: Counter[int] = Counter()  # financial effect per seq: must end at 1 each
+        self.unflagged_duplicates: list[int] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.on_message: Callable[[int], None] = lambda seq: None
+
+    async def send_advice(self, item: ForwardItem) -> str:
+        assert item.kind is ForwardKind.ADVICE and item.card is not None
+        assert item.card.pan.isdigit()  # the card arrives unsealed for the 0220
+        return await self._handle(item)
+
+    async def send_reversal(self, item: ForwardItem) -> str:
+        assert item.kind is ForwardKind.REVERSAL and item.card is None
+        return await self._handle(item)
+
+    async def _handle(self, item: ForwardItem) -> str:
+        seq = item.row.seq
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(0)  # give a second sender the chance to (wrongly) start
+            self.on_message(seq)
+            steps = self.script.get(seq)
+            outcome = steps.pop(0) if steps else "00"
+            if outcome == UNREACHABLE:
+                raise UpstreamError(f"connection refused sending seq {seq}")
+            if outcome == HANG:
+                await asyncio.Event().wait()
+            self.received.append((item.kind, seq, item.repeat))
+            if self.applied[seq] and not item.repeat:
+                self.unflagged_duplicates.append(seq)
+            if outcome in ("91", "96"):
+                return outcome  # not applied: the issuer was not reached
+            self.applied[seq] = 1  # dedup on STAN: a repeat never applies twice
+            if outcome == LOST_ANSWER:
+                raise UpstreamTimeout(f"no answer to seq {seq}")
+            return outcome
+        finally:
+            self.in_flight -= 1
+
+    def first_seen(self) -> list[int]:
+        order: list[int] = []
+        for _, seq, _ in self.received:
+            if seq not in order:
+                order.append(seq)
+        return order
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Let the loop run until `condition` holds; bounded, not timed."""
+    for _ in range(3000):
+        if condition():
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError(f"never happened: {what}")
+
+
+def run(coro: Coroutine[Any, Any, None]) -> None:
+    asyncio.run(coro)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.backlog: list[int] = []
+        self.failures: list[ForwardFailure] = []
+
+
+def make_forwarder(journal: Journal, host: FakeHost, seed: int = 7) -> tuple[Forwarder, Recorder]:
+    seen = Recorder()
+    forwarder = Forwarder(
+        journal,
+        host,
+        FAST,
+        rng=random.Random(seed),
+        on_backlog=seen.backlog.append,
+        on_failure=seen.failures.append,
+    )
+    return forwarder, seen
+
+
+def final_entries(journal: Journal, seq: int) -> int:
+    finals = {TxnStatus.FORWARDED, TxnStatus.DECLINED_AFTER, TxnStatus.REVERSED}
+    return sum(entry.status in finals for entry in journal.history(seq))
+
+
+def test_drains_reversals_first_then_advices_exactly_once_through_failures(
+    journal: Journal,
+) -> None:
+    for seq in (1, 3, 4, 6, 8):
+        journal.record(offline_sale(seq))
+    for seq in (2, 5, 7):
+        journal.record(online_sale(seq).with_status(TxnStatus.REVERSAL_PENDING))
+    host = FakeHost({3: [UNREACHABLE, LOST_ANSWER, "91", "00"], 5: [LOST_ANSWER], 6: ["05"]})
+
+    async def scenario() -> None:
+        forwarder, seen = make_forwarder(journal, host)
+        forwarder.start()
+        forwarder.set_online(True)
+        await until(lambda: journal.pending_count() == 0, "backlog drained")
+        await forwarder.stop()
+
+        assert host.first_seen() == [2, 5, 7, 1, 3, 4, 6, 8]
+        assert host.max_in_flight == 1
+        assert host.applied == dict.fromkeys((1, 2, 3, 4, 5, 6, 7, 8), 1)
+        assert host.unflagged_duplicates == []
+        repeats = [(seq, repeat) for _, seq, repeat in host.received if seq in (3, 5)]
+        assert repeats == [(5, False), (5, True), (3, True), (3, True), (3, True)]
+        for seq in range(1, 9):
+            assert final_entries(journal, seq) == 1, seq
+        assert row_of(journal, 6).status is TxnStatus.DECLINED_AFTER
+        assert row_of(journal, 2).status is TxnStatus.REVERSED
+        stats = forwarder.stats
+        assert (stats.sent, stats.acknowledged, stats.retries) == (12, 8, 4)
+        assert stats.repeats == 4
+        assert seen.backlog == [8, 7, 6, 5, 4, 3, 2, 1, 0]
+        assert [(f.seq, f.link_failure, f.response_code) for f in seen.failures] == [
+            (5, True, ""),
+            (3, True, ""),
+            (3, True, ""),
+            (3, False, "91"),
+        ]
+
+    run(scenario())
+
+
+def test_backoff_doubles_with_jitter_and_stays_within_bounds(journal: Journal) -> None:
+    forwarder, _ = make_forwarder(journal, FakeHost())
+    for failures in range(1, 12):
+        cap_s = min(RETRY_MAX_S, RETRY_S * 2 ** (failures - 1))
+        delay_s = forwarder.backoff_s(failures)
+        assert max(RETRY_S, cap_s / 2) <= delay_s <= cap_s
+    twin, _ = make_forwarder(journal, FakeHost())
+    again, _ = make_forwarder(journal, FakeHost())
+    assert [twin.backoff_s(n) for n in range(1, 9)] == [again.backoff_s(n) for n in range(1, 9)]
+    assert forwarder.backoff_s(10_000) <= RETRY_MAX_S  # no overflow after a very long outage
+
+
+def test_retries_back_off_growing_then_capped(journal: Journal) -> None:
+    journal.record(offline_sale(1))
+    host = FakeHost({1: ["96"] * 7})
+
+    async def scenario() -> None:
+        forwarder, seen = make_forwarder(journal, host)
+        forwarder.start()
+        forwarder.set_online(True)
+        await until(lambda: journal.pending_count() == 0, "sale forwarded after 7 retries")
+        await forwarder.stop()
+        delays = [f.retry_in_s for f in seen.failures]
+        assert len(delays) == 7
+        assert delays[0] == RETRY_S
+        assert all(RETRY_S <= d <= RETRY_MAX_S for d in delays)
+        assert min(delays[4:]) >= RETRY_MAX_S / 2 > delays[0]  # grown to the cap, jittered
+        assert host.applied == {1: 1} and host.received[-1] == (ForwardKind.ADVICE, 1, True)
+
+    run(scenario())
+
+
+def test_going_offline_stops_the_drain_and_coming_back_resumes_it(journal: Journal) -> None:
+    journal.record(offline_sale(1))
+    journal.record(offline_sale(2))
+    host = FakeHost({1: [UNREACHABLE]})
+
+    async def scenario() -> None:
+        forwarder, seen = make_forwarder(journal, host)
+        host.on_message = lambda seq: forwarder.set_online(False)  # the link drops mid-send
+        forwarder.start()
+        forwarder.set_online(True)
+        await until(lambda: len(seen.failures) == 1, "first send failed")
+        for _ in range(20):  # many backoff periods: an online forwarder would have resent
+            await asyncio.sleep(RETRY_MAX_S)
+        assert forwarder.stats.sent == 1 and not forwarder.online
+        forwarder.kick()  # a new sale while offline: still nothing is sent
+        await asyncio.sleep(RETRY_MAX_S)
+        assert forwarder.stats.sent == 1
+
+        host.on_message = lambda seq: None
+        forwarder.set_online(True)
+        await until(lambda: journal.pending_count() == 0, "drained after the link came back")
+        await forwarder.stop()
+        assert host.first_seen() == [1, 2] and host.applied == {1: 1, 2: 1}
+
+    run(scenario())
+
+
+def test_kick_wakes_an_idle_forwarder_and_reports_the_backlog(journal: Journal) -> None:
+    host = FakeHost()
+
+    async def scenario() -> None:
+        forwarder, seen = make_forwarder(journal, host)
+        forwarder.set_online(True)
+        forwarder.start()
+        await until(lambda: seen.backlog == [0], "initial backlog reported")
+        journal.record(offline_sale(1))
+        forwarder.kick()
+        await until(lambda: forwarder.stats.acknowledged == 1, "kicked sale forwarded")
+        await forwarder.stop()
+        assert seen.backlog == [0, 1, 0]
+
+    run(scenario())
+
+
+def test_cancelled_mid_send_the_next_run_sends_a_repeat(open_journal: OpenJournal) -> None:
+    journal = open_journal()
+    journal.record(offline_sale(1))
+    hanging = FakeHost({1: [HANG]})
+
+    async def first_boot() -> None:
+        forwarder, _ = make_forwarder(journal, hanging)
+        task = forwarder.start()
+        forwarder.set_online(True)
+        await until(lambda: hanging.in_flight == 1, "send in flight")
+        await forwarder.stop()
+        assert task.cancelled()
+
+    run(first_boot())
+    assert hanging.received == []
+    journal.close()  # power cut after the attempt was counted
+
+    rebooted = open_journal()
+    host = FakeHost()
+
+    async def second_boot() -> None:
+        forwarder, _ = make_forwarder(rebooted, host)
+        forwarder.set_online(True)
+        forwarder.start()
+        await until(lambda: rebooted.pending_count() == 0, "forwarded after reboot")
+        await forwarder.stop()
+
+    run(second_boot())
+    assert host.received == [(ForwardKind.ADVICE, 1, True)]  # 0221: the host may have seen it
+    assert row_of(rebooted, 1).attempts == 2
+
+
+def test_unopenable_card_data_is_reported_not_skipped(journal: Journal) -> None:
+    journal.record(offline_sale(1))
+    journal.record(offline_sale(2))
+    with sqlite3.connect(journal.path) as raw:  # someone altered the sealed blob of seq 1
+        raw.execute("UPDATE txns SET sealed_card = ? WHERE seq = 1", (b"\x07" * 61,))
+    raw.close()
+    host = FakeHost()
+
+    async def scenario() -> None:
+        forwarder, seen = make_forwarder(journal, host)
+        forwarder.set_online(True)
+        forwarder.start()
+        await until(lambda: len(seen.failures) >= 3, "failures reported")
+        await forwarder.stop()
+        assert host.received == []  # seq 2 never overtakes seq 1
+        failure = seen.failures[0]
+        assert isinstance(failure.error, SealError) and not failure.link_failure
+        assert "malformed" in failure.reason
+
+    run(scenario())
+    assert journal.pending_count() == 2
+
+
+@pytest.mark.parametrize("online", [False, True])
+def test_nothing_is_sent_before_the_link_is_up(journal: Journal, online: bool) -> None:
+    journal.record(offline_sale(1))
+    host = FakeHost()
+
+    async def scenario() -> None:
+        forwarder, _ = make_forwarder(journal, host)
+        forwarder.start()
+        forwarder.set_online(online)
+        for _ in range(10):
+            await asyncio.sleep(0)
+        if online:
+            await until(lambda: forwarder.stats.acknowledged == 1, "forwarded")
+        await forwarder.stop()
+        assert forwarder.stats.sent == (1 if online else 0)
+        assert len(host.received) == forwarder.stats.sent
+
+    run(scenario())
