@@ -15,6 +15,18 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pitill.drivers.hwconfig import (
+    I2C1_PINS,
+    UART_PINS,
+    ButtonsConfig,
+    GpioConfig,
+    IndicatorsConfig,
+    KeypadConfig,
+    UsbKeypadConfig,
+    check_pin_conflicts,
+)
+from pitill.drivers.oled import DisplayConfig
+from pitill.drivers.serial_reader import ReaderConfig
 from pitill.errors import ConfigError
 
 # ISO 4217 alpha -> (numeric code, minor-unit exponent), for the currencies a workshop may use.
@@ -128,6 +140,31 @@ class Config:
     offline: OfflineConfig = field(default_factory=OfflineConfig)
     timeouts: TimeoutsConfig = field(default_factory=TimeoutsConfig)
     upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
+    # The hardware of `pitill run`; the simulator replaces these parts with its own.
+    gpio: GpioConfig = field(default_factory=GpioConfig)
+    display: DisplayConfig = field(default_factory=DisplayConfig)
+    reader: ReaderConfig = field(default_factory=ReaderConfig)
+    keypad: KeypadConfig = field(default_factory=KeypadConfig)
+    buttons: ButtonsConfig = field(default_factory=ButtonsConfig)
+    usb_keypad: UsbKeypadConfig = field(default_factory=UsbKeypadConfig)
+    indicators: IndicatorsConfig = field(default_factory=IndicatorsConfig)
+
+    def validate(self, at: str) -> None:
+        """No GPIO pin may serve two parts (including the I2C and UART pins in use)."""
+        uses = [
+            *self.keypad.pin_uses("keypad"),
+            *self.buttons.pin_uses("buttons"),
+            *self.indicators.pin_uses("indicators"),
+        ]
+        if self.display.driver != "dummy" and self.display.interface == "i2c":
+            if self.display.i2c_port == 1:
+                uses.extend(I2C1_PINS)
+        elif self.display.driver != "dummy":
+            uses.append(("display.spi_gpio_dc", self.display.spi_gpio_dc))
+            uses.append(("display.spi_gpio_rst", self.display.spi_gpio_rst))
+        if self.reader.port in ("/dev/serial0", "/dev/ttyAMA0", "/dev/ttyS0"):
+            uses.extend(UART_PINS)
+        check_pin_conflicts(uses)
 
 
 T = TypeVar("T")

@@ -1,0 +1,372 @@
+"""The imperative shell: one asyncio loop owns the terminal state and executes the core's effects.
+
+Device threads (the serial reader, gpiozero callbacks) only move events onto this loop with
+`post`, which is thread-safe; nothing else mutates the state. Effects run strictly in order; if a
+Record fails, nothing after it runs (so nothing un-journaled is ever shown as approved) and the
+core hears RecordFailed instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from PIL import Image
+
+from pitill.card.model import Card
+from pitill.config import Config
+from pitill.core.effects import (
+    Authorize,
+    Beep,
+    Effect,
+    OpenDrawer,
+    Record,
+    SetLeds,
+    Show,
+    StartTimer,
+)
+from pitill.core.events import (
+    AuthOutcome,
+    AuthResult,
+    BacklogChanged,
+    Booted,
+    CardSwiped,
+    CardUnreadable,
+    Event,
+    KeyPressed,
+    LinkChanged,
+    ReaderChanged,
+    RecordFailed,
+    TimerFired,
+)
+from pitill.core.machine import step
+from pitill.core.screens import Screen
+from pitill.core.state import PhaseTimeouts, Settings, TerminalState
+from pitill.core.txn import Txn
+from pitill.core.types import Key, LinkStatus, TxnStatus
+from pitill.drivers.protocols import CardReader, Display, Indicators, KeySource
+from pitill.errors import StorageError, UpstreamError, UpstreamTimeout
+from pitill.eventlog import EventLog
+from pitill.journal.forwarder import Forwarder
+from pitill.journal.model import JournalRow
+from pitill.journal.seal import KEY_FILE_NAME, Sealer
+from pitill.journal.store import Journal
+from pitill.logs import log_event
+from pitill.sdnotify import Notifier
+from pitill.upstream.client import UpstreamClient
+from pitill.upstream.monitor import LinkMonitor
+from pitill.upstream.resolver import Resolver
+
+log = logging.getLogger("pitill.app")
+
+ScreenListener = Callable[[Screen, Image.Image], None]
+
+
+def settings_from_config(config: Config) -> Settings:
+    """The core's view of the configuration."""
+    t = config.timeouts
+    return Settings(
+        currency=config.terminal.currency,
+        currency_exponent=config.terminal.currency_exponent,
+        max_amount_minor=config.terminal.max_amount_minor,
+        floor_limit_minor=config.offline.floor_limit_minor,
+        timeouts=PhaseTimeouts(
+            amount_entry_s=t.amount_entry_s,
+            await_card_s=t.await_card_s,
+            authorizing_s=t.authorizing_s,
+            result_s=t.result_s,
+            cash_only_s=t.cash_only_s,
+            tender_s=t.tender_s,
+            change_s=t.change_s,
+        ),
+    )
+
+
+@dataclass
+class Devices:
+    """The terminal's parts, already built from the config (real drivers or simulator fakes)."""
+
+    display: Display
+    indicators: Indicators
+    key_sources: list[KeySource] = field(default_factory=list)
+    reader: CardReader | None = None
+
+    def close(self) -> None:
+        for source in self.key_sources:
+            source.close()
+        if self.reader is not None:
+            self.reader.close()
+        self.indicators.close()
+        self.display.close()
+
+
+def today_yymm() -> str:
+    return datetime.now().strftime("%y%m")
+
+
+class Terminal:
+    """Wires devices -> core -> effects on one event loop."""
+
+    def __init__(
+        self,
+        config: Config,
+        devices: Devices,
+        journal: Journal,
+        client: UpstreamClient,
+        monitor: LinkMonitor,
+        forwarder: Forwarder,
+        *,
+        event_log: EventLog | None = None,
+        notifier: Notifier | None = None,
+        calendar_yymm: Callable[[], str] = today_yymm,
+    ) -> None:
+        self.config = config
+        self.devices = devices
+        self.journal = journal
+        self.client = client
+        self.monitor = monitor
+        self.forwarder = forwarder
+        self.event_log = event_log or EventLog(None)
+        self.notifier = notifier or Notifier.from_env()
+        self.calendar_yymm = calendar_yymm
+        self.state = TerminalState(settings=settings_from_config(config))
+        self.screen: Screen | None = None
+        self.image: Image.Image | None = None
+        self.leds = (False, False)
+        self.drawer_opened = 0
+        self.screen_listeners: list[ScreenListener] = []
+        self._t0 = time.monotonic()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._rows: dict[int, JournalRow] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._timers: list[asyncio.TimerHandle] = []
+
+    # --- time and posting ----------------------------------------------------------------------
+
+    def now_s(self) -> float:
+        return time.monotonic() - self._t0
+
+    def post(self, make_event: Callable[[float], Event]) -> None:
+        """Thread-safe: schedule an event (built with the loop's clock) on the terminal's loop."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        loop.call_soon_threadsafe(lambda: self.dispatch(make_event(self.now_s())))
+
+    def post_key(self, key: Key) -> None:
+        self.post(lambda now_s: KeyPressed(now_s, key))
+
+    def dispatch_key(self, key: Key) -> None:
+        """A key pressed on this loop (the simulator's keyboard and scripts)."""
+        self.dispatch(KeyPressed(self.now_s(), key))
+
+    # The CardSink protocol, called from the reader's thread.
+    def card(self, card: Card) -> None:
+        self.post(lambda now_s: CardSwiped(now_s, card, self.calendar_yymm()))
+
+    def unreadable(self, reason: str) -> None:
+        self.post(lambda now_s: CardUnreadable(now_s, reason))
+
+    def reader_status(self, connected: bool, detail: str) -> None:
+        self.post(lambda now_s: ReaderChanged(now_s, connected, detail))
+
+    # --- the one place state changes -----------------------------------------------------------
+
+    def dispatch(self, event: Event) -> None:
+        before = self.state
+        self.state, effects = step(self.state, event)
+        if self.state.phase is not before.phase:
+            self.event_log.write(
+                event.now_s, "state", phase=self.state.phase.value, was=before.phase.value
+            )
+        for effect in effects:
+            try:
+                self._execute(effect)
+            except StorageError as exc:
+                log_event(log, "storage_fault", level=logging.ERROR, error=str(exc))
+                self.event_log.write(self.now_s(), "storage_fault", error=str(exc))
+                seq = effect.txn.seq if isinstance(effect, Record) else 0
+                self.dispatch(RecordFailed(self.now_s(), seq, str(exc)))
+                return
+
+    def _execute(self, effect: Effect) -> None:
+        if isinstance(effect, Show):
+            self._show(effect.screen)
+        elif isinstance(effect, Record):
+            self._record(effect.txn)
+        elif isinstance(effect, Authorize):
+            self._spawn(self._authorize(effect.txn))
+        elif isinstance(effect, StartTimer):
+            self._start_timer(effect)
+        elif isinstance(effect, Beep):
+            self.devices.indicators.beep(effect.pattern)
+        elif isinstance(effect, SetLeds):
+            self.leds = (effect.green, effect.red)
+            self.devices.indicators.set_leds(effect.green, effect.red)
+        elif isinstance(effect, OpenDrawer):
+            self.drawer_opened += 1
+            self.devices.indicators.open_drawer()
+            self.event_log.write(self.now_s(), "drawer", count=self.drawer_opened)
+        else:  # pragma: no cover - the Effect union is closed
+            raise AssertionError(f"unknown effect {effect!r}")
+
+    def _show(self, screen: Screen) -> None:
+        self.image = self.devices.display.show(screen)
+        if screen != self.screen:
+            self.event_log.write(self.now_s(), "screen", text=screen.text())
+        self.screen = screen
+        for listener in self.screen_listeners:
+            listener(screen, self.image)
+
+    def _record(self, txn: Txn) -> None:
+        row = self.journal.record(txn)  # raises StorageError when not durable
+        self._rows[txn.seq] = row
+        self.event_log.write(
+            self.now_s(),
+            "journal",
+            seq=row.seq,
+            kind=row.kind.value,
+            mode=row.mode.value,
+            status=row.status.value,
+            amount_minor=row.amount_minor,
+            currency=row.currency,
+            masked_pan=row.masked_pan,
+        )
+        log_event(
+            log,
+            "txn_recorded",
+            seq=row.seq,
+            status=row.status.value,
+            amount_minor=row.amount_minor,
+            pan=row.masked_pan,
+        )
+        if txn.status in (TxnStatus.PENDING, TxnStatus.REVERSAL_PENDING):
+            self.forwarder.kick()
+            self._post_backlog()
+
+    def _post_backlog(self) -> None:
+        pending = self.journal.pending_count()
+        assert self._loop is not None
+        self._loop.call_soon(lambda: self.dispatch(BacklogChanged(self.now_s(), pending)))
+
+    def _start_timer(self, effect: StartTimer) -> None:
+        assert self._loop is not None
+        self._timers = [t for t in self._timers if not t.cancelled()]
+        handle = self._loop.call_later(
+            effect.delay_s,
+            lambda: self.dispatch(TimerFired(self.now_s(), effect.name, effect.token)),
+        )
+        self._timers.append(handle)
+
+    def _spawn(self, coro: object) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _authorize(self, txn: Txn) -> None:
+        row = self._rows[txn.seq]
+        try:
+            answer = await self.client.authorize(txn, row.local_datetime)
+        except UpstreamTimeout as exc:  # the client has told the monitor already
+            log_event(log, "auth_timeout", seq=txn.seq, error=str(exc))
+            result = AuthResult(self.now_s(), txn.seq, AuthOutcome.TIMEOUT)
+        except UpstreamError as exc:
+            log_event(log, "auth_unreachable", seq=txn.seq, error=str(exc))
+            result = AuthResult(self.now_s(), txn.seq, AuthOutcome.UNREACHABLE)
+        else:
+            outcome = AuthOutcome.APPROVED if answer.response_code == "00" else AuthOutcome.DECLINED
+            result = AuthResult(
+                self.now_s(), txn.seq, outcome, answer.response_code, answer.auth_code
+            )
+        self.dispatch(result)
+
+    # --- link and backlog --------------------------------------------------------------------
+
+    def on_link_change(self, status: LinkStatus, reason: str) -> None:
+        """Called by the monitor on this loop."""
+        self.event_log.write(self.now_s(), "link", status=status.value, reason=reason)
+        log_event(log, "link_changed", status=status.value, reason=reason)
+        self.forwarder.set_online(status in (LinkStatus.ONLINE, LinkStatus.DEGRADED))
+        self.dispatch(LinkChanged(self.now_s(), status, reason))
+
+    def on_backlog(self, pending: int) -> None:
+        self.event_log.write(self.now_s(), "backlog", pending=pending)
+        self.dispatch(BacklogChanged(self.now_s(), pending))
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Boot: recover the journal, show the first screen, start devices and background tasks."""
+        self._loop = asyncio.get_running_loop()
+        self._t0 = time.monotonic()
+        recovered = self.journal.recover_at_boot()
+        if recovered:
+            log_event(log, "recovered_unknown_outcomes", seqs=recovered)
+        self.dispatch(
+            Booted(
+                self.now_s(), next_seq=self.journal.next_seq(), pending=self.journal.pending_count()
+            )
+        )
+        for source in self.devices.key_sources:
+            source.start(self.post_key)
+        if self.devices.reader is not None:
+            self.devices.reader.start(self)
+        self._spawn(self.monitor.run())
+        self._spawn(self.forwarder.run())
+        self._spawn(self._watchdog())
+        self.notifier.ready()
+        log_event(log, "ready", next_seq=self.state.next_seq, pending=self.state.pending)
+
+    async def _watchdog(self) -> None:
+        """WATCHDOG=1 from this loop: if the loop hangs, the pings stop and systemd restarts us."""
+        interval_s = self.notifier.watchdog_interval_s()
+        if interval_s is None:
+            return
+        while True:
+            self.notifier.watchdog()
+            await asyncio.sleep(interval_s)
+
+    async def stop(self) -> None:
+        self.notifier.stopping()
+        for handle in self._timers:
+            handle.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.client.close()
+        self.devices.close()
+        self.journal.close()
+        self.event_log.close()
+
+
+def build_terminal(
+    config: Config,
+    data_dir: Path,
+    devices: Devices,
+    resolver: Resolver,
+    *,
+    event_log: EventLog | None = None,
+) -> Terminal:
+    """The terminal and its background parts, the same for `pitill run` and the simulator."""
+    sealer = Sealer.load_or_create(data_dir / KEY_FILE_NAME)
+    journal = Journal.open(data_dir, sealer)
+    terminal: Terminal
+    monitor = LinkMonitor(
+        config.upstream,
+        config.terminal,
+        resolver,
+        on_change=lambda status, reason: terminal.on_link_change(status, reason),
+    )
+    client = UpstreamClient.from_config(
+        config.upstream, config.terminal, resolver, on_signal=monitor.report_failure
+    )
+    forwarder = Forwarder(
+        journal, client, config.upstream, on_backlog=lambda pending: terminal.on_backlog(pending)
+    )
+    terminal = Terminal(config, devices, journal, client, monitor, forwarder, event_log=event_log)
+    return terminal

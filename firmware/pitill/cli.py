@@ -1,0 +1,135 @@
+"""`pitill` and its subcommands. Each subcommand's --help says what it does, with an example."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from pitill import __version__
+from pitill.errors import PitillError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _sim(args: argparse.Namespace) -> int:
+    from pitill.sim.main import run_sim
+
+    return run_sim(args)
+
+
+def _journal_list(args: argparse.Namespace) -> int:
+    from pitill.journal.listing import print_listing
+
+    return print_listing(args.data_dir, as_json=args.json)
+
+
+def _acquirer(args: argparse.Namespace) -> int:
+    from pitill.sim.acquirer import main as acquirer_main
+
+    return acquirer_main(["--data-dir", str(args.data_dir), "--port", str(args.port)])
+
+
+def _diagram(args: argparse.Namespace) -> int:
+    from pitill.core.diagram import mermaid
+
+    print(mermaid())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pitill",
+        description="pitill: a Raspberry Pi payment terminal that keeps selling through outages.",
+        epilog="Start with `pitill sim` (no hardware needed). `pitill COMMAND --help` for more.",
+    )
+    parser.add_argument("--version", action="version", version=f"pitill {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    sim = commands.add_parser(
+        "sim",
+        help="run the whole terminal in this terminal, with no hardware",
+        description=(
+            "Run the terminal with an emulated keypad (your keyboard), the OLED drawn in block "
+            "characters, a card reader on a pty pair and an acquirer host on loopback. With "
+            "--script it runs headless and exits 0 when every `expect` held, 1 otherwise."
+        ),
+        epilog=(
+            "examples:\n  pitill sim --data-dir data\n"
+            "  pitill sim --script tests/scenarios/offline_cash.pitill --data-dir /tmp/d "
+            "--events /tmp/events.jsonl --screens /tmp/screens"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sim.add_argument("--data-dir", type=Path, default=Path("data"), help="journal and ledger")
+    sim.add_argument("--config", type=Path, help="TOML config overriding the embedded defaults")
+    sim.add_argument("--script", type=Path, help="run this script headless instead of the UI")
+    sim.add_argument("--events", type=Path, help="write JSON lines of what happened to FILE")
+    sim.add_argument("--screens", type=Path, help="write a PNG of each distinct screen to DIR")
+    sim.add_argument(
+        "--expect-timeout",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="how long an `expect` waits for its condition (default 5 s)",
+    )
+    sim.set_defaults(handler=_sim)
+
+    journal = commands.add_parser(
+        "journal",
+        help="look into a terminal's journal",
+        description="Look into the journal of a data directory.",
+    )
+    journal_commands = journal.add_subparsers(
+        dest="journal_command", metavar="ACTION", required=True
+    )
+    listing = journal_commands.add_parser(
+        "list",
+        help="list every transaction",
+        description=(
+            "List transactions: seq, kind (card or cash), mode (online or offline), amount_minor, "
+            "currency, status and masked PAN. Example: pitill journal list --data-dir data --json"
+        ),
+    )
+    listing.add_argument("--data-dir", type=Path, required=True)
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    listing.set_defaults(handler=_journal_list)
+
+    acquirer = commands.add_parser(
+        "acquirer",
+        help="run the built-in acquirer host on loopback",
+        description=(
+            "Run the sandbox acquirer host (ISO 8583 over TCP) on 127.0.0.1, writing its ledger "
+            "to DATA_DIR/acquirer-ledger.jsonl. Example: pitill acquirer --data-dir /tmp/h "
+            "--port 8583"
+        ),
+    )
+    acquirer.add_argument("--data-dir", type=Path, required=True)
+    acquirer.add_argument("--port", type=int, default=8583)
+    acquirer.set_defaults(handler=_acquirer)
+
+    diagram = commands.add_parser(
+        "diagram",
+        help="print the state chart (Mermaid) generated from the transition table",
+        description="Print the terminal's state chart as Mermaid. Example: pitill diagram > c.mmd",
+    )
+    diagram.set_defaults(handler=_diagram)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except PitillError as exc:
+        print(f"pitill: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""`pitill journal list`: every transaction of a data directory, as a table or JSON lines."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from pitill.core.types import format_amount
+from pitill.errors import StorageError
+from pitill.journal.store import JOURNAL_FILE_NAME
+
+COLUMNS = ("seq", "kind", "mode", "amount_minor", "currency", "status", "masked_pan")
+
+
+def read_rows(data_dir: Path) -> list[dict[str, object]]:
+    """The listing columns of every transaction, read-only: no key needed, nothing unsealed."""
+    path = data_dir / JOURNAL_FILE_NAME
+    if not path.exists():
+        raise StorageError(f"no journal at {path}: is --data-dir the terminal's data directory?")
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            cursor = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM txns ORDER BY seq")
+            return [dict(zip(COLUMNS, row, strict=True)) for row in cursor]
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot read the journal {path}: {exc}") from exc
+
+
+def print_listing(data_dir: Path, as_json: bool = False) -> int:
+    rows = read_rows(data_dir)
+    if as_json:
+        for row in rows:
+            print(json.dumps(row))
+        return 0
+    print(f"{'seq':>5}  {'kind':4}  {'mode':7}  {'amount':>10}  {'cur':3}  {'status':16}  pan")
+    for row in rows:
+        amount = format_amount(int(str(row["amount_minor"])))
+        print(
+            f"{row['seq']:>5}  {row['kind']:4}  {row['mode']:7}  {amount:>10}  "
+            f"{row['currency']:3}  {row['status']:16}  {row['masked_pan'] or ''}"
+        )
+    print(f"{len(rows)} transaction(s)")
+    return 0

@@ -1,0 +1,1 @@
+"""The simulator: emulated keypad, reader and indicators, acquirer host, script runner."""

@@ -1,0 +1,142 @@
+"""Runs a simulator script (sim/script.py) against the real terminal in a SimWorld, headless.
+
+Keys go through the same path as a keypad's; swipes go over the pty to the serial driver; the
+upstream modes switch the sandbox host and its name. Each `expect` polls until it holds or the
+expect timeout passes, then the run fails naming the line and printing the screen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from pitill.core.types import LinkStatus
+from pitill.sim.script import Expect, Press, Step, Swipe, SwipeNamed, Upstream, Wait
+from pitill.sim.world import SimWorld
+
+KEY_GAP_S = 0.02  # between keys of one `press`, like fingers on a keypad
+
+
+@dataclass(frozen=True)
+class Failure:
+    step: Step
+    actual: str
+    screen: str
+
+
+class ScriptRunner:
+    def __init__(
+        self,
+        world: SimWorld,
+        expect_timeout_s: float = 5.0,
+        screens_dir: Path | None = None,
+        out: TextIO = sys.stdout,
+    ) -> None:
+        self.world = world
+        self.expect_timeout_s = expect_timeout_s
+        self.screens_dir = screens_dir
+        self.out = out
+        self._saved_screens: set[str] = set()
+
+    def _save_screen(self, screen: object, image: object) -> None:
+        """--screens: one PNG per distinct screen, named by order of first appearance."""
+        assert self.screens_dir is not None
+        text = str(getattr(screen, "text")())  # noqa: B009 - Screen.text is a method
+        if text in self._saved_screens:
+            return
+        self._saved_screens.add(text)
+        title = "".join(c if c.isalnum() else "-" for c in text.splitlines()[1].lower())[:24]
+        path = self.screens_dir / f"{len(self._saved_screens):03d}-{title.strip('-')}.png"
+        image.save(path)  # type: ignore[attr-defined]
+
+    async def run(self, steps: list[Step]) -> Failure | None:
+        terminal = await self.world.start()
+        if self.screens_dir is not None:
+            self.screens_dir.mkdir(parents=True, exist_ok=True)
+            terminal.screen_listeners.append(self._save_screen)
+            if terminal.screen is not None and terminal.image is not None:
+                self._save_screen(terminal.screen, terminal.image)
+        try:
+            for step in steps:
+                now_s = terminal.now_s()
+                terminal.event_log.write(now_s, "step", line=step.line_no, text=step.text)
+                failure = await self._run_step(step)
+                if failure is not None:
+                    return failure
+            return None
+        finally:
+            await self.world.stop()
+
+    async def _run_step(self, step: Step) -> Failure | None:
+        command = step.command
+        terminal = self.world.terminal
+        assert terminal is not None
+        if isinstance(command, Press):
+            for key in command.keys:
+                terminal.dispatch_key(key)
+                await asyncio.sleep(KEY_GAP_S)
+        elif isinstance(command, Swipe | SwipeNamed):
+            loop = asyncio.get_running_loop()
+            if isinstance(command, Swipe):
+                answer = await loop.run_in_executor(
+                    None, self.world.swipe, command.pan, command.expiry_yymm, command.fmt
+                )
+            else:
+                answer = await loop.run_in_executor(
+                    None, self.world.swipe_named, command.name, command.fmt
+                )
+            terminal.event_log.write(terminal.now_s(), "reader_answer", answer=answer)
+        elif isinstance(command, Upstream):
+            self.world.set_upstream(command.mode)
+        elif isinstance(command, Wait):
+            await asyncio.sleep(command.seconds)
+        elif isinstance(command, Expect):
+            return await self._expect(step, command)
+        return None
+
+    async def _expect(self, step: Step, expect: Expect) -> Failure | None:
+        deadline = time.monotonic() + self.expect_timeout_s
+        while True:
+            ok, actual = self._check(expect)
+            if ok:
+                return None
+            if time.monotonic() >= deadline:
+                terminal = self.world.terminal
+                screen = terminal.screen.text() if terminal and terminal.screen else ""
+                return Failure(step, actual, screen)
+            await asyncio.sleep(0.02)
+
+    def _check(self, expect: Expect) -> tuple[bool, str]:
+        terminal = self.world.terminal
+        assert terminal is not None
+        subject, value = expect.subject, expect.value
+        if subject == "screen":
+            text = terminal.screen.text() if terminal.screen else ""
+            return value.lower() in text.lower(), text.replace("\n", " | ")
+        if subject == "link":
+            link = terminal.state.link
+            wanted = LinkStatus(value.upper())
+            return link is wanted, link.value.lower()
+        if subject == "state":
+            phase = terminal.state.phase.value
+            return phase == value, phase
+        counts = {
+            "pending": terminal.journal.pending_count,
+            "forwarded": terminal.journal.forwarded_count,
+            "drawer": lambda: terminal.drawer_opened,
+        }
+        actual = counts[subject]()
+        return actual == int(value), str(actual)
+
+
+def report_failure(failure: Failure, out: TextIO) -> None:
+    step = failure.step
+    print(f"FAILED line {step.line_no}: {step.text}", file=out)
+    print(f"  actual: {failure.actual}", file=out)
+    print("  screen at that moment:", file=out)
+    for line in failure.screen.splitlines():
+        print(f"    | {line}", file=out)

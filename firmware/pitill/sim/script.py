@@ -1,0 +1,160 @@
+"""The simulator's script language: parsing only. sim/runner.py carries the steps out.
+
+One command per line, `#` starts a comment:
+
+    press 1 2 5 0 OK              keys: 0-9, OK, CLEAR, CANCEL, FN
+    swipe 4111111111111111 3012   PAN and YYMM expiry (or a test card name: approved, declined,
+                                  expired, bad-luhn); add `track1` or `lines` for other formats
+    upstream down                 also: up, blackhole, dns-fail
+    wait 2.5                      seconds
+    expect screen "APPROVED"      case-insensitive substring of the text on the current screen
+    expect link offline           online | offline | degraded
+    expect state IDLE             a phase name
+    expect pending 2              card transactions waiting to go to the host
+    expect forwarded 3            offline sales the host has acknowledged
+    expect drawer 1               times the cash drawer was opened
+
+An `expect` waits (up to the runner's expect timeout) for its condition to hold, so a script
+does not need exact sleeps between an action and its visible result.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+from pitill.core.state import Phase
+from pitill.core.types import Key
+from pitill.errors import ScriptError
+
+UPSTREAM_MODES = ("up", "down", "blackhole", "dns-fail")
+LINK_WORDS = ("online", "offline", "degraded")
+COUNT_SUBJECTS = ("pending", "forwarded", "drawer")
+SWIPE_FORMATS = ("track2", "track1", "lines")
+
+
+@dataclass(frozen=True)
+class Press:
+    keys: tuple[Key, ...]
+
+
+@dataclass(frozen=True)
+class Swipe:
+    pan: str
+    expiry_yymm: str
+    fmt: str = "track2"
+
+
+@dataclass(frozen=True)
+class SwipeNamed:
+    name: str
+    fmt: str = "track2"
+
+
+@dataclass(frozen=True)
+class Upstream:
+    mode: str
+
+
+@dataclass(frozen=True)
+class Wait:
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Expect:
+    subject: str  # screen | link | state | pending | forwarded | drawer
+    value: str
+
+
+Command = Press | Swipe | SwipeNamed | Upstream | Wait | Expect
+
+
+@dataclass(frozen=True)
+class Step:
+    line_no: int
+    text: str
+    command: Command
+
+
+def parse_script(text: str, card_names: tuple[str, ...] = ()) -> list[Step]:
+    """Every step of a script; the first bad line raises ScriptError naming its number."""
+    steps = []
+    for line_no, raw in enumerate(text.splitlines(), start=1):
+        try:
+            words = shlex.split(raw, comments=True)
+        except ValueError as exc:
+            raise ScriptError(f"line {line_no}: {exc}: {raw.strip()!r}") from None
+        if not words:
+            continue
+        try:
+            command = _parse_words(words, card_names)
+        except ValueError as exc:
+            raise ScriptError(f"line {line_no}: {exc}: {raw.strip()!r}") from None
+        steps.append(Step(line_no, raw.strip(), command))
+    return steps
+
+
+def _parse_words(words: list[str], card_names: tuple[str, ...]) -> Command:
+    verb, args = words[0].lower(), words[1:]
+    if verb == "press":
+        if not args:
+            raise ValueError("press needs at least one key")
+        return Press(tuple(Key.parse(arg) for arg in args))
+    if verb == "swipe":
+        return _parse_swipe(args, card_names)
+    if verb == "upstream":
+        if len(args) != 1 or args[0].lower() not in UPSTREAM_MODES:
+            raise ValueError(f"upstream takes one of {', '.join(UPSTREAM_MODES)}")
+        return Upstream(args[0].lower())
+    if verb == "wait":
+        if len(args) != 1:
+            raise ValueError("wait takes a number of seconds")
+        seconds = float(args[0])
+        if not 0 <= seconds <= 3600:
+            raise ValueError("wait must be between 0 and 3600 seconds")
+        return Wait(seconds)
+    if verb == "expect":
+        return _parse_expect(args)
+    raise ValueError(f"unknown command {verb!r}; known: press, swipe, upstream, wait, expect")
+
+
+def _parse_swipe(args: list[str], card_names: tuple[str, ...]) -> Command:
+    fmt = "track2"
+    if args and args[-1].lower() in SWIPE_FORMATS:
+        fmt = args.pop().lower()
+    if len(args) == 1 and args[0].lower() in card_names:
+        return SwipeNamed(args[0].lower(), fmt)
+    if len(args) != 2:
+        names = ", ".join(card_names) or "none"
+        raise ValueError(f"swipe takes PAN and YYMM, or a test card name ({names})")
+    pan, expiry = args
+    if not pan.isdigit() or not 12 <= len(pan) <= 19:
+        raise ValueError("the PAN must be 12 to 19 digits")
+    if not (len(expiry) == 4 and expiry.isdigit()):
+        raise ValueError("the expiry must be YYMM, four digits")
+    return Swipe(pan, expiry, fmt)
+
+
+def _parse_expect(args: list[str]) -> Expect:
+    if len(args) != 2:
+        raise ValueError("expect takes a subject and a value")
+    subject, value = args[0].lower(), args[1]
+    if subject == "screen":
+        return Expect(subject, value)
+    if subject == "link":
+        if value.lower() not in LINK_WORDS:
+            raise ValueError(f"expect link takes {', '.join(LINK_WORDS)}")
+        return Expect(subject, value.lower())
+    if subject == "state":
+        try:
+            return Expect(subject, Phase(value.upper()).value)
+        except ValueError:
+            known = ", ".join(p.value for p in Phase)
+            raise ValueError(f"unknown state {value!r}; known: {known}") from None
+    if subject in COUNT_SUBJECTS:
+        if not value.isdigit():
+            raise ValueError(f"expect {subject} takes a whole number")
+        return Expect(subject, value)
+    known = ", ".join(("screen", "link", "state", *COUNT_SUBJECTS))
+    raise ValueError(f"unknown expectation {subject!r}; known: {known}")

@@ -1,0 +1,86 @@
+"""The simulated shop: the real terminal wired to emulated parts and a sandbox acquirer host.
+
+Everything here is real except the hardware: the journal is a SQLite file, the host listens on
+127.0.0.1, the card reader speaks its wire protocol over a pty pair through the same pyserial
+driver the Pi uses, and the display is luma's dummy device fed by the one renderer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+
+from pitill.app import Devices, Terminal, build_terminal
+from pitill.config import Config
+from pitill.drivers.oled import DisplayConfig, DummyDisplay
+from pitill.drivers.serial_reader import ReaderConfig, SerialCardReader
+from pitill.eventlog import EventLog
+from pitill.sim.acquirer import AcquirerHost
+from pitill.sim.indicators import SimIndicators
+from pitill.sim.reader_emulator import TEST_CARDS, ReaderEmulator, open_pty_pair
+from pitill.sim.resolver import SimResolver
+
+CARD_NAMES = tuple(TEST_CARDS)
+
+
+class SimWorld:
+    """Builds, starts and stops the simulated terminal and its surroundings."""
+
+    def __init__(self, config: Config, data_dir: Path, events: Path | None = None) -> None:
+        self.config = config
+        self.data_dir = data_dir
+        self.events_path = events
+        self.indicators = SimIndicators()
+        self.resolver = SimResolver({config.upstream.host: "127.0.0.1"})
+        self.host = AcquirerHost(data_dir=data_dir, host="127.0.0.1", port=0)
+        self.upstream_mode = "up"
+        self.emulator: ReaderEmulator | None = None
+        self.terminal: Terminal | None = None
+
+    async def start(self) -> Terminal:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        await self.host.start()
+        # The terminal dials the host's ephemeral port by the configured name.
+        upstream = dataclasses.replace(self.config.upstream, port=self.host.port)
+        config = dataclasses.replace(self.config, upstream=upstream)
+
+        master_fd, slave_path = open_pty_pair()
+        self.emulator = ReaderEmulator.from_fd(master_fd)  # owns the master end
+        reader = SerialCardReader(ReaderConfig(port=slave_path, protocol="framed"))
+        display = DummyDisplay(DisplayConfig(driver="dummy"))
+        devices = Devices(display=display, indicators=self.indicators, reader=reader)
+
+        terminal = build_terminal(
+            config, self.data_dir, devices, self.resolver, event_log=EventLog(self.events_path)
+        )
+        self.terminal = terminal
+        await terminal.start()
+        return terminal
+
+    def set_upstream(self, mode: str) -> None:
+        """up | down | blackhole | dns-fail: what the sandbox host and its name do from now on."""
+        self.upstream_mode = mode
+        self.resolver.set_failing(mode == "dns-fail")
+        self.host.set_mode("up" if mode == "dns-fail" else mode)
+        if self.terminal is not None:
+            self.terminal.event_log.write(self.terminal.now_s(), "upstream", mode=mode)
+
+    def swipe(self, pan: str, expiry_yymm: str, fmt: str = "track2") -> str:
+        """Blocking: send a swipe through the pty and return the terminal's answer (ACK/NAK)."""
+        assert self.emulator is not None
+        track = 1 if fmt == "track1" else 2
+        wire = "lines" if fmt == "lines" else "framed"
+        return self.emulator.swipe(pan, expiry_yymm, fmt=wire, track=track).describe()
+
+    def swipe_named(self, name: str, fmt: str = "track2") -> str:
+        card = TEST_CARDS[name]
+        return self.swipe(card.pan, card.expiry_yymm, fmt)
+
+    async def stop(self) -> None:
+        if self.terminal is not None:
+            await self.terminal.stop()
+        await self.host.close()
+        if self.emulator is not None:
+            self.emulator.close()
+        await asyncio.sleep(0)

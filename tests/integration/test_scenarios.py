@@ -1,0 +1,152 @@
+"""The acceptance story, steps 2 to 5: `pitill sim --script` runs as a person's CI would run it.
+
+Each scenario is a real process with a real SQLite journal, a real pty card reader and the
+sandbox host on loopback. Afterwards the host's ledger is compared with the journal.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCENARIOS = Path(__file__).parent.parent / "scenarios"
+PITILL = (sys.executable, "-m", "pitill.cli")
+
+
+def run_script(name: str, data_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*PITILL, "sim", "--script", str(SCENARIOS / name), "--data-dir", str(data_dir), *extra],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def journal_rows(data_dir: Path) -> list[dict[str, object]]:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pitill.cli",
+            "journal",
+            "list",
+            "--json",
+            "--data-dir",
+            str(data_dir),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def ledger(data_dir: Path) -> list[dict[str, object]]:
+    path = data_dir / "acquirer-ledger.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "online_approve_decline.pitill",
+        "outage_down.pitill",
+        "outage_blackhole.pitill",
+        "outage_dns.pitill",
+        "offline_cash_change.pitill",
+    ],
+)
+def test_scenario_passes(name: str, tmp_path: Path) -> None:
+    result = run_script(name, tmp_path / "data")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_online_sales_are_in_the_ledger_once_each(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert run_script("online_approve_decline.pitill", data).returncode == 0
+    sales = [entry for entry in ledger(data) if entry["mti"] == "0200"]
+    assert [(e["amount_minor"], e["response_code"]) for e in sales] == [
+        (1250, "00"),
+        (2051, "51"),
+        (3005, "05"),
+        (100, "05"),
+    ]
+    rows = journal_rows(data)
+    assert [r["status"] for r in rows] == ["APPROVED", "DECLINED", "DECLINED", "DECLINED"]
+    assert all(r["masked_pan"] == "411111******1111" for r in rows[:3])
+
+
+def test_heal_forwards_each_offline_sale_exactly_once(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    events = tmp_path / "events.jsonl"
+    result = run_script("heal_forward.pitill", data, "--events", str(events))
+    assert result.returncode == 0, result.stdout + result.stderr
+    advices = [e for e in ledger(data) if e["mti"] in ("0220", "0221")]
+    keys = [(e["terminal_id"], e["stan"]) for e in advices if not e["duplicate"]]
+    assert len(keys) == len(set(keys)) == 3
+    assert sorted(int(str(e["amount_minor"])) for e in advices if not e["duplicate"]) == [
+        150,
+        1000,
+        2000,
+    ]
+    assert {r["status"] for r in journal_rows(data)} == {"FORWARDED"}
+    backlog = [
+        json.loads(line)["pending"]
+        for line in events.read_text().splitlines()
+        if '"event": "backlog"' in line
+    ]
+    assert backlog[-1] == 0 and max(backlog) == 3  # the screen's count fell to zero
+
+
+def test_pending_sales_survive_a_restart_and_go_out_once(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    first = run_script("restart_part1.pitill", data)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert [r["status"] for r in journal_rows(data)] == ["PENDING", "PENDING"]
+    assert not [e for e in ledger(data) if e["mti"] in ("0220", "0221")]
+    second = run_script("restart_part2.pitill", data)
+    assert second.returncode == 0, second.stdout + second.stderr
+    advices = [e for e in ledger(data) if e["mti"] in ("0220", "0221") and not e["duplicate"]]
+    assert sorted(int(str(e["amount_minor"])) for e in advices) == [800, 1200]
+
+
+def test_failing_expect_names_the_line_and_prints_the_screen(tmp_path: Path) -> None:
+    script = tmp_path / "fail.pitill"
+    script.write_text('press 1 2 OK\nexpect screen "APPROVED"\n')
+    result = run_script(str(script), tmp_path / "data", "--expect-timeout", "0.5")
+    assert result.returncode == 1
+    assert "FAILED line 2" in result.stdout and "SWIPE CARD" in result.stdout
+
+
+def test_unknown_command_fails_with_its_line_number(tmp_path: Path) -> None:
+    script = tmp_path / "bad.pitill"
+    script.write_text("# a comment\npress 1\nfly away\n")
+    result = run_script(str(script), tmp_path / "data")
+    assert result.returncode == 2
+    assert "line 3" in result.stderr and "unknown command 'fly'" in result.stderr
+
+
+def test_unknown_key_fails_with_its_line_number(tmp_path: Path) -> None:
+    script = tmp_path / "bad.pitill"
+    script.write_text("press 1 X\n")
+    result = run_script(str(script), tmp_path / "data")
+    assert result.returncode == 2 and "line 1" in result.stderr and "'X'" in result.stderr
+
+
+def test_screens_and_events_never_hold_a_full_pan(tmp_path: Path) -> None:
+    screens = tmp_path / "screens"
+    events = tmp_path / "events.jsonl"
+    result = run_script(
+        "outage_down.pitill", tmp_path / "data", "--screens", str(screens), "--events", str(events)
+    )
+    assert result.returncode == 0, result.stdout
+    assert len(list(screens.glob("*.png"))) >= 4
+    text = events.read_text()
+    assert "4111111111111111" not in text and "411111******1111" in text
+    kinds = {json.loads(line)["event"] for line in text.splitlines()}
+    assert {"step", "state", "screen", "link", "journal"} <= kinds
