@@ -26,6 +26,7 @@ from pitill.core.effects import (
     Effect,
     OpenDrawer,
     Record,
+    RequestReport,
     SetLeds,
     Show,
     StartTimer,
@@ -42,11 +43,12 @@ from pitill.core.events import (
     LinkChanged,
     ReaderChanged,
     RecordFailed,
+    ReportReady,
     TimerFired,
 )
 from pitill.core.machine import step
 from pitill.core.screens import Screen
-from pitill.core.state import PhaseTimeouts, Settings, TerminalState
+from pitill.core.state import OfflineLimits, PhaseTimeouts, Settings, TerminalState
 from pitill.core.txn import Txn
 from pitill.core.types import Key, LinkStatus, TxnStatus
 from pitill.drivers.protocols import CardReader, Display, Indicators, KeySource
@@ -54,6 +56,7 @@ from pitill.errors import StorageError, UpstreamError, UpstreamTimeout
 from pitill.eventlog import EventLog
 from pitill.journal.forwarder import Forwarder
 from pitill.journal.model import JournalRow
+from pitill.journal.report import build_report
 from pitill.journal.seal import KEY_FILE_NAME, Sealer
 from pitill.journal.store import Journal
 from pitill.logs import log_event
@@ -65,16 +68,26 @@ from pitill.upstream.resolver import Resolver
 log = logging.getLogger("pitill.app")
 
 ScreenListener = Callable[[Screen, Image.Image], None]
+RUNTIME_SAVE_S = 60.0
 
 
 def settings_from_config(config: Config) -> Settings:
     """The core's view of the configuration."""
     t = config.timeouts
+    offline = config.offline
     return Settings(
         currency=config.terminal.currency,
         currency_exponent=config.terminal.currency_exponent,
         max_amount_minor=config.terminal.max_amount_minor,
-        floor_limit_minor=config.offline.floor_limit_minor,
+        mode=offline.mode,
+        limits=OfflineLimits(
+            floor_limit_minor=offline.floor_limit_minor,
+            max_total_minor=offline.max_total_minor,
+            max_count=offline.max_count,
+            max_age_s=offline.max_age_s,
+            age_alarm_s=offline.age_alarm_s,
+            max_per_card=offline.max_per_card,
+        ),
         timeouts=PhaseTimeouts(
             amount_entry_s=t.amount_entry_s,
             await_card_s=t.await_card_s,
@@ -208,6 +221,9 @@ class Terminal:
         elif isinstance(effect, SetLeds):
             self.leds = (effect.green, effect.red)
             self.devices.indicators.set_leds(effect.green, effect.red)
+        elif isinstance(effect, RequestReport):
+            lines = build_report(self.journal.rows()).screen_lines()
+            self._soon(ReportReady(self.now_s(), lines))
         elif isinstance(effect, OpenDrawer):
             self.drawer_opened += 1
             self.devices.indicators.open_drawer()
@@ -247,12 +263,22 @@ class Terminal:
         )
         if txn.status in (TxnStatus.PENDING, TxnStatus.REVERSAL_PENDING):
             self.forwarder.kick()
-            self._post_backlog()
+            self._soon(self.backlog_event())
 
-    def _post_backlog(self) -> None:
-        pending = self.journal.pending_count()
+    def backlog_event(self) -> BacklogChanged:
+        exposure = self.journal.offline_exposure()
+        return BacklogChanged(
+            self.now_s(),
+            pending=self.journal.pending_count(),
+            offline_count=exposure.count,
+            offline_minor=exposure.amount_minor,
+            oldest_age_s=exposure.oldest_age_s,
+        )
+
+    def _soon(self, event: Event) -> None:
+        """Dispatch after the effects of the current step (never inside another step)."""
         assert self._loop is not None
-        self._loop.call_soon(lambda: self.dispatch(BacklogChanged(self.now_s(), pending)))
+        self._loop.call_soon(self.dispatch, event)
 
     def _start_timer(self, effect: StartTimer) -> None:
         assert self._loop is not None
@@ -296,7 +322,7 @@ class Terminal:
 
     def on_backlog(self, pending: int) -> None:
         self.event_log.write(self.now_s(), "backlog", pending=pending)
-        self.dispatch(BacklogChanged(self.now_s(), pending))
+        self.dispatch(self.backlog_event())
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -307,11 +333,20 @@ class Terminal:
         recovered = self.journal.recover_at_boot()
         if recovered:
             log_event(log, "recovered_unknown_outcomes", seqs=recovered)
+        notice = "Journal damaged: moved aside" if self.journal.moved_aside else ""
+        if self.journal.moved_aside:
+            log_event(
+                log, "journal_moved_aside", level=logging.ERROR, path=self.journal.moved_aside
+            )
         self.dispatch(
             Booted(
-                self.now_s(), next_seq=self.journal.next_seq(), pending=self.journal.pending_count()
+                self.now_s(),
+                next_seq=self.journal.next_seq(),
+                pending=self.journal.pending_count(),
+                notice=notice,
             )
         )
+        self.dispatch(self.backlog_event())
         for source in self.devices.key_sources:
             source.start(self.post_key)
         if self.devices.reader is not None:
@@ -319,6 +354,7 @@ class Terminal:
         self._spawn(self.monitor.run())
         self._spawn(self.forwarder.run())
         self._spawn(self._watchdog())
+        self._spawn(self._keep_time())
         self.notifier.ready()
         log_event(log, "ready", next_seq=self.state.next_seq, pending=self.state.pending)
 
@@ -330,6 +366,16 @@ class Terminal:
         while True:
             self.notifier.watchdog()
             await asyncio.sleep(interval_s)
+
+    async def _keep_time(self) -> None:
+        """Persist the running time each minute and refresh the pending sales' age on screen."""
+        while True:
+            await asyncio.sleep(RUNTIME_SAVE_S)
+            try:
+                self.journal.save_runtime()
+            except StorageError as exc:
+                log_event(log, "runtime_not_saved", level=logging.WARNING, error=str(exc))
+            self.dispatch(self.backlog_event())
 
     async def stop(self) -> None:
         self.notifier.stopping()

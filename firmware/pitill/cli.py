@@ -25,6 +25,12 @@ def _journal_list(args: argparse.Namespace) -> int:
     return print_listing(args.data_dir, as_json=args.json)
 
 
+def _report(args: argparse.Namespace) -> int:
+    from pitill.journal.report import print_report
+
+    return print_report(args.data_dir, as_json=args.json)
+
+
 def _acquirer(args: argparse.Namespace) -> int:
     from pitill.sim.acquirer import main as acquirer_main
 
@@ -95,6 +101,19 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--data-dir", type=Path, required=True)
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     listing.set_defaults(handler=_journal_list)
+
+    report = commands.add_parser(
+        "report",
+        help="the reconciliation report: what was sold, how, and what the host still owes",
+        description=(
+            "Counts and totals by kind (card online, card offline, cash), by status, offline "
+            "sales still waiting for the host, and sales the host declined after an offline "
+            "approval (the shop's loss). Example: pitill report --data-dir /var/lib/pitill"
+        ),
+    )
+    report.add_argument("--data-dir", type=Path, required=True)
+    report.add_argument("--json", action="store_true", help="the same figures as JSON")
+    report.set_defaults(handler=_report)
 
     acquirer = commands.add_parser(
         "acquirer",

@@ -15,6 +15,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pitill.core.types import OfflineMode
 from pitill.drivers.hwconfig import (
     I2C1_PINS,
     UART_PINS,
@@ -80,11 +81,24 @@ class TerminalConfig:
 
 @dataclass(frozen=True)
 class OfflineConfig:
-    floor_limit_minor: int = 2500  # a card sale at or under this is approved offline when down
+    """What the terminal may do with cards while it cannot reach the host."""
+
+    mode: OfflineMode = OfflineMode.PREFER_ONLINE
+    floor_limit_minor: int = 2500  # a card sale at or under this may be approved offline
+    max_total_minor: int = 50_000  # all offline approvals not yet acknowledged, together
+    max_count: int = 20  # how many of them
+    max_age_s: float = 24 * 3600.0  # the oldest must reach the host within this
+    age_alarm_s: float = 20 * 3600.0  # screen and buzzer warn from this age on
+    max_per_card: int = 3  # offline sales of one card within one outage
 
     def validate(self, at: str) -> None:
-        if self.floor_limit_minor < 0:
-            raise ConfigError(f"{at}.floor_limit_minor: must be >= 0, got {self.floor_limit_minor}")
+        for name in ("floor_limit_minor", "max_total_minor", "max_count", "max_per_card"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{at}.{name}: must be >= 0, got {getattr(self, name)}")
+        if self.max_age_s <= 0:
+            raise ConfigError(f"{at}.max_age_s: must be > 0 seconds")
+        if not 0 < self.age_alarm_s <= self.max_age_s:
+            raise ConfigError(f"{at}.age_alarm_s: must be > 0 and at most max_age_s")
 
 
 @dataclass(frozen=True)

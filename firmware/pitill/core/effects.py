@@ -56,4 +56,9 @@ class StartTimer:
     token: int
 
 
-Effect = Show | Beep | SetLeds | Record | Authorize | OpenDrawer | StartTimer
+@dataclass(frozen=True)
+class RequestReport:
+    """Build the reconciliation report from the journal and answer with ReportReady."""
+
+
+Effect = Show | Beep | SetLeds | Record | Authorize | OpenDrawer | StartTimer | RequestReport

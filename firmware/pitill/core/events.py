@@ -16,6 +16,7 @@ class Booted:
     now_s: float
     next_seq: int
     pending: int = 0
+    notice: str = ""  # what the shell found at boot that the cashier should know
 
 
 @dataclass(frozen=True)
@@ -75,10 +76,21 @@ class AuthResult:
 
 @dataclass(frozen=True)
 class BacklogChanged:
-    """The forwarder's view of the journal: card transactions still to send."""
+    """The journal's view of what still has to go upstream, and the offline exposure in it."""
 
     now_s: float
-    pending: int
+    pending: int  # card transactions still to send (advices and reversals)
+    offline_count: int = 0  # offline approvals not yet acknowledged by the host
+    offline_minor: int = 0  # their total amount
+    oldest_age_s: float = 0.0  # age of the oldest of them (terminal running time, see journal)
+
+
+@dataclass(frozen=True)
+class ReportReady:
+    """The reconciliation report the FN menu asked for, as lines for the screen."""
+
+    now_s: float
+    lines: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -110,6 +122,7 @@ Event = (
     | LinkChanged
     | AuthResult
     | BacklogChanged
+    | ReportReady
     | RecordFailed
     | TimerFired
 )

@@ -23,12 +23,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from enum import StrEnum
 
+from pitill.card.model import Card
 from pitill.core.effects import (
     Authorize,
     Beep,
     Effect,
     OpenDrawer,
     Record,
+    RequestReport,
     SetLeds,
     Show,
     StartTimer,
@@ -45,12 +47,21 @@ from pitill.core.events import (
     LinkChanged,
     ReaderChanged,
     RecordFailed,
+    ReportReady,
     TimerFired,
     TimerName,
 )
 from pitill.core.state import Phase, TerminalState
 from pitill.core.txn import Txn
-from pitill.core.types import BeepPattern, Key, LinkStatus, TxnKind, TxnMode, TxnStatus
+from pitill.core.types import (
+    BeepPattern,
+    Key,
+    LinkStatus,
+    OfflineMode,
+    TxnKind,
+    TxnMode,
+    TxnStatus,
+)
 from pitill.core.views import decline_reason, money, screen_for
 from pitill.errors import TransitionError
 
@@ -61,6 +72,7 @@ Handler = Callable[[TerminalState, Event], Result]
 # Response codes the core writes for decisions taken without the host (EMV vocabulary).
 OFFLINE_APPROVED_CODE = "Y3"  # approved, unable to go online
 OFFLINE_DECLINED_CODE = "Z3"  # declined, unable to go online
+RETRY_LATER_CODES = frozenset({"91", "96"})  # the host answered "not now": stand in offline
 
 
 class Trigger(StrEnum):
@@ -80,6 +92,7 @@ class Trigger(StrEnum):
     BACKLOG = "backlog"
     READER = "reader"
     RECORD_FAILED = "record_failed"
+    REPORT_READY = "report_ready"
 
 
 _KEY_TRIGGERS = {Key.OK: Trigger.OK, Key.CLEAR: Trigger.CLEAR, Key.CANCEL: Trigger.CANCEL}
@@ -94,6 +107,7 @@ _EVENT_TRIGGERS: dict[type, Trigger] = {
     BacklogChanged: Trigger.BACKLOG,
     ReaderChanged: Trigger.READER,
     RecordFailed: Trigger.RECORD_FAILED,
+    ReportReady: Trigger.REPORT_READY,
 }
 
 
@@ -157,6 +171,8 @@ _PHASE_TIMEOUT_S: dict[Phase, Callable[[TerminalState], float]] = {
     Phase.TENDER: lambda s: s.settings.timeouts.tender_s,
     Phase.CHANGE: lambda s: s.settings.timeouts.change_s,
     Phase.STORAGE_FAULT: lambda s: s.settings.timeouts.storage_fault_s,
+    Phase.MENU: lambda s: s.settings.timeouts.menu_s,
+    Phase.REPORT: lambda s: s.settings.timeouts.menu_s,
 }
 
 
@@ -208,6 +224,8 @@ def on_link(state: TerminalState, event: Event) -> Result:
     assert isinstance(event, LinkChanged)
     reason = "" if event.status is LinkStatus.ONLINE else event.reason
     new_state = state.but(link=event.status, link_reason=reason)
+    if event.status is LinkStatus.ONLINE:
+        new_state = new_state.but(outage_cards=())  # a new outage starts a new per-card count
     effects: list[Effect] = []
     if leds(new_state) != leds(state) or state.phase is Phase.BOOTING:
         green, red = leds(new_state)
@@ -225,7 +243,16 @@ def leds(state: TerminalState) -> tuple[bool, bool]:
 
 def on_backlog(state: TerminalState, event: Event) -> Result:
     assert isinstance(event, BacklogChanged)
-    return state.but(pending=event.pending), ()
+    limits = state.settings.limits
+    alarm = event.offline_count > 0 and event.oldest_age_s >= limits.age_alarm_s
+    new_state = state.but(
+        pending=event.pending,
+        offline_count=event.offline_count,
+        offline_minor=event.offline_minor,
+        oldest_age_s=event.oldest_age_s,
+        age_alarm=alarm,
+    )
+    return new_state, (Beep(BeepPattern.ALERT),) if alarm and not state.age_alarm else ()
 
 
 def on_reader(state: TerminalState, event: Event) -> Result:
@@ -245,6 +272,7 @@ COMMON_ROWS: dict[Trigger, Handler] = {
     Trigger.READER: on_reader,
     Trigger.RECORD_FAILED: on_record_failed,
     Trigger.AUTH_RESULT: ignore,  # a late answer for a sale already resolved (it was reversed)
+    Trigger.REPORT_READY: ignore,  # the cashier left the report before it was ready
 }
 
 
@@ -254,8 +282,8 @@ COMMON_ROWS: dict[Trigger, Handler] = {
 @leads_to(Phase.IDLE)
 def on_booted(state: TerminalState, event: Event) -> Result:
     assert isinstance(event, Booted)
-    state = state.but(next_seq=event.next_seq, pending=event.pending)
-    new_state, effects = to_idle(state)
+    state = state.but(next_seq=event.next_seq, pending=event.pending, mode=state.settings.mode)
+    new_state, effects = to_idle(state, notice=event.notice)
     green, red = leds(new_state)
     return new_state, (SetLeds(green=green, red=red), *effects)
 
@@ -296,13 +324,28 @@ def amount_clear(state: TerminalState, event: Event) -> Result:
 def amount_ok(state: TerminalState, event: Event) -> Result:
     if state.amount_minor == 0:
         return state.but(notice="Key in an amount"), (Beep(BeepPattern.ERROR),)
-    if not state.can_go_online and state.amount_minor > state.settings.floor_limit_minor:
-        return cash_only(state, over_limit_reason(state))
+    refusal = offline_refusal(state, None) if state.offline else None
+    if refusal is not None:
+        return cash_only(state, refusal)
     return enter(state, Phase.AWAIT_CARD, Beep(BeepPattern.CLICK))
 
 
-def over_limit_reason(state: TerminalState) -> str:
-    return f"Offline: over {money(state, state.settings.floor_limit_minor)}"
+def offline_refusal(state: TerminalState, card: Card | None) -> str | None:
+    """Why this sale may not be approved offline (the limit, as the screen says it), or None."""
+    limits = state.settings.limits
+    if state.mode is OfflineMode.REQUIRE_ONLINE:
+        return "Mode: online only"
+    if state.amount_minor > limits.floor_limit_minor:
+        return f"Offline: over {money(state, limits.floor_limit_minor)}"
+    if state.offline_count >= limits.max_count:
+        return f"Limit: {limits.max_count} offline sales"
+    if state.offline_minor + state.amount_minor > limits.max_total_minor:
+        return f"Limit: {money(state, limits.max_total_minor)} offline"
+    if state.offline_count and state.oldest_age_s >= limits.max_age_s:
+        return f"Limit: oldest sale {limits.max_age_s / 3600:.0f}h"
+    if card is not None and state.card_sales_this_outage(card.pan) >= limits.max_per_card:
+        return f"Limit: card {limits.max_per_card}x offline"
+    return None
 
 
 def cash_only(state: TerminalState, reason: str, *effects: Effect) -> Result:
@@ -364,9 +407,11 @@ def new_card_txn(state: TerminalState, event: CardSwiped, mode: TxnMode, status:
 
 
 def decide_offline(state: TerminalState, *before: Effect, reverses_seq: int = 0) -> Result:
-    """Approve offline within the floor limit (journaled before it is shown), else cash only."""
-    if state.amount_minor > state.settings.floor_limit_minor:
-        return cash_only(state, over_limit_reason(state), *before)
+    """Approve offline within the limits (journaled before it is shown), else cash only."""
+    refusal = offline_refusal(state, state.card)
+    if refusal is not None:
+        return cash_only(state, refusal, *before)
+    assert state.card is not None
     txn = Txn(
         seq=state.next_seq,
         kind=TxnKind.CARD,
@@ -386,7 +431,16 @@ def decide_offline(state: TerminalState, *before: Effect, reverses_seq: int = 0)
         Beep(BeepPattern.APPROVE),
         txn=txn,
         next_seq=state.next_seq + 1,
+        offline_count=state.offline_count + 1,
+        offline_minor=state.offline_minor + state.amount_minor,
+        outage_cards=counted(state.outage_cards, state.card.pan),
     )
+
+
+def counted(counts: tuple[tuple[str, int], ...], pan: str) -> tuple[tuple[str, int], ...]:
+    table = dict(counts)
+    table[pan] = table.get(pan, 0) + 1
+    return tuple(table.items())
 
 
 @leads_to(Phase.APPROVED, Phase.DECLINED, Phase.OFFLINE_APPROVED, Phase.CASH_ONLY)
@@ -400,6 +454,10 @@ def auth_result(state: TerminalState, event: Event) -> Result:
             TxnStatus.APPROVED, response_code=event.response_code, auth_code=event.auth_code
         )
         return enter(state, Phase.APPROVED, Record(done), Beep(BeepPattern.APPROVE), txn=done)
+    if event.outcome is AuthOutcome.DECLINED and event.response_code in RETRY_LATER_CODES:
+        # The host answered "not now": this STAN is settled (declined), the sale stands in offline.
+        done = txn.with_status(TxnStatus.DECLINED, response_code=event.response_code)
+        return decide_offline(state.but(txn=done), Record(done))
     if event.outcome is AuthOutcome.DECLINED:
         done = txn.with_status(TxnStatus.DECLINED, response_code=event.response_code)
         return enter(
@@ -417,9 +475,10 @@ def auth_result(state: TerminalState, event: Event) -> Result:
 
 def unreachable(state: TerminalState, txn: Txn) -> Result:
     """The 0200 was never sent: the host knows nothing of it, so its seq is decided offline."""
-    if state.amount_minor > state.settings.floor_limit_minor:
+    refusal = offline_refusal(state, state.card)
+    if refusal is not None:
         undone = txn.with_status(TxnStatus.DECLINED, response_code=OFFLINE_DECLINED_CODE)
-        return cash_only(state.but(txn=undone), "Host unreachable", Record(undone))
+        return cash_only(state.but(txn=undone), refusal, Record(undone))
     return decide_offline(state.but(next_seq=txn.seq))
 
 
@@ -486,6 +545,40 @@ def tender_ok(state: TerminalState, event: Event) -> Result:
     )
 
 
+# --- FN menu: offline mode and the reconciliation report ------------------------------------------
+
+_MODES = tuple(OfflineMode)
+
+
+@leads_to(Phase.MENU)
+def open_menu(state: TerminalState, event: Event) -> Result:
+    return enter(state, Phase.MENU, Beep(BeepPattern.CLICK))
+
+
+@leads_to(Phase.MENU, Phase.REPORT)
+def menu_digit(state: TerminalState, event: Event) -> Result:
+    choice = digit_of(event)
+    if choice == 1:
+        mode = _MODES[(_MODES.index(state.mode) + 1) % len(_MODES)]
+        return enter(state, Phase.MENU, Beep(BeepPattern.CLICK), mode=mode)
+    if choice == 2:
+        return enter(state, Phase.REPORT, RequestReport(), report_lines=("Reading journal",))
+    return state.but(notice="Press 1 or 2"), (Beep(BeepPattern.ERROR),)
+
+
+def report_ready(state: TerminalState, event: Event) -> Result:
+    assert isinstance(event, ReportReady)
+    return state.but(report_lines=event.lines), ()
+
+
+@leads_to(Phase.REPORT, Phase.IDLE)
+def report_next_page(state: TerminalState, event: Event) -> Result:
+    """OK pages through the report three lines at a time; after the last page, back to idle."""
+    if len(state.report_lines) <= 3:
+        return to_idle(state)
+    return enter(state, Phase.REPORT, report_lines=state.report_lines[3:])
+
+
 # --- the table -----------------------------------------------------------------------------------
 
 _NOT_NOW = refuse("")
@@ -522,7 +615,7 @@ _ROWS: dict[Phase, dict[Trigger, Handler]] = {
         Trigger.OK: refuse("Key in an amount"),
         Trigger.CLEAR: dismiss_notice,
         Trigger.CANCEL: dismiss_notice,
-        Trigger.FN: refuse("No menu yet"),
+        Trigger.FN: open_menu,
         Trigger.CARD: refuse("Key in the amount first"),
         Trigger.CARD_UNREADABLE: ignore,
         Trigger.TIMEOUT: ignore,
@@ -584,6 +677,27 @@ _ROWS: dict[Phase, dict[Trigger, Handler]] = {
     },
     Phase.CHANGE: _RESULT_ROWS,
     Phase.STORAGE_FAULT: {**_RESULT_ROWS, Trigger.DIGIT: _NOT_NOW},
+    Phase.MENU: {
+        Trigger.DIGIT: menu_digit,
+        Trigger.OK: done,
+        Trigger.CLEAR: done,
+        Trigger.CANCEL: done,
+        Trigger.FN: done,
+        Trigger.CARD: _NO_CARD_WANTED,
+        Trigger.CARD_UNREADABLE: ignore,
+        Trigger.TIMEOUT: done,
+    },
+    Phase.REPORT: {
+        Trigger.DIGIT: _NOT_NOW,
+        Trigger.OK: report_next_page,
+        Trigger.CLEAR: done,
+        Trigger.CANCEL: done,
+        Trigger.FN: done,
+        Trigger.CARD: _NO_CARD_WANTED,
+        Trigger.CARD_UNREADABLE: ignore,
+        Trigger.TIMEOUT: done,
+        Trigger.REPORT_READY: report_ready,
+    },
 }
 
 

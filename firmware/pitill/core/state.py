@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from pitill.card.model import Card
 from pitill.core.txn import Txn
-from pitill.core.types import LinkStatus
+from pitill.core.types import LinkStatus, OfflineMode
 
 
 class Phase(StrEnum):
@@ -25,6 +25,8 @@ class Phase(StrEnum):
     TENDER = "TENDER"  # the cashier keys in the cash handed over
     CHANGE = "CHANGE"  # cash sale journaled, drawer open, change shown
     STORAGE_FAULT = "STORAGE_FAULT"  # the journal could not make a write durable
+    MENU = "MENU"  # FN: mode and report
+    REPORT = "REPORT"  # the reconciliation report on screen
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,19 @@ class PhaseTimeouts:
     tender_s: float = 120.0
     change_s: float = 30.0
     storage_fault_s: float = 60.0
+    menu_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class OfflineLimits:
+    """How much card risk the terminal takes while it cannot reach the host."""
+
+    floor_limit_minor: int = 2500  # per sale
+    max_total_minor: int = 50_000  # all offline sales not yet acknowledged by the host
+    max_count: int = 20  # how many of them
+    max_age_s: float = 24 * 3600.0  # the oldest must reach the host within this
+    age_alarm_s: float = 20 * 3600.0  # warn (screen and buzzer) from this age on
+    max_per_card: int = 3  # offline sales of one card within one outage
 
 
 @dataclass(frozen=True)
@@ -46,8 +61,13 @@ class Settings:
     currency: str = "EUR"
     currency_exponent: int = 2
     max_amount_minor: int = 999_999
-    floor_limit_minor: int = 2500
+    mode: OfflineMode = OfflineMode.PREFER_ONLINE
+    limits: OfflineLimits = field(default_factory=OfflineLimits)
     timeouts: PhaseTimeouts = field(default_factory=PhaseTimeouts)
+
+    @property
+    def floor_limit_minor(self) -> int:
+        return self.limits.floor_limit_minor
 
     @property
     def max_tender_minor(self) -> int:
@@ -64,6 +84,13 @@ class TerminalState:
     reader_connected: bool = True
     reader_detail: str = ""
     pending: int = 0  # card transactions the journal still has to send upstream
+    mode: OfflineMode = OfflineMode.PREFER_ONLINE
+    offline_count: int = 0  # offline approvals the host has not acknowledged yet
+    offline_minor: int = 0
+    oldest_age_s: float = 0.0
+    age_alarm: bool = False  # the oldest pending sale is nearing its age limit
+    outage_cards: tuple[tuple[str, int], ...] = ()  # (PAN, offline sales) in this outage
+    report_lines: tuple[str, ...] = ()
     next_seq: int = 1
     amount_minor: int = 0
     tendered_minor: int = 0
@@ -79,5 +106,12 @@ class TerminalState:
 
     @property
     def can_go_online(self) -> bool:
-        """Try the host unless the monitor says it is down (UNKNOWN: try, fall back if needed)."""
-        return self.link is not LinkStatus.OFFLINE
+        """Try the host unless it is down or the operator said so (UNKNOWN: try, fall back)."""
+        return self.link is not LinkStatus.OFFLINE and self.mode is not OfflineMode.FORCE_OFFLINE
+
+    @property
+    def offline(self) -> bool:
+        return not self.can_go_online
+
+    def card_sales_this_outage(self, pan: str) -> int:
+        return dict(self.outage_cards).get(pan, 0)

@@ -47,6 +47,18 @@ class LinkStatus(StrEnum):
     OFFLINE = "OFFLINE"
 
 
+class OfflineMode(StrEnum):
+    """How the terminal treats card sales when the host is down (Stripe Terminal's names)."""
+
+    PREFER_ONLINE = "prefer_online"  # online when possible, offline within limits otherwise
+    REQUIRE_ONLINE = "require_online"  # never approve a card offline: cash only while down
+    FORCE_OFFLINE = "force_offline"  # the operator declares the host bad: decide every sale offline
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ")
+
+
 class TxnKind(StrEnum):
     CARD = "card"
     CASH = "cash"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pitill.core.screens import Emphasis, Screen, StatusBar
 from pitill.core.state import Phase, TerminalState
-from pitill.core.types import LinkStatus, format_amount
+from pitill.core.types import OfflineMode, format_amount
 
 DECLINE_REASONS = {
     "05": "DO NOT HONOUR",
@@ -33,6 +33,23 @@ def status_bar(state: TerminalState) -> StatusBar:
     return StatusBar(link=state.link, reason=state.link_reason, pending=state.pending)
 
 
+def offline_budget_lines(state: TerminalState) -> tuple[str, ...]:
+    """What card sales are still possible while the host is away (the remaining budget)."""
+    if state.mode is OfflineMode.REQUIRE_ONLINE:
+        return ("Host unreachable", "Online-only mode:", "cash only")
+    limits = state.settings.limits
+    sales_left = max(0, limits.max_count - state.offline_count)
+    amount_left = max(0, limits.max_total_minor - state.offline_minor)
+    first = "Operator: offline" if state.mode is OfflineMode.FORCE_OFFLINE else "Host unreachable"
+    hours_left = (limits.max_age_s - state.oldest_age_s) / 3600 if state.offline_count else None
+    time_left = f" {hours_left:.0f}h" if hours_left is not None else ""
+    return (
+        first,
+        f"Card up to {money(state, limits.floor_limit_minor)}",
+        f"Left {sales_left}x {money(state, amount_left)}{time_left}",
+    )
+
+
 def screen_for(state: TerminalState) -> Screen:
     title, lines, emphasis = _content(state)
     if not state.reader_connected and state.phase in (Phase.IDLE, Phase.AWAIT_CARD):
@@ -49,19 +66,16 @@ def _content(state: TerminalState) -> tuple[str, tuple[str, ...], Emphasis]:
     pan = state.card.masked_pan if state.card else ""
     if phase in (Phase.BOOTING, Phase.IDLE):
         title = "STARTING" if phase is Phase.BOOTING else "READY"
-        if state.link is LinkStatus.OFFLINE:
-            limit = money(state, state.settings.floor_limit_minor)
-            return (
-                title,
-                ("Host unreachable", f"Card up to {limit}", "Cash always OK"),
-                (Emphasis.WARNING),
-            )
+        if state.age_alarm:
+            hours = state.oldest_age_s / 3600
+            return title, ("FORWARD SOON:", f"oldest sale {hours:.0f}h old"), Emphasis.WARNING
+        if state.offline:
+            return title, offline_budget_lines(state), Emphasis.WARNING
         return title, ("Key in an amount",), Emphasis.NORMAL
     if phase is Phase.AMOUNT:
         return amount, ("OK to take payment",), Emphasis.NORMAL
     if phase is Phase.AWAIT_CARD:
-        offline = state.link is LinkStatus.OFFLINE
-        return "SWIPE CARD", (amount, "Offline approval" if offline else ""), Emphasis.NORMAL
+        return "SWIPE CARD", (amount, "Offline approval" if state.offline else ""), Emphasis.NORMAL
     if phase is Phase.AUTHORIZING:
         return "AUTHORIZING", (amount, pan), Emphasis.NORMAL
     if phase is Phase.APPROVED:
@@ -85,6 +99,14 @@ def _content(state: TerminalState) -> tuple[str, tuple[str, ...], Emphasis]:
         change = money(state, txn.change_minor if txn else 0)
         tendered = money(state, state.tendered_minor)
         return "CHANGE", (change, f"Tendered {tendered}", "Close the drawer"), Emphasis.NORMAL
+    if phase is Phase.MENU:
+        return (
+            "MENU",
+            (f"1 Mode: {state.mode.label}", "2 Report", "CANCEL to leave"),
+            (Emphasis.NORMAL),
+        )
+    if phase is Phase.REPORT:
+        return "REPORT", state.report_lines[:3], Emphasis.NORMAL
     if phase is Phase.STORAGE_FAULT:
         return (
             "STORAGE FAULT",

@@ -51,6 +51,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             note TEXT NOT NULL DEFAULT ''
         )""",
     ),
+    (
+        # The terminal's running time, persisted: a Pi has no RTC, so the age of a pending sale
+        # is measured on this clock (and on the wall clock when that one looks sane).
+        "ALTER TABLE txns ADD COLUMN created_runtime_s REAL NOT NULL DEFAULT 0",
+        """CREATE TABLE runtime (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            runtime_s REAL NOT NULL
+        )""",
+        "INSERT INTO runtime VALUES (1, 0)",
+    ),
 )
 
 _SUFFIXES = ("", "-wal", "-shm")  # a database and the files SQLite keeps beside it

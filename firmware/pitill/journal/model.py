@@ -46,3 +46,12 @@ class ForwardItem:
     @property
     def repeat(self) -> bool:
         return self.row.attempts > 0
+
+
+@dataclass(frozen=True)
+class OfflineExposure:
+    """The card risk the terminal carries: offline approvals the host has not acknowledged."""
+
+    count: int
+    amount_minor: int
+    oldest_age_s: float

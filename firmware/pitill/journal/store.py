@@ -21,6 +21,7 @@ import contextlib
 import dataclasses
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,7 +39,7 @@ from pitill.journal.dbfile import (
     storage_error,
     transaction,
 )
-from pitill.journal.model import ForwardItem, ForwardKind, JournalRow
+from pitill.journal.model import ForwardItem, ForwardKind, JournalRow, OfflineExposure
 from pitill.journal.seal import Sealer
 
 JOURNAL_FILE_NAME = "journal.sqlite3"
@@ -78,10 +79,17 @@ class Journal:
         self._sealer = sealer
         self._clock = clock
         self._lock = threading.RLock()
+        self._closed = False
         self.notice = notice
 
     @classmethod
-    def open(cls, data_dir: Path, sealer: Sealer, clock: Clock = datetime.now) -> Journal:
+    def open(
+        cls,
+        data_dir: Path,
+        sealer: Sealer,
+        clock: Clock = datetime.now,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> Journal:
         """Open (or create) DATA_DIR/journal.sqlite3, check it, migrate it, check the seal key.
 
         Raises StorageError when the file cannot be opened or written, SealError when it holds
@@ -100,7 +108,9 @@ class Journal:
         except BaseException:
             conn.close()
             raise
-        return cls(conn, path, sealer, clock, notice)
+        journal = cls(conn, path, sealer, clock, notice)
+        journal._start_runtime(monotonic)
+        return journal
 
     @property
     def moved_aside(self) -> Path | None:
@@ -109,7 +119,54 @@ class Journal:
 
     def close(self) -> None:
         with self._lock:
+            if self._closed:
+                return
+            with contextlib.suppress(StorageError):
+                self.save_runtime()
             self._conn.close()
+            self._closed = True
+
+    # -- the running-time clock ------------------------------------------------------------
+
+    def _start_runtime(self, monotonic: Callable[[], float]) -> None:
+        self._monotonic = monotonic
+        self._opened_mono_s = monotonic()
+        with self._read("read of the running time") as conn:
+            row = conn.execute("SELECT runtime_s FROM runtime WHERE id = 1").fetchone()
+        self._runtime_base_s = float(row[0]) if row else 0.0
+
+    def runtime_s(self) -> float:
+        """Seconds this terminal has been running, summed over every boot (persisted)."""
+        return self._runtime_base_s + self._monotonic() - self._opened_mono_s
+
+    def save_runtime(self) -> None:
+        """Persist the running time (the app calls it every minute and at shutdown)."""
+        runtime_s = self.runtime_s()
+        with self._write("save of the running time") as conn:
+            conn.execute("UPDATE runtime SET runtime_s = ? WHERE id = 1", (runtime_s,))
+
+    def offline_exposure(self) -> OfflineExposure:
+        """Offline approvals the host has not acknowledged: count, amount, age of the oldest.
+
+        The age is the larger of the running-time age (never jumps, misses power-off time) and
+        the wall-clock age when the wall clock is not behind the sale (no RTC: it may be).
+        """
+        with self._read("read of the offline exposure") as conn:
+            count, total, oldest_runtime_s, oldest_local = conn.execute(
+                "SELECT COUNT(*), COALESCE(SUM(amount_minor), 0), MIN(created_runtime_s),"
+                " MIN(local_datetime) FROM txns WHERE status = 'PENDING'"
+            ).fetchone()
+        if not count:
+            return OfflineExposure(0, 0, 0.0)
+        age_s = max(0.0, self.runtime_s() - float(oldest_runtime_s))
+        try:
+            created = datetime.strptime(str(oldest_local), "%y%m%d%H%M%S")
+            wall_age_s = (self._clock() - created).total_seconds()
+        except ValueError:
+            wall_age_s = 0.0
+        if 0 <= wall_age_s < 366 * 86400:
+            age_s = max(age_s, wall_age_s)
+        return OfflineExposure(int(count), int(total), age_s)
 
     def __enter__(self) -> Journal:
         return self
@@ -161,6 +218,7 @@ class Journal:
             }
             if old is None:
                 values |= {
+                    "created_runtime_s": self.runtime_s(),
                     "stan": stan_for(txn.seq),
                     "local_datetime": now.strftime("%y%m%d%H%M%S"),
                     "created_at": _iso(now),
