@@ -13,7 +13,7 @@ import typing
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pitill.core.types import OfflineMode
 from pitill.drivers.hwconfig import (
@@ -149,6 +149,14 @@ class UpstreamConfig:
 
 
 @dataclass(frozen=True)
+class LogConfig:
+    """Logs go to stdout (journald keeps them); a file only when asked for: SD cards wear."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    file: str = ""
+
+
+@dataclass(frozen=True)
 class Config:
     terminal: TerminalConfig = field(default_factory=TerminalConfig)
     offline: OfflineConfig = field(default_factory=OfflineConfig)
@@ -162,6 +170,7 @@ class Config:
     buttons: ButtonsConfig = field(default_factory=ButtonsConfig)
     usb_keypad: UsbKeypadConfig = field(default_factory=UsbKeypadConfig)
     indicators: IndicatorsConfig = field(default_factory=IndicatorsConfig)
+    log: LogConfig = field(default_factory=LogConfig)
 
     def validate(self, at: str) -> None:
         """No GPIO pin may serve two parts (including the I2C and UART pins in use)."""
@@ -176,7 +185,7 @@ class Config:
         elif self.display.driver != "dummy":
             uses.append(("display.spi_gpio_dc", self.display.spi_gpio_dc))
             uses.append(("display.spi_gpio_rst", self.display.spi_gpio_rst))
-        if self.reader.port in ("/dev/serial0", "/dev/ttyAMA0", "/dev/ttyS0"):
+        if self.reader.port in ("/dev/serial0", "/dev/ttyAMA0", "/dev/ttyS0", "/dev/pitill-reader"):
             uses.extend(UART_PINS)
         check_pin_conflicts(uses)
 

@@ -285,7 +285,12 @@ def test_install_then_again_changes_nothing_the_second_time(pi: FakePi) -> None:
     after_first = pi.snapshot()
     second = pi.run()
     assert second.returncode == 0, second.stdout + second.stderr
-    assert pi.changing_commands() == [f"pitill doctor --config {pi.root}/etc/pitill/pitill.toml"]
+    # The doctor runs with the service stopped (the service holds the pins), then it restarts.
+    assert pi.changing_commands() == [
+        "systemctl stop pitill.service",
+        f"pitill doctor --config {pi.root}/etc/pitill/pitill.toml",
+        "systemctl start pitill.service",
+    ]
     assert "nothing to change" in second.stdout
     assert pi.snapshot() == after_first
 

@@ -1,0 +1,134 @@
+"""The `pitill run` and `pitill doctor` subcommands: argument parsing and the handlers.
+
+cli.py adds them with `add_run_parser(commands)` and `add_doctor_parser(commands)` (or both with
+`add_parsers`); a handler returns the exit code and lets a PitillError reach cli.main, which
+prints it on one line. `python -m pitill.runner_cli run|doctor ...` runs the same commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+from typing import TypeAlias
+
+from pitill.config import Config, load_config
+from pitill.doctor import Check, exit_code, format_report, run_doctor
+from pitill.errors import ConfigError
+from pitill.logs import configure_logging
+
+DEFAULT_DATA_DIR = Path("/var/lib/pitill")  # the unit's StateDirectory
+EXAMPLE_CONFIG = "hw/pitill.example.toml"
+
+Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+"""What ArgumentParser.add_subparsers() returns."""
+
+
+def add_parsers(commands: Commands) -> None:
+    add_run_parser(commands)
+    add_doctor_parser(commands)
+
+
+def add_run_parser(commands: Commands) -> argparse.ArgumentParser:
+    run = commands.add_parser(
+        "run",
+        help="run the terminal on a Raspberry Pi's keypad, OLED and card reader",
+        description=(
+            "Run the terminal on real hardware: the parts named in the config (see "
+            f"{EXAMPLE_CONFIG} for every key), the acquirer host from [upstream], the journal "
+            "in DATA_DIR. Logs go to stdout; SIGTERM or Ctrl-C stops it cleanly. Under systemd "
+            "it reports READY=1 once the devices are up. A bad config or a missing part stops "
+            "it at once with the key or the part to fix; `pitill doctor` checks them all."
+        ),
+        epilog=(
+            "example:\n  pitill run --config /etc/pitill/pitill.toml --data-dir /var/lib/pitill"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("--config", type=Path, required=True, metavar="FILE", help="TOML config")
+    run.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DEFAULT_DATA_DIR,
+        metavar="DIR",
+        help=f"journal and sealing key (default {DEFAULT_DATA_DIR})",
+    )
+    run.add_argument(
+        "--log-level",
+        default=None,
+        metavar="LEVEL",
+        help="DEBUG, INFO, WARNING, ERROR (default: log.level of the config, INFO)",
+    )
+    run.set_defaults(handler=run_command)
+    return run
+
+
+def add_doctor_parser(commands: Commands) -> argparse.ArgumentParser:
+    doctor = commands.add_parser(
+        "doctor",
+        help="check each configured part and say what to fix",
+        description=(
+            "Check the config and each part it names: the GPIO pin factory and Pi model, the "
+            "GPIO pins being free, the I2C bus and a display answering at its address, the "
+            "card reader's serial port (opens, not the login console), the USB keypad. Prints "
+            "a fix for each problem and exits 1 when there is one, 0 when all is well."
+        ),
+        epilog="example:\n  pitill doctor --config /etc/pitill/pitill.toml",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    doctor.add_argument(
+        "--config", type=Path, metavar="FILE", help="TOML config (default: the built-in defaults)"
+    )
+    doctor.set_defaults(handler=doctor_command)
+    return doctor
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from pitill.run import PiRunner, serve  # the drivers load only for this command
+
+    config = load_config(args.config)
+    configure_logging(args.log_level or config.log.level, config.log.file)
+    asyncio.run(serve(PiRunner(config, args.data_dir)))
+    return 0
+
+
+def doctor_checks(config: Config) -> list[Check]:
+    """The doctor's checks for the parts this config uses."""
+    display = config.display
+    on_bus = display.driver != "dummy"
+    spi_pins = (
+        ("display.spi_gpio_dc", display.spi_gpio_dc),
+        ("display.spi_gpio_rst", display.spi_gpio_rst),
+    )
+    return run_doctor(
+        gpio=config.gpio,
+        keypad=config.keypad,
+        buttons=config.buttons,
+        usb_keypad=config.usb_keypad,
+        indicators=config.indicators,
+        display_i2c=(
+            (display.i2c_port, display.i2c_address)
+            if on_bus and display.interface == "i2c"
+            else None
+        ),
+        serial_port=config.reader.port,
+        extra_pins=spi_pins if on_bus and display.interface == "spi" else (),
+    )
+
+
+def config_check(path: Path | None) -> tuple[Check, Config | None]:
+    """Loading the config is the first check; the Config is None when it failed."""
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        fix = f"correct it in {path}; {EXAMPLE_CONFIG} lists every key with its default"
+        return Check("config", False, str(exc), fix), None
+    detail = f"{path}: valid" if path is not None else "no --config: the built-in defaults"
+    return Check("config", True, detail), config
+
+
+def doctor_command(args: argparse.Namespace) -> int:
+    check, config = config_check(args.config)
+    checks = [check, *(doctor_checks(config) if config is not None else ())]
+    print(format_report(checks))
+    return exit_code(checks)
