@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DATA_DIR ?= data
 
-.PHONY: sim test lint typecheck pytest bench gallery clean
+.PHONY: sim test lint typecheck pytest bench gallery wiring diagram clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,15 @@ typecheck: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/pytest -q
+
+gallery: $(STAMP)  ## regenerate docs/screens/*.png and docs/demo.gif from the real renderer
+	$(BIN)/python tools/record-demo
+
+wiring: $(STAMP)  ## regenerate hw/wiring.png and the keypad label
+	$(BIN)/python tools/draw-wiring
+
+diagram: $(STAMP)  ## print the state chart generated from the transition table
+	$(BIN)/pitill diagram
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

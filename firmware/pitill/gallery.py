@@ -1,0 +1,93 @@
+"""Every screen the terminal shows, produced by driving the real core, for the docs' gallery.
+
+The README's pictures come from here (tools/record-demo), so they are the screens a cashier
+sees: the same transition table, the same views, the same renderer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from pitill.card.model import Card
+from pitill.core.events import (
+    AuthOutcome,
+    AuthResult,
+    BacklogChanged,
+    Booted,
+    CardSwiped,
+    Event,
+    KeyPressed,
+    LinkChanged,
+    ReaderChanged,
+    RecordFailed,
+    ReportReady,
+)
+from pitill.core.machine import step
+from pitill.core.screens import Screen
+from pitill.core.state import TerminalState
+from pitill.core.types import Key, LinkStatus
+from pitill.core.views import screen_for
+
+CARD = Card("4111111111111111", "3012")
+TODAY = "2611"
+
+
+def keys(*names: str) -> list[Event]:
+    return [KeyPressed(0.0, Key.parse(name)) for name in names]
+
+
+def run(events: Iterable[Event]) -> Screen:
+    state, _ = step(TerminalState(), Booted(0.0, next_seq=1))
+    for event in events:
+        state, _ = step(state, event)
+    return screen_for(state)
+
+
+ONLINE = [LinkChanged(0.0, LinkStatus.ONLINE)]
+OFFLINE = [LinkChanged(0.0, LinkStatus.OFFLINE, "DNS")]
+SWIPE = [CardSwiped(0.0, CARD, TODAY)]
+
+
+def core_gallery() -> dict[str, Screen]:
+    """Screen name -> the screen the core shows there."""
+    return {
+        "ready": run(ONLINE),
+        "amount": run([*ONLINE, *keys("1", "2", "5", "0")]),
+        "swipe_card": run([*ONLINE, *keys("1", "2", "5", "0", "OK")]),
+        "authorizing": run([*ONLINE, *keys("1", "2", "5", "0", "OK"), *SWIPE]),
+        "approved": run(
+            [
+                *ONLINE,
+                *keys("1", "2", "5", "0", "OK"),
+                *SWIPE,
+                AuthResult(0.0, 1, AuthOutcome.APPROVED, "00", "A1B2C3"),
+            ]
+        ),
+        "declined": run(
+            [
+                *ONLINE,
+                *keys("2", "0", "5", "1", "OK"),
+                *SWIPE,
+                AuthResult(0.0, 1, AuthOutcome.DECLINED, "51"),
+            ]
+        ),
+        "ready_offline": run(OFFLINE),
+        "approved_offline": run([*OFFLINE, *keys("1", "8", "0", "0", "OK"), *SWIPE]),
+        "cash_only": run([*OFFLINE, *keys("4", "2", "1", "0", "OK")]),
+        "tender": run([*OFFLINE, *keys("4", "2", "1", "0", "OK", "OK", "5", "0", "0", "0")]),
+        "change": run([*OFFLINE, *keys("4", "2", "1", "0", "OK", "OK", "5", "0", "0", "0", "OK")]),
+        "forwarding": run([*ONLINE, BacklogChanged(0.0, 3, 3, 4500, 600.0)]),
+        "age_alarm": run([*OFFLINE, BacklogChanged(0.0, 4, 4, 6000, 21 * 3600.0)]),
+        "reader_unplugged": run([*ONLINE, ReaderChanged(0.0, False, "unplugged")]),
+        "storage_fault": run(
+            [*ONLINE, *keys("1", "OK"), *SWIPE, RecordFailed(0.0, 1, "disk full")]
+        ),
+        "menu": run([*ONLINE, *keys("FN")]),
+        "report": run(
+            [
+                *ONLINE,
+                *keys("FN", "2"),
+                ReportReady(0.0, ("Card Online 12 310.50", "Card Offline 4 61.00", "Cash 7 96.20")),
+            ]
+        ),
+    }
