@@ -1,0 +1,629 @@
+"""AcquirerHost: a small ISO 8583 authorization host for the simulator and the tests.
+
+It answers like a sandbox host: a valid, unexpired card is approved unless the amount ends in 51
+(declined 51) or 05 (declined 05); the test card 4000000000000002 is always declined 05; a bad
+PAN is declined 14, an expired card 54. Echoes get 0810 "00", advices 0230 "00" (advice_policy
+may decline them), reversals 0430 "00".
+
+Its ledger, DATA_DIR/acquirer-ledger.jsonl, has one JSON line per financial message (never
+echoes), fsynced before the answer is sent, so "what the host saw" survives a crash of the host.
+A message whose terminal id + STAN + local date/time it has already answered (per message class)
+is answered again with the first answer, logged with "duplicate": true and never charged twice;
+a restarted host reloads the ledger and keeps deduplicating.
+
+Modes (set_mode): "up"; "down" (not listening, so connects are refused, and open connections are
+dropped); "blackhole" (connections accepted and read, nothing is ever answered, open ones too).
+DNS failure is SimResolver's job: the host stays up. ChaosPlan adds faults on top of "up".
+
+Run alone: python -m pitill.sim.acquirer --data-dir DIR --port N
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import random
+import signal
+import socket
+import sys
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TextIO
+
+from pitill.card.model import luhn_ok
+from pitill.errors import ConfigError, ProtocolError
+from pitill.upstream.connect import close_stream
+from pitill.upstream.framing import MAX_FRAME, frame, read_frame
+from pitill.upstream.messages import (
+    ADVICE,
+    ADVICE_REPEAT,
+    APPROVED,
+    DO_NOT_HONOUR,
+    ECHO_REQUEST,
+    EXPIRED_CARD,
+    FORMAT_ERROR,
+    INSUFFICIENT_FUNDS,
+    INVALID_AMOUNT,
+    INVALID_CARD,
+    RESPONSE_MTI,
+    RETRY_CODES,
+    REVERSAL,
+    REVERSAL_REPEAT,
+    SALE_REQUEST,
+    Message,
+    Request,
+    build_response,
+    decode,
+    encode,
+    parse_request,
+)
+
+log = logging.getLogger(__name__)
+
+LEDGER_NAME = "acquirer-ledger.jsonl"
+TEST_CARD_DECLINED = "4000000000000002"
+
+
+class Mode(StrEnum):
+    UP = "up"
+    DOWN = "down"
+    BLACKHOLE = "blackhole"
+
+
+class MessageClass(StrEnum):
+    """Dedup is per class: an advice does not collide with the sale of the same STAN."""
+
+    SALE = "sale"
+    ADVICE = "advice"
+    REVERSAL = "reversal"
+
+
+MESSAGE_CLASS = {
+    SALE_REQUEST: MessageClass.SALE,
+    ADVICE: MessageClass.ADVICE,
+    ADVICE_REPEAT: MessageClass.ADVICE,
+    REVERSAL: MessageClass.REVERSAL,
+    REVERSAL_REPEAT: MessageClass.REVERSAL,
+}
+FINANCIAL_MTIS = frozenset(MESSAGE_CLASS)
+
+
+# --- decisions -------------------------------------------------------------------------------
+
+
+def decide_sale(request: Request, today_yymm: str) -> str:
+    """The response code a sandbox issuer gives this card and amount on `today_yymm`."""
+    pan, expiry = request.pan, request.expiry_yymm
+    if not (12 <= len(pan) <= 19 and luhn_ok(pan)):
+        return INVALID_CARD
+    if len(expiry) != 4 or not expiry.isdigit() or not 1 <= int(expiry[2:]) <= 12:
+        return FORMAT_ERROR
+    if expiry < today_yymm:
+        return EXPIRED_CARD
+    if pan == TEST_CARD_DECLINED:
+        return DO_NOT_HONOUR
+    amount = request.amount_minor
+    if amount is None or amount <= 0:
+        return INVALID_AMOUNT
+    if amount % 100 == 51:
+        return INSUFFICIENT_FUNDS
+    if amount % 100 == 5:
+        return DO_NOT_HONOUR
+    return APPROVED
+
+
+AdvicePolicy = Callable[[Request, str], str]
+"""(advice, today_yymm) -> response code; decide_sale itself declines advices like sales."""
+
+
+def acknowledge(request: Request, today_yymm: str) -> str:
+    """The default advice policy: every offline sale is accepted."""
+    return APPROVED
+
+
+def _today_yymm() -> str:
+    return datetime.now().strftime("%y%m")
+
+
+# --- chaos -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChaosPlan:
+    """Faults a healthy host adds to its answers; each a probability from 0 to 1 per message.
+
+    Only messages whose MTI is in `mtis` are touched (echoes are spared by default, so the link
+    monitor sees a live host while transactions suffer). A seed makes a run repeatable.
+    """
+
+    drop_request: float = 0.0  # read and ignored: never processed, never answered
+    drop_reply: float = 0.0  # processed and ledgered, the answer never sent
+    duplicate_reply: float = 0.0  # the answer sent twice
+    retry: float = 0.0  # answered with retry_code without processing
+    retry_code: str = "91"
+    delay_s: float = 0.0  # every touched answer waits this long first
+    seed: int = 0
+    mtis: frozenset[str] = FINANCIAL_MTIS
+
+    def __post_init__(self) -> None:
+        for name in ("drop_request", "drop_reply", "duplicate_reply", "retry"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"chaos {name}: must be a probability 0..1, got {value}")
+        if self.delay_s < 0:
+            raise ConfigError(f"chaos delay_s: must be >= 0, got {self.delay_s}")
+        if self.retry_code not in RETRY_CODES:
+            known = ", ".join(sorted(RETRY_CODES))
+            raise ConfigError(f"chaos retry_code: {self.retry_code!r} is not one of {known}")
+        unknown = sorted(set(self.mtis) - set(RESPONSE_MTI))
+        if unknown:
+            raise ConfigError(f"chaos mtis: {unknown} are not requests the host answers")
+
+
+class _Chaos:
+    """A plan with its random stream."""
+
+    def __init__(self, plan: ChaosPlan) -> None:
+        self.plan = plan
+        self._rng = random.Random(plan.seed)
+
+    def hits(self, probability: float, mti: str) -> bool:
+        if probability <= 0.0 or mti not in self.plan.mtis:
+            return False  # no draw: a fault left at 0 does not shift the others' sequence
+        return self._rng.random() < probability
+
+    def delay_s(self, mti: str) -> float:
+        return self.plan.delay_s if mti in self.plan.mtis else 0.0
+
+
+# --- ledger ----------------------------------------------------------------------------------
+
+DedupKey = tuple[str, str, int, str]  # message class, terminal id, STAN, MMDDhhmmss
+
+
+@dataclass(frozen=True)
+class Decision:
+    response_code: str
+    auth_code: str = ""
+    rrn: str = ""
+
+
+def read_ledger(path: Path) -> list[dict[str, Any]]:
+    """The ledger's entries; a torn last line (a crash mid-write, never answered) is skipped."""
+    entries = []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    for number, line in enumerate(text.splitlines(), start=1):
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError:
+            log.warning("%s line %d is not JSON (torn write?); skipped", path, number)
+    return entries
+
+
+def net_charged_minor(entries: Sequence[dict[str, Any]]) -> int:
+    """Money the host moved: approved sales and advices, less reversed sales; duplicates free."""
+    total = 0
+    for entry in entries:
+        if entry["duplicate"] or entry["response_code"] != APPROVED:
+            continue
+        klass = MESSAGE_CLASS[entry["mti"]]
+        if klass is MessageClass.REVERSAL:
+            total -= entry["amount_minor"] if entry.get("reversed") else 0
+        else:
+            total += entry["amount_minor"]
+    return total
+
+
+def _dedup_key(entry_or_request: Request | dict[str, Any]) -> DedupKey:
+    if isinstance(entry_or_request, Request):
+        r = entry_or_request
+        return MESSAGE_CLASS[r.mti], r.terminal_id, r.stan, r.local_datetime
+    e = entry_or_request
+    return MESSAGE_CLASS[e["mti"]], e["terminal_id"], e["stan"], e["local_datetime"]
+
+
+def _sale_key(terminal_id: str, stan: int, local_datetime: str) -> DedupKey:
+    return MessageClass.SALE, terminal_id, stan, local_datetime
+
+
+class _Ledger:
+    """Append-only JSON lines, each fsynced; reloading rebuilds what the host remembers."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: TextIO | None = None
+
+    def open(self) -> list[dict[str, Any]]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._drop_torn_tail()
+        entries = read_ledger(self.path)
+        self._file = self.path.open("a", encoding="utf-8")
+        return entries
+
+    def append(self, entry: dict[str, Any]) -> None:
+        if self._file is None:
+            raise RuntimeError("the acquirer ledger is not open; start the host first")
+        self._file.write(json.dumps(entry, sort_keys=True) + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def _drop_torn_tail(self) -> None:
+        """A line without its newline was never fsynced nor answered: cut it before appending."""
+        if not self.path.exists():
+            return
+        data = self.path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            keep = data.rfind(b"\n") + 1
+            log.warning("%s: dropping a torn last line of %d bytes", self.path, len(data) - keep)
+            with self.path.open("r+b") as f:
+                f.truncate(keep)
+                f.flush()
+                os.fsync(f.fileno())
+
+
+# --- the host --------------------------------------------------------------------------------
+
+
+class AcquirerHost:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        today_yymm: Callable[[], str] = _today_yymm,
+        chaos: ChaosPlan | None = None,
+        advice_policy: AdvicePolicy = acknowledge,
+        max_frame: int = MAX_FRAME,
+    ) -> None:
+        self.host = host
+        self.port = port  # the real port once started when 0 was asked for
+        self.ledger_path = Path(data_dir) / LEDGER_NAME
+        self.today_yymm = today_yymm
+        self.advice_policy = advice_policy
+        self._chaos = _Chaos(chaos or ChaosPlan())
+        self._max_frame = max_frame
+        self._mode = Mode.UP
+        self._server: asyncio.Task[asyncio.Server] | None = None  # serving on a listening socket
+        self._ledger = _Ledger(self.ledger_path)
+        self._seen: dict[DedupKey, Decision] = {}
+        self._approved_sales: set[DedupKey] = set()  # approved and not reversed
+        self._serial = 0  # for RRNs and auth codes
+        self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+        self.counts: Counter[str] = Counter()
+
+    # --- lifecycle ---
+
+    async def start(self) -> None:
+        """Reload the ledger and listen (unless the mode is already "down")."""
+        for entry in self._ledger.open():
+            self._remember(entry)
+        if self._mode is not Mode.DOWN:
+            self._listen()
+            assert self._server is not None
+            await self._server
+
+    async def close(self) -> None:
+        """Stop listening, drop connections and close the ledger; start() may follow."""
+        await asyncio.gather(*self._go_down(), return_exceptions=True)
+        self._ledger.close()
+
+    async def __aenter__(self) -> AcquirerHost:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def mode(self) -> Mode:
+        return self._mode
+
+    def set_mode(self, mode: Mode | str) -> None:
+        """Switch between up, down and blackhole, in effect when this returns (call it on the
+        host's loop): after "down" a connect is refused, after "up" it is accepted.
+        """
+        try:
+            new = Mode(mode)
+        except ValueError:
+            known = ", ".join(m.value for m in Mode)
+            raise ConfigError(f"acquirer mode {mode!r} is unknown; modes: {known}") from None
+        self._mode = new
+        if new is Mode.DOWN:
+            self._go_down()
+        elif self._server is None:
+            self._listen()
+
+    def set_chaos(self, plan: ChaosPlan | None) -> None:
+        """Replace the fault plan (None: no faults); the random stream restarts from its seed."""
+        self._chaos = _Chaos(plan or ChaosPlan())
+
+    @property
+    def chaos(self) -> ChaosPlan:
+        return self._chaos.plan
+
+    def ledger(self) -> list[dict[str, Any]]:
+        return read_ledger(self.ledger_path)
+
+    # --- sockets ---
+
+    def _listen(self) -> None:
+        """Bind and listen now (the kernel accepts from here on), serve from the next tick."""
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.create_server((self.host, self.port), family=family, backlog=128)
+        self.port = sock.getsockname()[1]
+        self._server = asyncio.get_running_loop().create_task(
+            asyncio.start_server(self._serve, sock=sock)
+        )
+
+    def _go_down(self) -> list[asyncio.Task[Any]]:
+        """Stop listening (new connects are refused) and drop every open connection.
+
+        Returns the tasks that are still winding down, for close() to await.
+        """
+        server, self._server = self._server, None
+        if server is not None:
+            if server.done():
+                server.result().close()  # removes and closes the listening socket at once
+            else:  # listened in this same tick: close as soon as it serves
+                server.add_done_callback(lambda task: task.result().close())
+        handlers = list(self._connections)
+        for writer in self._connections.values():
+            writer.transport.abort()  # RST: the terminal sees a reset, not a polite close
+        for handler in handlers:
+            handler.cancel()
+        return [*handlers, *([server] if server is not None else [])]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections[task] = writer
+        self.counts["connections"] += 1
+        try:
+            await self._serve_frames(reader, writer)
+        except (OSError, ProtocolError) as exc:
+            log.info("acquirer connection ended: %s", exc)
+        except asyncio.CancelledError:
+            # Only _go_down cancels these tasks (one may sleep in a chaos delay). Ending quietly
+            # spares asyncio's start_server callback a CancelledError it would log as an error.
+            pass
+        finally:
+            del self._connections[task]
+            if not writer.is_closing():
+                await close_stream(writer)
+
+    async def _serve_frames(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        while True:
+            payload = await read_frame(reader, self._max_frame)
+            if payload is None:
+                return
+            if self._mode is not Mode.UP:
+                self.counts["blackholed"] += 1
+                continue
+            try:
+                message = decode(payload)
+            except ProtocolError as exc:
+                self.counts["garbage"] += 1
+                log.warning("acquirer dropped an undecodable frame: %s", exc)
+                continue
+            mti = message.get("t", "")
+            if self._chaos.hits(self._chaos.plan.drop_request, mti):
+                self.counts["dropped_requests"] += 1
+                continue
+            answer = self.process(message)
+            if answer is None:
+                continue
+            if self._chaos.hits(self._chaos.plan.drop_reply, mti):
+                self.counts["dropped_replies"] += 1
+                continue
+            copies = 2 if self._chaos.hits(self._chaos.plan.duplicate_reply, mti) else 1
+            delay_s = self._chaos.delay_s(mti)
+            if delay_s > 0:
+                await asyncio.sleep(delay_s)
+            if self._mode is not Mode.UP:  # went silent while we waited
+                continue
+            writer.write(frame(encode(answer), self._max_frame) * copies)
+            await writer.drain()
+
+    # --- processing ---
+
+    def process(self, message: Message) -> Message | None:
+        """The answer to one decoded request (ledgered first when financial), or None to drop."""
+        mti = message.get("t", "")
+        if mti not in RESPONSE_MTI:
+            self.counts["unknown_mti"] += 1
+            log.warning("acquirer ignores MTI %r", mti)
+            return None
+        try:
+            request = parse_request(message)
+        except ProtocolError as exc:
+            log.warning("acquirer answers %s with format error: %s", mti, exc)
+            return build_response(message, FORMAT_ERROR) if "11" in message else None
+        if mti == ECHO_REQUEST:
+            self.counts["echoes"] += 1
+            return build_response(message, APPROVED)
+        decision = self._decide(request)
+        return build_response(message, decision.response_code, decision.auth_code, decision.rrn)
+
+    def _decide(self, request: Request) -> Decision:
+        key = _dedup_key(request)
+        duplicate = key in self._seen
+        entry: dict[str, Any] = {
+            "mti": request.mti,
+            "stan": request.stan,
+            "terminal_id": request.terminal_id,
+            "local_datetime": request.local_datetime,
+            "amount_minor": request.amount_minor or 0,
+            "currency": request.currency_numeric,
+            "duplicate": duplicate,
+        }
+        if self._chaos.hits(self._chaos.plan.retry, request.mti):
+            decision = Decision(self._chaos.plan.retry_code)  # not processed: no dedup key
+        elif duplicate:
+            decision = self._seen[key]
+        else:
+            decision = self._decide_new(request, entry)
+        entry.update(
+            response_code=decision.response_code, auth_code=decision.auth_code, rrn=decision.rrn
+        )
+        self._ledger.append(entry)  # durable before anyone hears the answer
+        if not duplicate:
+            self._remember(entry)
+        self.counts["duplicates" if duplicate else "financial"] += 1
+        return decision
+
+    def _decide_new(self, request: Request, entry: dict[str, Any]) -> Decision:
+        self._serial += 1
+        rrn = f"{self._serial:012d}"
+        klass = MESSAGE_CLASS[request.mti]
+        if klass is MessageClass.SALE:
+            code = decide_sale(request, self.today_yymm())
+            auth = f"{self._serial % 1_000_000:06d}" if code == APPROVED else ""
+            return Decision(code, auth, rrn)
+        if klass is MessageClass.ADVICE:
+            return Decision(self.advice_policy(request, self.today_yymm()), "", rrn)
+        original = request.original
+        assert original is not None  # parse_request requires field 90 on reversals
+        entry["original"] = f"{original.mti}:{original.stan:06d}:{original.transmission}"
+        entry["reversed"] = (
+            _sale_key(request.terminal_id, original.stan, original.transmission)
+            in self._approved_sales
+        )
+        return Decision(APPROVED, "", rrn)
+
+    def _remember(self, entry: dict[str, Any]) -> None:
+        """What a first (non-duplicate) ledger entry teaches the host, live or on reload."""
+        rrn = entry.get("rrn", "")
+        if rrn.isdigit():
+            self._serial = max(self._serial, int(rrn))
+        if entry["duplicate"] or entry["response_code"] in RETRY_CODES:
+            return  # a retry answer did not process the message: it may come again as new
+        key = _dedup_key(entry)
+        self._seen[key] = Decision(entry["response_code"], entry["auth_code"], rrn)
+        klass = key[0]
+        if klass is MessageClass.SALE and entry["response_code"] == APPROVED:
+            self._approved_sales.add(key)
+        if klass is MessageClass.REVERSAL and entry.get("reversed"):
+            _mti, stan, transmission = entry["original"].split(":")
+            self._approved_sales.discard(_sale_key(entry["terminal_id"], int(stan), transmission))
+
+
+# --- running it alone ------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pitill.sim.acquirer",
+        description="Run the simulator's ISO 8583 acquirer host (2-byte length framing) until "
+        "interrupted (SIGINT or SIGTERM).",
+    )
+    parser.add_argument("--data-dir", type=Path, required=True, help="where the ledger lives")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8583, help="TCP port; 0 picks a free one")
+    parser.add_argument("--mode", choices=[m.value for m in Mode], default=Mode.UP.value)
+    parser.add_argument("--today", metavar="YYMM", help="the host's date for expiry checks")
+    parser.add_argument(
+        "--stdin-control",
+        action="store_true",
+        help="switch modes by writing up, down or blackhole lines to stdin (a pipe)",
+    )
+    chaos = parser.add_argument_group("chaos (probabilities 0..1 per financial message)")
+    chaos.add_argument("--drop-request", type=float, default=0.0)
+    chaos.add_argument("--drop-reply", type=float, default=0.0)
+    chaos.add_argument("--duplicate-reply", type=float, default=0.0)
+    chaos.add_argument("--retry", type=float, default=0.0, help="answer with --retry-code")
+    chaos.add_argument("--retry-code", default="91")
+    chaos.add_argument("--delay", type=float, default=0.0, metavar="SECONDS")
+    chaos.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+async def _control_from_stdin(host: AcquirerHost) -> None:
+    """Mode names read line by line from stdin; EOF just ends the control, not the host."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    while line := await reader.readline():
+        command = line.decode(errors="replace").strip()
+        if not command:
+            continue
+        try:
+            host.set_mode(command)
+        except ConfigError as exc:
+            print(f"acquirer: {exc}", file=sys.stderr, flush=True)
+            continue
+        print(f"acquirer mode {host.mode}", flush=True)
+
+
+async def _run(args: argparse.Namespace) -> None:
+    plan = ChaosPlan(
+        drop_request=args.drop_request,
+        drop_reply=args.drop_reply,
+        duplicate_reply=args.duplicate_reply,
+        retry=args.retry,
+        retry_code=args.retry_code,
+        delay_s=args.delay,
+        seed=args.seed,
+    )
+    today = args.today
+    host = AcquirerHost(
+        args.data_dir,
+        host=args.host,
+        port=args.port,
+        chaos=plan,
+        today_yymm=(lambda: today) if today else _today_yymm,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with host:
+        host.set_mode(args.mode)
+        print(f"acquirer listening on {host.host}:{host.port} mode {host.mode}", flush=True)
+        control = asyncio.create_task(_control_from_stdin(host)) if args.stdin_control else None
+        await stop.wait()
+        if control is not None:
+            control.cancel()
+    print("acquirer stopped", flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.today is not None and not (len(args.today) == 4 and args.today.isdigit()):
+        _parser().error(f"--today must be YYMM, got {args.today!r}")
+    try:
+        asyncio.run(_run(args))
+    except ConfigError as exc:
+        print(f"acquirer: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"acquirer: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,359 @@
+"""ISO 8583 (1987) messages of pitill, built and parsed with pyiso8583.
+
+pyiso8583 only turns dicts into bytes and back; this module owns what goes into the dicts:
+0800/0810 echo, 0200/0210 online sale, 0220/0221 advice of an offline sale (0230), 0420/0421
+reversal (0430). Every field value is a string, as pyiso8583 wants it.
+
+Dates: pitill stamps each transaction with a local YYMMDDhhmmss when it is first recorded. Field 13
+is its MMDD, field 12 its hhmmss, and field 7 its MMDDhhmmss, so a repeat (0221, 0421) carries
+exactly the same data as the first send. The host dedups on terminal id + STAN + MMDDhhmmss.
+
+Field 90 (original data elements, 42 digits): original MTI (4), STAN (6), MMDDhhmmss (10), then
+the acquiring and forwarding institution ids (11 + 11), zeros here.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+import iso8583
+from iso8583.decoder import DecodeError
+from iso8583.encoder import EncodeError
+from iso8583.specs import default_ascii
+
+from pitill.card.model import Card
+from pitill.config import CURRENCIES, TerminalConfig
+from pitill.core.txn import Txn
+from pitill.errors import ProtocolError
+from pitill.journal.model import ForwardItem, ForwardKind, JournalRow
+
+Message = dict[str, str]
+"""A decoded ISO 8583 message: "t" is the MTI, other keys are field numbers as strings."""
+
+# The 1987 ASCII spec fits our fields; the copy keeps pyiso8583's module-level dict untouched.
+SPEC = copy.deepcopy(default_ascii)
+SPEC["90"]["desc"] = "Original Data Elements (MTI, STAN, MMDDhhmmss, 22 zeros)"
+
+# Message type indicators.
+ECHO_REQUEST = "0800"
+ECHO_RESPONSE = "0810"
+SALE_REQUEST = "0200"
+SALE_RESPONSE = "0210"
+ADVICE = "0220"
+ADVICE_REPEAT = "0221"
+ADVICE_RESPONSE = "0230"
+REVERSAL = "0420"
+REVERSAL_REPEAT = "0421"
+REVERSAL_RESPONSE = "0430"
+
+RESPONSE_MTI: dict[str, str] = {
+    ECHO_REQUEST: ECHO_RESPONSE,
+    SALE_REQUEST: SALE_RESPONSE,
+    ADVICE: ADVICE_RESPONSE,
+    ADVICE_REPEAT: ADVICE_RESPONSE,
+    REVERSAL: REVERSAL_RESPONSE,
+    REVERSAL_REPEAT: REVERSAL_RESPONSE,
+}
+
+ECHO_TEST_CODE = "301"  # field 70: network management, echo test
+PROCESSING_CODE_SALE = "000000"  # field 3: goods and services, default accounts
+POS_ENTRY_MAGSTRIPE = "901"  # field 22: full magnetic stripe read, PIN capability unknown
+
+# Response codes (field 39).
+APPROVED = "00"
+DO_NOT_HONOUR = "05"
+INVALID_AMOUNT = "13"
+INVALID_CARD = "14"
+FORMAT_ERROR = "30"
+INSUFFICIENT_FUNDS = "51"
+EXPIRED_CARD = "54"
+ISSUER_INOPERATIVE = "91"
+SYSTEM_MALFUNCTION = "96"
+
+# Transient conditions worth sending again later, unchanged: re-enter (19), answer too late (68),
+# cutoff in progress (90), issuer or switch inoperative (91), system malfunction (96).
+RETRY_CODES = frozenset({"19", "68", "90", ISSUER_INOPERATIVE, SYSTEM_MALFUNCTION})
+
+_NUMERIC_FIELDS = ("t", "2", "3", "4", "7", "11", "12", "13", "14", "22", "49", "70", "90")
+_ORIGINAL_PAD = "0" * 22
+
+
+class ResponseClass(StrEnum):
+    APPROVED = "approved"
+    RETRY = "retry"  # transient: the same message may be sent again
+    FINAL = "final"  # a decline that sending again will not change
+
+
+def classify(response_code: str) -> ResponseClass:
+    """Split a field-39 code into approved, retry-later and final decline."""
+    if len(response_code) != 2 or not response_code.isalnum():
+        raise ProtocolError(f"response code {response_code!r} is not two letters or digits")
+    if response_code == APPROVED:
+        return ResponseClass.APPROVED
+    if response_code in RETRY_CODES:
+        return ResponseClass.RETRY
+    return ResponseClass.FINAL
+
+
+# --- bytes <-> dict --------------------------------------------------------------------------
+
+
+def encode(message: Message) -> bytes:
+    """Pack a message; a value that does not fit its field raises ProtocolError."""
+    try:
+        raw, _ = iso8583.encode(dict(message), SPEC)  # encode() adds the bitmap to its argument
+    except EncodeError as exc:
+        raise ProtocolError(f"cannot pack ISO 8583 message {message.get('t')!r}: {exc}") from None
+    return bytes(raw)
+
+
+def decode(data: bytes) -> Message:
+    """Unpack a message; garbage raises ProtocolError naming what was wrong."""
+    try:
+        decoded, _ = iso8583.decode(data, SPEC)
+    except DecodeError as exc:
+        raise ProtocolError(f"cannot unpack ISO 8583 message ({len(data)} bytes): {exc}") from None
+    message = {k: v for k, v in decoded.items() if k not in ("p", "1")}
+    for key in _NUMERIC_FIELDS:
+        value = message.get(key)
+        if value is not None and not value.isdigit():
+            raise ProtocolError(f"ISO 8583 field {key} must be digits, got {value!r}")
+    return message
+
+
+def response_mti(request_mti: str) -> str:
+    try:
+        return RESPONSE_MTI[request_mti]
+    except KeyError:
+        known = ", ".join(sorted(RESPONSE_MTI))
+        raise ProtocolError(f"no response MTI for {request_mti!r}; requests: {known}") from None
+
+
+# --- small field helpers ---------------------------------------------------------------------
+
+
+def format_stan(stan: int) -> str:
+    if not 1 <= stan <= 999_999:
+        raise ProtocolError(f"STAN must be 1..999999, got {stan}")
+    return f"{stan:06d}"
+
+
+def format_amount(amount_minor: int) -> str:
+    if not 0 <= amount_minor <= 999_999_999_999:
+        raise ProtocolError(f"amount must be 0..999999999999 minor units, got {amount_minor}")
+    return f"{amount_minor:012d}"
+
+
+def currency_numeric(currency: str) -> str:
+    try:
+        return CURRENCIES[currency][0]
+    except KeyError:
+        raise ProtocolError(f"currency {currency!r} has no ISO 4217 numeric code here") from None
+
+
+def mmddhhmmss(local_datetime: str) -> str:
+    """MMDDhhmmss from the journal's YYMMDDhhmmss stamp."""
+    if len(local_datetime) != 12 or not local_datetime.isdigit():
+        raise ProtocolError(f"local date/time must be YYMMDDhhmmss, got {local_datetime!r}")
+    return local_datetime[2:]
+
+
+def transmission_stamp(now: datetime) -> str:
+    """Field 7 for a message not tied to a transaction (echo): MMDDhhmmss of `now`."""
+    return now.strftime("%m%d%H%M%S")
+
+
+def _dated(local_datetime: str) -> Message:
+    stamp = mmddhhmmss(local_datetime)
+    return {"7": stamp, "12": stamp[4:], "13": stamp[:4]}
+
+
+def _card_fields(card: Card) -> Message:
+    return {"2": card.pan, "14": card.expiry_yymm, "22": POS_ENTRY_MAGSTRIPE}
+
+
+def _acceptor(terminal: TerminalConfig) -> Message:
+    return {"41": terminal.terminal_id, "42": terminal.merchant_id}
+
+
+# --- requests the terminal sends -------------------------------------------------------------
+
+
+def build_echo(stan: int, transmission: str, terminal_id: str = "") -> Message:
+    """0800 echo test; `transmission` is MMDDhhmmss (see transmission_stamp)."""
+    message = {"t": ECHO_REQUEST, "7": transmission, "11": format_stan(stan)}
+    if terminal_id:
+        message["41"] = terminal_id
+    message["70"] = ECHO_TEST_CODE
+    return message
+
+
+def build_sale_request(txn: Txn, local_datetime: str, terminal: TerminalConfig) -> Message:
+    """0200 for an online card sale."""
+    if txn.card is None:
+        raise ProtocolError(f"sale seq {txn.seq} has no card: only card sales go online")
+    return {
+        "t": SALE_REQUEST,
+        **_card_fields(txn.card),
+        "3": PROCESSING_CODE_SALE,
+        "4": format_amount(txn.amount_minor),
+        **_dated(local_datetime),
+        "11": format_stan(txn.stan),
+        **_acceptor(terminal),
+        "49": currency_numeric(txn.currency),
+    }
+
+
+def _row_fields(row: JournalRow, terminal: TerminalConfig) -> Message:
+    return {
+        "3": PROCESSING_CODE_SALE,
+        "4": format_amount(row.amount_minor),
+        **_dated(row.local_datetime),
+        "11": format_stan(row.stan),
+        **_acceptor(terminal),
+        "49": currency_numeric(row.currency),
+    }
+
+
+def build_advice(item: ForwardItem, terminal: TerminalConfig) -> Message:
+    """0220 (0221 when the item was sent before) for a sale approved offline."""
+    if item.kind is not ForwardKind.ADVICE:
+        raise ProtocolError(f"seq {item.row.seq}: a {item.kind} item is not an advice")
+    if item.card is None:
+        raise ProtocolError(f"advice for seq {item.row.seq} has no card data to send")
+    return {
+        "t": ADVICE_REPEAT if item.repeat else ADVICE,
+        **_card_fields(item.card),
+        **_row_fields(item.row, terminal),
+    }
+
+
+def build_reversal(item: ForwardItem, terminal: TerminalConfig) -> Message:
+    """0420 (0421 when sent before) reversing the 0200 of item.row, whose outcome was unknown."""
+    if item.kind is not ForwardKind.REVERSAL:
+        raise ProtocolError(f"seq {item.row.seq}: a {item.kind} item is not a reversal")
+    original = SALE_REQUEST + format_stan(item.row.stan) + mmddhhmmss(item.row.local_datetime)
+    return {
+        "t": REVERSAL_REPEAT if item.repeat else REVERSAL,
+        **_row_fields(item.row, terminal),
+        "90": original + _ORIGINAL_PAD,
+    }
+
+
+def build_forward(item: ForwardItem, terminal: TerminalConfig) -> Message:
+    """The advice or reversal for a forwarder work item."""
+    if item.kind is ForwardKind.REVERSAL:
+        return build_reversal(item, terminal)
+    return build_advice(item, terminal)
+
+
+# --- what the host sees and answers ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OriginalData:
+    """Field 90 of a reversal: which message it reverses."""
+
+    mti: str
+    stan: int
+    transmission: str  # MMDDhhmmss
+
+
+@dataclass(frozen=True)
+class Request:
+    """A request as a host reads it (fields absent from the message are empty / None)."""
+
+    mti: str
+    stan: int
+    transmission: str  # field 7, MMDDhhmmss
+    local_datetime: str  # fields 13 + 12, MMDDhhmmss; with terminal id and STAN, the dedup key
+    terminal_id: str
+    merchant_id: str
+    amount_minor: int | None
+    currency_numeric: str
+    pan: str = ""
+    expiry_yymm: str = ""
+    original: OriginalData | None = None
+
+
+def _required(message: Message, key: str) -> str:
+    value = message.get(key)
+    if value is None:
+        raise ProtocolError(f"ISO 8583 {message.get('t')} lacks field {key}")
+    return value
+
+
+def parse_request(message: Message) -> Request:
+    """Read a request the host received; a missing field its MTI needs raises ProtocolError."""
+    mti = _required(message, "t")
+    response_mti(mti)  # only requests we know how to answer
+    financial = mti != ECHO_REQUEST
+    original = None
+    if mti in (REVERSAL, REVERSAL_REPEAT):
+        raw = _required(message, "90")
+        original = OriginalData(mti=raw[:4], stan=int(raw[4:10]), transmission=raw[10:20])
+    amount = message.get("4")
+    return Request(
+        mti=mti,
+        stan=int(_required(message, "11")),
+        transmission=_required(message, "7"),
+        local_datetime=(_required(message, "13") + _required(message, "12") if financial else ""),
+        terminal_id=_required(message, "41") if financial else message.get("41", ""),
+        merchant_id=message.get("42", ""),
+        amount_minor=int(amount) if amount is not None else None,
+        currency_numeric=message.get("49", ""),
+        pan=message.get("2", ""),
+        expiry_yymm=message.get("14", ""),
+        original=original,
+    )
+
+
+# Fields a response repeats from its request (never the PAN).
+_ECHOED_FIELDS = ("3", "4", "7", "11", "12", "13", "41", "42", "49", "70", "90")
+
+
+def build_response(
+    request: Message, response_code: str, auth_code: str = "", rrn: str = ""
+) -> Message:
+    """The host's answer to `request`: its MTI's response, echoing the request's data fields."""
+    classify(response_code)
+    response: Message = {"t": response_mti(_required(request, "t"))}
+    response.update({k: request[k] for k in _ECHOED_FIELDS if k in request})
+    if rrn:
+        response["37"] = rrn
+    if auth_code:
+        response["38"] = auth_code
+    response["39"] = response_code
+    return response
+
+
+# --- what the terminal reads back ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuthAnswer:
+    """The host's answer to a request: its field 39, and 38/37 when present."""
+
+    response_code: str
+    auth_code: str = ""
+    rrn: str = ""
+
+    @property
+    def response_class(self) -> ResponseClass:
+        return classify(self.response_code)
+
+    @property
+    def approved(self) -> bool:
+        return self.response_code == APPROVED
+
+
+def parse_answer(message: Message) -> AuthAnswer:
+    """Field 39 (required, two characters) with the auth code and RRN of a response."""
+    code = _required(message, "39")
+    classify(code)
+    return AuthAnswer(
+        response_code=code, auth_code=message.get("38", "").strip(), rrn=message.get("37", "")
+    )

@@ -1,0 +1,430 @@
+"""AcquirerHost on real loopback sockets: decisions, ledger and dedup, modes, chaos, CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pitill.errors import ConfigError
+from pitill.sim.acquirer import (
+    LEDGER_NAME,
+    AcquirerHost,
+    ChaosPlan,
+    decide_sale,
+    net_charged_minor,
+)
+from pitill.upstream.connect import close_stream
+from pitill.upstream.framing import frame, read_frame
+from pitill.upstream.messages import Message, Request, decode, encode
+
+TODAY = "2511"
+
+
+def sale_request(
+    stan: int = 1,
+    amount_minor: int = 1250,
+    pan: str = "4111111111111111",
+    expiry: str = "3012",
+    mti: str = "0200",
+    when: str = "1128101500",  # MMDDhhmmss
+) -> Message:
+    """A financial request as it arrives on the wire (0200, or 0220/0221 with mti=)."""
+    return {
+        "t": mti,
+        "2": pan,
+        "3": "000000",
+        "4": f"{amount_minor:012d}",
+        "7": when,
+        "11": f"{stan:06d}",
+        "12": when[4:],
+        "13": when[:4],
+        "14": expiry,
+        "22": "901",
+        "41": "PITILL01",
+        "42": "PITILLSHOP00001",
+        "49": "978",
+    }
+
+
+def reversal_request(stan: int, amount_minor: int, mti: str = "0420") -> Message:
+    request = {
+        k: v for k, v in sale_request(stan, amount_minor).items() if k not in ("2", "14", "22")
+    }
+    request["t"] = mti
+    request["90"] = "0200" + f"{stan:06d}" + "1128101500" + "0" * 22
+    return request
+
+
+ECHO: Message = {"t": "0800", "7": "1128101500", "11": "000099", "70": "301"}
+
+
+class Line:
+    """One terminal connection to the host, speaking frames."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, host: AcquirerHost) -> Line:
+        return cls(*await asyncio.open_connection("127.0.0.1", host.port))
+
+    async def send(self, message: Message) -> None:
+        self.writer.write(frame(encode(message)))
+        await self.writer.drain()
+
+    async def receive(self, timeout_s: float = 5.0) -> Message | None:
+        """The next answer; None when the host closed; TimeoutError when it stays silent."""
+        async with asyncio.timeout(timeout_s):
+            payload = await read_frame(self.reader)
+        return None if payload is None else decode(payload)
+
+    async def ask(self, message: Message) -> Message:
+        await self.send(message)
+        answer = await self.receive()
+        assert answer is not None
+        return answer
+
+    async def close(self) -> None:
+        await close_stream(self.writer)
+
+
+Body = Callable[[AcquirerHost, Line], Awaitable[Any]]
+
+
+def with_host(tmp_path: Path, body: Body, **host_kwargs: Any) -> Any:
+    async def scenario() -> Any:
+        async with AcquirerHost(tmp_path, today_yymm=lambda: TODAY, **host_kwargs) as host:
+            line = await Line.open(host)
+            try:
+                return await body(host, line)
+            finally:
+                await line.close()
+
+    return asyncio.run(scenario())
+
+
+# --- decisions ------------------------------------------------------------------------------
+
+
+def _request(amount: int = 1250, pan: str = "4111111111111111", expiry: str = "3012") -> Request:
+    return Request(
+        "0200", 1, "1128101500", "1128101500", "PITILL01", "", amount, "978", pan, expiry
+    )
+
+
+@pytest.mark.parametrize(
+    ("request_", "code"),
+    [
+        (_request(), "00"),
+        (_request(1051), "51"),
+        (_request(151), "51"),
+        (_request(1005), "05"),
+        (_request(5), "05"),
+        (_request(1050), "00"),
+        (_request(pan="4000000000000002"), "05"),
+        (_request(pan="4111111111111112"), "14"),
+        (_request(pan="4111"), "14"),
+        (_request(expiry="2510"), "54"),
+        (_request(expiry="2511"), "00"),  # valid through the end of its month
+        (_request(expiry="2513"), "30"),
+        (_request(0), "13"),
+    ],
+)
+def test_decide_sale(request_: Request, code: str) -> None:
+    assert decide_sale(request_, TODAY) == code
+
+
+# --- answers and ledger ---------------------------------------------------------------------
+
+
+def test_answers_and_ledger(tmp_path: Path) -> None:
+    async def body(host: AcquirerHost, line: Line) -> list[Message]:
+        return [
+            await line.ask(ECHO),
+            await line.ask(sale_request(1, 1250)),
+            await line.ask(sale_request(2, 1051)),
+            await line.ask(sale_request(3, 700, mti="0220")),
+            await line.ask(reversal_request(1, 1250)),
+        ]
+
+    echo, approved, declined, advice, reversal = with_host(tmp_path, body)
+    assert (echo["t"], echo["39"]) == ("0810", "00")
+    assert (approved["t"], approved["39"], len(approved["38"])) == ("0210", "00", 6)
+    assert "2" not in approved  # the PAN never comes back
+    assert (declined["39"], "38" in declined) == ("51", False)
+    assert (advice["t"], advice["39"]) == ("0230", "00")
+    assert (reversal["t"], reversal["39"]) == ("0430", "00")
+
+    lines = (tmp_path / LEDGER_NAME).read_text().splitlines()
+    entries = [json.loads(line) for line in lines]
+    assert [e["mti"] for e in entries] == ["0200", "0200", "0220", "0420"]  # no echo
+    first = entries[0]
+    assert {k: first[k] for k in ("stan", "terminal_id", "amount_minor", "currency")} == {
+        "stan": 1,
+        "terminal_id": "PITILL01",
+        "amount_minor": 1250,
+        "currency": "978",
+    }
+    assert [e["response_code"] for e in entries] == ["00", "51", "00", "00"]
+    assert not any(e["duplicate"] for e in entries)
+    assert entries[3]["reversed"] is True
+    assert net_charged_minor(entries) == 700  # the sale was reversed, the advice stands
+
+
+def test_duplicates_are_answered_alike_and_charged_once(tmp_path: Path) -> None:
+    async def body(host: AcquirerHost, line: Line) -> list[Message]:
+        return [
+            await line.ask(sale_request(1, 1250)),
+            await line.ask(sale_request(1, 1250)),
+            await line.ask(sale_request(4, 800, mti="0220")),
+            await line.ask(sale_request(4, 800, mti="0221")),
+            await line.ask(sale_request(4, 800, mti="0221")),
+            await line.ask(sale_request(1, 1250, when="1129101500")),  # another day: new
+        ]
+
+    answers = with_host(tmp_path, body)
+    assert answers[0]["38"] == answers[1]["38"] and answers[0]["37"] == answers[1]["37"]
+    assert answers[5]["37"] != answers[0]["37"]
+    entries = AcquirerHost(tmp_path).ledger()
+    assert [e["duplicate"] for e in entries] == [False, True, False, True, True, False]
+    assert net_charged_minor(entries) == 1250 + 800 + 1250
+
+
+def test_restarted_host_still_dedups(tmp_path: Path) -> None:
+    async def first(host: AcquirerHost, line: Line) -> Message:
+        await line.ask(sale_request(9, 4000, mti="0220"))
+        return await line.ask(sale_request(10, 1500))
+
+    async def second(host: AcquirerHost, line: Line) -> list[Message]:
+        return [
+            await line.ask(sale_request(9, 4000, mti="0221")),
+            await line.ask(sale_request(10, 1500)),
+            await line.ask(sale_request(11, 1500)),
+        ]
+
+    before = with_host(tmp_path, first)
+    after = with_host(tmp_path, second)
+    assert after[1]["38"] == before["38"]  # the first answer, remembered across the restart
+    assert after[2]["37"] > before["37"]  # and new references carry on from the old ones
+    entries = AcquirerHost(tmp_path).ledger()
+    assert [e["duplicate"] for e in entries] == [False, False, True, True, False]
+    assert net_charged_minor(entries) == 4000 + 1500 + 1500
+
+
+def test_torn_last_line_is_dropped_on_start(tmp_path: Path) -> None:
+    async def body(host: AcquirerHost, line: Line) -> Message:
+        return await line.ask(sale_request(1))
+
+    with_host(tmp_path, body)
+    ledger = tmp_path / LEDGER_NAME
+    with ledger.open("a") as f:
+        f.write('{"mti": "0200", "st')  # a crash in the middle of a write
+    with_host(tmp_path, body)
+    lines = ledger.read_text().splitlines()
+    assert len(lines) == 2 and all(json.loads(line) for line in lines)
+    assert json.loads(lines[1])["duplicate"] is True
+
+
+def test_advice_policy_can_decline(tmp_path: Path) -> None:
+    async def body(host: AcquirerHost, line: Line) -> Message:
+        return await line.ask(sale_request(3, 1051, mti="0220"))
+
+    answer = with_host(tmp_path, body, advice_policy=decide_sale)
+    assert answer["39"] == "51"
+    assert net_charged_minor(AcquirerHost(tmp_path).ledger()) == 0
+
+
+def test_garbage_and_unknown_messages(tmp_path: Path) -> None:
+    async def body(host: AcquirerHost, line: Line) -> tuple[Message, Message]:
+        line.writer.write(frame(b"garbage"))
+        await line.send({"t": "0100", "11": "000001"})
+        incomplete = await line.ask({"t": "0200", "11": "000002", "7": "1128101500"})
+        return incomplete, await line.ask(ECHO)  # still talking
+
+    incomplete, echo = with_host(tmp_path, body)
+    assert (incomplete["t"], incomplete["39"]) == ("0210", "30")
+    assert echo["39"] == "00"
+
+
+# --- modes ----------------------------------------------------------------------------------
+
+
+def test_down_refuses_and_drops(tmp_path: Path) -> None:
+    async def body(host: AcquirerHost, line: Line) -> None:
+        await line.ask(ECHO)
+        host.set_mode("down")
+        with pytest.raises(ConnectionRefusedError):
+            await asyncio.open_connection("127.0.0.1", host.port)
+        with contextlib.suppress(ConnectionResetError):  # dropped: EOF or reset
+            assert await line.receive() is None
+        host.set_mode("up")
+        again = await Line.open(host)
+        assert (await again.ask(ECHO))["39"] == "00"
+        await again.close()
+
+    with_host(tmp_path, body)
+
+
+def test_blackhole_reads_and_never_answers(tmp_path: Path) -> None:
+    async def body(host: AcquirerHost, line: Line) -> None:
+        await line.ask(ECHO)
+        host.set_mode("blackhole")
+        fresh = await Line.open(host)  # still accepts
+        for silent in (line, fresh):
+            await silent.send(sale_request(1))
+            with pytest.raises(TimeoutError):
+                await silent.receive(timeout_s=0.1)
+        host.set_mode("up")
+        assert (await fresh.ask(ECHO))["39"] == "00"
+        await fresh.close()
+
+    with_host(tmp_path, body)
+    assert AcquirerHost(tmp_path).ledger() == []
+
+
+def test_unknown_mode() -> None:
+    async def scenario() -> None:
+        AcquirerHost(Path("unused")).set_mode("sideways")
+
+    with pytest.raises(ConfigError, match="sideways"):
+        asyncio.run(scenario())
+
+
+# --- chaos ----------------------------------------------------------------------------------
+
+
+def test_chaos_drop_request_and_reply(tmp_path: Path) -> None:
+    async def body(host: AcquirerHost, line: Line) -> list[dict[str, Any]]:
+        host.set_chaos(ChaosPlan(drop_request=1.0))
+        await line.send(sale_request(1))
+        with pytest.raises(TimeoutError):
+            await line.receive(timeout_s=0.1)
+        assert host.ledger() == []  # never processed
+        host.set_chaos(ChaosPlan(drop_reply=1.0))
+        await line.send(sale_request(2))
+        with pytest.raises(TimeoutError):
+            await line.receive(timeout_s=0.1)
+        assert (await line.ask(ECHO))["39"] == "00"  # echoes are spared by default
+        return host.ledger()
+
+    entries = with_host(tmp_path, body)
+    assert [(e["stan"], e["response_code"]) for e in entries] == [(2, "00")]  # processed
+
+
+def test_chaos_duplicate_reply_and_retry(tmp_path: Path) -> None:
+    async def body(host: AcquirerHost, line: Line) -> list[Message | None]:
+        host.set_chaos(ChaosPlan(duplicate_reply=1.0))
+        answers = [await line.ask(sale_request(1)), await line.receive()]
+        host.set_chaos(ChaosPlan(retry=1.0, retry_code="96"))
+        answers.append(await line.ask(sale_request(2, mti="0220")))
+        host.set_chaos(None)
+        answers.append(await line.ask(sale_request(2, mti="0221")))
+        return answers
+
+    first, copy, retried, resent = with_host(tmp_path, body)
+    assert copy == first
+    assert (retried["39"], resent["39"]) == ("96", "00")
+    entries = AcquirerHost(tmp_path).ledger()
+    # A 96 did not process the advice: the repeat is the first real one, not a duplicate.
+    assert [(e["response_code"], e["duplicate"]) for e in entries] == [
+        ("00", False),
+        ("96", False),
+        ("00", False),
+    ]
+
+
+def test_chaos_delay_then_blackhole_stays_silent(tmp_path: Path) -> None:
+    async def body(host: AcquirerHost, line: Line) -> None:
+        host.set_chaos(ChaosPlan(delay_s=0.1))
+        await line.send(sale_request(1))
+        host.set_mode("blackhole")
+        with pytest.raises(TimeoutError):
+            await line.receive(timeout_s=0.3)
+
+    with_host(tmp_path, body)
+
+
+def test_chaos_is_repeatable_by_seed() -> None:
+    from pitill.sim.acquirer import _Chaos
+
+    def draws(seed: int) -> list[bool]:
+        chaos = _Chaos(ChaosPlan(drop_reply=0.5, seed=seed))
+        return [chaos.hits(0.5, "0200") for _ in range(40)]
+
+    assert draws(1) == draws(1)
+    assert draws(1) != draws(2)
+    assert 0 < sum(draws(1)) < 40
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"drop_reply": 1.5}, "drop_reply"),
+        ({"delay_s": -1.0}, "delay_s"),
+        ({"retry_code": "05"}, "retry_code"),
+        ({"mtis": frozenset({"0100"})}, "mtis"),
+    ],
+)
+def test_chaos_plan_validation(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        ChaosPlan(**kwargs)
+
+
+# --- as its own process ---------------------------------------------------------------------
+
+
+def test_cli_help() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pitill.sim.acquirer", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0 and "--data-dir" in done.stdout and "--port" in done.stdout
+
+
+def test_cli_runs_answers_and_switches_modes(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "pitill.sim.acquirer", "--data-dir", str(tmp_path)]
+    with subprocess.Popen(
+        [*command, "--port", "0", "--today", TODAY, "--stdin-control"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as process:
+        assert process.stdin is not None and process.stdout is not None
+        try:
+            banner = process.stdout.readline()
+            assert banner.startswith("acquirer listening on 127.0.0.1:")
+            port = int(banner.split()[3].rsplit(":", 1)[1])
+
+            async def talk() -> str:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(frame(encode(sale_request(1, 1051))))
+                payload = await asyncio.wait_for(read_frame(reader), 10)
+                await close_stream(writer)
+                return decode(payload or b"")["39"]
+
+            assert asyncio.run(talk()) == "51"
+            process.stdin.write("down\n")
+            process.stdin.flush()
+            assert process.stdout.readline().strip() == "acquirer mode down"
+
+            async def refused() -> None:
+                await asyncio.open_connection("127.0.0.1", port)
+
+            with pytest.raises(ConnectionRefusedError):
+                asyncio.run(refused())
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+    assert process.returncode == 0
+    assert [e["response_code"] for e in AcquirerHost(tmp_path).ledger()] == ["51"]

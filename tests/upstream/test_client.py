@@ -1,0 +1,208 @@
+"""UpstreamClient against a real AcquirerHost on loopback: answers, and what each failure means."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from upstream_helpers import LOCAL_DATETIME, forward_item, rig, sale
+
+from pitill.errors import UpstreamError, UpstreamTimeout
+from pitill.journal.model import ForwardKind
+from pitill.sim.acquirer import AcquirerHost, ChaosPlan, net_charged_minor
+from pitill.upstream.failures import LinkReason, OutcomeUnknown, ResolveError, UnreachableError
+from pitill.upstream.messages import AuthAnswer
+
+
+@pytest.mark.parametrize(
+    ("amount_minor", "pan", "expiry", "code"),
+    [
+        (1250, "4111111111111111", "3012", "00"),
+        (1051, "4111111111111111", "3012", "51"),
+        (1005, "4111111111111111", "3012", "05"),
+        (1250, "4000000000000002", "3012", "05"),  # the test card, whatever the amount
+        (1250, "4111111111111111", "2001", "54"),  # expired before the host's 2511
+        (1250, "4111111111111112", "3012", "14"),  # fails Luhn
+    ],
+)
+def test_authorize_decisions(
+    tmp_path: Path, amount_minor: int, pan: str, expiry: str, code: str
+) -> None:
+    async def scenario() -> AuthAnswer:
+        async with rig(tmp_path) as r:
+            return await r.client.authorize(
+                sale(amount_minor, pan=pan, expiry=expiry), LOCAL_DATETIME
+            )
+
+    answer = asyncio.run(scenario())
+    assert answer.response_code == code
+    assert bool(answer.auth_code) is (code == "00")
+    assert len(answer.rrn) == 12
+
+
+def test_one_connection_serves_many_requests(tmp_path: Path) -> None:
+    async def scenario() -> tuple[list[str], int]:
+        async with rig(tmp_path) as r:
+            codes = [
+                (await r.client.authorize(sale(100 + i, seq=i), LOCAL_DATETIME)).response_code
+                for i in range(1, 4)
+            ]
+            codes.append(await r.client.echo())
+            return codes, r.client.counts["connects"]
+
+    codes, connects = asyncio.run(scenario())
+    assert codes == ["00", "00", "00", "00"]
+    assert connects == 1
+
+
+def test_refused_is_unreachable_not_a_timeout(tmp_path: Path) -> None:
+    async def scenario() -> tuple[UpstreamError, list[LinkReason]]:
+        async with rig(tmp_path) as r:
+            r.host.set_mode("down")
+            with pytest.raises(UpstreamError) as caught:
+                await r.client.authorize(sale(), LOCAL_DATETIME)
+            return caught.value, r.signals
+
+    error, signals = asyncio.run(scenario())
+    assert isinstance(error, UnreachableError) and error.reason is LinkReason.REFUSED
+    assert not isinstance(error, UpstreamTimeout)  # not sent: nothing to reverse
+    assert signals == [LinkReason.REFUSED]
+
+
+def test_blackhole_is_outcome_unknown(tmp_path: Path) -> None:
+    async def scenario() -> tuple[UpstreamError, list[LinkReason], list[dict[str, object]]]:
+        async with rig(tmp_path, request_timeout_s=0.2) as r:
+            assert await r.client.echo() == "00"  # the connection exists before the blackhole
+            r.host.set_mode("blackhole")
+            with pytest.raises(UpstreamError) as caught:
+                await r.client.authorize(sale(), LOCAL_DATETIME)
+            return caught.value, r.signals, r.host.ledger()
+
+    error, signals, ledger = asyncio.run(scenario())
+    assert isinstance(error, UpstreamTimeout) and isinstance(error, OutcomeUnknown)
+    assert error.reason is LinkReason.TIMEOUT
+    assert signals == [LinkReason.TIMEOUT]
+    assert ledger == []  # the host never saw it: a blackhole drops, it does not process
+
+
+def test_dns_failure(tmp_path: Path) -> None:
+    async def scenario() -> tuple[UpstreamError, list[LinkReason]]:
+        async with rig(tmp_path) as r:
+            r.resolver.set_failing(True)
+            with pytest.raises(UpstreamError) as caught:
+                await r.client.authorize(sale(), LOCAL_DATETIME)
+            return caught.value, r.signals
+
+    error, signals = asyncio.run(scenario())
+    assert isinstance(error, ResolveError) and error.reason is LinkReason.DNS
+    assert not isinstance(error, UpstreamTimeout)
+    assert signals == [LinkReason.DNS]
+
+
+def test_reconnects_after_host_restart(tmp_path: Path) -> None:
+    async def scenario() -> tuple[str, str, int]:
+        async with rig(tmp_path) as r:
+            first = (await r.client.authorize(sale(seq=1), LOCAL_DATETIME)).response_code
+            await r.host.close()
+            restarted = AcquirerHost(tmp_path, port=r.host.port, today_yymm=lambda: "2511")
+            await restarted.start()
+            try:
+                second = (await r.client.authorize(sale(seq=2), LOCAL_DATETIME)).response_code
+            finally:
+                await restarted.close()
+            return first, second, r.client.counts["connects"]
+
+    first, second, connects = asyncio.run(scenario())
+    assert (first, second) == ("00", "00")
+    assert connects == 2
+
+
+def test_reconnects_after_refusal(tmp_path: Path) -> None:
+    async def scenario() -> str:
+        async with rig(tmp_path) as r:
+            r.host.set_mode("down")
+            with pytest.raises(UnreachableError):
+                await r.client.echo()
+            r.host.set_mode("up")
+            return await r.client.echo()
+
+    assert asyncio.run(scenario()) == "00"
+
+
+def test_duplicate_and_stray_replies_are_ignored(tmp_path: Path) -> None:
+    async def scenario() -> tuple[list[str], int]:
+        async with rig(tmp_path) as r:
+            r.host.set_chaos(ChaosPlan(duplicate_reply=1.0))
+            answers = [
+                await r.client.authorize(sale(amount, seq=seq), LOCAL_DATETIME)
+                for seq, amount in ((1, 1000), (2, 1051), (3, 1005))
+            ]
+            return [a.response_code for a in answers], r.client.counts["stray"]
+
+    codes, strays = asyncio.run(scenario())
+    assert codes == ["00", "51", "05"]  # each its own answer, never the previous one's copy
+    assert strays >= 2
+
+
+def test_lost_answer_then_reversal_charges_nothing(tmp_path: Path) -> None:
+    async def scenario() -> tuple[UpstreamError, str, list[dict[str, object]]]:
+        async with rig(tmp_path, request_timeout_s=0.2) as r:
+            r.host.set_chaos(ChaosPlan(drop_reply=1.0))
+            with pytest.raises(UpstreamError) as caught:
+                await r.client.authorize(sale(2000, seq=5), LOCAL_DATETIME)
+            r.host.set_chaos(None)
+            code = await r.client.send_reversal(
+                forward_item(ForwardKind.REVERSAL, seq=5, amount_minor=2000)
+            )
+            return caught.value, code, r.host.ledger()
+
+    error, code, ledger = asyncio.run(scenario())
+    assert isinstance(error, OutcomeUnknown)  # the host approved it; the terminal cannot know
+    assert code == "00"
+    assert [(e["mti"], e["response_code"]) for e in ledger] == [("0200", "00"), ("0420", "00")]
+    assert ledger[1]["reversed"] is True
+    assert net_charged_minor(ledger) == 0
+
+
+def test_advice_and_repeat_are_charged_once(tmp_path: Path) -> None:
+    async def scenario() -> tuple[list[str], list[dict[str, object]]]:
+        async with rig(tmp_path) as r:
+            codes = [
+                await r.client.send_advice(forward_item(seq=8, amount_minor=900)),
+                await r.client.forward(forward_item(seq=8, amount_minor=900, attempts=1)),
+            ]
+            return codes, r.host.ledger()
+
+    codes, ledger = asyncio.run(scenario())
+    assert codes == ["00", "00"]
+    assert [(e["mti"], e["duplicate"]) for e in ledger] == [("0220", False), ("0221", True)]
+    assert net_charged_minor(ledger) == 900
+
+
+def test_retry_code_is_an_answer_and_a_signal(tmp_path: Path) -> None:
+    async def scenario() -> tuple[str, list[LinkReason]]:
+        async with rig(tmp_path) as r:
+            r.host.set_chaos(ChaosPlan(retry=1.0, retry_code="96"))
+            code = await r.client.send_advice(forward_item())
+            return code, r.signals
+
+    assert asyncio.run(scenario()) == ("96", [LinkReason.RETRY])
+
+
+def test_one_request_in_flight(tmp_path: Path) -> None:
+    """Concurrent callers queue on the lock; each gets the answer to its own request."""
+
+    async def scenario() -> list[str]:
+        async with rig(tmp_path) as r:
+            r.host.set_chaos(ChaosPlan(delay_s=0.02))
+            answers = await asyncio.gather(
+                *(
+                    r.client.authorize(sale(a, seq=i), LOCAL_DATETIME)
+                    for i, a in enumerate((1000, 1051, 1005, 2000), start=1)
+                )
+            )
+            assert r.host.counts["connections"] == 1
+            return [a.response_code for a in answers]
+
+    assert asyncio.run(scenario()) == ["00", "51", "05", "00"]

@@ -1,0 +1,163 @@
+"""ISO 8583 messages: round trips through pyiso8583, what each field holds, garbage refused."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from upstream_helpers import LOCAL_DATETIME, TERMINAL, forward_item, sale
+
+from pitill.errors import ProtocolError
+from pitill.journal.model import ForwardKind
+from pitill.upstream import messages as m
+
+stans = st.integers(min_value=1, max_value=999_999)
+amounts = st.integers(min_value=0, max_value=999_999_999_999)
+datetimes = st.builds(
+    lambda yy, mo, dd, hh, mi, ss: f"{yy:02d}{mo:02d}{dd:02d}{hh:02d}{mi:02d}{ss:02d}",
+    st.integers(0, 99),
+    st.integers(1, 12),
+    st.integers(1, 28),
+    st.integers(0, 23),
+    st.integers(0, 59),
+    st.integers(0, 59),
+)
+
+
+@given(amount=amounts, seq=stans, local_datetime=datetimes)
+def test_sale_request_round_trips(amount: int, seq: int, local_datetime: str) -> None:
+    request = m.build_sale_request(sale(amount, seq=seq), local_datetime, TERMINAL)
+    decoded = m.decode(m.encode(request))
+    assert decoded == request
+    parsed = m.parse_request(decoded)
+    assert (parsed.mti, parsed.stan, parsed.amount_minor) == ("0200", seq, amount)
+    assert parsed.local_datetime == local_datetime[2:]
+    assert parsed.pan == "4111111111111111" and parsed.expiry_yymm == "3012"
+    assert (parsed.terminal_id, parsed.merchant_id) == ("PITILL01", "PITILLSHOP00001")
+    assert parsed.currency_numeric == "978"
+
+
+def test_sale_request_fields() -> None:
+    request = m.build_sale_request(sale(1250, seq=42), "251128101530", TERMINAL)
+    assert request["3"] == "000000"
+    assert request["4"] == "000000001250"
+    assert request["7"] == "1128101530"
+    assert (request["11"], request["12"], request["13"]) == ("000042", "101530", "1128")
+    assert (request["14"], request["22"], request["49"]) == ("3012", "901", "978")
+
+
+@given(seq=stans, amount=amounts)
+def test_advice_repeat_differs_only_in_mti(seq: int, amount: int) -> None:
+    first = m.build_advice(forward_item(seq=seq, amount_minor=amount), TERMINAL)
+    repeat = m.build_advice(forward_item(seq=seq, amount_minor=amount, attempts=3), TERMINAL)
+    assert (first["t"], repeat["t"]) == ("0220", "0221")
+    assert {**repeat, "t": "0220"} == first
+    assert m.decode(m.encode(repeat)) == repeat
+
+
+def test_reversal_carries_original_data() -> None:
+    item = forward_item(ForwardKind.REVERSAL, seq=321, amount_minor=4000)
+    reversal = m.build_reversal(item, TERMINAL)
+    assert reversal["t"] == "0420"
+    assert "2" not in reversal  # a reversal needs no card data
+    assert reversal["90"] == "0200" + "000321" + LOCAL_DATETIME[2:] + "0" * 22
+    original = m.parse_request(m.decode(m.encode(reversal))).original
+    assert original == m.OriginalData("0200", 321, LOCAL_DATETIME[2:])
+    repeat = m.build_forward(forward_item(ForwardKind.REVERSAL, seq=321, attempts=1), TERMINAL)
+    assert repeat["t"] == "0421"
+
+
+def test_echo_round_trip() -> None:
+    echo = m.build_echo(5, "1128101530", "PITILL01")
+    assert m.decode(m.encode(echo)) == echo
+    assert echo["70"] == "301"
+    answer = m.build_response(echo, m.APPROVED)
+    assert (answer["t"], answer["11"], answer["39"], answer["70"]) == (
+        "0810",
+        "000005",
+        "00",
+        "301",
+    )
+
+
+@pytest.mark.parametrize(
+    ("request_mti", "response_mti"),
+    [("0800", "0810"), ("0200", "0210"), ("0220", "0230"), ("0221", "0230"), ("0421", "0430")],
+)
+def test_response_mti(request_mti: str, response_mti: str) -> None:
+    assert m.response_mti(request_mti) == response_mti
+
+
+def test_response_echoes_data_but_never_the_pan() -> None:
+    request = m.build_sale_request(sale(1250, seq=9), LOCAL_DATETIME, TERMINAL)
+    response = m.build_response(request, m.APPROVED, auth_code="123456", rrn="000000000001")
+    assert "2" not in response and "14" not in response
+    assert response["4"] == request["4"] and response["11"] == request["11"]
+    answer = m.parse_answer(m.decode(m.encode(response)))
+    assert answer == m.AuthAnswer("00", "123456", "000000000001")
+    assert answer.approved
+
+
+@pytest.mark.parametrize(
+    ("code", "kind"),
+    [
+        ("00", m.ResponseClass.APPROVED),
+        ("91", m.ResponseClass.RETRY),
+        ("96", m.ResponseClass.RETRY),
+        ("68", m.ResponseClass.RETRY),
+        ("05", m.ResponseClass.FINAL),
+        ("51", m.ResponseClass.FINAL),
+        ("54", m.ResponseClass.FINAL),
+        ("14", m.ResponseClass.FINAL),
+    ],
+)
+def test_classify(code: str, kind: m.ResponseClass) -> None:
+    assert m.classify(code) is kind
+
+
+@pytest.mark.parametrize("code", ["", "0", "000", "0 ", "??"])
+def test_classify_refuses_garbage(code: str) -> None:
+    with pytest.raises(ProtocolError, match="response code"):
+        m.classify(code)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"garbage!", b"0800", b"0800" + b"Z" * 16, b"0800822000000000000004000000000000001128"],
+)
+def test_decode_refuses_garbage(data: bytes) -> None:
+    with pytest.raises(ProtocolError):
+        m.decode(data)
+
+
+def test_decode_refuses_letters_in_a_numeric_field() -> None:
+    raw = m.encode({"t": "0800", "7": "1128101530", "11": "00000A", "70": "301"})
+    with pytest.raises(ProtocolError, match="field 11"):
+        m.decode(raw)
+
+
+def test_builders_refuse_bad_values() -> None:
+    with pytest.raises(ProtocolError, match="YYMMDDhhmmss"):
+        m.build_sale_request(sale(), "2511281015", TERMINAL)
+    with pytest.raises(ProtocolError, match="amount"):
+        m.build_sale_request(sale(10**12), LOCAL_DATETIME, TERMINAL)
+    with pytest.raises(ProtocolError, match="STAN"):
+        m.build_echo(0, "1128101530")
+    with pytest.raises(ProtocolError, match="no card"):
+        m.build_sale_request(sale().with_status(sale().status, card=None), "", TERMINAL)
+    with pytest.raises(ProtocolError, match="not an advice"):
+        m.build_advice(forward_item(ForwardKind.REVERSAL), TERMINAL)
+    with pytest.raises(ProtocolError, match="cannot pack"):
+        m.encode({"t": "0800", "11": "1"})
+
+
+def test_parse_answer_needs_field_39() -> None:
+    with pytest.raises(ProtocolError, match="field 39"):
+        m.parse_answer({"t": "0210", "11": "000001"})
+
+
+def test_parse_request_needs_the_dedup_fields() -> None:
+    with pytest.raises(ProtocolError, match="field 41"):
+        m.parse_request({"t": "0220", "7": "1128101530", "11": "000001", "12": "1", "13": "1"})
+    with pytest.raises(ProtocolError, match="no response MTI"):
+        m.parse_request({"t": "0100", "11": "000001"})

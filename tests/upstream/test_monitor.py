@@ -1,0 +1,177 @@
+"""LinkMonitor against a real AcquirerHost on loopback: short intervals, polled with deadlines."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from upstream_helpers import TERMINAL, eventually
+
+from pitill.config import UpstreamConfig
+from pitill.core.types import LinkStatus
+from pitill.sim.acquirer import AcquirerHost, ChaosPlan
+from pitill.sim.resolver import SIM_HOST, SimResolver
+from pitill.upstream.failures import LinkReason
+from pitill.upstream.monitor import LinkMonitor
+
+ONLINE, OFFLINE, DEGRADED = LinkStatus.ONLINE, LinkStatus.OFFLINE, LinkStatus.DEGRADED
+
+
+@dataclass
+class Watch:
+    host: AcquirerHost
+    resolver: SimResolver
+    monitor: LinkMonitor
+    changes: list[tuple[LinkStatus, str]] = field(default_factory=list)
+
+    async def reaches(self, status: LinkStatus, reason: str = "") -> bool:
+        return await eventually(
+            lambda: (self.monitor.status, self.monitor.reason) == (status, reason)
+        )
+
+
+@asynccontextmanager
+async def watching(
+    data_dir: Path, slow_threshold_s: float = 10.0, start: bool = True
+) -> AsyncIterator[Watch]:
+    """A monitor probing a fresh host every 0.05 s; slow_threshold_s is generous unless a test
+    is about slowness, so a loaded CI machine does not turn a probe into DEGRADED."""
+    async with AcquirerHost(data_dir) as host:
+        config = UpstreamConfig(
+            host=SIM_HOST, port=host.port, probe_interval_s=0.05, probe_timeout_s=0.2
+        )
+        resolver = SimResolver()
+        changes: list[tuple[LinkStatus, str]] = []
+        monitor = LinkMonitor(
+            config,
+            TERMINAL,
+            resolver,
+            lambda status, reason: changes.append((status, reason)),
+            slow_threshold_s=slow_threshold_s,
+        )
+        if start:
+            monitor.start()
+        try:
+            yield Watch(host, resolver, monitor, changes)
+        finally:
+            await monitor.stop()
+
+
+def _run(tmp_path: Path, body: Callable[[Watch], object], **kwargs: object) -> Watch:
+    async def scenario() -> Watch:
+        async with watching(tmp_path, **kwargs) as watch:  # type: ignore[arg-type]
+            await body(watch)  # type: ignore[misc]
+            return watch
+
+    return asyncio.run(scenario())
+
+
+def test_host_down_and_back(tmp_path: Path) -> None:
+    async def body(w: Watch) -> None:
+        assert await w.reaches(ONLINE)
+        w.host.set_mode("down")
+        assert await w.reaches(OFFLINE, "REFUSED")
+        w.host.set_mode("up")
+        assert await w.reaches(ONLINE)
+
+    w = _run(tmp_path, body)
+    assert w.changes == [(ONLINE, ""), (OFFLINE, "REFUSED"), (ONLINE, "")]
+
+
+def test_blackhole_and_back(tmp_path: Path) -> None:
+    async def body(w: Watch) -> None:
+        assert await w.reaches(ONLINE)
+        w.host.set_mode("blackhole")
+        assert await w.reaches(OFFLINE, "TIMEOUT")
+        w.host.set_mode("up")
+        assert await w.reaches(ONLINE)
+
+    w = _run(tmp_path, body)
+    assert w.changes == [(ONLINE, ""), (OFFLINE, "TIMEOUT"), (ONLINE, "")]
+
+
+def test_name_stops_resolving_and_comes_back(tmp_path: Path) -> None:
+    async def body(w: Watch) -> None:
+        assert await w.reaches(ONLINE)
+        w.resolver.set_failing(True)
+        assert await w.reaches(OFFLINE, "DNS")
+        w.resolver.set_failing(False)
+        assert await w.reaches(ONLINE)
+
+    w = _run(tmp_path, body)
+    assert w.changes == [(ONLINE, ""), (OFFLINE, "DNS"), (ONLINE, "")]
+    assert w.host.ledger() == []  # echoes are never in the ledger
+
+
+def test_slow_echoes_degrade(tmp_path: Path) -> None:
+    async def body(w: Watch) -> None:
+        assert await w.reaches(ONLINE)
+        w.host.set_chaos(ChaosPlan(delay_s=0.08, mtis=frozenset({"0800"})))
+        assert await w.reaches(DEGRADED, "SLOW")
+        w.host.set_chaos(None)
+        assert await w.reaches(ONLINE)
+
+    w = _run(tmp_path, body, slow_threshold_s=0.04)
+    assert w.changes == [(ONLINE, ""), (DEGRADED, "SLOW"), (ONLINE, "")]
+
+
+def test_each_probe_opens_and_closes_a_fresh_connection(tmp_path: Path) -> None:
+    async def body(w: Watch) -> None:
+        assert await eventually(lambda: w.host.counts["echoes"] >= 4)
+        await w.monitor.stop()
+        assert await eventually(lambda: not w.host._connections)  # every probe closed its own
+
+    w = _run(tmp_path, body)
+    # One connection per probe (the last may have been cut short by stop()).
+    assert w.host.counts["connections"] >= w.host.counts["echoes"] >= 4
+
+
+def test_probe_results(tmp_path: Path) -> None:
+    async def body(w: Watch) -> None:
+        good = await w.monitor.probe()
+        assert good.ok and good.response_code == "00" and good.rtt_s > 0
+        w.host.set_mode("down")
+        refused = await w.monitor.probe()
+        assert refused.reason is LinkReason.REFUSED and "refused" in refused.detail
+
+    _run(tmp_path, body, start=False)
+
+
+def test_passive_failures_take_it_offline(tmp_path: Path) -> None:
+    async def body(w: Watch) -> None:
+        w.monitor.report_failure(LinkReason.TIMEOUT)
+        assert w.monitor.status is LinkStatus.UNKNOWN
+        w.monitor.report_failure("TIMEOUT")
+        assert (w.monitor.status, w.monitor.reason) == (OFFLINE, "TIMEOUT")
+        w.monitor.report_failure("no such reason")  # counted, as RESET
+        w.monitor.report_failure("no such reason")
+        assert w.monitor.reason == "RESET"
+
+    w = _run(tmp_path, body, start=False)
+    assert w.changes == [(OFFLINE, "TIMEOUT"), (OFFLINE, "RESET")]
+
+
+def test_a_failing_listener_does_not_stop_the_monitor(tmp_path: Path) -> None:
+    async def scenario() -> LinkStatus:
+        async with AcquirerHost(tmp_path) as host:
+            config = UpstreamConfig(
+                host=SIM_HOST, port=host.port, probe_interval_s=0.05, probe_timeout_s=0.2
+            )
+
+            def broken(status: LinkStatus, reason: str) -> None:
+                raise RuntimeError("listener bug")
+
+            monitor = LinkMonitor(config, TERMINAL, SimResolver(), broken)
+            monitor.start()
+            try:
+                assert await eventually(lambda: monitor.status is ONLINE)
+                host.set_mode("down")
+                assert await eventually(lambda: monitor.status is OFFLINE)
+                return monitor.status
+            finally:
+                await monitor.stop()
+
+    assert asyncio.run(scenario()) is OFFLINE
