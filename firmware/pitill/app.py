@@ -48,7 +48,7 @@ from pitill.core.events import (
 )
 from pitill.core.machine import step
 from pitill.core.screens import Screen
-from pitill.core.state import OfflineLimits, PhaseTimeouts, Settings, TerminalState
+from pitill.core.state import Settings, TerminalState
 from pitill.core.txn import Txn
 from pitill.core.types import Key, LinkStatus, TxnStatus
 from pitill.drivers.protocols import CardReader, Display, Indicators, KeySource
@@ -60,7 +60,7 @@ from pitill.journal.report import build_report
 from pitill.journal.seal import KEY_FILE_NAME, Sealer
 from pitill.journal.store import Journal
 from pitill.logs import log_event
-from pitill.sdnotify import Notifier
+from pitill.sdnotify import Notifier, run_watchdog
 from pitill.upstream.client import UpstreamClient
 from pitill.upstream.monitor import LinkMonitor
 from pitill.upstream.resolver import Resolver
@@ -73,30 +73,13 @@ RUNTIME_SAVE_S = 60.0
 
 def settings_from_config(config: Config) -> Settings:
     """The core's view of the configuration."""
-    t = config.timeouts
-    offline = config.offline
     return Settings(
         currency=config.terminal.currency,
         currency_exponent=config.terminal.currency_exponent,
         max_amount_minor=config.terminal.max_amount_minor,
-        mode=offline.mode,
-        limits=OfflineLimits(
-            floor_limit_minor=offline.floor_limit_minor,
-            max_total_minor=offline.max_total_minor,
-            max_count=offline.max_count,
-            max_age_s=offline.max_age_s,
-            age_alarm_s=offline.age_alarm_s,
-            max_per_card=offline.max_per_card,
-        ),
-        timeouts=PhaseTimeouts(
-            amount_entry_s=t.amount_entry_s,
-            await_card_s=t.await_card_s,
-            authorizing_s=t.authorizing_s,
-            result_s=t.result_s,
-            cash_only_s=t.cash_only_s,
-            tender_s=t.tender_s,
-            change_s=t.change_s,
-        ),
+        mode=config.offline.mode,
+        limits=config.offline.limits(),
+        timeouts=config.timeouts,
     )
 
 
@@ -353,19 +336,11 @@ class Terminal:
             self.devices.reader.start(self)
         self._spawn(self.monitor.run())
         self._spawn(self.forwarder.run())
-        self._spawn(self._watchdog())
+        # WATCHDOG=1 from this loop: if the loop hangs, the pings stop and systemd restarts us.
+        self._spawn(run_watchdog(self.notifier))
         self._spawn(self._keep_time())
         self.notifier.ready()
         log_event(log, "ready", next_seq=self.state.next_seq, pending=self.state.pending)
-
-    async def _watchdog(self) -> None:
-        """WATCHDOG=1 from this loop: if the loop hangs, the pings stop and systemd restarts us."""
-        interval_s = self.notifier.watchdog_interval_s()
-        if interval_s is None:
-            return
-        while True:
-            self.notifier.watchdog()
-            await asyncio.sleep(interval_s)
 
     async def _keep_time(self) -> None:
         """Persist the running time each minute and refresh the pending sales' age on screen."""

@@ -15,6 +15,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from pitill.core.state import OfflineLimits, PhaseTimeouts
 from pitill.core.types import OfflineMode
 from pitill.drivers.hwconfig import (
     I2C1_PINS,
@@ -91,6 +92,12 @@ class OfflineConfig:
     age_alarm_s: float = 20 * 3600.0  # screen and buzzer warn from this age on
     max_per_card: int = 3  # offline sales of one card within one outage
 
+    def limits(self) -> OfflineLimits:
+        """The core's view: every field but the mode."""
+        fields = dataclasses.asdict(self)
+        del fields["mode"]
+        return OfflineLimits(**fields)
+
     def validate(self, at: str) -> None:
         for name in ("floor_limit_minor", "max_total_minor", "max_count", "max_per_card"):
             if getattr(self, name) < 0:
@@ -99,24 +106,6 @@ class OfflineConfig:
             raise ConfigError(f"{at}.max_age_s: must be > 0 seconds")
         if not 0 < self.age_alarm_s <= self.max_age_s:
             raise ConfigError(f"{at}.age_alarm_s: must be > 0 and at most max_age_s")
-
-
-@dataclass(frozen=True)
-class TimeoutsConfig:
-    """How long each waiting step waits before going back to idle."""
-
-    amount_entry_s: float = 60.0
-    await_card_s: float = 30.0
-    authorizing_s: float = 15.0  # a guard: the upstream request timeout fires first
-    result_s: float = 4.0  # approved / declined screens
-    cash_only_s: float = 60.0
-    tender_s: float = 120.0
-    change_s: float = 30.0
-
-    def validate(self, at: str) -> None:
-        for f in dataclasses.fields(self):
-            if getattr(self, f.name) <= 0:
-                raise ConfigError(f"{at}.{f.name}: must be > 0 seconds")
 
 
 @dataclass(frozen=True)
@@ -160,7 +149,7 @@ class LogConfig:
 class Config:
     terminal: TerminalConfig = field(default_factory=TerminalConfig)
     offline: OfflineConfig = field(default_factory=OfflineConfig)
-    timeouts: TimeoutsConfig = field(default_factory=TimeoutsConfig)
+    timeouts: PhaseTimeouts = field(default_factory=PhaseTimeouts)  # the core's own type
     upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
     # The hardware of `pitill run`; the simulator replaces these parts with its own.
     gpio: GpioConfig = field(default_factory=GpioConfig)
@@ -173,7 +162,10 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
 
     def validate(self, at: str) -> None:
-        """No GPIO pin may serve two parts (including the I2C and UART pins in use)."""
+        """Every timeout is positive; no GPIO pin serves two parts (I2C and UART pins included)."""
+        for timeout in dataclasses.fields(self.timeouts):
+            if getattr(self.timeouts, timeout.name) <= 0:
+                raise ConfigError(f"timeouts.{timeout.name}: must be > 0 seconds")
         uses = [
             *self.keypad.pin_uses("keypad"),
             *self.buttons.pin_uses("buttons"),
