@@ -117,6 +117,7 @@ class UpstreamConfig:
     probe_timeout_s: float = 1.0
     fail_threshold: int = 2  # consecutive failed probes before OFFLINE
     recover_threshold: int = 2  # consecutive good probes before ONLINE again
+    slow_threshold_s: float = 0.5  # an echo slower than this makes the link DEGRADED
     forward_retry_s: float = (
         1.0  # first backoff of the forwarder, doubled up to forward_retry_max_s
     )
@@ -127,7 +128,13 @@ class UpstreamConfig:
             raise ConfigError(f"{at}.host: must not be empty")
         if not 1 <= self.port <= 65535:
             raise ConfigError(f"{at}.port: must be 1..65535, got {self.port}")
-        for name in ("request_timeout_s", "probe_interval_s", "probe_timeout_s", "forward_retry_s"):
+        for name in (
+            "request_timeout_s",
+            "probe_interval_s",
+            "probe_timeout_s",
+            "slow_threshold_s",
+            "forward_retry_s",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{at}.{name}: must be > 0 seconds")
         if self.forward_retry_max_s < self.forward_retry_s:

@@ -22,8 +22,7 @@ from pitill.config import UpstreamConfig
 from pitill.errors import SealError, StorageError, UpstreamError
 from pitill.journal.model import ForwardItem, ForwardKind
 from pitill.journal.store import Journal
-
-RETRY_CODES = frozenset({"91", "96"})  # issuer or switch inoperative, system malfunction
+from pitill.upstream.messages import ResponseClass, classify
 
 
 class AdviceSender(Protocol):
@@ -179,7 +178,7 @@ class Forwarder:
             code = await send(item)
         except UpstreamError as exc:
             return exc, ""
-        if code in RETRY_CODES:
+        if classify(code) is ResponseClass.RETRY:
             return None, code
         try:
             self._journal.mark_forwarded(seq, code)

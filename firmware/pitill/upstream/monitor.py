@@ -57,7 +57,7 @@ class LinkMonitor:
         self._on_change = on_change
         self._wall_clock = wall_clock
         # No config key yet: an echo taking half the probe timeout is slow.
-        slow_s = config.probe_timeout_s / 2 if slow_threshold_s is None else slow_threshold_s
+        slow_s = config.slow_threshold_s if slow_threshold_s is None else slow_threshold_s
         self.tracker = LinkTracker(config.fail_threshold, config.recover_threshold, slow_s)
         self._stans = itertools.cycle(range(1, 1_000_000))
         self._task: asyncio.Task[None] | None = None
