@@ -28,6 +28,9 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest -q
 
+bench: $(STAMP)  ## the benchmark suite P1-P6 (about 3-4 minutes), one table
+	$(BIN)/python tools/bench/run.py
+
 gallery: $(STAMP)  ## regenerate docs/screens/*.png and docs/demo.gif from the real renderer
 	$(BIN)/python tools/record-demo
 

@@ -8,7 +8,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pitill import __version__
+from pitill.drill.cli import add_parser as add_drill
 from pitill.errors import PitillError
+from pitill.runner_cli import add_parsers as add_run_and_doctor
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -63,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog=(
             "examples:\n  pitill sim --data-dir data\n"
-            "  pitill sim --script tests/scenarios/offline_cash.pitill --data-dir /tmp/d "
+            "  pitill sim --script tests/scenarios/offline_cash_change.pitill --data-dir /tmp/d "
             "--events /tmp/events.jsonl --screens /tmp/screens"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -98,7 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
             "currency, status and masked PAN. Example: pitill journal list --data-dir data --json"
         ),
     )
-    listing.add_argument("--data-dir", type=Path, required=True)
+    listing.add_argument(
+        "--data-dir", type=Path, required=True, metavar="DIR", help="the terminal's data directory"
+    )
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     listing.set_defaults(handler=_journal_list)
 
@@ -111,7 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
             "approval (the shop's loss). Example: pitill report --data-dir /var/lib/pitill"
         ),
     )
-    report.add_argument("--data-dir", type=Path, required=True)
+    report.add_argument(
+        "--data-dir", type=Path, required=True, metavar="DIR", help="the terminal's data directory"
+    )
     report.add_argument("--json", action="store_true", help="the same figures as JSON")
     report.set_defaults(handler=_report)
 
@@ -124,9 +130,14 @@ def build_parser() -> argparse.ArgumentParser:
             "--port 8583"
         ),
     )
-    acquirer.add_argument("--data-dir", type=Path, required=True)
-    acquirer.add_argument("--port", type=int, default=8583)
+    acquirer.add_argument(
+        "--data-dir", type=Path, required=True, metavar="DIR", help="where the ledger is kept"
+    )
+    acquirer.add_argument("--port", type=int, default=8583, help="TCP port on 127.0.0.1")
     acquirer.set_defaults(handler=_acquirer)
+
+    add_run_and_doctor(commands)
+    add_drill(commands)
 
     diagram = commands.add_parser(
         "diagram",

@@ -1,0 +1,141 @@
+"""Shared by the benchmark suite (tools/bench/run.py): a measured figure, the machine it ran on,
+the one table, and loading the stand-alone bench tools beside this directory (bench_link.py,
+bench_journal.py) so their measuring code is reused, not copied.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import platform
+import sys
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from types import ModuleType
+
+TOOLS_DIR = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Options:
+    quick: bool = False  # smaller runs: a smoke test of the suite, not figures to quote
+    idle_s: float = 60.0  # P5's idle window
+    seed: int = 1
+    work_dir: Path = Path("/tmp")  # journals go here: measure on the medium you care about
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One line of the table: a value, and where the issue names one, its baseline and goal."""
+
+    key: str  # P1..P6
+    name: str
+    value: float
+    unit: str
+    baseline: float | None = None
+    baseline_name: str = ""
+    goal: str = ""
+    meets: bool | None = None  # None: no goal for this figure
+    note: str = ""  # printed under the table
+
+    @property
+    def ratio(self) -> float | None:
+        if self.baseline is None or self.baseline == 0:
+            return None
+        return self.value / self.baseline
+
+
+def load_tool(name: str) -> ModuleType:
+    """tools/<name>.py as a module (they are scripts, not a package)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, TOOLS_DIR / f"{name}.py")
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {TOOLS_DIR / name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("model name", "Model")):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _memory_gib() -> float | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    return None
+
+
+def filesystem_of(path: Path) -> str:
+    """The type of the filesystem holding `path` (ext4, tmpfs...), from /proc/mounts."""
+    best, kind = "", "?"
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return kind
+    resolved = str(path.resolve())
+    for line in mounts:
+        fields = line.split()
+        if len(fields) >= 3 and resolved.startswith(fields[1]) and len(fields[1]) > len(best):
+            best, kind = fields[1], fields[2]
+    return kind
+
+
+def machine(options: Options) -> str:
+    memory = _memory_gib()
+    parts = [
+        datetime.now().strftime("%Y-%m-%d %H:%M"),
+        platform.platform(terse=True),
+        f"{_cpu_model()} x{os.cpu_count()}",
+        f"{memory:.1f} GiB" if memory else "",
+        f"Python {platform.python_version()}",
+        f"work dir {options.work_dir} ({filesystem_of(options.work_dir)})",
+    ]
+    return " | ".join(p for p in parts if p)
+
+
+def _value(value: float, unit: str) -> str:
+    if unit == "s":
+        return f"{value:.2f} s"
+    if unit == "ms":
+        return f"{value:.3f} ms"
+    if unit == "%":
+        return f"{value:.2f} %"
+    if unit == "MB":
+        return f"{value:.1f} MB"
+    return f"{value:,.{0 if value >= 100 else 2}f} {unit}".strip()
+
+
+def format_table(figures: list[Figure], options: Options) -> str:
+    header = ("", "figure", "value", "baseline (same run)", "ratio", "goal", "meets")
+    rows = [header]
+    for f in figures:
+        ratio = f"{f.ratio:.2f}x" if f.ratio is not None else "-"
+        base = f"{f.baseline_name} {_value(f.baseline, f.unit)}" if f.baseline is not None else ""
+        meets = "-" if f.meets is None else ("yes" if f.meets else "NO")
+        rows.append((f.key, f.name, _value(f.value, f.unit), base, ratio, f.goal or "-", meets))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = [f"pitill bench: {machine(options)}"]
+    if options.quick:
+        lines.append("QUICK run: smaller samples, for checking the suite, not for quoting")
+    for index, row in enumerate(rows):
+        lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+        if index == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    notes = [f"{f.key} {f.name}: {f.note}" for f in figures if f.note]
+    if notes:
+        lines += ["", "notes:", *(f"  {n}" for n in notes)]
+    return "\n".join(lines)
