@@ -236,3 +236,15 @@ def test_every_phase_has_a_row_for_everything_a_cashier_can_do() -> None:
     for phase, rows in TABLE.items():
         if phase is not Phase.BOOTING:
             assert cashier <= set(rows), phase
+
+
+def test_fn_takes_cash_instead_of_a_card_online_too() -> None:
+    till = Till()
+    till.link(LinkStatus.ONLINE)
+    till.keys("1", "2", "0", "0", "OK", "FN")
+    assert till.state.phase is Phase.TENDER
+    till.keys("2", "0", "0", "0", "OK")
+    sale = till.records()[-1].txn
+    assert (sale.kind, sale.mode, sale.change_minor) == (TxnKind.CASH, TxnMode.ONLINE, 800)
+    till.keys("OK", "FN")
+    assert till.state.phase is Phase.MENU  # FN in idle is still the menu

@@ -498,6 +498,14 @@ def authorizing_timer(state: TerminalState, event: Event) -> Result:
 
 
 @leads_to(Phase.TENDER)
+def pay_cash(state: TerminalState, event: Event) -> Result:
+    """FN while the amount or the card is wanted: the customer pays cash instead."""
+    if state.amount_minor == 0:
+        return state.but(notice="Key in an amount"), (Beep(BeepPattern.ERROR),)
+    return enter(state, Phase.TENDER, Beep(BeepPattern.CLICK), tendered_minor=0, card=None)
+
+
+@leads_to(Phase.TENDER)
 def accept_cash(state: TerminalState, event: Event) -> Result:
     return enter(state, Phase.TENDER, Beep(BeepPattern.CLICK), tendered_minor=0)
 
@@ -625,7 +633,7 @@ _ROWS: dict[Phase, dict[Trigger, Handler]] = {
         Trigger.OK: amount_ok,
         Trigger.CLEAR: amount_clear,
         Trigger.CANCEL: cancel,
-        Trigger.FN: _NOT_NOW,
+        Trigger.FN: pay_cash,
         Trigger.CARD: refuse("Press OK first"),
         Trigger.CARD_UNREADABLE: ignore,
         Trigger.TIMEOUT: timed_out,
@@ -635,7 +643,7 @@ _ROWS: dict[Phase, dict[Trigger, Handler]] = {
         Trigger.OK: refuse("Swipe the card"),
         Trigger.CLEAR: _NOT_NOW,
         Trigger.CANCEL: cancel,
-        Trigger.FN: _NOT_NOW,
+        Trigger.FN: pay_cash,
         Trigger.CARD: card_swiped,
         Trigger.CARD_UNREADABLE: refuse("Card not read, swipe again"),
         Trigger.TIMEOUT: timed_out,

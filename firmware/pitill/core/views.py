@@ -54,10 +54,10 @@ def screen_for(state: TerminalState) -> Screen:
     title, lines, emphasis = _content(state)
     if not state.reader_connected and state.phase in (Phase.IDLE, Phase.AWAIT_CARD):
         lines = ("READER DISCONNECTED", *lines)
-    if state.notice:
-        lines = (*lines, state.notice)
-    lines = tuple(line for line in lines if line)
-    return Screen(title=title, lines=lines[-3:], emphasis=emphasis, status=status_bar(state))
+    lines = tuple(line for line in lines if line)[:3]
+    if state.notice:  # the notice always shows, in place of the last line if need be
+        lines = (*lines[:2], state.notice)
+    return Screen(title=title, lines=lines, emphasis=emphasis, status=status_bar(state))
 
 
 def _content(state: TerminalState) -> tuple[str, tuple[str, ...], Emphasis]:
@@ -73,9 +73,10 @@ def _content(state: TerminalState) -> tuple[str, tuple[str, ...], Emphasis]:
             return title, offline_budget_lines(state), Emphasis.WARNING
         return title, ("Key in an amount",), Emphasis.NORMAL
     if phase is Phase.AMOUNT:
-        return amount, ("OK to take payment",), Emphasis.NORMAL
+        return amount, ("OK = card", "FN = cash"), Emphasis.NORMAL
     if phase is Phase.AWAIT_CARD:
-        return "SWIPE CARD", (amount, "Offline approval" if state.offline else ""), Emphasis.NORMAL
+        offline = "Offline approval" if state.offline else ""
+        return "SWIPE CARD", (amount, offline, "FN = cash"), Emphasis.NORMAL
     if phase is Phase.AUTHORIZING:
         return "AUTHORIZING", (amount, pan), Emphasis.NORMAL
     if phase is Phase.APPROVED:
