@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -232,3 +233,18 @@ def test_a_pin_in_use_fails_and_releases_what_was_claimed(factory: MockFactory) 
         MatrixKeypad(CONFIG, pin_factory=factory)
     blocker.close()
     MatrixKeypad(CONFIG, pin_factory=factory).close()  # the rows were given back
+
+
+def test_scans_slowly_while_idle_and_fast_once_a_key_is_touched(factory: MockFactory) -> None:
+    config = KeypadConfig(scan_interval_s=0.01, idle_scan_interval_s=0.05)
+    wiring = MockKeypadWiring(factory, config)
+    keypad = MatrixKeypad(config, pin_factory=factory)
+    try:
+        now_s = time.monotonic()
+        assert keypad.interval_s(now_s) == 0.05
+        wiring.press("5")
+        keypad.scan_once()
+        assert keypad.interval_s(time.monotonic()) == 0.01
+        assert keypad.interval_s(time.monotonic() + 2.0) == 0.05
+    finally:
+        keypad.close()

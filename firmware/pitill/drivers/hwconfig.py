@@ -96,7 +96,8 @@ class KeypadConfig:
     layout: tuple[str, ...] = ("123A", "456B", "789C", "*0#D")  # one string per row, top first
     # Layout character -> key name; replaces the default as a whole. Digits map to themselves.
     keymap: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_MATRIX_KEYMAP))
-    scan_interval_s: float = 0.01
+    scan_interval_s: float = 0.01  # while a key is down or was lately
+    idle_scan_interval_s: float = 0.05  # while nothing was pressed for a second: saves CPU
     stable_scans: int = 3  # identical scans before a press or release counts
 
     def validate(self, at: str) -> None:
@@ -131,6 +132,7 @@ class KeypadConfig:
                 )
             _check_key_name(f"{at}.keymap.{char}", name)
         _check_positive(at, "scan_interval_s", self.scan_interval_s, max_value=0.1)
+        _check_positive(at, "idle_scan_interval_s", self.idle_scan_interval_s, max_value=0.2)
         if not 1 <= self.stable_scans <= 20:
             raise ConfigError(f"{at}.stable_scans: must be 1..20, got {self.stable_scans}")
 

@@ -45,6 +45,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+ACTIVE_HOLD_S = 1.0  # keep scanning fast this long after the last closed contact
+
 Cell = tuple[int, int]
 """(row, column) of a key, counted from the top left, 0-based."""
 
@@ -143,6 +145,7 @@ class MatrixKeypad:
         self._keys = cell_keys(config)
         self._debouncer = Debouncer(config.stable_scans)
         self._interval_s = config.scan_interval_s
+        self._idle_interval_s = max(config.idle_scan_interval_s, config.scan_interval_s)
         self._rows: list[_MatrixRow] = []
         self._cols: list[InputDevice] = []
         try:
@@ -156,6 +159,7 @@ class MatrixKeypad:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.scan_errors = 0
+        self.touched_at_s = -ACTIVE_HOLD_S  # when a scan last saw any cell closed
 
     @property
     def debouncer(self) -> Debouncer:
@@ -176,8 +180,17 @@ class MatrixKeypad:
 
     def scan_once(self) -> list[Key]:
         """Scan, debounce, and return the logical keys newly pressed (unmapped cells dropped)."""
-        changes = self._debouncer.feed(self.read_matrix())
+        raw = self.read_matrix()
+        if raw:
+            self.touched_at_s = time.monotonic()
+        changes = self._debouncer.feed(raw)
         return [self._keys[cell] for cell in changes.pressed if cell in self._keys]
+
+    def interval_s(self, now_s: float) -> float:
+        """Fast scans while a key is touched or was within the last second, slow ones idle:
+        the first contact is seen within the idle interval, then debounced at full speed."""
+        recent = now_s - self.touched_at_s < ACTIVE_HOLD_S
+        return self._interval_s if recent else self._idle_interval_s
 
     def start(self, post: KeySink) -> None:
         if self._thread is not None:
@@ -200,7 +213,7 @@ class MatrixKeypad:
                 self.scan_errors += 1
             for key in keys:
                 post(key)
-            next_s += self._interval_s
+            next_s += self.interval_s(time.monotonic())
             delay_s = next_s - time.monotonic()
             if delay_s < 0:  # fell behind (a busy CPU): skip the missed scans, don't burst
                 next_s, delay_s = time.monotonic(), 0.0
