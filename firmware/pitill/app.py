@@ -64,6 +64,8 @@ from pitill.sdnotify import Notifier, run_watchdog
 from pitill.upstream.client import UpstreamClient
 from pitill.upstream.monitor import LinkMonitor
 from pitill.upstream.resolver import Resolver
+from pitill.upstream.resolver_cache import RESOLVED_HOSTS_NAME, CachingResolver
+from pitill.upstream.tls import client_context
 
 log = logging.getLogger("pitill.app")
 
@@ -373,18 +375,36 @@ def build_terminal(
     *,
     event_log: EventLog | None = None,
 ) -> Terminal:
-    """The terminal and its background parts, the same for `pitill run` and the simulator."""
+    """The terminal and its background parts, the same for `pitill run` and the simulator.
+
+    Upstream names resolve through a cache of their last addresses (unless
+    upstream.cache_resolved is off) so a vanished name does not stop sales; the client and the
+    monitor share it and one TLS context (None without upstream.tls).
+    """
     sealer = Sealer.load_or_create(data_dir / KEY_FILE_NAME)
     journal = Journal.open(data_dir, sealer)
+    upstream = config.upstream
+    if upstream.cache_resolved:
+        # Half the probe timeout for the lookup leaves the other half to reach a remembered address.
+        resolver = CachingResolver(
+            resolver, data_dir / RESOLVED_HOSTS_NAME, lookup_timeout_s=upstream.probe_timeout_s / 2
+        )
+    tls = client_context(upstream)
     terminal: Terminal
     monitor = LinkMonitor(
-        config.upstream,
+        upstream,
         config.terminal,
         resolver,
         on_change=lambda status, reason: terminal.on_link_change(status, reason),
+        tls=tls,
     )
     client = UpstreamClient.from_config(
-        config.upstream, config.terminal, resolver, on_signal=monitor.report_failure
+        upstream,
+        config.terminal,
+        resolver,
+        on_signal=monitor.report_failure,
+        on_answer=monitor.report_answer,
+        tls=tls,
     )
     forwarder = Forwarder(
         journal, client, config.upstream, on_backlog=lambda pending: terminal.on_backlog(pending)

@@ -122,6 +122,46 @@ class UpstreamConfig:
         1.0  # first backoff of the forwarder, doubled up to forward_retry_max_s
     )
     forward_retry_max_s: float = 30.0
+    # Several hosts, primary first, each "name:port", "name" (with `port`) or "[v6addr]:port";
+    # tried in order before the terminal is offline. Empty: the one host `host`:`port`.
+    hosts: tuple[str, ...] = ()
+    tls: bool = False  # TLS on the upstream connection; the certificate must match the name
+    tls_ca_file: str = ""  # PEM CA certificates to trust; "" = the system's CAs
+    cache_resolved: bool = True  # remember resolved addresses (DATA_DIR/resolved-hosts.json)
+    request_fail_threshold: int = 3  # real requests failing or answered 91/96 in a row: OFFLINE
+    failing_hold_s: float = 10.0  # ...for this long, though echoes answer; then one tries again
+
+    def endpoints(self) -> tuple[tuple[str, int], ...]:
+        """(host, port) of each upstream host, primary first."""
+        if not self.hosts:
+            return ((self.host, self.port),)
+        return tuple(self.parse_host_entry(entry, self.port) for entry in self.hosts)
+
+    @staticmethod
+    def parse_host_entry(entry: str, default_port: int) -> tuple[str, int]:
+        """(host, port) of one hosts entry: name:port, name, [v6addr]:port or a bare v6 address.
+
+        Raises ValueError saying what is wrong with it.
+        """
+        if not entry or any(c.isspace() for c in entry):
+            raise ValueError("empty, or has spaces")
+        port_text: str | None = None
+        if entry.startswith("["):
+            host, bracket, rest = entry[1:].partition("]")
+            if not bracket or (rest and not rest.startswith(":")):
+                raise ValueError("a bracketed address must be [address] or [address]:port")
+            port_text = rest[1:] if rest else None
+        elif entry.count(":") == 1:
+            host, port_text = entry.split(":")
+        else:
+            host = entry  # a name, or an IPv6 address without a port
+        if not host:
+            raise ValueError("no host name")
+        if port_text is None:
+            return host, default_port
+        if not (port_text.isascii() and port_text.isdigit()) or not 1 <= int(port_text) <= 65535:
+            raise ValueError(f"port {port_text!r} is not 1..65535")
+        return host, int(port_text)
 
     def validate(self, at: str) -> None:
         if not self.host:
@@ -134,14 +174,40 @@ class UpstreamConfig:
             "probe_timeout_s",
             "slow_threshold_s",
             "forward_retry_s",
+            "failing_hold_s",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{at}.{name}: must be > 0 seconds")
         if self.forward_retry_max_s < self.forward_retry_s:
             raise ConfigError(f"{at}.forward_retry_max_s: must be >= forward_retry_s")
-        for name in ("fail_threshold", "recover_threshold"):
+        for name in ("fail_threshold", "recover_threshold", "request_fail_threshold"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{at}.{name}: must be >= 1")
+        self._validate_hosts(at)
+        if self.tls_ca_file and not self.tls:
+            raise ConfigError(
+                f"{at}.tls_ca_file: set to {self.tls_ca_file!r} while {at}.tls is false; "
+                "set tls = true (or remove tls_ca_file)"
+            )
+
+    def _validate_hosts(self, at: str) -> None:
+        if self.hosts and self.host != UpstreamConfig.host:
+            raise ConfigError(
+                f"{at}.host: {self.host!r} is set together with {at}.hosts; list every host "
+                "in hosts, primary first, and remove host"
+            )
+        seen: set[tuple[str, int]] = set()
+        for index, entry in enumerate(self.hosts):
+            try:
+                endpoint = self.parse_host_entry(entry, self.port)
+            except ValueError as exc:
+                raise ConfigError(
+                    f"{at}.hosts[{index}]: {entry!r} is not a host ({exc}); write "
+                    '"name:port", "name" (port from upstream.port) or "[v6addr]:port"'
+                ) from None
+            if endpoint in seen:
+                raise ConfigError(f"{at}.hosts[{index}]: {entry!r} is listed twice")
+            seen.add(endpoint)
 
 
 @dataclass(frozen=True)

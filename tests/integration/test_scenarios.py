@@ -1,7 +1,8 @@
 """The acceptance story, steps 2 to 5: `pitill sim --script` runs as a person's CI would run it.
 
 Each scenario is a real process with a real SQLite journal, a real pty card reader and the
-sandbox host on loopback. Afterwards the host's ledger is compared with the journal.
+sandbox host on loopback. Afterwards the host's ledger is compared with the journal. A scenario
+with a NAME.toml beside it runs with that config.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ PITILL = (sys.executable, "-m", "pitill.cli")
 
 
 def run_script(name: str, data_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    config = (SCENARIOS / name).with_suffix(".toml")
+    if config.exists():
+        extra = ("--config", str(config), *extra)
     return subprocess.run(
         [*PITILL, "sim", "--script", str(SCENARIOS / name), "--data-dir", str(data_dir), *extra],
         capture_output=True,
@@ -58,6 +62,9 @@ def ledger(data_dir: Path) -> list[dict[str, object]]:
         "outage_down.pitill",
         "outage_blackhole.pitill",
         "outage_dns.pitill",
+        "outage_dns_uncached.pitill",
+        "outage_slow.pitill",
+        "outage_failing.pitill",
         "offline_cash_change.pitill",
     ],
 )
@@ -79,6 +86,32 @@ def test_online_sales_are_in_the_ledger_once_each(tmp_path: Path) -> None:
     rows = journal_rows(data)
     assert [r["status"] for r in rows] == ["APPROVED", "DECLINED", "DECLINED", "DECLINED"]
     assert all(r["masked_pan"] == "411111******1111" for r in rows[:3])
+
+
+def test_a_vanished_name_still_sells_online_on_the_remembered_address(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    result = run_script("outage_dns.pitill", data)
+    assert result.returncode == 0, result.stdout + result.stderr
+    sales = [(e["amount_minor"], e["response_code"]) for e in ledger(data) if e["mti"] == "0200"]
+    assert sales == [(500, "00")]  # authorized by the host while its name did not resolve
+    assert [(r["mode"], r["status"]) for r in journal_rows(data)] == [("online", "APPROVED")]
+    remembered = json.loads((data / "resolved-hosts.json").read_text())
+    assert remembered["hosts"] == {"acquirer.pitill.test": ["127.0.0.1"]}
+
+
+def test_a_host_failing_every_sale_stops_being_asked(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    result = run_script("outage_failing.pitill", data)
+    assert result.returncode == 0, result.stdout + result.stderr
+    entries = ledger(data)
+    sales = [(e["amount_minor"], e["response_code"]) for e in entries if e["mti"] == "0200"]
+    assert sales == [(600, "91")]  # the 7.00 sale came after OFFLINE RETRY: never sent online
+    accepted = [
+        e["amount_minor"]
+        for e in entries
+        if e["mti"] in ("0220", "0221") and e["response_code"] == "00" and not e["duplicate"]
+    ]
+    assert sorted(accepted) == [600, 700]
 
 
 def test_heal_forwards_each_offline_sale_exactly_once(tmp_path: Path) -> None:

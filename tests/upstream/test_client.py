@@ -6,11 +6,14 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from upstream_helpers import LOCAL_DATETIME, forward_item, rig, sale
+from upstream_helpers import HOST_TODAY, LOCAL_DATETIME, TERMINAL, forward_item, rig, sale
 
+from pitill.config import UpstreamConfig
 from pitill.errors import UpstreamError, UpstreamTimeout
 from pitill.journal.model import ForwardKind
 from pitill.sim.acquirer import AcquirerHost, ChaosPlan, net_charged_minor
+from pitill.sim.resolver import SIM_HOST, SimResolver
+from pitill.upstream.client import UpstreamClient
 from pitill.upstream.failures import LinkReason, OutcomeUnknown, ResolveError, UnreachableError
 from pitill.upstream.messages import AuthAnswer
 
@@ -206,3 +209,87 @@ def test_one_request_in_flight(tmp_path: Path) -> None:
             return [a.response_code for a in answers]
 
     assert asyncio.run(scenario()) == ["00", "51", "05", "00"]
+
+
+def test_cancelled_request_leaves_no_half_read_stream(tmp_path: Path) -> None:
+    """A caller giving up mid-request (a guard timer) must not leave the stream out of step."""
+
+    async def scenario() -> tuple[str, int]:
+        async with rig(tmp_path) as r:
+            r.host.set_chaos(ChaosPlan(delay_s=0.2))
+            pending = asyncio.create_task(r.client.authorize(sale(1051, seq=1), LOCAL_DATETIME))
+            await asyncio.sleep(0.05)
+            pending.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await pending
+            r.host.set_chaos(None)
+            answer = await r.client.authorize(sale(1250, seq=2), LOCAL_DATETIME)
+            return answer.response_code, r.client.counts["connects"]
+
+    assert asyncio.run(scenario()) == ("00", 2)
+
+
+def test_useful_answers_are_told_to_on_answer_echoes_and_retries_are_not(tmp_path: Path) -> None:
+    async def scenario() -> list[str]:
+        async with rig(tmp_path) as r:
+            heard: list[str] = []
+            r.client.on_answer = lambda: heard.append("answer")
+            await r.client.echo()
+            await r.client.authorize(sale(1250, seq=1), LOCAL_DATETIME)  # approved
+            await r.client.authorize(sale(1051, seq=2), LOCAL_DATETIME)  # declined 51: final
+            r.host.set_chaos(ChaosPlan(retry=1.0))
+            await r.client.authorize(sale(1250, seq=3), LOCAL_DATETIME)  # 91: not an answer
+            return heard + [str(s) for s in r.signals]
+
+    assert asyncio.run(scenario()) == ["answer", "answer", "RETRY"]
+
+
+def test_a_new_connection_tries_the_hosts_in_order(tmp_path: Path) -> None:
+    """Primary down: the sale goes to the secondary; back up: the next connection is the
+    primary's again. Never both for one request."""
+
+    async def scenario() -> tuple[list[int], list[int], int]:
+        async with (
+            AcquirerHost(tmp_path / "p", today_yymm=lambda: HOST_TODAY) as primary,
+            AcquirerHost(tmp_path / "s", today_yymm=lambda: HOST_TODAY) as secondary,
+        ):
+            config = UpstreamConfig(
+                hosts=(f"primary.test:{primary.port}", f"secondary.test:{secondary.port}")
+            )
+            resolver = SimResolver({"primary.test": "127.0.0.1", "secondary.test": "127.0.0.1"})
+            client = UpstreamClient.from_config(config, TERMINAL, resolver)
+            try:
+                primary.set_mode("down")
+                await client.authorize(sale(seq=1), LOCAL_DATETIME)
+                primary.set_mode("up")
+                await client.close()  # the next sale opens a new connection
+                await client.authorize(sale(seq=2), LOCAL_DATETIME)
+            finally:
+                await client.close()
+            stans = [[e["stan"] for e in host.ledger()] for host in (primary, secondary)]
+            return stans[0], stans[1], client.counts["fallbacks"]
+
+    on_primary, on_secondary, fallbacks = asyncio.run(scenario())
+    assert (on_primary, on_secondary, fallbacks) == ([2], [1], 1)
+
+
+def test_every_host_down_is_unreachable_with_the_primary_reason(tmp_path: Path) -> None:
+    async def scenario() -> tuple[UnreachableError, list[LinkReason]]:
+        async with rig(tmp_path) as r:
+            r.host.set_mode("down")
+            signals: list[LinkReason] = []
+            client = UpstreamClient(
+                "primary.test",
+                r.host.port,
+                r.resolver,
+                TERMINAL,
+                fallbacks=[(SIM_HOST, r.host.port)],
+                on_signal=signals.append,
+            )
+            with pytest.raises(UnreachableError) as caught:
+                await client.authorize(sale(), LOCAL_DATETIME)
+            return caught.value, signals
+
+    error, signals = asyncio.run(scenario())
+    assert error.reason is LinkReason.DNS and signals == [LinkReason.DNS]  # primary.test unknown
+    assert "primary.test" in str(error) and "refused" in str(error)

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from upstream_helpers import TERMINAL, eventually
+from upstream_helpers import HOST_TODAY, LOCAL_DATETIME, TERMINAL, eventually, sale
 
 from pitill.config import UpstreamConfig
 from pitill.core.types import LinkStatus
 from pitill.sim.acquirer import AcquirerHost, ChaosPlan
 from pitill.sim.resolver import SIM_HOST, SimResolver
+from pitill.upstream.client import UpstreamClient
 from pitill.upstream.failures import LinkReason
 from pitill.upstream.monitor import LinkMonitor
+from pitill.upstream.resolver import Resolver
+from pitill.upstream.resolver_cache import RESOLVED_HOSTS_NAME, CachingResolver
 
 ONLINE, OFFLINE, DEGRADED = LinkStatus.ONLINE, LinkStatus.OFFLINE, LinkStatus.DEGRADED
 
@@ -23,8 +27,9 @@ ONLINE, OFFLINE, DEGRADED = LinkStatus.ONLINE, LinkStatus.OFFLINE, LinkStatus.DE
 @dataclass
 class Watch:
     host: AcquirerHost
-    resolver: SimResolver
+    resolver: SimResolver  # the name's switch (behind a CachingResolver when remembering)
     monitor: LinkMonitor
+    config: UpstreamConfig
     changes: list[tuple[LinkStatus, str]] = field(default_factory=list)
 
     async def reaches(self, status: LinkStatus, reason: str = "") -> bool:
@@ -35,15 +40,23 @@ class Watch:
 
 @asynccontextmanager
 async def watching(
-    data_dir: Path, slow_threshold_s: float = 10.0, start: bool = True
+    data_dir: Path,
+    slow_threshold_s: float = 10.0,
+    start: bool = True,
+    remember: bool = False,
+    **settings: Any,
 ) -> AsyncIterator[Watch]:
     """A monitor probing a fresh host every 0.05 s; slow_threshold_s is generous unless a test
-    is about slowness, so a loaded CI machine does not turn a probe into DEGRADED."""
-    async with AcquirerHost(data_dir) as host:
+    is about slowness, so a loaded CI machine does not turn a probe into DEGRADED. `remember`
+    puts a CachingResolver in front of the name; `settings` are more UpstreamConfig fields."""
+    async with AcquirerHost(data_dir, today_yymm=lambda: HOST_TODAY) as host:
         config = UpstreamConfig(
-            host=SIM_HOST, port=host.port, probe_interval_s=0.05, probe_timeout_s=0.2
+            host=SIM_HOST, port=host.port, probe_interval_s=0.05, probe_timeout_s=0.2, **settings
         )
-        resolver = SimResolver()
+        sim = SimResolver()
+        resolver: Resolver = sim
+        if remember:
+            resolver = CachingResolver(sim, data_dir / RESOLVED_HOSTS_NAME, lookup_timeout_s=0.1)
         changes: list[tuple[LinkStatus, str]] = []
         monitor = LinkMonitor(
             config,
@@ -55,14 +68,14 @@ async def watching(
         if start:
             monitor.start()
         try:
-            yield Watch(host, resolver, monitor, changes)
+            yield Watch(host, sim, monitor, config, changes)
         finally:
             await monitor.stop()
 
 
-def _run(tmp_path: Path, body: Callable[[Watch], object], **kwargs: object) -> Watch:
+def _run(tmp_path: Path, body: Callable[[Watch], object], **kwargs: Any) -> Watch:
     async def scenario() -> Watch:
-        async with watching(tmp_path, **kwargs) as watch:  # type: ignore[arg-type]
+        async with watching(tmp_path, **kwargs) as watch:
             await body(watch)  # type: ignore[misc]
             return watch
 
@@ -175,3 +188,106 @@ def test_a_failing_listener_does_not_stop_the_monitor(tmp_path: Path) -> None:
                 await monitor.stop()
 
     assert asyncio.run(scenario()) is OFFLINE
+
+
+def test_a_vanished_name_rides_on_the_remembered_address(tmp_path: Path) -> None:
+    """The October 2025 case: the name stops resolving, its server still answers. DEGRADED DNS
+    while the remembered address answers; OFFLINE DNS only when it does not."""
+
+    async def body(w: Watch) -> None:
+        assert await w.reaches(ONLINE)
+        w.resolver.set_failing(True)
+        assert await w.reaches(DEGRADED, "DNS")
+        w.host.set_mode("down")
+        assert await w.reaches(OFFLINE, "DNS")
+        w.host.set_mode("up")
+        assert await w.reaches(DEGRADED, "DNS")
+        w.resolver.set_failing(False)
+        assert await w.reaches(ONLINE)
+
+    w = _run(tmp_path, body, remember=True)
+    assert w.changes == [
+        (ONLINE, ""),
+        (DEGRADED, "DNS"),
+        (OFFLINE, "DNS"),
+        (DEGRADED, "DNS"),
+        (ONLINE, ""),
+    ]
+
+
+def test_the_secondary_keeps_it_up_until_every_host_fails(tmp_path: Path) -> None:
+    async def scenario() -> list[tuple[LinkStatus, str]]:
+        async with AsyncExitStack() as stack:
+            primary = await stack.enter_async_context(AcquirerHost(tmp_path / "primary"))
+            secondary = await stack.enter_async_context(AcquirerHost(tmp_path / "secondary"))
+            config = UpstreamConfig(
+                hosts=(f"primary.test:{primary.port}", f"secondary.test:{secondary.port}"),
+                probe_interval_s=0.05,
+                probe_timeout_s=0.2,
+            )
+            resolver = SimResolver({"primary.test": "127.0.0.1", "secondary.test": "127.0.0.1"})
+            changes: list[tuple[LinkStatus, str]] = []
+            monitor = LinkMonitor(
+                config,
+                TERMINAL,
+                resolver,
+                lambda *change: changes.append(change),
+                slow_threshold_s=10.0,
+            )
+            monitor.start()
+            stack.push_async_callback(monitor.stop)
+
+            async def reaches(status: LinkStatus, reason: str = "") -> bool:
+                return await eventually(
+                    lambda: (monitor.status, monitor.reason) == (status, reason)
+                )
+
+            assert await reaches(ONLINE)
+            primary.set_mode("down")
+            assert await reaches(DEGRADED, "REFUSED")  # sales go on, through the secondary
+            secondary.set_mode("down")
+            assert await reaches(OFFLINE, "REFUSED")  # the primary's reason
+            secondary.set_mode("up")
+            assert await reaches(DEGRADED, "REFUSED")
+            primary.set_mode("up")
+            assert await reaches(ONLINE)
+            assert secondary.counts["echoes"] > 0
+            return changes
+
+    assert asyncio.run(scenario()) == [
+        (ONLINE, ""),
+        (DEGRADED, "REFUSED"),
+        (OFFLINE, "REFUSED"),
+        (DEGRADED, "REFUSED"),
+        (ONLINE, ""),
+    ]
+
+
+def test_a_host_that_answers_echoes_but_fails_sales_is_offline_for_sales(tmp_path: Path) -> None:
+    """Real sales answered 91 (echoes fine): OFFLINE RETRY after the threshold, for the hold;
+    then DEGRADED so one sale can try; a sale answered brings it back ONLINE."""
+
+    async def body(w: Watch) -> None:
+        client = UpstreamClient.from_config(
+            w.config,
+            TERMINAL,
+            w.resolver,
+            on_signal=w.monitor.report_failure,
+            on_answer=w.monitor.report_answer,
+        )
+        try:
+            assert await w.reaches(ONLINE)
+            w.host.set_chaos(ChaosPlan(retry=1.0, retry_code="96"))
+            for seq in (1, 2):
+                answer = await client.authorize(sale(seq=seq), LOCAL_DATETIME)
+                assert answer.response_code == "96"
+            assert (w.monitor.status, w.monitor.reason) == (OFFLINE, "RETRY")
+            assert await w.reaches(DEGRADED, "RETRY")  # the hold is over
+            w.host.set_chaos(None)
+            assert (await client.authorize(sale(seq=3), LOCAL_DATETIME)).response_code == "00"
+            assert (w.monitor.status, w.monitor.reason) == (ONLINE, "")
+        finally:
+            await client.close()
+
+    w = _run(tmp_path, body, request_fail_threshold=2, failing_hold_s=0.3)
+    assert w.changes == [(ONLINE, ""), (OFFLINE, "RETRY"), (DEGRADED, "RETRY"), (ONLINE, "")]

@@ -19,13 +19,23 @@ RETRY = ProbeResult.answered(0.01, "91")
 REFUSED = ProbeResult.failed(LinkReason.REFUSED)
 DNS = ProbeResult.failed(LinkReason.DNS)
 TIMEOUT = ProbeResult.failed(LinkReason.TIMEOUT)
+BY_REMEMBERED = ProbeResult.answered(0.01, fallback=LinkReason.DNS)  # the name failed
+BY_SECONDARY = ProbeResult.answered(0.01, fallback=LinkReason.REFUSED)  # the primary refused
 
 
 class Clocked:
     """A tracker fed one probe per 0.5 s of fake time; remembers every change."""
 
-    def __init__(self, fail: int = 2, recover: int = 2) -> None:
-        self.tracker = LinkTracker(fail, recover, slow_threshold_s=0.5)
+    def __init__(
+        self, fail: int = 2, recover: int = 2, request_fail: int = 3, hold_s: float = 5.0
+    ) -> None:
+        self.tracker = LinkTracker(
+            fail,
+            recover,
+            slow_threshold_s=0.5,
+            request_fail_threshold=request_fail,
+            failing_hold_s=hold_s,
+        )
         self.now_s = 0.0
         self.changes: list[tuple[float, Change]] = []
 
@@ -40,7 +50,17 @@ class Clocked:
         return new
 
     def passive(self, reason: LinkReason) -> Change | None:
-        return self.tracker.observe_passive(self.now_s, reason)
+        """A real request failed (or was answered retry-later), between two probes."""
+        return self._note(self.tracker.observe_passive(self.now_s, reason))
+
+    def answer(self) -> Change | None:
+        """A real request got a useful answer, between two probes."""
+        return self._note(self.tracker.observe_answer(self.now_s))
+
+    def _note(self, change: Change | None) -> Change | None:
+        if change is not None:
+            self.changes.append((self.now_s, change))
+        return change
 
 
 def test_first_good_probe_goes_online_at_once() -> None:
@@ -133,17 +153,110 @@ def test_offline_to_degraded_when_answers_are_slow() -> None:
 def test_thresholds_must_be_positive() -> None:
     with pytest.raises(ValueError, match="thresholds"):
         LinkTracker(0, 2)
+    with pytest.raises(ValueError, match="request_fail=0"):
+        LinkTracker(2, 2, request_fail_threshold=0)
 
 
-results = st.sampled_from([GOOD, SLOW, RETRY, REFUSED, DNS, TIMEOUT])
+def test_an_answer_by_fallback_degrades_with_the_fault_ridden_out() -> None:
+    """The name vanished but the remembered address answers: DEGRADED DNS, sales go on; OFFLINE
+    DNS only when that address stops answering too."""
+    link = Clocked()
+    link.feed(GOOD)
+    assert link.feed(BY_REMEMBERED) == []
+    assert link.feed(BY_REMEMBERED) == [(DEGRADED, "DNS")]
+    assert link.feed(DNS, DNS) == [(OFFLINE, "DNS")]
+    assert link.feed(BY_REMEMBERED, BY_REMEMBERED) == [(DEGRADED, "DNS")]
+    assert link.feed(BY_SECONDARY) == [(DEGRADED, "REFUSED")]
+    assert link.feed(GOOD, GOOD) == [(ONLINE, "")]
 
 
-@given(history=st.lists(results, max_size=30), fail=st.integers(1, 4), recover=st.integers(1, 4))
-def test_thresholds_always_decide(history: list[ProbeResult], fail: int, recover: int) -> None:
-    """Whatever came before, fail consecutive failures mean OFFLINE, and then recover
-    consecutive good probes mean ONLINE; every reported change is a real change."""
-    link = Clocked(fail, recover)
-    link.feed(*history)
+def test_a_retry_code_outranks_a_fallback_and_a_fallback_outranks_slowness() -> None:
+    link = Clocked()
+    retry_by_secondary = ProbeResult.answered(0.9, "96", fallback=LinkReason.REFUSED)
+    slow_by_remembered = ProbeResult.answered(0.9, fallback=LinkReason.DNS)
+    assert link.feed(retry_by_secondary) == [(DEGRADED, "RETRY")]
+    assert link.feed(slow_by_remembered) == [(DEGRADED, "DNS")]
+
+
+def test_a_host_up_but_failing_counts_as_down_for_sales() -> None:
+    """Echoes answer, sales get 91: after request_fail_threshold of them the link is OFFLINE for
+    failing_hold_s, then DEGRADED so one request can try; an answer ends it."""
+    link = Clocked(request_fail=3, hold_s=5.0)
+    link.feed(GOOD)
+    for _ in range(2):
+        assert link.passive(LinkReason.RETRY) is None
+        link.feed(GOOD, GOOD)
+    assert link.tracker.status is ONLINE
+    assert link.passive(LinkReason.RETRY) == (OFFLINE, "RETRY")
+    assert link.feed(*[GOOD] * 9) == []  # 4.5 s of good echoes: still held
+    assert link.feed(GOOD) == [(DEGRADED, "RETRY")]  # 5 s: one request may try
+    assert link.passive(LinkReason.RETRY) == (OFFLINE, "RETRY")  # it failed: held again
+    assert link.feed(*[GOOD] * 10) == [(DEGRADED, "RETRY")]
+    assert link.answer() == (ONLINE, "")  # it was answered: the host works again
+    assert link.tracker.requests_failing is False
+
+
+def test_failed_requests_between_good_echoes_count_too() -> None:
+    link = Clocked(request_fail=3)
+    link.feed(GOOD)
+    for _ in range(2):
+        link.passive(LinkReason.TIMEOUT)
+        link.feed(GOOD, GOOD)
+    assert link.passive(LinkReason.TIMEOUT) == (OFFLINE, "TIMEOUT")
+
+
+def test_an_answer_restarts_the_request_count() -> None:
+    link = Clocked(request_fail=3)
+    link.feed(GOOD)
+    link.passive(LinkReason.RETRY)
+    link.passive(LinkReason.RETRY)
+    link.answer()
+    link.feed(GOOD, GOOD)
+    link.passive(LinkReason.RETRY)
+    # Two in a row again, not four: degraded (two bad observations), not held offline.
+    assert link.passive(LinkReason.RETRY) == (DEGRADED, "RETRY")
+    assert not link.tracker.requests_failing
+
+
+def test_an_outage_explains_the_failed_requests() -> None:
+    """Requests that failed while (or just before) the probes found the host down are the
+    outage's, not a failing host's: no hold once the probes heal."""
+    link = Clocked(request_fail=2, hold_s=60.0)
+    link.feed(GOOD)
+    link.passive(LinkReason.REFUSED)
+    assert link.feed(REFUSED) == [(OFFLINE, "REFUSED")]
+    link.passive(LinkReason.REFUSED)  # the forwarder tried during the outage
+    assert link.feed(GOOD, GOOD) == [(ONLINE, "")]
+    assert not link.tracker.requests_failing
+
+
+results = st.sampled_from([GOOD, SLOW, RETRY, REFUSED, DNS, TIMEOUT, BY_REMEMBERED])
+Observation = ProbeResult | LinkReason | None  # a probe, a failed request, an answered one
+observations = st.one_of(
+    results, st.sampled_from([LinkReason.RETRY, LinkReason.TIMEOUT, LinkReason.RESET, None])
+)
+
+
+@given(
+    history=st.lists(observations, max_size=30),
+    fail=st.integers(1, 4),
+    recover=st.integers(1, 4),
+    request_fail=st.integers(1, 4),
+)
+def test_thresholds_always_decide(
+    history: list[Observation], fail: int, recover: int, request_fail: int
+) -> None:
+    """Whatever came before (probes, failed and answered requests), fail consecutive failures
+    mean OFFLINE, and then recover consecutive good probes mean ONLINE; every reported change
+    is a real change."""
+    link = Clocked(fail, recover, request_fail)
+    for observation in history:
+        if isinstance(observation, ProbeResult):
+            link.feed(observation)
+        elif observation is None:
+            link.answer()
+        else:
+            link.passive(observation)
     link.feed(*[TIMEOUT] * fail)
     assert link.tracker.status is OFFLINE
     link.feed(*[GOOD] * recover)

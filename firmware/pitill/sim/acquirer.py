@@ -14,6 +14,7 @@ a restarted host reloads the ledger and keeps deduplicating.
 Modes (set_mode): "up"; "down" (not listening, so connects are refused, and open connections are
 dropped); "blackhole" (connections accepted and read, nothing is ever answered, open ones too).
 DNS failure is SimResolver's job: the host stays up. ChaosPlan adds faults on top of "up".
+Given an ssl.SSLContext (`tls=`) it speaks TLS, for the tests of certificate checks.
 
 Run alone: python -m pitill.sim.acquirer --data-dir DIR --port N
 """
@@ -28,6 +29,7 @@ import os
 import random
 import signal
 import socket
+import ssl
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -291,8 +293,10 @@ class AcquirerHost:
         chaos: ChaosPlan | None = None,
         advice_policy: AdvicePolicy = acknowledge,
         max_frame: int = MAX_FRAME,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.host = host
+        self.tls = tls  # a server context: TLS on every connection
         self.port = port  # the real port once started when 0 was asked for
         self.ledger_path = Path(data_dir) / LEDGER_NAME
         self.today_yymm = today_yymm
@@ -374,7 +378,7 @@ class AcquirerHost:
         sock = socket.create_server((self.host, self.port), family=family, backlog=128)
         self.port = sock.getsockname()[1]
         self._server = asyncio.get_running_loop().create_task(
-            asyncio.start_server(self._serve, sock=sock)
+            asyncio.start_server(self._serve, sock=sock, ssl=self.tls)
         )
 
     def _go_down(self) -> list[asyncio.Task[Any]]:
@@ -390,7 +394,7 @@ class AcquirerHost:
                 server.add_done_callback(lambda task: task.result().close())
         handlers = list(self._connections)
         for writer in self._connections.values():
-            writer.transport.abort()  # RST: the terminal sees a reset, not a polite close
+            writer.transport.abort()  # at once, unsent answers discarded, as a killed host
         for handler in handlers:
             handler.cancel()
         return [*handlers, *([server] if server is not None else [])]

@@ -5,7 +5,7 @@ One command per line, `#` starts a comment:
     press 1 2 5 0 OK              keys: 0-9, OK, CLEAR, CANCEL, FN
     swipe 4111111111111111 3012   PAN and YYMM expiry (or a test card name: approved, declined,
                                   expired, bad-luhn); add `track1` or `lines` for other formats
-    upstream down                 also: up, blackhole, dns-fail
+    upstream down                 also: up, blackhole, dns-fail, slow, failing
     wait 2.5                      seconds
     expect screen "APPROVED"      case-insensitive substring of the text on the current screen
     expect link offline           online | offline | degraded
@@ -27,7 +27,7 @@ from pitill.core.state import Phase
 from pitill.core.types import Key
 from pitill.errors import ScriptError
 
-UPSTREAM_MODES = ("up", "down", "blackhole", "dns-fail")
+UPSTREAM_MODES = ("up", "down", "blackhole", "dns-fail", "slow", "failing")
 LINK_WORDS = ("online", "offline", "degraded")
 COUNT_SUBJECTS = ("pending", "forwarded", "drawer")
 SWIPE_FORMATS = ("track2", "track1", "lines")

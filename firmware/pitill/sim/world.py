@@ -3,6 +3,12 @@
 Everything here is real except the hardware: the journal is a SQLite file, the host listens on
 127.0.0.1, the card reader speaks its wire protocol over a pty pair through the same pyserial
 driver the Pi uses, and the display is luma's dummy device fed by the one renderer.
+
+There is one sandbox host, plain TCP, dialled by upstream.host: upstream.hosts and TLS are
+ignored here. Its modes (set_upstream): up, down, blackhole, dns-fail (the name stops resolving,
+the host answers: a terminal that resolved it before rides it out on the remembered address),
+slow (every answer, echoes too, takes SLOW_ANSWER_S: DEGRADED SLOW) and failing (echoes answered,
+every transaction answered 91: the host is up but failing, OFFLINE RETRY after the threshold).
 """
 
 from __future__ import annotations
@@ -15,13 +21,23 @@ from pitill.app import Devices, Terminal, build_terminal
 from pitill.config import Config
 from pitill.drivers.oled import DisplayConfig, DummyDisplay
 from pitill.drivers.serial_reader import ReaderConfig, SerialCardReader
+from pitill.errors import ConfigError
 from pitill.eventlog import EventLog
-from pitill.sim.acquirer import AcquirerHost
+from pitill.sim.acquirer import AcquirerHost, ChaosPlan
 from pitill.sim.indicators import SimIndicators
 from pitill.sim.reader_emulator import TEST_CARDS, ReaderEmulator, open_pty_pair
 from pitill.sim.resolver import SimResolver
+from pitill.sim.script import UPSTREAM_MODES
+from pitill.upstream.messages import ISSUER_INOPERATIVE, RESPONSE_MTI
 
 CARD_NAMES = tuple(TEST_CARDS)
+SLOW_ANSWER_S = 0.65  # over the default slow threshold (0.5 s), under the probe timeout (1 s)
+# The modes that are the healthy host plus a fault plan on its answers.
+CHAOS_MODES = {
+    "slow": ChaosPlan(delay_s=SLOW_ANSWER_S, mtis=frozenset(RESPONSE_MTI)),
+    "failing": ChaosPlan(retry=1.0, retry_code=ISSUER_INOPERATIVE),  # echoes still answered
+}
+HOST_MODES = {"down": "down", "blackhole": "blackhole"}  # every other mode keeps the host up
 
 
 class SimWorld:
@@ -41,8 +57,10 @@ class SimWorld:
     async def start(self) -> Terminal:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         await self.host.start()
-        # The terminal dials the host's ephemeral port by the configured name.
-        upstream = dataclasses.replace(self.config.upstream, port=self.host.port)
+        # The terminal dials the host's ephemeral port by the configured name, in plain TCP.
+        upstream = dataclasses.replace(
+            self.config.upstream, port=self.host.port, hosts=(), tls=False, tls_ca_file=""
+        )
         config = dataclasses.replace(self.config, upstream=upstream)
 
         master_fd, slave_path = open_pty_pair()
@@ -59,10 +77,15 @@ class SimWorld:
         return terminal
 
     def set_upstream(self, mode: str) -> None:
-        """up | down | blackhole | dns-fail: what the sandbox host and its name do from now on."""
-        self.upstream_mode = mode
+        """One of UPSTREAM_MODES: what the sandbox host and its name do from now on."""
+        if mode not in UPSTREAM_MODES:
+            known = ", ".join(UPSTREAM_MODES)
+            raise ConfigError(f"upstream mode {mode!r} is unknown; modes: {known}")
+        previous, self.upstream_mode = self.upstream_mode, mode
         self.resolver.set_failing(mode == "dns-fail")
-        self.host.set_mode("up" if mode == "dns-fail" else mode)
+        self.host.set_mode(HOST_MODES.get(mode, "up"))
+        if mode in CHAOS_MODES or previous in CHAOS_MODES:  # leave others' fault plans alone
+            self.host.set_chaos(CHAOS_MODES.get(mode))
         if self.terminal is not None:
             self.terminal.event_log.write(self.terminal.now_s(), "upstream", mode=mode)
 

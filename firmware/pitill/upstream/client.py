@@ -1,15 +1,18 @@
-"""UpstreamClient: the terminal's one persistent TCP connection to the authorization host.
+"""UpstreamClient: the terminal's one persistent TCP (or TLS) connection to the authorization host.
 
 One request in flight at a time. The connection is opened on first use and after any failure;
 after a failure it is dropped, so a late answer can never be read as the answer to a later request.
+Opening tries the configured hosts in order (primary first, each within connect_timeout_s); a
+request is never sent to a second host once it went out to one (its outcome there is unknown).
 
 What the caller learns from an exception:
-- UnreachableError (reason DNS, REFUSED, TIMEOUT, RESET, UNREACHABLE): nothing was sent, the sale
-  is not authorized and nothing needs reversing.
+- UnreachableError (reason DNS, REFUSED, TIMEOUT, RESET, UNREACHABLE, TLS): nothing was sent
+  (to any host), the sale is not authorized and nothing needs reversing.
 - OutcomeUnknown (an UpstreamTimeout; reason TIMEOUT, RESET, PROTOCOL): the request went out and
   no usable answer came. The host may have approved it: reverse it.
 Each failure, and each transient response code, is also reported to `on_signal`, the monitor's
-passive input.
+passive input; each useful answer to a real request (approved or a final decline, not an echo) to
+`on_answer`, so the monitor can tell a host that answers echoes but fails requests.
 """
 
 from __future__ import annotations
@@ -17,19 +20,21 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import ssl
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from pitill.config import TerminalConfig, UpstreamConfig
 from pitill.core.txn import Txn
 from pitill.errors import ProtocolError
 from pitill.journal.model import ForwardItem, ForwardKind
-from pitill.upstream.connect import close_stream, open_stream
+from pitill.upstream.connect import Endpoint, close_stream, connect_first
 from pitill.upstream.exchange import await_response, send_request
 from pitill.upstream.failures import LinkReason, OutcomeUnknown, UnreachableError
 from pitill.upstream.framing import MAX_FRAME
 from pitill.upstream.messages import (
+    ECHO_REQUEST,
     AuthAnswer,
     Message,
     ResponseClass,
@@ -41,11 +46,15 @@ from pitill.upstream.messages import (
     transmission_stamp,
 )
 from pitill.upstream.resolver import Resolver
+from pitill.upstream.tls import client_context
 
 log = logging.getLogger(__name__)
 
 SignalHook = Callable[[LinkReason], None]
 """Told why a request failed (or that the host answered with a retry code)."""
+
+AnswerHook = Callable[[], None]
+"""Told that a real request got a useful answer."""
 
 
 def _utc_now() -> datetime:
@@ -64,21 +73,28 @@ class UpstreamClient:
         connect_timeout_s: float = 3.0,
         max_frame: int = MAX_FRAME,
         on_signal: SignalHook | None = None,
+        on_answer: AnswerHook | None = None,
         wall_clock: Callable[[], datetime] = _utc_now,
+        fallbacks: Sequence[tuple[str, int]] = (),
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.host = host
         self.port = port
+        # Tried in order when (re)connecting: host:port, then each fallback (secondary...).
+        self.endpoints = (Endpoint(host, port), *(Endpoint(*pair) for pair in fallbacks))
+        self._tls = tls
         self._resolver = resolver
         self._terminal = terminal
         self._request_timeout_s = request_timeout_s
         self._connect_timeout_s = connect_timeout_s
         self._max_frame = max_frame
         self.on_signal = on_signal
+        self.on_answer = on_answer
         self._wall_clock = wall_clock
         self._lock = asyncio.Lock()
         self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         self._echo_stans = itertools.cycle(range(1, 1_000_000))
-        self.counts: Counter[str] = Counter()  # connects, stray and garbage frames
+        self.counts: Counter[str] = Counter()  # connects, fallbacks, stray and garbage frames
 
     @classmethod
     def from_config(
@@ -87,15 +103,22 @@ class UpstreamClient:
         terminal: TerminalConfig,
         resolver: Resolver,
         on_signal: SignalHook | None = None,
+        on_answer: AnswerHook | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> UpstreamClient:
+        """The client of upstream's hosts; tls defaults to the context the config asks for."""
+        (host, port), *fallbacks = upstream.endpoints()
         return cls(
-            upstream.host,
-            upstream.port,
+            host,
+            port,
             resolver,
             terminal,
             request_timeout_s=upstream.request_timeout_s,
             connect_timeout_s=upstream.request_timeout_s,
             on_signal=on_signal,
+            on_answer=on_answer,
+            fallbacks=fallbacks,
+            tls=tls if tls is not None else client_context(upstream),
         )
 
     @property
@@ -125,6 +148,9 @@ class UpstreamClient:
             except (UnreachableError, OutcomeUnknown) as exc:
                 await self._drop()
                 self._signal(exc.reason)
+                raise
+            except asyncio.CancelledError:
+                self._abandon()  # a half-read answer would leave the stream out of step
                 raise
 
     async def authorize(
@@ -172,17 +198,29 @@ class UpstreamClient:
             raise OutcomeUnknown(LinkReason.PROTOCOL, f"unusable answer: {exc}") from None
         if answer.response_class is ResponseClass.RETRY:
             self._signal(LinkReason.RETRY)
+        elif request["t"] != ECHO_REQUEST and self.on_answer is not None:
+            self.on_answer()  # an echo answered proves little about sales
         return answer
 
     async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         if self._streams is not None and not _usable(*self._streams):
             await self._drop()  # the host closed it while we were idle
         if self._streams is None:
-            self._streams = await open_stream(
-                self._resolver, self.host, self.port, self._connect_timeout_s
+            connection, failures = await connect_first(
+                self._resolver, self.endpoints, self._connect_timeout_s, self._tls
             )
+            if failures:
+                self.counts["fallbacks"] += 1
+                log.info("connected to %s; before it: %s", connection.endpoint, failures[0])
+            self._streams = connection.streams
             self.counts["connects"] += 1
         return self._streams
+
+    def _abandon(self) -> None:
+        """Close without waiting (we may be being cancelled): the next request reconnects."""
+        streams, self._streams = self._streams, None
+        if streams is not None:
+            streams[1].close()
 
     async def _drop(self) -> None:
         streams, self._streams = self._streams, None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import socket
+import ssl
 from enum import StrEnum
 
 from pitill.errors import UpstreamError, UpstreamTimeout
@@ -25,6 +26,7 @@ class LinkReason(StrEnum):
     RESET = "RESET"  # the connection broke under us
     UNREACHABLE = "UNREACHABLE"  # no route to the host / network down
     PROTOCOL = "PROTOCOL"  # the host answered something we cannot read
+    TLS = "TLS"  # the TLS handshake failed: a certificate not valid for the name, or no TLS
     SLOW = "SLOW"  # answers come, but slower than the slow threshold
     RETRY = "RETRY"  # the host answers with a transient code (91, 96...)
 
@@ -61,6 +63,8 @@ def reason_for_os_error(exc: OSError) -> LinkReason:
     """The link reason for a socket error raised while connecting, sending or receiving."""
     if isinstance(exc, socket.gaierror):
         return LinkReason.DNS
+    if isinstance(exc, ssl.SSLError):  # an OSError too: check it before the errno cases
+        return LinkReason.TLS
     if isinstance(exc, ConnectionRefusedError):
         return LinkReason.REFUSED
     if isinstance(exc, ConnectionResetError | ConnectionAbortedError | BrokenPipeError):

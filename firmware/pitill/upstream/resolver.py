@@ -1,18 +1,30 @@
 """Name resolution for the upstream host, behind a Protocol so the simulator can make DNS fail.
 
 A failed lookup raises ResolveError (an UnreachableError with reason DNS), so the monitor can
-tell "the name is gone" (the October 2025 outage) from "the host refuses connections".
+tell "the name is gone" (the October 2025 outage) from "the host refuses connections". A resolver
+that remembers earlier answers (upstream/resolver_cache.py) may instead return them as
+`Remembered` addresses, which carry the ResolveError: the caller can use them and still report
+that the name does not resolve.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Iterable
 from typing import Protocol
 
 from pitill.upstream.failures import ResolveError
 
 Address = tuple[str, int]
+
+
+class Remembered(list[Address]):
+    """Addresses the name resolved to earlier, handed out because resolving it now failed."""
+
+    def __init__(self, addresses: Iterable[Address], error: ResolveError) -> None:
+        super().__init__(addresses)
+        self.error = error  # why the name did not resolve this time
 
 
 class Resolver(Protocol):

@@ -1,12 +1,15 @@
 """LinkTracker: the pure hysteresis behind the connectivity monitor (no I/O, no clock reads).
 
 Fed observations with the time they were made, it returns the new (status, reason) when the
-picture changes, else None. Rules:
+picture changes, else None. Two layers make the picture.
 
+The probe layer: is the host there?
 - An observation is GOOD (the echo came back "00" within the slow threshold), DEGRADED (an answer
-  came, but slowly or with a retry code: reason SLOW or RETRY) or FAILED (no answer: DNS,
-  REFUSED, TIMEOUT, RESET, UNREACHABLE, PROTOCOL). A passive signal from a real request (a
-  timeout, a refused connect, a 91) is one observation like a probe.
+  came, but slowly, with a retry code, or only by falling back: reason SLOW, RETRY, or the fault
+  ridden out, e.g. DNS when the name failed and a remembered address answered, REFUSED when the
+  primary refused and the secondary answered) or FAILED (no answer: DNS, REFUSED, TIMEOUT, RESET,
+  UNREACHABLE, PROTOCOL, TLS). A passive signal from a real request (a timeout, a refused
+  connect, a 91) is one observation like a probe.
 - UNKNOWN (at start): the first answer decides at once (GOOD -> ONLINE, DEGRADED -> DEGRADED);
   fail_threshold consecutive failures -> OFFLINE.
 - ONLINE or DEGRADED -> OFFLINE after fail_threshold consecutive failures.
@@ -14,9 +17,19 @@ picture changes, else None. Rules:
   are not all failures, or when fail_threshold failures fall within the last
   fail_threshold + recover_threshold observations (a flapping link).
 - OFFLINE -> ONLINE after recover_threshold consecutive GOOD; -> DEGRADED after recover_threshold
-  consecutive answers some of which were slow or retry codes.
+  consecutive answers some of which were degraded.
 - DEGRADED -> ONLINE after recover_threshold consecutive GOOD with the flapping window clear.
 - While OFFLINE or DEGRADED a new reason (DNS gave way to REFUSED) is a change too.
+
+The request layer: does the host do its job? (an echo answered proves little about sales)
+- Real requests (sales, advices, reversals) report failures and retry-later answers (as above)
+  and useful answers (approved, or a final decline) through observe_answer.
+- request_fail_threshold of them in a row failed or answered retry-later while the probe layer
+  is not OFFLINE: the host is up but failing. The link is OFFLINE with that reason for
+  failing_hold_s after the latest such request, whatever the echoes say, so sales go offline at
+  once instead of each waiting on the host. After the hold it is at best DEGRADED with that
+  reason: one request may try the host; a useful answer ends it, another failure holds again.
+- Probes going OFFLINE explain the failures (the host is down, not failing): the count restarts.
 """
 
 from __future__ import annotations
@@ -46,10 +59,17 @@ class ProbeResult:
     rtt_s: float = 0.0
     response_code: str = ""
     detail: str = ""
+    fallback: LinkReason | None = None  # answered, but only by riding out this fault
 
     @classmethod
-    def answered(cls, rtt_s: float, response_code: str = APPROVED) -> ProbeResult:
-        return cls(rtt_s=rtt_s, response_code=response_code)
+    def answered(
+        cls,
+        rtt_s: float,
+        response_code: str = APPROVED,
+        fallback: LinkReason | None = None,
+        detail: str = "",
+    ) -> ProbeResult:
+        return cls(rtt_s=rtt_s, response_code=response_code, fallback=fallback, detail=detail)
 
     @classmethod
     def failed(cls, reason: LinkReason, detail: str = "") -> ProbeResult:
@@ -65,24 +85,45 @@ _ANSWER_REASONS = (LinkReason.SLOW, LinkReason.RETRY)
 
 class LinkTracker:
     def __init__(
-        self, fail_threshold: int = 2, recover_threshold: int = 2, slow_threshold_s: float = 0.5
+        self,
+        fail_threshold: int = 2,
+        recover_threshold: int = 2,
+        slow_threshold_s: float = 0.5,
+        *,
+        request_fail_threshold: int = 3,
+        failing_hold_s: float = 10.0,
     ) -> None:
-        if fail_threshold < 1 or recover_threshold < 1:
+        if min(fail_threshold, recover_threshold, request_fail_threshold) < 1:
             raise ValueError(
-                f"thresholds must be >= 1, got fail={fail_threshold} recover={recover_threshold}"
+                f"thresholds must be >= 1, got fail={fail_threshold} "
+                f"recover={recover_threshold} request_fail={request_fail_threshold}"
             )
         self.fail_threshold = fail_threshold
         self.recover_threshold = recover_threshold
         self.slow_threshold_s = slow_threshold_s
+        self.request_fail_threshold = request_fail_threshold
+        self.failing_hold_s = failing_hold_s
+        # What the monitor publishes: both layers combined.
         self.status = LinkStatus.UNKNOWN
         self.reason = ""
         self.since_s: float | None = None  # when the current status began
+        # The probe layer.
+        self._probe: Change = (LinkStatus.UNKNOWN, "")
         self._fail_streak = 0
         self._bad_streak = 0
         self._good_streak = 0
         self._answer_streak = 0  # consecutive GOOD or DEGRADED
-        self._degraded_reason = ""  # the latest SLOW / RETRY seen in the answer streak
+        self._degraded_reason = ""  # the latest degraded reason seen in the answer streak
         self._window: deque[Verdict] = deque(maxlen=fail_threshold + recover_threshold)
+        # The request layer.
+        self._request_streak = 0  # real requests in a row that failed or were answered 91/96
+        self._request_reason = ""
+        self._request_failed_s = 0.0  # when the latest of them was seen
+
+    @property
+    def requests_failing(self) -> bool:
+        """True while the host answers probes but has failed request_fail_threshold requests."""
+        return self._request_streak >= self.request_fail_threshold
 
     def observe_probe(self, now_s: float, result: ProbeResult) -> Change | None:
         """Feed one active probe."""
@@ -90,24 +131,53 @@ class LinkTracker:
             return self._observe(now_s, Verdict.FAILED, result.reason)
         if result.response_code != APPROVED:
             return self._observe(now_s, Verdict.DEGRADED, LinkReason.RETRY)
+        if result.fallback is not None:
+            return self._observe(now_s, Verdict.DEGRADED, result.fallback)
         if result.rtt_s > self.slow_threshold_s:
             return self._observe(now_s, Verdict.DEGRADED, LinkReason.SLOW)
         return self._observe(now_s, Verdict.GOOD, None)
 
     def observe_passive(self, now_s: float, reason: LinkReason) -> Change | None:
         """Feed what a real request ran into: SLOW / RETRY degrade, anything else is a failure."""
+        if self._probe[0] is not LinkStatus.OFFLINE:  # an outage explains it otherwise
+            self._request_streak += 1
+            self._request_reason = str(reason)
+            self._request_failed_s = now_s
         verdict = Verdict.DEGRADED if reason in _ANSWER_REASONS else Verdict.FAILED
         return self._observe(now_s, verdict, reason)
 
+    def observe_answer(self, now_s: float) -> Change | None:
+        """Feed a real request that got a useful answer (approved, or a final decline)."""
+        self._request_streak = 0
+        self._request_reason = ""
+        return self._publish(now_s)
+
     def _observe(self, now_s: float, verdict: Verdict, reason: LinkReason | None) -> Change | None:
         self._count(verdict, reason)
-        status, new_reason = self._next(verdict, reason)
-        if (status, new_reason) == (self.status, self.reason):
+        self._probe = self._next(verdict, reason)
+        if self._probe[0] is LinkStatus.OFFLINE:
+            self._request_streak = 0
+        return self._publish(now_s)
+
+    def _publish(self, now_s: float) -> Change | None:
+        status, reason = self._combined(now_s)
+        if (status, reason) == (self.status, self.reason):
             return None
         if status != self.status:
             self.since_s = now_s
-        self.status, self.reason = status, new_reason
-        return status, new_reason
+        self.status, self.reason = status, reason
+        return status, reason
+
+    def _combined(self, now_s: float) -> Change:
+        """The probe layer's picture, overruled by the request layer while requests fail."""
+        status, reason = self._probe
+        if not self.requests_failing or status is LinkStatus.OFFLINE:
+            return status, reason
+        if now_s - self._request_failed_s < self.failing_hold_s:
+            return LinkStatus.OFFLINE, self._request_reason
+        if status is LinkStatus.UNKNOWN:
+            return status, reason
+        return LinkStatus.DEGRADED, self._request_reason
 
     def _count(self, verdict: Verdict, reason: LinkReason | None) -> None:
         self._window.append(verdict)
@@ -130,8 +200,8 @@ class LinkTracker:
         return self._window.count(Verdict.FAILED) >= self.fail_threshold
 
     def _next(self, verdict: Verdict, reason: LinkReason | None) -> Change:
-        """The status and reason after an observation, by the rules in the module docstring."""
-        current = self.status
+        """The probe layer's status and reason after an observation, by the rules above."""
+        current, current_reason = self._probe
         if verdict is Verdict.FAILED:
             if self._fail_streak >= self.fail_threshold:
                 return LinkStatus.OFFLINE, str(reason)
@@ -139,7 +209,7 @@ class LinkTracker:
                 self._bad_streak >= self.fail_threshold or self._flapping()
             ):
                 return LinkStatus.DEGRADED, str(reason)
-            return current, self.reason
+            return current, current_reason
         if current is LinkStatus.UNKNOWN:
             if verdict is Verdict.GOOD:
                 return LinkStatus.ONLINE, ""
@@ -151,7 +221,7 @@ class LinkTracker:
                 return current, str(reason)
             if current is LinkStatus.OFFLINE and self._answer_streak >= self.recover_threshold:
                 return LinkStatus.DEGRADED, str(reason)
-            return current, self.reason
+            return current, current_reason
         # GOOD
         if current is LinkStatus.ONLINE:
             return current, ""
@@ -161,4 +231,4 @@ class LinkTracker:
             return LinkStatus.ONLINE, ""
         if current is LinkStatus.OFFLINE and self._answer_streak >= self.recover_threshold:
             return LinkStatus.DEGRADED, self._degraded_reason
-        return current, self.reason
+        return current, current_reason
