@@ -106,6 +106,23 @@ def test_blackhole_and_back(tmp_path: Path) -> None:
     assert w.changes == [(ONLINE, ""), (OFFLINE, "TIMEOUT"), (ONLINE, "")]
 
 
+def test_one_swallowed_echo_is_enough_to_go_offline(tmp_path: Path) -> None:
+    """Overdue past one probe interval counts as a failure, the timeout as a second: a single
+    probe into a blackhole takes the link OFFLINE (within probe interval + probe timeout)."""
+
+    async def body(w: Watch) -> None:
+        assert (await w.monitor.probe()).ok
+        w.monitor._publish(w.monitor.tracker.observe_probe(0.0, await w.monitor.probe()))
+        assert w.monitor.status is ONLINE
+        w.host.set_mode("blackhole")
+        swallowed = await w.monitor.probe()
+        assert swallowed.reason is LinkReason.TIMEOUT
+        w.monitor._publish(w.monitor.tracker.observe_probe(1.0, swallowed))
+        assert (w.monitor.status, w.monitor.reason) == (OFFLINE, "TIMEOUT")
+
+    _run(tmp_path, body, start=False)
+
+
 def test_name_stops_resolving_and_comes_back(tmp_path: Path) -> None:
     async def body(w: Watch) -> None:
         assert await w.reaches(ONLINE)

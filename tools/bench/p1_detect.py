@@ -11,6 +11,7 @@ listening), blackhole (accepts, never answers), dns-fail (the name stops resolvi
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import statistics
 import tempfile
@@ -31,7 +32,7 @@ FAULTS = {  # fault -> (bench_link's name for it, the screen that shows it)
     "dns-fail": ("dns-fail", LinkStatus.OFFLINE),
     "slow": ("", LinkStatus.DEGRADED),
 }
-SLOW_ECHO_S = 0.8  # above the monitor's slow threshold (half the probe timeout), under the timeout
+SLOW_ECHO_S = 0.8  # above upstream.slow_threshold_s (0.5 s), under the probe timeout
 LIMIT_S = 10.0
 
 
@@ -49,7 +50,10 @@ async def _detect(rounds: int, rng: random.Random) -> dict[str, list[float | Non
     bench_link = load_tool("bench_link")
     results: dict[str, list[float | None]] = {fault: [] for fault in FAULTS}
     with tempfile.TemporaryDirectory() as data_dir:
-        world = SimWorld(Config(), Path(data_dir))
+        # No remembered addresses: with them a vanished name is ridden out (DEGRADED DNS, sales
+        # stay online), and P1 measures how fast the terminal says OFFLINE.
+        upstream = dataclasses.replace(Config().upstream, cache_resolved=False)
+        world = SimWorld(dataclasses.replace(Config(), upstream=upstream), Path(data_dir))
         terminal = await world.start()
         watch = bench_link.Stopwatch()
 

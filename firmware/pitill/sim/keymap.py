@@ -27,6 +27,8 @@ HOTKEYS = (
     Hotkey("n", "upstream:down", "host down (refuses)"),
     Hotkey("b", "upstream:blackhole", "host blackhole"),
     Hotkey("s", "upstream:dns-fail", "DNS fails"),
+    Hotkey("w", "upstream:slow", "host answers slowly"),
+    Hotkey("x", "upstream:failing", "host answers echoes, fails sales (91)"),
     Hotkey("u", "upstream:up", "heal the upstream"),
     Hotkey("q", "quit", "quit"),
 )
@@ -41,7 +43,7 @@ def legend() -> list[str]:
     return [
         "0-9 amount  Enter OK  Backspace CLEAR  Esc CANCEL  f FN  q quit",
         "swipe: a approved  d declined  e expired  l bad Luhn",
-        "host:  n down  b blackhole  s dns-fail  u heal",
+        "host:  n down  b blackhole  s dns-fail  w slow  x failing  u heal",
     ]
 
 

@@ -18,8 +18,9 @@ codes) and `report_answer` (useful answers); see tracker.py for how a host that 
 but fails requests counts as down for sales. `on_change(status, reason)` hears every change.
 
 With the defaults (0.5 s interval, 1.0 s timeout, thresholds 2) a refused port or a dead name is
-OFFLINE after two quick failed probes (about 1 s), a silent host after two timed-out probes
-(at most about 2.5 s; with n hosts silent, n times the timeout per probe).
+OFFLINE after two quick failed probes (about 1 s). An echo still unanswered one probe interval
+after it was sent counts as a failure at once, and its timeout as a second one, so a silent host
+is OFFLINE within probe interval + probe timeout (1.5 s) from the first probe it swallows.
 """
 
 from __future__ import annotations
@@ -145,8 +146,21 @@ class LinkMonitor:
             request = build_echo(next(self._stans), stamp, self._terminal_id)
             sent_at = loop.time()
             await send_request(connection.writer, request)
-            async with asyncio.timeout_at(deadline):
-                response = await await_response(connection.reader, request, counts=self.counts)
+            answer = asyncio.ensure_future(
+                await_response(connection.reader, request, counts=self.counts)
+            )
+            try:
+                overdue_at = min(sent_at + self._config.probe_interval_s, deadline)
+                done, _ = await asyncio.wait({answer}, timeout=max(0.0, overdue_at - loop.time()))
+                if not done:
+                    # Unanswered past one probe interval: that already counts as one failure,
+                    # so a silent host is OFFLINE within probe interval + probe timeout.
+                    overdue = ProbeResult.failed(LinkReason.TIMEOUT, "0810 overdue")
+                    self._publish(self.tracker.observe_probe(loop.time(), overdue))
+                async with asyncio.timeout_at(deadline):
+                    response = await answer
+            finally:
+                answer.cancel()
             code = parse_answer(response).response_code
             dns_error = connection.dns_error
             if dns_error is not None:
