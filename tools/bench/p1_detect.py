@@ -99,9 +99,8 @@ def measure(options: Options) -> list[Figure]:
         note = f"max {worst:.2f} s over {len(times)} rounds"
         if fault == "blackhole":
             note += (
-                f"; a silent host needs {upstream.fail_threshold} probe timeouts of "
-                f"{timeout_s:g} s each before OFFLINE, so the floor is {upstream.fail_threshold}"
-                f" x {timeout_s:g} s"
+                f"; an echo unanswered after {interval_s:g} s counts as one failure and its "
+                f"{timeout_s:g} s timeout as a second, so one swallowed probe is enough"
             )
         if fault == "slow":
             note += "; no goal in the issue (slowness is DEGRADED, not offline)"
