@@ -188,7 +188,10 @@ class Terminal:
             except StorageError as exc:
                 log_event(log, "storage_fault", level=logging.ERROR, error=str(exc))
                 self.event_log.write(self.now_s(), "storage_fault", error=str(exc))
-                seq = effect.txn.seq if isinstance(effect, Record) else 0
+                seq = 0
+                if isinstance(effect, Record):
+                    seq = effect.txn.seq
+                    self._void(effect.txn)
                 self.dispatch(RecordFailed(self.now_s(), seq, str(exc)))
                 return
 
@@ -250,6 +253,24 @@ class Terminal:
             self.forwarder.kick()
             self._soon(self.backlog_event())
 
+    def _void(self, txn: Txn) -> None:
+        """After a failed write the screen says NOT saved; make the journal agree.
+
+        A commit whose fsync failed may still sit in the WAL and come back at the next open.
+        So write, best effort, what the cashier was told: VOIDED (never forwarded, never sold);
+        a sale the host had approved is reversed instead, since the host charged it.
+        """
+        if txn.status is TxnStatus.APPROVED:
+            superseding = txn.with_status(TxnStatus.REVERSAL_PENDING)
+        elif txn.status in (TxnStatus.PENDING, TxnStatus.COMPLETED, TxnStatus.AUTHORIZING):
+            superseding = txn.with_status(TxnStatus.VOIDED)
+        else:
+            return  # DECLINED / REVERSAL_PENDING: a replay of those promises nobody anything
+        try:
+            self._record(superseding)  # a reversal is queued and the forwarder woken as usual
+        except StorageError as exc:
+            log_event(log, "void_failed", level=logging.CRITICAL, seq=txn.seq, error=str(exc))
+
     def backlog_event(self) -> BacklogChanged:
         exposure = self.journal.offline_exposure()
         return BacklogChanged(
@@ -306,8 +327,11 @@ class Terminal:
         self.dispatch(LinkChanged(self.now_s(), status, reason))
 
     def on_backlog(self, pending: int) -> None:
+        """The forwarder's count changed. It may call this from inside an effect (a Record
+        kicks it): the step that follows must wait until the current effects are done, or its
+        redraw would announce a sale before the Record after this one made it durable."""
         self.event_log.write(self.now_s(), "backlog", pending=pending)
-        self.dispatch(self.backlog_event())
+        self._soon(self.backlog_event())
 
     # --- lifecycle -----------------------------------------------------------------------------
 

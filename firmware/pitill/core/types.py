@@ -81,6 +81,8 @@ class TxnStatus(StrEnum):
     REVERSAL_PENDING a 0200 whose outcome is unknown; an 0420/0421 must go before anything else.
     REVERSED      the host acknowledged the reversal (final).
     COMPLETED     a cash sale (final; never sent upstream).
+    VOIDED        the terminal said "NOT saved" after a failed write: never forwarded, never
+                  counted as sold, even if the failed commit reappears after a crash.
     """
 
     AUTHORIZING = "AUTHORIZING"
@@ -92,6 +94,7 @@ class TxnStatus(StrEnum):
     REVERSAL_PENDING = "REVERSAL_PENDING"
     REVERSED = "REVERSED"
     COMPLETED = "COMPLETED"
+    VOIDED = "VOIDED"
 
 
 class BeepPattern(StrEnum):

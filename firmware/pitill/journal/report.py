@@ -85,7 +85,8 @@ def build_report(rows: Iterable[JournalRow]) -> Report:
         report.currency = report.currency or row.currency
         statuses[row.status.value] += 1
         if row.kind is TxnKind.CASH:
-            report.sold[CASH].add(row.amount_minor)
+            if row.status is TxnStatus.COMPLETED:
+                report.sold[CASH].add(row.amount_minor)
         elif row.status is TxnStatus.APPROVED:
             report.sold[CARD_ONLINE].add(row.amount_minor)
         elif row.mode is TxnMode.OFFLINE and row.status in (

@@ -1,0 +1,162 @@
+"""Host chaos: the real terminal (SimWorld, in this process) sells against an acquirer that drops
+requests, drops replies after processing them, sends every reply twice, answers after the
+terminal's timeout, answers slowly, answers 91 / 96, or all of it at once.
+
+Each plan gets its own data directory and runs beside the others on one event loop. The test
+plays cashier: keys in an amount, swipes a fresh PAN, takes cash when the terminal says cash
+only, and records what each sale ended as. Then the chaos stops (the heal), the backlog drains,
+and the host ledger must equal the journal (reliability_kit.audit, healed): every sale the screen
+acknowledged charged exactly once, nothing charged twice, nothing charged that was not approved.
+PITILL_TORTURE_SCALE multiplies the sales per plan (10 by default).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from reliability_kit import (
+    EXPIRY_YYMM,
+    acknowledgements,
+    audit,
+    find_acked_row,
+    integrity,
+    journal_rows,
+    ledger,
+    pan_for,
+    scaled,
+    write_config,
+)
+
+from pitill.config import load_config
+from pitill.core.state import Phase
+from pitill.core.types import Key, LinkStatus
+from pitill.sim.acquirer import ChaosPlan
+from pitill.sim.world import SimWorld
+
+SALES_PER_PLAN = scaled(10)
+REQUEST_TIMEOUT_S = 0.3
+PLANS = {
+    "drop-request": ChaosPlan(drop_request=0.4, seed=1),
+    "drop-reply": ChaosPlan(drop_reply=0.4, seed=2),
+    "duplicate-reply": ChaosPlan(duplicate_reply=0.7, seed=3),
+    "answer-after-timeout": ChaosPlan(delay_s=REQUEST_TIMEOUT_S + 0.2, seed=4),
+    "slow-answer": ChaosPlan(delay_s=REQUEST_TIMEOUT_S / 3, seed=5),
+    "retry-91": ChaosPlan(retry=0.5, retry_code="91", seed=6),
+    "retry-96": ChaosPlan(retry=0.5, retry_code="96", seed=7),
+    "everything": ChaosPlan(
+        drop_request=0.15, drop_reply=0.15, duplicate_reply=0.3, retry=0.15, seed=8
+    ),
+}
+SETTLED = (Phase.APPROVED, Phase.OFFLINE_APPROVED, Phase.DECLINED, Phase.CASH_ONLY)
+WAIT_S = 20.0
+
+
+async def until(what: str, condition: Callable[[], bool]) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT_S
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+async def sell(world: SimWorld, amount_minor: int, pan: str) -> str:
+    """One sale as a cashier makes it; what it ended as (APPROVED, CHANGE, DECLINED...)."""
+    terminal = world.terminal
+    assert terminal is not None
+    await until("idle", lambda: terminal.state.phase is Phase.IDLE)
+    for key in [*(Key(d) for d in str(amount_minor)), Key.OK]:
+        terminal.dispatch_key(key)
+        await asyncio.sleep(0.005)
+    if terminal.state.phase is Phase.AWAIT_CARD:
+        await asyncio.get_running_loop().run_in_executor(None, world.swipe, pan, EXPIRY_YYMM)
+    await until("the sale to settle", lambda: terminal.state.phase in SETTLED)
+    phase = terminal.state.phase
+    if phase is Phase.CASH_ONLY:
+        tender = str(amount_minor + 1000)
+        for key in [Key.OK, *(Key(d) for d in tender), Key.OK]:
+            terminal.dispatch_key(key)
+            await asyncio.sleep(0.005)
+        await until("the change", lambda: terminal.state.phase is Phase.CHANGE)
+        phase = Phase.CHANGE
+    terminal.dispatch_key(Key.OK)
+    return phase.value
+
+
+async def run_plan(name: str, plan: ChaosPlan, workdir: Path) -> Counter[str]:
+    workdir.mkdir(parents=True)
+    config = load_config(write_config(workdir / "fast.toml", request_timeout_s=REQUEST_TIMEOUT_S))
+    world = SimWorld(config, workdir / "data", events=workdir / "events.jsonl")
+    world.host.set_chaos(plan)
+    rng = random.Random(plan.seed)
+    outcomes: Counter[str] = Counter()
+    await world.start()
+    try:
+        terminal = world.terminal
+        assert terminal is not None
+        await until("the link", lambda: terminal.state.link is LinkStatus.ONLINE)
+        amounts = rng.sample(range(100, 4000), SALES_PER_PLAN * 2)
+        amounts = [a for a in amounts if a % 100 not in (5, 51)][:SALES_PER_PLAN]
+        for number, amount in enumerate(amounts):
+            pan = pan_for(plan.seed * 1000 + number)
+            outcomes[await sell(world, amount, pan)] += 1
+        world.host.set_chaos(None)  # the heal
+        await until(
+            "the backlog to drain",
+            lambda: (
+                terminal.state.link is LinkStatus.ONLINE and terminal.journal.pending_count() == 0
+            ),
+        )
+        outcomes.update({f"host:{k}": v for k, v in world.host.counts.items()})
+        outcomes.update({f"client:{k}": v for k, v in terminal.client.counts.items()})
+    finally:
+        await world.stop()
+    return outcomes
+
+
+async def run_all(tmp_path: Path) -> dict[str, Counter[str]]:
+    names = list(PLANS)
+    results = await asyncio.gather(
+        *(run_plan(name, PLANS[name], tmp_path / name) for name in names)
+    )
+    return dict(zip(names, results, strict=True))
+
+
+@pytest.fixture(scope="module")
+def chaos_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Counter[str]]]:
+    root = tmp_path_factory.mktemp("chaos")
+    return root, asyncio.run(run_all(root))
+
+
+@pytest.mark.parametrize("name", list(PLANS))
+def test_ledger_equals_journal_after_chaos(
+    name: str, chaos_runs: tuple[Path, dict[str, Counter[str]]]
+) -> None:
+    root, outcomes = chaos_runs
+    data, events = root / name / "data", root / name / "events.jsonl"
+    rows = journal_rows(data)
+    entries = ledger(data)
+    result = audit(rows, entries, healed=True)
+    print(f"\nchaos {name}: {dict(sorted(outcomes[name].items()))}")
+    assert result.problems() == []
+    assert integrity(data) == "ok"
+    acks = acknowledgements(events)
+    missing = [ack for ack in acks if find_acked_row(rows, ack) is None]
+    assert missing == []
+    charged = [find_acked_row(rows, ack) for ack in acks if ack.kind == "card"]
+    assert all(row is not None and row.status in ("APPROVED", "FORWARDED") for row in charged)
+    assert len(acks) >= SALES_PER_PLAN // 2  # the terminal kept selling through the chaos
+
+
+def test_the_chaos_really_happened(chaos_runs: tuple[Path, dict[str, Counter[str]]]) -> None:
+    _root, outcomes = chaos_runs
+    assert outcomes["drop-request"]["host:dropped_requests"] > 0
+    assert outcomes["drop-reply"]["host:dropped_replies"] > 0
+    assert outcomes["answer-after-timeout"]["OFFLINE_APPROVED"] > 0
+    assert outcomes["retry-91"]["OFFLINE_APPROVED"] > 0
+    assert outcomes["duplicate-reply"]["client:stray"] > 0  # the second copies were read, skipped
