@@ -248,3 +248,24 @@ def test_scans_slowly_while_idle_and_fast_once_a_key_is_touched(factory: MockFac
         assert keypad.interval_s(time.monotonic() + 2.0) == 0.05
     finally:
         keypad.close()
+
+
+def test_idle_polls_read_only_the_columns_and_still_catch_a_press(factory: MockFactory) -> None:
+    config = KeypadConfig(scan_interval_s=0.01, idle_scan_interval_s=0.05, stable_scans=1)
+    wiring = MockKeypadWiring(factory, config)
+    keypad = MatrixKeypad(config, pin_factory=factory)
+    try:
+        full_scans: list[int] = []
+        read_matrix = keypad.read_matrix
+
+        def counted() -> frozenset[tuple[int, int]]:
+            full_scans.append(1)
+            return read_matrix()
+
+        keypad.read_matrix = counted  # type: ignore[method-assign]
+        assert keypad.poll() == [] and keypad.poll() == []
+        assert full_scans == []  # idle: only the columns were read, the rows stay held
+        wiring.press("5")
+        assert keypad.poll() == [Key.D5]  # the contact is seen, then the full scan names it
+    finally:
+        keypad.close()

@@ -160,13 +160,38 @@ class MatrixKeypad:
         self._thread: threading.Thread | None = None
         self.scan_errors = 0
         self.touched_at_s = -ACTIVE_HOLD_S  # when a scan last saw any cell closed
+        self._rows_held = False  # every row selected at once, for the idle check
 
     @property
     def debouncer(self) -> Debouncer:
         return self._debouncer
 
+    def any_contact(self) -> bool:
+        """The idle check: every row held low, so any closed key pulls its column low; reading
+        the columns then costs no pin switching at all (the rows stay selected between checks)."""
+        if not self._rows_held:
+            for row in self._rows:
+                row.select()
+            self._rows_held = True
+        return any(col.is_active for col in self._cols)
+
+    def _release_rows(self) -> None:
+        if self._rows_held:
+            for row in self._rows:
+                row.release()
+            self._rows_held = False
+
+    def poll(self) -> list[Key]:
+        """What the scanning thread does each tick: while idle only `any_contact`; a full scan
+        (and fast ticks, see interval_s) as soon as a contact closes or lately did."""
+        idle = self.interval_s(time.monotonic()) == self._idle_interval_s
+        if idle and self._idle_interval_s > self._interval_s and not self.any_contact():
+            return []
+        return self.scan_once()
+
     def read_matrix(self) -> frozenset[Cell]:
         """One raw pass over the matrix: the cells that read pressed right now."""
+        self._release_rows()
         pressed: set[Cell] = set()
         # No settle delay: a column's pull-up (~50 kohm) charges the line's few tens of pF in
         # microseconds, less than one gpiozero call takes on a Pi.
@@ -204,7 +229,7 @@ class MatrixKeypad:
         next_s = time.monotonic()
         while not self._stop.is_set():
             try:
-                keys = self.scan_once()
+                keys = self.poll()
             except Exception:
                 # A GPIO read failing must not kill the keypad; log the first and every 1000th.
                 keys = []
