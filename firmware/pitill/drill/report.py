@@ -396,7 +396,7 @@ def format_text(report: dict[str, Any]) -> str:
         f"  approved online          {s['approved_online']:>5}",
         f"  approved offline         {s['approved_offline']:>5}",
         f"  cash                     {s['cash']:>5}   ({s['cash_rung']} rung with change, "
-        f"{s['cash_at_till']} at the till: no cash key while a card can be taken)",
+        f"{s['cash_at_till']} not rung up on the terminal)",
         f"  declined                 {s['declined']:>5}   ({s['card_declines_seen']} declines "
         "seen, retries included)",
         f"  refused (walked away)    {s['refused']:>5}",
