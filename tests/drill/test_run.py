@@ -11,8 +11,6 @@ import argparse
 import contextlib
 import io
 import json
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -24,32 +22,13 @@ from pitill.drill import cli as drill_cli
 from pitill.drill.plot import HEIGHT_PX, WIDTH_PX
 from pitill.drill.run import check_data_dir
 from pitill.errors import ConfigError
+from pitill_cli import journal_rows
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="pitill")
     drill_cli.add_parser(parser.add_subparsers(dest="command", required=True))
     return parser.parse_args(argv)
-
-
-def journal_rows(data_dir: Path) -> list[dict[str, Any]]:
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pitill.cli",
-            "journal",
-            "list",
-            "--json",
-            "--data-dir",
-            str(data_dir),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
-    return [json.loads(line) for line in out.splitlines()]
 
 
 class Drilled(NamedTuple):

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from pitill_cli import PITILL, journal_rows
+
 SCENARIOS = Path(__file__).parent.parent / "scenarios"
-PITILL = (sys.executable, "-m", "pitill.cli")
 
 
 def run_script(name: str, data_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -29,25 +29,6 @@ def run_script(name: str, data_dir: Path, *extra: str) -> subprocess.CompletedPr
         timeout=120,
         check=False,
     )
-
-
-def journal_rows(data_dir: Path) -> list[dict[str, object]]:
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pitill.cli",
-            "journal",
-            "list",
-            "--json",
-            "--data-dir",
-            str(data_dir),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return [json.loads(line) for line in out.splitlines()]
 
 
 def ledger(data_dir: Path) -> list[dict[str, object]]:
