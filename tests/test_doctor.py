@@ -160,6 +160,19 @@ def test_a_missing_serial_port_says_how_to_enable_the_uart(tmp_path: Path) -> No
     assert "do_serial_hw 0" in check.fix
 
 
+def test_a_missing_udev_name_points_at_the_udev_rule() -> None:
+    check = check_serial_port("/dev/pitill-reader")  # no udev rule on this machine
+    assert not check.ok and "99-pitill.rules" in check.fix
+
+
+def test_the_console_check_is_skipped_for_a_port_that_does_not_exist(
+    fake_system: SystemPaths,
+) -> None:
+    fake_system.proc_cmdline.write_text("console=serial1,115200\n")
+    check = console_check(str(fake_system.dev_dir / "serial1"), fake_system)
+    assert check.skipped and "does not exist" in check.detail
+
+
 def test_a_serial_port_held_by_another_program(pty_port: str) -> None:
     with serial.Serial(pty_port, exclusive=True):
         check = check_serial_port(pty_port)

@@ -171,6 +171,8 @@ class Terminal:
         self.post(lambda now_s: CardUnreadable(now_s, reason))
 
     def reader_status(self, connected: bool, detail: str) -> None:
+        level = logging.INFO if connected else logging.WARNING
+        log_event(log, "reader_status", level=level, connected=connected, detail=detail)
         self.post(lambda now_s: ReaderChanged(now_s, connected, detail))
 
     # --- the one place state changes -----------------------------------------------------------

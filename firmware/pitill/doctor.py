@@ -190,14 +190,17 @@ def check_serial_port(port: str) -> Check:
 
     name = "serial port"
     if not os.path.exists(port):
-        return Check(
-            name,
-            False,
-            f"{port} does not exist",
+        fix = (
             "Pi UART: sudo raspi-config nonint do_serial_hw 0, then reboot (Pi 3/4/Zero W: "
             "dtoverlay=disable-bt puts the PL011 on serial0; Pi 5: dtparam=uart0=on gives "
-            "/dev/ttyAMA0); a USB reader: set the reader port to its /dev/serial/by-id/ path",
+            "/dev/ttyAMA0); a USB reader: set the reader port to its /dev/serial/by-id/ path"
         )
+        if port == "/dev/pitill-reader":
+            fix = (
+                "this name comes from the udev rule: sudo cp systemd/99-pitill.rules "
+                "/etc/udev/rules.d/ && sudo udevadm trigger (tools/install-pi does it); " + fix
+            )
+        return Check(name, False, f"{port} does not exist", fix)
     try:
         serial.Serial(port, timeout=0, exclusive=True).close()
     except serial.SerialException as exc:
@@ -229,6 +232,8 @@ def check_serial_console(
 ) -> Check:
     """The reader's port is neither the kernel console nor running a login shell."""
     name = "serial console"
+    if not (os.path.exists(port) or (dev_dir / Path(port).name).exists()):
+        return Check(name, True, f"not checked: {port} does not exist", skipped=True)
     ours = _tty_names(Path(port).name, dev_dir) | {Path(os.path.realpath(port)).name}
     fix = (
         "sudo raspi-config nonint do_serial_cons 1 (removes console=serial0,115200 from "
