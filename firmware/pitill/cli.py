@@ -46,6 +46,10 @@ def _diagram(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_dir_argument(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument("--data-dir", type=Path, required=True, metavar="DIR", help=help_text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pitill",
@@ -100,9 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
             "currency, status and masked PAN. Example: pitill journal list --data-dir data --json"
         ),
     )
-    listing.add_argument(
-        "--data-dir", type=Path, required=True, metavar="DIR", help="the terminal's data directory"
-    )
+    _data_dir_argument(listing, "the terminal's data directory")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     listing.set_defaults(handler=_journal_list)
 
@@ -115,9 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
             "approval (the shop's loss). Example: pitill report --data-dir /var/lib/pitill"
         ),
     )
-    report.add_argument(
-        "--data-dir", type=Path, required=True, metavar="DIR", help="the terminal's data directory"
-    )
+    _data_dir_argument(report, "the terminal's data directory")
     report.add_argument("--json", action="store_true", help="the same figures as JSON")
     report.set_defaults(handler=_report)
 
@@ -130,9 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
             "--port 8583"
         ),
     )
-    acquirer.add_argument(
-        "--data-dir", type=Path, required=True, metavar="DIR", help="where the ledger is kept"
-    )
+    _data_dir_argument(acquirer, "where the ledger is kept")
     acquirer.add_argument("--port", type=int, default=8583, help="TCP port on 127.0.0.1")
     acquirer.set_defaults(handler=_acquirer)
 

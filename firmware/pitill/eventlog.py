@@ -1,24 +1,17 @@
 """The `--events` file: one JSON line per thing that happened, with a monotonic time in seconds.
 
-Only masked card numbers are ever written; a last check refuses any value that still holds a
-full PAN (13-19 digits passing Luhn), so a bug upstream cannot leak one into the file.
+Only masked card numbers are ever written; a last check (the logs' own PAN finder) refuses any
+line that still holds a full PAN, so a bug upstream cannot leak one into the file.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from pitill.card.model import luhn_ok
-
-_DIGIT_RUNS = re.compile(r"\d{13,19}")
-
-
-def contains_pan(text: str) -> bool:
-    return any(luhn_ok(run) for run in _DIGIT_RUNS.findall(text))
+from pitill.logs import redact_pans
 
 
 class EventLog:
@@ -37,7 +30,7 @@ class EventLog:
         if self._file is None:
             return
         line = json.dumps({"t_s": round(t_s, 4), "event": event, **fields}, default=str)
-        if contains_pan(line):
+        if redact_pans(line) != line:  # a full PAN somewhere: write only that something happened
             line = json.dumps({"t_s": round(t_s, 4), "event": event, "redacted": True})
         self._file.write(line + "\n")
         self._file.flush()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from enum import StrEnum
+from typing import Any
 
 from pitill.card.model import Card
 from pitill.core.effects import (
@@ -381,7 +382,7 @@ def card_swiped(state: TerminalState, event: Event) -> Result:
             txn=None,
         )
     if state.can_go_online:
-        txn = new_card_txn(state, event, TxnMode.ONLINE, TxnStatus.AUTHORIZING)
+        txn = new_txn(state, TxnKind.CARD, TxnMode.ONLINE, TxnStatus.AUTHORIZING, card=event.card)
         return enter(
             state,
             Phase.AUTHORIZING,
@@ -394,15 +395,18 @@ def card_swiped(state: TerminalState, event: Event) -> Result:
     return decide_offline(state.but(card=event.card))
 
 
-def new_card_txn(state: TerminalState, event: CardSwiped, mode: TxnMode, status: TxnStatus) -> Txn:
+def new_txn(
+    state: TerminalState, kind: TxnKind, mode: TxnMode, status: TxnStatus, **fields: Any
+) -> Txn:
+    """The sale in progress as a transaction with the next sequence number."""
     return Txn(
         seq=state.next_seq,
-        kind=TxnKind.CARD,
+        kind=kind,
         mode=mode,
         amount_minor=state.amount_minor,
         currency=state.settings.currency,
         status=status,
-        card=event.card,
+        **fields,
     )
 
 
@@ -412,13 +416,11 @@ def decide_offline(state: TerminalState, *before: Effect, reverses_seq: int = 0)
     if refusal is not None:
         return cash_only(state, refusal, *before)
     assert state.card is not None
-    txn = Txn(
-        seq=state.next_seq,
-        kind=TxnKind.CARD,
-        mode=TxnMode.OFFLINE,
-        amount_minor=state.amount_minor,
-        currency=state.settings.currency,
-        status=TxnStatus.PENDING,
+    txn = new_txn(
+        state,
+        TxnKind.CARD,
+        TxnMode.OFFLINE,
+        TxnStatus.PENDING,
         card=state.card,
         response_code=OFFLINE_APPROVED_CODE,
         reverses_seq=reverses_seq,
@@ -454,12 +456,11 @@ def auth_result(state: TerminalState, event: Event) -> Result:
             TxnStatus.APPROVED, response_code=event.response_code, auth_code=event.auth_code
         )
         return enter(state, Phase.APPROVED, Record(done), Beep(BeepPattern.APPROVE), txn=done)
-    if event.outcome is AuthOutcome.DECLINED and event.response_code in RETRY_LATER_CODES:
-        # The host answered "not now": this STAN is settled (declined), the sale stands in offline.
-        done = txn.with_status(TxnStatus.DECLINED, response_code=event.response_code)
-        return decide_offline(state.but(txn=done), Record(done))
     if event.outcome is AuthOutcome.DECLINED:
         done = txn.with_status(TxnStatus.DECLINED, response_code=event.response_code)
+        if event.response_code in RETRY_LATER_CODES:
+            # The host answered "not now": this STAN is settled, the sale stands in offline.
+            return decide_offline(state.but(txn=done), Record(done))
         return enter(
             state,
             Phase.DECLINED,
@@ -531,13 +532,12 @@ def tender_ok(state: TerminalState, event: Event) -> Result:
     tendered = state.tendered_minor or state.amount_minor
     if tendered < state.amount_minor:
         return state.but(notice="Less than total"), (Beep(BeepPattern.ERROR),)
-    sale = Txn(
-        seq=state.next_seq,
-        kind=TxnKind.CASH,
-        mode=TxnMode.OFFLINE if state.link is LinkStatus.OFFLINE else TxnMode.ONLINE,
-        amount_minor=state.amount_minor,
-        currency=state.settings.currency,
-        status=TxnStatus.COMPLETED,
+    mode = TxnMode.OFFLINE if state.link is LinkStatus.OFFLINE else TxnMode.ONLINE
+    sale = new_txn(
+        state,
+        TxnKind.CASH,
+        mode,
+        TxnStatus.COMPLETED,
         tendered_minor=tendered,
         change_minor=tendered - state.amount_minor,
     )
