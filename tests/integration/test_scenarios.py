@@ -164,3 +164,9 @@ def test_screens_and_events_never_hold_a_full_pan(tmp_path: Path) -> None:
     assert "4111111111111111" not in text and "411111******1111" in text
     kinds = {json.loads(line)["event"] for line in text.splitlines()}
     assert {"step", "state", "screen", "link", "journal"} <= kinds
+
+
+def test_a_missing_script_is_named_without_a_traceback(tmp_path: Path) -> None:
+    result = run_script(str(tmp_path / "nope.pitill"), tmp_path / "data")
+    assert result.returncode == 2
+    assert "cannot read the script" in result.stderr and "Traceback" not in result.stderr

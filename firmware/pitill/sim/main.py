@@ -8,6 +8,7 @@ import os
 import sys
 
 from pitill.config import load_config
+from pitill.errors import ScriptError
 from pitill.logs import configure_logging
 from pitill.sim.runner import ScriptRunner, report_failure
 from pitill.sim.script import parse_script
@@ -27,7 +28,11 @@ def run_sim(args: argparse.Namespace) -> int:
             asyncio.run(SimUI(world).run())
         return 0
     configure_logging(level="WARNING", stream=sys.stderr)
-    steps = parse_script(args.script.read_text(encoding="utf-8"), CARD_NAMES)
+    try:
+        text = args.script.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScriptError(f"cannot read the script {args.script}: {exc.strerror}") from None
+    steps = parse_script(text, CARD_NAMES)
     runner = ScriptRunner(world, expect_timeout_s=args.expect_timeout, screens_dir=args.screens)
     failure = asyncio.run(runner.run(steps))
     if failure is not None:
