@@ -10,9 +10,12 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from pitill.sim.acquirer import LEDGER_NAME, read_ledger
+from pitill.sim.reconcile import read_journal, reconcile
 from pitill_cli import PITILL, journal_rows
 
 SCENARIOS = Path(__file__).parent.parent / "scenarios"
@@ -31,9 +34,9 @@ def run_script(name: str, data_dir: Path, *extra: str) -> subprocess.CompletedPr
     )
 
 
-def ledger(data_dir: Path) -> list[dict[str, object]]:
-    path = data_dir / "acquirer-ledger.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+def ledger(data_dir: Path) -> list[dict[str, Any]]:
+    path = data_dir / LEDGER_NAME
+    return read_ledger(path) if path.exists() else []
 
 
 @pytest.mark.parametrize(
@@ -50,8 +53,14 @@ def ledger(data_dir: Path) -> list[dict[str, object]]:
     ],
 )
 def test_scenario_passes(name: str, tmp_path: Path) -> None:
-    result = run_script(name, tmp_path / "data")
+    data = tmp_path / "data"
+    result = run_script(name, data)
     assert result.returncode == 0, result.stdout + result.stderr
+    # and the host holds exactly what the journal says was sold (pitill.sim.reconcile)
+    check = reconcile(
+        read_journal(data / "journal.sqlite3"), ledger(data), "PITILL01", settled=False
+    )
+    assert check.problems() == []
 
 
 def test_online_sales_are_in_the_ledger_once_each(tmp_path: Path) -> None:

@@ -1,19 +1,8 @@
 """Shared parts of the reliability suite: the size knob, a fast sim config, test PANs, script
 writing, running `pitill sim` as a child, and the audit of the host ledger against the journal.
 
-The audit is the one definition of "the ledger equals the journal" the suite uses. Every ledger
-entry and every journal row are matched on the host's deduplication key (terminal id, STAN,
-MMDDhhmmss); per key the host's net charge (pitill.sim.acquirer.net_charged_minor) must agree
-with the row's status:
-
-    APPROVED, FORWARDED                net = amount (told approved: charged exactly once)
-    DECLINED, REVERSED, DECLINED_AFTER net = 0
-    COMPLETED (cash)                   no ledger entry at all
-    PENDING, REVERSAL_PENDING,         net = 0 or amount while not healed (the host may or may not
-    AUTHORIZING                        have seen it yet); after a heal none may be left
-
-and no key may carry more than one charging entry, nor may the host charge a key the journal
-does not know.
+The audit is the project's one reconciliation (pitill.sim.reconcile: lost, duplicated, phantom,
+unsettled), for this suite's terminal id; `healed` says the backlog should have settled.
 """
 
 from __future__ import annotations
@@ -26,16 +15,21 @@ import re
 import sqlite3
 import subprocess
 import sys
-from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pitill.card.model import luhn_ok
 from pitill.config import UpstreamConfig
-from pitill.sim.acquirer import LEDGER_NAME, MESSAGE_CLASS, MessageClass, net_charged_minor
-from pitill.upstream.messages import APPROVED as APPROVED_CODE
+from pitill.sim.acquirer import LEDGER_NAME, read_ledger
+from pitill.sim.reconcile import (
+    TOLD_PAID,
+    JournalEntry,
+    Reconciliation,
+    read_journal,
+    reconcile,
+)
 
 TERMINAL_ID = "PITILL01"
 EXPIRY_YYMM = "3012"
@@ -218,22 +212,9 @@ def heal(data_dir: Path, config: Path, workdir: Path, events: Path | None = None
     assert result.returncode == 0, f"heal run failed:\n{result.stdout}\n{result.stderr}"
 
 
-# --- the journal, read-only -----------------------------------------------------------------
+# --- the journal, read-only, and the one reconciliation ------------------------------------
 
-
-@dataclass(frozen=True)
-class Row:
-    seq: int
-    kind: str
-    amount_minor: int
-    status: str
-    stan: int
-    local_datetime: str  # YYMMDDhhmmss
-
-    @property
-    def key(self) -> tuple[str, int, str]:
-        """The host's deduplication key (terminal id, STAN, MMDDhhmmss)."""
-        return TERMINAL_ID, self.stan, self.local_datetime[2:]
+Row = JournalEntry
 
 
 def connect_read_only(data_dir: Path) -> sqlite3.Connection:
@@ -243,17 +224,9 @@ def connect_read_only(data_dir: Path) -> sqlite3.Connection:
 
 
 def journal_rows(data_dir: Path) -> list[Row]:
-    conn = connect_read_only(data_dir)
-    try:
-        return [
-            Row(*values)
-            for values in conn.execute(
-                "SELECT seq, kind, amount_minor, status, stan, local_datetime"
-                " FROM txns ORDER BY seq"
-            )
-        ]
-    finally:
-        conn.close()
+    path = data_dir / "journal.sqlite3"
+    assert path.exists(), f"no journal at {path}"
+    return read_journal(path)
 
 
 def integrity(data_dir: Path) -> str:
@@ -265,85 +238,15 @@ def integrity(data_dir: Path) -> str:
 
 
 def ledger(data_dir: Path) -> list[dict[str, Any]]:
-    from pitill.sim.acquirer import read_ledger
-
     return read_ledger(data_dir / LEDGER_NAME)
 
 
-# --- the audit ------------------------------------------------------------------------------
-
-CHARGED = frozenset({"APPROVED", "FORWARDED"})
-NOT_CHARGED = frozenset({"DECLINED", "REVERSED", "DECLINED_AFTER"})
-IN_FLIGHT = frozenset({"PENDING", "REVERSAL_PENDING", "AUTHORIZING"})
-ACKNOWLEDGED = {
-    "card": frozenset({"APPROVED", "PENDING", "FORWARDED", "DECLINED_AFTER"}),
-    "cash": frozenset({"COMPLETED"}),
-}
+ACKNOWLEDGED = {kind.value: statuses for kind, statuses in TOLD_PAID.items()}
 
 
-def _charges(entries: Iterable[dict[str, Any]]) -> int:
-    """Entries that moved money by themselves: first-seen approved sales and advices."""
-    return sum(
-        1
-        for e in entries
-        if not e["duplicate"]
-        and e["response_code"] == APPROVED_CODE
-        and MESSAGE_CLASS[e["mti"]] is not MessageClass.REVERSAL
-    )
-
-
-@dataclass
-class Audit:
-    rows: int = 0
-    card_rows: int = 0
-    cash_rows: int = 0
-    charged_rows: int = 0
-    host_entries: int = 0
-    host_duplicates_absorbed: int = 0  # repeats the host answered without charging again
-    lost: list[str] = field(default_factory=list)
-    duplicates: list[str] = field(default_factory=list)
-    phantom: list[str] = field(default_factory=list)
-    unsettled: list[str] = field(default_factory=list)
-
-    def problems(self) -> list[str]:
-        return [*self.lost, *self.duplicates, *self.phantom, *self.unsettled]
-
-
-def audit(rows: Sequence[Row], entries: Sequence[dict[str, Any]], healed: bool) -> Audit:
-    """Compare the journal with the host ledger (see the module docstring)."""
-    by_key: dict[tuple[str, int, str], list[dict[str, Any]]] = defaultdict(list)
-    for entry in entries:
-        by_key[(entry["terminal_id"], int(entry["stan"]), entry["local_datetime"])].append(entry)
-    result = Audit(rows=len(rows), host_entries=len(entries))
-    result.host_duplicates_absorbed = sum(1 for e in entries if e["duplicate"])
-    known = set()
-    for row in rows:
-        known.add(row.key)
-        mine = by_key.get(row.key, [])
-        net = net_charged_minor(mine)
-        where = f"seq {row.seq} {row.kind} {row.amount_minor} {row.status}: host net {net}"
-        if _charges(mine) > 1 or net > row.amount_minor:
-            result.duplicates.append(f"charged twice: {where}")
-        if row.kind == "cash":
-            result.cash_rows += 1
-            if mine:
-                result.phantom.append(f"a cash sale reached the host: {where}")
-            continue
-        result.card_rows += 1
-        result.charged_rows += net == row.amount_minor
-        if row.status in CHARGED and net != row.amount_minor:
-            result.lost.append(f"told approved, not charged: {where}")
-        elif row.status in NOT_CHARGED and net != 0:
-            result.phantom.append(f"charged though not approved: {where}")
-        elif row.status in IN_FLIGHT:
-            if healed:
-                result.unsettled.append(f"still {row.status} after the heal: {where}")
-            elif net not in (0, row.amount_minor):
-                result.phantom.append(f"odd charge while in flight: {where}")
-    for key, mine in by_key.items():
-        if key not in known and key[0] == TERMINAL_ID and net_charged_minor(mine):
-            result.phantom.append(f"host charged {key}, which the journal does not know")
-    return result
+def audit(rows: Sequence[Row], entries: Sequence[dict[str, Any]], healed: bool) -> Reconciliation:
+    """The ledger against the journal (pitill.sim.reconcile), for this suite's terminal."""
+    return reconcile(rows, entries, TERMINAL_ID, settled=healed)
 
 
 # --- what the customer was told: the events file -------------------------------------------

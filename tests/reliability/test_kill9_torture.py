@@ -35,9 +35,7 @@ from pathlib import Path
 
 from reliability_kit import (
     HEAL,
-    IN_FLIGHT,
     Ack,
-    Audit,
     ScriptWriter,
     acknowledgements,
     audit,
@@ -50,6 +48,8 @@ from reliability_kit import (
     sim_command,
     write_config,
 )
+
+from pitill.sim.reconcile import IN_FLIGHT, Reconciliation
 
 KILL_POINTS = scaled(32)
 CHAINS = 2
@@ -208,10 +208,10 @@ class Chain:
         self.figures[category] += 1
         self.problems.append(message)
 
-    def flag_audit(self, where: str, result: Audit) -> None:
+    def flag_audit(self, where: str, result: Reconciliation) -> None:
         for category, found in (
             ("lost", result.lost),
-            ("duplicates", result.duplicates),
+            ("duplicated", result.duplicated),
             ("phantom", result.phantom),
             ("unsettled", result.unsettled),
         ):
@@ -237,7 +237,7 @@ def test_kill9_at_random_points_loses_and_duplicates_nothing(tmp_path: Path) -> 
         f"\nkill -9 torture: {KILL_POINTS} points, {killed} killed; sales "
         f"{figures['sales_card']} card + {figures['sales_cash']} cash, acknowledged "
         f"{figures['acked:card']} + {figures['acked:cash']}; lost {figures['lost']}, "
-        f"duplicates {figures['duplicates']}, phantom {figures['phantom']}, unsettled "
+        f"duplicated {figures['duplicated']}, phantom {figures['phantom']}, unsettled "
         f"{figures['unsettled']}, integrity {figures['integrity']}; reversed "
         f"{figures['reversed']}, host repeats absorbed {figures['host_repeats_absorbed']}, "
         f"heals checked {figures['heals_checked']}; kills by point: "

@@ -1,14 +1,7 @@
 """The drill's report: what the shop lived through and the ledger-vs-journal check, JSON and text.
 
-The check (reconcile) pairs each journal row with the host ledger's entries by the host's own
-dedup key (terminal id, STAN, local date/time) and counts, per key, the charges that stand: approved
-sales and accepted advices that are not flagged duplicates, less reversals that reversed something.
-
-- lost: a sale the terminal acknowledged (approved online, or offline and queued) whose key the
-  host does not hold charged once for its amount after the backlog drained; a charge standing on a
-  key with no acknowledged sale in the journal (no row at all, a decline, a reversed sale); a
-  customer told "approved" or handed change for a seq the journal does not hold so.
-- duplicated: a key the host charged more than once.
+The check is the project's one reconciliation (pitill.sim.reconcile): lost, duplicated, phantom
+and unsettled, over the journal, the host ledger and what each customer was told.
 
 Everything else in the report is read off the DrillRun; report["consistent"] says whether the
 shop's counts agree with the journal's rows.
@@ -17,8 +10,7 @@ shop's counts agree with the journal's rows.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
@@ -27,98 +19,21 @@ from pitill.drill.run import DrillRun, LinkPoint
 from pitill.drill.shop import Outcome, Sale
 from pitill.drill.timeline import format_duration
 from pitill.journal.model import JournalRow
-from pitill.sim.acquirer import MESSAGE_CLASS, MessageClass
-from pitill.upstream.messages import APPROVED
+from pitill.sim.reconcile import Told, reconcile
 
-HostKey = tuple[str, int, str]  # terminal id, STAN, MMDDhhmmss
-ACKNOWLEDGED_CARD = (TxnStatus.APPROVED, TxnStatus.PENDING, TxnStatus.FORWARDED)
 USABLE = (LinkStatus.ONLINE, LinkStatus.DEGRADED)
 SERIES_POINTS = 2000  # at most this many points per series in the JSON (for the plot)
+PAID = {Outcome.ONLINE: TxnKind.CARD, Outcome.OFFLINE: TxnKind.CARD, Outcome.CASH: TxnKind.CASH}
 
 
-@dataclass
-class Reconciliation:
-    lost: list[str] = field(default_factory=list)  # one line per problem, naming the seq or key
-    duplicated: list[str] = field(default_factory=list)
-    ledger_entries: int = 0
-    keys_charged: int = 0
-    host_net_minor: int = 0
-    journal_charged_minor: int = 0
-
-
-def host_key(terminal_id: str, row: JournalRow) -> HostKey:
-    return terminal_id, row.stan, row.local_datetime[2:]
-
-
-def _standing_charges(entries: Iterable[dict[str, Any]]) -> tuple[int, int, int]:
-    """(charges, reversals that reversed, net amount) over one key's non-duplicate entries."""
-    charges = reversals = net_minor = 0
-    for entry in entries:
-        if entry["duplicate"] or entry["response_code"] != APPROVED:
-            continue
-        if MESSAGE_CLASS[entry["mti"]] is MessageClass.REVERSAL:
-            if entry.get("reversed"):
-                reversals += 1
-                net_minor -= entry["amount_minor"]
-        else:
-            charges += 1
-            net_minor += entry["amount_minor"]
-    return charges, reversals, net_minor
-
-
-def reconcile(
-    rows: Sequence[JournalRow],
-    ledger: Sequence[dict[str, Any]],
-    terminal_id: str,
-    sales: Sequence[Sale] = (),
-) -> Reconciliation:
-    """Lost and duplicated, by the rules in the module docstring."""
-    result = Reconciliation(ledger_entries=len(ledger))
-    by_key: dict[HostKey, list[dict[str, Any]]] = defaultdict(list)
-    for entry in ledger:
-        by_key[(entry["terminal_id"], entry["stan"], entry["local_datetime"])].append(entry)
-    standing = {key: _standing_charges(entries) for key, entries in by_key.items()}
-    for key, (charges, _, _) in standing.items():
-        if charges > 1:
-            result.duplicated.append(f"STAN {key[1]} at {key[2]}: charged {charges} times")
-    result.keys_charged = sum(1 for c, r, _ in standing.values() if c - r > 0)
-    result.host_net_minor = sum(net for _, _, net in standing.values())
-    acknowledged: set[HostKey] = set()
-    by_seq = {row.seq: row for row in rows}
-    for row in rows:
-        if row.kind is not TxnKind.CARD:
-            continue
-        key = host_key(terminal_id, row)
-        charges, reversals, net_minor = standing.get(key, (0, 0, 0))
-        if row.status in ACKNOWLEDGED_CARD:
-            acknowledged.add(key)
-            result.journal_charged_minor += row.amount_minor
-            if charges - reversals != 1 or net_minor != row.amount_minor:
-                result.lost.append(
-                    f"seq {row.seq} {row.status.value} {row.amount_minor}: the host holds "
-                    f"{charges - reversals} charge(s) for {net_minor}"
-                )
-    for key, (charges, reversals, _) in standing.items():
-        if charges - reversals > 0 and key not in acknowledged:
-            result.lost.append(
-                f"STAN {key[1]} at {key[2]}: charged by the host, no acknowledged sale in the "
-                "journal"
-            )
-    for sale in sales:
-        ok_statuses = (
-            (TxnStatus.COMPLETED,)
-            if sale.outcome is Outcome.CASH
-            else (*ACKNOWLEDGED_CARD, TxnStatus.DECLINED_AFTER)
-        )
-        for seq in sale.seqs:
-            told = by_seq.get(seq)
-            if told is None or told.status not in ok_statuses:
-                found = told.status.value if told is not None else "no row"
-                result.lost.append(
-                    f"customer {sale.customer.number} was told {sale.outcome.value} for seq "
-                    f"{seq}; the journal has {found}"
-                )
-    return result
+def told_of(sales: Sequence[Sale]) -> list[Told]:
+    """What the shop's customers were told: each paid sale's seqs, for the reconciliation."""
+    return [
+        Told(seq, PAID[sale.outcome], f"customer {sale.customer.number}")
+        for sale in sales
+        if sale.outcome in PAID
+        for seq in sale.seqs
+    ]
 
 
 # --- the numbers ---------------------------------------------------------------------------------
@@ -314,7 +229,13 @@ def _series(run: DrillRun) -> dict[str, Any]:
 def build_report(run: DrillRun) -> dict[str, Any]:
     """The whole report as JSON-ready data."""
     terminal = run.config.terminal
-    check = reconcile(run.rows, run.ledger, terminal.terminal_id, run.sales)
+    check = reconcile(
+        run.rows,
+        run.ledger,
+        terminal.terminal_id,
+        settled=run.drained_at_s is not None,
+        told=told_of(run.sales),
+    )
     sales = _sales_counts(run)
     journal = journal_counts(run.rows)
     mismatches = {k: (sales[k], v) for k, v in journal.items() if sales[k] != v}
@@ -340,10 +261,11 @@ def build_report(run: DrillRun) -> dict[str, Any]:
         },
         "sales": sales,
         "check": {
-            "lost": len(check.lost),
-            "duplicated": len(check.duplicated),
+            **check.counts(),
             "lost_detail": check.lost[:50],
             "duplicated_detail": check.duplicated[:50],
+            "phantom_detail": check.phantom[:50],
+            "unsettled_detail": check.unsettled[:50],
             "ledger_entries": check.ledger_entries,
             "journal_rows": len(run.rows),
             "keys_charged": check.keys_charged,
@@ -362,9 +284,10 @@ def build_report(run: DrillRun) -> dict[str, Any]:
 
 
 def passed(report: dict[str, Any]) -> bool:
-    """Nothing lost, nothing charged twice, the backlog drained."""
+    """Nothing lost, duplicated, phantom or unsettled, and the backlog drained."""
     check = report["check"]
-    return bool(check["lost"] == 0 and check["duplicated"] == 0 and report["backlog"]["drained"])
+    problems = sum(check.get(word, 0) for word in ("lost", "duplicated", "phantom", "unsettled"))
+    return bool(problems == 0 and report["backlog"]["drained"])
 
 
 # --- text ----------------------------------------------------------------------------------------
@@ -413,11 +336,15 @@ def format_text(report: dict[str, Any]) -> str:
         f"lost                       {c['lost']:>5}   (checked against {c['ledger_entries']} "
         f"host ledger entries and {c['journal_rows']} journal rows)",
         f"duplicated at the host     {c['duplicated']:>5}",
+        f"phantom charges            {c.get('phantom', 0):>5}",
+        f"unsettled after the heal   {c.get('unsettled', 0):>5}",
         f"  host charged {_money(report, c['host_net_minor'])} net on {c['keys_charged']} keys; "
         f"the journal's acknowledged card sales: {_money(report, c['journal_charged_minor'])}",
     ]
     lines += [f"  LOST: {line}" for line in c["lost_detail"]]
     lines += [f"  DUPLICATED: {line}" for line in c["duplicated_detail"]]
+    lines += [f"  PHANTOM: {line}" for line in c.get("phantom_detail", [])]
+    lines += [f"  UNSETTLED: {line}" for line in c.get("unsettled_detail", [])]
     if not report["consistent"]:
         for name, pair in report["mismatches"].items():
             lines.append(f"  MISMATCH {name}: shop {pair['shop']}, journal {pair['journal']}")
@@ -464,5 +391,5 @@ def format_text(report: dict[str, Any]) -> str:
     injected = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in report["faults_injected"].items())
     lines.append(f"faults injected: {injected}")
     lines.append("")
-    lines.append("PASS: 0 lost, 0 duplicated" if passed(report) else "FAIL")
+    lines.append("PASS: 0 lost, 0 duplicated, 0 phantom, 0 unsettled" if passed(report) else "FAIL")
     return "\n".join(lines)
