@@ -48,9 +48,20 @@ OFFLINE = [LinkChanged(0.0, LinkStatus.OFFLINE, "DNS")]
 SWIPE = [CardSwiped(0.0, CARD, TODAY)]
 
 
+REPORT_LINES = (
+    "Card Online 12 310.50",
+    "Card Offline 4 61.00",
+    "Cash 7 96.20",
+    "Waiting 1 12.00",
+    "Declined after 0 0.00",
+    "Reversals due 0",
+)
+
+
 def core_gallery() -> dict[str, Screen]:
     """Screen name -> the screen the core shows there."""
     return {
+        "ready_checking": run([]),  # the first screen: the monitor has no verdict yet
         "ready": run(ONLINE),
         "amount": run([*ONLINE, *keys("1", "2", "5", "0")]),
         "swipe_card": run([*ONLINE, *keys("1", "2", "5", "0", "OK")]),
@@ -87,7 +98,7 @@ def core_gallery() -> dict[str, Screen]:
             [
                 *ONLINE,
                 *keys("FN", "2"),
-                ReportReady(0.0, ("Card Online 12 310.50", "Card Offline 4 61.00", "Cash 7 96.20")),
+                ReportReady(0.0, REPORT_LINES),
             ]
         ),
     }

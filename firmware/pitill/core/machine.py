@@ -63,7 +63,7 @@ from pitill.core.types import (
     TxnMode,
     TxnStatus,
 )
-from pitill.core.views import decline_reason, money, screen_for
+from pitill.core.views import REPORT_PAGE_LINES, decline_reason, money, screen_for
 from pitill.errors import TransitionError
 
 Effects = tuple[Effect, ...]
@@ -570,21 +570,23 @@ def menu_digit(state: TerminalState, event: Event) -> Result:
         mode = _MODES[(_MODES.index(state.mode) + 1) % len(_MODES)]
         return enter(state, Phase.MENU, Beep(BeepPattern.CLICK), mode=mode)
     if choice == 2:
-        return enter(state, Phase.REPORT, RequestReport(), report_lines=("Reading journal",))
+        return enter(
+            state, Phase.REPORT, RequestReport(), report_lines=("Reading journal",), report_page=0
+        )
     return state.but(notice="Press 1 or 2"), (Beep(BeepPattern.ERROR),)
 
 
 def report_ready(state: TerminalState, event: Event) -> Result:
     assert isinstance(event, ReportReady)
-    return state.but(report_lines=event.lines), ()
+    return state.but(report_lines=event.lines, report_page=0), ()
 
 
 @leads_to(Phase.REPORT, Phase.IDLE)
 def report_next_page(state: TerminalState, event: Event) -> Result:
     """OK pages through the report three lines at a time; after the last page, back to idle."""
-    if len(state.report_lines) <= 3:
+    if (state.report_page + 1) * REPORT_PAGE_LINES >= len(state.report_lines):
         return to_idle(state)
-    return enter(state, Phase.REPORT, report_lines=state.report_lines[3:])
+    return enter(state, Phase.REPORT, report_page=state.report_page + 1)
 
 
 # --- the table -----------------------------------------------------------------------------------

@@ -42,10 +42,18 @@ class Screen:
         return "\n".join((status_text(self.status), self.title, *self.lines))
 
 
-def status_text(status: StatusBar) -> str:
-    words = [status.link.value]
+def link_words(status: StatusBar) -> str:
+    """The status bar's words for the link: CHECKING until the first verdict, then the
+    status and, while not online, why ("OFFLINE DNS")."""
+    if status.link is LinkStatus.UNKNOWN:
+        return "CHECKING"
     if status.reason and status.link is not LinkStatus.ONLINE:
-        words.append(status.reason)
+        return f"{status.link.value} {status.reason}"
+    return status.link.value
+
+
+def status_text(status: StatusBar) -> str:
+    words = [link_words(status)]
     if status.pending:
         words.append(f"Q{status.pending}")
     return " ".join(words)

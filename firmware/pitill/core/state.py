@@ -91,6 +91,7 @@ class TerminalState:
     age_alarm: bool = False  # the oldest pending sale is nearing its age limit
     outage_cards: tuple[tuple[str, int], ...] = ()  # (PAN, offline sales) in this outage
     report_lines: tuple[str, ...] = ()
+    report_page: int = 0  # the page of report_lines on screen, three lines a page
     next_seq: int = 1
     amount_minor: int = 0
     tendered_minor: int = 0

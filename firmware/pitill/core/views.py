@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pitill.core.screens import Emphasis, Screen, StatusBar
 from pitill.core.state import Phase, TerminalState
-from pitill.core.types import OfflineMode, format_amount
+from pitill.core.types import LinkStatus, OfflineMode, format_amount
 
 DECLINE_REASONS = {
     "05": "DO NOT HONOUR",
@@ -33,14 +33,32 @@ def status_bar(state: TerminalState) -> StatusBar:
     return StatusBar(link=state.link, reason=state.link_reason, pending=state.pending)
 
 
+# Why card sales are offline, in the words of the status bar's reason (default: unreachable),
+# so the body never says "unreachable" under a header that says the host answers.
+OFFLINE_CAUSES = {
+    "RETRY": "Host failing sales",
+    "TLS": "Host not trusted",
+    "PROTOCOL": "Host answers garbage",
+}
+CHECKING_LINK = "Checking host link..."
+CLEAR_HINT = "CLEAR = back 1 digit"
+REPORT_PAGE_LINES = 3
+
+
+def report_page_count(state: TerminalState) -> int:
+    return max(1, -(-len(state.report_lines) // REPORT_PAGE_LINES))
+
+
 def offline_budget_lines(state: TerminalState) -> tuple[str, ...]:
     """What card sales are still possible while the host is away (the remaining budget)."""
+    cause = OFFLINE_CAUSES.get(state.link_reason, "Host unreachable")
     if state.mode is OfflineMode.REQUIRE_ONLINE:
-        return ("Host unreachable", "Online-only mode:", "cash only")
+        return (cause, "Online-only mode:", "cash only")
     limits = state.settings.limits
     sales_left = max(0, limits.max_count - state.offline_count)
     amount_left = max(0, limits.max_total_minor - state.offline_minor)
-    first = "Operator: offline" if state.mode is OfflineMode.FORCE_OFFLINE else "Host unreachable"
+    forced = state.mode is OfflineMode.FORCE_OFFLINE and state.link is not LinkStatus.OFFLINE
+    first = "Operator: offline" if forced else cause
     hours_left = (limits.max_age_s - state.oldest_age_s) / 3600 if state.offline_count else None
     time_left = f" {hours_left:.0f}h" if hours_left is not None else ""
     return (
@@ -71,9 +89,11 @@ def _content(state: TerminalState) -> tuple[str, tuple[str, ...], Emphasis]:
             return title, ("FORWARD SOON:", f"oldest sale {hours:.0f}h old"), Emphasis.WARNING
         if state.offline:
             return title, offline_budget_lines(state), Emphasis.WARNING
+        if state.link is LinkStatus.UNKNOWN:  # until the monitor's first verdict
+            return title, ("Key in an amount", CHECKING_LINK), Emphasis.NORMAL
         return title, ("Key in an amount",), Emphasis.NORMAL
     if phase is Phase.AMOUNT:
-        return amount, ("OK = card", "FN = cash"), Emphasis.NORMAL
+        return amount, ("OK = card", "FN = cash", CLEAR_HINT), Emphasis.NORMAL
     if phase is Phase.AWAIT_CARD:
         offline = "Offline approval" if state.offline else ""
         return "SWIPE CARD", (amount, offline, "FN = cash"), Emphasis.NORMAL
@@ -94,7 +114,7 @@ def _content(state: TerminalState) -> tuple[str, tuple[str, ...], Emphasis]:
         )
     if phase is Phase.TENDER:
         tendered = money(state, state.tendered_minor)
-        return tendered, ("Cash tendered", f"Total {amount}"), Emphasis.NORMAL
+        return tendered, ("Cash tendered", f"Total {amount}", CLEAR_HINT), Emphasis.NORMAL
     if phase is Phase.CHANGE:
         txn = state.txn
         change = money(state, txn.change_minor if txn else 0)
@@ -107,7 +127,13 @@ def _content(state: TerminalState) -> tuple[str, tuple[str, ...], Emphasis]:
             (Emphasis.NORMAL),
         )
     if phase is Phase.REPORT:
-        return "REPORT", state.report_lines[:3], Emphasis.NORMAL
+        first = state.report_page * REPORT_PAGE_LINES
+        page_lines = state.report_lines[first : first + REPORT_PAGE_LINES]
+        pages = report_page_count(state)
+        if pages == 1:
+            return "REPORT", page_lines, Emphasis.NORMAL
+        action = "next" if state.report_page + 1 < pages else "done"
+        return f"{state.report_page + 1}/{pages} OK: {action}", page_lines, Emphasis.NORMAL
     if phase is Phase.STORAGE_FAULT:
         return (
             "STORAGE FAULT",

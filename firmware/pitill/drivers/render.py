@@ -18,7 +18,7 @@ from typing import Protocol
 from luma.core.legacy.font import LCD_FONT, TINY_FONT, proportional
 from PIL import Image, ImageDraw, ImageFont
 
-from pitill.core.screens import Emphasis, Screen, StatusBar
+from pitill.core.screens import Emphasis, Screen, StatusBar, link_words
 from pitill.core.types import LinkStatus
 
 WIDTH_PX = 128
@@ -196,9 +196,7 @@ def _status_texts(status: StatusBar) -> list[PlacedText]:
         right = WIDTH_PX - width
         placed.append(PlacedText("backlog", backlog, backlog, font, right, _STATUS_TOP, width))
         right -= 4
-    words = status.link.value
-    if status.reason and status.link is not LinkStatus.ONLINE:
-        words = f"{words} {status.reason}"
+    words = link_words(status)
     left = _ICON_WIDTH + 3
     font, drawn = _fit(words, small, right - left)
     y = _STATUS_TOP + (small[0].cap_height - font.cap_height) // 2
