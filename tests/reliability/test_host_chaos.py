@@ -33,9 +33,9 @@ from reliability_kit import (
 )
 
 from pitill.config import load_config
-from pitill.core.state import Phase
-from pitill.core.types import Key, LinkStatus
+from pitill.core.types import LinkStatus
 from pitill.sim.acquirer import ChaosPlan
+from pitill.sim.driver import Driver
 from pitill.sim.world import SimWorld
 
 SALES_PER_PLAN = scaled(10)
@@ -45,47 +45,19 @@ PLANS = {
     "drop-reply": ChaosPlan(drop_reply=0.4, seed=2),
     "duplicate-reply": ChaosPlan(duplicate_reply=0.7, seed=3),
     "answer-after-timeout": ChaosPlan(delay_s=REQUEST_TIMEOUT_S + 0.2, seed=4),
-    "slow-answer": ChaosPlan(delay_s=REQUEST_TIMEOUT_S / 3, seed=5),
+    "answer-within-timeout": ChaosPlan(delay_s=REQUEST_TIMEOUT_S / 3, seed=5),
     "retry-91": ChaosPlan(retry=0.5, retry_code="91", seed=6),
     "retry-96": ChaosPlan(retry=0.5, retry_code="96", seed=7),
     "everything": ChaosPlan(
         drop_request=0.15, drop_reply=0.15, duplicate_reply=0.3, retry=0.15, seed=8
     ),
 }
-SETTLED = (Phase.APPROVED, Phase.OFFLINE_APPROVED, Phase.DECLINED, Phase.CASH_ONLY)
 WAIT_S = 20.0
 
 
-async def until(what: str, condition: Callable[[], bool]) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT_S
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
-
-
-async def sell(world: SimWorld, amount_minor: int, pan: str) -> str:
-    """One sale as a cashier makes it; what it ended as (APPROVED, CHANGE, DECLINED...)."""
-    terminal = world.terminal
-    assert terminal is not None
-    await until("idle", lambda: terminal.state.phase is Phase.IDLE)
-    for key in [*(Key(d) for d in str(amount_minor)), Key.OK]:
-        terminal.dispatch_key(key)
-        await asyncio.sleep(0.005)
-    if terminal.state.phase is Phase.AWAIT_CARD:
-        await asyncio.get_running_loop().run_in_executor(None, world.swipe, pan, EXPIRY_YYMM)
-    await until("the sale to settle", lambda: terminal.state.phase in SETTLED)
-    phase = terminal.state.phase
-    if phase is Phase.CASH_ONLY:
-        tender = str(amount_minor + 1000)
-        for key in [Key.OK, *(Key(d) for d in tender), Key.OK]:
-            terminal.dispatch_key(key)
-            await asyncio.sleep(0.005)
-        await until("the change", lambda: terminal.state.phase is Phase.CHANGE)
-        phase = Phase.CHANGE
-    terminal.dispatch_key(Key.OK)
-    return phase.value
+async def until(driver: Driver, what: str, condition: Callable[[], bool]) -> None:
+    if not await driver.until(condition, WAIT_S):
+        raise AssertionError(f"timed out waiting for {what}")
 
 
 async def run_plan(name: str, plan: ChaosPlan, workdir: Path) -> Counter[str]:
@@ -97,16 +69,18 @@ async def run_plan(name: str, plan: ChaosPlan, workdir: Path) -> Counter[str]:
     outcomes: Counter[str] = Counter()
     await world.start()
     try:
-        terminal = world.terminal
-        assert terminal is not None
-        await until("the link", lambda: terminal.state.link is LinkStatus.ONLINE)
+        driver = Driver(world)
+        terminal = driver.terminal
+        await until(driver, "the link", lambda: terminal.state.link is LinkStatus.ONLINE)
         amounts = rng.sample(range(100, 4000), SALES_PER_PLAN * 2)
         amounts = [a for a in amounts if a % 100 not in (5, 51)][:SALES_PER_PLAN]
         for number, amount in enumerate(amounts):
             pan = pan_for(plan.seed * 1000 + number)
-            outcomes[await sell(world, amount, pan)] += 1
+            phase = await driver.sell(amount, pan, EXPIRY_YYMM, WAIT_S, tender_extra=1000)
+            outcomes[phase.value] += 1
         world.host.set_chaos(None)  # the heal
         await until(
+            driver,
             "the backlog to drain",
             lambda: (
                 terminal.state.link is LinkStatus.ONLINE and terminal.journal.pending_count() == 0

@@ -5,7 +5,7 @@ the stopwatch is tools/bench_link.py's, fed by the terminal's screen listener, s
 the status bar of a drawn screen changing, not a callback deep inside. Each fault is applied at a
 random phase of the probe schedule, several rounds, healed in between: refused (the host stops
 listening), blackhole (accepts, never answers), dns-fail (the name stops resolving) and slow
-(echo answers take 0.8 s: the screen shows DEGRADED, there is no offline screen for slowness).
+(every answer takes SLOW_ANSWER_S: the screen shows DEGRADED, no offline screen for slowness).
 """
 
 from __future__ import annotations
@@ -22,28 +22,20 @@ from benchlib import Figure, Options, load_tool
 from pitill.config import Config
 from pitill.core.screens import Screen
 from pitill.core.types import LinkStatus
-from pitill.sim.acquirer import ChaosPlan
 from pitill.sim.world import SimWorld
-from pitill.upstream.messages import ECHO_REQUEST
 
-FAULTS = {  # fault -> (bench_link's name for it, the screen that shows it)
+FAULTS = {  # fault -> (the simulator's upstream mode for it, the screen that shows it)
     "refused": ("down", LinkStatus.OFFLINE),
     "blackhole": ("blackhole", LinkStatus.OFFLINE),
     "dns-fail": ("dns-fail", LinkStatus.OFFLINE),
-    "slow": ("", LinkStatus.DEGRADED),
+    "slow": ("slow", LinkStatus.DEGRADED),
 }
-SLOW_ECHO_S = 0.8  # above upstream.slow_threshold_s (0.5 s), under the probe timeout
 LIMIT_S = 10.0
 
 
 def _apply(world: SimWorld, fault: str, healed: bool) -> None:
-    bench_link = load_tool("bench_link")
-    name = FAULTS[fault][0]
-    if name:
-        bench_link.apply(name, healed, world.host, world.resolver)
-    else:
-        plan = None if healed else ChaosPlan(delay_s=SLOW_ECHO_S, mtis=frozenset({ECHO_REQUEST}))
-        world.host.set_chaos(plan)
+    """The fault as the simulator, scripts and the drill make it (SimWorld.set_upstream)."""
+    world.set_upstream("up" if healed else FAULTS[fault][0])
 
 
 async def _detect(rounds: int, rng: random.Random) -> dict[str, list[float | None]]:

@@ -28,6 +28,7 @@ from pitill.core.state import Phase
 from pitill.core.types import Key
 from pitill.drill.timeline import Timeline
 from pitill.sim.acquirer import TEST_CARD_DECLINED
+from pitill.sim.driver import Driver, amount_keys
 from pitill.sim.world import SimWorld
 
 # Customers per hour by hour of day: an all-night corner shop, busy mornings and lunchtimes.
@@ -200,37 +201,6 @@ class Sale:
     note: str = ""  # what went wrong, for FAILED
 
 
-class PhaseWatch:
-    """Wakes waiters when the terminal's phase changes (it writes a "state" event then)."""
-
-    def __init__(self, world: SimWorld) -> None:
-        assert world.terminal is not None
-        self._terminal = world.terminal
-        self._changed = asyncio.Event()
-        self._terminal.event_log.listeners.append(self._on_event)
-
-    def _on_event(self, event: str, fields: dict[str, object]) -> None:
-        if event == "state":
-            self._changed.set()
-
-    @property
-    def phase(self) -> Phase:
-        return self._terminal.state.phase
-
-    async def until(self, done: Callable[[Phase], bool], timeout_s: float) -> Phase:
-        """The phase once done(phase) holds, or whatever it is when timeout_s has passed."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        while not done(self.phase) and (left_s := deadline - loop.time()) > 0:
-            self._changed.clear()
-            try:
-                async with asyncio.timeout(left_s):
-                    await self._changed.wait()
-            except TimeoutError:
-                break
-        return self.phase
-
-
 class Cashier:
     """Serves customers on the world's terminal, one at a time, with keys and swipes."""
 
@@ -239,32 +209,32 @@ class Cashier:
         self.world = world
         self.terminal = world.terminal
         self.profile = profile
-        self.watch = PhaseWatch(world)
+        self.drive = Driver(world)  # keys, swipes and waits: the one way to drive a terminal
         timeouts = world.config.timeouts
         self._outcome_wait_s = timeouts.authorizing_s + world.config.upstream.request_timeout_s
 
     def _press(self, *keys: Key) -> Phase:
-        for key in keys:
-            self.terminal.dispatch_key(key)
-        return self.terminal.state.phase
+        return self.drive.press(*keys)
 
     def _press_digits(self, amount_minor: int) -> None:
-        self._press(*(Key(d) for d in str(amount_minor)))
+        self._press(*amount_keys(amount_minor))
 
     async def to_idle(self) -> bool:
         """Back to the idle screen, whatever is showing; False if the terminal will not go."""
         for _ in range(10):
-            phase = self.watch.phase
+            phase = self.drive.phase
             if phase is Phase.IDLE:
                 return True
             if phase is Phase.AUTHORIZING:
-                await self.watch.until(lambda p: p is not Phase.AUTHORIZING, self._outcome_wait_s)
+                await self.drive.until_phase(
+                    lambda p: p is not Phase.AUTHORIZING, self._outcome_wait_s
+                )
             elif phase in _RESULT_PHASES:
                 self._press(Key.OK)
             else:
                 self._press(Key.CANCEL)
             await asyncio.sleep(0)
-        return self.watch.phase is Phase.IDLE
+        return self.drive.phase is Phase.IDLE
 
     async def serve(self, customer: Customer, started_s: float) -> Sale:
         sale = Sale(customer, started_s=started_s)
@@ -279,7 +249,7 @@ class Cashier:
     async def _serve(self, customer: Customer, sale: Sale) -> None:
         for attempt in range(1, self.profile.card_tries + 1):
             if not await self.to_idle():
-                sale.note = f"the terminal stayed in {self.watch.phase} and never went idle"
+                sale.note = f"the terminal stayed in {self.drive.phase} and never went idle"
                 return
             self._press_digits(customer.amount_minor)
             phase = self._press(Key.OK)
@@ -320,16 +290,15 @@ class Cashier:
 
     async def _swipe(self, card: ShopCard, sale: Sale) -> Phase:
         """Swipe (again if the terminal did not take it) and wait for the outcome."""
-        loop = asyncio.get_running_loop()
         for _ in range(3):
-            answer = await loop.run_in_executor(
-                None, self.world.swipe, card.pan, card.expiry_yymm, "track2"
-            )
-            phase = await self.watch.until(lambda p: p is not Phase.AWAIT_CARD, _SETTLE_S)
+            answer = await self.drive.swipe(card.pan, card.expiry_yymm)
+            phase = await self.drive.until_phase(lambda p: p is not Phase.AWAIT_CARD, _SETTLE_S)
             if phase is not Phase.AWAIT_CARD:
-                return await self.watch.until(lambda p: p not in _BUSY_PHASES, self._outcome_wait_s)
+                return await self.drive.until_phase(
+                    lambda p: p not in _BUSY_PHASES, self._outcome_wait_s
+                )
             sale.note = f"swipe not taken (reader answered {answer})"
-        return self.watch.phase
+        return self.drive.phase
 
     async def _cash_while_card_wanted(self, customer: Customer, sale: Sale) -> None:
         """A cash customer while the terminal wants a card: FN if it offers cash, else the till."""
@@ -348,7 +317,7 @@ class Cashier:
             self._press(Key.CANCEL)
             sale.outcome = Outcome.REFUSED
             return
-        if self.watch.phase is Phase.CASH_ONLY:
+        if self.drive.phase is Phase.CASH_ONLY:
             self._press(Key.OK)
         if customer.tendered_minor != customer.amount_minor:
             self._press_digits(customer.tendered_minor)  # OK alone means the exact money

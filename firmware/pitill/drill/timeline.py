@@ -43,6 +43,7 @@ from typing import Any
 
 from pitill.core.types import LinkStatus
 from pitill.errors import ConfigError
+from pitill.sim.script import SLOW_ANSWER_S
 
 MODES = ("up", "down", "blackhole", "dns-fail")
 MODE_REASONS = {"down": "REFUSED", "blackhole": "TIMEOUT", "dns-fail": "DNS"}  # as the screen says
@@ -67,7 +68,7 @@ class Faults:
     reset: float = 0.0  # the connection opens, then is reset when the first request arrives
     retry: float = 0.0  # the host answers 91 or 96 without processing
     slow: float = 0.0  # answers come after slow_s
-    slow_s: float = 0.8  # real seconds, never compressed
+    slow_s: float = SLOW_ANSWER_S  # real seconds, never compressed; "slow" as everywhere
     lost_answer: float = 0.0  # processed and ledgered, the answer never sent (outcome unknown)
 
     def check(self, where: str) -> None:
@@ -285,7 +286,6 @@ BUILT_IN: dict[str, dict[str, Any]] = {
                 "reset": 0.04,
                 "retry": 0.1,
                 "slow": 0.2,
-                "slow_s": 0.8,
                 "lost_answer": 0.01,
             },
             {"label": "healthy", "duration": "30m"},

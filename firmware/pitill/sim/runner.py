@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 from pitill.core.types import LinkStatus
+from pitill.sim.driver import Driver
 from pitill.sim.script import Expect, Press, Step, Swipe, SwipeNamed, Upstream, Wait
 from pitill.sim.world import SimWorld
-
-KEY_GAP_S = 0.02  # between keys of one `press`, like fingers on a keypad
 
 
 @dataclass(frozen=True)
@@ -55,6 +54,7 @@ class ScriptRunner:
 
     async def run(self, steps: list[Step]) -> Failure | None:
         terminal = await self.world.start()
+        self.driver = Driver(self.world)
         if self.screens_dir is not None:
             self.screens_dir.mkdir(parents=True, exist_ok=True)
             terminal.screen_listeners.append(self._save_screen)
@@ -73,25 +73,17 @@ class ScriptRunner:
 
     async def _run_step(self, step: Step) -> Failure | None:
         command = step.command
-        terminal = self.world.terminal
-        assert terminal is not None
+        driver = self.driver
         if isinstance(command, Press):
-            for key in command.keys:
-                terminal.dispatch_key(key)
-                await asyncio.sleep(KEY_GAP_S)
-        elif isinstance(command, Swipe | SwipeNamed):
-            loop = asyncio.get_running_loop()
-            if isinstance(command, Swipe):
-                answer = await loop.run_in_executor(
-                    None, self.world.swipe, command.pan, command.expiry_yymm, command.fmt
-                )
-            else:
-                answer = await loop.run_in_executor(
-                    None, self.world.swipe_named, command.name, command.fmt
-                )
-            terminal.event_log.write(terminal.now_s(), "reader_answer", answer=answer)
+            await driver.type(*command.keys)
+        elif isinstance(command, Swipe):
+            answer = await driver.swipe(command.pan, command.expiry_yymm, command.fmt)
+            driver.terminal.event_log.write(driver.terminal.now_s(), "reader_answer", answer=answer)
+        elif isinstance(command, SwipeNamed):
+            answer = await driver.swipe_named(command.name, command.fmt)
+            driver.terminal.event_log.write(driver.terminal.now_s(), "reader_answer", answer=answer)
         elif isinstance(command, Upstream):
-            self.world.set_upstream(command.mode)
+            driver.host(command.mode)
         elif isinstance(command, Wait):
             await asyncio.sleep(command.seconds)
         elif isinstance(command, Expect):
@@ -99,16 +91,9 @@ class ScriptRunner:
         return None
 
     async def _expect(self, step: Step, expect: Expect) -> Failure | None:
-        deadline = time.monotonic() + self.expect_timeout_s
-        while True:
-            ok, actual = self._check(expect)
-            if ok:
-                return None
-            if time.monotonic() >= deadline:
-                terminal = self.world.terminal
-                screen = terminal.screen.text() if terminal and terminal.screen else ""
-                return Failure(step, actual, screen)
-            await asyncio.sleep(0.02)
+        if await self.driver.until(lambda: self._check(expect)[0], self.expect_timeout_s):
+            return None
+        return Failure(step, self._check(expect)[1], self.driver.screen_text())
 
     def _check(self, expect: Expect) -> tuple[bool, str]:
         terminal = self.world.terminal
@@ -124,7 +109,7 @@ class ScriptRunner:
         if subject == "state":
             phase = terminal.state.phase.value
             return phase == value, phase
-        counts = {
+        counts: dict[str, Callable[[], int]] = {
             "pending": terminal.journal.pending_count,
             "forwarded": terminal.journal.forwarded_count,
             "drawer": lambda: terminal.drawer_opened,

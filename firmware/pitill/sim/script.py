@@ -28,6 +28,10 @@ from pitill.core.types import Key
 from pitill.errors import ScriptError
 
 UPSTREAM_MODES = ("up", "down", "blackhole", "dns-fail", "slow", "failing")
+# What "slow" means everywhere (the sim's mode, the drill's slow share, the benchmarks): every
+# answer the host sends, echoes included, comes this late. Over the default slow threshold
+# (0.5 s: DEGRADED SLOW) and under the probe timeout (1 s: not a failure).
+SLOW_ANSWER_S = 0.65
 LINK_WORDS = ("online", "offline", "degraded")
 COUNT_SUBJECTS = ("pending", "forwarded", "drawer")
 SWIPE_FORMATS = ("track2", "track1", "lines")

@@ -27,11 +27,10 @@ from pitill.sim.acquirer import AcquirerHost, ChaosPlan
 from pitill.sim.indicators import SimIndicators
 from pitill.sim.reader_emulator import TEST_CARDS, ReaderEmulator, open_pty_pair
 from pitill.sim.resolver import SimResolver
-from pitill.sim.script import UPSTREAM_MODES
+from pitill.sim.script import SLOW_ANSWER_S, UPSTREAM_MODES
 from pitill.upstream.messages import ISSUER_INOPERATIVE, RESPONSE_MTI
 
 CARD_NAMES = tuple(TEST_CARDS)
-SLOW_ANSWER_S = 0.65  # over the default slow threshold (0.5 s), under the probe timeout (1 s)
 # The modes that are the healthy host plus a fault plan on its answers.
 CHAOS_MODES = {
     "slow": ChaosPlan(delay_s=SLOW_ANSWER_S, mtis=frozenset(RESPONSE_MTI)),
