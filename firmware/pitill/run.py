@@ -22,6 +22,7 @@ from pitill.config import Config
 from pitill.errors import StorageError
 from pitill.eventlog import EventLog
 from pitill.hardware import Hardware, build_hardware, one_line
+from pitill.journal.datadir import DataDirLock
 from pitill.logs import log_event
 from pitill.upstream.resolver import Resolver, SystemResolver
 
@@ -67,13 +68,20 @@ class PiRunner:
         self.hardware: Hardware | None = None
         self.terminal: Terminal | None = None
         self._dimming: asyncio.Task[None] | None = None
+        self._lock: DataDirLock | None = None  # held from start() to stop()
 
     async def start(self) -> Terminal:
         """Open the parts and start the terminal; on any failure nothing is left open."""
         make_data_dir(self.data_dir)
-        hardware = build_hardware(
-            self.config, pin_factory=self._pin_factory, display_serial=self._display_serial
-        )
+        lock = DataDirLock.acquire(self.data_dir)  # before the devices and the journal
+        try:
+            hardware = build_hardware(
+                self.config, pin_factory=self._pin_factory, display_serial=self._display_serial
+            )
+        except BaseException:
+            lock.release()
+            raise
+        self._lock = lock
         log_event(log, "hardware_up", parts=hardware.describe(), data_dir=str(self.data_dir))
         try:
             terminal = build_terminal(
@@ -85,6 +93,7 @@ class PiRunner:
             )
         except BaseException:
             hardware.close()
+            self._release()
             raise
         self.hardware, self.terminal = hardware, terminal
         try:
@@ -111,6 +120,12 @@ class PiRunner:
         if hardware is not None:
             hardware.close()
             log_event(log, "stopped")
+        self._release()
+
+    def _release(self) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
 
 
 async def serve(runner: PiRunner, signals: Sequence[signal.Signals] = STOP_SIGNALS) -> None:

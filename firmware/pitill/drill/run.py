@@ -24,6 +24,7 @@ from pitill.drill.faults import CHAOS_TICK_S, UpstreamFaults
 from pitill.drill.shop import Cashier, Customer, Sale, Shop, ShopProfile, plan_customers
 from pitill.drill.timeline import Segment, Timeline
 from pitill.errors import ConfigError, UpstreamError
+from pitill.journal.datadir import DataDirLock
 from pitill.journal.model import JournalRow
 from pitill.journal.store import JOURNAL_FILE_NAME
 from pitill.sim.acquirer import LEDGER_NAME, decide_sale, read_ledger
@@ -190,7 +191,12 @@ async def _wait_drained(world: SimWorld, recorder: Recorder, timeout_s: float) -
 
 async def drill(options: DrillOptions) -> DrillRun:
     """Run the drill and gather what the report needs; raises UpstreamError if never online."""
-    check_data_dir(options.data_dir)
+    with DataDirLock.acquire(options.data_dir) as lock:  # before the check, the journal, the ledger
+        check_data_dir(options.data_dir)
+        return await _drill(options, lock)
+
+
+async def _drill(options: DrillOptions, lock: DataDirLock) -> DrillRun:
     timeline, speed = options.timeline, options.effective_speed
     run = DrillRun(
         timeline=timeline,
@@ -199,7 +205,9 @@ async def drill(options: DrillOptions) -> DrillRun:
         config=options.config,
         customers=plan_customers(timeline, options.profile, options.seed),
     )
-    world = SimWorld(options.config, options.data_dir, events=options.data_dir / EVENTS_NAME)
+    world = SimWorld(
+        options.config, options.data_dir, events=options.data_dir / EVENTS_NAME, lock=lock
+    )
     world.host.advice_policy = decide_sale  # an offline sale on a bad card is declined later
     faults = UpstreamFaults(world, options.seed)
     loop = asyncio.get_running_loop()

@@ -23,6 +23,7 @@ from pitill.drivers.oled import DisplayConfig, DummyDisplay
 from pitill.drivers.serial_reader import ReaderConfig, SerialCardReader
 from pitill.errors import ConfigError
 from pitill.eventlog import EventLog
+from pitill.journal.datadir import DataDirLock
 from pitill.sim.acquirer import AcquirerHost, ChaosPlan
 from pitill.sim.indicators import SimIndicators
 from pitill.sim.reader_emulator import TEST_CARDS, ReaderEmulator, open_pty_pair
@@ -42,9 +43,18 @@ HOST_MODES = {"down": "down", "blackhole": "blackhole"}  # every other mode keep
 class SimWorld:
     """Builds, starts and stops the simulated terminal and its surroundings."""
 
-    def __init__(self, config: Config, data_dir: Path, events: Path | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        data_dir: Path,
+        events: Path | None = None,
+        *,
+        lock: DataDirLock | None = None,
+    ) -> None:
         self.config = config
         self.data_dir = data_dir
+        self.lock = lock  # the caller's lock on data_dir (the drill's), else start() takes one
+        self._own_lock = lock is None
         self.events_path = events
         self.indicators = SimIndicators()
         self.resolver = SimResolver({config.upstream.host: "127.0.0.1"})
@@ -54,7 +64,16 @@ class SimWorld:
         self.terminal: Terminal | None = None
 
     async def start(self) -> Terminal:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.lock is None or not self.lock.held:
+            self.lock = DataDirLock.acquire(self.data_dir)  # before the ledger and the journal
+        try:
+            return await self._start()
+        except BaseException:
+            if self._own_lock:
+                self.lock.release()
+            raise
+
+    async def _start(self) -> Terminal:
         await self.host.start()
         # The terminal dials the host's ephemeral port by the configured name, in plain TCP.
         upstream = dataclasses.replace(
@@ -105,4 +124,6 @@ class SimWorld:
         await self.host.close()
         if self.emulator is not None:
             self.emulator.close()
+        if self._own_lock and self.lock is not None:
+            self.lock.release()
         await asyncio.sleep(0)
