@@ -8,6 +8,10 @@ used once across the whole hardware config: every section lists its pins with `p
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -257,11 +261,29 @@ PIN_FACTORY_FIX = (
 )
 
 
+def set_lgpio_workdir() -> str:
+    """Give lgpio a private writable directory (LG_WD) unless one is set; returns it.
+
+    lgpio makes its notification pipe (.lgd-nfy*, named per process, not per user) in LG_WD, by
+    default the working directory, when it loads. That directory may be read-only for the user
+    (`sudo -u pitill pitill doctor` from a home directory) or someone's checkout: the import then
+    fails, or leaves the pipe behind. The unit sets LG_WD=/run/pitill; a run by hand gets a
+    temporary directory, removed at exit. Call it before anything imports lgpio.
+    """
+    workdir = os.environ.get("LG_WD")
+    if not workdir:
+        workdir = tempfile.mkdtemp(prefix="pitill-lgpio-")
+        atexit.register(shutil.rmtree, workdir, True)
+        os.environ["LG_WD"] = workdir
+    return workdir
+
+
 def open_pin_factory(config: GpioConfig) -> Factory:
     """The gpiozero pin factory the config asks for; HardwareError says why one cannot load.
 
     The message is "<reason>; <PIN_FACTORY_FIX>".
     """
+    set_lgpio_workdir()  # lgpio (also behind rpigpio's rpi-lgpio on a Pi 5) reads it on import
     from gpiozero import Device
     from gpiozero.exc import BadPinFactory, GPIOZeroError
 
