@@ -282,7 +282,8 @@ def test_dry_run_lists_every_change_and_changes_nothing(pi: FakePi) -> None:
         "would run: usermod --append --groups gpio,i2c,spi,dialout,input pitill",
         f"would run: python3 -m venv --system-site-packages {root}/opt/pitill/venv",
         "would copy pyproject.toml, README.md and firmware/ to ",
-        f"would run: {root}/opt/pitill/venv/bin/pip install --no-cache-dir /",
+        f"would run: {root}/opt/pitill/venv/bin/pip install --no-cache-dir '/",
+        "/pitill-build.XXXXXX[usb]'\n",
         f"would run: install -D -m 0644 {REPO}/systemd/pitill.service "
         f"{root}/etc/systemd/system/pitill.service",
         "would run: systemctl daemon-reload",
