@@ -313,7 +313,7 @@ class Terminal:
             log_event(log, "auth_unreachable", seq=txn.seq, error=str(exc))
             result = AuthResult(self.now_s(), txn.seq, AuthOutcome.UNREACHABLE)
         else:
-            outcome = AuthOutcome.APPROVED if answer.response_code == "00" else AuthOutcome.DECLINED
+            outcome = AuthOutcome.APPROVED if answer.approved else AuthOutcome.DECLINED
             result = AuthResult(
                 self.now_s(), txn.seq, outcome, answer.response_code, answer.auth_code
             )

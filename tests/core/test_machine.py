@@ -64,6 +64,29 @@ def test_online_decline_shows_the_reason() -> None:
     assert till.records()[-1].txn.status is TxnStatus.DECLINED
 
 
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [("62", "RESTRICTED CARD"), ("04", "KEEP CARD"), ("Q7", "CODE Q7"), ("05", "DO NOT HONOUR")],
+)
+def test_decline_reason_is_the_response_tables_screen_text(code: str, reason: str) -> None:
+    till = Till()
+    till.keys("5", "OK")
+    till.swipe()
+    till.feed(AuthResult(till.now_s, 1, AuthOutcome.DECLINED, code))
+    assert till.state.phase is Phase.DECLINED
+    assert reason in till.screen_text
+
+
+def test_approval_with_identification_tells_the_cashier_to_check_id() -> None:
+    till = Till()
+    till.keys("5", "OK")
+    till.swipe()
+    till.feed(AuthResult(till.now_s, 1, AuthOutcome.APPROVED, "08", "A1B2C3"))
+    assert till.state.phase is Phase.APPROVED
+    assert "APPROVED CHECK ID" in till.screen_text and "Auth A1B2C3" in till.screen_text
+    assert till.records()[-1].txn.status is TxnStatus.APPROVED
+
+
 @pytest.mark.parametrize(("card", "reason"), [(EXPIRED, "EXPIRED CARD"), (BAD_LUHN, "INVALID")])
 def test_cards_failing_local_checks_are_declined_without_the_host(card: Card, reason: str) -> None:
     till = Till()

@@ -94,7 +94,7 @@ def test_remaining_budget_is_on_the_idle_screen_while_offline() -> None:
     assert "Left 4x EUR 80.00 23h" in till.screen_text
 
 
-@pytest.mark.parametrize("code", ["91", "96"])
+@pytest.mark.parametrize("code", ["91", "96", "68", "19", "90"])  # 68 was a final decline here
 def test_retry_later_answer_settles_the_stan_and_stands_in_offline(code: str) -> None:
     till = Till(next_seq=5)
     sell(till, "100")

@@ -74,6 +74,19 @@ def test_a_clean_day_has_nothing_lost_or_duplicated() -> None:
     assert check.host_net_minor == check.journal_charged_minor == 1700
 
 
+def test_ledger_answers_are_read_with_the_response_table() -> None:
+    """An 08 sale and a 94 advice charged the card; a 68 sale did not (it stood in offline)."""
+    rows = [
+        row(1, TxnStatus.APPROVED),
+        row(2, TxnStatus.FORWARDED, 700),
+        row(3, TxnStatus.DECLINED),
+    ]
+    ledger = [entry(1, "0200", "08"), entry(2, "0220", "94", amount=700), entry(3, "0200", "68")]
+    check = reconcile(rows, ledger, TID, settled=True)
+    assert check.problems() == []
+    assert check.host_net_minor == check.journal_charged_minor == 1700
+
+
 def test_an_acknowledged_sale_the_host_never_charged_is_lost_or_unsettled() -> None:
     rows = [row(1, TxnStatus.FORWARDED), row(2, TxnStatus.APPROVED), row(3, TxnStatus.PENDING)]
     check = reconcile(rows, [entry(1, "0220")], TID, settled=True)

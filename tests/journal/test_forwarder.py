@@ -13,6 +13,7 @@ import pytest
 from journal_helpers import OpenJournal, offline_sale, online_sale, row_of
 
 from pitill.config import UpstreamConfig
+from pitill.core.responses import ResponseClass, advice_class, is_response_code
 from pitill.core.types import TxnStatus
 from pitill.errors import SealError, UpstreamError, UpstreamTimeout
 from pitill.journal.forwarder import Forwarder, ForwardFailure
@@ -66,7 +67,7 @@ class FakeHost:
             self.received.append((item.kind, seq, item.repeat))
             if self.applied[seq] and not item.repeat:
                 self.unflagged_duplicates.append(seq)
-            if outcome in ("91", "96"):
+            if is_response_code(outcome) and advice_class(outcome) is ResponseClass.RETRY:
                 return outcome  # not applied: the issuer was not reached
             self.applied[seq] = 1  # dedup on STAN: a repeat never applies twice
             if outcome == LOST_ANSWER:
@@ -158,6 +159,28 @@ def test_drains_reversals_first_then_advices_exactly_once_through_failures(
             (3, True, ""),
             (3, False, "91"),
         ]
+
+    run(scenario())
+
+
+def test_advice_answers_are_read_with_the_response_table(journal: Journal) -> None:
+    """68 goes again later; 08 and 94 (a repeat the host already holds) are taken; 05 is final."""
+    for seq in (1, 2, 3):
+        journal.record(offline_sale(seq))
+    host = FakeHost({1: ["68", "08"], 2: ["94"], 3: ["05"]})
+
+    async def scenario() -> None:
+        forwarder, seen = make_forwarder(journal, host)
+        forwarder.start()
+        forwarder.set_online(True)
+        await until(lambda: journal.pending_count() == 0, "backlog drained")
+        await forwarder.stop()
+        assert [(f.seq, f.link_failure, f.response_code) for f in seen.failures] == [
+            (1, False, "68")
+        ]
+        statuses = [row_of(journal, seq).status for seq in (1, 2, 3)]
+        assert statuses == [TxnStatus.FORWARDED, TxnStatus.FORWARDED, TxnStatus.DECLINED_AFTER]
+        assert [row_of(journal, seq).response_code for seq in (1, 2, 3)] == ["08", "94", "05"]
 
     run(scenario())
 

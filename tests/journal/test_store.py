@@ -182,6 +182,10 @@ def test_mark_attempt_is_durable_and_makes_the_next_send_a_repeat(
     [
         (TxnStatus.PENDING, "00", TxnStatus.FORWARDED),
         (TxnStatus.PENDING, "05", TxnStatus.DECLINED_AFTER),
+        (TxnStatus.PENDING, "08", TxnStatus.FORWARDED),
+        (TxnStatus.PENDING, "11", TxnStatus.FORWARDED),
+        (TxnStatus.PENDING, "94", TxnStatus.FORWARDED),
+        (TxnStatus.PENDING, "Q7", TxnStatus.DECLINED_AFTER),
         (TxnStatus.REVERSAL_PENDING, "00", TxnStatus.REVERSED),
         (TxnStatus.REVERSAL_PENDING, "25", TxnStatus.REVERSED),
     ],

@@ -378,6 +378,19 @@ def test_chaos_plan_validation(kwargs: dict[str, Any], message: str) -> None:
         ChaosPlan(**kwargs)
 
 
+@pytest.mark.parametrize("code", ["19", "68", "90", "91", "96"])
+def test_chaos_retries_with_any_retry_code_of_the_table(code: str) -> None:
+    assert ChaosPlan(retry=1.0, retry_code=code).retry_code == code
+
+
+def test_net_charge_reads_answers_with_the_response_table() -> None:
+    def entry(mti: str, code: str, amount_minor: int) -> dict[str, Any]:
+        return {"mti": mti, "response_code": code, "amount_minor": amount_minor, "duplicate": False}
+
+    entries = [entry("0200", "08", 100), entry("0220", "94", 20), entry("0200", "68", 5)]
+    assert net_charged_minor(entries) == 120
+
+
 # --- as its own process ---------------------------------------------------------------------
 
 

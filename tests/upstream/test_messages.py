@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from upstream_helpers import LOCAL_DATETIME, TERMINAL, forward_item, sale
 
+from pitill.core.responses import APPROVED, AnswerKind, ResponseClass
 from pitill.errors import ProtocolError
 from pitill.journal.model import ForwardKind
 from pitill.upstream import messages as m
@@ -71,7 +72,7 @@ def test_echo_round_trip() -> None:
     echo = m.build_echo(5, "1128101530", "PITILL01")
     assert m.decode(m.encode(echo)) == echo
     assert echo["70"] == "301"
-    answer = m.build_response(echo, m.APPROVED)
+    answer = m.build_response(echo, APPROVED)
     assert (answer["t"], answer["11"], answer["39"], answer["70"]) == (
         "0810",
         "000005",
@@ -90,7 +91,7 @@ def test_response_mti(request_mti: str, response_mti: str) -> None:
 
 def test_response_echoes_data_but_never_the_pan() -> None:
     request = m.build_sale_request(sale(1250, seq=9), LOCAL_DATETIME, TERMINAL)
-    response = m.build_response(request, m.APPROVED, auth_code="123456", rrn="000000000001")
+    response = m.build_response(request, APPROVED, auth_code="123456", rrn="000000000001")
     assert "2" not in response and "14" not in response
     assert response["4"] == request["4"] and response["11"] == request["11"]
     answer = m.parse_answer(m.decode(m.encode(response)))
@@ -99,26 +100,50 @@ def test_response_echoes_data_but_never_the_pan() -> None:
 
 
 @pytest.mark.parametrize(
-    ("code", "kind"),
+    ("mti", "code", "kind", "klass"),
     [
-        ("00", m.ResponseClass.APPROVED),
-        ("91", m.ResponseClass.RETRY),
-        ("96", m.ResponseClass.RETRY),
-        ("68", m.ResponseClass.RETRY),
-        ("05", m.ResponseClass.FINAL),
-        ("51", m.ResponseClass.FINAL),
-        ("54", m.ResponseClass.FINAL),
-        ("14", m.ResponseClass.FINAL),
+        ("0200", "00", AnswerKind.SALE, ResponseClass.APPROVED),
+        ("0200", "68", AnswerKind.SALE, ResponseClass.RETRY),
+        ("0200", "08", AnswerKind.SALE, ResponseClass.APPROVED),
+        ("0200", "94", AnswerKind.SALE, ResponseClass.FINAL),
+        ("0220", "94", AnswerKind.ADVICE, ResponseClass.APPROVED),
+        ("0420", "96", AnswerKind.ADVICE, ResponseClass.RETRY),
+        ("0800", "00", AnswerKind.ADVICE, ResponseClass.APPROVED),
     ],
 )
-def test_classify(code: str, kind: m.ResponseClass) -> None:
-    assert m.classify(code) is kind
+def test_answer_is_classified_by_the_table_column_of_its_mti(
+    mti: str, code: str, kind: AnswerKind, klass: ResponseClass
+) -> None:
+    request = m.build_echo(5, "1128101530", "PITILL01") | {"t": mti}
+    answer = m.parse_answer(m.build_response(request, code))
+    assert (answer.kind, answer.response_class) == (kind, klass)
+    assert answer.approved is (klass is ResponseClass.APPROVED)
 
 
-@pytest.mark.parametrize("code", ["", "0", "000", "0 ", "??"])
-def test_classify_refuses_garbage(code: str) -> None:
+@pytest.mark.parametrize("code", ["", "0", "000", "0 ", "??", "\x1b["])
+def test_answer_with_a_garbage_code_is_refused(code: str) -> None:
     with pytest.raises(ProtocolError, match="response code"):
-        m.classify(code)
+        m.parse_answer({"t": "0210", "11": "000001", "39": code})
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("A1B2C3", "A1B2C3"),
+        ("\x1b[2J12", "[2J12"),  # a terminal escape: the ESC goes
+        ("12\n\r34", "1234"),
+        ("AB\x7fCD\x00", "ABCD"),
+        ("  42  ", "42"),
+    ],
+)
+def test_auth_code_from_the_host_is_printable_ascii(raw: str, shown: str) -> None:
+    answer = m.parse_answer({"t": "0210", "11": "000001", "38": raw, "39": "00"})
+    assert answer.auth_code == shown
+
+
+def test_host_text_is_cut_to_its_field_length() -> None:
+    answer = m.parse_answer({"t": "0210", "39": "00", "38": "1234567890", "37": "R" * 40})
+    assert (answer.auth_code, answer.rrn) == ("123456", "R" * 12)
 
 
 @pytest.mark.parametrize(

@@ -127,6 +127,15 @@ def test_slow_answers_degrade_then_recover() -> None:
     assert link.feed(GOOD) == [(ONLINE, "")]
 
 
+@pytest.mark.parametrize(("code", "change"), [("68", [(DEGRADED, "RETRY")]), ("11", [])])
+def test_an_echo_answer_is_read_with_the_response_table(
+    code: str, change: list[tuple[LinkStatus, str]]
+) -> None:
+    link = Clocked()
+    link.feed(GOOD)
+    assert link.feed(*[ProbeResult.answered(0.01, code)] * 2) == change
+
+
 def test_passive_retry_code_degrades() -> None:
     link = Clocked()
     link.feed(GOOD)

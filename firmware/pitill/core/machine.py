@@ -52,6 +52,7 @@ from pitill.core.events import (
     TimerFired,
     TimerName,
 )
+from pitill.core.responses import OFFLINE_APPROVED, OFFLINE_DECLINED, ResponseClass, sale_class
 from pitill.core.state import Phase, TerminalState
 from pitill.core.txn import Txn
 from pitill.core.types import (
@@ -69,11 +70,6 @@ from pitill.errors import TransitionError
 Effects = tuple[Effect, ...]
 Result = tuple[TerminalState, Effects]
 Handler = Callable[[TerminalState, Event], Result]
-
-# Response codes the core writes for decisions taken without the host (EMV vocabulary).
-OFFLINE_APPROVED_CODE = "Y3"  # approved, unable to go online
-OFFLINE_DECLINED_CODE = "Z3"  # declined, unable to go online
-RETRY_LATER_CODES = frozenset({"91", "96"})  # the host answered "not now": stand in offline
 
 
 class Trigger(StrEnum):
@@ -422,7 +418,7 @@ def decide_offline(state: TerminalState, *before: Effect, reverses_seq: int = 0)
         TxnMode.OFFLINE,
         TxnStatus.PENDING,
         card=state.card,
-        response_code=OFFLINE_APPROVED_CODE,
+        response_code=OFFLINE_APPROVED,
         reverses_seq=reverses_seq,
     )
     return enter(
@@ -458,7 +454,7 @@ def auth_result(state: TerminalState, event: Event) -> Result:
         return enter(state, Phase.APPROVED, Record(done), Beep(BeepPattern.APPROVE), txn=done)
     if event.outcome is AuthOutcome.DECLINED:
         done = txn.with_status(TxnStatus.DECLINED, response_code=event.response_code)
-        if event.response_code in RETRY_LATER_CODES:
+        if sale_class(event.response_code) is ResponseClass.RETRY:
             # The host answered "not now": this STAN is settled, the sale stands in offline.
             return decide_offline(state.but(txn=done), Record(done))
         return enter(
@@ -478,7 +474,7 @@ def unreachable(state: TerminalState, txn: Txn) -> Result:
     """The 0200 was never sent: the host knows nothing of it, so its seq is decided offline."""
     refusal = offline_refusal(state, state.card)
     if refusal is not None:
-        undone = txn.with_status(TxnStatus.DECLINED, response_code=OFFLINE_DECLINED_CODE)
+        undone = txn.with_status(TxnStatus.DECLINED, response_code=OFFLINE_DECLINED)
         return cash_only(state.but(txn=undone), refusal, Record(undone))
     return decide_offline(state.but(next_seq=txn.seq))
 

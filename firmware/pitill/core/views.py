@@ -6,22 +6,14 @@ terminal is in, and a test can compare screens without driving the renderer.
 
 from __future__ import annotations
 
+from pitill.core.responses import APPROVED, screen_text
 from pitill.core.screens import Emphasis, Screen, StatusBar
 from pitill.core.state import Phase, TerminalState
 from pitill.core.types import LinkStatus, OfflineMode, format_amount
 
-DECLINE_REASONS = {
-    "05": "DO NOT HONOUR",
-    "14": "INVALID CARD",
-    "51": "INSUFFICIENT FUNDS",
-    "54": "EXPIRED CARD",
-    "91": "ISSUER UNAVAILABLE",
-    "96": "SYSTEM ERROR",
-}
-
 
 def decline_reason(response_code: str) -> str:
-    return DECLINE_REASONS.get(response_code, f"CODE {response_code}")
+    return screen_text(response_code)
 
 
 def money(state: TerminalState, amount_minor: int) -> str:
@@ -101,7 +93,9 @@ def _content(state: TerminalState) -> tuple[str, tuple[str, ...], Emphasis]:
         return "AUTHORIZING", (amount, pan), Emphasis.NORMAL
     if phase is Phase.APPROVED:
         auth = state.txn.auth_code if state.txn else ""
-        return "APPROVED", (amount, pan, f"Auth {auth}" if auth else ""), Emphasis.SUCCESS
+        note = screen_text((state.txn.response_code if state.txn else "") or APPROVED)
+        second = pan if note == "APPROVED" else note  # e.g. 08: the cashier checks the ID
+        return "APPROVED", (amount, second, f"Auth {auth}" if auth else ""), Emphasis.SUCCESS
     if phase is Phase.OFFLINE_APPROVED:
         return "APPROVED", ("OFFLINE - queued", amount, pan), Emphasis.SUCCESS
     if phase is Phase.DECLINED:

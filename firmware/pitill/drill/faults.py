@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Mapping
 from contextlib import suppress
 
+from pitill.core.responses import ISSUER_INOPERATIVE, SYSTEM_MALFUNCTION
 from pitill.drill.timeline import Faults, Segment
 from pitill.sim.acquirer import FINANCIAL_MTIS, ChaosPlan
 from pitill.sim.resolver import SimResolver
@@ -27,7 +28,7 @@ from pitill.upstream.messages import ECHO_REQUEST
 from pitill.upstream.resolver import Address
 
 CHAOS_TICK_S = 0.25  # how often the host's fault plan is redrawn (real seconds)
-RETRY_CODES = ("91", "96")
+RETRY_CODES = (ISSUER_INOPERATIVE, SYSTEM_MALFUNCTION)  # what a loaded host answers, at random
 LOOPBACK = "127.0.0.1"
 _RESET_WAIT_S = 2.0  # a reset listener gives up waiting for a first byte after this
 # Echoes are touched too: a loaded host answers probes slowly and loses some answers.

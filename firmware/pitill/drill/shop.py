@@ -24,6 +24,7 @@ from datetime import timedelta
 from enum import StrEnum
 
 from pitill.card.model import luhn_ok, mask_pan
+from pitill.core.responses import ResponseClass, sale_class
 from pitill.core.state import Phase
 from pitill.core.types import Key
 from pitill.drill.timeline import Timeline
@@ -60,7 +61,6 @@ HOURLY_CUSTOMERS = (
 )
 NOTES_MINOR = (500, 1000, 2000, 5000, 10000)
 EXPIRED_YYMM = "2401"
-RETRY_LATER = frozenset({"91", "96"})
 _SETTLE_S = 2.0  # how long a key's or a swipe's effect may take to show in the phase
 _RESULT_PHASES = frozenset(
     {Phase.APPROVED, Phase.OFFLINE_APPROVED, Phase.DECLINED, Phase.CHANGE, Phase.STORAGE_FAULT}
@@ -278,7 +278,7 @@ class Cashier:
             sale.declines += 1
             txn = self.terminal.state.txn
             self._press(Key.OK)
-            if txn is None or txn.response_code not in RETRY_LATER:
+            if txn is None or sale_class(txn.response_code) is not ResponseClass.RETRY:
                 break  # a real decline: the card will not do
             if attempt == self.profile.card_tries:
                 break

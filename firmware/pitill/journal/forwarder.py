@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from pitill.config import UpstreamConfig
+from pitill.core.responses import ResponseClass, advice_class
 from pitill.errors import SealError, StorageError, UpstreamError
 from pitill.journal.model import ForwardItem, ForwardKind
 from pitill.journal.store import Journal
-from pitill.upstream.messages import ResponseClass, classify
 
 BATCH_SIZE = 32  # messages whose attempts and answers share one commit
 
@@ -193,7 +193,7 @@ class Forwarder:
             except UpstreamError as exc:
                 stopped = (item.row.seq, exc, "")
                 break
-            if classify(code) is ResponseClass.RETRY:
+            if advice_class(code) is ResponseClass.RETRY:
                 stopped = (item.row.seq, None, code)
                 break
             answers.append((item.row.seq, code))

@@ -29,6 +29,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from pitill.core.responses import ResponseClass, advice_class
 from pitill.core.txn import Txn, stan_for
 from pitill.core.types import TxnKind, TxnMode, TxnStatus
 from pitill.errors import SealError, StorageError
@@ -43,8 +44,6 @@ from pitill.journal.model import ForwardItem, ForwardKind, JournalRow, OfflineEx
 from pitill.journal.seal import Sealer
 
 JOURNAL_FILE_NAME = "journal.sqlite3"
-# Answers to an advice that mean the host took the sale; any other final code is a decline.
-ACCEPTED_CODES = frozenset({"00", "08", "11"})
 TO_FORWARD = (TxnStatus.REVERSAL_PENDING, TxnStatus.PENDING)  # in the order they are sent
 ACKNOWLEDGED = (TxnStatus.FORWARDED, TxnStatus.DECLINED_AFTER, TxnStatus.REVERSED)
 Clock = Callable[[], datetime]
@@ -282,7 +281,7 @@ class Journal:
                 status = self._waiting_status(conn, seq)
                 if status is TxnStatus.REVERSAL_PENDING:
                     final = TxnStatus.REVERSED
-                elif response_code in ACCEPTED_CODES:
+                elif advice_class(response_code) is ResponseClass.APPROVED:  # the host took it
                     final = TxnStatus.FORWARDED
                 else:
                     final = TxnStatus.DECLINED_AFTER

@@ -41,22 +41,28 @@ from types import TracebackType
 from typing import Any, TextIO
 
 from pitill.card.model import luhn_ok
+from pitill.core.responses import (
+    APPROVED,
+    DO_NOT_HONOUR,
+    EXPIRED_CARD,
+    FORMAT_ERROR,
+    INSUFFICIENT_FUNDS,
+    INVALID_AMOUNT,
+    INVALID_CARD,
+    ISSUER_INOPERATIVE,
+    RETRY_CODES,
+    AnswerKind,
+    ResponseClass,
+    classify,
+)
 from pitill.errors import ConfigError, ProtocolError
 from pitill.upstream.connect import close_stream
 from pitill.upstream.framing import MAX_FRAME, frame, read_frame
 from pitill.upstream.messages import (
     ADVICE,
     ADVICE_REPEAT,
-    APPROVED,
-    DO_NOT_HONOUR,
     ECHO_REQUEST,
-    EXPIRED_CARD,
-    FORMAT_ERROR,
-    INSUFFICIENT_FUNDS,
-    INVALID_AMOUNT,
-    INVALID_CARD,
     RESPONSE_MTI,
-    RETRY_CODES,
     REVERSAL,
     REVERSAL_REPEAT,
     SALE_REQUEST,
@@ -96,6 +102,17 @@ MESSAGE_CLASS = {
     REVERSAL_REPEAT: MessageClass.REVERSAL,
 }
 FINANCIAL_MTIS = frozenset(MESSAGE_CLASS)
+
+
+def answer_class(entry: dict[str, Any]) -> ResponseClass:
+    """What a ledger entry's answer meant, by the response-code table's column for its MTI."""
+    kind = AnswerKind.SALE if entry["mti"] == SALE_REQUEST else AnswerKind.ADVICE
+    return classify(entry["response_code"], kind)
+
+
+def accepted(entry: dict[str, Any]) -> bool:
+    """Whether the answer took the message: an approved sale, an accepted advice, a reversal."""
+    return answer_class(entry) is ResponseClass.APPROVED
 
 
 # --- decisions -------------------------------------------------------------------------------
@@ -150,7 +167,7 @@ class ChaosPlan:
     drop_reply: float = 0.0  # processed and ledgered, the answer never sent
     duplicate_reply: float = 0.0  # the answer sent twice
     retry: float = 0.0  # answered with retry_code without processing
-    retry_code: str = "91"
+    retry_code: str = ISSUER_INOPERATIVE
     delay_s: float = 0.0  # every touched answer waits this long first
     seed: int = 0
     mtis: frozenset[str] = FINANCIAL_MTIS
@@ -217,7 +234,7 @@ def net_charged_minor(entries: Sequence[dict[str, Any]]) -> int:
     """Money the host moved: approved sales and advices, less reversed sales; duplicates free."""
     total = 0
     for entry in entries:
-        if entry["duplicate"] or entry["response_code"] != APPROVED:
+        if entry["duplicate"] or not accepted(entry):
             continue
         klass = MESSAGE_CLASS[entry["mti"]]
         if klass is MessageClass.REVERSAL:
@@ -505,7 +522,8 @@ class AcquirerHost:
         klass = MESSAGE_CLASS[request.mti]
         if klass is MessageClass.SALE:
             code = decide_sale(request, self.today_yymm())
-            auth = f"{self._serial % 1_000_000:06d}" if code == APPROVED else ""
+            approved = classify(code, AnswerKind.SALE) is ResponseClass.APPROVED
+            auth = f"{self._serial % 1_000_000:06d}" if approved else ""
             return Decision(code, auth, rrn)
         if klass is MessageClass.ADVICE:
             return Decision(self.advice_policy(request, self.today_yymm()), "", rrn)
@@ -523,12 +541,12 @@ class AcquirerHost:
         rrn = entry.get("rrn", "")
         if rrn.isdigit():
             self._serial = max(self._serial, int(rrn))
-        if entry["duplicate"] or entry["response_code"] in RETRY_CODES:
+        if entry["duplicate"] or answer_class(entry) is ResponseClass.RETRY:
             return  # a retry answer did not process the message: it may come again as new
         key = _dedup_key(entry)
         self._seen[key] = Decision(entry["response_code"], entry["auth_code"], rrn)
         klass = key[0]
-        if klass is MessageClass.SALE and entry["response_code"] == APPROVED:
+        if klass is MessageClass.SALE and accepted(entry):
             self._approved_sales.add(key)
         if klass is MessageClass.REVERSAL and entry.get("reversed"):
             _mti, stan, transmission = entry["original"].split(":")
@@ -559,7 +577,7 @@ def _parser() -> argparse.ArgumentParser:
     chaos.add_argument("--drop-reply", type=float, default=0.0)
     chaos.add_argument("--duplicate-reply", type=float, default=0.0)
     chaos.add_argument("--retry", type=float, default=0.0, help="answer with --retry-code")
-    chaos.add_argument("--retry-code", default="91")
+    chaos.add_argument("--retry-code", default=ISSUER_INOPERATIVE)
     chaos.add_argument("--delay", type=float, default=0.0, metavar="SECONDS")
     chaos.add_argument("--seed", type=int, default=0)
     return parser

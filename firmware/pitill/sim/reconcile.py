@@ -32,8 +32,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pitill.core.types import TxnKind, TxnStatus
-from pitill.sim.acquirer import MESSAGE_CLASS, MessageClass, net_charged_minor
-from pitill.upstream.messages import APPROVED
+from pitill.sim.acquirer import MESSAGE_CLASS, MessageClass, accepted, net_charged_minor
 
 HostKey = tuple[str, int, str]  # terminal id, STAN, MMDDhhmmss
 
@@ -136,7 +135,7 @@ def _charges(entries: Iterable[dict[str, Any]]) -> int:
         1
         for e in entries
         if not e["duplicate"]
-        and e["response_code"] == APPROVED
+        and accepted(e)
         and MESSAGE_CLASS[e["mti"]] is not MessageClass.REVERSAL
     )
 

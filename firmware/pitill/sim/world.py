@@ -19,6 +19,7 @@ from pathlib import Path
 
 from pitill.app import Devices, Terminal, build_terminal
 from pitill.config import Config
+from pitill.core.responses import ISSUER_INOPERATIVE
 from pitill.drivers.oled import DisplayConfig, DummyDisplay
 from pitill.drivers.serial_reader import ReaderConfig, SerialCardReader
 from pitill.errors import ConfigError
@@ -29,7 +30,7 @@ from pitill.sim.indicators import SimIndicators
 from pitill.sim.reader_emulator import TEST_CARDS, ReaderEmulator, open_pty_pair
 from pitill.sim.resolver import SimResolver
 from pitill.sim.script import SLOW_ANSWER_S, UPSTREAM_MODES
-from pitill.upstream.messages import ISSUER_INOPERATIVE, RESPONSE_MTI
+from pitill.upstream.messages import RESPONSE_MTI
 
 CARD_NAMES = tuple(TEST_CARDS)
 # The modes that are the healthy host plus a fault plan on its answers.

@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from pitill.config import TerminalConfig, UpstreamConfig
+from pitill.core.responses import ResponseClass
 from pitill.core.txn import Txn
 from pitill.errors import ProtocolError
 from pitill.journal.model import ForwardItem, ForwardKind
@@ -37,7 +38,6 @@ from pitill.upstream.messages import (
     ECHO_REQUEST,
     AuthAnswer,
     Message,
-    ResponseClass,
     build_advice,
     build_echo,
     build_reversal,

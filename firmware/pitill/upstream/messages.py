@@ -17,7 +17,6 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 
 import iso8583
 from iso8583.decoder import DecodeError
@@ -26,6 +25,7 @@ from iso8583.specs import default_ascii
 
 from pitill.card.model import Card
 from pitill.config import CURRENCIES, TerminalConfig
+from pitill.core.responses import AnswerKind, ResponseClass, classify, is_response_code
 from pitill.core.txn import Txn
 from pitill.errors import ProtocolError
 from pitill.journal.model import ForwardItem, ForwardKind, JournalRow
@@ -62,40 +62,8 @@ ECHO_TEST_CODE = "301"  # field 70: network management, echo test
 PROCESSING_CODE_SALE = "000000"  # field 3: goods and services, default accounts
 POS_ENTRY_MAGSTRIPE = "901"  # field 22: full magnetic stripe read, PIN capability unknown
 
-# Response codes (field 39).
-APPROVED = "00"
-DO_NOT_HONOUR = "05"
-INVALID_AMOUNT = "13"
-INVALID_CARD = "14"
-FORMAT_ERROR = "30"
-INSUFFICIENT_FUNDS = "51"
-EXPIRED_CARD = "54"
-ISSUER_INOPERATIVE = "91"
-SYSTEM_MALFUNCTION = "96"
-
-# Transient conditions worth sending again later, unchanged: re-enter (19), answer too late (68),
-# cutoff in progress (90), issuer or switch inoperative (91), system malfunction (96).
-RETRY_CODES = frozenset({"19", "68", "90", ISSUER_INOPERATIVE, SYSTEM_MALFUNCTION})
-
 _NUMERIC_FIELDS = ("t", "2", "3", "4", "7", "11", "12", "13", "14", "22", "49", "70", "90")
 _ORIGINAL_PAD = "0" * 22
-
-
-class ResponseClass(StrEnum):
-    APPROVED = "approved"
-    RETRY = "retry"  # transient: the same message may be sent again
-    FINAL = "final"  # a decline that sending again will not change
-
-
-def classify(response_code: str) -> ResponseClass:
-    """Split a field-39 code into approved, retry-later and final decline."""
-    if len(response_code) != 2 or not response_code.isalnum():
-        raise ProtocolError(f"response code {response_code!r} is not two letters or digits")
-    if response_code == APPROVED:
-        return ResponseClass.APPROVED
-    if response_code in RETRY_CODES:
-        return ResponseClass.RETRY
-    return ResponseClass.FINAL
 
 
 # --- bytes <-> dict --------------------------------------------------------------------------
@@ -319,7 +287,8 @@ def build_response(
     request: Message, response_code: str, auth_code: str = "", rrn: str = ""
 ) -> Message:
     """The host's answer to `request`: its MTI's response, echoing the request's data fields."""
-    classify(response_code)
+    if not is_response_code(response_code):
+        raise ProtocolError(f"response code {response_code!r} is not two letters or digits")
     response: Message = {"t": response_mti(_required(request, "t"))}
     response.update({k: request[k] for k in _ECHOED_FIELDS if k in request})
     if rrn:
@@ -333,27 +302,45 @@ def build_response(
 # --- what the terminal reads back ------------------------------------------------------------
 
 
+def host_text(message: Message, key: str) -> str:
+    """A text field from the host made safe for a screen, the journal or a log: printable ASCII
+    only (control characters, escapes and anything else dropped), at most its field's length."""
+    raw = message.get(key, "")
+    printable = "".join(char for char in raw if " " <= char <= "~")
+    max_len = SPEC[key]["max_len"]
+    assert isinstance(max_len, int)
+    return printable[:max_len].strip()
+
+
 @dataclass(frozen=True)
 class AuthAnswer:
-    """The host's answer to a request: its field 39, and 38/37 when present."""
+    """The host's answer to a request: its field 39, and 38/37 when present (printable only)."""
 
     response_code: str
     auth_code: str = ""
     rrn: str = ""
+    kind: AnswerKind = AnswerKind.SALE  # which column of the response-code table applies
 
     @property
     def response_class(self) -> ResponseClass:
-        return classify(self.response_code)
+        return classify(self.response_code, self.kind)
 
     @property
     def approved(self) -> bool:
-        return self.response_code == APPROVED
+        return self.response_class is ResponseClass.APPROVED
 
 
 def parse_answer(message: Message) -> AuthAnswer:
     """Field 39 (required, two characters) with the auth code and RRN of a response."""
     code = _required(message, "39")
-    classify(code)
+    if not is_response_code(code):
+        raise ProtocolError(
+            f"response code {host_text(message, '39')!r} is not two letters or digits"
+        )
+    kind = AnswerKind.SALE if message.get("t") == SALE_RESPONSE else AnswerKind.ADVICE
     return AuthAnswer(
-        response_code=code, auth_code=message.get("38", "").strip(), rrn=message.get("37", "")
+        response_code=code,
+        auth_code=host_text(message, "38"),
+        rrn=host_text(message, "37"),
+        kind=kind,
     )

@@ -38,9 +38,9 @@ from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
 
+from pitill.core.responses import APPROVED, ResponseClass, advice_class
 from pitill.core.types import LinkStatus
 from pitill.upstream.failures import LinkReason
-from pitill.upstream.messages import APPROVED
 
 Change = tuple[LinkStatus, str]
 
@@ -129,7 +129,7 @@ class LinkTracker:
         """Feed one active probe."""
         if result.reason is not None:
             return self._observe(now_s, Verdict.FAILED, result.reason)
-        if result.response_code != APPROVED:
+        if advice_class(result.response_code) is not ResponseClass.APPROVED:
             return self._observe(now_s, Verdict.DEGRADED, LinkReason.RETRY)
         if result.fallback is not None:
             return self._observe(now_s, Verdict.DEGRADED, result.fallback)
