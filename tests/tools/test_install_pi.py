@@ -735,8 +735,13 @@ def test_without_systemd_it_installs_what_it_can(pi: FakePi) -> None:
     for installed in ("etc/systemd/system/pitill.service", "etc/udev/rules.d/99-pitill.rules"):
         assert (pi.root / installed).exists()
     assert "sudo -u pitill /opt/pitill/venv/bin/pitill doctor" in result.stdout
-    pi.reboot()  # (only the marker: there is still no systemd)
-    assert "nothing to change" in pi.run().stdout
+    # The image may boot on any model (this machine is not that Pi): the UART lines of each.
+    config = pi.read("boot/firmware/config.txt").splitlines()
+    assert config.count("enable_uart=1") == config.count("dtparam=uart0=on") == 1
+    assert not any(c.startswith("raspi-config nonint do_serial_hw") for c in commands)
+    second = pi.run()
+    assert "nothing to change" in second.stdout
+    assert "reboot" not in second.stdout + second.stderr
 
 
 def test_no_start_installs_and_enables_without_starting(pi: FakePi) -> None:
@@ -787,3 +792,27 @@ def test_the_doctor_needs_no_writable_working_directory(tmp_path: Path) -> None:
     assert "Traceback" not in result.stdout + result.stderr
     assert list(checkout.iterdir()) == []
     assert list((tmp_path / "tmp").iterdir()) == []  # its private directory is gone at exit
+
+
+@pytest.mark.parametrize(
+    "config_txt",
+    [
+        CONFIG_TXT,
+        # a line of each already there, one of them somewhere else, one switched off
+        "[cm4]\nenable_uart=0\n[all]\n  dtparam=uart0=off\ndtparam=audio=on\n",
+    ],
+    ids=["bookworm", "set-elsewhere"],
+)
+def test_an_unknown_model_gets_the_uart_lines_of_every_model(pi: FakePi, config_txt: str) -> None:
+    (pi.root / "proc/device-tree/model").unlink()
+    pi.write("boot/firmware/config.txt", config_txt)
+    first = pi.run()
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "setting the UART lines of every model" in first.stdout
+    config = pi.read("boot/firmware/config.txt").splitlines()
+    assert config.count("enable_uart=1") == config.count("dtparam=uart0=on") == 1
+    assert not any(line.endswith(("enable_uart=0", "uart0=off")) for line in config)
+    pi.reboot()
+    second = pi.run()
+    assert "nothing to change" in second.stdout
+    assert not any(c.startswith("raspi-config") for c in pi.commands())
