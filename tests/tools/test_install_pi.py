@@ -816,3 +816,15 @@ def test_an_unknown_model_gets_the_uart_lines_of_every_model(pi: FakePi, config_
     second = pi.run()
     assert "nothing to change" in second.stdout
     assert not any(c.startswith("raspi-config") for c in pi.commands())
+
+
+def test_the_install_is_readable_by_the_pitill_user_whatever_roots_umask(pi: FakePi) -> None:
+    previous = os.umask(0o077)  # a hardened root; the installer's children inherit it
+    try:
+        result = pi.run()
+    finally:
+        os.umask(previous)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for path in ("opt/pitill", "opt/pitill/venv/bin", "opt/pitill/source.sha256"):
+        others = 0o005 if (pi.root / path).is_dir() else 0o004  # r-x for a directory, r-- a file
+        assert (pi.root / path).stat().st_mode & others == others, path
