@@ -54,7 +54,7 @@ from pitill.core.types import Key, LinkStatus, TxnStatus
 from pitill.drivers.protocols import CardReader, Display, Indicators, KeySource
 from pitill.errors import StorageError, UpstreamError, UpstreamTimeout
 from pitill.eventlog import EventLog
-from pitill.journal.forwarder import Forwarder
+from pitill.journal.forwarder import Forwarder, ForwardFailure, ForwardReport
 from pitill.journal.model import JournalRow
 from pitill.journal.report import build_report
 from pitill.journal.seal import KEY_FILE_NAME, Sealer
@@ -335,6 +335,28 @@ class Terminal:
         self.event_log.write(self.now_s(), "backlog", pending=pending)
         self._soon(self.backlog_event())
 
+    def on_forward_report(self, report: ForwardReport) -> None:
+        """A batch of advices and reversals about to go upstream, or answered: the events file
+        (and the simulator's log) get one line per batch, not one per message."""
+        self.event_log.write(
+            self.now_s(),
+            "forwarding" if report.stage == "sending" else "forwarded",
+            seqs=[seq for seq, _, _, _ in report.items],
+            kinds=[kind.value for _, kind, _, _ in report.items],
+            repeats=sum(repeat for _, _, repeat, _ in report.items),
+            codes=[code for _, _, _, code in report.items if code],
+            left=report.left,
+        )
+
+    def on_forward_failure(self, failure: ForwardFailure) -> None:
+        self.event_log.write(
+            self.now_s(),
+            "forward_retry",
+            seq=failure.seq,
+            reason=failure.reason,
+            retry_in_s=round(failure.retry_in_s, 1),
+        )
+
     # --- lifecycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -433,7 +455,12 @@ def build_terminal(
         tls=tls,
     )
     forwarder = Forwarder(
-        journal, client, config.upstream, on_backlog=lambda pending: terminal.on_backlog(pending)
+        journal,
+        client,
+        config.upstream,
+        on_backlog=lambda pending: terminal.on_backlog(pending),
+        on_failure=lambda failure: terminal.on_forward_failure(failure),
+        on_report=lambda report: terminal.on_forward_report(report),
     )
     terminal = Terminal(config, devices, journal, client, monitor, forwarder, event_log=event_log)
     return terminal

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from tests.core.till import Till
+from till import Till
 
 from pitill.core.events import ReportReady
 from pitill.core.screens import Screen

@@ -16,7 +16,7 @@ from pitill.config import UpstreamConfig
 from pitill.core.responses import ResponseClass, advice_class, is_response_code
 from pitill.core.types import TxnStatus
 from pitill.errors import SealError, UpstreamError, UpstreamTimeout
-from pitill.journal.forwarder import Forwarder, ForwardFailure
+from pitill.journal.forwarder import Forwarder, ForwardFailure, ForwardReport
 from pitill.journal.model import ForwardItem, ForwardKind
 from pitill.journal.store import Journal
 
@@ -334,3 +334,36 @@ def test_nothing_is_sent_before_the_link_is_up(journal: Journal, online: bool) -
         assert len(host.received) == forwarder.stats.sent
 
     run(scenario())
+
+
+def test_reports_each_batch_once_as_sent_and_once_as_answered(journal: Journal) -> None:
+    for seq in (1, 3, 4):
+        journal.record(offline_sale(seq))
+    journal.record(online_sale(2).with_status(TxnStatus.REVERSAL_PENDING))
+    host = FakeHost({4: ["05"]})
+    reports: list[ForwardReport] = []
+
+    async def scenario() -> None:
+        forwarder = Forwarder(journal, host, FAST, on_report=reports.append)
+        forwarder.start()
+        forwarder.set_online(True)
+        await until(lambda: journal.pending_count() == 0, "backlog drained")
+        await forwarder.stop()
+
+    run(scenario())
+    assert [r.stage for r in reports] == ["sending", "answered"]  # one batch, not one per message
+    sending, answered = reports
+    reversal, advice = ForwardKind.REVERSAL, ForwardKind.ADVICE
+    assert sending.items == (
+        (2, reversal, False, ""),
+        (1, advice, False, ""),
+        (3, advice, False, ""),
+        (4, advice, False, ""),
+    )
+    assert answered.items == (
+        (2, reversal, False, "00"),
+        (1, advice, False, "00"),
+        (3, advice, False, "00"),
+        (4, advice, False, "05"),
+    )
+    assert answered.left == 0

@@ -1,4 +1,5 @@
-"""The terminal display: half blocks that decode back to exactly the pixels, and the panel."""
+"""The terminal display: half blocks and braille that decode back to exactly the pixels, and
+the panel laid out for any window from 80x24 up."""
 
 from __future__ import annotations
 
@@ -10,11 +11,18 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from pitill.drivers.render import render, screen_gallery
+from pitill.sim.keymap import KEY_HELP
 from pitill.sim.tty_display import (
-    PANEL_WIDTH,
+    FULL_COLS,
+    FULL_ROWS,
+    MIN_COLS,
+    MIN_ROWS,
+    PanelState,
+    compose,
     framed,
+    from_braille,
     from_halfblocks,
-    render_panel,
+    to_braille,
     to_halfblocks,
 )
 
@@ -75,58 +83,115 @@ def test_decoding_rejects_characters_that_are_not_half_blocks() -> None:
         from_halfblocks(["▀▀", "▀"])
 
 
-def test_frame_surrounds_the_rows() -> None:
-    rows = framed(["ab", "c"], "t")
-    assert rows == ["┌ t┐", "│ab│", "│c │", "└──┘"]
+@pytest.mark.parametrize("name", sorted(GALLERY))
+def test_gallery_screens_round_trip_exactly_in_braille(name: str) -> None:
+    image = render(GALLERY[name])
+    rows = to_braille(image)
+    assert len(rows) == 16 and all(len(row) == 64 for row in rows)
+    assert from_braille(rows, 128, 64).tobytes() == image.tobytes()
 
 
-def sample_panel(**options: object) -> str:
-    image = render(GALLERY["approved_offline"])
-    return render_panel(
-        image,
+def test_braille_dots_are_unicode_numbering() -> None:
+    # dots 1-2-3-7 down the left column, 4-5-6-8 down the right
+    assert to_braille(image_from_rows(["#.", "#.", "#.", "#."])) == ["⡇"]
+    assert to_braille(image_from_rows([".#", ".#", ".#", ".#"])) == ["⢸"]
+    assert to_braille(image_from_rows(["##", "..", "..", ".."])) == ["⠉"]
+
+
+def sample(*, log: int = 20, help: bool = False, name: str = "approved_offline") -> PanelState:
+    screen = GALLERY[name]
+    return PanelState(
+        image=render(screen),
         green_led=True,
         red_led=False,
-        link_text="OFFLINE DNS Q3",
-        legend=["0-9 digits  Enter OK  Backspace CLEAR  Esc CANCEL", "s swipe  q quit"],
-        log_lines=[f"event {n}" for n in range(20)] + ["bad \x1b[2J line"],
-        **options,  # type: ignore[arg-type]
+        link="OFFLINE DNS",
+        host_mode="dns-fail",
+        pending=3,
+        phase="OFFLINE_APPROVED",
+        screen_text=tuple(screen.text().split("\n")),
+        keys=KEY_HELP,
+        log=(*(f"event {n}" for n in range(log)), "bad \x1b[2J line"),
+        help=help,
     )
 
 
-def test_panel_fits_132_columns_and_50_rows() -> None:
-    lines = sample_panel().split("\n")
-    visible = [ANSI.sub("", line) for line in lines]
-    assert len(lines) <= 50
-    assert {len(line) for line in visible} == {PANEL_WIDTH}  # padded for in-place redraws
+def plain(cols: int, rows: int, **options: object) -> list[str]:
+    return compose(sample(**options), cols, rows, ansi=False)  # type: ignore[arg-type]
 
 
-def test_panel_display_is_the_image() -> None:
-    lines = sample_panel().split("\n")
-    inner = [line[1:-1] for line in lines[1:33]]
-    assert lines[0].startswith("┌") and lines[33].startswith("└")
-    expected = render(GALLERY["approved_offline"])
-    assert from_halfblocks(inner).tobytes() == expected.tobytes()
+@pytest.mark.parametrize("cols", [MIN_COLS, 81, 99, 100, 132, FULL_COLS - 1, FULL_COLS, 200, 300])
+@pytest.mark.parametrize("rows", [MIN_ROWS, 25, 30, FULL_ROWS - 1, FULL_ROWS, 60])
+def test_every_size_gets_exactly_its_rows_and_columns(cols: int, rows: int) -> None:
+    coloured = compose(sample(), cols, rows)
+    assert len(coloured) == rows
+    assert all(len(ANSI.sub("", line)) == cols for line in coloured)  # padded: redraw in place
+    lines = plain(cols, rows)
+    assert all(char.isprintable() for line in lines for char in line)
 
 
-def test_panel_leds_are_coloured_and_readable_without_colour() -> None:
-    coloured = sample_panel()
-    assert "\x1b[1;32m● GREEN\x1b[0m" in coloured
-    assert "\x1b[2m○ red\x1b[0m" in coloured
-    plain = sample_panel(ansi=False)
-    assert "\x1b" not in plain
-    assert "● GREEN  ○ red   link OFFLINE DNS Q3" in plain
+def test_80x24_shows_the_display_in_braille_the_words_keys_and_log() -> None:
+    lines = plain(80, 24)
+    assert lines[0].startswith("┌ pitill OLED") and lines[17].startswith("└")
+    inner = [line[1:65] for line in lines[1:17]]
+    assert from_braille(inner, 128, 64).tobytes() == render(GALLERY["approved_offline"]).tobytes()
+    text = "\n".join(lines)
+    for part in ("● GREEN ○ red", "link OFFLINE", "host dns-fail", "queue 3", "Enter OK"):
+        assert part in text
+    for part in ("Bksp  CLEAR", "Esc   CANCEL", "a/d/e/l swipe", "? help q quit"):
+        assert part in text
+    assert "screen: OFFLINE DNS Q3 │ APPROVED" in lines[18]
+    assert "EUR 12.50 │ 411111******1111 │ STORED, SENDS LATER" in lines[19]
+    assert lines[20].startswith("─ log")
+    assert [line.strip() for line in lines[21:]] == ["event 18", "event 19", "bad ?[2J line"]
 
 
-def test_panel_shows_the_last_log_lines_made_harmless() -> None:
-    plain = sample_panel(ansi=False, log_rows=3)
-    log = plain.split("\n")[-3:]
-    assert [line.strip() for line in log] == ["event 18", "event 19", "bad ?[2J line"]
-    assert "event 17" not in plain
-    assert "s swipe  q quit" in plain
+def test_a_larger_window_gets_the_display_at_full_size() -> None:
+    lines = plain(FULL_COLS, FULL_ROWS)
+    assert lines[0].startswith("┌ pitill ─") and lines[33].startswith("└")
+    inner = [line[1:129] for line in lines[1:33]]
+    assert from_halfblocks(inner).tobytes() == render(GALLERY["approved_offline"]).tobytes()
+    text = "\n".join(lines)
+    assert "terminal sees:" in text and "you set host: dns-fail" in text
+    assert "x fails sales (91)" in text
+    assert plain(FULL_COLS - 1, FULL_ROWS)[0].startswith("┌ pitill OLED")  # one short: compact
+    assert plain(FULL_COLS, FULL_ROWS - 1)[0].startswith("┌ pitill OLED")
 
 
-def test_panel_height_does_not_change_with_the_log() -> None:
-    image = render(GALLERY["idle_online"])
-    short = render_panel(image, False, True, "ONLINE", ["k"], [])
-    long = render_panel(image, False, True, "ONLINE", ["k"], [str(n) for n in range(100)])
-    assert len(short.split("\n")) == len(long.split("\n"))
+def test_a_medium_window_puts_the_screen_words_beside_and_the_whole_legend_in_view() -> None:
+    text = "\n".join(plain(100, 30))
+    assert "terminal sees: OFFLINE DNS" in text and "you set host: dns-fail" in text
+    assert "─ screen" in text and "APPROVED OFFLINE" in text and "STORED, SENDS LATER" in text
+    for key, what in (*KEY_HELP.terminal, *KEY_HELP.swipe, *KEY_HELP.host):
+        assert f"{key} {what}" in text
+
+
+def test_more_rows_show_more_log() -> None:
+    assert sum("event" in line for line in plain(100, 30)) > sum(
+        "event" in line for line in plain(80, 24)
+    )
+
+
+@pytest.mark.parametrize(("cols", "rows"), [(79, 24), (80, 23), (40, 10), (1, 1)])
+def test_a_window_too_small_says_what_size_it_needs(cols: int, rows: int) -> None:
+    lines = plain(cols, rows)
+    assert len(lines) == rows and all(len(line) == cols for line in lines)
+    if cols >= 60 and rows >= 4:
+        text = "\n".join(lines)
+        assert f"needs a window of at least {MIN_COLS}x{MIN_ROWS}" in text
+        assert f"this one is {cols}x{rows}" in text
+
+
+def test_the_leds_are_coloured_and_readable_without_colour() -> None:
+    coloured = compose(sample(), 80, 24)[0]
+    assert "\x1b[1;32m● GREEN\x1b[0m" in coloured and "\x1b[2m○ red\x1b[0m" in coloured
+    assert "\x1b" not in "".join(plain(80, 24))
+
+
+def test_help_shows_every_key() -> None:
+    text = "\n".join(plain(80, 24, help=True))
+    for key, what in (*KEY_HELP.terminal, *KEY_HELP.swipe, *KEY_HELP.host):
+        assert f"{key:<10} {what}" in text
+
+
+def test_frame_surrounds_the_rows() -> None:
+    assert framed(["ab", "c"], "t") == ["┌ t┐", "│ab│", "│c │", "└──┘"]

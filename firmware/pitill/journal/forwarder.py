@@ -55,6 +55,15 @@ class ForwardFailure:
         return isinstance(self.error, UpstreamError)
 
 
+@dataclass(frozen=True)
+class ForwardReport:
+    """One batch, for the logs: about to be sent (codes "") or answered (each final code)."""
+
+    stage: str  # "sending" or "answered"
+    items: tuple[tuple[int, ForwardKind, bool, str], ...]  # (seq, kind, repeat, response code)
+    left: int = 0  # answered stage: items of the batch not sent (the link went down)
+
+
 @dataclass
 class ForwarderStats:
     sent: int = 0  # messages handed to the sender, repeats included
@@ -79,6 +88,7 @@ class Forwarder:
         rng: random.Random | None = None,
         on_backlog: Callable[[int], None] = lambda pending: None,
         on_failure: Callable[[ForwardFailure], None] = lambda failure: None,
+        on_report: Callable[[ForwardReport], None] = lambda report: None,
     ) -> None:
         self._journal = journal
         self._sender = sender
@@ -87,6 +97,7 @@ class Forwarder:
         self._rng = rng or random.Random()
         self._on_backlog = on_backlog
         self._on_failure = on_failure
+        self._on_report = on_report
         self._online = False
         self._link_epoch = 0  # bumped at every link change: cuts a backoff short
         self._wake = asyncio.Event()
@@ -176,6 +187,8 @@ class Forwarder:
             self._journal.mark_attempts(seqs)
         except StorageError as exc:
             return seqs[0], exc, ""
+        by_seq = {item.row.seq: item for item in items}
+        self._on_report(ForwardReport("sending", _report_items(items, {})))
         answers: list[tuple[int, str]] = []
         stopped: tuple[int, Exception | None, str] | None = None
         sent = 0
@@ -206,6 +219,10 @@ class Forwarder:
             except StorageError as exc:
                 return seqs[0], exc, ""  # they go again, as repeats the host deduplicates
             self.stats.acknowledged += len(answers)
+            answered = [by_seq[seq] for seq, _ in answers]
+            self._on_report(
+                ForwardReport("answered", _report_items(answered, dict(answers)), len(unsent))
+            )
             self._report_backlog()
         return stopped
 
@@ -240,3 +257,9 @@ class Forwarder:
         if pending != self._last_backlog:
             self._last_backlog = pending
             self._on_backlog(pending)
+
+
+def _report_items(
+    items: list[ForwardItem], codes: dict[int, str]
+) -> tuple[tuple[int, ForwardKind, bool, str], ...]:
+    return tuple((i.row.seq, i.kind, i.repeat, codes.get(i.row.seq, "")) for i in items)

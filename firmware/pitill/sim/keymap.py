@@ -1,8 +1,8 @@
 """The laptop keyboard as the terminal's keypad, plus the simulator's hotkeys.
 
-Enter = OK, Backspace = CLEAR, Esc = CANCEL, f = FN; letters swipe test cards and break or heal
-the upstream. Escape sequences (arrow keys, function keys) are recognised and ignored so that
-they never read as CANCEL.
+Enter = OK, Backspace = CLEAR (back one digit, like `*` on the keypad), Esc = CANCEL, f = FN;
+letters swipe test cards and break or heal the upstream, ? shows every key. Escape sequences
+(arrow keys, function keys) are recognised and ignored so that they never read as CANCEL.
 """
 
 from __future__ import annotations
@@ -10,41 +10,47 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pitill.core.types import Key
+from pitill.sim.tty_display import KeyHelp
 
 
 @dataclass(frozen=True)
 class Hotkey:
     char: str
-    action: str  # "swipe:<card name>", "upstream:<mode>", "quit"
-    label: str
+    action: str  # "swipe:<card name>", "upstream:<mode>", "help", "quit"
+    label: str  # what it does, in a few words
 
 
-HOTKEYS = (
-    Hotkey("a", "swipe:approved", "swipe card: approved"),
-    Hotkey("d", "swipe:declined", "swipe card: declined (05)"),
-    Hotkey("e", "swipe:expired", "swipe card: expired"),
-    Hotkey("l", "swipe:bad-luhn", "swipe card: bad Luhn"),
-    Hotkey("n", "upstream:down", "host down (refuses)"),
-    Hotkey("b", "upstream:blackhole", "host blackhole"),
-    Hotkey("s", "upstream:dns-fail", "DNS fails"),
-    Hotkey("w", "upstream:slow", "host answers slowly"),
-    Hotkey("x", "upstream:failing", "host answers echoes, fails sales (91)"),
-    Hotkey("u", "upstream:up", "heal the upstream"),
-    Hotkey("q", "quit", "quit"),
+SWIPES = (
+    Hotkey("a", "swipe:approved", "approved"),
+    Hotkey("d", "swipe:declined", "declined (05)"),
+    Hotkey("e", "swipe:expired", "expired"),
+    Hotkey("l", "swipe:bad-luhn", "bad Luhn"),
 )
+HOST_FAULTS = (
+    Hotkey("n", "upstream:down", "down (refuses)"),
+    Hotkey("b", "upstream:blackhole", "blackhole"),
+    Hotkey("s", "upstream:dns-fail", "DNS fails"),
+    Hotkey("w", "upstream:slow", "slow answers"),
+    Hotkey("x", "upstream:failing", "fails sales (91)"),
+    Hotkey("u", "upstream:up", "heal"),
+)
+HOTKEYS = (*SWIPES, *HOST_FAULTS, Hotkey("?", "help", "all keys"), Hotkey("q", "quit", "quit"))
 _HOTKEYS_BY_CHAR = {h.char: h for h in HOTKEYS}
 
 _KEYS = {str(d): Key(str(d)) for d in range(10)}
 _KEYS.update({"\r": Key.OK, "\n": Key.OK, "\x7f": Key.CLEAR, "\x08": Key.CLEAR, "f": Key.FN})
 
-
-def legend() -> list[str]:
-    """Three short lines for the simulator panel."""
-    return [
-        "0-9 amount  Enter OK  Backspace CLEAR  Esc CANCEL  f FN  q quit",
-        "swipe: a approved  d declined  e expired  l bad Luhn",
-        "host:  n down  b blackhole  s dns-fail  w slow  x failing  u heal",
-    ]
+KEY_HELP = KeyHelp(
+    terminal=(
+        ("0-9", "amount"),
+        ("Enter", "OK"),
+        ("Bksp", "CLEAR"),
+        ("Esc", "CANCEL"),
+        ("f", "FN menu"),
+    ),
+    swipe=tuple((h.char, h.label) for h in SWIPES),
+    host=tuple((h.char, h.label) for h in HOST_FAULTS),
+)
 
 
 def decode_input(data: str) -> list[Key | Hotkey]:

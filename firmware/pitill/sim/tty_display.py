@@ -1,20 +1,33 @@
-"""The simulator's display in a terminal: the renderer's 1-bit image as Unicode half blocks
-(two pixel rows per character row, exactly the pixels), and the whole simulator panel
-(display, LEDs, link, key legend, log) as one block of text that fits 132 x ~50.
+"""The simulator's panel as text for a terminal of any size from 80x24 up.
+
+The display is the renderer's 1-bit image, exactly its pixels: in half blocks (1x2 pixels per
+character, 128x32 characters) when the window has room, else in braille (2x4 pixels per
+character, 64x16), which fits an 80x24 terminal. Beside it: the LEDs, the link, the key legend
+and, in braille mode, the screen's words as plain text (braille is legible in most fonts, not
+all). Below: the log. `compose` returns exactly `rows` lines of exactly `cols` visible columns,
+so a redraw in place leaves nothing behind, or a message saying what size is needed.
 """
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from PIL import Image
 
 # (top pixel lit, bottom pixel lit) -> character
 _BLOCKS = {(False, False): " ", (True, False): "▀", (False, True): "▄", (True, True): "█"}
 _PIXELS = {char: pair for pair, char in _BLOCKS.items()}
+# Braille dot bits by (row, column) inside a 2x4 cell (Unicode's dot numbering 1-8).
+_DOTS = ((0x01, 0x08), (0x02, 0x10), (0x04, 0x20), (0x40, 0x80))
+_BRAILLE_BLANK = 0x2800
 
-PANEL_WIDTH = 130  # the framed 128-pixel display
-LOG_ROWS = 8
+MIN_COLS, MIN_ROWS = 80, 24  # the compact layout: braille display, short legend
+FULL_SIDE_COLS = 24  # the full layout's side panel needs at least this much beside the display
+FULL_COLS, FULL_ROWS = 128 + 2 + 1 + FULL_SIDE_COLS, 32 + 2 + 6  # 155x40: half blocks
+SCREEN_TEXT_ROWS = 5  # the screen's words: status bar, title, up to three lines
+_TRANSCRIPT_SIDE_COLS = 22  # a side panel this wide holds the screen's words, else they go below
 
 _GREEN = "\x1b[1;32m"
 _RED = "\x1b[1;31m"
@@ -57,6 +70,41 @@ def from_halfblocks(rows: Sequence[str], height: int | None = None) -> Image.Ima
     return image
 
 
+def to_braille(image: Image.Image) -> list[str]:
+    """One string per four pixel rows, one braille character per 2x4 pixels; lit = dot."""
+    width, height = image.size
+    lit = image.convert("L").tobytes()
+    rows = []
+    for top in range(0, height, 4):
+        cells = []
+        for left in range(0, width, 2):
+            bits = 0
+            for dy, row_bits in enumerate(_DOTS):
+                for dx, bit in enumerate(row_bits):
+                    x, y = left + dx, top + dy
+                    if x < width and y < height and lit[y * width + x]:
+                        bits |= bit
+            cells.append(chr(_BRAILLE_BLANK + bits))
+        rows.append("".join(cells))
+    return rows
+
+
+def from_braille(rows: Sequence[str], width: int, height: int) -> Image.Image:
+    """The mode "1" image that braille `rows` show; the inverse of to_braille (for tests)."""
+    image = Image.new("1", (width, height))
+    for row_index, row in enumerate(rows):
+        for column, char in enumerate(row):
+            bits = ord(char) - _BRAILLE_BLANK
+            if not 0 <= bits <= 0xFF:
+                raise ValueError(f"row {row_index} column {column}: {char!r} is not braille")
+            for dy, row_bits in enumerate(_DOTS):
+                for dx, bit in enumerate(row_bits):
+                    x, y = 2 * column + dx, 4 * row_index + dy
+                    if bits & bit and x < width and y < height:
+                        image.putpixel((x, y), 1)
+    return image
+
+
 def framed(rows: Sequence[str], title: str = "") -> list[str]:
     """`rows` inside a box-drawing frame, with an optional title in the top edge."""
     width = max((len(row) for row in rows), default=0)
@@ -65,51 +113,202 @@ def framed(rows: Sequence[str], title: str = "") -> list[str]:
     return [top, *(f"│{row.ljust(width)}│" for row in rows), "└" + "─" * width + "┘"]
 
 
-def _printable(text: str, width: int) -> str:
-    """One line of at most `width` columns with control characters (ESC...) made harmless."""
+def fit(text: str, width: int) -> str:
+    """`text` as exactly `width` columns: control characters made harmless, cut with "…"."""
+    if width <= 0:
+        return ""
     clean = "".join(char if char.isprintable() else "?" for char in text)
-    return clean if len(clean) <= width else clean[: width - 1] + "…"
+    return clean.ljust(width) if len(clean) <= width else clean[: width - 1] + "…"
 
 
 def _rule(title: str, width: int) -> str:
-    return f"─ {title} ".ljust(width, "─")
+    return fit(f"─ {title} ".ljust(width, "─"), width)
 
 
-def _led(lit: bool, name: str, colour: str, ansi: bool) -> tuple[str, int]:
-    """An LED as (text with colour codes, visible width)."""
-    plain = f"{'●' if lit else '○'} {name.upper() if lit else name.lower()}"
-    if not ansi:
-        return plain, len(plain)
-    return f"{colour if lit else _DIM}{plain}{_RESET}", len(plain)
+@dataclass(frozen=True)
+class KeyHelp:
+    """The key legend: (keys, what they do) in three groups, short words for narrow panels."""
+
+    terminal: tuple[tuple[str, str], ...]
+    swipe: tuple[tuple[str, str], ...]
+    host: tuple[tuple[str, str], ...]
 
 
-def render_panel(
-    image: Image.Image,
-    green_led: bool,
-    red_led: bool,
-    link_text: str,
-    legend: list[str],
-    log_lines: list[str],
-    *,
-    ansi: bool = True,
-    log_rows: int = LOG_ROWS,
-) -> str:
-    """The whole simulator screen: the framed display, then LEDs and link, keys, recent log.
+@dataclass(frozen=True)
+class PanelState:
+    """Everything the panel shows, gathered by the simulator for one frame."""
 
-    Every line is padded to the panel width so a redraw in place leaves nothing behind; the
-    last `log_rows` log lines are shown (padded with blanks so the height stays fixed).
-    """
-    width = PANEL_WIDTH
-    lines = framed(to_halfblocks(image), "pitill")
-    green, green_width = _led(green_led, "green", _GREEN, ansi)
-    red, red_width = _led(red_led, "red", _RED, ansi)
-    link = _printable(f"link {link_text}", width - green_width - red_width - 6)
-    used = 1 + green_width + 2 + red_width + 3 + len(link)
-    lines.append(f" {green}  {red}   {link}" + " " * (width - used))
-    lines.append(_rule("keys", width))
-    lines.extend(_printable(f" {entry}", width).ljust(width) for entry in legend)
-    lines.append(_rule("log", width))
-    recent = list(log_lines[-log_rows:]) if log_rows > 0 else []
+    image: Image.Image
+    green_led: bool
+    red_led: bool
+    link: str  # what the terminal believes: "ONLINE", "OFFLINE REFUSED", "CHECKING"
+    host_mode: str  # what the sandbox host was told to do: "up", "down", ...
+    pending: int
+    phase: str
+    screen_text: tuple[str, ...]  # the screen's words: status bar, title, lines
+    keys: KeyHelp
+    log: tuple[str, ...] = ()
+    help: bool = False  # the full key table in place of the display
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Which arrangement a window of `cols` x `rows` gets (see the module docstring)."""
+
+    name: str  # "full", "compact" or "too-small"
+    display_rows: int  # rows of the framed display
+    display_cols: int
+
+    @classmethod
+    def for_size(cls, cols: int, rows: int) -> Layout:
+        if cols >= FULL_COLS and rows >= FULL_ROWS:
+            return cls("full", 32 + 2, 128 + 2)
+        if cols >= MIN_COLS and rows >= MIN_ROWS:
+            return cls("compact", 16 + 2, 64 + 2)
+        return cls("too-small", 0, 0)
+
+
+def too_small(cols: int, rows: int) -> list[str]:
+    """What a window below MIN_COLS x MIN_ROWS shows: the size needed and this size."""
+    words = [
+        f"pitill sim needs a window of at least {MIN_COLS}x{MIN_ROWS}",
+        f"this one is {cols}x{rows}: make it larger",
+        f"(the display at full size needs {FULL_COLS}x{FULL_ROWS})",
+        "q quits",
+    ]
+    lines = [fit(text.center(cols) if len(text) < cols else text, cols) for text in words][:rows]
+    top = max(0, (rows - len(lines)) // 2)
+    blank = " " * max(cols, 0)
+    return [blank] * top + lines + [blank] * (rows - top - len(lines))
+
+
+def compose(panel: PanelState, cols: int, rows: int, *, ansi: bool = True) -> list[str]:
+    """The whole panel as `rows` lines of `cols` visible columns (colour codes not counted)."""
+    layout = Layout.for_size(cols, rows)
+    if layout.name == "too-small":
+        return too_small(cols, rows)
+    if panel.help:
+        return _help_lines(panel.keys, cols, rows)
+    pixels = to_halfblocks(panel.image) if layout.name == "full" else to_braille(panel.image)
+    display = framed(pixels, "pitill" if layout.name == "full" else "pitill OLED")
+    side_cols = cols - layout.display_cols - 1
+    transcript_beside = side_cols >= _TRANSCRIPT_SIDE_COLS or layout.name == "full"
+    side, below = _side_lines(panel, side_cols, layout.display_rows, transcript_beside, cols)
+    lines = [row + " " + fit(text, side_cols) for row, text in zip(display, side, strict=True)]
+    if not transcript_beside:
+        below = _transcript_below(panel.screen_text, cols) + below
+    log_rows = rows - len(lines) - len(below) - 1
+    recent = list(panel.log[-log_rows:]) if log_rows > 0 else []
     recent += [""] * (log_rows - len(recent))
-    lines.extend(_printable(f" {entry}" if entry else "", width).ljust(width) for entry in recent)
-    return "\n".join(lines)
+    lines += [fit(text, cols) for text in below]
+    lines.append(_rule("log", cols))
+    lines += [fit(f" {entry}" if entry else "", cols) for entry in recent]
+    if ansi:
+        lines[0] = _colour_leds(lines[0], panel, layout.display_cols + 1)
+    return lines[:rows]
+
+
+def _leds(panel: PanelState) -> str:
+    green = "● GREEN" if panel.green_led else "○ green"
+    red = "● RED" if panel.red_led else "○ red"
+    return f"{green} {red}"
+
+
+def _colour_leds(line: str, panel: PanelState, column: int) -> str:
+    """The LED words of the side panel's first line in their colours (dim when off)."""
+    green_on, red_on = panel.green_led, panel.red_led
+    green = line[column : column + 7]
+    red_at = column + 8
+    red = line[red_at : red_at + 5]
+    return (
+        line[:column]
+        + f"{_GREEN if green_on else _DIM}{green}{_RESET}"
+        + line[column + 7 : red_at]
+        + f"{_RED if red_on else _DIM}{red}{_RESET}"
+        + line[red_at + 5 :]
+    )
+
+
+def _wrap(text: str, width: int, indent: str = "  ") -> list[str]:
+    return textwrap.wrap(text, width, subsequent_indent=indent, break_on_hyphens=False) or [""]
+
+
+def _side_lines(
+    panel: PanelState, width: int, height: int, transcript: bool, cols: int
+) -> tuple[list[str], list[str]]:
+    """The column beside the display (LEDs, link, host, queue, the screen's words, keys) and
+    the key legend for under the display when it does not fit beside it."""
+    wide = width >= _TRANSCRIPT_SIDE_COLS
+    lines = [_leds(panel)]
+    if wide:
+        lines += _wrap(f"terminal sees: {panel.link}", width)
+        lines += _wrap(f"you set host: {panel.host_mode}", width)
+        lines.append(f"queue {panel.pending} · {panel.phase}")
+    else:
+        lines += _wrap(f"link {panel.link}", width, " ")
+        lines.append(f"host {panel.host_mode}")
+        lines.append(f"queue {panel.pending}")
+    if transcript:  # always as many rows, so that the legend never jumps between screens
+        words = [*panel.screen_text, *[""] * SCREEN_TEXT_ROWS][:SCREEN_TEXT_ROWS]
+        lines += [_rule("screen", width), *(fit(text, width) for text in words)]
+    legend = _legend_wide(panel.keys, width) if wide else _legend_narrow(panel.keys)
+    below: list[str] = []
+    if len(lines) + 1 + len(legend) <= height:
+        lines += [_rule("keys", width), *legend]
+    else:  # under the display, across the whole width
+        below = [_rule("keys", cols), *_legend_wide(panel.keys, cols)]
+    return (lines + [""] * height)[:height], below
+
+
+def _legend_narrow(keys: KeyHelp) -> list[str]:
+    """The legend in about 13 columns: one key a line, the hotkeys as letter lists."""
+    lines = [f"{key:<5} {what}" for key, what in keys.terminal]
+    lines.append("/".join(key for key, _ in keys.swipe) + " swipe")
+    lines.append("/".join(key for key, _ in keys.host[:-1]))
+    lines.append("  break host")
+    heal_key, heal = keys.host[-1]
+    lines.append(f"{heal_key} {heal} host")
+    lines.append("? help q quit")
+    return lines
+
+
+def _pack(label: str, pairs: Sequence[tuple[str, str]], width: int) -> list[str]:
+    """`label` then as many "key what" pairs per line as fit, continuation lines indented."""
+    pad = " " * (len(label) + 1)
+    lines: list[str] = []
+    current = f"{label} " if label else ""
+    for key, what in pairs:
+        item = f"{key} {what}"
+        if current.strip() and len(current) + len(item) > width:
+            lines.append(current.rstrip())
+            current = pad
+        current += item + "  "
+    lines.append(current.rstrip())
+    return lines
+
+
+def _legend_wide(keys: KeyHelp, width: int) -> list[str]:
+    return [
+        *_pack("", [*keys.terminal, ("?", "all keys"), ("q", "quit")], width),
+        *_pack("swipe", keys.swipe, width),
+        *_pack("host ", keys.host, width),
+    ]
+
+
+def _help_lines(keys: KeyHelp, cols: int, rows: int) -> list[str]:
+    """The full key table, in place of the panel until ? is pressed again."""
+    lines = [_rule("keys (? again: back)", cols)]
+    for title, pairs in (("keypad", keys.terminal), ("swipe", keys.swipe), ("host", keys.host)):
+        lines.append(f" {title}")
+        lines += [f"   {key:<10} {what}" for key, what in pairs]
+    lines.append("   q          quit (the journal keeps everything)")
+    return [fit(line, cols) for line in (lines + [""] * rows)[:rows]]
+
+
+def _transcript_below(screen_text: Sequence[str], cols: int) -> list[str]:
+    """The screen's words on two lines under a narrow panel: status and title, then the lines."""
+    if not screen_text:
+        return ["", ""]
+    status, *rest = screen_text
+    title, *body = rest or [""]
+    return [f" screen: {status} │ {title}", "         " + " │ ".join(body)]

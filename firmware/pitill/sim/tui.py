@@ -1,7 +1,8 @@
 """The interactive simulator: the terminal's panel drawn in a real terminal, keys from the keyboard.
 
-The display is the renderer's 1-bit image in half-block characters, below it the LEDs, the link,
-the hotkeys and a log of what happened. Input is read raw from stdin on the one event loop.
+tty_display.compose lays the panel out for the window's size (80x24 at least; the display at
+full size from FULL_COLS x FULL_ROWS); a SIGWINCH clears and redraws it for the new size. Input
+is read raw from stdin on the one event loop; the log lists what happened, one line each.
 """
 
 from __future__ import annotations
@@ -9,27 +10,105 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import sys
 import termios
+import time
 import tty
-from collections import deque
+from collections import Counter, deque
+from collections.abc import Mapping, Sequence
 
-from pitill.core.types import Key
-from pitill.sim.keymap import Hotkey, decode_input, legend
-from pitill.sim.tty_display import render_panel
+from pitill.core.screens import link_words
+from pitill.core.types import Key, format_amount
+from pitill.sim.keymap import KEY_HELP, Hotkey, decode_input
+from pitill.sim.tty_display import PanelState, compose
 from pitill.sim.world import SimWorld
 
 REFRESH_S = 0.25
-ENTER_ALT_SCREEN = "\x1b[?1049h\x1b[?25l"
-LEAVE_ALT_SCREEN = "\x1b[?25h\x1b[?1049l"
+LOG_LINES = 200  # kept for a tall window; a small one shows the last few
+ENTER_ALT_SCREEN = "\x1b[?1049h\x1b[?25l\x1b[?7l"  # alternate screen, no cursor, no auto-wrap
+LEAVE_ALT_SCREEN = "\x1b[?7h\x1b[?25h\x1b[?1049l"
+CLEAR_SCREEN = "\x1b[2J"
+
+
+def terminal_size(fd: int) -> tuple[int, int]:
+    """(columns, rows) of the terminal on `fd`; 80x24 when it cannot say."""
+    try:
+        size = os.get_terminal_size(fd)
+    except OSError:
+        return 80, 24
+    return size.columns, size.lines
+
+
+def describe_event(kind: str, fields: Mapping[str, object]) -> str | None:
+    """One log line for an event of the terminal, or None for those the panel shows itself."""
+    if kind in ("screen", "state"):
+        return None  # the display and the side panel show them
+    if kind == "link":
+        reason = f" {fields['reason']}" if fields.get("reason") else ""
+        return f"link: terminal sees {fields['status']}{reason}"
+    if kind == "upstream":
+        return f"host: you set it {fields['mode']}"
+    if kind == "backlog":
+        return f"queue: {fields['pending']} to forward"
+    if kind == "journal":
+        amount = format_amount(int(str(fields["amount_minor"])))
+        pan = f" {fields['masked_pan']}" if fields.get("masked_pan") else ""
+        return (
+            f"journal #{fields['seq']}: {fields['kind']} {fields['mode']} {fields['status']}"
+            f" {fields['currency']} {amount}{pan}"
+        )
+    if kind in ("forwarding", "forwarded"):
+        return _describe_batch(kind, fields)
+    if kind == "forward_retry":
+        retry = f"retry in {fields['retry_in_s']} s"
+        return f"forwarding paused at #{fields['seq']}: {fields['reason']}; {retry}"
+    if kind == "drawer":
+        return f"drawer: opened ({fields['count']} so far)"
+    return f"{kind}: " + " ".join(f"{k}={v}" for k, v in fields.items())
+
+
+def _seq_ranges(seqs: Sequence[int]) -> str:
+    """#3-#5,#9 for 3, 4, 5, 9."""
+    ranges: list[list[int]] = []
+    for seq in seqs:
+        if ranges and seq == ranges[-1][-1] + 1:
+            ranges[-1].append(seq)
+        else:
+            ranges.append([seq])
+    return ",".join(f"#{r[0]}" if len(r) == 1 else f"#{r[0]}-#{r[-1]}" for r in ranges)
+
+
+def _describe_batch(kind: str, fields: Mapping[str, object]) -> str:
+    """One line per forwarded batch: how many advices and reversals, which, and the answers."""
+    seqs = [int(str(seq)) for seq in _items(fields.get("seqs"))]
+    kinds = [str(k) for k in _items(fields.get("kinds"))]
+    counts = [
+        f"{n} {name}{'s' if n > 1 else ''}"
+        for name in ("advice", "reversal")
+        if (n := kinds.count(name))
+    ]
+    what = f"{' + '.join(counts) or 'nothing'} {_seq_ranges(seqs)}"
+    if kind == "forwarding":
+        repeats = int(str(fields.get("repeats", 0)))
+        return f"forwarding: sending {what}" + (f" ({repeats} repeated)" if repeats else "")
+    codes = Counter(str(code) for code in _items(fields.get("codes")))
+    answers = ", ".join(f"{code} x{n}" for code, n in sorted(codes.items()))
+    left = int(str(fields.get("left", 0)))
+    return f"forwarded: host answered {what}: {answers}" + (f"; {left} not sent" if left else "")
+
+
+def _items(value: object) -> list[object]:
+    return list(value) if isinstance(value, list | tuple) else []
 
 
 class SimUI:
     def __init__(self, world: SimWorld) -> None:
         self.world = world
-        self.log: deque[str] = deque(maxlen=6)
+        self.log: deque[str] = deque(maxlen=LOG_LINES)
         self.quit = asyncio.Event()
-        self._last_frame = ""
+        self.help = False
+        self._last_lines: list[str] = []
         self._busy_swipe = False
         self._swipe_task: asyncio.Task[None] | None = None
 
@@ -45,11 +124,13 @@ class SimUI:
             tty.setraw(fd)
             sys.stdout.write(ENTER_ALT_SCREEN)
             loop.add_reader(fd, self._on_input, fd)
+            loop.add_signal_handler(signal.SIGWINCH, self._on_resize)
             while not self.quit.is_set():
                 self._draw()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.quit.wait(), REFRESH_S)
         finally:
+            loop.remove_signal_handler(signal.SIGWINCH)
             loop.remove_reader(fd)
             termios.tcsetattr(fd, termios.TCSADRAIN, saved)
             sys.stdout.write(LEAVE_ALT_SCREEN)
@@ -57,18 +138,12 @@ class SimUI:
             await self.world.stop()
 
     def _note(self, text: str) -> None:
-        self.log.append(text)
+        self.log.append(f"{time.strftime('%H:%M:%S')} {text}")
 
     def _on_event(self, kind: str, fields: dict[str, object]) -> None:
-        if kind == "screen":
-            return
-        if kind == "journal":
-            self._note(
-                f"journal: #{fields['seq']} {fields['kind']} {fields['mode']} {fields['status']}"
-                f" {fields['amount_minor']} {fields['currency']} {fields['masked_pan']}"
-            )
-        else:
-            self._note(f"{kind}: " + " ".join(f"{k}={v}" for k, v in fields.items()))
+        line = describe_event(kind, fields)
+        if line is not None:
+            self._note(line)
 
     def _on_input(self, fd: int) -> None:
         data = os.read(fd, 64).decode("utf-8", errors="ignore")
@@ -81,13 +156,20 @@ class SimUI:
                 self._hotkey(item)
         self._draw()
 
+    def _on_resize(self) -> None:
+        """SIGWINCH: forget what is on screen, clear it and draw for the new size."""
+        self._last_lines = []
+        sys.stdout.write(CLEAR_SCREEN)
+        self._draw()
+
     def _hotkey(self, hotkey: Hotkey) -> None:
         kind, _, arg = hotkey.action.partition(":")
         if kind == "quit":
             self.quit.set()
+        elif kind == "help":
+            self.help = not self.help
         elif kind == "upstream":
-            self.world.set_upstream(arg)
-            self._note(f"upstream -> {arg}")
+            self.world.set_upstream(arg)  # the world logs it as an "upstream" event
         elif kind == "swipe":
             self._swipe_task = asyncio.ensure_future(self._swipe(arg))
 
@@ -102,17 +184,41 @@ class SimUI:
         finally:
             self._busy_swipe = False
 
-    def _draw(self) -> None:
+    def panel(self) -> PanelState | None:
+        """This frame's contents, or None before the terminal has drawn its first screen."""
         terminal = self.world.terminal
-        if terminal is None or terminal.image is None:
-            return
+        if terminal is None or terminal.image is None or terminal.screen is None:
+            return None
         state = terminal.state
-        link = state.link.value + (f" ({state.link_reason})" if state.link_reason else "")
-        link += f"  host:{self.world.upstream_mode}  pending:{state.pending}  {state.phase.value}"
+        screen = terminal.screen
         green, red = terminal.leds
-        panel = render_panel(terminal.image, green, red, link, legend(), list(self.log))
-        frame = "\x1b[H" + panel.replace("\n", "\r\n")
-        if frame != self._last_frame:
-            sys.stdout.write(frame)
+        return PanelState(
+            image=terminal.image,
+            green_led=green,
+            red_led=red,
+            link=link_words(screen.status),
+            host_mode=self.world.upstream_mode,
+            pending=state.pending,
+            phase=state.phase.value,
+            screen_text=tuple(screen.text().split("\n")),
+            keys=KEY_HELP,
+            log=tuple(self.log),
+            help=self.help,
+        )
+
+    def _draw(self) -> None:
+        panel = self.panel()
+        if panel is None:
+            return
+        cols, rows = terminal_size(sys.stdout.fileno())
+        lines = compose(panel, cols, rows)
+        # Rewrite only the lines that changed, each at its own row: nothing can scroll.
+        out = [
+            f"\x1b[{row};1H{line}"
+            for row, line in enumerate(lines, start=1)
+            if row > len(self._last_lines) or self._last_lines[row - 1] != line
+        ]
+        if out:
+            sys.stdout.write("".join(out))
             sys.stdout.flush()
-            self._last_frame = frame
+        self._last_lines = lines

@@ -1,0 +1,86 @@
+"""`pitill sim` as a person sees it: a real pty of 80x24, 100x30 or 200x60, keys typed, resized."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from pitill.sim.tty_display import FULL_COLS, FULL_ROWS
+from sim_pty import JUNK, Screen, SimInPty
+
+BIG = (200, 60)
+assert BIG[0] >= FULL_COLS and BIG[1] >= FULL_ROWS  # 200x60 gets the full layout
+
+
+Start = Callable[[int, int], SimInPty]
+
+
+@pytest.fixture
+def start(tmp_path: Path) -> Iterator[Start]:
+    started: list[SimInPty] = []
+
+    def make(cols: int, rows: int) -> SimInPty:
+        sim = SimInPty(tmp_path / f"data-{len(started)}", cols, rows)
+        started.append(sim)
+        return sim
+
+    yield make
+    for sim in started:
+        sim.close()
+
+
+def fits(screen: Screen) -> None:
+    assert screen.overflow == [], f"written past column {screen.cols}: {screen.overflow[:5]}"
+    assert all(len(line) <= screen.cols for line in screen.lines())
+
+
+def test_80x24_fits_and_shows_the_display_the_words_the_keys_and_the_log(start: Start) -> None:
+    sim = start(80, 24)
+    screen = sim.wait_text("screen: ONLINE │ READY", "link ONLINE", "link: terminal sees ONLINE")
+    fits(screen)
+    lines = screen.lines()
+    assert lines[0].startswith("┌ pitill OLED") and lines[17].startswith("└")
+    assert any("⣿" in line or "⠿" in line for line in lines[1:17])  # the pixels, as braille
+    for part in ("● GREEN ○ red", "host up", "queue 0", "Enter OK", "Bksp  CLEAR", "? help"):
+        assert part in screen.text()
+    assert lines[20].startswith("─ log")
+    sim.send("125")
+    sim.wait_text("│ EUR 1.25", "CLEAR = back 1 digit")
+    sim.send("\x7f")  # Backspace: CLEAR takes back the last digit
+    fits(sim.wait_text("│ EUR 0.12"))
+    assert sim.quit() == 0
+
+
+def test_a_window_too_small_says_what_it_needs_until_it_is_made_larger(start: Start) -> None:
+    sim = start(60, 20)
+    screen = sim.wait_text("needs a window of at least 80x24", "this one is 60x20")
+    fits(screen)
+    sim.resize(80, 24)
+    fits(sim.wait_for(lambda s: JUNK not in s.text() and "─ log" in s.text(), "the panel"))
+    assert sim.screen.lines()[0].startswith("┌ pitill OLED")
+    assert "needs a window" not in sim.screen.text()
+    assert sim.quit() == 0
+
+
+def test_resizing_redraws_for_the_new_size(start: Start) -> None:
+    sim = start(80, 24)
+    sim.wait_text("link ONLINE", "┌ pitill OLED")
+    sim.resize(*BIG)
+    screen = sim.wait_text("┌ pitill ─", "terminal sees: ONLINE", "x fails sales (91)")
+    fits(screen)
+    assert any("▀" in line or "█" in line for line in screen.lines()[1:33])  # half blocks
+    sim.resize(100, 30)
+    screen = sim.wait_text("┌ pitill OLED", "terminal sees: ONLINE", "─ screen")
+    fits(screen)
+    assert "┌ pitill ─" not in screen.text()
+    sim.resize(100, 40)  # taller only: the lines beside the display do not change
+    screen = sim.wait_for(lambda s: JUNK not in s.text() and "─ log" in s.text(), "a redraw")
+    fits(screen)
+    assert screen.lines()[0].startswith("┌ pitill OLED") and "─ log" in screen.text()
+    sim.send("?")
+    fits(sim.wait_text("keys (? again: back)", "fails sales (91)"))
+    sim.send("?")
+    sim.wait_text("┌ pitill OLED")
+    assert sim.quit() == 0
