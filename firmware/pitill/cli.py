@@ -63,9 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
         "sim",
         help="run the whole terminal in this terminal, with no hardware",
         description=(
-            "Run the terminal with an emulated keypad (your keyboard), the OLED drawn in block "
-            "characters, a card reader on a pty pair and an acquirer host on loopback. With "
-            "--script it runs headless and exits 0 when every `expect` held, 1 otherwise."
+            "Run the terminal with an emulated keypad (your keyboard), the OLED drawn in braille "
+            "(80x24 and up) or half blocks (155x40 and up), a card reader on a pty pair and an "
+            "acquirer host on loopback; ? lists the keys. With --script it runs headless and "
+            "exits 0 when every `expect` held, 1 otherwise."
         ),
         epilog=(
             "examples:\n  pitill sim --data-dir data\n"
@@ -100,8 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
         "list",
         help="list every transaction",
         description=(
-            "List transactions: seq, kind (card or cash), mode (online or offline), amount_minor, "
-            "currency, status and masked PAN. Example: pitill journal list --data-dir data --json"
+            "List transactions: seq, time recorded, kind (card or cash), mode (online or offline), "
+            "amount, currency, status, masked PAN and response code (with its meaning). "
+            "Example: pitill journal list --data-dir data --json"
         ),
     )
     _data_dir_argument(listing, "the terminal's data directory")

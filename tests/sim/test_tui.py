@@ -84,3 +84,20 @@ def test_resizing_redraws_for_the_new_size(start: Start) -> None:
     sim.send("?")
     sim.wait_text("┌ pitill OLED")
     assert sim.quit() == 0
+
+
+def test_an_outage_and_the_forwarding_after_it_show_in_the_log(start: Start) -> None:
+    sim = start(100, 30)
+    sim.wait_text("terminal sees: ONLINE")
+    sim.send("n")  # the sandbox host refuses from now on
+    sim.wait_text("you set host: down", "link: terminal sees OFFLINE REFUSED")
+    sim.send("500\r")
+    sim.wait_text("SWIPE CARD")
+    sim.send("a")
+    sim.wait_text("journal #1: card offline PENDING EUR 5.00", "queue: 1 to forward")
+    sim.send("u")  # heal: the terminal notices by itself and forwards the sale
+    screen = sim.wait_text(
+        "forwarding: sending 1 advice #1", "forwarded: host answered 1 advice #1: 00 x1"
+    )
+    fits(screen)
+    assert sim.quit() == 0

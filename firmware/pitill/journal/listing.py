@@ -6,11 +6,22 @@ import json
 import sqlite3
 from pathlib import Path
 
+from pitill.core.responses import is_response_code, lookup
 from pitill.core.types import format_amount
 from pitill.errors import StorageError
 from pitill.journal.store import JOURNAL_FILE_NAME
 
-COLUMNS = ("seq", "kind", "mode", "amount_minor", "currency", "status", "masked_pan")
+COLUMNS = (
+    "seq",
+    "created_at",  # the shell's wall clock when the sale was first recorded, ISO 8601
+    "kind",
+    "mode",
+    "amount_minor",
+    "currency",
+    "status",
+    "masked_pan",
+    "response_code",  # the host's (or the terminal's own Y3/Z3) field 39; "" for cash
+)
 
 
 def read_rows(data_dir: Path) -> list[dict[str, object]]:
@@ -35,12 +46,22 @@ def print_listing(data_dir: Path, as_json: bool = False) -> int:
         for row in rows:
             print(json.dumps(row))
         return 0
-    print(f"{'seq':>5}  {'kind':4}  {'mode':7}  {'amount':>10}  {'cur':3}  {'status':16}  pan")
+    print(
+        f"{'seq':>5}  {'time':19}  {'kind':4}  {'mode':7}  {'amount':>10}  {'cur':3}  "
+        f"{'status':16}  {'pan':16}  response"
+    )
     for row in rows:
         amount = format_amount(int(str(row["amount_minor"])))
+        when = str(row["created_at"] or "").replace("T", " ")
         print(
-            f"{row['seq']:>5}  {row['kind']:4}  {row['mode']:7}  {amount:>10}  "
-            f"{row['currency']:3}  {row['status']:16}  {row['masked_pan'] or ''}"
+            f"{row['seq']:>5}  {when:19}  {row['kind']:4}  {row['mode']:7}  {amount:>10}  "
+            f"{row['currency']:3}  {row['status']:16}  {row['masked_pan'] or '':16}  "
+            f"{_response(str(row['response_code'] or ''))}"
         )
     print(f"{len(rows)} transaction(s)")
     return 0
+
+
+def _response(code: str) -> str:
+    """The code and what it means ("05 do not honour"); empty when there is none (cash)."""
+    return f"{code} {lookup(code).meaning}" if is_response_code(code) else code
