@@ -135,6 +135,8 @@ def test_a_sale_from_the_keypad_pins_to_the_journal(
         return read_rows(data_dir)
 
     rows = asyncio.run(scenario())
+    recorded_at = [row.pop("created_at") for row in rows]
+    assert all(recorded_at)  # when the sale was recorded
     assert rows == [
         {
             "seq": 1,
@@ -144,6 +146,7 @@ def test_a_sale_from_the_keypad_pins_to_the_journal(
             "currency": "EUR",
             "status": "APPROVED",
             "masked_pan": "411111******1111",
+            "response_code": "00",
         }
     ]
 
