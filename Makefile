@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DATA_DIR ?= data
 
-.PHONY: sim test lint typecheck pytest bench gallery wiring diagram clean
+.PHONY: sim test lint typecheck pytest bench bench-quick gallery wiring diagram clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,20 +16,23 @@ $(STAMP): pyproject.toml
 sim: $(STAMP)
 	$(BIN)/pitill sim --data-dir $(DATA_DIR)
 
-test: lint typecheck pytest
+test: lint typecheck bench-quick pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check firmware tests tools
 	$(BIN)/ruff format --check firmware tests tools
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict firmware/pitill/core firmware/pitill/card
+	$(BIN)/mypy --strict firmware/pitill
 
 pytest: $(STAMP)
 	$(BIN)/pytest -q
 
 bench: $(STAMP)  ## the benchmark suite P1-P6 (about 3-4 minutes), one table
 	$(BIN)/python tools/bench/run.py
+
+bench-quick: $(STAMP)  ## the same suite on small sizes, no verdicts: checks the bench still runs
+	$(BIN)/python tools/bench/run.py --quick
 
 gallery: $(STAMP)  ## regenerate docs/screens/*.png and docs/demo.gif from the real renderer
 	$(BIN)/python tools/record-demo

@@ -1,15 +1,53 @@
-"""The README tells the truth: its state chart is the generated one, its commands exist."""
+"""The README tells the truth: its chart is generated, its commands exist, its scripts pass."""
 
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
+
+import pytest
 
 from pitill.cli import build_parser
 from pitill.core.diagram import mermaid
+from pitill_cli import PITILL
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+SCRIPT_VERBS = {"press", "swipe", "upstream", "wait", "expect"}
+
+
+def script_blocks(markdown: str) -> list[str]:
+    """Every fenced block whose lines are all `pitill sim --script` commands (or comments)."""
+    blocks = []
+    for block in re.findall(r"^```[a-z]*\n(.*?)^```", markdown, re.S | re.M):
+        words = [line.split()[0] for line in block.splitlines() if line.split()]
+        if words and all(w in SCRIPT_VERBS or w.startswith("#") for w in words):
+            blocks.append(block)
+    return blocks
+
+
+def test_script_blocks_are_found() -> None:
+    assert script_blocks("```\nmake sim\n```\n```\npress 1 OK\n# c\nwait 1\n```\n") == [
+        "press 1 OK\n# c\nwait 1\n"
+    ]
+    assert len(script_blocks(README)) >= 1
+
+
+@pytest.mark.parametrize("index", range(len(script_blocks(README))))
+def test_every_script_in_the_readme_passes_as_written(index: int, tmp_path: Path) -> None:
+    script = tmp_path / "readme.pitill"
+    script.write_text(script_blocks(README)[index])
+    result = subprocess.run(
+        [*PITILL, "sim", "--script", str(script), "--data-dir", str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_readme_opens_with_the_two_commands() -> None:

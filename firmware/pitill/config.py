@@ -348,6 +348,6 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
         try:
             return hint(value)
         except ValueError:
-            allowed = ", ".join(repr(m.value) for m in hint)
-            raise ConfigError(f"{key}: must be one of {allowed}, got {value!r}") from None
+            names = ", ".join(repr(m.value) for m in hint)
+            raise ConfigError(f"{key}: must be one of {names}, got {value!r}") from None
     raise ConfigError(f"{key}: unsupported setting type {hint!r}")

@@ -262,7 +262,7 @@ def test_the_keymap_resolves_names_to_codes() -> None:
 uinput_writable = os.access("/dev/uinput", os.W_OK)
 
 
-@pytest.mark.skipif(not uinput_writable, reason="/dev/uinput is absent or not writable")
+@pytest.mark.skipif(not uinput_writable, reason="machine: /dev/uinput is absent or not writable")
 def test_a_uinput_keypad_end_to_end() -> None:
     from evdev import UInput
 

@@ -124,7 +124,7 @@ def test_udevadm_verify(tmp_path: Path) -> None:
         ["udevadm", "--help"], capture_output=True, text=True, check=False
     ).stdout
     if "verify" not in help_text:
-        pytest.skip("this udevadm has no verify command (systemd < 254)")
+        pytest.skip("machine: this udevadm has no verify command (systemd < 254)")
     result = subprocess.run(
         ["udevadm", "verify", "--resolve-names=never", str(RULES)],
         capture_output=True,

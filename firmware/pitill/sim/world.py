@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from pathlib import Path
+from typing import Literal
 
 from pitill.app import Devices, Terminal, build_terminal
 from pitill.config import Config
@@ -27,7 +28,7 @@ from pitill.eventlog import EventLog
 from pitill.journal.datadir import DataDirLock
 from pitill.sim.acquirer import AcquirerHost, ChaosPlan
 from pitill.sim.indicators import SimIndicators
-from pitill.sim.reader_emulator import TEST_CARDS, ReaderEmulator, open_pty_pair
+from pitill.sim.reader_emulator import TEST_CARDS, Format, ReaderEmulator, open_pty_pair
 from pitill.sim.resolver import SimResolver
 from pitill.sim.script import SLOW_ANSWER_S, UPSTREAM_MODES
 from pitill.upstream.messages import RESPONSE_MTI
@@ -111,8 +112,8 @@ class SimWorld:
     def swipe(self, pan: str, expiry_yymm: str, fmt: str = "track2") -> str:
         """Blocking: send a swipe through the pty and return the terminal's answer (ACK/NAK)."""
         assert self.emulator is not None
-        track = 1 if fmt == "track1" else 2
-        wire = "lines" if fmt == "lines" else "framed"
+        track: Literal[1, 2] = 1 if fmt == "track1" else 2
+        wire: Format = "lines" if fmt == "lines" else "framed"
         return self.emulator.swipe(pan, expiry_yymm, fmt=wire, track=track).describe()
 
     def swipe_named(self, name: str, fmt: str = "track2") -> str:
