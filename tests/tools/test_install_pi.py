@@ -663,7 +663,12 @@ def test_a_service_that_cannot_start_still_gets_the_doctor(pi: FakePi) -> None:
     commands = pi.changing_commands()
     start = commands.index("systemctl start pitill.service")
     # Its restart loop is stopped (it would take the pins the doctor checks), then the doctor runs.
-    assert commands[start + 1 :] == ["systemctl stop pitill.service", *doctor_commands(pi)]
+    # Its failed starts are forgotten, so the owner's restart after the fix is not refused.
+    assert commands[start + 1 :] == [
+        "systemctl stop pitill.service",
+        "systemctl reset-failed pitill.service",
+        *doctor_commands(pi),
+    ]
     for installed in ("etc/systemd/system/pitill.service", "etc/pitill/pitill.toml"):
         assert (pi.root / installed).exists()
     assert (pi.root / "opt/pitill/venv/bin/pitill").exists()
