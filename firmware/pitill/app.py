@@ -208,6 +208,7 @@ class Terminal:
             self._start_timer(effect)
         elif isinstance(effect, Beep):
             self.devices.indicators.beep(effect.pattern)
+            self.event_log.write(self.now_s(), "beep", pattern=effect.pattern.value)
         elif isinstance(effect, SetLeds):
             self.leds = (effect.green, effect.red)
             self.devices.indicators.set_leds(effect.green, effect.red)

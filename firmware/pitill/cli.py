@@ -71,7 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             "examples:\n  pitill sim --data-dir data\n"
             "  pitill sim --script tests/scenarios/offline_cash_change.pitill --data-dir /tmp/d "
-            "--events /tmp/events.jsonl --screens /tmp/screens"
+            "--events /tmp/events.jsonl --screens /tmp/screens\n"
+            "  pitill sim --web                      # and the terminal live at "
+            "http://127.0.0.1:8580/\n"
+            "  pitill sim --no-tui --web 0.0.0.0:8580 --data-dir /tmp/d   # a workshop's projector"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -86,6 +89,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=5.0,
         metavar="S",
         help="how long an `expect` waits for its condition (default 5 s)",
+    )
+    sim.add_argument(
+        "--web",
+        nargs="?",
+        const="127.0.0.1:8580",
+        metavar="ADDR",
+        help="also serve the terminal live on a web page at ADDR (default 127.0.0.1:8580; any "
+        "other address than loopback prints a URL with a token)",
+    )
+    sim.add_argument(
+        "--no-tui",
+        action="store_true",
+        help="no terminal UI: run until SIGINT/SIGTERM, driven from the --web page",
     )
     sim.set_defaults(handler=_sim)
 

@@ -1,23 +1,84 @@
-"""`pitill sim`: the interactive simulator, or a script run headless with --script."""
+"""`pitill sim`: the interactive simulator, a script run headless with --script, and with --web the
+terminal live on a web page (beside the terminal UI, or alone with --no-tui)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import os
+import signal
 import sys
 
 from pitill.config import load_config
-from pitill.errors import ScriptError
+from pitill.errors import ConfigError, ScriptError
 from pitill.logs import configure_logging
 from pitill.sim.runner import ScriptRunner, report_failure
-from pitill.sim.script import parse_script
+from pitill.sim.script import UPSTREAM_MODES, parse_script
 from pitill.sim.world import CARD_NAMES, SimWorld
+
+
+def _add_mirror(world: SimWorld, address: str) -> None:
+    """The web mirror as a companion of the world: started with the terminal, driving it."""
+    try:
+        from pitill.web.mirror import Controls, Mirror
+        from pitill.web.server import parse_bind
+    except ImportError as exc:
+        raise ConfigError(
+            f"--web needs the web extra ({exc.name} is missing): pip install 'pitill[web]'"
+        ) from None
+    bind = parse_bind(address)
+
+    class WebCompanion:
+        mirror: Mirror | None = None
+
+        async def start(self) -> None:
+            terminal = world.terminal
+            assert terminal is not None
+            controls = Controls(
+                terminal,
+                cards=("approved", "declined", "expired"),
+                host_modes=UPSTREAM_MODES,
+                swipe=world.swipe_named,
+                set_host=world.set_upstream,
+            )
+            self.mirror = Mirror(terminal, bind, controls)
+            await self.mirror.start()
+            terminal.event_log.write(terminal.now_s(), "web", url=self.mirror.url)
+            print(f"pitill sim: the terminal is live at {self.mirror.url}", file=sys.stderr)
+
+        async def close(self) -> None:
+            if self.mirror is not None:
+                await self.mirror.close()
+
+    world.companions.append(WebCompanion())
+
+
+async def _serve_until_stopped(world: SimWorld) -> None:
+    """--no-tui: the terminal runs, driven from the web page, until SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await world.start()
+    try:
+        await stop.wait()
+    finally:
+        await world.stop()
 
 
 def run_sim(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     world = SimWorld(config, args.data_dir, events=args.events)
+    web = getattr(args, "web", None)
+    no_tui = getattr(args, "no_tui", False)
+    if no_tui and (web is None or args.script is not None):
+        raise ConfigError("--no-tui runs the terminal driven from its web page: give --web ADDR")
+    if web is not None:
+        _add_mirror(world, web)
+    if no_tui:
+        configure_logging(level="WARNING", stream=sys.stderr)
+        asyncio.run(_serve_until_stopped(world))
+        return 0
     if args.script is None:
         from pitill.sim.tui import SimUI
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from pitill.app import Devices, Terminal, build_terminal
 from pitill.config import Config
@@ -42,6 +42,13 @@ CHAOS_MODES = {
 HOST_MODES = {"down": "down", "blackhole": "blackhole"}  # every other mode keeps the host up
 
 
+class Companion(Protocol):
+    """Something that runs beside the simulated terminal on its loop (the web mirror)."""
+
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+
+
 class SimWorld:
     """Builds, starts and stops the simulated terminal and its surroundings."""
 
@@ -64,6 +71,8 @@ class SimWorld:
         self.upstream_mode = "up"
         self.emulator: ReaderEmulator | None = None
         self.terminal: Terminal | None = None
+        # What else runs with the terminal (the web mirror): started after it, closed before it.
+        self.companions: list[Companion] = []
 
     async def start(self) -> Terminal:
         if self.lock is None or not self.lock.held:
@@ -94,6 +103,8 @@ class SimWorld:
         )
         self.terminal = terminal
         await terminal.start()
+        for companion in self.companions:
+            await companion.start()
         return terminal
 
     def set_upstream(self, mode: str) -> None:
@@ -121,6 +132,8 @@ class SimWorld:
         return self.swipe(card.pan, card.expiry_yymm, fmt)
 
     async def stop(self) -> None:
+        for companion in self.companions:
+            await companion.close()
         if self.terminal is not None:
             await self.terminal.stop()
         await self.host.close()
