@@ -54,6 +54,7 @@ from pitill.core.types import Key, LinkStatus, TxnStatus
 from pitill.drivers.protocols import CardReader, Display, Indicators, KeySource
 from pitill.errors import StorageError, UpstreamError, UpstreamTimeout
 from pitill.eventlog import EventLog
+from pitill.journal.datadir import check_journal_present, note_journal_opened
 from pitill.journal.forwarder import Forwarder, ForwardFailure, ForwardReport
 from pitill.journal.model import JournalRow
 from pitill.journal.report import build_report
@@ -430,8 +431,10 @@ def build_terminal(
     upstream.cache_resolved is off) so a vanished name does not stop sales; the client and the
     monitor share it and one TLS context (None without upstream.tls).
     """
+    check_journal_present(data_dir)  # before the key is made: a key alone is evidence of sales
     sealer = Sealer.load_or_create(data_dir / KEY_FILE_NAME)
     journal = Journal.open(data_dir, sealer)
+    note_journal_opened(data_dir)
     upstream = config.upstream
     if upstream.cache_resolved:
         # Half the probe timeout for the lookup leaves the other half to reach a remembered address.

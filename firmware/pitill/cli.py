@@ -27,6 +27,19 @@ def _journal_list(args: argparse.Namespace) -> int:
     return print_listing(args.data_dir, as_json=args.json)
 
 
+def _journal_salvage(args: argparse.Namespace) -> int:
+    from pitill.journal.salvage import print_salvage
+
+    return print_salvage(args.data_dir, args.files)
+
+
+def _journal_init(args: argparse.Namespace) -> int:
+    from pitill.journal.salvage import init_journal
+
+    print(init_journal(args.data_dir, force=args.force))
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     from pitill.journal.report import print_report
 
@@ -125,6 +138,45 @@ def build_parser() -> argparse.ArgumentParser:
     _data_dir_argument(listing, "the terminal's data directory")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     listing.set_defaults(handler=_journal_list)
+
+    salvage = journal_commands.add_parser(
+        "salvage",
+        help="recover the sales still owed to the host from a damaged, moved-aside journal",
+        description=(
+            "Read the offline sales and reversals still owed to the host from FILE (default: "
+            "every journal.sqlite3.corrupt-N in the data directory) and add them to the live "
+            "journal, to be forwarded as usual. Exactly once: a sale already in the journal "
+            "(same STAN and local date/time) is not added again. The file is not changed. "
+            "Stop the terminal first (it holds the data directory). Exits 1 when some rows "
+            "could not be read or unsealed (they are named)."
+        ),
+        epilog=(
+            "examples:\n  pitill journal salvage --data-dir /var/lib/pitill\n"
+            "  pitill journal salvage --data-dir data data/journal.sqlite3.corrupt-1"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _data_dir_argument(salvage, "the terminal's data directory")
+    salvage.add_argument(
+        "files", nargs="*", type=Path, metavar="FILE", help="a moved-aside journal"
+    )
+    salvage.set_defaults(handler=_journal_salvage)
+
+    init = journal_commands.add_parser(
+        "init",
+        help="start a new, empty journal (where one went missing: only with --force)",
+        description=(
+            "Create an empty journal in the data directory. A terminal refuses to start with "
+            "an empty journal where the seal key, a WAL, a moved-aside journal or remembered "
+            "host addresses show that sales were written before; this is how the operator "
+            "says it is meant. Salvage first what can be salvaged. Nothing is deleted."
+        ),
+        epilog="example:\n  pitill journal init --force --data-dir /var/lib/pitill",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _data_dir_argument(init, "the terminal's data directory")
+    init.add_argument("--force", action="store_true", help="even where sales were written before")
+    init.set_defaults(handler=_journal_init)
 
     report = commands.add_parser(
         "report",

@@ -7,7 +7,8 @@ itself stays (deleting a lock file races with the next locker). Readers (`journa
 `report`) take no lock: SQLite's WAL lets them read while the terminal writes.
 
 check_journal_present refuses to start a new, empty journal where sales were evidently written
-before (the seal key, a WAL, a moved-aside journal, remembered host addresses are left over):
+before (the lock file says a journal was opened here; the seal key, a WAL, a moved-aside journal
+or remembered host addresses are left over):
 the operator must say so with `pitill journal init --force`.
 """
 
@@ -27,6 +28,7 @@ LOCK_FILE_NAME = "pitill.lock"
 # Left in a data dir by a terminal that has run there. resolved-hosts.json is the name owned by
 # upstream/resolver_cache.py (spelled here: the journal does not import upstream; a test checks).
 EVIDENCE_NAMES = (KEY_FILE_NAME, f"{JOURNAL_FILE_NAME}-wal", "resolved-hosts.json")
+JOURNAL_OPENED = "journal-opened"  # the lock file's history: a terminal opened a journal here
 MOVED_ASIDE_GLOB = f"{JOURNAL_FILE_NAME}.corrupt-*"
 
 
@@ -77,8 +79,10 @@ class DataDirLock:
                 "directory on a local file system"
             ) from exc
         try:
+            opened_before = JOURNAL_OPENED in _read_lines(fd)
             os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            history = f"{JOURNAL_OPENED}\n" if opened_before else ""
+            os.pwrite(fd, f"{os.getpid()}\n{history}".encode(), 0)
         except OSError as exc:
             os.close(fd)
             raise StorageError(f"cannot write the lock file {path}: {exc.strerror}") from exc
@@ -108,12 +112,45 @@ class DataDirLock:
         self.release()
 
 
+def _read_lines(fd: int) -> list[str]:
+    return os.pread(fd, 256, 0).decode("ascii", "replace").split()
+
+
 def _read_pid(fd: int) -> str:
     try:
-        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        lines = _read_lines(fd)
     except OSError:
         return "unknown"
-    return text if text.isdigit() else "unknown"
+    return lines[0] if lines and lines[0].isdigit() else "unknown"
+
+
+def note_journal_opened(data_dir: Path) -> None:
+    """Remember in the lock file that a terminal opened a journal here (evidence for later:
+    an online-only shop has no seal key). Best effort: the start does not depend on it."""
+    path = data_dir / LOCK_FILE_NAME
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            lines = _read_lines(fd)
+            if JOURNAL_OPENED not in lines:
+                pid = lines[0] if lines and lines[0].isdigit() else str(os.getpid())
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{pid}\n{JOURNAL_OPENED}\n".encode(), 0)
+        finally:
+            os.close(fd)
+
+
+def _lock_history(data_dir: Path) -> bool:
+    try:
+        fd = os.open(data_dir / LOCK_FILE_NAME, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        return JOURNAL_OPENED in _read_lines(fd)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def moved_aside_files(data_dir: Path) -> list[Path]:
@@ -127,6 +164,8 @@ def moved_aside_files(data_dir: Path) -> list[Path]:
 def earlier_sales_evidence(data_dir: Path) -> list[Path]:
     """Files that show a terminal wrote sales in `data_dir` before (empty for a new one)."""
     found = [data_dir / name for name in EVIDENCE_NAMES if (data_dir / name).is_file()]
+    if _lock_history(data_dir):
+        found.append(data_dir / LOCK_FILE_NAME)
     return found + moved_aside_files(data_dir)
 
 
@@ -141,7 +180,10 @@ def check_journal_present(data_dir: Path) -> None:
         return
     evidence = earlier_sales_evidence(data_dir)
     if evidence:
-        names = ", ".join(p.name for p in evidence)
+        names = ", ".join(
+            f"{p.name} (a journal was opened here before)" if p.name == LOCK_FILE_NAME else p.name
+            for p in evidence
+        )
         raise JournalMissing(
             f"journal {journal} is missing, but {data_dir} holds {names} from a terminal that "
             "wrote sales there; refusing to start an empty journal. Put the journal back (or "

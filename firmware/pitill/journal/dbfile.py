@@ -14,6 +14,7 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+from pitill.core.types import TxnKind, TxnMode, TxnStatus
 from pitill.errors import StorageError
 
 # Each entry moves the schema one version up (PRAGMA user_version); never edit a shipped entry,
@@ -179,6 +180,49 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
             for statement in MIGRATIONS[number - 1]:
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {number}")
+
+
+# What a row must hold for pitill to read it; a file edited by hand may hold anything else.
+_ENUM_COLUMNS: dict[str, tuple[str, ...]] = {
+    "status": tuple(s.value for s in TxnStatus),
+    "kind": tuple(k.value for k in TxnKind),
+    "mode": tuple(m.value for m in TxnMode),
+}
+_INTEGER_COLUMNS = ("amount_minor", "stan", "tendered_minor", "change_minor", "reverses_seq")
+
+
+def check_rows(conn: sqlite3.Connection, path: Path) -> None:
+    """Raise StorageError naming the first row and column pitill cannot read (an edited file).
+
+    One scan of the table, in SQLite: the same rule for start-up, `journal list` and `report`.
+    """
+    tests = [
+        (column, f"{column} NOT IN ({', '.join('?' * len(values))})", values)
+        for column, values in _ENUM_COLUMNS.items()
+    ]
+    tests += [(column, f"typeof({column}) != 'integer'", ()) for column in _INTEGER_COLUMNS]
+    columns = [column for column, _, _ in tests]
+    where = " OR ".join(f"({condition})" for _, condition, _ in tests)
+    arguments = [value for _, _, values in tests for value in values]
+    found = conn.execute(
+        f"SELECT seq, {', '.join(columns)} FROM txns WHERE {where} ORDER BY seq LIMIT 1",
+        arguments,
+    ).fetchone()
+    if found is None:
+        return
+    seq, values = found[0], dict(zip(columns, found[1:], strict=True))
+    for column, allowed in _ENUM_COLUMNS.items():
+        if values[column] not in allowed:
+            what = f"is not a {column} pitill knows ({', '.join(allowed)})"
+            break
+    else:
+        column = next(c for c in _INTEGER_COLUMNS if not isinstance(values[c], int))
+        what = "is not a whole number"
+    raise StorageError(
+        f"journal {path}: row seq {seq}, column {column} holds {values[column]!r}, which {what}; "
+        "the file was changed outside pitill: restore it from a backup or correct that row, "
+        "then start again"
+    )
 
 
 def integrity_problem(conn: sqlite3.Connection) -> str | None:

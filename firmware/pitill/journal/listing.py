@@ -1,14 +1,20 @@
-"""`pitill journal list`: every transaction of a data directory, as a table or JSON lines."""
+"""`pitill journal list`: every transaction of a data directory, as a table or JSON lines.
+
+Readers open the file read-only and take no lock: they never block the running terminal.
+"""
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import sys
 from pathlib import Path
 
 from pitill.core.responses import is_response_code, lookup
 from pitill.core.types import format_amount
 from pitill.errors import StorageError
+from pitill.journal.datadir import moved_aside_files
+from pitill.journal.dbfile import check_rows
 from pitill.journal.store import JOURNAL_FILE_NAME
 
 COLUMNS = (
@@ -32,6 +38,7 @@ def read_rows(data_dir: Path) -> list[dict[str, object]]:
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
+            check_rows(conn, path)  # a hand-edited row is one line naming it, not a traceback
             cursor = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM txns ORDER BY seq")
             return [dict(zip(COLUMNS, row, strict=True)) for row in cursor]
         finally:
@@ -40,11 +47,26 @@ def read_rows(data_dir: Path) -> list[dict[str, object]]:
         raise StorageError(f"cannot read the journal {path}: {exc}") from exc
 
 
+def moved_aside_line(data_dir: Path) -> str:
+    """One line about damaged journals moved aside in `data_dir`, or "" when there are none."""
+    files = moved_aside_files(data_dir)
+    if not files:
+        return ""
+    names = ", ".join(str(p) for p in files)
+    return (
+        f"moved aside: {names} (a damaged journal; its pending sales are not in this one: "
+        f"`pitill journal salvage --data-dir {data_dir}` recovers them)"
+    )
+
+
 def print_listing(data_dir: Path, as_json: bool = False) -> int:
     rows = read_rows(data_dir)
+    notice = moved_aside_line(data_dir)
     if as_json:
         for row in rows:
             print(json.dumps(row))
+        if notice:
+            print(notice, file=sys.stderr)  # stdout stays one transaction a line
         return 0
     print(
         f"{'seq':>5}  {'time':19}  {'kind':4}  {'mode':7}  {'amount':>10}  {'cur':3}  "
@@ -59,6 +81,8 @@ def print_listing(data_dir: Path, as_json: bool = False) -> int:
             f"{_response(str(row['response_code'] or ''))}"
         )
     print(f"{len(rows)} transaction(s)")
+    if notice:
+        print(notice)
     return 0
 
 

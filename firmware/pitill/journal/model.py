@@ -55,3 +55,22 @@ class OfflineExposure:
     count: int
     amount_minor: int
     oldest_age_s: float
+
+
+@dataclass(frozen=True)
+class OwedRow:
+    """A transaction still owed to the host, read from a damaged journal for salvage."""
+
+    seq: int  # in the file it came from
+    kind: TxnKind
+    mode: TxnMode
+    amount_minor: int
+    currency: str
+    status: TxnStatus  # PENDING (an advice to send), REVERSAL_PENDING or AUTHORIZING (reverse)
+    masked_pan: str
+    stan: int
+    local_datetime: str
+    response_code: str
+    attempts: int
+    created_at: str
+    card: Card | None  # unsealed for an advice; None for a reversal

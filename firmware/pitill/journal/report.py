@@ -12,7 +12,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from pitill.core.types import TxnKind, TxnMode, TxnStatus, format_amount
-from pitill.journal.listing import read_rows
+from pitill.journal.datadir import moved_aside_files
+from pitill.journal.listing import moved_aside_line, read_rows
 from pitill.journal.model import JournalRow
 
 CARD_ONLINE = "card online"
@@ -110,7 +111,12 @@ def build_report(rows: Iterable[JournalRow]) -> Report:
 def print_report(data_dir: Path, as_json: bool = False) -> int:
     rows = [_row_from_listing(r) for r in read_rows(data_dir)]
     report = build_report(rows)
-    print(report.to_json() if as_json else report.text())
+    moved = [str(p) for p in moved_aside_files(data_dir)]
+    if as_json:
+        print(json.dumps(asdict(report) | {"moved_aside": moved}, indent=2, sort_keys=True))
+    else:
+        notice = moved_aside_line(data_dir)
+        print(report.text() + (f"\n\n{notice}" if notice else ""))
     return 0
 
 

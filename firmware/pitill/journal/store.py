@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import sqlite3
 import threading
 import time
@@ -35,12 +36,19 @@ from pitill.core.types import TxnKind, TxnMode, TxnStatus
 from pitill.errors import SealError, StorageError
 from pitill.journal.dbfile import (
     JournalMovedAside,
+    check_rows,
     integrity_problem,
     open_database,
     storage_error,
     transaction,
 )
-from pitill.journal.model import ForwardItem, ForwardKind, JournalRow, OfflineExposure
+from pitill.journal.model import (
+    ForwardItem,
+    ForwardKind,
+    JournalRow,
+    OfflineExposure,
+    OwedRow,
+)
 from pitill.journal.seal import Sealer
 
 JOURNAL_FILE_NAME = "journal.sqlite3"
@@ -80,6 +88,7 @@ class Journal:
         self._lock = threading.RLock()
         self._closed = False
         self.notice = notice
+        self._file: _FileWatch | None = None  # set by open(): is the file still at its path?
 
     @classmethod
     def open(
@@ -97,10 +106,12 @@ class Journal:
         path = data_dir / JOURNAL_FILE_NAME
         conn, notice = open_database(path)
         try:
+            check_rows(conn, path)  # an edited row stops the start here, not a sale later
             for seq, blob in conn.execute(
                 "SELECT seq, sealed_card FROM txns WHERE sealed_card IS NOT NULL ORDER BY seq"
             ):
                 sealer.check(seq, blob)  # fail closed now, not when the backlog is sent
+            held = _FileWatch(path)
         except sqlite3.Error as exc:
             conn.close()
             raise storage_error(path, "open", exc) from exc
@@ -108,6 +119,7 @@ class Journal:
             conn.close()
             raise
         journal = cls(conn, path, sealer, clock, notice)
+        journal._file = held
         journal._start_runtime(monotonic)
         return journal
 
@@ -123,6 +135,8 @@ class Journal:
             with contextlib.suppress(StorageError):
                 self.save_runtime()
             self._conn.close()
+            if self._file is not None:
+                self._file.close()
             self._closed = True
 
     # -- the running-time clock ------------------------------------------------------------
@@ -320,6 +334,55 @@ class Journal:
                 )
             return seqs
 
+    def adopt(self, owed: Sequence[OwedRow], source: str) -> list[tuple[int, int]]:
+        """Take in rows still owed to the host from another journal file (a salvage), in one
+        commit; the (old seq, new seq) of each one taken. A row already here (same STAN and
+        local date/time: the host's key) is skipped, so adopting twice adds nothing. The STAN
+        and local date/time are kept (the host knows the sale by them); the card is sealed again
+        under its new seq; a sale caught mid-authorization becomes a reversal."""
+        taken: list[tuple[int, int]] = []
+        now = self._clock()
+        with self._write(f"salvage from {source}") as conn:
+            (top,) = conn.execute("SELECT coalesce(max(seq), 0) FROM txns").fetchone()
+            new_seq = int(top)
+            for row in owed:
+                if conn.execute(
+                    "SELECT 1 FROM txns WHERE stan = ? AND local_datetime = ?",
+                    (row.stan, row.local_datetime),
+                ).fetchone():
+                    continue
+                new_seq += 1
+                status = TxnStatus.PENDING if row.card is not None else TxnStatus.REVERSAL_PENDING
+                sealed = None
+                if row.card is not None:
+                    try:
+                        sealed = self._sealer.seal(new_seq, row.card)
+                    except SealError as exc:
+                        raise StorageError(f"cannot seal the card of seq {new_seq}: {exc}") from exc
+                values = {
+                    "seq": new_seq,
+                    "kind": row.kind.value,
+                    "mode": row.mode.value,
+                    "amount_minor": row.amount_minor,
+                    "currency": row.currency,
+                    "status": status.value,
+                    "masked_pan": row.masked_pan,
+                    "stan": row.stan,
+                    "local_datetime": row.local_datetime,
+                    "response_code": row.response_code,
+                    "attempts": row.attempts,
+                    "sealed_card": sealed,
+                    "created_at": row.created_at,
+                    "created_runtime_s": self.runtime_s(),
+                }
+                columns = ", ".join(values)
+                marks = ", ".join(f":{name}" for name in values)
+                conn.execute(f"INSERT INTO txns ({columns}) VALUES ({marks})", values)
+                note = f"salvaged from {source} (seq {row.seq} there, {row.status.value})"
+                self._append_history(conn, new_seq, status, now, note)
+                taken.append((row.seq, new_seq))
+        return taken
+
     # -- reads ---------------------------------------------------------------------------------
 
     def next_seq(self) -> int:
@@ -452,8 +515,13 @@ class Journal:
 
     @contextlib.contextmanager
     def _write(self, what: str) -> Iterator[sqlite3.Connection]:
-        with self._lock, transaction(self._conn, self.path, what) as conn:
-            yield conn
+        with self._lock:
+            if self._file is not None:
+                self._file.check(what)  # no write into a file nobody will find
+            with transaction(self._conn, self.path, what) as conn:
+                yield conn
+            if self._file is not None:
+                self._file.check(what)  # gone during the commit: not durable where it counts
 
     @contextlib.contextmanager
     def _read(self, what: str) -> Iterator[sqlite3.Connection]:
@@ -462,6 +530,61 @@ class Journal:
                 yield self._conn
             except sqlite3.Error as exc:
                 raise storage_error(self.path, what, exc) from exc
+
+
+class _FileWatch:
+    """Notices the journal file being deleted, renamed or replaced under the running terminal.
+
+    SQLite keeps writing to the file it opened, even once unlinked: without this, sales would be
+    "durable" in a file that vanishes at the next restart. A descriptor of our own on the same
+    file is compared (device, inode, link count) with what the path names now.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._fd: int | None = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise StorageError(f"cannot open the journal {path}: {exc.strerror}") from exc
+
+    def check(self, what: str) -> None:
+        assert self._fd is not None
+        held = os.fstat(self._fd)
+        try:
+            now = os.stat(self.path)
+        except FileNotFoundError:
+            now = None
+        except OSError as exc:
+            raise StorageError(
+                f"journal {what} failed: cannot stat {self.path} ({exc.strerror}); it is NOT "
+                "durable. Check the SD card and the data directory"
+            ) from exc
+        if (
+            now is not None
+            and held.st_nlink > 0
+            and (now.st_dev, now.st_ino)
+            == (
+                held.st_dev,
+                held.st_ino,
+            )
+        ):
+            return
+        if held.st_nlink == 0:
+            change = "deleted"
+        elif now is None:
+            change = "renamed or moved away"
+        else:
+            change = "replaced by another file"
+        raise StorageError(
+            f"journal {what} failed: {self.path} was {change} while pitill was running; nothing "
+            "is durable until it is back. Stop pitill, put the journal back (look for a renamed "
+            "or moved copy; never start over while one exists), then start it again"
+        )
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
 
 
 def _fetch_row(conn: sqlite3.Connection, seq: int) -> JournalRow:
