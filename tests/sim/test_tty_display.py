@@ -188,9 +188,12 @@ def test_the_leds_are_coloured_and_readable_without_colour() -> None:
 
 
 def test_help_shows_every_key() -> None:
-    text = "\n".join(plain(80, 24, help=True))
-    for key, what in (*KEY_HELP.terminal, *KEY_HELP.swipe, *KEY_HELP.host):
+    lines = plain(80, 24, help=True)
+    text = "\n".join(lines)
+    for key, what in (*KEY_HELP.terminal_long, *KEY_HELP.swipe, *KEY_HELP.host):
         assert f"{key:<10} {what}" in text
+    assert "CLEAR: takes back the last digit (* on the keypad)" in text
+    assert all(len(line) == 80 for line in lines)
 
 
 def test_frame_surrounds_the_rows() -> None:

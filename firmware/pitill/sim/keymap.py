@@ -48,6 +48,13 @@ KEY_HELP = KeyHelp(
         ("Esc", "CANCEL"),
         ("f", "FN menu"),
     ),
+    terminal_long=(
+        ("0-9", "the amount; digits shift in from the right (1 2 5 0 = 12.50)"),
+        ("Enter", "OK: card, confirm, next page (# on the keypad)"),
+        ("Bksp", "CLEAR: takes back the last digit (* on the keypad)"),
+        ("Esc", "CANCEL: drops the sale (D on the keypad)"),
+        ("f", "FN: pay cash instead; at idle the mode and report menu (A)"),
+    ),
     swipe=tuple((h.char, h.label) for h in SWIPES),
     host=tuple((h.char, h.label) for h in HOST_FAULTS),
 )

@@ -132,6 +132,7 @@ class KeyHelp:
     terminal: tuple[tuple[str, str], ...]
     swipe: tuple[tuple[str, str], ...]
     host: tuple[tuple[str, str], ...]
+    terminal_long: tuple[tuple[str, str], ...] = ()  # for the ? page: what each key does
 
 
 @dataclass(frozen=True)
@@ -298,7 +299,8 @@ def _legend_wide(keys: KeyHelp, width: int) -> list[str]:
 def _help_lines(keys: KeyHelp, cols: int, rows: int) -> list[str]:
     """The full key table, in place of the panel until ? is pressed again."""
     lines = [_rule("keys (? again: back)", cols)]
-    for title, pairs in (("keypad", keys.terminal), ("swipe", keys.swipe), ("host", keys.host)):
+    keypad = keys.terminal_long or keys.terminal
+    for title, pairs in (("keypad", keypad), ("swipe", keys.swipe), ("host", keys.host)):
         lines.append(f" {title}")
         lines += [f"   {key:<10} {what}" for key, what in pairs]
     lines.append("   q          quit (the journal keeps everything)")
