@@ -32,10 +32,13 @@ CLEAR_SCREEN = "\x1b[2J"
 
 
 def terminal_size(fd: int) -> tuple[int, int]:
-    """(columns, rows) of the terminal on `fd`; 80x24 when it cannot say."""
+    """(columns, rows) of the terminal on `fd`; 80x24 when it cannot say (or says 0x0, as a
+    pty nobody sized does)."""
     try:
         size = os.get_terminal_size(fd)
     except OSError:
+        return 80, 24
+    if size.columns == 0 or size.lines == 0:
         return 80, 24
     return size.columns, size.lines
 
