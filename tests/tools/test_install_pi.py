@@ -515,10 +515,10 @@ def test_a_failing_step_stops_the_install(pi: FakePi) -> None:
 def copy_checkout(source: Path) -> Path:
     """A copy of the files the installer reads from a checkout."""
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
-    shutil.copytree(REPO / "firmware" / "pitill", source / "firmware" / "pitill", ignore=ignore)
-    for part in ("pyproject.toml", "README.md", "systemd", "hw", "tools"):
-        copy = shutil.copytree if (REPO / part).is_dir() else shutil.copy
-        copy(REPO / part, source / part, **({"ignore": ignore} if (REPO / part).is_dir() else {}))
+    for part in ("firmware/pitill", "systemd", "hw", "tools"):
+        shutil.copytree(REPO / part, source / part, ignore=ignore)
+    for part in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / part, source / part)
     return source
 
 
