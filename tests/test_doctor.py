@@ -13,6 +13,7 @@ import serial
 from gpiozero import LED, Device
 from gpiozero.pins.mock import MockFactory
 
+from pitill.config import GpioConfig, UsbKeypadConfig
 from pitill.doctor import (
     Check,
     SystemPaths,
@@ -27,7 +28,6 @@ from pitill.doctor import (
     format_report,
     run_doctor,
 )
-from pitill.drivers.hwconfig import GpioConfig, UsbKeypadConfig
 
 
 @pytest.fixture

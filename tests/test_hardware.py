@@ -13,9 +13,9 @@ import pytest
 from gpiozero import LED, Device
 from gpiozero.pins.mock import MockFactory
 
-from pitill.config import Config, config_from_dict
+from pitill.config import Config, DisplayConfig, config_from_dict
 from pitill.core.types import Key
-from pitill.drivers.oled import DisplayConfig, DummyDisplay, OledDisplay
+from pitill.drivers.oled import DummyDisplay, OledDisplay
 from pitill.drivers.protocols import KeySink
 from pitill.drivers.render import render, screen_gallery
 from pitill.errors import HardwareError

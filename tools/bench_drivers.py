@@ -26,7 +26,7 @@ from typing import Any
 from gpiozero.pins.mock import MockFactory
 from luma.oled.device import ssd1306
 
-from pitill.drivers.hwconfig import KeypadConfig
+from pitill.config import KeypadConfig
 from pitill.drivers.keypad_matrix import MatrixKeypad, MockKeypadWiring
 from pitill.drivers.render import HEIGHT_PX, WIDTH_PX, render, screen_gallery
 

@@ -1,35 +1,35 @@
 """The configuration: read once at start from TOML, validated strictly, frozen afterwards.
 
 Every section is a frozen dataclass; the loader walks them, so adding a key is adding a field.
-An unknown key, a wrong type or a bad value fails at start with the dotted key and the reason.
+Every number's allowed range is in one table, BOUNDS, and every rule between two keys in one
+table, ORDERS; a section's `validate(at)` checks both for its keys, then its own structure (pin
+conflicts, keypad layout). An unknown key, a wrong type or a bad value fails at start with the
+dotted key, the value and what is allowed, on one line.
+
+This module is a leaf of the shell: it imports the core's types and nothing of drivers/ (the
+drivers import their config sections from here), so reading a config loads no hardware library.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 import types
 import typing
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from pitill.core.state import OfflineLimits, PhaseTimeouts
-from pitill.core.types import OfflineMode
-from pitill.drivers.hwconfig import (
-    I2C1_PINS,
-    UART_PINS,
-    ButtonsConfig,
-    GpioConfig,
-    IndicatorsConfig,
-    KeypadConfig,
-    UsbKeypadConfig,
-    check_pin_conflicts,
-)
-from pitill.drivers.oled import DisplayConfig
-from pitill.drivers.serial_reader import ReaderConfig
+from pitill.core.types import Key, OfflineMode
 from pitill.errors import ConfigError
+from pitill.textfile import path_text, read_text
+
+EXAMPLE_CONFIG = "hw/pitill.example.toml"
+MAX_CONFIG_BYTES = 1 << 20  # a real config is a few kB
 
 # ISO 4217 alpha -> (numeric code, minor-unit exponent), for the currencies a workshop may use.
 CURRENCIES: dict[str, tuple[str, int]] = {
@@ -48,28 +48,195 @@ CURRENCIES: dict[str, tuple[str, int]] = {
     "CZK": ("203", 2),
 }
 
+# ISO 8583 fixed-length "ans" fields: field 41 (card acceptor terminal id) and 42 (merchant id).
+ISO_ID_LENGTHS: dict[str, int] = {"terminal_id": 8, "merchant_id": 15}
+
+
+# --- ranges and rules -----------------------------------------------------------------------
+
+
+def _num(value: float) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _shown(value: object) -> str:
+    """A value for an error message: repr, on one line, not endless."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+@dataclass(frozen=True)
+class Bound:
+    """The values one numeric key allows: low..high, plus a few special values with a meaning."""
+
+    low: float
+    high: float
+    unit: str = ""  # "s" for seconds
+    special: tuple[tuple[int, str], ...] = ()  # e.g. ((-1, "not fitted"),)
+    what: str = ""  # what the number is, for the error message: "a BCM GPIO number"
+    hex: bool = False  # written 0x03..0x77 (I2C addresses)
+
+    def allows(self, value: float) -> bool:
+        if isinstance(value, float) and not math.isfinite(value):
+            return False  # NaN compares false with everything: say so, not rely on it
+        return self.low <= value <= self.high or any(value == v for v, _ in self.special)
+
+    def text(self) -> str:
+        """How the example config and the error messages write this range."""
+        low, high = (f"0x{int(v):02X}" if self.hex else _num(v) for v in (self.low, self.high))
+        span = low if self.low == self.high else f"{low}..{high}"
+        if self.unit:
+            span += f" {self.unit}"
+        return span + "".join(f" or {_num(v)} ({meaning})" for v, meaning in self.special)
+
+    def problem(self, key: str, value: float) -> str | None:
+        if self.allows(value):
+            return None
+        what = f"{self.what} " if self.what else ""
+        return f"{key}: must be {what}{self.text()}, got {_shown(value)}"
+
+
+@dataclass(frozen=True)
+class Order:
+    """`low_key` must be below `high_key` (or at most it, when not strict), because `why`."""
+
+    low_key: str
+    high_key: str
+    strict: bool
+    why: str
+
+    def problem(self, low: float, high: float) -> str | None:
+        if low < high or (low == high and not self.strict):
+            return None
+        relation = "less than" if self.strict else "at most"
+        return (
+            f"{self.low_key}: {_shown(low)} must be {relation} {self.high_key} ({_shown(high)}): "
+            f"{self.why}; change one of them"
+        )
+
+
+SECONDS = "s"
+AMOUNT = Bound(0, 999_999_999_999)  # ISO 8583 field 4 holds 12 digits
+# BCM GPIO0..27: the 40-pin header of every Pi model
+PIN = Bound(0, 27, special=((-1, "not fitted"),), what="a BCM GPIO number")
+PIN_FITTED = Bound(0, 27, what="a BCM GPIO number")
+
+
+def _seconds(low: float, high: float, **kwargs: Any) -> Bound:
+    return Bound(low, high, SECONDS, **kwargs)
+
+
+# --- the parts' constants ---------------------------------------------------------------------
+
+NO_PIN = -1
+"""A pin setting of -1 means the part is not fitted."""
+
+MAX_BCM_PIN = 27  # GPIO0..GPIO27 are on the 40-pin header of every Pi model
+
+PinUse = tuple[str, int]
+"""(dotted config key, BCM pin), e.g. ("keypad.row_pins[0]", 5)."""
+
+# Pins the kernel owns when an interface is on; Config.validate adds them to the pin check when
+# the display uses I2C bus 1 or the card reader uses the header UART.
+I2C1_PINS: tuple[PinUse, ...] = (("display: I2C1 SDA", 2), ("display: I2C1 SCL", 3))
+UART_PINS: tuple[PinUse, ...] = (("reader: UART TXD", 14), ("reader: UART RXD", 15))
+
+# Layout character -> logical key for the common 4x4 membrane keypad. Digits on the layout always
+# stand for themselves unless listed; B and C stay unmapped.
+DEFAULT_MATRIX_KEYMAP: dict[str, str] = {"#": "OK", "*": "CLEAR", "D": "CANCEL", "A": "FN"}
+
+# evdev key name -> logical key for a USB numeric keypad. Evdev reports KEY_KP* codes whatever the
+# NumLock state, so the keypad works with NumLock on or off.
+DEFAULT_USB_KEYMAP: dict[str, str] = {
+    **{f"KEY_KP{d}": str(d) for d in range(10)},
+    **{f"KEY_{d}": str(d) for d in range(10)},
+    "KEY_KPENTER": "OK",
+    "KEY_ENTER": "OK",
+    "KEY_BACKSPACE": "CLEAR",
+    "KEY_KPDOT": "CLEAR",
+    "KEY_DELETE": "CLEAR",
+    "KEY_ESC": "CANCEL",
+    "KEY_KPMINUS": "CANCEL",
+    "KEY_KPPLUS": "FN",
+    "KEY_NUMLOCK": "FN",
+}
+
+PinFactoryName = Literal["", "lgpio", "rpigpio", "pigpio", "native", "mock"]
+PIN_FACTORY_NAMES: tuple[str, ...] = typing.get_args(PinFactoryName)
+DisplayDriver = Literal["ssd1306", "sh1106", "ssd1309", "dummy"]
+DisplayInterface = Literal["i2c", "spi"]
+ReaderProtocol = Literal["framed", "lines"]
+READER_PROTOCOLS: tuple[ReaderProtocol, ...] = typing.get_args(ReaderProtocol)
+
+
+def check_pin_conflicts(uses: Iterable[PinUse]) -> None:
+    """Raise ConfigError naming both keys when two settings use the same GPIO pin."""
+    seen: dict[int, str] = {}
+    for key, pin in uses:
+        if pin in seen:
+            raise ConfigError(f"{key}: GPIO{pin} is already used by {seen[pin]}; pick a free pin")
+        seen[pin] = key
+
+
+def _check_key_name(key: str, name: str) -> None:
+    try:
+        Key.parse(name)
+    except ValueError as exc:
+        raise ConfigError(f"{key}: {exc}") from None
+
+
+def _key(at: str, name: object) -> str:
+    """A dotted key; a name that is not a plain word is quoted, so a message stays one line."""
+    text = str(name)
+    plain = text and all(c.isalnum() or c in "_-#*" for c in text) and text.isascii()
+    part = text if plain else repr(text)
+    return f"{at}.{part}" if at else part
+
+
+# --- the sections -----------------------------------------------------------------------------
+
+
+def _check_section(obj: object, at: str) -> None:
+    """Raise the first range or rule problem of one section (its `validate` starts with this)."""
+    problems = section_problems(obj, at)
+    if problems:
+        raise ConfigError(problems[0])
+
 
 @dataclass(frozen=True)
 class TerminalConfig:
-    terminal_id: str = "PITILL01"  # ISO 8583 field 41: 8 characters
-    merchant_id: str = "PITILLSHOP00001"  # field 42: 15 characters
+    # ISO 8583 field 41, 8 characters, and field 42, 15: printable ASCII from the acquirer. A
+    # shorter id is padded with spaces on the right to its length, as ISO 8583 pads a fixed
+    # "ans" field, and is sent, logged and compared padded.
+    terminal_id: str = "PITILL01"
+    merchant_id: str = "PITILLSHOP00001"
     currency: str = "EUR"
     max_amount_minor: int = 999_999  # the largest sale the keypad accepts
 
+    def __post_init__(self) -> None:
+        for name, length in ISO_ID_LENGTHS.items():
+            value = getattr(self, name)
+            if _id_ok(value, length):
+                object.__setattr__(self, name, value.ljust(length))
+
     def validate(self, at: str) -> None:
-        if len(self.terminal_id) != 8 or not self.terminal_id.isalnum():
-            raise ConfigError(
-                f"{at}.terminal_id: must be 8 letters or digits, got {self.terminal_id!r}"
-            )
-        if len(self.merchant_id) != 15 or not self.merchant_id.isalnum():
-            raise ConfigError(
-                f"{at}.merchant_id: must be 15 letters or digits, got {self.merchant_id!r}"
-            )
+        _check_section(self, at)
+        for name, length in ISO_ID_LENGTHS.items():
+            value = getattr(self, name)
+            if not _id_ok(value, length):
+                field_no = 41 if name == "terminal_id" else 42
+                raise ConfigError(
+                    f"{at}.{name}: must be 1..{length} printable ASCII characters, not starting "
+                    f"with a space (ISO 8583 field {field_no}; a shorter id is padded with spaces "
+                    f"on the right), got {_shown(value)}"
+                )
         if self.currency not in CURRENCIES:
             known = ", ".join(sorted(CURRENCIES))
-            raise ConfigError(f"{at}.currency: unknown currency {self.currency!r}; known: {known}")
-        if not 1 <= self.max_amount_minor <= 999_999_999_999:
-            raise ConfigError(f"{at}.max_amount_minor: must be 1..999999999999")
+            raise ConfigError(
+                f"{at}.currency: unknown currency {_shown(self.currency)}; known: {known}"
+            )
 
     @property
     def currency_numeric(self) -> str:
@@ -78,6 +245,15 @@ class TerminalConfig:
     @property
     def currency_exponent(self) -> int:
         return CURRENCIES[self.currency][1]
+
+
+def _id_ok(value: object, length: int) -> bool:
+    return (
+        isinstance(value, str)
+        and 1 <= len(value) <= length
+        and all(" " <= c <= "~" for c in value)
+        and not value.startswith(" ")
+    )
 
 
 @dataclass(frozen=True)
@@ -99,13 +275,7 @@ class OfflineConfig:
         return OfflineLimits(**fields)
 
     def validate(self, at: str) -> None:
-        for name in ("floor_limit_minor", "max_total_minor", "max_count", "max_per_card"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{at}.{name}: must be >= 0, got {getattr(self, name)}")
-        if self.max_age_s <= 0:
-            raise ConfigError(f"{at}.max_age_s: must be > 0 seconds")
-        if not 0 < self.age_alarm_s <= self.max_age_s:
-            raise ConfigError(f"{at}.age_alarm_s: must be > 0 and at most max_age_s")
+        _check_section(self, at)
 
 
 @dataclass(frozen=True)
@@ -143,7 +313,7 @@ class UpstreamConfig:
 
         Raises ValueError saying what is wrong with it.
         """
-        if not entry or any(c.isspace() for c in entry):
+        if not entry or any(c.isspace() or not c.isprintable() for c in entry):
             raise ValueError("empty, or has spaces")
         port_text: str | None = None
         if entry.startswith("["):
@@ -164,25 +334,11 @@ class UpstreamConfig:
         return host, int(port_text)
 
     def validate(self, at: str) -> None:
-        if not self.host:
-            raise ConfigError(f"{at}.host: must not be empty")
-        if not 1 <= self.port <= 65535:
-            raise ConfigError(f"{at}.port: must be 1..65535, got {self.port}")
-        for name in (
-            "request_timeout_s",
-            "probe_interval_s",
-            "probe_timeout_s",
-            "slow_threshold_s",
-            "forward_retry_s",
-            "failing_hold_s",
-        ):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{at}.{name}: must be > 0 seconds")
-        if self.forward_retry_max_s < self.forward_retry_s:
-            raise ConfigError(f"{at}.forward_retry_max_s: must be >= forward_retry_s")
-        for name in ("fail_threshold", "recover_threshold", "request_fail_threshold"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{at}.{name}: must be >= 1")
+        _check_section(self, at)
+        if not self.host or any(c.isspace() or not c.isprintable() for c in self.host):
+            raise ConfigError(
+                f"{at}.host: must be a host name or address without spaces, got {_shown(self.host)}"
+            )
         self._validate_hosts(at)
         if self.tls_ca_file and not self.tls:
             raise ConfigError(
@@ -202,7 +358,7 @@ class UpstreamConfig:
                 endpoint = self.parse_host_entry(entry, self.port)
             except ValueError as exc:
                 raise ConfigError(
-                    f"{at}.hosts[{index}]: {entry!r} is not a host ({exc}); write "
+                    f"{at}.hosts[{index}]: {_shown(entry)} is not a host ({exc}); write "
                     '"name:port", "name" (port from upstream.port) or "[v6addr]:port"'
                 ) from None
             if endpoint in seen:
@@ -216,6 +372,220 @@ class LogConfig:
 
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     file: str = ""
+
+
+@dataclass(frozen=True)
+class GpioConfig:
+    # "" lets gpiozero choose (GPIOZERO_PIN_FACTORY, else lgpio, rpigpio, pigpio, native);
+    # a Pi 5 needs "lgpio"; "mock" runs without hardware.
+    pin_factory: PinFactoryName = ""
+
+    def validate(self, at: str) -> None:
+        if self.pin_factory not in PIN_FACTORY_NAMES:
+            raise ConfigError(
+                f"{at}.pin_factory: must be one of {', '.join(map(repr, PIN_FACTORY_NAMES))}, "
+                f"got {self.pin_factory!r}"
+            )
+
+
+@dataclass(frozen=True)
+class DisplayConfig:
+    """The [display] section: which panel, how it is wired, and when it dims (drivers/oled.py)."""
+
+    driver: DisplayDriver = "ssd1306"
+    interface: DisplayInterface = "i2c"
+    i2c_port: int = 1  # /dev/i2c-1 on a Pi
+    i2c_address: int = 0x3C  # 0x3D when the module's address jumper is moved
+    spi_port: int = 0
+    spi_device: int = 0
+    spi_gpio_dc: int = 24  # BCM numbers
+    spi_gpio_rst: int = 25
+    rotate: int = 0  # 0 or 2 (mounted upside down); the layout is landscape only
+    contrast: int = 255
+    dim_after_s: float = 60.0  # 0 = never dim
+    dim_contrast: int = 16
+
+    def validate(self, at: str) -> None:
+        for name, allowed in (
+            ("driver", typing.get_args(DisplayDriver)),
+            ("interface", typing.get_args(DisplayInterface)),
+        ):
+            value = getattr(self, name)
+            if value not in allowed:
+                raise ConfigError(
+                    f"{at}.{name}: must be one of {', '.join(map(repr, allowed))}, "
+                    f"got {_shown(value)}"
+                )
+        _check_section(self, at)
+        if self.spi_gpio_dc == self.spi_gpio_rst:
+            raise ConfigError(
+                f"{at}.spi_gpio_rst: must differ from spi_gpio_dc, both are {self.spi_gpio_dc}"
+            )
+
+
+@dataclass(frozen=True)
+class ReaderConfig:
+    """The `[reader]` section: where the reader is and how it talks (drivers/serial_reader.py)."""
+
+    port: str = "/dev/serial0"
+    baudrate: int = 9600
+    protocol: ReaderProtocol = "framed"
+
+    def validate(self, at: str) -> None:
+        if not self.port:
+            raise ConfigError(f"{at}.port: must name the reader's device, e.g. /dev/ttyUSB0")
+        _check_section(self, at)
+        if self.protocol not in READER_PROTOCOLS:
+            raise ConfigError(
+                f"{at}.protocol: must be 'framed' (STX/ETX/LRC with ACK) or 'lines'"
+                f" (CR/LF terminated), got {_shown(self.protocol)}"
+            )
+
+
+@dataclass(frozen=True)
+class KeypadConfig:
+    """A membrane matrix keypad: rows are driven, columns are pulled-up inputs."""
+
+    enabled: bool = True
+    row_pins: tuple[int, ...] = (5, 6, 13, 19)
+    col_pins: tuple[int, ...] = (12, 16, 20, 21)
+    layout: tuple[str, ...] = ("123A", "456B", "789C", "*0#D")  # one string per row, top first
+    # Layout character -> key name; replaces the default as a whole. Digits map to themselves.
+    keymap: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_MATRIX_KEYMAP))
+    scan_interval_s: float = 0.01  # while a key is down or was lately
+    idle_scan_interval_s: float = 0.05  # while nothing was pressed for a second: saves CPU
+    stable_scans: int = 3  # identical scans before a press or release counts
+
+    def validate(self, at: str) -> None:
+        for name in ("row_pins", "col_pins"):
+            if not getattr(self, name):
+                raise ConfigError(f"{at}.{name}: must list at least one pin")
+        _check_section(self, at)
+        check_pin_conflicts(self.pin_uses(at, force=True))
+        if len(self.layout) != len(self.row_pins):
+            raise ConfigError(
+                f"{at}.layout: has {len(self.layout)} rows but row_pins has "
+                f"{len(self.row_pins)} pins; give one string per row"
+            )
+        for i, row in enumerate(self.layout):
+            if len(row) != len(self.col_pins):
+                raise ConfigError(
+                    f"{at}.layout[{i}]: {_shown(row)} has {len(row)} characters but col_pins "
+                    f"has {len(self.col_pins)} pins; give one character per column"
+                )
+        chars = "".join(self.layout)
+        if len(set(chars)) != len(chars) or not all(
+            c.isprintable() and not c.isspace() for c in chars
+        ):
+            raise ConfigError(
+                f"{at}.layout: every key needs its own visible character, got {self.layout!r}"
+            )
+        for char, name in self.keymap.items():
+            key = _key(f"{at}.keymap", char)
+            if char not in chars:
+                raise ConfigError(
+                    f"{key}: {_shown(char)} is not a character of {at}.layout "
+                    f"({' '.join(self.layout)}); list only keys on your keypad"
+                )
+            _check_key_name(key, name)
+
+    def pin_uses(self, at: str, *, force: bool = False) -> list[PinUse]:
+        """The pins this section claims (none when disabled, unless `force`)."""
+        if not (self.enabled or force):
+            return []
+        rows = [(f"{at}.row_pins[{i}]", p) for i, p in enumerate(self.row_pins)]
+        return rows + [(f"{at}.col_pins[{i}]", p) for i, p in enumerate(self.col_pins)]
+
+
+@dataclass(frozen=True)
+class ButtonsConfig:
+    """Big push buttons wired from a GPIO pin to GND (internal pull-ups); -1 = not fitted."""
+
+    enabled: bool = False
+    ok_pin: int = 26
+    cancel_pin: int = 23
+    fn_pin: int = 4
+    debounce_s: float = 0.05  # a press needs this long of quiet on the pin before it
+
+    def validate(self, at: str) -> None:
+        _check_section(self, at)
+        if self.enabled and not self.pin_uses(at):
+            raise ConfigError(f"{at}: enabled but ok_pin, cancel_pin and fn_pin are all -1")
+        check_pin_conflicts(self.pin_uses(at, force=True))
+
+    def _pins(self) -> list[tuple[str, int]]:
+        return [("ok_pin", self.ok_pin), ("cancel_pin", self.cancel_pin), ("fn_pin", self.fn_pin)]
+
+    def pin_uses(self, at: str, *, force: bool = False) -> list[PinUse]:
+        if not (self.enabled or force):
+            return []
+        return [(f"{at}.{name}", pin) for name, pin in self._pins() if pin != NO_PIN]
+
+
+@dataclass(frozen=True)
+class UsbKeypadConfig:
+    """A USB numeric keypad read through evdev (Linux input events)."""
+
+    enabled: bool = False
+    device: str = "/dev/input/by-id/*-event-kbd"  # a path or a glob; the first match is used
+    grab: bool = True  # keep its keys away from the console and other programs
+    # evdev key name -> key name, merged over DEFAULT_USB_KEYMAP; "" unmaps a key.
+    keymap: dict[str, str] = field(default_factory=dict)
+    reconnect_poll_s: float = 1.0  # how often to look for the keypad while it is unplugged
+
+    def validate(self, at: str) -> None:
+        if not self.device.startswith("/"):
+            raise ConfigError(
+                f"{at}.device: must be an absolute path or glob, got {_shown(self.device)}"
+            )
+        _check_section(self, at)
+        known = _evdev_key_names() if self.keymap else frozenset()
+        for code_name, name in self.keymap.items():
+            key = _key(f"{at}.keymap", code_name)
+            if not code_name.startswith("KEY_") or (known and code_name not in known):
+                raise ConfigError(
+                    f"{key}: not an evdev key name (like KEY_KP5); "
+                    "run `python -m evdev.evtest` to see what your keypad sends"
+                )
+            if name:
+                _check_key_name(key, name)
+
+    def merged_keymap(self) -> dict[str, str]:
+        """DEFAULT_USB_KEYMAP with the overrides applied and unmapped ("") entries removed."""
+        merged = {**DEFAULT_USB_KEYMAP, **self.keymap}
+        return {code: name for code, name in merged.items() if name}
+
+
+def _evdev_key_names() -> frozenset[str]:
+    """Key names evdev knows, or empty when evdev is not installed (only the prefix is checked)."""
+    try:
+        from evdev import ecodes
+    except ImportError:
+        return frozenset()
+    return frozenset(name for name in ecodes.ecodes if name.startswith("KEY_"))
+
+
+@dataclass(frozen=True)
+class IndicatorsConfig:
+    """LEDs (through a resistor to GND), an active buzzer via a transistor, the drawer relay."""
+
+    green_led_pin: int = 17
+    red_led_pin: int = 27
+    buzzer_pin: int = 18
+    buzzer_enabled: bool = True  # false: silent, and the pin stays free
+    drawer_pin: int = 22
+    drawer_active_high: bool = True  # false for relay boards that switch on a low input
+    drawer_pulse_s: float = 0.2  # long enough to release the latch, short enough not to cook it
+
+    def validate(self, at: str) -> None:
+        _check_section(self, at)
+        check_pin_conflicts(self.pin_uses(at))
+
+    def pin_uses(self, at: str) -> list[PinUse]:
+        names = ["green_led_pin", "red_led_pin", "drawer_pin"]
+        if self.buzzer_enabled:
+            names.append("buzzer_pin")
+        return [(f"{at}.{n}", getattr(self, n)) for n in names if getattr(self, n) != NO_PIN]
 
 
 @dataclass(frozen=True)
@@ -235,10 +605,13 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
 
     def validate(self, at: str) -> None:
-        """Every timeout is positive; no GPIO pin serves two parts (I2C and UART pins included)."""
-        for timeout in dataclasses.fields(self.timeouts):
-            if getattr(self.timeouts, timeout.name) <= 0:
-                raise ConfigError(f"timeouts.{timeout.name}: must be > 0 seconds")
+        """The rules between sections; no GPIO pin serves two parts (I2C and UART pins too)."""
+        for order in ORDERS:
+            if order.low_key.split(".")[0] != order.high_key.split(".")[0]:
+                low, high = _lookup(self, order.low_key), _lookup(self, order.high_key)
+                problem = order.problem(low, high)
+                if problem is not None:
+                    raise ConfigError(problem)
         uses = [
             *self.keypad.pin_uses("keypad"),
             *self.buttons.pin_uses("buttons"),
@@ -255,6 +628,146 @@ class Config:
         check_pin_conflicts(uses)
 
 
+# --- the tables -------------------------------------------------------------------------------
+
+# Every number of every section, by section and key; a list of numbers (pins) by its items. A test
+# checks that every int and float field has its bound here, and that hw/pitill.example.toml
+# writes each bound's text on the key's line.
+BOUNDS: dict[type, dict[str, Bound]] = {
+    TerminalConfig: {"max_amount_minor": Bound(1, 999_999_999_999)},
+    OfflineConfig: {
+        "floor_limit_minor": AMOUNT,
+        "max_total_minor": AMOUNT,
+        "max_count": Bound(0, 100_000),
+        "max_age_s": _seconds(1, 30 * 86_400),
+        "age_alarm_s": _seconds(1, 30 * 86_400),
+        "max_per_card": Bound(0, 1000),
+    },
+    PhaseTimeouts: {f.name: _seconds(0.1, 3600) for f in dataclasses.fields(PhaseTimeouts)},
+    UpstreamConfig: {
+        "port": Bound(1, 65535),
+        "request_timeout_s": _seconds(0.05, 120),
+        "probe_interval_s": _seconds(0.01, 600),
+        "probe_timeout_s": _seconds(0.01, 120),
+        "fail_threshold": Bound(1, 100),
+        "recover_threshold": Bound(1, 100),
+        "slow_threshold_s": _seconds(0.001, 120),
+        "forward_retry_s": _seconds(0.01, 3600),
+        "forward_retry_max_s": _seconds(0.01, 86_400),
+        "request_fail_threshold": Bound(1, 100),
+        "failing_hold_s": _seconds(0.01, 3600),
+    },
+    DisplayConfig: {
+        "i2c_port": Bound(0, 255),
+        "i2c_address": Bound(
+            0x03, 0x77, hex=True
+        ),  # 7-bit addresses outside it are reserved by I2C
+        "spi_port": Bound(0, 6),
+        "spi_device": Bound(0, 3),
+        "spi_gpio_dc": PIN_FITTED,
+        "spi_gpio_rst": PIN_FITTED,
+        "rotate": Bound(0, 0, special=((2, "upside down"),)),  # 1 and 3 would be portrait
+        "contrast": Bound(0, 255),
+        "dim_after_s": _seconds(0.001, 86_400, special=((0, "never"),)),
+        "dim_contrast": Bound(0, 255),
+    },
+    ReaderConfig: {"baudrate": Bound(50, 4_000_000)},
+    KeypadConfig: {
+        "row_pins": PIN_FITTED,
+        "col_pins": PIN_FITTED,
+        "scan_interval_s": _seconds(0.001, 0.1),
+        "idle_scan_interval_s": _seconds(0.001, 0.2),
+        "stable_scans": Bound(1, 20),
+    },
+    ButtonsConfig: {
+        "ok_pin": PIN,
+        "cancel_pin": PIN,
+        "fn_pin": PIN,
+        "debounce_s": _seconds(0.001, 1),
+    },
+    UsbKeypadConfig: {"reconnect_poll_s": _seconds(0.01, 60)},
+    IndicatorsConfig: {
+        "green_led_pin": PIN,
+        "red_led_pin": PIN,
+        "buzzer_pin": PIN,
+        "drawer_pin": PIN,
+        "drawer_pulse_s": _seconds(0.01, 2),
+    },
+}
+
+# Pairs of keys whose values only make sense in one order. A pair within one section is checked
+# by that section's validate, a pair across sections by Config.validate.
+ORDERS: tuple[Order, ...] = (
+    Order(
+        "upstream.request_timeout_s",
+        "timeouts.authorizing_s",
+        strict=True,
+        why="the AUTHORIZING screen must outlast the request, or it gives up before the "
+        "answer (or the reversal) is known",
+    ),
+    Order(
+        "upstream.forward_retry_s",
+        "upstream.forward_retry_max_s",
+        strict=False,
+        why="the forwarder's wait doubles from the first up to the largest",
+    ),
+    Order(
+        "upstream.forward_retry_max_s",
+        "offline.age_alarm_s",
+        strict=True,
+        why="the backlog must be retried before an offline sale is old enough to raise the alarm",
+    ),
+    Order(
+        "offline.age_alarm_s",
+        "offline.max_age_s",
+        strict=False,
+        why="the alarm warns before the age limit is reached",
+    ),
+    Order(
+        "display.dim_contrast",
+        "display.contrast",
+        strict=False,
+        why="dimming lowers the contrast",
+    ),
+    Order(
+        "keypad.scan_interval_s",
+        "keypad.idle_scan_interval_s",
+        strict=False,
+        why="the idle scan is the slower one that saves CPU",
+    ),
+)
+
+
+def _lookup(config: object, dotted: str) -> Any:
+    for part in dotted.split("."):
+        config = getattr(config, part)
+    return config
+
+
+def section_problems(obj: object, at: str) -> list[str]:
+    """Every value of one section outside its bound; then, if none, its broken ORDERS pairs."""
+    problems: list[str] = []
+    for name, bound in BOUNDS.get(type(obj), {}).items():
+        value = getattr(obj, name)
+        if isinstance(value, tuple):
+            items = [(f"{at}.{name}[{i}]", v) for i, v in enumerate(value)]
+        else:
+            items = [(f"{at}.{name}", value)]
+        problems.extend(p for key, v in items if (p := bound.problem(key, v)) is not None)
+    if problems:
+        return problems
+    for order in ORDERS:
+        low_at, _, low_name = order.low_key.partition(".")
+        high_at, _, high_name = order.high_key.partition(".")
+        if low_at == high_at == at:
+            problem = order.problem(getattr(obj, low_name), getattr(obj, high_name))
+            if problem is not None:
+                problems.append(problem)
+    return problems
+
+
+# --- loading ----------------------------------------------------------------------------------
+
 T = TypeVar("T")
 
 
@@ -262,13 +775,27 @@ def load_config(path: Path | None) -> Config:
     """The defaults, overlaid with the TOML file at `path` when one is given."""
     if path is None:
         return Config()
+    text = read_config_text(path)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        raise ConfigError(
+            f"config file {path_text(path)} is not valid TOML: {exc}; fix that line "
+            f"({EXAMPLE_CONFIG} shows the syntax)"
+        ) from None
     return config_from_dict(raw)
+
+
+def read_config_text(path: Path) -> str:
+    """The text of a config file, or a one-line ConfigError naming the file and what to do."""
+    text = read_text(
+        path,
+        "config file",
+        ConfigError,
+        missing_hint=f"copy {EXAMPLE_CONFIG} there (it lists every key) or pass the right --config",
+        max_bytes=MAX_CONFIG_BYTES,
+    )
+    return text
 
 
 def config_from_dict(raw: dict[str, Any]) -> Config:
@@ -276,22 +803,52 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
 
 
 def _build(cls: type[T], raw: Any, at: str) -> T:
+    """Build `cls` from `raw`; a ConfigError names the first problem and carries them all."""
+    problems: list[str] = []
+    obj = _collect(cls, raw, at, problems)
+    if problems or obj is None:
+        raise ConfigError.of(problems)
+    return obj
+
+
+def _collect(cls: type[T], raw: Any, at: str, problems: list[str]) -> T | None:
+    """`cls` from `raw`, or None after adding each problem found to `problems`."""
     if not isinstance(raw, dict):
-        raise ConfigError(f"{at or 'config'}: must be a table, got {type(raw).__name__}")
+        problems.append(f"{at or 'config'}: must be a table, got {type(raw).__name__}")
+        return None
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(raw) - set(fields))
-    if unknown:
-        where = f"{at}.{unknown[0]}" if at else unknown[0]
-        raise ConfigError(f"{where}: unknown key; known keys here: {', '.join(sorted(fields))}")
+    known = ", ".join(sorted(fields))
+    for name in sorted(set(raw) - set(fields), key=str):
+        problems.append(f"{_key(at, name)}: unknown key; known keys here: {known}")
     values: dict[str, Any] = {}
+    before = len(problems)
     for name, value in raw.items():
-        key = f"{at}.{name}" if at else name
-        values[name] = _coerce(hints[name], value, key)
+        if name not in fields:
+            continue
+        key = _key(at, name)
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            values[name] = _collect(hint, value, key, problems)  # type: ignore[arg-type]
+            continue
+        try:
+            values[name] = _coerce(hint, value, key)
+        except ConfigError as exc:
+            problems.append(str(exc))
+    if len(problems) > before or set(raw) - set(fields):
+        return None
     obj = cls(**values)
+    found = section_problems(obj, at)
+    if found:
+        problems.extend(found)
+        return None
     validate = getattr(obj, "validate", None)
     if validate is not None:
-        validate(at)
+        try:
+            validate(at)
+        except ConfigError as exc:
+            problems.append(str(exc))
+            return None
     return obj
 
 
@@ -310,44 +867,47 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
                 return _coerce(option, value, key)
             except ConfigError:
                 continue
-        raise ConfigError(f"{key}: {value!r} is not a valid value")
+        raise ConfigError(f"{key}: {_shown(value)} is not a valid value")
     if origin is tuple:
         (item,) = typing.get_args(hint)[:1]
         if not isinstance(value, list):
-            raise ConfigError(f"{key}: must be a list, got {value!r}")
+            raise ConfigError(f"{key}: must be a list, got {_shown(value)}")
         return tuple(_coerce(item, v, f"{key}[{i}]") for i, v in enumerate(value))
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{key}: must be a table, got {value!r}")
+            raise ConfigError(f"{key}: must be a table, got {_shown(value)}")
         _, vtype = typing.get_args(hint)
-        return {str(k): _coerce(vtype, v, f"{key}.{k}") for k, v in value.items()}
+        return {str(k): _coerce(vtype, v, _key(key, k)) for k, v in value.items()}
     if origin is typing.Literal:
         allowed = typing.get_args(hint)
         if value not in allowed:
             raise ConfigError(
-                f"{key}: must be one of {', '.join(map(repr, allowed))}, got {value!r}"
+                f"{key}: must be one of {', '.join(map(repr, allowed))}, got {_shown(value)}"
             )
         return value
     if hint is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{key}: must be true or false, got {value!r}")
+            raise ConfigError(f"{key}: must be true or false, got {_shown(value)}")
         return value
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}: must be an integer, got {value!r}")
+            raise ConfigError(f"{key}: must be an integer, got {_shown(value)}")
         return value
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{key}: must be a number, got {value!r}")
-        return float(value)
+            raise ConfigError(f"{key}: must be a number, got {_shown(value)}")
+        try:
+            return float(value)
+        except OverflowError:  # an integer of 400 digits
+            raise ConfigError(f"{key}: {_shown(value)} is too large for a number") from None
     if hint is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{key}: must be a string, got {value!r}")
+            raise ConfigError(f"{key}: must be a string, got {_shown(value)}")
         return value
     if isinstance(hint, type) and issubclass(hint, Enum):
         try:
             return hint(value)
         except ValueError:
             names = ", ".join(repr(m.value) for m in hint)
-            raise ConfigError(f"{key}: must be one of {names}, got {value!r}") from None
+            raise ConfigError(f"{key}: must be one of {names}, got {_shown(value)}") from None
     raise ConfigError(f"{key}: unsupported setting type {hint!r}")

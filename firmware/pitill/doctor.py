@@ -16,9 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from pitill.drivers.evdev_keypad import find_device
-from pitill.drivers.hwconfig import (
-    PIN_FACTORY_FIX,
+from pitill.config import (
     ButtonsConfig,
     GpioConfig,
     IndicatorsConfig,
@@ -26,8 +24,9 @@ from pitill.drivers.hwconfig import (
     PinUse,
     UsbKeypadConfig,
     check_pin_conflicts,
-    open_pin_factory,
 )
+from pitill.drivers.evdev_keypad import find_device
+from pitill.drivers.hwconfig import PIN_FACTORY_FIX, open_pin_factory
 from pitill.errors import ConfigError, HardwareError
 
 if TYPE_CHECKING:

@@ -4,13 +4,32 @@ Each class also inherits the fitting built-in, so callers that only know Python'
 exceptions still catch them. Messages say what was wrong, with which value, and what to do.
 """
 
+from __future__ import annotations
+
 
 class PitillError(Exception):
     """Base of every error pitill raises on purpose."""
 
 
 class ConfigError(PitillError, ValueError):
-    """A configuration key is unknown or its value is bad; the message names the key."""
+    """A configuration key is unknown or its value is bad; the message names the key.
+
+    `problems` holds every problem found (one line each, for `pitill doctor`); the message is
+    the first, with a count of the others.
+    """
+
+    def __init__(self, message: str, problems: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.problems = problems or (message,)
+
+    @classmethod
+    def of(cls, problems: list[str]) -> ConfigError:
+        """One error for all `problems`: the first, and how many more `pitill doctor` lists."""
+        if not problems:
+            return cls("config: invalid")
+        first, rest = problems[0], len(problems) - 1
+        more = f" (and {rest} more; `pitill doctor --config FILE` lists each)" if rest else ""
+        return cls(first + more, tuple(problems))
 
 
 class TransitionError(PitillError, RuntimeError):
@@ -39,6 +58,10 @@ class ProtocolError(UpstreamError):
 
 class StorageError(PitillError, OSError):
     """The journal could not make a write durable (disk full, I/O error, corruption)."""
+
+
+class DataDirError(PitillError, OSError):
+    """The data directory (or a file in it) cannot be created, read or written."""
 
 
 class SealError(PitillError, ValueError):

@@ -28,12 +28,12 @@ from gpiozero.pins.mock import MockFactory
 from PIL import Image
 
 from pitill.app import Devices
-from pitill.config import Config
+from pitill.config import NO_PIN, Config
 from pitill.core.screens import Screen
 from pitill.core.types import Key
 from pitill.drivers.buttons import PhysicalButtons
 from pitill.drivers.evdev_keypad import UsbKeypad  # imports evdev only when one is built
-from pitill.drivers.hwconfig import NO_PIN, PIN_FACTORY_FIX, open_pin_factory
+from pitill.drivers.hwconfig import PIN_FACTORY_FIX, open_pin_factory
 from pitill.drivers.indicators import GpioIndicators
 from pitill.drivers.keypad_matrix import MatrixKeypad, MockKeypadWiring
 from pitill.drivers.oled import OledDisplay

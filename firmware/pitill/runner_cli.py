@@ -12,13 +12,14 @@ import asyncio
 from pathlib import Path
 from typing import TypeAlias
 
-from pitill.config import Config, load_config
+from pitill.config import EXAMPLE_CONFIG, Config, load_config
 from pitill.doctor import Check, exit_code, format_report, run_doctor
 from pitill.errors import ConfigError
 from pitill.logs import configure_logging
 
 DEFAULT_DATA_DIR = Path("/var/lib/pitill")  # the unit's StateDirectory
-EXAMPLE_CONFIG = "hw/pitill.example.toml"
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 """What ArgumentParser.add_subparsers() returns."""
@@ -56,6 +57,8 @@ def add_run_parser(commands: Commands) -> argparse.ArgumentParser:
     run.add_argument(
         "--log-level",
         default=None,
+        type=str.upper,
+        choices=LOG_LEVELS,
         metavar="LEVEL",
         help="DEBUG, INFO, WARNING, ERROR (default: log.level of the config, INFO)",
     )
@@ -116,19 +119,24 @@ def doctor_checks(config: Config) -> list[Check]:
     )
 
 
-def config_check(path: Path | None) -> tuple[Check, Config | None]:
-    """Loading the config is the first check; the Config is None when it failed."""
+def config_checks(path: Path | None) -> tuple[list[Check], Config | None]:
+    """Loading the config is the first check, one failed Check per problem (the fix after the
+    last); the Config is None when it failed."""
     try:
         config = load_config(path)
     except ConfigError as exc:
         fix = f"correct it in {path}; {EXAMPLE_CONFIG} lists every key with its default"
-        return Check("config", False, str(exc), fix), None
+        last = len(exc.problems) - 1
+        return [
+            Check("config", False, problem, fix if i == last else "")
+            for i, problem in enumerate(exc.problems)
+        ], None
     detail = f"{path}: valid" if path is not None else "no --config: the built-in defaults"
-    return Check("config", True, detail), config
+    return [Check("config", True, detail)], config
 
 
 def doctor_command(args: argparse.Namespace) -> int:
-    check, config = config_check(args.config)
-    checks = [check, *(doctor_checks(config) if config is not None else ())]
+    checks, config = config_checks(args.config)
+    checks += doctor_checks(config) if config is not None else []
     print(format_report(checks))
     return exit_code(checks)

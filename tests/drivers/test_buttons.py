@@ -8,9 +8,9 @@ import pytest
 from gpiozero import LED
 from gpiozero.pins.mock import MockFactory
 
+from pitill.config import ButtonsConfig
 from pitill.core.types import Key
 from pitill.drivers.buttons import PhysicalButtons, QuietDebouncer
-from pitill.drivers.hwconfig import ButtonsConfig
 
 CONFIG = ButtonsConfig(enabled=True, ok_pin=26, cancel_pin=23, fn_pin=4, debounce_s=0.05)
 

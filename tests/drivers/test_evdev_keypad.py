@@ -20,9 +20,9 @@ from evdev import ecodes
 from evdev.eventio import EventIO
 from evdev.events import InputEvent
 
+from pitill.config import UsbKeypadConfig
 from pitill.core.types import Key
 from pitill.drivers.evdev_keypad import UsbKeypad, find_device, usb_keymap
-from pitill.drivers.hwconfig import UsbKeypadConfig
 from pitill.errors import ConfigError
 
 WAIT_S = 5.0  # bound on every wait for the reader thread; never reached when things work

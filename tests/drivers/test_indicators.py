@@ -15,8 +15,8 @@ import pytest
 from gpiozero import LED
 from gpiozero.pins.mock import MockFactory, MockPin
 
+from pitill.config import IndicatorsConfig
 from pitill.core.types import BeepPattern
-from pitill.drivers.hwconfig import IndicatorsConfig
 from pitill.drivers.indicators import BEEP_PATTERNS, GpioIndicators
 
 CONFIG = IndicatorsConfig()

@@ -13,8 +13,8 @@ from gpiozero.pins.mock import MockFactory
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pitill.config import KeypadConfig
 from pitill.core.types import Key
-from pitill.drivers.hwconfig import KeypadConfig
 from pitill.drivers.keypad_matrix import (
     Cell,
     Debouncer,

@@ -13,9 +13,10 @@ import pytest
 from luma.core.interface.serial import i2c
 from PIL import Image
 
+from pitill.config import DisplayConfig
 from pitill.core.screens import Emphasis, Screen, StatusBar
 from pitill.core.types import LinkStatus
-from pitill.drivers.oled import DisplayConfig, DummyDisplay, OledDisplay
+from pitill.drivers.oled import DummyDisplay, OledDisplay
 from pitill.drivers.render import render, screen_gallery
 from pitill.errors import ConfigError, HardwareError
 

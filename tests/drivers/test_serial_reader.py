@@ -17,7 +17,8 @@ import pytest
 from pitill.card.framing import encode_frame
 from pitill.card.model import Card
 from pitill.card.track import build_track1, build_track2
-from pitill.drivers.serial_reader import ReaderConfig, SerialCardReader
+from pitill.config import ReaderConfig
+from pitill.drivers.serial_reader import SerialCardReader
 from pitill.errors import ConfigError
 from pitill.sim.reader_emulator import NOISE, TEST_CARDS, ReaderEmulator, Reply, open_pty_pair
 

@@ -7,7 +7,7 @@ import json
 import tomllib
 from pathlib import Path
 
-from pitill.config import Config, load_config
+from pitill.config import BOUNDS, ORDERS, Config, load_config
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "hw" / "pitill.example.toml"
 DEFAULTS = Config()
@@ -39,3 +39,32 @@ def test_each_difference_from_the_default_says_the_default() -> None:
             ours, theirs = getattr(installed, f.name), getattr(default, f.name)
             if ours != theirs:
                 assert f"# installed: {json.dumps(ours)} (default {json.dumps(theirs)})" in text
+
+
+def test_each_number_says_its_range_on_its_line() -> None:
+    """The ranges in BOUNDS (pitill.config) are written in the example, so it cannot drift."""
+    section = ""
+    for line in EXAMPLE.read_text(encoding="utf-8").splitlines():
+        if line.startswith("["):
+            section = line.strip("[]").split(".")[0]
+            continue
+        name = line.split(" = ")[0] if " = " in line and not line.startswith("#") else ""
+        cls = type(getattr(DEFAULTS, section, None))
+        bound = BOUNDS.get(cls, {}).get(name)
+        if bound is not None:
+            assert f"# {bound.text()}" in line, line
+
+
+def test_each_rule_between_two_keys_is_written_in_the_example() -> None:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    for order in ORDERS:
+        low, high = order.low_key, order.high_key
+        low_name, high_name = low.split(".")[1], high.split(".")[1]
+        same_section = low.split(".")[0] == high.split(".")[0]
+        mentions = (
+            f"< {high_name if same_section else high}",
+            f"<= {high_name if same_section else high}",
+            f"> {low_name if same_section else low}",
+            f">= {low_name if same_section else low}",
+        )
+        assert any(m in text for m in mentions), order

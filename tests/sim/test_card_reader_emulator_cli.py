@@ -17,7 +17,8 @@ import pytest
 
 from pitill.card.framing import ACK_BYTES, DecodedFrame, FrameDecoder
 from pitill.card.track import build_track2
-from pitill.drivers.serial_reader import ReaderConfig, SerialCardReader
+from pitill.config import ReaderConfig
+from pitill.drivers.serial_reader import SerialCardReader
 from pitill.sim.reader_emulator import FdLink, open_pty_pair
 
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "card-reader-emulator"

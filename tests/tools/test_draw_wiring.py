@@ -19,15 +19,15 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops
 
-from pitill.drivers.hwconfig import (
+from pitill.config import (
     DEFAULT_MATRIX_KEYMAP,
     I2C1_PINS,
     UART_PINS,
     ButtonsConfig,
+    DisplayConfig,
     IndicatorsConfig,
     KeypadConfig,
 )
-from pitill.drivers.oled import DisplayConfig
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "tools" / "draw-wiring"

@@ -16,13 +16,13 @@ from benchlib import Figure, Options
 from luma.core.render import canvas  # type: ignore[import-untyped]
 
 from pitill.app import settings_from_config
-from pitill.config import Config
+from pitill.config import Config, DisplayConfig
 from pitill.core.effects import Show
 from pitill.core.events import Booted, KeyPressed, LinkChanged
 from pitill.core.machine import step
 from pitill.core.state import TerminalState
 from pitill.core.types import Key, LinkStatus
-from pitill.drivers.oled import DisplayConfig, DummyDisplay
+from pitill.drivers.oled import DummyDisplay
 
 GOAL_MS = 2.0
 

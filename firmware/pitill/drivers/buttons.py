@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 
 from gpiozero import Button
 
+from pitill.config import NO_PIN, ButtonsConfig
 from pitill.core.types import Key
-from pitill.drivers.hwconfig import NO_PIN, ButtonsConfig
 from pitill.drivers.protocols import KeySink
 
 if TYPE_CHECKING:

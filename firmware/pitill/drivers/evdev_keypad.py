@@ -32,8 +32,8 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
+from pitill.config import UsbKeypadConfig
 from pitill.core.types import Key
-from pitill.drivers.hwconfig import UsbKeypadConfig
 from pitill.drivers.protocols import KeySink
 from pitill.errors import ConfigError
 

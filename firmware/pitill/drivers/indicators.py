@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 from gpiozero import LED, Buzzer, DigitalOutputDevice
 
+from pitill.config import NO_PIN, IndicatorsConfig
 from pitill.core.types import BeepPattern
-from pitill.drivers.hwconfig import NO_PIN, IndicatorsConfig
 
 if TYPE_CHECKING:
     from gpiozero.pins import Factory

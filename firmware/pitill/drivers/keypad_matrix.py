@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING, Any
 from gpiozero import GPIODevice, InputDevice
 from gpiozero.pins.mock import MockFactory, MockPin
 
+from pitill.config import KeypadConfig
 from pitill.core.types import Key
-from pitill.drivers.hwconfig import KeypadConfig
 from pitill.drivers.protocols import KeySink
 
 if TYPE_CHECKING:

@@ -13,8 +13,7 @@ import contextlib
 import dataclasses
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Any
 
 import luma.core.error
 from luma.core.device import device as LumaDevice
@@ -23,12 +22,10 @@ from luma.core.interface.serial import i2c, spi
 from luma.oled.device import sh1106, ssd1306, ssd1309
 from PIL import Image
 
+from pitill.config import DisplayConfig
 from pitill.core.screens import Screen
 from pitill.drivers.render import HEIGHT_PX, WIDTH_PX, render
-from pitill.errors import ConfigError, HardwareError
-
-Driver = Literal["ssd1306", "sh1106", "ssd1309", "dummy"]
-Interface = Literal["i2c", "spi"]
+from pitill.errors import HardwareError
 
 _PANELS: dict[str, Callable[..., LumaDevice]] = {
     "ssd1306": ssd1306,
@@ -41,66 +38,6 @@ _I2C_HINT = (
     "that `i2cdetect -y {port}` shows the display at display.i2c_address; "
     'or set display.driver = "dummy" to run without a display'
 )
-
-
-@dataclass(frozen=True)
-class DisplayConfig:
-    """The [display] section: which panel, how it is wired, and when it dims."""
-
-    driver: Driver = "ssd1306"
-    interface: Interface = "i2c"
-    i2c_port: int = 1  # /dev/i2c-1 on a Pi
-    i2c_address: int = 0x3C  # 0x3D when the module's address jumper is moved
-    spi_port: int = 0
-    spi_device: int = 0
-    spi_gpio_dc: int = 24  # BCM numbers
-    spi_gpio_rst: int = 25
-    rotate: int = 0  # 0 or 2 (mounted upside down); the layout is landscape only
-    contrast: int = 255
-    dim_after_s: float = 60.0  # 0 = never dim
-    dim_contrast: int = 16
-
-    def validate(self, at: str) -> None:
-        _one_of(at, "driver", self.driver, get_args(Driver))
-        _one_of(at, "interface", self.interface, get_args(Interface))
-        _in_range(at, "i2c_port", self.i2c_port, 0, 255)
-        # 7-bit addresses outside 0x03..0x77 are reserved by the I2C specification
-        _in_range(at, "i2c_address", self.i2c_address, 0x03, 0x77)
-        _in_range(at, "spi_port", self.spi_port, 0, 6)
-        _in_range(at, "spi_device", self.spi_device, 0, 3)
-        _in_range(at, "spi_gpio_dc", self.spi_gpio_dc, 0, 27)
-        _in_range(at, "spi_gpio_rst", self.spi_gpio_rst, 0, 27)
-        if self.spi_gpio_dc == self.spi_gpio_rst:
-            raise ConfigError(
-                f"{at}.spi_gpio_rst: must differ from spi_gpio_dc, both are {self.spi_gpio_dc}"
-            )
-        if self.rotate not in (0, 2):
-            raise ConfigError(
-                f"{at}.rotate: must be 0 or 2 (180 degrees, panel mounted upside down), got "
-                f"{self.rotate}; 1 and 3 would turn the 128x64 layout to portrait"
-            )
-        _in_range(at, "contrast", self.contrast, 0, 255)
-        _in_range(at, "dim_contrast", self.dim_contrast, 0, 255)
-        if self.dim_contrast > self.contrast:
-            raise ConfigError(
-                f"{at}.dim_contrast: must be <= contrast ({self.contrast}), got {self.dim_contrast}"
-            )
-        if self.dim_after_s < 0:
-            raise ConfigError(
-                f"{at}.dim_after_s: must be >= 0 seconds (0 = never dim), got {self.dim_after_s}"
-            )
-
-
-def _one_of(at: str, key: str, value: object, allowed: tuple[object, ...]) -> None:
-    if value not in allowed:
-        raise ConfigError(
-            f"{at}.{key}: must be one of {', '.join(map(repr, allowed))}, got {value!r}"
-        )
-
-
-def _in_range(at: str, key: str, value: int, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ConfigError(f"{at}.{key}: must be an integer {low}..{high}, got {value!r}")
 
 
 def open_device(config: DisplayConfig, serial_interface: Any = None) -> LumaDevice:

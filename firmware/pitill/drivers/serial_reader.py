@@ -15,7 +15,6 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
 import serial
 
@@ -28,37 +27,11 @@ from pitill.card.framing import (
     RejectReason,
 )
 from pitill.card.track import parse_track
+from pitill.config import ReaderConfig
 from pitill.drivers.protocols import CardSink
-from pitill.errors import CardDataError, ConfigError
+from pitill.errors import CardDataError
 
 log = logging.getLogger(__name__)
-
-ReaderProtocol = Literal["framed", "lines"]
-_PROTOCOLS: tuple[ReaderProtocol, ...] = ("framed", "lines")
-_MAX_BAUDRATE = 4_000_000
-
-
-@dataclass(frozen=True)
-class ReaderConfig:
-    """The `[reader]` section: where the reader is and how it talks."""
-
-    port: str = "/dev/serial0"
-    baudrate: int = 9600
-    protocol: ReaderProtocol = "framed"
-
-    def validate(self, at: str) -> None:
-        if not self.port:
-            raise ConfigError(f"{at}.port: must name the reader's device, e.g. /dev/ttyUSB0")
-        if not 50 <= self.baudrate <= _MAX_BAUDRATE:
-            raise ConfigError(
-                f"{at}.baudrate: must be 50..{_MAX_BAUDRATE}, got {self.baudrate}"
-                " (most readers use 9600)"
-            )
-        if self.protocol not in _PROTOCOLS:
-            raise ConfigError(
-                f"{at}.protocol: must be 'framed' (STX/ETX/LRC with ACK) or 'lines'"
-                f" (CR/LF terminated), got {self.protocol!r}"
-            )
 
 
 @dataclass(frozen=True)

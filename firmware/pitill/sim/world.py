@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from pitill.app import Devices, Terminal, build_terminal
-from pitill.config import Config
+from pitill.config import Config, DisplayConfig, ReaderConfig
 from pitill.core.responses import ISSUER_INOPERATIVE
-from pitill.drivers.oled import DisplayConfig, DummyDisplay
-from pitill.drivers.serial_reader import ReaderConfig, SerialCardReader
+from pitill.drivers.oled import DummyDisplay
+from pitill.drivers.serial_reader import SerialCardReader
 from pitill.errors import ConfigError
 from pitill.eventlog import EventLog
 from pitill.journal.datadir import DataDirLock
