@@ -118,6 +118,7 @@ class Order:
 
 
 SECONDS = "s"
+COUNT = Bound(1, 1_000_000)  # probes or requests in a row; 1000000 is "never" (tests use it)
 AMOUNT = Bound(0, 999_999_999_999)  # ISO 8583 field 4 holds 12 digits
 # BCM GPIO0..27: the 40-pin header of every Pi model
 PIN = Bound(0, 27, special=((-1, "not fitted"),), what="a BCM GPIO number")
@@ -649,12 +650,12 @@ BOUNDS: dict[type, dict[str, Bound]] = {
         "request_timeout_s": _seconds(0.05, 120),
         "probe_interval_s": _seconds(0.01, 600),
         "probe_timeout_s": _seconds(0.01, 120),
-        "fail_threshold": Bound(1, 100),
-        "recover_threshold": Bound(1, 100),
+        "fail_threshold": COUNT,
+        "recover_threshold": COUNT,
         "slow_threshold_s": _seconds(0.001, 120),
         "forward_retry_s": _seconds(0.01, 3600),
         "forward_retry_max_s": _seconds(0.01, 86_400),
-        "request_fail_threshold": Bound(1, 100),
+        "request_fail_threshold": COUNT,
         "failing_hold_s": _seconds(0.01, 3600),
     },
     DisplayConfig: {

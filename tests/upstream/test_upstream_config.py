@@ -46,7 +46,7 @@ def test_hosts_in_order_with_their_ports_or_the_default_port() -> None:
         ({"host": "bank.test", "hosts": ["a.test"]}, "upstream.host: 'bank.test' is set together"),
         ({"tls_ca_file": "/etc/ca.pem"}, "upstream.tls_ca_file: set to '/etc/ca.pem' while"),
         ({"tls": "yes"}, "upstream.tls: must be true or false"),
-        ({"request_fail_threshold": 0}, "upstream.request_fail_threshold: must be 1..100, got 0"),
+        ({"request_fail_threshold": 0}, "request_fail_threshold: must be 1..1000000, got 0"),
         ({"failing_hold_s": 0}, "upstream.failing_hold_s: must be 0.01..3600 s, got 0.0"),
     ],
 )
