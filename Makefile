@@ -5,7 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DATA_DIR ?= data
 
-.PHONY: sim test lint typecheck pytest bench bench-quick gallery wiring diagram clean
+WEB ?= 127.0.0.1:8580
+
+.PHONY: sim sim-web test lint typecheck pytest bench bench-quick gallery wiring diagram clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +17,9 @@ $(STAMP): pyproject.toml
 
 sim: $(STAMP)
 	$(BIN)/pitill sim --data-dir $(DATA_DIR)
+
+sim-web: $(STAMP)  ## the simulator driven from a web page (workshops); WEB=0.0.0.0:8580 for a room
+	$(BIN)/pitill sim --no-tui --web $(WEB) --data-dir $(DATA_DIR)
 
 test: lint typecheck bench-quick pytest
 

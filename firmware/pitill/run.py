@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from pitill.app import Terminal, build_terminal
 from pitill.config import Config
-from pitill.errors import StorageError
+from pitill.errors import ConfigError, StorageError
 from pitill.eventlog import EventLog
 from pitill.hardware import Hardware, build_hardware, one_line
 from pitill.journal.datadir import DataDirLock
@@ -58,8 +58,13 @@ class PiRunner:
         pin_factory: Factory | None = None,
         display_serial: Any = None,
         event_log: EventLog | None = None,
+        web: str | None = None,
+        web_control: bool = False,
     ) -> None:
         self.config = config
+        self.web = web  # --web ADDR: the terminal mirrored live on a web page
+        self.web_control = web_control  # the page's keypad works (off by default: read-only)
+        self.mirror: Any = None
         self.data_dir = data_dir
         self.resolver: Resolver = resolver or SystemResolver()
         self._pin_factory = pin_factory
@@ -103,11 +108,34 @@ class PiRunner:
             raise
         if self.config.display.dim_after_s > 0:
             self._dimming = asyncio.create_task(hardware.keeper.run(), name="pitill-dimming")
+        if self.web is not None:
+            try:
+                await self._start_mirror(terminal, self.web)
+            except BaseException:
+                await self.stop()
+                raise
         return terminal
+
+    async def _start_mirror(self, terminal: Terminal, address: str) -> None:
+        """The read-only mirror (keys too when web_control): loaded only when asked for."""
+        try:
+            from pitill.web.mirror import Controls, Mirror
+            from pitill.web.server import parse_bind
+        except ImportError as exc:
+            raise ConfigError(
+                f"--web needs the web extra ({exc.name} is missing): pip install 'pitill[web]'"
+            ) from None
+        controls = Controls(terminal) if self.web_control else None
+        self.mirror = Mirror(terminal, parse_bind(address), controls)
+        await self.mirror.start()
+        log_event(log, "web_mirror", url=self.mirror.url, control=self.web_control)
 
     async def stop(self) -> None:
         """Stop dimming, then the terminal (it closes the devices and the journal), then the
         pin factory. Safe to call more than once."""
+        mirror, self.mirror = self.mirror, None
+        if mirror is not None:
+            await mirror.close()
         if self._dimming is not None:
             self._dimming.cancel()
             with contextlib.suppress(asyncio.CancelledError):

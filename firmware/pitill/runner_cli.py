@@ -42,7 +42,8 @@ def add_run_parser(commands: Commands) -> argparse.ArgumentParser:
             "it at once with the key or the part to fix; `pitill doctor` checks them all."
         ),
         epilog=(
-            "example:\n  pitill run --config /etc/pitill/pitill.toml --data-dir /var/lib/pitill"
+            "examples:\n  pitill run --config /etc/pitill/pitill.toml --data-dir /var/lib/pitill\n"
+            "  pitill run --config /etc/pitill/pitill.toml --web 0.0.0.0:8580   # a live view"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -61,6 +62,19 @@ def add_run_parser(commands: Commands) -> argparse.ArgumentParser:
         choices=LOG_LEVELS,
         metavar="LEVEL",
         help="DEBUG, INFO, WARNING, ERROR (default: log.level of the config, INFO)",
+    )
+    run.add_argument(
+        "--web",
+        nargs="?",
+        const="127.0.0.1:8580",
+        metavar="ADDR",
+        help="mirror the terminal live, read-only, on a web page at ADDR (default "
+        "127.0.0.1:8580; another address prints a URL with a token; needs the 'web' extra)",
+    )
+    run.add_argument(
+        "--web-control",
+        action="store_true",
+        help="let the --web page press the terminal's keys too (off: the page only watches)",
     )
     run.set_defaults(handler=run_command)
     return run
@@ -91,7 +105,8 @@ def run_command(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     configure_logging(args.log_level or config.log.level, config.log.file)
-    asyncio.run(serve(PiRunner(config, args.data_dir)))
+    runner = PiRunner(config, args.data_dir, web=args.web, web_control=args.web_control)
+    asyncio.run(serve(runner))
     return 0
 
 

@@ -300,6 +300,7 @@ class WebServer:
                 if message.type is not WSMsgType.TEXT:
                     continue
                 await self._command(message.data)
+                await asyncio.sleep(0)  # a burst of buffered clicks never holds the loop
         finally:
             self.clients.discard(client)
             task.cancel()

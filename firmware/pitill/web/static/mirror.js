@@ -58,7 +58,13 @@
     }
   }
 
+  window.pitillFrames = 0; // frames drawn, and when (the last 1000), for the benchmark
+  window.pitillFrameTimes = [];
+
   function onFrame(f) {
+    window.pitillFrames += 1;
+    window.pitillFrameTimes.push(performance.now());
+    if (window.pitillFrameTimes.length > 1000) window.pitillFrameTimes.shift();
     drawBits(f.bits);
     const status = $("screen-text");
     if (status.textContent !== f.text) status.textContent = f.text;
