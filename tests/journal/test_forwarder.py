@@ -367,3 +367,25 @@ def test_reports_each_batch_once_as_sent_and_once_as_answered(journal: Journal) 
         (4, advice, False, "05"),
     )
     assert answered.left == 0
+
+
+def test_a_batch_stopped_at_its_first_message_reports_no_answers(journal: Journal) -> None:
+    for seq in (1, 2):
+        journal.record(offline_sale(seq))
+    host = FakeHost({1: ["91"]})
+    reports: list[ForwardReport] = []
+    failures: list[ForwardFailure] = []
+
+    async def scenario() -> None:
+        forwarder = Forwarder(
+            journal, host, FAST, on_report=reports.append, on_failure=failures.append
+        )
+        forwarder.start()
+        forwarder.set_online(True)
+        await until(lambda: journal.pending_count() == 0, "backlog drained")
+        await forwarder.stop()
+
+    run(scenario())
+    assert [r.stage for r in reports] == ["sending", "sending", "answered"]
+    assert [r.items[0][3] for r in reports if r.stage == "answered"] == ["00"]
+    assert failures[0].seq == 1 and failures[0].response_code == "91"

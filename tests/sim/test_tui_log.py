@@ -32,6 +32,8 @@ def test_a_paused_forward_says_why_and_when_it_tries_again() -> None:
 def test_the_panel_shows_screens_and_phases_itself() -> None:
     assert describe_event("screen", {"text": "READY"}) is None
     assert describe_event("state", {"phase": "IDLE", "was": "AMOUNT"}) is None
+    assert describe_event("beep", {"pattern": "click"}) is None  # not one line per key
+    assert describe_event("beep", {"pattern": "alert"}) == "buzzer: alert"
     assert describe_event("link", {"status": "OFFLINE", "reason": "DNS"}) == (
         "link: terminal sees OFFLINE DNS"
     )

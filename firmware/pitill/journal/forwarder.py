@@ -219,10 +219,11 @@ class Forwarder:
             except StorageError as exc:
                 return seqs[0], exc, ""  # they go again, as repeats the host deduplicates
             self.stats.acknowledged += len(answers)
-            answered = [by_seq[seq] for seq, _ in answers]
-            self._on_report(
-                ForwardReport("answered", _report_items(answered, dict(answers)), len(unsent))
-            )
+            if answers:  # nothing answered: the failure report says why
+                answered = [by_seq[seq] for seq, _ in answers]
+                self._on_report(
+                    ForwardReport("answered", _report_items(answered, dict(answers)), len(unsent))
+                )
             self._report_backlog()
         return stopped
 

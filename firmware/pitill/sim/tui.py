@@ -47,6 +47,9 @@ def describe_event(kind: str, fields: Mapping[str, object]) -> str | None:
     """One log line for an event of the terminal, or None for those the panel shows itself."""
     if kind in ("screen", "state"):
         return None  # the display and the side panel show them
+    if kind == "beep":  # the buzzer: only the sounds that ask for attention, not every key click
+        pattern = fields.get("pattern")
+        return f"buzzer: {pattern}" if pattern in ("error", "alert") else None
     if kind == "link":
         reason = f" {fields['reason']}" if fields.get("reason") else ""
         return f"link: terminal sees {fields['status']}{reason}"
