@@ -27,6 +27,7 @@ from pitill.core.state import OfflineLimits, PhaseTimeouts
 from pitill.core.types import Key, OfflineMode
 from pitill.errors import ConfigError
 from pitill.textfile import path_text, read_text
+from pitill.web.bind import parse_bind
 
 EXAMPLE_CONFIG = "hw/pitill.example.toml"
 MAX_CONFIG_BYTES = 1 << 20  # a real config is a few kB
@@ -376,6 +377,18 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    """The live web mirror of `pitill run` (needs the `web` extra); `--web ADDR` overrides."""
+
+    listen: str = ""  # e.g. "127.0.0.1:8580"; "" = no page. Not loopback: a token is printed
+    control: bool = False  # the page may press the terminal's keys; off: it only watches
+
+    def validate(self, at: str) -> None:
+        if self.listen:
+            parse_bind(self.listen, what=f"{at}.listen")
+
+
+@dataclass(frozen=True)
 class GpioConfig:
     # "" lets gpiozero choose (GPIOZERO_PIN_FACTORY, else lgpio, rpigpio, pigpio, native);
     # a Pi 5 needs "lgpio"; "mock" runs without hardware.
@@ -604,6 +617,7 @@ class Config:
     usb_keypad: UsbKeypadConfig = field(default_factory=UsbKeypadConfig)
     indicators: IndicatorsConfig = field(default_factory=IndicatorsConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    web: WebConfig = field(default_factory=WebConfig)
 
     def validate(self, at: str) -> None:
         """The rules between sections; no GPIO pin serves two parts (I2C and UART pins too)."""

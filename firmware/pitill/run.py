@@ -119,8 +119,8 @@ class PiRunner:
     async def _start_mirror(self, terminal: Terminal, address: str) -> None:
         """The read-only mirror (keys too when web_control): loaded only when asked for."""
         try:
+            from pitill.web.bind import parse_bind
             from pitill.web.mirror import Controls, Mirror
-            from pitill.web.server import parse_bind
         except ImportError as exc:
             raise ConfigError(
                 f"--web needs the web extra ({exc.name} is missing): pip install 'pitill[web]'"

@@ -69,12 +69,14 @@ def add_run_parser(commands: Commands) -> argparse.ArgumentParser:
         const="127.0.0.1:8580",
         metavar="ADDR",
         help="mirror the terminal live, read-only, on a web page at ADDR (default "
-        "127.0.0.1:8580; another address prints a URL with a token; needs the 'web' extra)",
+        "127.0.0.1:8580; another address prints a URL with a token; needs the 'web' extra; "
+        "[web] listen in the config does the same)",
     )
     run.add_argument(
         "--web-control",
         action="store_true",
-        help="let the --web page press the terminal's keys too (off: the page only watches)",
+        help="let the --web page press the terminal's keys too (off: the page only watches; "
+        "[web] control = true in the config does the same)",
     )
     run.set_defaults(handler=run_command)
     return run
@@ -105,7 +107,9 @@ def run_command(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     configure_logging(args.log_level or config.log.level, config.log.file)
-    runner = PiRunner(config, args.data_dir, web=args.web, web_control=args.web_control)
+    web = args.web or config.web.listen or None
+    control = args.web_control or config.web.control
+    runner = PiRunner(config, args.data_dir, web=web, web_control=control)
     asyncio.run(serve(runner))
     return 0
 

@@ -14,6 +14,7 @@ import pytest
 
 from pitill.config import config_from_dict
 from pitill.core.state import Phase
+from pitill.errors import ConfigError
 from pitill.run import PiRunner
 from pitill.sim.reader_emulator import open_pty_pair
 
@@ -66,3 +67,11 @@ def test_run_mirrors_the_terminal_and_takes_keys_only_when_allowed(
     assert frame["text"] and frame["phase"] == "IDLE"
     # a key from the page reaches the terminal only when control is allowed; swipes never do
     assert phase is (Phase.AMOUNT if control else Phase.IDLE)
+
+
+def test_the_config_can_ask_for_the_mirror_and_its_control() -> None:
+    web = config_from_dict({"web": {"listen": "0.0.0.0:8580", "control": True}}).web
+    assert (web.listen, web.control) == ("0.0.0.0:8580", True)
+    assert config_from_dict({}).web.control is False  # read-only unless asked
+    with pytest.raises(ConfigError, match=r"web.listen 'x:99999': the port must be 0-65535"):
+        config_from_dict({"web": {"listen": "x:99999"}})

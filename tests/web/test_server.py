@@ -12,7 +12,8 @@ import pytest
 
 from pitill.errors import ConfigError
 from pitill.web import server as web_server
-from pitill.web.server import BindAddress, WebServer, parse_bind
+from pitill.web.bind import BindAddress, parse_bind
+from pitill.web.server import WebServer
 
 
 @pytest.mark.parametrize(

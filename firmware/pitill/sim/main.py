@@ -20,8 +20,8 @@ from pitill.sim.world import CARD_NAMES, SimWorld
 def _add_mirror(world: SimWorld, address: str) -> None:
     """The web mirror as a companion of the world: started with the terminal, driving it."""
     try:
+        from pitill.web.bind import parse_bind
         from pitill.web.mirror import Controls, Mirror
-        from pitill.web.server import parse_bind
     except ImportError as exc:
         raise ConfigError(
             f"--web needs the web extra ({exc.name} is missing): pip install 'pitill[web]'"

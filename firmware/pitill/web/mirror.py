@@ -21,8 +21,9 @@ from pitill.app import Terminal
 from pitill.core.screens import Screen
 from pitill.core.types import Key
 from pitill.logs import redact_pans
+from pitill.web.bind import BindAddress
 from pitill.web.chart import svg
-from pitill.web.server import BindAddress, WebServer
+from pitill.web.server import WebServer
 
 PAGE = "mirror.html"
 SwipeNamed = Callable[[str], str]  # blocking: swipe a named test card, the reader's answer

@@ -22,17 +22,16 @@ import logging
 import secrets
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from pitill.errors import ConfigError
+from pitill.web.bind import BindAddress
 
 log = logging.getLogger("pitill.web")
 
-DEFAULT_PORT = 8580
 MAX_FRAMES_PER_S = 20
 SEND_TIMEOUT_S = 5.0
 MAX_QUEUED_EVENTS = 200  # per client; older ones are dropped for a client that lags
@@ -51,53 +50,6 @@ SECURITY_HEADERS = {
 
 Snapshot = Callable[[], dict[str, Any]]
 CommandHandler = Callable[[dict[str, Any]], Awaitable[str | None]]
-
-
-@dataclass(frozen=True)
-class BindAddress:
-    host: str
-    port: int
-
-    @property
-    def loopback(self) -> bool:
-        if self.host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            return False
-
-    def url(self, port: int | None = None) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{port if port is not None else self.port}/"
-
-
-def parse_bind(text: str | None) -> BindAddress:
-    """ADDR as given to --web: HOST:PORT, [V6]:PORT, HOST or PORT; default 127.0.0.1:8580."""
-    if text is None or text == "":
-        return BindAddress("127.0.0.1", DEFAULT_PORT)
-    raw = text.strip()
-    host, port_text = "127.0.0.1", ""
-    if raw.startswith("["):
-        end = raw.find("]")
-        if end < 0 or raw[end + 1 : end + 2] not in ("", ":"):
-            raise ConfigError(f"--web {text!r}: write an IPv6 address as [::1]:8580")
-        host, port_text = raw[1:end], raw[end + 2 :]
-    elif raw.count(":") == 1:
-        host, port_text = raw.split(":")
-    elif raw.isdigit():
-        port_text = raw
-    else:
-        host = raw
-    if not port_text:
-        port = DEFAULT_PORT
-    elif port_text.isdigit() and 0 <= int(port_text) <= 65535:
-        port = int(port_text)
-    else:
-        raise ConfigError(f"--web {text!r}: the port must be a number 0-65535, e.g. 127.0.0.1:8580")
-    if not host or any(c.isspace() or c in "/?#@" for c in host):
-        raise ConfigError(f"--web {text!r}: not an address; e.g. 127.0.0.1:8580 or 0.0.0.0:8580")
-    return BindAddress(host, port)
 
 
 def _asset(name: str) -> bytes:
