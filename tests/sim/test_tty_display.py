@@ -3,6 +3,7 @@ the panel laid out for any window from 80x24 up."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
@@ -198,3 +199,16 @@ def test_help_shows_every_key() -> None:
 
 def test_frame_surrounds_the_rows() -> None:
     assert framed(["ab", "c"], "t") == ["┌ t┐", "│ab│", "│c │", "└──┘"]
+
+
+@pytest.mark.parametrize("cols", [80, 85, 90, 99, 100, 120, 154, 155, 200])
+@pytest.mark.parametrize("rows", [24, 26, 30, 39, 40])
+def test_the_log_keeps_three_rows_and_its_place_whatever_the_screen(cols: int, rows: int) -> None:
+    def log_rule_row(name: str, link: str) -> int:
+        panel = dataclasses.replace(sample(name=name), link=link)
+        lines = compose(panel, cols, rows, ansi=False)
+        return next(i for i, line in enumerate(lines) if line.startswith("─ log"))
+
+    row = log_rule_row("idle_online", "ONLINE")
+    assert rows - row - 1 >= 3
+    assert log_rule_row("cash_only", "DEGRADED UNREACHABLE") == row  # nothing jumps

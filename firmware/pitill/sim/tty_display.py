@@ -27,6 +27,8 @@ MIN_COLS, MIN_ROWS = 80, 24  # the compact layout: braille display, short legend
 FULL_SIDE_COLS = 24  # the full layout's side panel needs at least this much beside the display
 FULL_COLS, FULL_ROWS = 128 + 2 + 1 + FULL_SIDE_COLS, 32 + 2 + 6  # 155x40: half blocks
 SCREEN_TEXT_ROWS = 5  # the screen's words: status bar, title, up to three lines
+LINK_ROWS = 2  # "terminal sees: DEGRADED UNREACHABLE" wraps in a narrow side panel
+MIN_LOG_ROWS = 3
 _TRANSCRIPT_SIDE_COLS = 22  # a side panel this wide holds the screen's words, else they go below
 
 _GREEN = "\x1b[1;32m"
@@ -193,11 +195,26 @@ def compose(panel: PanelState, cols: int, rows: int, *, ansi: bool = True) -> li
     pixels = to_halfblocks(panel.image) if layout.name == "full" else to_braille(panel.image)
     display = framed(pixels, "pitill" if layout.name == "full" else "pitill OLED")
     side_cols = cols - layout.display_cols - 1
-    transcript_beside = side_cols >= _TRANSCRIPT_SIDE_COLS or layout.name == "full"
-    side, below = _side_lines(panel, side_cols, layout.display_rows, transcript_beside, cols)
+    # Where the screen's words and the key legend go: the first arrangement that leaves the log
+    # MIN_LOG_ROWS rows wins. It depends on the window's size only, never on what is shown.
+    arrangements = [(True, False)]  # (words beside the display, the one-key-a-line legend)
+    if layout.name == "compact":
+        wide = side_cols >= _TRANSCRIPT_SIDE_COLS
+        arrangements = [(True, False), (False, False), (False, True)] if wide else [(False, True)]
+    best: tuple[list[str], list[str]] = ([], [])
+    for words_beside, narrow_legend in arrangements:
+        side, below = _side_lines(
+            panel, side_cols, layout.display_rows, cols, words_beside, narrow_legend
+        )
+        if not words_beside:
+            below = _transcript_below(panel.screen_text, cols) + below
+        if not best[0] or len(below) < len(best[1]):
+            best = side, below
+        if rows - layout.display_rows - len(below) - 1 >= MIN_LOG_ROWS:
+            best = side, below
+            break
+    side, below = best
     lines = [row + " " + fit(text, side_cols) for row, text in zip(display, side, strict=True)]
-    if not transcript_beside:
-        below = _transcript_below(panel.screen_text, cols) + below
     log_rows = rows - len(lines) - len(below) - 1
     recent = list(panel.log[-log_rows:]) if log_rows > 0 else []
     recent += [""] * (log_rows - len(recent))
@@ -235,24 +252,20 @@ def _wrap(text: str, width: int, indent: str = "  ") -> list[str]:
 
 
 def _side_lines(
-    panel: PanelState, width: int, height: int, transcript: bool, cols: int
+    panel: PanelState, width: int, height: int, cols: int, words: bool, narrow_legend: bool
 ) -> tuple[list[str], list[str]]:
-    """The column beside the display (LEDs, link, host, queue, the screen's words, keys) and
-    the key legend for under the display when it does not fit beside it."""
-    wide = width >= _TRANSCRIPT_SIDE_COLS
-    lines = [_leds(panel)]
-    if wide:
-        lines += _wrap(f"terminal sees: {panel.link}", width)
-        lines += _wrap(f"you set host: {panel.host_mode}", width)
-        lines.append(f"queue {panel.pending} · {panel.phase}")
-    else:
-        lines += _wrap(f"link {panel.link}", width, " ")
-        lines.append(f"host {panel.host_mode}")
-        lines.append(f"queue {panel.pending}")
-    if transcript:  # always as many rows, so that the legend never jumps between screens
-        words = [*panel.screen_text, *[""] * SCREEN_TEXT_ROWS][:SCREEN_TEXT_ROWS]
-        lines += [_rule("screen", width), *(fit(text, width) for text in words)]
-    legend = _legend_wide(panel.keys, width) if wide else _legend_narrow(panel.keys)
+    """The column beside the display (LEDs, link, host, queue, the screen's `words`, keys) and
+    the key legend for under the display when it does not fit beside it. How many rows each
+    part takes depends on the width only, so the arrangement never changes with the screen."""
+    long_labels = width >= _TRANSCRIPT_SIDE_COLS
+    link = f"terminal sees: {panel.link}" if long_labels else f"link {panel.link}"
+    host = f"you set host: {panel.host_mode}" if long_labels else f"host {panel.host_mode}"
+    queue = f"queue {panel.pending} · {panel.phase}" if long_labels else f"queue {panel.pending}"
+    lines = [_leds(panel), *[*_wrap(link, width, " "), ""][:LINK_ROWS], host, queue]
+    if words:
+        text = [*panel.screen_text, *[""] * SCREEN_TEXT_ROWS][:SCREEN_TEXT_ROWS]
+        lines += [_rule("screen", width), *(fit(line, width) for line in text)]
+    legend = _legend_narrow(panel.keys) if narrow_legend else _legend_wide(panel.keys, width)
     below: list[str] = []
     if len(lines) + 1 + len(legend) <= height:
         lines += [_rule("keys", width), *legend]
