@@ -52,9 +52,7 @@ def parse_bind(text: str | None, what: str = "--web") -> BindAddress:
     elif port_text.isdigit() and 0 <= int(port_text) <= 65535:
         port = int(port_text)
     else:
-        raise ConfigError(
-            f"{what} {text!r}: the port must be a number 0-65535, e.g. 127.0.0.1:8580"
-        )
+        raise ConfigError(f"{what} {text!r}: the port must be 0-65535, e.g. 127.0.0.1:8580")
     if not host or any(c.isspace() or c in "/?#@" for c in host):
         raise ConfigError(f"{what} {text!r}: not an address; e.g. 127.0.0.1:8580 or 0.0.0.0:8580")
     return BindAddress(host, port)
