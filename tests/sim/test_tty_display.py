@@ -212,3 +212,12 @@ def test_the_log_keeps_three_rows_and_its_place_whatever_the_screen(cols: int, r
     row = log_rule_row("idle_online", "ONLINE")
     assert rows - row - 1 >= 3
     assert log_rule_row("cash_only", "DEGRADED UNREACHABLE") == row  # nothing jumps
+
+
+def test_a_long_log_entry_wraps_instead_of_losing_its_end() -> None:
+    url = "http://192.0.2.7:8580/?token=" + "k" * 60
+    panel = dataclasses.replace(sample(), log=("11:00:00 first", f"11:00:01 web page: {url}"))
+    lines = compose(panel, 80, 24, ansi=False)
+    log = [line.strip() for line in lines[21:]]
+    assert "".join(log).endswith("k" * 10) and "…" not in "".join(log)
+    assert "".join(log).replace(" ", "").endswith(url.replace(" ", ""))

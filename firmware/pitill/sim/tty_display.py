@@ -29,6 +29,7 @@ FULL_COLS, FULL_ROWS = 128 + 2 + 1 + FULL_SIDE_COLS, 32 + 2 + 6  # 155x40: half 
 SCREEN_TEXT_ROWS = 5  # the screen's words: status bar, title, up to three lines
 LINK_ROWS = 2  # "terminal sees: DEGRADED UNREACHABLE" wraps in a narrow side panel
 MIN_LOG_ROWS = 3
+LOG_INDENT = " " * 9  # a wrapped log entry continues under its text, past the HH:MM:SS
 _TRANSCRIPT_SIDE_COLS = 22  # a side panel this wide holds the screen's words, else they go below
 
 _GREEN = "\x1b[1;32m"
@@ -115,11 +116,16 @@ def framed(rows: Sequence[str], title: str = "") -> list[str]:
     return [top, *(f"│{row.ljust(width)}│" for row in rows), "└" + "─" * width + "┘"]
 
 
+def _printable(text: str) -> str:
+    """Control characters (ESC...) made harmless."""
+    return "".join(char if char.isprintable() else "?" for char in text)
+
+
 def fit(text: str, width: int) -> str:
     """`text` as exactly `width` columns: control characters made harmless, cut with "…"."""
     if width <= 0:
         return ""
-    clean = "".join(char if char.isprintable() else "?" for char in text)
+    clean = _printable(text)
     return clean.ljust(width) if len(clean) <= width else clean[: width - 1] + "…"
 
 
@@ -216,7 +222,13 @@ def compose(panel: PanelState, cols: int, rows: int, *, ansi: bool = True) -> li
     side, below = best
     lines = [row + " " + fit(text, side_cols) for row, text in zip(display, side, strict=True)]
     log_rows = rows - len(lines) - len(below) - 1
-    recent = list(panel.log[-log_rows:]) if log_rows > 0 else []
+    # Long entries (a web address with its token) wrap rather than lose their end.
+    pieces = [
+        piece
+        for entry in panel.log[-max(log_rows, 0) :]
+        for piece in _wrap(_printable(entry), cols - 1, LOG_INDENT)
+    ]
+    recent = pieces[-log_rows:] if log_rows > 0 else []
     recent += [""] * (log_rows - len(recent))
     lines += [fit(text, cols) for text in below]
     lines.append(_rule("log", cols))

@@ -69,6 +69,8 @@ def describe_event(kind: str, fields: Mapping[str, object]) -> str | None:
     if kind == "forward_retry":
         retry = f"retry in {fields['retry_in_s']} s"
         return f"forwarding paused at #{fields['seq']}: {fields['reason']}; {retry}"
+    if kind == "web":
+        return f"web page: {fields['url']}"
     if kind == "drawer":
         return f"drawer: opened ({fields['count']} so far)"
     return f"{kind}: " + " ".join(f"{k}={v}" for k, v in fields.items())
