@@ -1,6 +1,6 @@
 """The laptop keyboard as the terminal's keypad, plus the simulator's hotkeys.
 
-Enter = OK, Backspace = CLEAR (back one digit, like `*` on the keypad), Esc = CANCEL, f = FN;
+Enter or # = OK, Backspace or * = CLEAR (back one digit), Esc = CANCEL, f = FN;
 letters swipe test cards and break or heal the upstream, ? shows every key. Escape sequences
 (arrow keys, function keys) are recognised and ignored so that they never read as CANCEL.
 """
@@ -39,6 +39,7 @@ _HOTKEYS_BY_CHAR = {h.char: h for h in HOTKEYS}
 
 _KEYS = {str(d): Key(str(d)) for d in range(10)}
 _KEYS.update({"\r": Key.OK, "\n": Key.OK, "\x7f": Key.CLEAR, "\x08": Key.CLEAR, "f": Key.FN})
+_KEYS.update({"#": Key.OK, "*": Key.CLEAR})  # as on the 4x4 keypad's label
 
 KEY_HELP = KeyHelp(
     terminal=(
@@ -50,8 +51,8 @@ KEY_HELP = KeyHelp(
     ),
     terminal_long=(
         ("0-9", "the amount; digits shift in from the right (1 2 5 0 = 12.50)"),
-        ("Enter", "OK: card, confirm, next page (# on the keypad)"),
-        ("Bksp", "CLEAR: takes back the last digit (* on the keypad)"),
+        ("Enter #", "OK: card, confirm, next page (# on the keypad)"),
+        ("Bksp *", "CLEAR: takes back the last digit (* on the keypad)"),
         ("Esc", "CANCEL: drops the sale (D on the keypad)"),
         ("f", "FN: pay cash instead; at idle the mode and report menu (A)"),
     ),
