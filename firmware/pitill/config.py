@@ -269,6 +269,7 @@ class OfflineConfig:
     max_age_s: float = 24 * 3600.0  # the oldest must reach the host within this
     age_alarm_s: float = 20 * 3600.0  # screen and buzzer warn from this age on
     max_per_card: int = 3  # offline sales of one card within one outage
+    uid_only_floor_limit_minor: int = 0  # UID-only NFC cards are clonable: online only by default
 
     def limits(self) -> OfflineLimits:
         """The core's view: every field but the mode."""
@@ -657,6 +658,7 @@ BOUNDS: dict[type, dict[str, Bound]] = {
         "max_age_s": _seconds(1, 30 * 86_400),
         "age_alarm_s": _seconds(1, 30 * 86_400),
         "max_per_card": Bound(0, 1000),
+        "uid_only_floor_limit_minor": AMOUNT,
     },
     PhaseTimeouts: {f.name: _seconds(0.1, 3600) for f in dataclasses.fields(PhaseTimeouts)},
     UpstreamConfig: {
@@ -713,6 +715,12 @@ BOUNDS: dict[type, dict[str, Bound]] = {
 # Pairs of keys whose values only make sense in one order. A pair within one section is checked
 # by that section's validate, a pair across sections by Config.validate.
 ORDERS: tuple[Order, ...] = (
+    Order(
+        "offline.uid_only_floor_limit_minor",
+        "offline.floor_limit_minor",
+        strict=False,
+        why="a clonable UID-only card never gets more offline credit than any other card",
+    ),
     Order(
         "upstream.request_timeout_s",
         "timeouts.authorizing_s",

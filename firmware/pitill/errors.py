@@ -74,3 +74,7 @@ class ScriptError(PitillError, ValueError):
 
 class HardwareError(PitillError, OSError):
     """A configured device is absent or unusable; the message says what to check."""
+
+
+class SunError(PitillError, ValueError):
+    """An NTAG 424 DNA SUN message that does not decrypt or whose SDMMAC does not match."""

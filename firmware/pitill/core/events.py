@@ -27,11 +27,16 @@ class KeyPressed:
 
 @dataclass(frozen=True)
 class CardSwiped:
-    """A card read by the reader; today_yymm is the shell calendar, for expiry."""
+    """A card read by any reader (swiped, typed by a USB stripe reader or tapped on NFC).
+
+    today_yymm is the shell calendar, for expiry; last_sun_counter is the highest SUN read counter
+    the journal holds for this card (None: never seen, or not a SUN card).
+    """
 
     now_s: float
     card: Card
     today_yymm: str
+    last_sun_counter: int | None = None
 
 
 @dataclass(frozen=True)

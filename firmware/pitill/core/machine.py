@@ -24,7 +24,8 @@ from collections.abc import Callable, Mapping
 from enum import StrEnum
 from typing import Any
 
-from pitill.card.model import Card
+from pitill.card.model import Card, CardTier
+from pitill.card.sun import counter_is_fresh
 from pitill.core.effects import (
     Authorize,
     Beep,
@@ -340,8 +341,13 @@ def offline_refusal(state: TerminalState, card: Card | None) -> str | None:
         return f"Limit: {money(state, limits.max_total_minor)} offline"
     if state.offline_count and state.oldest_age_s >= limits.max_age_s:
         return f"Limit: oldest sale {limits.max_age_s / 3600:.0f}h"
-    if card is not None and state.card_sales_this_outage(card.pan) >= limits.max_per_card:
+    if card is not None and state.card_sales_this_outage(card.identity) >= limits.max_per_card:
         return f"Limit: card {limits.max_per_card}x offline"
+    if card is not None and card.tier is CardTier.UID_ONLY:
+        if limits.uid_only_floor_limit_minor == 0:
+            return "UID card: online only"
+        if state.amount_minor > limits.uid_only_floor_limit_minor:
+            return f"UID card: over {money(state, limits.uid_only_floor_limit_minor)}"
     return None
 
 
@@ -367,6 +373,12 @@ def timed_out(state: TerminalState, event: Event) -> Result:
 def card_swiped(state: TerminalState, event: Event) -> Result:
     assert isinstance(event, CardSwiped)
     problem = event.card.problem(event.today_yymm)
+    if (
+        problem is None
+        and event.card.tier is CardTier.SUN
+        and not counter_is_fresh(event.last_sun_counter, event.card.sun_counter)
+    ):
+        problem = "CARD REPLAYED"  # a SUN counter seen before: a clone or a copied message
     if problem is not None:
         # A card that fails local checks never reaches the host: no money moved, nothing to journal.
         return enter(
@@ -431,13 +443,13 @@ def decide_offline(state: TerminalState, *before: Effect, reverses_seq: int = 0)
         next_seq=state.next_seq + 1,
         offline_count=state.offline_count + 1,
         offline_minor=state.offline_minor + state.amount_minor,
-        outage_cards=counted(state.outage_cards, state.card.pan),
+        outage_cards=counted(state.outage_cards, state.card.identity),
     )
 
 
-def counted(counts: tuple[tuple[str, int], ...], pan: str) -> tuple[tuple[str, int], ...]:
+def counted(counts: tuple[tuple[str, int], ...], identity: str) -> tuple[tuple[str, int], ...]:
     table = dict(counts)
-    table[pan] = table.get(pan, 0) + 1
+    table[identity] = table.get(identity, 0) + 1
     return tuple(table.items())
 
 

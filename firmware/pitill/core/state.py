@@ -54,6 +54,7 @@ class OfflineLimits:
     max_age_s: float = 24 * 3600.0  # the oldest must reach the host within this
     age_alarm_s: float = 20 * 3600.0  # warn (screen and buzzer) from this age on
     max_per_card: int = 3  # offline sales of one card within one outage
+    uid_only_floor_limit_minor: int = 0  # UID-only NFC cards are clonable: online only by default
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ class TerminalState:
     offline_minor: int = 0
     oldest_age_s: float = 0.0
     age_alarm: bool = False  # the oldest pending sale is nearing its age limit
-    outage_cards: tuple[tuple[str, int], ...] = ()  # (PAN, offline sales) in this outage
+    outage_cards: tuple[tuple[str, int], ...] = ()  # (card identity, offline sales) this outage
     report_lines: tuple[str, ...] = ()
     report_page: int = 0  # the page of report_lines on screen, three lines a page
     next_seq: int = 1

@@ -62,6 +62,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "INSERT INTO runtime VALUES (1, 0)",
     ),
+    (
+        # How each card was read and its security tier (docs/cards.md); for an NTAG 424 DNA tap
+        # its UID and SUN read counter, so a counter that does not go up is refused (a replay).
+        "ALTER TABLE txns ADD COLUMN card_read_by TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE txns ADD COLUMN card_tier TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE txns ADD COLUMN sun_uid TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE txns ADD COLUMN sun_counter INTEGER NOT NULL DEFAULT -1",
+        # Partial: only SUN rows pay for it on the SD card.
+        "CREATE INDEX txns_by_sun_uid ON txns (sun_uid, sun_counter) WHERE sun_counter >= 0",
+    ),
 )
 
 _SUFFIXES = ("", "-wal", "-shm")  # a database and the files SQLite keeps beside it

@@ -28,6 +28,8 @@ class JournalRow:
     change_minor: int
     reverses_seq: int
     attempts: int  # how many times the forwarder has sent it (0 = never; >0 means a repeat MTI)
+    card_read_by: str = ""  # ReadBy of the card ("" for cash)
+    card_tier: str = ""  # CardTier of the card ("" for cash): stripe, uid_only or sun
 
 
 class ForwardKind(StrEnum):

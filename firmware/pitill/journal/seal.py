@@ -26,7 +26,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from pitill.card.model import Card
+from pitill.card.model import Card, CardTier, ReadBy, SunMessage, uid_ok
 from pitill.errors import SealError
 
 KEY_FILE_NAME = "seal.key"
@@ -40,6 +40,9 @@ _AAD_DOMAIN = b"pitill/sealed-card/v1\0"
 _KEY_ID_DOMAIN = b"pitill/seal-key-id/v1\0"
 # PAN (at most 19 digits) + "=" + YYMM, padded so the blob length does not reveal the PAN length.
 _PLAINTEXT_SIZE = 24
+# An NFC card: "N|tier|read_by|UID|counter|PICCDATA:SDMMAC", padded the same way.
+_NFC_PLAINTEXT_SIZE = 96
+_NFC_MARK = "N"
 
 
 def key_id(key: bytes) -> bytes:
@@ -80,16 +83,14 @@ class Sealer:
         return key_id(self._key).hex() if self._key is not None else None
 
     def seal(self, seq: int, card: Card) -> bytes:
-        """Encrypt the card's PAN and expiry for transaction `seq`; creates the key if needed."""
-        if not (card.pan.isdigit() and len(card.pan) <= 19):
-            raise SealError(f"cannot seal card of seq {seq}: the PAN must be 1..19 digits")
-        if not (card.expiry_yymm.isdigit() and len(card.expiry_yymm) == 4):
-            raise SealError(
-                f"cannot seal card of seq {seq}: expiry {card.expiry_yymm!r} is not YYMM"
-            )
+        """Encrypt the card's PAN and expiry for transaction `seq`; creates the key if needed.
+
+        An NFC card's tier, reader, UID, counter and SUN message are sealed instead: the host
+        needs the SUN message with the advice to verify the tap after the fact.
+        """
+        plaintext = _nfc_plaintext(seq, card) if card.is_nfc else _stripe_plaintext(seq, card)
         aead, key = self._ensure_key()
         nonce = os.urandom(NONCE_SIZE_BYTES)
-        plaintext = f"{card.pan}={card.expiry_yymm}".ljust(_PLAINTEXT_SIZE).encode("ascii")
         header = bytes([BLOB_VERSION]) + key_id(key) + nonce
         return header + aead.encrypt(nonce, plaintext, _aad(seq))
 
@@ -109,7 +110,10 @@ class Sealer:
                 "belongs to another transaction. It cannot be forwarded; keep the journal file "
                 "for investigation"
             ) from None
-        pan, _, expiry_yymm = plaintext.decode("ascii").rstrip(" ").partition("=")
+        text = plaintext.decode("ascii").rstrip(" ")
+        if text.startswith(_NFC_MARK + "|"):
+            return _nfc_card(seq, text)
+        pan, _, expiry_yymm = text.partition("=")
         return Card(pan=pan, expiry_yymm=expiry_yymm)
 
     def _opener(self, seq: int, blob: bytes) -> AESGCM:
@@ -139,6 +143,40 @@ class Sealer:
             self._key = _create_key(self.path)
             self._aead = AESGCM(self._key)
         return self._aead, self._key
+
+
+def _stripe_plaintext(seq: int, card: Card) -> bytes:
+    if not (card.pan.isdigit() and len(card.pan) <= 19):
+        raise SealError(f"cannot seal card of seq {seq}: the PAN must be 1..19 digits")
+    if not (card.expiry_yymm.isdigit() and len(card.expiry_yymm) == 4):
+        raise SealError(f"cannot seal card of seq {seq}: expiry {card.expiry_yymm!r} is not YYMM")
+    return f"{card.pan}={card.expiry_yymm}".ljust(_PLAINTEXT_SIZE).encode("ascii")
+
+
+def _nfc_plaintext(seq: int, card: Card) -> bytes:
+    if not uid_ok(card.uid):
+        raise SealError(f"cannot seal card of seq {seq}: the UID is not 4, 7 or 10 bytes of hex")
+    sun = card.sun.hex() if card.sun is not None else ""
+    fields = (_NFC_MARK, card.tier.value, card.read_by.value, card.uid, str(card.sun_counter), sun)
+    return "|".join(fields).ljust(_NFC_PLAINTEXT_SIZE).encode("ascii")
+
+
+def _nfc_card(seq: int, text: str) -> Card:
+    try:
+        _, tier, read_by, uid, counter, sun = text.split("|")
+        return Card(
+            pan="",
+            expiry_yymm="",
+            read_by=ReadBy(read_by),
+            tier=CardTier(tier),
+            uid=uid,
+            sun_counter=int(counter),
+            sun=SunMessage.from_hex(sun) if sun else None,
+        )
+    except ValueError:
+        raise SealError(
+            f"sealed NFC card data of seq {seq} does not parse; it cannot be forwarded"
+        ) from None
 
 
 def _read_key(path: Path) -> bytes | None:

@@ -30,6 +30,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from pitill.card.model import Card, CardTier
 from pitill.core.responses import ResponseClass, advice_class
 from pitill.core.txn import Txn, stan_for
 from pitill.core.types import TxnKind, TxnMode, TxnStatus
@@ -229,6 +230,8 @@ class Journal:
                 "reverses_seq": txn.reverses_seq,
                 "sealed_card": self._sealed_card_for(txn, old_blob),
             }
+            if txn.card is not None:
+                values |= _card_columns(txn.card)
             if old is None:
                 values |= {
                     "created_runtime_s": self.runtime_s(),
@@ -453,6 +456,15 @@ class Journal:
                 items.append(ForwardItem(ForwardKind.ADVICE, row, self._sealer.open(row.seq, blob)))
         return items
 
+    def last_sun_counter(self, uid: str) -> int | None:
+        """The highest SUN read counter journaled for the card `uid`, or None if never seen."""
+        with self._read("SUN counter lookup") as conn:
+            (counter,) = conn.execute(
+                "SELECT MAX(sun_counter) FROM txns WHERE sun_uid = ? AND sun_counter >= 0",
+                (uid,),
+            ).fetchone()
+        return None if counter is None else int(counter)
+
     def integrity_ok(self) -> bool:
         with self._read("integrity check") as conn:
             return integrity_problem(conn) is None
@@ -585,6 +597,14 @@ class _FileWatch:
         fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)
+
+
+def _card_columns(card: Card) -> dict[str, Any]:
+    """How the card was read, its tier, and for a SUN tap what the replay check needs."""
+    columns: dict[str, Any] = {"card_read_by": card.read_by.value, "card_tier": card.tier.value}
+    if card.tier is CardTier.SUN:
+        columns |= {"sun_uid": card.uid, "sun_counter": card.sun_counter}
+    return columns
 
 
 def _fetch_row(conn: sqlite3.Connection, seq: int) -> JournalRow:
