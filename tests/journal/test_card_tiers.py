@@ -1,4 +1,4 @@
-"""The journal keeps each card's tier and reader, seals NFC cards, and answers the SUN replay check."""
+"""The journal keeps each card's tier and reader, seals NFC cards, answers the replay check."""
 
 from __future__ import annotations
 
