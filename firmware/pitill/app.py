@@ -13,7 +13,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 from PIL import Image
@@ -27,6 +26,7 @@ from pitill.core.effects import (
     OpenDrawer,
     Record,
     RequestReport,
+    SaveMode,
     SetLeds,
     Show,
     StartTimer,
@@ -38,6 +38,7 @@ from pitill.core.events import (
     Booted,
     CardSwiped,
     CardUnreadable,
+    ClockChecked,
     Event,
     KeyPressed,
     LinkChanged,
@@ -50,7 +51,7 @@ from pitill.core.machine import step
 from pitill.core.screens import Screen
 from pitill.core.state import Settings, TerminalState
 from pitill.core.txn import Txn
-from pitill.core.types import Key, LinkStatus, TxnStatus
+from pitill.core.types import Key, LinkStatus, OfflineMode, TxnStatus
 from pitill.drivers.protocols import CardReader, Display, Indicators, KeySource
 from pitill.errors import StorageError, UpstreamError, UpstreamTimeout
 from pitill.eventlog import EventLog
@@ -59,7 +60,7 @@ from pitill.journal.forwarder import Forwarder, ForwardFailure, ForwardReport
 from pitill.journal.model import JournalRow
 from pitill.journal.report import build_report
 from pitill.journal.seal import KEY_FILE_NAME, Sealer
-from pitill.journal.store import Journal
+from pitill.journal.store import MODE_SETTING, Journal
 from pitill.logs import log_event
 from pitill.sdnotify import Notifier, run_watchdog
 from pitill.upstream.client import UpstreamClient
@@ -67,11 +68,14 @@ from pitill.upstream.monitor import LinkMonitor
 from pitill.upstream.resolver import Resolver
 from pitill.upstream.resolver_cache import RESOLVED_HOSTS_NAME, CachingResolver
 from pitill.upstream.tls import client_context
+from pitill.wallclock import FIX as CLOCK_FIX
+from pitill.wallclock import expiry_yymm
 
 log = logging.getLogger("pitill.app")
 
 ScreenListener = Callable[[Screen, Image.Image], None]
 RUNTIME_SAVE_S = 60.0
+CLOCK_CHECK_S = 5.0  # how soon a clock that NTP has just set right stops being flagged
 
 
 def settings_from_config(config: Config) -> Settings:
@@ -104,10 +108,6 @@ class Devices:
         self.display.close()
 
 
-def today_yymm() -> str:
-    return datetime.now().strftime("%y%m")
-
-
 class Terminal:
     """Wires devices -> core -> effects on one event loop."""
 
@@ -122,7 +122,7 @@ class Terminal:
         *,
         event_log: EventLog | None = None,
         notifier: Notifier | None = None,
-        calendar_yymm: Callable[[], str] = today_yymm,
+        calendar_yymm: Callable[[], str] | None = None,
     ) -> None:
         self.config = config
         self.devices = devices
@@ -132,7 +132,9 @@ class Terminal:
         self.forwarder = forwarder
         self.event_log = event_log or EventLog(None)
         self.notifier = notifier or Notifier.from_env()
-        self.calendar_yymm = calendar_yymm
+        # Expiry is checked against the date the journal trusts (wallclock.py), not the clock.
+        self.calendar_yymm = calendar_yymm or (lambda: expiry_yymm(journal.trusted_now()))
+        self.clock_problem: str | None = None
         self.state = TerminalState(settings=settings_from_config(config))
         self.screen: Screen | None = None
         self.image: Image.Image | None = None
@@ -166,7 +168,23 @@ class Terminal:
 
     # The CardSink protocol, called from the reader's thread.
     def card(self, card: Card) -> None:
-        self.post(lambda now_s: CardSwiped(now_s, card, self.calendar_yymm()))
+        self.post(
+            lambda now_s: CardSwiped(
+                now_s,
+                card,
+                self.calendar_yymm(),
+                offline_sales_of_card=self.offline_sales_of_card(card),
+            )
+        )
+
+    def offline_sales_of_card(self, card: Card) -> int:
+        """The journal's count for this card's offline limit (one indexed query, on the loop)."""
+        limits = self.state.settings.limits
+        try:
+            return self.journal.offline_sales_of_card(card.identity, window_s=limits.max_age_s)
+        except StorageError as exc:
+            log_event(log, "card_count_failed", level=logging.ERROR, error=str(exc))
+            return limits.max_per_card  # unknown: no offline approval for this card
 
     def unreadable(self, reason: str) -> None:
         self.post(lambda now_s: CardUnreadable(now_s, reason))
@@ -216,12 +234,47 @@ class Terminal:
         elif isinstance(effect, RequestReport):
             lines = build_report(self.journal.rows()).screen_lines()
             self._soon(ReportReady(self.now_s(), lines))
+        elif isinstance(effect, SaveMode):
+            self._save_mode(effect.mode)
         elif isinstance(effect, OpenDrawer):
             self.drawer_opened += 1
             self.devices.indicators.open_drawer()
             self.event_log.write(self.now_s(), "drawer", count=self.drawer_opened)
         else:  # pragma: no cover - the Effect union is closed
             raise AssertionError(f"unknown effect {effect!r}")
+
+    def _save_mode(self, mode: OfflineMode) -> None:
+        """The mode holds now either way; a failed write only means a restart forgets it."""
+        try:
+            self.journal.save_setting(MODE_SETTING, mode.value)
+        except StorageError as exc:
+            log_event(log, "mode_not_saved", level=logging.ERROR, mode=mode.value, error=str(exc))
+        else:
+            log_event(log, "mode_saved", mode=mode.value)
+
+    def saved_mode(self) -> OfflineMode | None:
+        """The mode last chosen from the FN menu, if any (it wins over the config's)."""
+        value = self.journal.setting(MODE_SETTING)
+        if value is None:
+            return None
+        try:
+            return OfflineMode(value)
+        except ValueError:
+            log_event(log, "saved_mode_unknown", level=logging.WARNING, value=value)
+            return None
+
+    def check_clock(self) -> None:
+        """Tell the core whether the wall clock is obviously wrong, when that changes."""
+        problem = self.journal.clock_problem()
+        changed = (problem is None) != (self.clock_problem is None)
+        self.clock_problem = problem
+        if not changed:
+            return
+        if problem is not None:
+            log_event(log, "clock_wrong", level=logging.WARNING, problem=problem, fix=CLOCK_FIX)
+        else:
+            log_event(log, "clock_right")
+        self.dispatch(ClockChecked(self.now_s(), wrong=problem is not None))
 
     def _show(self, screen: Screen) -> None:
         self.image = self.devices.display.show(screen)
@@ -379,9 +432,11 @@ class Terminal:
                 next_seq=self.journal.next_seq(),
                 pending=self.journal.pending_count(),
                 notice=notice,
+                mode=self.saved_mode(),
             )
         )
         self.dispatch(self.backlog_event())
+        self.check_clock()
         for source in self.devices.key_sources:
             source.start(self.post_key)
         if self.devices.reader is not None:
@@ -391,6 +446,7 @@ class Terminal:
         # WATCHDOG=1 from this loop: if the loop hangs, the pings stop and systemd restarts us.
         self._spawn(run_watchdog(self.notifier))
         self._spawn(self._keep_time())
+        self._spawn(self._watch_clock())
         self.notifier.ready()
         log_event(log, "ready", next_seq=self.state.next_seq, pending=self.state.pending)
 
@@ -403,6 +459,12 @@ class Terminal:
             except StorageError as exc:
                 log_event(log, "runtime_not_saved", level=logging.WARNING, error=str(exc))
             self.dispatch(self.backlog_event())
+
+    async def _watch_clock(self) -> None:
+        """A Pi's clock jumps when NTP answers: notice it within CLOCK_CHECK_S."""
+        while True:
+            await asyncio.sleep(CLOCK_CHECK_S)
+            self.check_clock()
 
     async def stop(self) -> None:
         self.notifier.stopping()

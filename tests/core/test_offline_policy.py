@@ -6,10 +6,19 @@ import pytest
 from till import GOOD, Till
 
 from pitill.card.model import Card
-from pitill.core.effects import Authorize, Beep, Record, RequestReport
-from pitill.core.events import AuthOutcome, AuthResult, BacklogChanged, ReportReady
+from pitill.core.effects import Authorize, Beep, Record, RequestReport, SaveMode, Show
+from pitill.core.events import (
+    AuthOutcome,
+    AuthResult,
+    BacklogChanged,
+    Booted,
+    ClockChecked,
+    KeyPressed,
+    ReportReady,
+)
 from pitill.core.state import OfflineLimits, Phase, Settings
-from pitill.core.types import BeepPattern, LinkStatus, OfflineMode, TxnStatus
+from pitill.core.types import BeepPattern, Key, LinkStatus, OfflineMode, TxnStatus
+from pitill.core.views import CLOCK_WRONG_LINE
 
 OTHER = Card(pan="5555555555554444", expiry_yymm="3012")
 
@@ -44,20 +53,44 @@ def test_total_amount_limit() -> None:
     assert till.state.phase is Phase.CASH_ONLY and "Limit: EUR 30.00 offline" in till.screen_text
 
 
-def test_per_card_limit_within_one_outage_resets_when_the_host_returns() -> None:
-    till = offline_till(max_per_card=1)
-    sell(till, "100")
-    till.keys("OK")
-    sell(till, "100")
-    assert till.state.phase is Phase.CASH_ONLY and "card 1x offline" in till.screen_text
+def test_per_card_limit_is_the_journal_count_the_swipe_carries() -> None:
+    till = offline_till(max_per_card=2)
+    till.keys(*"100", "OK")
+    till.swipe(GOOD, offline_sales_of_card=1)  # one offline sale of this card in the journal
+    assert till.state.phase is Phase.OFFLINE_APPROVED
+    till.keys("OK", *"100", "OK")
+    till.swipe(GOOD, offline_sales_of_card=2)
+    assert till.state.phase is Phase.CASH_ONLY and "card 2x offline" in till.screen_text
     till.keys("CANCEL")
     sell(till, "100", OTHER)
     assert till.state.phase is Phase.OFFLINE_APPROVED
     till.keys("OK")
+
+
+def test_the_host_returning_briefly_resets_no_per_card_count() -> None:
+    """The core keeps no per-card memory that a link change could clear: the count comes from
+    the journal with each swipe, whatever the link did in between."""
+    till = offline_till(max_per_card=1)
     till.link(LinkStatus.ONLINE)
-    till.link(LinkStatus.OFFLINE, "DNS")
-    sell(till, "100")
-    assert till.state.phase is Phase.OFFLINE_APPROVED
+    till.link(LinkStatus.OFFLINE, "REFUSED")
+    till.keys(*"100", "OK")
+    till.swipe(GOOD, offline_sales_of_card=1)
+    assert till.state.phase is Phase.CASH_ONLY and "card 1x offline" in till.screen_text
+
+
+def test_per_card_count_also_decides_after_a_timed_out_authorization() -> None:
+    till = Till(Settings(limits=OfflineLimits(max_per_card=1)))
+    till.link(LinkStatus.ONLINE)
+    till.keys(*"100", "OK")
+    till.swipe(GOOD, offline_sales_of_card=1)
+    assert till.state.phase is Phase.AUTHORIZING
+    seq = till.records()[-1].txn.seq
+    till.feed(AuthResult(till.now_s, seq, AuthOutcome.TIMEOUT))
+    assert till.state.phase is Phase.CASH_ONLY and "card 1x offline" in till.screen_text
+    assert [r.txn.status for r in till.records()] == [
+        TxnStatus.AUTHORIZING,
+        TxnStatus.REVERSAL_PENDING,
+    ]
 
 
 def test_age_limit_and_the_alarm_before_it() -> None:
@@ -122,6 +155,30 @@ def test_fn_menu_switches_mode_and_shows_the_report() -> None:
     assert "Declined after 0" in till.screen_text
     till.keys("OK")
     assert till.state.phase is Phase.IDLE
+
+
+def test_a_mode_chosen_from_the_menu_is_saved_and_wins_at_the_next_boot() -> None:
+    till = Till()
+    effects = [*till.feed(KeyPressed(0.0, Key.FN)), *till.feed(KeyPressed(0.0, Key.D1))]
+    assert SaveMode(OfflineMode.REQUIRE_ONLINE) in effects
+    assert effects.index(SaveMode(OfflineMode.REQUIRE_ONLINE)) < effects.index(
+        next(e for e in effects if isinstance(e, Show) and "require online" in e.screen.text())
+    )
+    rebooted = Till.booted(Booted(0.0, next_seq=1, mode=OfflineMode.REQUIRE_ONLINE))
+    assert rebooted.state.mode is OfflineMode.REQUIRE_ONLINE  # the config said prefer online
+    assert Till().state.mode is OfflineMode.PREFER_ONLINE  # nothing saved: the config's mode
+
+
+def test_a_wrong_clock_shows_on_the_idle_screen_and_never_hides_the_amount() -> None:
+    till = Till()
+    till.feed(ClockChecked(0.0, wrong=True))
+    assert CLOCK_WRONG_LINE in till.screen_text and "Key in an amount" in till.screen_text
+    till.keys(*"1250")
+    assert "EUR 12.50" in till.screen_text and CLOCK_WRONG_LINE not in till.screen_text
+    till.keys("CANCEL")
+    assert CLOCK_WRONG_LINE in till.screen_text
+    till.feed(ClockChecked(0.0, wrong=False))
+    assert CLOCK_WRONG_LINE not in till.screen_text
 
 
 def test_offline_sale_counts_toward_the_budget_at_once() -> None:

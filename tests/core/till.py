@@ -26,11 +26,17 @@ TODAY = "2611"
 class Till:
     """A terminal driven through `step` with a fake clock, keeping every effect it produced."""
 
-    def __init__(self, settings: Settings | None = None, next_seq: int = 1) -> None:
+    def __init__(
+        self, settings: Settings | None = None, next_seq: int = 1, booted: Booted | None = None
+    ) -> None:
         self.now_s = 0.0
         self.state = TerminalState(settings=settings or Settings())
         self.effects: list[object] = []
-        self.feed(Booted(self.now_s, next_seq=next_seq))
+        self.feed(booted or Booted(self.now_s, next_seq=next_seq))
+
+    @classmethod
+    def booted(cls, event: Booted, settings: Settings | None = None) -> Till:
+        return cls(settings, booted=event)
 
     def feed(self, event: Event) -> tuple[object, ...]:
         self.state, effects = step(self.state, event)
@@ -41,8 +47,11 @@ class Till:
         for name in names:
             self.feed(KeyPressed(self.now_s, Key.parse(name)))
 
-    def swipe(self, card: Card = GOOD) -> tuple[object, ...]:
-        return self.feed(CardSwiped(self.now_s, card, TODAY))
+    def swipe(self, card: Card = GOOD, offline_sales_of_card: int = 0) -> tuple[object, ...]:
+        """A swipe; `offline_sales_of_card` is what the shell's journal counts for this card."""
+        return self.feed(
+            CardSwiped(self.now_s, card, TODAY, offline_sales_of_card=offline_sales_of_card)
+        )
 
     def link(self, status: LinkStatus, reason: str = "") -> None:
         self.feed(LinkChanged(self.now_s, status, reason))

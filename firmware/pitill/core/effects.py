@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pitill.core.events import TimerName
 from pitill.core.screens import Screen
 from pitill.core.txn import Txn
-from pitill.core.types import BeepPattern
+from pitill.core.types import BeepPattern, OfflineMode
 
 
 @dataclass(frozen=True)
@@ -61,4 +61,13 @@ class RequestReport:
     """Build the reconciliation report from the journal and answer with ReportReady."""
 
 
-Effect = Show | Beep | SetLeds | Record | Authorize | OpenDrawer | StartTimer | RequestReport
+@dataclass(frozen=True)
+class SaveMode:
+    """Keep the mode the operator chose from the FN menu, so it survives a restart."""
+
+    mode: OfflineMode
+
+
+Effect = (
+    Show | Beep | SetLeds | Record | Authorize | OpenDrawer | StartTimer | RequestReport | SaveMode
+)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from pitill.card.model import Card
-from pitill.core.types import Key, LinkStatus
+from pitill.core.types import Key, LinkStatus, OfflineMode
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,7 @@ class Booted:
     next_seq: int
     pending: int = 0
     notice: str = ""  # what the shell found at boot that the cashier should know
+    mode: OfflineMode | None = None  # chosen from the FN menu before (wins over the config's)
 
 
 @dataclass(frozen=True)
@@ -29,14 +30,17 @@ class KeyPressed:
 class CardSwiped:
     """A card read by any reader (swiped, typed by a USB stripe reader or tapped on NFC).
 
-    today_yymm is the shell calendar, for expiry; last_sun_counter is the highest SUN read counter
-    the journal holds for this card (None: never seen, or not a SUN card).
+    today_yymm is the date the shell trusts (wallclock.py), for expiry; last_sun_counter is the
+    highest SUN read counter the journal holds for this card (None: never seen, or not a SUN
+    card); offline_sales_of_card is this card's offline approvals the journal counts against its
+    per-card limit.
     """
 
     now_s: float
     card: Card
     today_yymm: str
     last_sun_counter: int | None = None
+    offline_sales_of_card: int = 0
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,14 @@ class BacklogChanged:
 
 
 @dataclass(frozen=True)
+class ClockChecked:
+    """Whether the wall clock is obviously wrong (the shell checks it; see wallclock.py)."""
+
+    now_s: float
+    wrong: bool
+
+
+@dataclass(frozen=True)
 class ReportReady:
     """The reconciliation report the FN menu asked for, as lines for the screen."""
 
@@ -127,6 +139,7 @@ Event = (
     | LinkChanged
     | AuthResult
     | BacklogChanged
+    | ClockChecked
     | ReportReady
     | RecordFailed
     | TimerFired

@@ -33,6 +33,7 @@ from pitill.core.effects import (
     OpenDrawer,
     Record,
     RequestReport,
+    SaveMode,
     SetLeds,
     Show,
     StartTimer,
@@ -44,6 +45,7 @@ from pitill.core.events import (
     Booted,
     CardSwiped,
     CardUnreadable,
+    ClockChecked,
     Event,
     KeyPressed,
     LinkChanged,
@@ -88,6 +90,7 @@ class Trigger(StrEnum):
     TIMEOUT = "timeout"
     LINK = "link"
     BACKLOG = "backlog"
+    CLOCK = "clock"
     READER = "reader"
     RECORD_FAILED = "record_failed"
     REPORT_READY = "report_ready"
@@ -103,6 +106,7 @@ _EVENT_TRIGGERS: dict[type, Trigger] = {
     TimerFired: Trigger.TIMEOUT,
     LinkChanged: Trigger.LINK,
     BacklogChanged: Trigger.BACKLOG,
+    ClockChecked: Trigger.CLOCK,
     ReaderChanged: Trigger.READER,
     RecordFailed: Trigger.RECORD_FAILED,
     ReportReady: Trigger.REPORT_READY,
@@ -187,7 +191,14 @@ def enter(state: TerminalState, phase: Phase, *effects: Effect, **changes: objec
 
 def to_idle(state: TerminalState, notice: str = "") -> Result:
     return enter(
-        state, Phase.IDLE, notice=notice, amount_minor=0, tendered_minor=0, card=None, txn=None
+        state,
+        Phase.IDLE,
+        notice=notice,
+        amount_minor=0,
+        tendered_minor=0,
+        card=None,
+        card_offline_sales=0,
+        txn=None,
     )
 
 
@@ -222,8 +233,6 @@ def on_link(state: TerminalState, event: Event) -> Result:
     assert isinstance(event, LinkChanged)
     reason = "" if event.status is LinkStatus.ONLINE else event.reason
     new_state = state.but(link=event.status, link_reason=reason)
-    if event.status is LinkStatus.ONLINE:
-        new_state = new_state.but(outage_cards=())  # a new outage starts a new per-card count
     effects: list[Effect] = []
     if leds(new_state) != leds(state) or state.phase is Phase.BOOTING:
         green, red = leds(new_state)
@@ -253,6 +262,11 @@ def on_backlog(state: TerminalState, event: Event) -> Result:
     return new_state, (Beep(BeepPattern.ALERT),) if alarm and not state.age_alarm else ()
 
 
+def on_clock(state: TerminalState, event: Event) -> Result:
+    assert isinstance(event, ClockChecked)
+    return state.but(clock_wrong=event.wrong), ()
+
+
 def on_reader(state: TerminalState, event: Event) -> Result:
     assert isinstance(event, ReaderChanged)
     return state.but(reader_connected=event.connected, reader_detail=event.detail), ()
@@ -267,6 +281,7 @@ def on_record_failed(state: TerminalState, event: Event) -> Result:
 COMMON_ROWS: dict[Trigger, Handler] = {
     Trigger.LINK: on_link,
     Trigger.BACKLOG: on_backlog,
+    Trigger.CLOCK: on_clock,
     Trigger.READER: on_reader,
     Trigger.RECORD_FAILED: on_record_failed,
     Trigger.AUTH_RESULT: ignore,  # a late answer for a sale already resolved (it was reversed)
@@ -280,7 +295,8 @@ COMMON_ROWS: dict[Trigger, Handler] = {
 @leads_to(Phase.IDLE)
 def on_booted(state: TerminalState, event: Event) -> Result:
     assert isinstance(event, Booted)
-    state = state.but(next_seq=event.next_seq, pending=event.pending, mode=state.settings.mode)
+    mode = event.mode or state.settings.mode  # a mode chosen from the menu outlives a restart
+    state = state.but(next_seq=event.next_seq, pending=event.pending, mode=mode)
     new_state, effects = to_idle(state, notice=event.notice)
     green, red = leds(new_state)
     return new_state, (SetLeds(green=green, red=red), *effects)
@@ -341,7 +357,7 @@ def offline_refusal(state: TerminalState, card: Card | None) -> str | None:
         return f"Limit: {money(state, limits.max_total_minor)} offline"
     if state.offline_count and state.oldest_age_s >= limits.max_age_s:
         return f"Limit: oldest sale {limits.max_age_s / 3600:.0f}h"
-    if card is not None and state.card_sales_this_outage(card.identity) >= limits.max_per_card:
+    if card is not None and state.card_offline_sales >= limits.max_per_card:
         return f"Limit: card {limits.max_per_card}x offline"
     if card is not None and card.tier is CardTier.UID_ONLY:
         if limits.uid_only_floor_limit_minor == 0:
@@ -389,6 +405,8 @@ def card_swiped(state: TerminalState, event: Event) -> Result:
             card=event.card,
             txn=None,
         )
+    # The journal's count for this card decides offline, now or after a failed 0200.
+    state = state.but(card_offline_sales=event.offline_sales_of_card)
     if state.can_go_online:
         txn = new_txn(state, TxnKind.CARD, TxnMode.ONLINE, TxnStatus.AUTHORIZING, card=event.card)
         return enter(
@@ -443,14 +461,8 @@ def decide_offline(state: TerminalState, *before: Effect, reverses_seq: int = 0)
         next_seq=state.next_seq + 1,
         offline_count=state.offline_count + 1,
         offline_minor=state.offline_minor + state.amount_minor,
-        outage_cards=counted(state.outage_cards, state.card.identity),
+        card_offline_sales=state.card_offline_sales + 1,
     )
-
-
-def counted(counts: tuple[tuple[str, int], ...], identity: str) -> tuple[tuple[str, int], ...]:
-    table = dict(counts)
-    table[identity] = table.get(identity, 0) + 1
-    return tuple(table.items())
 
 
 @leads_to(Phase.APPROVED, Phase.DECLINED, Phase.OFFLINE_APPROVED, Phase.CASH_ONLY)
@@ -576,7 +588,7 @@ def menu_digit(state: TerminalState, event: Event) -> Result:
     choice = digit_of(event)
     if choice == 1:
         mode = _MODES[(_MODES.index(state.mode) + 1) % len(_MODES)]
-        return enter(state, Phase.MENU, Beep(BeepPattern.CLICK), mode=mode)
+        return enter(state, Phase.MENU, SaveMode(mode), Beep(BeepPattern.CLICK), mode=mode)
     if choice == 2:
         return enter(
             state, Phase.REPORT, RequestReport(), report_lines=("Reading journal",), report_page=0

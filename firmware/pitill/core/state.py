@@ -53,7 +53,10 @@ class OfflineLimits:
     max_count: int = 20  # how many of them
     max_age_s: float = 24 * 3600.0  # the oldest must reach the host within this
     age_alarm_s: float = 20 * 3600.0  # warn (screen and buzzer) from this age on
-    max_per_card: int = 3  # offline sales of one card within one outage
+    # Offline approvals of one card until the host approves it online (within max_age_s of
+    # running time): counted from the journal, so neither a restart nor a short return of the
+    # host resets it.
+    max_per_card: int = 3
     uid_only_floor_limit_minor: int = 0  # UID-only NFC cards are clonable: online only by default
 
 
@@ -90,17 +93,18 @@ class TerminalState:
     offline_minor: int = 0
     oldest_age_s: float = 0.0
     age_alarm: bool = False  # the oldest pending sale is nearing its age limit
-    outage_cards: tuple[tuple[str, int], ...] = ()  # (card identity, offline sales) this outage
     report_lines: tuple[str, ...] = ()
     report_page: int = 0  # the page of report_lines on screen, three lines a page
     next_seq: int = 1
     amount_minor: int = 0
     tendered_minor: int = 0
     card: Card | None = None
+    card_offline_sales: int = 0  # the journal's count for this card (CardSwiped)
     txn: Txn | None = None  # the sale in progress, or the one just finished
     decline_reason: str = ""
     cash_reason: str = ""
     notice: str = ""  # a one-line message for the cashier, cleared by the next action
+    clock_wrong: bool = False  # the wall clock is obviously wrong: shown until it is right
     timer_token: int = 0  # the PHASE timer that counts; older TimerFired are stale
 
     def but(self, **changes: object) -> TerminalState:
@@ -114,6 +118,3 @@ class TerminalState:
     @property
     def offline(self) -> bool:
         return not self.can_go_online
-
-    def card_sales_this_outage(self, pan: str) -> int:
-        return dict(self.outage_cards).get(pan, 0)

@@ -11,6 +11,8 @@ from pitill.core.screens import Emphasis, Screen, StatusBar
 from pitill.core.state import Phase, TerminalState
 from pitill.core.types import LinkStatus, OfflineMode, format_amount
 
+CLOCK_WRONG_LINE = "CLOCK WRONG: set time"  # `pitill doctor` says what is wrong with it
+
 
 def decline_reason(response_code: str) -> str:
     return screen_text(response_code)
@@ -65,6 +67,8 @@ def screen_for(state: TerminalState) -> Screen:
     if not state.reader_connected and state.phase in (Phase.IDLE, Phase.AWAIT_CARD):
         lines = ("READER DISCONNECTED", *lines)
     lines = tuple(line for line in lines if line)[:3]
+    if state.clock_wrong and state.phase in (Phase.BOOTING, Phase.IDLE):
+        lines = (*lines[:2], CLOCK_WRONG_LINE)  # like a notice: takes the last line if need be
     if state.notice:  # the notice always shows, in place of the last line if need be
         lines = (*lines[:2], state.notice)
     return Screen(title=title, lines=lines, emphasis=emphasis, status=status_bar(state))

@@ -72,6 +72,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # Partial: only SUN rows pay for it on the SD card.
         "CREATE INDEX txns_by_sun_uid ON txns (sun_uid, sun_counter) WHERE sun_counter >= 0",
     ),
+    (
+        # The card fingerprint (seal.py) counts one card's offline sales without its PAN; the
+        # partial index costs nothing for cash sales. meta keeps what must survive a restart
+        # beside the sales: the mode chosen from the FN menu, the newest wall-clock date seen.
+        "ALTER TABLE txns ADD COLUMN card_fp TEXT",
+        "CREATE INDEX txns_by_card ON txns (card_fp, seq) WHERE card_fp IS NOT NULL",
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    ),
 )
 
 _SUFFIXES = ("", "-wal", "-shm")  # a database and the files SQLite keeps beside it

@@ -11,6 +11,10 @@ needs it still exists: the journal checks every sealed blob against the loaded k
 Blob layout: version (1 byte) | key id (8) | nonce (12) | ciphertext + GCM tag (16).
 The key id (a hash of the key) lets a wrong key be told apart from altered data.
 
+The same key also keys the card fingerprint: HMAC-SHA256 of the PAN under a key derived from
+the seal key, so the journal can count one card's offline sales without keeping its PAN. A plain
+hash would not do: there are few enough PANs that one could be found from its hash.
+
 A Pi has no secure element: whoever can read the SD card as this user can read the key file
 too. Sealing keeps PANs out of the database file, its WAL, backups and exports; it does not
 protect against someone who holds the whole card.
@@ -19,6 +23,7 @@ protect against someone who holds the whole card.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 import stat
 from pathlib import Path
@@ -38,6 +43,8 @@ BLOB_VERSION = 1
 _HEADER_SIZE_BYTES = 1 + KEY_ID_SIZE_BYTES + NONCE_SIZE_BYTES
 _AAD_DOMAIN = b"pitill/sealed-card/v1\0"
 _KEY_ID_DOMAIN = b"pitill/seal-key-id/v1\0"
+_FINGERPRINT_DOMAIN = b"pitill/card-fingerprint/v1\0"
+FINGERPRINT_SIZE_BYTES = 16  # 128 bits: no two cards of one terminal collide
 # PAN (at most 19 digits) + "=" + YYMM, padded so the blob length does not reveal the PAN length.
 _PLAINTEXT_SIZE = 24
 # An NFC card: "N|tier|read_by|UID|counter|PICCDATA:SDMMAC", padded the same way.
@@ -93,6 +100,18 @@ class Sealer:
         nonce = os.urandom(NONCE_SIZE_BYTES)
         header = bytes([BLOB_VERSION]) + key_id(key) + nonce
         return header + aead.encrypt(nonce, plaintext, _aad(seq))
+
+    def fingerprint(self, identity: str, *, create_key: bool = True) -> str | None:
+        """The card's fingerprint (hex) from its identity (the PAN, or an NFC card's UID): the
+        same for every read of this card on this terminal, useless without the key. None when
+        there is no key yet and `create_key` is False (then no fingerprint was ever written, so
+        there is nothing to match)."""
+        if self._key is None and not create_key:
+            return None
+        _, key = self._ensure_key()
+        fingerprint_key = hmac.new(key, _FINGERPRINT_DOMAIN, hashlib.sha256).digest()
+        digest = hmac.new(fingerprint_key, identity.encode("utf-8"), hashlib.sha256).digest()
+        return digest[:FINGERPRINT_SIZE_BYTES].hex()
 
     def check(self, seq: int, blob: bytes) -> None:
         """Raise SealError unless the loaded key is the one that sealed `blob` (no decryption)."""

@@ -3,7 +3,12 @@
 DATA_DIR/journal.sqlite3 runs in WAL mode with synchronous=FULL, so a commit returns only once
 its WAL frames are fsynced: a sale the customer was told about survives a power cut. Order is
 the persisted seq, never the wall clock (a Pi has no RTC); the injected clock only stamps the
-local date/time the host uses to deduplicate.
+local date/time the host uses to deduplicate, through wallclock.trusted: a stamp is never earlier
+than the newest one already in the journal, even when the clock was set back.
+
+Each card transaction carries its card fingerprint (seal.py), so the offline sales of one card
+are counted from this file, not from memory: a restart or a short return of the host does not
+reset the per-card limit.
 
 A full PAN never reaches this file: masked_pan is the only unsealed card column and the card of
 an offline sale waiting to be forwarded sits in sealed_card (AES-GCM, see seal.py). The blob is
@@ -51,11 +56,17 @@ from pitill.journal.model import (
     OwedRow,
 )
 from pitill.journal.seal import Sealer
+from pitill.wallclock import clock_problem, parse_instant, recordable, to_utc, trusted
 
 JOURNAL_FILE_NAME = "journal.sqlite3"
 TO_FORWARD = (TxnStatus.REVERSAL_PENDING, TxnStatus.PENDING)  # in the order they are sent
 ACKNOWLEDGED = (TxnStatus.FORWARDED, TxnStatus.DECLINED_AFTER, TxnStatus.REVERSED)
 Clock = Callable[[], datetime]
+# Offline approvals of a card: they count against its per-card limit until the host approves
+# that card online (DECLINED_AFTER too: the host refused it, all the more reason to count it).
+OFFLINE_APPROVALS = (TxnStatus.PENDING, TxnStatus.FORWARDED, TxnStatus.DECLINED_AFTER)
+NEWEST_WALL_KEY = "newest_wall_utc"
+MODE_SETTING = "offline_mode"  # the OfflineMode chosen from the FN menu
 
 _ROW_FIELDS = tuple(field.name for field in dataclasses.fields(JournalRow))  # = column names
 _ROW_COLUMNS = ", ".join(_ROW_FIELDS)
@@ -90,6 +101,7 @@ class Journal:
         self._closed = False
         self.notice = notice
         self._file: _FileWatch | None = None  # set by open(): is the file still at its path?
+        self._newest_wall: datetime | None = None  # the newest wall-clock date recorded (UTC)
 
     @classmethod
     def open(
@@ -122,6 +134,8 @@ class Journal:
         journal = cls(conn, path, sealer, clock, notice)
         journal._file = held
         journal._start_runtime(monotonic)
+        journal._fingerprint_old_pending_sales()
+        journal._load_newest_wall()
         return journal
 
     @property
@@ -156,8 +170,12 @@ class Journal:
     def save_runtime(self) -> None:
         """Persist the running time (the app calls it every minute and at shutdown)."""
         runtime_s = self.runtime_s()
+        self.trusted_now()  # notes the wall clock if it is the newest yet
+        newest = self._newest_wall
         with self._write("save of the running time") as conn:
             conn.execute("UPDATE runtime SET runtime_s = ? WHERE id = 1", (runtime_s,))
+            if newest is not None:
+                self._set_meta(conn, NEWEST_WALL_KEY, newest.isoformat(timespec="seconds"))
 
     def offline_exposure(self) -> OfflineExposure:
         """Offline approvals the host has not acknowledged: count, amount, age of the oldest.
@@ -175,12 +193,107 @@ class Journal:
         age_s = max(0.0, self.runtime_s() - float(oldest_runtime_s))
         try:
             created = datetime.strptime(str(oldest_local), "%y%m%d%H%M%S")
-            wall_age_s = (self._clock() - created).total_seconds()
+            wall_age_s = (self._local_now() - created).total_seconds()
         except ValueError:
             wall_age_s = 0.0
         if 0 <= wall_age_s < 366 * 86400:
             age_s = max(age_s, wall_age_s)
         return OfflineExposure(int(count), int(total), age_s)
+
+    # -- the trusted date (wallclock.py) -------------------------------------------------------
+
+    def trusted_now(self) -> datetime:
+        """The instant the terminal trusts (aware, UTC): the wall clock, but never earlier than
+        the newest date this journal has recorded or the build date."""
+        wall = to_utc(self._clock())
+        with self._lock:
+            if recordable(wall) and (self._newest_wall is None or wall > self._newest_wall):
+                self._newest_wall = wall
+            return trusted(wall, self._newest_wall)
+
+    def clock_problem(self) -> str | None:
+        """What is obviously wrong with the wall clock (wallclock.clock_problem), or None."""
+        wall = to_utc(self._clock())
+        with self._lock:
+            return clock_problem(wall, self._newest_wall)
+
+    def _local_now(self) -> datetime:
+        """The trusted instant as naive local time: what the stamps in the journal are."""
+        return self.trusted_now().astimezone().replace(tzinfo=None)
+
+    def _load_newest_wall(self) -> None:
+        """The newest date recorded: saved with the running time, and the last sale's stamp."""
+        with self._read("read of the newest date") as conn:
+            saved = conn.execute("SELECT value FROM meta WHERE key = ?", (NEWEST_WALL_KEY,))
+            last = conn.execute("SELECT created_at FROM txns ORDER BY seq DESC LIMIT 1")
+            found = [parse_instant(row[0]) for row in (*saved.fetchall(), *last.fetchall())]
+        self._newest_wall = max((moment for moment in found if moment is not None), default=None)
+
+    # -- offline sales of one card (by its fingerprint, see seal.py) ----------------------------
+
+    def offline_sales_of_card(self, identity: str, window_s: float) -> int:
+        """Offline approvals of this card since the host last approved it online, made within
+        the last `window_s` of running time: what its per-card offline limit counts.
+
+        Whether they were forwarded meanwhile does not matter (a short return of the host must
+        not reset the count); an online approval of the card does (the host has seen it).
+        """
+        fingerprint = self._sealer.fingerprint(identity, create_key=False)
+        if fingerprint is None:
+            return 0  # no key yet: no card was ever fingerprinted here
+        statuses = {f"s{i}": status.value for i, status in enumerate(OFFLINE_APPROVALS)}
+        marks = ", ".join(f":{name}" for name in statuses)
+        with self._read("count of the card's offline sales") as conn:
+            (count,) = conn.execute(
+                "SELECT count(*) FROM txns WHERE card_fp = :fp AND seq > coalesce("
+                "(SELECT max(seq) FROM txns WHERE card_fp = :fp AND status = 'APPROVED'), 0)"
+                f" AND mode = 'offline' AND status IN ({marks}) AND created_runtime_s >= :since",
+                {"fp": fingerprint, "since": self.runtime_s() - window_s, **statuses},
+            ).fetchone()
+        return int(count)
+
+    def _fingerprint(self, identity: str) -> str:
+        try:
+            fingerprint = self._sealer.fingerprint(identity)
+        except SealError as exc:
+            raise StorageError(f"cannot fingerprint a card: {exc}") from exc
+        assert fingerprint is not None
+        return fingerprint
+
+    def _fingerprint_old_pending_sales(self) -> None:
+        """Journals from before the fingerprint (schema 4): the offline sales still pending have
+        their card sealed, so they get their fingerprint once and keep counting for their card."""
+        with self._read("read of sales without a card fingerprint") as conn:
+            found = conn.execute(
+                "SELECT seq, sealed_card FROM txns WHERE status = 'PENDING' AND card_fp IS NULL"
+            ).fetchall()
+        if not found:
+            return
+        prints = [
+            (self._fingerprint(self._sealer.open(seq, blob).identity), seq) for seq, blob in found
+        ]
+        with self._write("fingerprint of the pending sales") as conn:
+            conn.executemany("UPDATE txns SET card_fp = ? WHERE seq = ?", prints)
+
+    # -- settings that survive a restart (the meta table) ---------------------------------------
+
+    def setting(self, key: str) -> str | None:
+        with self._read(f"read of setting {key}") as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return str(row[0]) if row is not None else None
+
+    def save_setting(self, key: str, value: str) -> None:
+        """Write one setting durably (one commit)."""
+        with self._write(f"save of setting {key}") as conn:
+            self._set_meta(conn, key, value)
+
+    @staticmethod
+    def _set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
 
     def __enter__(self) -> Journal:
         return self
@@ -203,7 +316,8 @@ class Journal:
         """
         if txn.seq < 1:
             raise StorageError(f"cannot record seq {txn.seq}: sequence numbers start at 1")
-        now = self._clock()
+        now = self._local_now()
+        card_fp = self._fingerprint(txn.card.identity) if txn.card is not None else None
         with self._write(f"record of seq {txn.seq}") as conn:
             old = conn.execute(
                 "SELECT status, masked_pan, sealed_card FROM txns WHERE seq = ?", (txn.seq,)
@@ -232,6 +346,8 @@ class Journal:
             }
             if txn.card is not None:
                 values |= _card_columns(txn.card)
+            if card_fp is not None:
+                values["card_fp"] = card_fp
             if old is None:
                 values |= {
                     "created_runtime_s": self.runtime_s(),
@@ -257,7 +373,7 @@ class Journal:
 
     def mark_attempts(self, seqs: Sequence[int]) -> list[int]:
         """mark_attempt for a batch of items, in one commit (one fsync for the whole batch)."""
-        now = self._clock()
+        now = self._local_now()
         counts = []
         with self._write(f"attempt of seq {', '.join(map(str, seqs))}") as conn:
             for seq in seqs:
@@ -291,7 +407,7 @@ class Journal:
                 raise StorageError(
                     f"response code {response_code!r} of seq {seq} is not 2 characters"
                 )
-        now = self._clock()
+        now = self._local_now()
         rows = []
         with self._write(f"forwarding of {len(answers)} item(s)") as conn:
             for seq, response_code in answers:
@@ -318,7 +434,7 @@ class Journal:
 
     def recover_at_boot(self) -> list[int]:
         """Queue a reversal for every txn caught mid-authorization by a crash; their seqs."""
-        now = self._clock()
+        now = self._local_now()
         with self._write("boot recovery") as conn:
             seqs = [
                 int(seq)
