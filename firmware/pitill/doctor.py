@@ -13,9 +13,11 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from pitill import BUILD_DATE
 from pitill.config import (
     ButtonsConfig,
     GpioConfig,
@@ -25,9 +27,12 @@ from pitill.config import (
     UsbKeypadConfig,
     check_pin_conflicts,
 )
+from pitill.core.types import OfflineMode
 from pitill.drivers.evdev_keypad import find_device
 from pitill.drivers.hwconfig import PIN_FACTORY_FIX, open_pin_factory
 from pitill.errors import ConfigError, HardwareError
+from pitill.wallclock import FIX as CLOCK_FIX
+from pitill.wallclock import clock_problem, to_utc
 
 if TYPE_CHECKING:
     from gpiozero.pins import Factory
@@ -278,6 +283,47 @@ def check_usb_keypad(pattern: str) -> Check:
             "add the user to group input (the systemd unit has SupplementaryGroups=input)",
         )
     return Check(name, True, f"found {path}")
+
+
+# --- the clock and what the journal keeps --------------------------------------------------------
+
+
+def check_clock(data_dir: Path, wall: datetime | None = None) -> Check:
+    """The wall clock is not before the build date nor behind the journal's newest date."""
+    from pitill.journal.listing import read_newest_wall
+    from pitill.journal.store import JOURNAL_FILE_NAME
+
+    newest = read_newest_wall(data_dir) if (data_dir / JOURNAL_FILE_NAME).exists() else None
+    now = to_utc(wall if wall is not None else datetime.now())
+    problem = clock_problem(now, newest)
+    if problem is not None:
+        return Check("clock", False, problem, CLOCK_FIX)
+    seen = f", the journal's newest {newest.astimezone():%Y-%m-%d %H:%M}" if newest else ""
+    detail = f"{now.astimezone():%Y-%m-%d %H:%M} (built {BUILD_DATE}{seen})"
+    return Check("clock", True, detail)
+
+
+def check_offline_mode(data_dir: Path, config_mode: OfflineMode | None) -> Check:
+    """Which offline mode the terminal starts in: the one chosen from the FN menu wins."""
+    from pitill.journal.listing import read_settings
+    from pitill.journal.store import JOURNAL_FILE_NAME, MODE_SETTING
+
+    saved = None
+    if (data_dir / JOURNAL_FILE_NAME).exists():
+        saved = read_settings(data_dir).get(MODE_SETTING)
+    configured = f"the config says {config_mode.label}" if config_mode else "no valid config"
+    if saved is None:
+        return Check("offline mode", True, f"{configured}; none chosen from the FN menu")
+    label = saved.replace("_", " ")
+    return Check("offline mode", True, f"{label}, chosen from the FN menu ({configured})")
+
+
+def run_journal_checks(data_dir: Path, config_mode: OfflineMode | None) -> list[Check]:
+    """The checks that read the data directory (read-only; no lock, no key needed)."""
+    return [
+        _guarded("clock", lambda: check_clock(data_dir)),
+        _guarded("offline mode", lambda: check_offline_mode(data_dir, config_mode)),
+    ]
 
 
 # --- all together -----------------------------------------------------------------------------

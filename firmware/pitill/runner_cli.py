@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TypeAlias
 
 from pitill.config import EXAMPLE_CONFIG, Config, load_config
-from pitill.doctor import Check, exit_code, format_report, run_doctor
+from pitill.doctor import Check, exit_code, format_report, run_doctor, run_journal_checks
 from pitill.errors import ConfigError
 from pitill.logs import configure_logging
 
@@ -89,14 +89,25 @@ def add_doctor_parser(commands: Commands) -> argparse.ArgumentParser:
         description=(
             "Check the config and each part it names: the GPIO pin factory and Pi model, the "
             "GPIO pins being free, the I2C bus and a display answering at its address, the "
-            "card reader's serial port (opens, not the login console), the USB keypad. Prints "
-            "a fix for each problem and exits 1 when there is one, 0 when all is well."
+            "card reader's serial port (opens, not the login console), the USB keypad, the "
+            "clock (not before the build date nor behind the journal's newest date) and the "
+            "offline mode the terminal starts in. Prints a fix for each problem and exits 1 "
+            "when there is one, 0 when all is well."
         ),
-        epilog="example:\n  pitill doctor --config /etc/pitill/pitill.toml",
+        epilog=(
+            "example:\n  pitill doctor --config /etc/pitill/pitill.toml --data-dir /var/lib/pitill"
+        ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     doctor.add_argument(
         "--config", type=Path, metavar="FILE", help="TOML config (default: the built-in defaults)"
+    )
+    doctor.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DEFAULT_DATA_DIR,
+        metavar="DIR",
+        help=f"the journal to check the clock against (default {DEFAULT_DATA_DIR})",
     )
     doctor.set_defaults(handler=doctor_command)
     return doctor
@@ -157,5 +168,7 @@ def config_checks(path: Path | None) -> tuple[list[Check], Config | None]:
 def doctor_command(args: argparse.Namespace) -> int:
     checks, config = config_checks(args.config)
     checks += doctor_checks(config) if config is not None else []
+    mode = config.offline.mode if config is not None else None
+    checks += run_journal_checks(args.data_dir, mode)
     print(format_report(checks))
     return exit_code(checks)

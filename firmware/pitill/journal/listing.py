@@ -5,9 +5,12 @@ Readers open the file read-only and take no lock: they never block the running t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import sys
+from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 from pitill.core.responses import is_response_code, lookup
@@ -15,7 +18,7 @@ from pitill.core.types import format_amount
 from pitill.errors import StorageError
 from pitill.journal.datadir import moved_aside_files
 from pitill.journal.dbfile import check_rows
-from pitill.journal.store import JOURNAL_FILE_NAME
+from pitill.journal.store import JOURNAL_FILE_NAME, newest_wall
 
 COLUMNS = (
     "seq",
@@ -32,19 +35,46 @@ COLUMNS = (
 
 def read_rows(data_dir: Path) -> list[dict[str, object]]:
     """The listing columns of every transaction, read-only: no key needed, nothing unsealed."""
+    with _read_only(data_dir) as (conn, path):
+        check_rows(conn, path)  # a hand-edited row is one line naming it, not a traceback
+        cursor = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM txns ORDER BY seq")
+        return [dict(zip(COLUMNS, row, strict=True)) for row in cursor]
+
+
+@contextlib.contextmanager
+def _read_only(data_dir: Path) -> Iterator[tuple[sqlite3.Connection, Path]]:
+    """The journal opened read-only (no lock: the running terminal is never blocked)."""
     path = data_dir / JOURNAL_FILE_NAME
     if not path.exists():
         raise StorageError(f"no journal at {path}: is --data-dir the terminal's data directory?")
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
-            check_rows(conn, path)  # a hand-edited row is one line naming it, not a traceback
-            cursor = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM txns ORDER BY seq")
-            return [dict(zip(COLUMNS, row, strict=True)) for row in cursor]
+            yield conn, path
         finally:
             conn.close()
     except sqlite3.Error as exc:
         raise StorageError(f"cannot read the journal {path}: {exc}") from exc
+
+
+def _has_meta(conn: sqlite3.Connection) -> bool:
+    """Journals before schema 4 have no meta table: no settings, no saved date."""
+    found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'")
+    return found.fetchone() is not None
+
+
+def read_settings(data_dir: Path) -> dict[str, str]:
+    """The settings the terminal keeps in its journal (the mode chosen from the FN menu...)."""
+    with _read_only(data_dir) as (conn, _):
+        if not _has_meta(conn):
+            return {}
+        return {str(k): str(v) for k, v in conn.execute("SELECT key, value FROM meta")}
+
+
+def read_newest_wall(data_dir: Path) -> datetime | None:
+    """The newest date the journal recorded (UTC), None for a journal without one."""
+    with _read_only(data_dir) as (conn, _):
+        return newest_wall(conn) if _has_meta(conn) else None
 
 
 def moved_aside_line(data_dir: Path) -> str:

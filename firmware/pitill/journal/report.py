@@ -13,8 +13,9 @@ from pathlib import Path
 
 from pitill.core.types import TxnKind, TxnMode, TxnStatus, format_amount
 from pitill.journal.datadir import moved_aside_files
-from pitill.journal.listing import moved_aside_line, read_rows
+from pitill.journal.listing import moved_aside_line, read_rows, read_settings
 from pitill.journal.model import JournalRow
+from pitill.journal.store import MODE_SETTING
 
 CARD_ONLINE = "card online"
 CARD_OFFLINE = "card offline"
@@ -40,6 +41,7 @@ class Report:
     declined_after: Tally = field(default_factory=Tally)  # offline approvals the host refused
     awaiting_host: Tally = field(default_factory=Tally)  # offline approvals not yet forwarded
     reversals_pending: int = 0
+    mode: str = ""  # the offline mode chosen from the FN menu; "" = the config's mode applies
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -75,6 +77,11 @@ class Report:
             out.append("  declined after = approved offline, refused by the host: the shop's loss")
         out.append(f"{'reversals due':16} {self.reversals_pending:>6}")
         out.append("")
+        if self.mode:
+            label = self.mode.replace("_", " ")
+            out.append(f"offline mode: {label} (chosen from the FN menu, overrides the config)")
+        else:
+            out.append("offline mode: the config's (none chosen from the FN menu)")
         out.append("by status: " + ", ".join(f"{k} {v}" for k, v in sorted(self.by_status.items())))
         return "\n".join(out)
 
@@ -111,6 +118,7 @@ def build_report(rows: Iterable[JournalRow]) -> Report:
 def print_report(data_dir: Path, as_json: bool = False) -> int:
     rows = [_row_from_listing(r) for r in read_rows(data_dir)]
     report = build_report(rows)
+    report.mode = read_settings(data_dir).get(MODE_SETTING, "")
     moved = [str(p) for p in moved_aside_files(data_dir)]
     if as_json:
         print(json.dumps(asdict(report) | {"moved_aside": moved}, indent=2, sort_keys=True))

@@ -222,12 +222,8 @@ class Journal:
         return self.trusted_now().astimezone().replace(tzinfo=None)
 
     def _load_newest_wall(self) -> None:
-        """The newest date recorded: saved with the running time, and the last sale's stamp."""
         with self._read("read of the newest date") as conn:
-            saved = conn.execute("SELECT value FROM meta WHERE key = ?", (NEWEST_WALL_KEY,))
-            last = conn.execute("SELECT created_at FROM txns ORDER BY seq DESC LIMIT 1")
-            found = [parse_instant(row[0]) for row in (*saved.fetchall(), *last.fetchall())]
-        self._newest_wall = max((moment for moment in found if moment is not None), default=None)
+            self._newest_wall = newest_wall(conn)
 
     # -- offline sales of one card (by its fingerprint, see seal.py) ----------------------------
 
@@ -721,6 +717,15 @@ def _card_columns(card: Card) -> dict[str, Any]:
     if card.tier is CardTier.SUN:
         columns |= {"sun_uid": card.uid, "sun_counter": card.sun_counter}
     return columns
+
+
+def newest_wall(conn: sqlite3.Connection) -> datetime | None:
+    """The newest date a journal recorded (UTC): the one saved with the running time, or the
+    last transaction's stamp if that is newer (a crash may come before the minute's save)."""
+    saved = conn.execute("SELECT value FROM meta WHERE key = ?", (NEWEST_WALL_KEY,))
+    last = conn.execute("SELECT created_at FROM txns ORDER BY seq DESC LIMIT 1")
+    found = [parse_instant(row[0]) for row in (*saved.fetchall(), *last.fetchall())]
+    return max((moment for moment in found if moment is not None), default=None)
 
 
 def _fetch_row(conn: sqlite3.Connection, seq: int) -> JournalRow:

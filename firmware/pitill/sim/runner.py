@@ -109,6 +109,9 @@ class ScriptRunner:
         if subject == "state":
             phase = terminal.state.phase.value
             return phase == value, phase
+        if subject == "clock":
+            actual = "wrong" if terminal.state.clock_wrong else "right"
+            return actual == value, actual
         counts: dict[str, Callable[[], int]] = {
             "pending": terminal.journal.pending_count,
             "forwarded": terminal.journal.forwarded_count,

@@ -13,6 +13,7 @@ One command per line, `#` starts a comment:
     expect pending 2              card transactions waiting to go to the host
     expect forwarded 3            offline sales the host has acknowledged
     expect drawer 1               times the cash drawer was opened
+    expect clock wrong            right | wrong: whether the terminal flags its wall clock
 
 An `expect` waits (up to the runner's expect timeout) for its condition to hold, so a script
 does not need exact sleeps between an action and its visible result.
@@ -33,6 +34,7 @@ UPSTREAM_MODES = ("up", "down", "blackhole", "dns-fail", "slow", "failing")
 # (0.5 s: DEGRADED SLOW) and under the probe timeout (1 s: not a failure).
 SLOW_ANSWER_S = 0.65
 LINK_WORDS = ("online", "offline", "degraded")
+CLOCK_WORDS = ("right", "wrong")
 COUNT_SUBJECTS = ("pending", "forwarded", "drawer")
 SWIPE_FORMATS = ("track2", "track1", "lines")
 
@@ -156,9 +158,13 @@ def _parse_expect(args: list[str]) -> Expect:
         except ValueError:
             known = ", ".join(p.value for p in Phase)
             raise ValueError(f"unknown state {value!r}; known: {known}") from None
+    if subject == "clock":
+        if value.lower() not in CLOCK_WORDS:
+            raise ValueError(f"expect clock takes {', '.join(CLOCK_WORDS)}")
+        return Expect(subject, value.lower())
     if subject in COUNT_SUBJECTS:
         if not value.isdigit():
             raise ValueError(f"expect {subject} takes a whole number")
         return Expect(subject, value)
-    known = ", ".join(("screen", "link", "state", *COUNT_SUBJECTS))
+    known = ", ".join(("screen", "link", "state", "clock", *COUNT_SUBJECTS))
     raise ValueError(f"unknown expectation {subject!r}; known: {known}")
