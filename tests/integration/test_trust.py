@@ -20,7 +20,8 @@ import pytest
 from pitill_cli import PITILL, journal_rows
 
 SCENARIOS = Path(__file__).parent.parent / "scenarios"
-LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+# Debian puts it under the architecture's directory (x86_64-linux-gnu, aarch64-linux-gnu...).
+LIBFAKETIME = next(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"), Path("/nonexistent"))
 PAN = "4111111111111111"
 
 
