@@ -62,7 +62,7 @@ def test_build_date_is_not_after_the_newest_commit() -> None:
     """BUILD_DATE is bumped at release; one in the future would flag every right clock."""
     root = Path(__file__).resolve().parent.parent
     if shutil.which("git") is None or not (root / ".git").exists():
-        pytest.skip("needs the git checkout")
+        pytest.skip("machine: no git checkout to read the newest commit from")
     out = subprocess.run(
         ["git", "-C", str(root), "log", "-1", "--format=%cs"],
         capture_output=True,
@@ -71,5 +71,5 @@ def test_build_date_is_not_after_the_newest_commit() -> None:
         timeout=30,
     ).stdout.strip()
     if not out:
-        pytest.skip("no commit to compare with")
+        pytest.skip("machine: git shows no commit to compare with")
     assert date.fromisoformat(out) >= BUILD_DATE
