@@ -110,8 +110,8 @@ class ScriptRunner:
             phase = terminal.state.phase.value
             return phase == value, phase
         if subject == "clock":
-            actual = "wrong" if terminal.state.clock_wrong else "right"
-            return actual == value, actual
+            flagged = "wrong" if terminal.state.clock_wrong else "right"
+            return flagged == value, flagged
         counts: dict[str, Callable[[], int]] = {
             "pending": terminal.journal.pending_count,
             "forwarded": terminal.journal.forwarded_count,
