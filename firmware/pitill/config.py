@@ -268,7 +268,7 @@ class OfflineConfig:
     max_count: int = 20  # how many of them
     max_age_s: float = 24 * 3600.0  # the oldest must reach the host within this
     age_alarm_s: float = 20 * 3600.0  # screen and buzzer warn from this age on
-    max_per_card: int = 3  # offline sales of one card within one outage
+    max_per_card: int = 3  # offline sales of one card until the host approves it online
     uid_only_floor_limit_minor: int = 0  # UID-only NFC cards are clonable: online only by default
 
     def limits(self) -> OfflineLimits:
