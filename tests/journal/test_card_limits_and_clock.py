@@ -11,6 +11,7 @@ from pathlib import Path
 
 from journal_helpers import card, offline_sale, online_sale
 
+from pitill.card.model import Card, SunMessage
 from pitill.core.txn import Txn
 from pitill.core.types import TxnStatus
 from pitill.journal import dbfile
@@ -81,6 +82,19 @@ def test_the_per_card_window_runs_on_the_running_time(tmp_path: Path) -> None:
     journal.close()
 
 
+def test_an_nfc_card_is_one_card_whatever_its_read_counter(tmp_path: Path) -> None:
+    journal = Clocks().open(tmp_path)
+    taps = [
+        Card.from_sun("04DE5F1EACC040", counter, SunMessage(bytes(16), bytes(8)))
+        for counter in (1, 2)
+    ]
+    for seq, tap in enumerate(taps, start=1):
+        journal.record(dataclasses.replace(offline_sale(seq), card=tap))
+    assert journal.offline_sales_of_card(taps[0].identity, window_s=DAY_S) == 2
+    assert journal.offline_sales_of_card(Card.from_uid("04A1B2C3D4E5F6").identity, DAY_S) == 0
+    journal.close()
+
+
 def test_the_fingerprint_is_keyed_never_a_plain_hash_of_the_pan(tmp_path: Path) -> None:
     pan = card(1).pan
     one = Sealer.load_or_create(tmp_path / "a" / KEY_FILE_NAME)
@@ -93,17 +107,17 @@ def test_the_fingerprint_is_keyed_never_a_plain_hash_of_the_pan(tmp_path: Path) 
         assert print_one not in plain
 
 
-def test_a_schema_2_journal_is_migrated_and_its_pending_sales_keep_counting(
+def test_a_schema_3_journal_is_migrated_and_its_pending_sales_keep_counting(
     tmp_path: Path,
 ) -> None:
-    """An old journal file, written as pitill wrote it before schema 3 (no card_fp, no meta)."""
+    """An old journal file, written as pitill wrote it before schema 4 (no card_fp, no meta)."""
     data = tmp_path / "data"
     data.mkdir()
     sealer = Sealer.load_or_create(data / KEY_FILE_NAME)
     conn = sqlite3.connect(data / JOURNAL_FILE_NAME, isolation_level=None)
-    for statement in (*dbfile.MIGRATIONS[0], *dbfile.MIGRATIONS[1]):
+    for statement in (*dbfile.MIGRATIONS[0], *dbfile.MIGRATIONS[1], *dbfile.MIGRATIONS[2]):
         conn.execute(statement)
-    conn.execute("PRAGMA user_version = 2")
+    conn.execute("PRAGMA user_version = 3")
     for seq, status, blob in (
         (1, "FORWARDED", None),
         (2, "PENDING", sealer.seal(2, card(1))),
@@ -120,7 +134,7 @@ def test_a_schema_2_journal_is_migrated_and_its_pending_sales_keep_counting(
 
     journal = Clocks().open(data)
     (version,) = journal._conn.execute("PRAGMA user_version").fetchone()
-    assert version == len(dbfile.MIGRATIONS) == 3
+    assert version == len(dbfile.MIGRATIONS) == 4
     assert journal.offline_sales_of_card(card(1).pan, window_s=DAY_S) == 1
     assert journal.offline_sales_of_card(card(2).pan, window_s=DAY_S) == 1
     assert journal.setting(MODE_SETTING) is None
