@@ -107,7 +107,7 @@ def _percentile(values: list[float], share: float) -> float:
 
 
 def _browser_figures(work: Path, clicks: int, mash: int) -> dict[str, Any]:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     process, url = _start_sim(work)
     try:
@@ -115,18 +115,24 @@ def _browser_figures(work: Path, clicks: int, mash: int) -> dict[str, Any]:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True)
             page = browser.new_page()
             page.goto(url)
-            page.wait_for_function("document.getElementById('link').textContent === 'ONLINE'")
+            # (no wait_for_function: the page's CSP forbids the eval it needs)
+            expect(page.locator("#link")).to_have_text("ONLINE", timeout=30_000)
             alone = page.evaluate(CLICK_JS, [clicks, 30])
             frames, seconds = page.evaluate(MASH_JS, mash)
             watchers = [browser.new_page() for _ in range(10)]
             for watcher in watchers:
                 watcher.goto(url)
-                watcher.wait_for_function("window.pitillFrames > 0")
+                expect(watcher.get_by_role("status")).to_have_text(re.compile(r"\S"))
             watched = page.evaluate(CLICK_JS, [clicks, 30])
             page.evaluate(MASH_JS, mash)
             final = page.get_by_role("status").inner_text()
-            time.sleep(0.5)
-            agree = sum(w.get_by_role("status").inner_text() == final for w in watchers)
+            agree = 0
+            for watcher in watchers:  # each must come to the final screen (within 5 s)
+                try:
+                    expect(watcher.get_by_role("status")).to_have_text(final, timeout=5000)
+                    agree += 1
+                except AssertionError:
+                    pass
             browser.close()
     finally:
         process.send_signal(signal.SIGTERM)
