@@ -22,6 +22,7 @@ from pitill.sim.acquirer import (
     net_charged_minor,
 )
 from pitill.upstream.connect import close_stream
+from pitill.upstream.exchange import mismatch
 from pitill.upstream.framing import frame, read_frame
 from pitill.upstream.messages import Message, Request, decode, encode
 
@@ -162,6 +163,17 @@ def test_answers_and_ledger(tmp_path: Path) -> None:
     assert (declined["39"], "38" in declined) == ("51", False)
     assert (advice["t"], advice["39"]) == ("0230", "00")
     assert (reversal["t"], reversal["39"]) == ("0430", "00")
+
+    # As real hosts do, every answer echoes what the terminal matches it by: STAN, terminal id,
+    # amount and transmission time (so an answer can be told from another request's).
+    for request, answer in zip(
+        (ECHO, sale_request(1, 1250), sale_request(3, 700, mti="0220"), reversal_request(1, 1250)),
+        (echo, approved, advice, reversal),
+        strict=True,
+    ):
+        for key in ("4", "7", "11", "41"):
+            assert answer.get(key) == request.get(key), (request["t"], key)
+        assert mismatch(request, answer) is None
 
     lines = (tmp_path / LEDGER_NAME).read_text().splitlines()
     entries = [json.loads(line) for line in lines]

@@ -2,6 +2,8 @@
 
 One request in flight at a time. The connection is opened on first use and after any failure;
 after a failure it is dropped, so a late answer can never be read as the answer to a later request.
+Before each request, frames already received are discarded, and only an answer that matches the
+request (MTI pair, STAN, terminal id, amount, transmission time) is taken (see exchange.py).
 Opening tries the configured hosts in order (primary first, each within connect_timeout_s); a
 request is never sent to a second host once it went out to one (its outcome there is unknown).
 
@@ -31,7 +33,7 @@ from pitill.core.txn import Txn
 from pitill.errors import ProtocolError
 from pitill.journal.model import ForwardItem, ForwardKind
 from pitill.upstream.connect import Endpoint, close_stream, connect_first
-from pitill.upstream.exchange import await_response, send_request
+from pitill.upstream.exchange import Drop, await_response, discard_stale, send_request
 from pitill.upstream.failures import LinkReason, OutcomeUnknown, UnreachableError
 from pitill.upstream.framing import MAX_FRAME
 from pitill.upstream.messages import (
@@ -94,7 +96,7 @@ class UpstreamClient:
         self._lock = asyncio.Lock()
         self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         self._echo_stans = itertools.cycle(range(1, 1_000_000))
-        self.counts: Counter[str] = Counter()  # connects, fallbacks, stray and garbage frames
+        self.counts: Counter[str] = Counter()  # connects, fallbacks, dropped frames by Drop kind
 
     @classmethod
     def from_config(
@@ -134,16 +136,22 @@ class UpstreamClient:
         async with self._lock:
             try:
                 reader, writer = await self._connection()
+                if not await discard_stale(reader, self._max_frame, self.counts):
+                    await self._drop()  # out of step, or gone: a fresh connection has no leftovers
+                    reader, writer = await self._connection()
                 await send_request(writer, message, self._max_frame)
+                dropped_before = self._dropped()
                 try:
                     async with asyncio.timeout(wait_s):
                         return await await_response(reader, message, self._max_frame, self.counts)
                 except OutcomeUnknown:
                     raise  # is a TimeoutError too: keep its own reason
                 except TimeoutError:
+                    dropped = self._dropped() - dropped_before
+                    but = f" ({dropped} frame(s) that did not answer it dropped)" if dropped else ""
                     raise OutcomeUnknown(
                         LinkReason.TIMEOUT,
-                        f"{message['t']} STAN {message['11']}: no answer within {wait_s:g} s",
+                        f"{message['t']} STAN {message['11']}: no answer within {wait_s:g} s{but}",
                     ) from None
             except (UnreachableError, OutcomeUnknown) as exc:
                 await self._drop()
@@ -215,6 +223,9 @@ class UpstreamClient:
             self._streams = connection.streams
             self.counts["connects"] += 1
         return self._streams
+
+    def _dropped(self) -> int:
+        return sum(self.counts[drop.value] for drop in Drop)
 
     def _abandon(self) -> None:
         """Close without waiting (we may be being cancelled): the next request reconnects."""

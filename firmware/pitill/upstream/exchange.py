@@ -1,13 +1,28 @@
-"""One request and its answer on an open stream: send a frame, then read frames until the one
-whose MTI and STAN answer it. Strays (late or duplicate replies) and undecodable frames between
-are skipped and counted, never mistaken for the answer.
+"""One request and its answer on an open stream.
+
+The host's answer is the answer to this request, or it is no answer at all:
+- Before a request is sent, frames already received (left over from an earlier exchange, or an
+  "answer" sent ahead of its request) are discarded (discard_stale).
+- After it is sent, frames are read until one matches it: the response MTI of its MTI, its STAN
+  (field 11) and terminal id (41), and the amount (4) and transmission date/time (7) it carried.
+- Anything else (an answer to another STAN, a wrong MTI, another terminal, another amount or
+  time, an undecodable frame) is dropped and counted by kind; the request stays unanswered, so the
+  caller's timeout turns it into OutcomeUnknown (a sale is reversed and decided offline).
+Drops are logged once per kind and then at most once a minute per kind, with how many there were:
+a host sending thousands of bad frames cannot flood the log. Text from the host is shown in a log
+only through messages.host_text (printable ASCII).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import struct
+import time
 from collections import Counter
+from collections.abc import Callable
+from contextlib import suppress
+from enum import StrEnum
 
 from pitill.errors import ProtocolError
 from pitill.upstream.failures import (
@@ -17,9 +32,84 @@ from pitill.upstream.failures import (
     reason_for_os_error,
 )
 from pitill.upstream.framing import MAX_FRAME, read_frame, write_frame
-from pitill.upstream.messages import Message, decode, encode, response_mti
+from pitill.upstream.messages import Message, decode, encode, host_text, response_mti
 
 log = logging.getLogger(__name__)
+
+DROP_LOG_INTERVAL_S = 60.0  # after its first line, a kind of drop is logged at most this often
+_STALE_READS = 16  # bound on the reads that empty the buffer before a request
+_STALE_POLLS = 3  # loop turns given to bytes already on the socket to reach the reader
+
+
+class Drop(StrEnum):
+    """Why a frame read while awaiting an answer was not the answer."""
+
+    GARBAGE = "garbage"  # not an ISO 8583 message we can decode
+    STALE = "stale"  # received before the request was sent
+    OTHER_STAN = "other STAN"  # an answer to another request (late, duplicated, or not yet sent)
+    WRONG_MTI = "wrong MTI"  # this STAN, but not the response MTI of the request's MTI
+    OTHER_TERMINAL = "other terminal"  # field 41 is not the request's
+    OTHER_AMOUNT = "other amount"  # field 4 is not the request's
+    OTHER_TIME = "other transmission time"  # field 7 is not the request's
+
+
+# Fields an answer must echo unchanged when its request carried them.
+_ECHOED = (("41", Drop.OTHER_TERMINAL), ("4", Drop.OTHER_AMOUNT), ("7", Drop.OTHER_TIME))
+
+
+def mismatch(request: Message, answer: Message) -> Drop | None:
+    """None when `answer` answers `request`, else the first reason it does not."""
+    if answer.get("11") != request["11"]:
+        return Drop.OTHER_STAN
+    if answer.get("t") != response_mti(request["t"]):
+        return Drop.WRONG_MTI
+    for key, drop in _ECHOED:
+        if key in request and answer.get(key) != request[key]:
+            return drop
+    return None
+
+
+class DropLog:
+    """Counts dropped frames by kind; logs the first of each kind, then at most one line per kind
+    per interval_s saying how many were dropped since the last line."""
+
+    def __init__(
+        self,
+        interval_s: float = DROP_LOG_INTERVAL_S,
+        clock: Callable[[], float] = time.monotonic,
+        logger: logging.Logger = log,
+    ) -> None:
+        self.interval_s = interval_s
+        self._clock = clock
+        self._log = logger
+        self.total: Counter[Drop] = Counter()
+        self._unlogged: Counter[Drop] = Counter()
+        self._logged_at: dict[Drop, float] = {}
+
+    def dropped(self, kind: Drop, detail: str, counts: Counter[str] | None = None) -> None:
+        self.total[kind] += 1
+        if counts is not None:
+            counts[kind.value] += 1
+        self._unlogged[kind] += 1
+        now = self._clock()
+        last = self._logged_at.get(kind)
+        if last is not None and now - last < self.interval_s:
+            return
+        count, self._unlogged[kind] = self._unlogged[kind], 0
+        self._logged_at[kind] = now
+        more = f" ({count} dropped since the last report)" if last is not None else ""
+        self._log.warning("dropped a frame from the host: %s: %s%s", kind.value, detail, more)
+
+
+DROPS = DropLog()  # one for the process: the client and the monitor share the budget
+
+
+def _describe(message: Message) -> str:
+    """A frame in a log line: its MTI, STAN and terminal id, printable only."""
+    return (
+        f"{host_text(message, 't') or '?'} STAN {host_text(message, '11') or '?'}"
+        f" terminal {host_text(message, '41')!r}"
+    )
 
 
 async def send_request(
@@ -36,19 +126,70 @@ async def send_request(
         ) from None
 
 
+async def _buffered(reader: asyncio.StreamReader, max_len: int) -> bytes | None:
+    """What the reader holds now (after a few loop turns for bytes already on the socket),
+    without waiting for more: b"" when nothing, None when the stream ended or failed."""
+    pending = asyncio.ensure_future(reader.read(max_len))
+    for _ in range(_STALE_POLLS):
+        await asyncio.sleep(0)
+        if pending.done():
+            break
+    if not pending.done():
+        pending.cancel()  # nothing came: read() consumed nothing
+        with suppress(asyncio.CancelledError):
+            await pending
+        return b""
+    if pending.cancelled() or pending.exception() is not None:
+        return None
+    data = pending.result()
+    return data or None  # b"" from read() is the end of the stream
+
+
+async def discard_stale(
+    reader: asyncio.StreamReader,
+    max_len: int = MAX_FRAME,
+    counts: Counter[str] | None = None,
+    drops: DropLog | None = None,
+) -> bool:
+    """Drop every frame received before a request is sent; False when the stream cannot be used
+    for the next request (it ended, failed, or what was buffered ends inside a frame)."""
+    drops = drops or DROPS
+    data = b""
+    for _ in range(_STALE_READS):
+        chunk = await _buffered(reader, max_len + 2)
+        if chunk is None:
+            return False
+        if not chunk:
+            break
+        data += chunk
+    offset = 0
+    while offset + 2 <= len(data):
+        (length,) = struct.unpack_from(">H", data, offset)
+        end = offset + 2 + length
+        if end > len(data):
+            break
+        try:
+            what = _describe(decode(data[offset + 2 : end]))
+        except ProtocolError:
+            what = f"{length} undecodable bytes"
+        drops.dropped(Drop.STALE, f"{what}, received before the request was sent", counts)
+        offset = end
+    return offset == len(data)
+
+
 async def await_response(
     reader: asyncio.StreamReader,
     request: Message,
     max_len: int = MAX_FRAME,
     counts: Counter[str] | None = None,
+    drops: DropLog | None = None,
 ) -> Message:
     """The answer to `request` (already sent); OutcomeUnknown when the stream breaks first.
 
     No timeout here: the caller bounds the wait and maps it to OutcomeUnknown(TIMEOUT).
     """
-    expected_mti = response_mti(request["t"])
-    stan = request["11"]
-    what = f"{request['t']} STAN {stan}"
+    drops = drops or DROPS
+    what = f"{request['t']} STAN {request['11']}"
     while True:
         try:
             payload = await read_frame(reader, max_len)
@@ -63,15 +204,9 @@ async def await_response(
         try:
             message = decode(payload)
         except ProtocolError as exc:
-            _count(counts, "garbage")
-            log.warning("dropped an undecodable frame while awaiting %s: %s", what, exc)
+            drops.dropped(Drop.GARBAGE, f"awaiting {what}: {exc}", counts)
             continue
-        if message.get("t") == expected_mti and message.get("11") == stan:
+        drop = mismatch(request, message)
+        if drop is None:
             return message
-        _count(counts, "stray")
-        log.info("ignored stray %s STAN %s awaiting %s", message.get("t"), message.get("11"), what)
-
-
-def _count(counts: Counter[str] | None, key: str) -> None:
-    if counts is not None:
-        counts[key] += 1
+        drops.dropped(drop, f"{_describe(message)} awaiting {what}", counts)

@@ -38,7 +38,7 @@ from pitill.config import TerminalConfig, UpstreamConfig
 from pitill.core.types import LinkStatus
 from pitill.errors import ProtocolError
 from pitill.upstream.connect import Connection, Endpoint, close_stream, connect
-from pitill.upstream.exchange import await_response, send_request
+from pitill.upstream.exchange import await_response, discard_stale, send_request
 from pitill.upstream.failures import LinkReason, OutcomeUnknown, UnreachableError
 from pitill.upstream.messages import build_echo, parse_answer, transmission_stamp
 from pitill.upstream.resolver import Resolver
@@ -84,7 +84,7 @@ class LinkMonitor:
         self._stans = itertools.cycle(range(1, 1_000_000))
         self._task: asyncio.Task[None] | None = None
         self.last_probe: ProbeResult | None = None
-        self.counts: Counter[str] = Counter()  # probes, failures, stray / garbage frames
+        self.counts: Counter[str] = Counter()  # probes, failures, dropped frames by Drop kind
 
     @property
     def status(self) -> LinkStatus:
@@ -144,6 +144,8 @@ class LinkMonitor:
             connection = await connect(self._resolver, endpoint, timeout_s, self._tls)
             stamp = transmission_stamp(self._wall_clock())
             request = build_echo(next(self._stans), stamp, self._terminal_id)
+            if not await discard_stale(connection.reader, counts=self.counts):
+                return self._failed(connection, LinkReason.PROTOCOL, "stream out of step")
             sent_at = loop.time()
             await send_request(connection.writer, request)
             answer = asyncio.ensure_future(
