@@ -10,6 +10,7 @@ from pathlib import Path
 from pitill import __version__
 from pitill.drill.cli import add_parser as add_drill
 from pitill.errors import PitillError
+from pitill.host.cli import add_parser as add_host
 from pitill.runner_cli import add_parsers as add_run_and_doctor
 
 Handler = Callable[[argparse.Namespace], int]
@@ -206,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_run_and_doctor(commands)
     add_drill(commands)
+    add_host(commands)
 
     diagram = commands.add_parser(
         "diagram",

@@ -112,3 +112,22 @@ def format_amount(amount_minor: int, exponent: int = 2) -> str:
     if exponent == 0:
         return f"{sign}{units}"
     return f"{sign}{units}.{minor:0{exponent}d}"
+
+
+def parse_amount(text: str, exponent: int = 2) -> int:
+    """1250 from "12.50" (or "12.5", "12"): as a cashier writes it, never through a float.
+    Raises ValueError naming the text for anything else (a sign, more decimals, letters)."""
+    raw = text.strip()
+    units, dot, minor = raw.partition(".")
+    if (
+        not units.isdigit()
+        or not units.isascii()
+        or (dot and (not minor.isdigit() or not minor.isascii() or len(minor) > exponent))
+        or (dot and exponent == 0)
+    ):
+        raise ValueError(
+            f"amount {text!r}: write it as on the terminal, e.g. 12.50 (at most {exponent} "
+            "decimals, no sign)"
+        )
+    scale: int = 10**exponent
+    return int(units) * scale + (int(minor.ljust(exponent, "0")) if dot else 0)

@@ -1,0 +1,158 @@
+"""How the host answers each message: the program's rules, applied in one store transaction.
+
+- A sale (0200) is approved while the balance covers it, else 51; an unknown card 14, a blocked
+  or replaced one 62, a lost one 41. The answer carries the balance after it.
+- An offline sale (0220/0221) already happened: it is always taken (00). One that overdraws
+  turns the balance negative and is flagged a debt (the next top-up pays it first). One on an
+  unknown, blocked, lost or replaced card is recorded and declined after the fact (62/14/41):
+  the merchant's loss, shown in the report, never dropped.
+- A reversal (0420/0421) gives back exactly what its sale took, once; a reversal of a sale the
+  host never approved (or never saw) changes nothing and is answered 00.
+- Every message is answered exactly once: a repeat (0221, 0421, or the same message again on
+  another connection) finds its key in `messages` and gets the stored answer.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+from pitill.core.responses import (
+    APPROVED,
+    INSUFFICIENT_FUNDS,
+    INVALID_AMOUNT,
+    INVALID_CARD,
+)
+from pitill.errors import ConfigError
+from pitill.host.cards import parse_card
+from pitill.host.store import Account, HostStore, now_iso
+from pitill.upstream.messages import (
+    ADVICE,
+    ADVICE_REPEAT,
+    ECHO_REQUEST,
+    REVERSAL,
+    REVERSAL_REPEAT,
+    SALE_REQUEST,
+    Request,
+)
+
+RESTRICTED_CARD = "62"
+LOST_CARD = "41"
+REFUSED_BY_STATUS = {"blocked": RESTRICTED_CARD, "replaced": RESTRICTED_CARD, "lost": LOST_CARD}
+CLASS_OF_MTI = {
+    SALE_REQUEST: "sale",
+    ADVICE: "advice",
+    ADVICE_REPEAT: "advice",
+    REVERSAL: "reversal",
+    REVERSAL_REPEAT: "reversal",
+}
+
+
+@dataclass(frozen=True)
+class Answer:
+    response_code: str
+    auth_code: str = ""
+    balance_minor: int | None = None
+    duplicate: bool = False  # a repeat: the stored answer, nothing changed
+
+
+def authorize(store: HostStore, request: Request) -> Answer:
+    """The answer to one request, its effects committed before it is returned."""
+    if request.mti == ECHO_REQUEST:
+        return Answer(APPROVED)
+    klass = CLASS_OF_MTI[request.mti]
+    key = (request.terminal_id, klass, request.stan, request.local_datetime)
+    with store.transaction() as conn:
+        stored = conn.execute(
+            "SELECT response_code, auth_code, balance_minor FROM messages WHERE terminal_id = ? "
+            "AND class = ? AND stan = ? AND local_datetime = ?",
+            key,
+        ).fetchone()
+        if stored is not None:
+            return Answer(stored[0], stored[1], stored[2], duplicate=True)
+        if klass == "reversal":
+            answer, movement_id = _reverse(store, conn, request)
+        else:
+            answer, movement_id = _charge(store, conn, request, offline=klass == "advice")
+        conn.execute(
+            "INSERT INTO messages (terminal_id, class, stan, local_datetime, mti, transmission, "
+            "amount_minor, response_code, auth_code, balance_minor, movement_id, at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                *key,
+                request.mti,
+                request.transmission,
+                request.amount_minor,
+                answer.response_code,
+                answer.auth_code,
+                answer.balance_minor,
+                movement_id,
+                now_iso(),
+            ),
+        )
+    return answer
+
+
+def _account_for(store: HostStore, pan: str) -> tuple[Account | None, str]:
+    """The card's account, or None with the code that refuses it."""
+    try:
+        card = parse_card(pan)
+    except ConfigError:
+        return None, INVALID_CARD
+    account = store.account(card)
+    if account is None:
+        return None, INVALID_CARD
+    refused = REFUSED_BY_STATUS.get(account.status)
+    return (None, refused) if refused else (account, APPROVED)
+
+
+def _charge(
+    store: HostStore, conn: sqlite3.Connection, request: Request, *, offline: bool
+) -> tuple[Answer, int | None]:
+    amount = request.amount_minor
+    if amount is None or amount <= 0:
+        return Answer(INVALID_AMOUNT), None
+    account, code = _account_for(store, request.pan)
+    if account is None:
+        return Answer(code), None  # an advice: declined after the fact, the merchant's loss
+    if not offline and account.balance_minor < amount:
+        return Answer(INSUFFICIENT_FUNDS, balance_minor=account.balance_minor), None
+    overdraws = account.balance_minor < amount
+    movement_id, balance = store._move(
+        conn,
+        account.id,
+        "offline_sale" if offline else "sale",
+        -amount,
+        flag="debt" if overdraws else "",
+        terminal_id=request.terminal_id,
+        stan=request.stan,
+    )
+    return Answer(APPROVED, f"{movement_id % 1_000_000:06d}", balance), movement_id
+
+
+def _reverse(
+    store: HostStore, conn: sqlite3.Connection, request: Request
+) -> tuple[Answer, int | None]:
+    original = request.original
+    assert original is not None  # parse_request requires field 90 on a reversal
+    found = conn.execute(
+        "SELECT m.rowid, m.movement_id, v.account_id, v.amount_minor FROM messages m "
+        "JOIN movements v ON v.id = m.movement_id WHERE m.terminal_id = ? AND m.class = 'sale' "
+        "AND m.stan = ? AND m.transmission = ? AND m.reversed_by IS NULL",
+        (request.terminal_id, original.stan, original.transmission),
+    ).fetchone()
+    if found is None:
+        return Answer(APPROVED), None  # nothing was charged: nothing to give back
+    message_rowid, _, account_id, taken_minor = found
+    movement_id, balance = store._move(
+        conn,
+        account_id,
+        "reversal",
+        -taken_minor,
+        terminal_id=request.terminal_id,
+        stan=request.stan,
+    )
+    conn.execute(
+        "UPDATE messages SET reversed_by = ? WHERE rowid = ?", (movement_id, message_rowid)
+    )
+    return Answer(APPROVED, balance_minor=balance), movement_id

@@ -1,0 +1,130 @@
+"""`pitill host serve`: the program's host on TCP, ISO 8583 with the 2-byte length prefix.
+
+Each connection reads frames, answers each request in order, and never waits on another
+connection: the store's work runs on one worker thread (SQLite takes one writer at a time, and
+its BEGIN IMMEDIATE makes concurrent sales on one card, from any connection or host process,
+take turns). A frame that is not a message pitill's wire (docs/iso8583.md) allows is answered 30
+(format error) when its MTI can be read, and otherwise the connection is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+from pitill.core.responses import APPROVED, FORMAT_ERROR, SYSTEM_MALFUNCTION
+from pitill.errors import PitillError, ProtocolError, StorageError
+from pitill.host.authorize import Answer, authorize
+from pitill.host.store import HostStore
+from pitill.logs import log_event
+from pitill.upstream.connect import close_stream
+from pitill.upstream.framing import frame, read_frame
+from pitill.upstream.messages import (
+    Message,
+    build_response,
+    decode,
+    encode,
+    parse_request,
+    response_mti,
+)
+
+log = logging.getLogger("pitill.host")
+
+BALANCE_FIELD = "54"
+
+
+def balance_field(balance_minor: int, currency_numeric: str) -> str:
+    """Field 54, one additional amount: account type 00, amount type 02 (available balance),
+    the currency, C or D, twelve digits."""
+    sign = "C" if balance_minor >= 0 else "D"
+    return f"0002{currency_numeric or '000'}{sign}{abs(balance_minor):012d}"
+
+
+class HostServer:
+    """Listens on host:port and answers every pitill terminal that connects."""
+
+    def __init__(self, store: HostStore, host: str = "127.0.0.1", port: int = 8583) -> None:
+        self.store = store
+        self.host = host
+        self.port = port
+        self.counts: Counter[str] = Counter()
+        self._server: asyncio.Server | None = None
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pitill-host-store")
+        self._connections: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, self.host, self.port)
+        sockets = self._server.sockets
+        if sockets:
+            self.port = int(sockets[0].getsockname()[1])
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        for task in list(self._connections):
+            task.cancel()
+        await asyncio.gather(*self._connections, return_exceptions=True)
+        self._worker.shutdown(wait=True)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._connections.add(task)
+        peer = writer.get_extra_info("peername")
+        try:
+            while True:
+                try:
+                    data = await read_frame(reader)
+                except ProtocolError as exc:
+                    log_event(log, "frame_refused", level=logging.WARNING, peer=peer, error=exc)
+                    return
+                if data is None:
+                    return
+                answer = await self._answer(data)
+                if answer is None:
+                    return
+                writer.write(frame(encode(answer)))
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            return
+        finally:
+            if task is not None:
+                self._connections.discard(task)
+            with contextlib.suppress(Exception):
+                await close_stream(writer)
+
+    async def _answer(self, data: bytes) -> Message | None:
+        """The response to one frame, or None to close the connection."""
+        try:
+            message = decode(data)
+        except ProtocolError:
+            self.counts["undecodable"] += 1
+            return None
+        try:
+            request = parse_request(message)
+        except ProtocolError as exc:
+            self.counts["format_error"] += 1
+            log_event(log, "format_error", level=logging.WARNING, error=exc)
+            try:
+                response_mti(message.get("t", ""))
+            except ProtocolError:
+                return None
+            return build_response(message, FORMAT_ERROR)
+        loop = asyncio.get_running_loop()
+        try:
+            answer: Answer = await loop.run_in_executor(
+                self._worker, authorize, self.store, request
+            )
+        except (StorageError, PitillError) as exc:
+            self.counts["store_failed"] += 1
+            log_event(log, "store_failed", level=logging.ERROR, error=exc)
+            return build_response(message, SYSTEM_MALFUNCTION)  # retry later: nothing changed
+        self.counts["duplicate" if answer.duplicate else answer.response_code] += 1
+        response = build_response(message, answer.response_code, answer.auth_code)
+        if answer.balance_minor is not None and answer.response_code in (APPROVED, "51"):
+            response[BALANCE_FIELD] = balance_field(answer.balance_minor, request.currency_numeric)
+        return response
