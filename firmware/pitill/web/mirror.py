@@ -19,7 +19,7 @@ from PIL import Image
 
 from pitill.app import Terminal
 from pitill.core.screens import Screen
-from pitill.core.types import Key
+from pitill.core.types import Key, LinkStatus
 from pitill.logs import redact_pans
 from pitill.web.bind import BindAddress
 from pitill.web.chart import svg
@@ -137,7 +137,8 @@ class Mirror:
             "bits": base64.b64encode(bits).decode(),
             "text": terminal.screen.text() if terminal.screen is not None else "",
             "phase": state.phase.value,
-            "link": state.link.value,
+            # what the header says: CHECKING until the monitor's first verdict, never UNKNOWN
+            "link": "CHECKING" if state.link is LinkStatus.UNKNOWN else state.link.value,
             "reason": state.link_reason,
             "backlog": state.pending,
             "leds": list(terminal.leds),
