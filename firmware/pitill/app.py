@@ -1,9 +1,11 @@
 """The imperative shell: one asyncio loop owns the terminal state and executes the core's effects.
 
-Device threads (the serial reader, gpiozero callbacks) only move events onto this loop with
-`post`, which is thread-safe; nothing else mutates the state. Effects run strictly in order; if a
-Record fails, nothing after it runs (so nothing un-journaled is ever shown as approved) and the
-core hears RecordFailed instead.
+Every producer of events (device threads through `post`, timers, the authorization tasks, the link
+monitor, the forwarder, effects with something to report) puts them in one FIFO; `drain` takes
+them one at a time, and all effects of one step run, in order, before the next event is taken. An
+effect never steps the core itself (the guard in `drain` raises ReentryError). If a Record fails,
+nothing after it runs (so nothing un-journaled is ever shown as approved) and RecordFailed is the
+next event taken, ahead of anything already queued.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from PIL import Image
 
@@ -46,6 +50,7 @@ from pitill.core.events import (
     RecordFailed,
     ReportReady,
     TimerFired,
+    TimerName,
 )
 from pitill.core.machine import step
 from pitill.core.screens import Screen
@@ -53,12 +58,12 @@ from pitill.core.state import Settings, TerminalState
 from pitill.core.txn import Txn
 from pitill.core.types import Key, LinkStatus, OfflineMode, TxnStatus
 from pitill.drivers.protocols import CardReader, Display, Indicators, KeySource
-from pitill.errors import StorageError, UpstreamError, UpstreamTimeout
+from pitill.errors import ReentryError, StorageError, UpstreamError, UpstreamTimeout
 from pitill.eventlog import EventLog
 from pitill.journal.datadir import check_journal_present, note_journal_opened
 from pitill.journal.forwarder import Forwarder, ForwardFailure, ForwardReport
 from pitill.journal.model import JournalRow
-from pitill.journal.report import build_report
+from pitill.journal.report import read_report
 from pitill.journal.seal import KEY_FILE_NAME, Sealer
 from pitill.journal.store import MODE_SETTING, Journal
 from pitill.logs import log_event
@@ -76,6 +81,14 @@ log = logging.getLogger("pitill.app")
 ScreenListener = Callable[[Screen, Image.Image], None]
 RUNTIME_SAVE_S = 60.0
 CLOCK_CHECK_S = 5.0  # how soon a clock that NTP has just set right stops being flagged
+
+
+class TimerHandle(Protocol):
+    def cancel(self) -> None: ...
+
+
+# call_later(delay_s, callback) -> handle: the loop's by default, a fake clock's in tests.
+CallLater = Callable[[float, Callable[[], None]], TimerHandle]
 
 
 def settings_from_config(config: Config) -> Settings:
@@ -123,6 +136,8 @@ class Terminal:
         event_log: EventLog | None = None,
         notifier: Notifier | None = None,
         calendar_yymm: Callable[[], str] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        call_later: CallLater | None = None,
     ) -> None:
         self.config = config
         self.devices = devices
@@ -141,30 +156,35 @@ class Terminal:
         self.leds = (False, False)
         self.drawer_opened = 0
         self.screen_listeners: list[ScreenListener] = []
-        self._t0 = time.monotonic()
+        self._monotonic = monotonic
+        self._call_later = call_later
+        self._t0 = monotonic()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._rows: dict[int, JournalRow] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._timers: list[asyncio.TimerHandle] = []
+        self._timers: dict[TimerName, TimerHandle] = {}
+        self._queue: deque[Event] = deque()
+        self._draining = False
+        self.steps = 0  # events taken, for tests and the bench
 
     # --- time and posting ----------------------------------------------------------------------
 
     def now_s(self) -> float:
-        return time.monotonic() - self._t0
+        return self._monotonic() - self._t0
 
     def post(self, make_event: Callable[[float], Event]) -> None:
-        """Thread-safe: schedule an event (built with the loop's clock) on the terminal's loop."""
+        """Thread-safe: queue an event (built with the loop's clock) on the terminal's loop."""
         loop = self._loop
         if loop is None or loop.is_closed():
             return
-        loop.call_soon_threadsafe(lambda: self.dispatch(make_event(self.now_s())))
+        loop.call_soon_threadsafe(lambda: self.enqueue(make_event(self.now_s())))
 
     def post_key(self, key: Key) -> None:
         self.post(lambda now_s: KeyPressed(now_s, key))
 
     def dispatch_key(self, key: Key) -> None:
         """A key pressed on this loop (the simulator's keyboard and scripts)."""
-        self.dispatch(KeyPressed(self.now_s(), key))
+        self.enqueue(KeyPressed(self.now_s(), key))
 
     # The CardSink protocol, called from the reader's thread.
     def card(self, card: Card) -> None:
@@ -196,9 +216,34 @@ class Terminal:
 
     # --- the one place state changes -----------------------------------------------------------
 
-    def dispatch(self, event: Event) -> None:
+    def enqueue(self, event: Event) -> None:
+        """Queue `event` (on the loop). Outside a step it is taken at once (with anything queued
+        before it); from inside a step's effects it waits until they have all run."""
+        self._queue.append(event)
+        if not self._draining:
+            self.drain()
+
+    dispatch = enqueue  # the older name, kept for callers outside the shell
+
+    def drain(self) -> None:
+        """Take the queued events one at a time. Raises ReentryError when called from inside a
+        step (an effect or a listener): the step's remaining effects must run first."""
+        if self._draining:
+            raise ReentryError(
+                f"drain() re-entered while a step ran, in phase {self.state.phase.value}: "
+                "an effect must enqueue its event, never step the core itself"
+            )
+        self._draining = True
+        try:
+            while self._queue:
+                self._take(self._queue.popleft())
+        finally:
+            self._draining = False
+
+    def _take(self, event: Event) -> None:
         before = self.state
         self.state, effects = step(self.state, event)
+        self.steps += 1
         if self.state.phase is not before.phase:
             self.event_log.write(
                 event.now_s, "state", phase=self.state.phase.value, was=before.phase.value
@@ -213,7 +258,9 @@ class Terminal:
                 if isinstance(effect, Record):
                     seq = effect.txn.seq
                     self._void(effect.txn)
-                self.dispatch(RecordFailed(self.now_s(), seq, str(exc)))
+                # Next, ahead of anything queued: the state this step left claims what the
+                # journal refused, and no other event may redraw it (an APPROVED screen).
+                self._queue.appendleft(RecordFailed(self.now_s(), seq, str(exc)))
                 return
 
     def _execute(self, effect: Effect) -> None:
@@ -232,8 +279,7 @@ class Terminal:
             self.leds = (effect.green, effect.red)
             self.devices.indicators.set_leds(effect.green, effect.red)
         elif isinstance(effect, RequestReport):
-            lines = build_report(self.journal.rows()).screen_lines()
-            self._soon(ReportReady(self.now_s(), lines))
+            self._spawn(self._report())
         elif isinstance(effect, SaveMode):
             self._save_mode(effect.mode)
         elif isinstance(effect, OpenDrawer):
@@ -274,7 +320,7 @@ class Terminal:
             log_event(log, "clock_wrong", level=logging.WARNING, problem=problem, fix=CLOCK_FIX)
         else:
             log_event(log, "clock_right")
-        self.dispatch(ClockChecked(self.now_s(), wrong=problem is not None))
+        self.enqueue(ClockChecked(self.now_s(), wrong=problem is not None))
 
     def _show(self, screen: Screen) -> None:
         self.image = self.devices.display.show(screen)
@@ -308,7 +354,7 @@ class Terminal:
         )
         if txn.status in (TxnStatus.PENDING, TxnStatus.REVERSAL_PENDING):
             self.forwarder.kick()
-            self._soon(self.backlog_event())
+            self.enqueue(self.backlog_event())
 
     def _void(self, txn: Txn) -> None:
         """After a failed write the screen says NOT saved; make the journal agree.
@@ -338,22 +384,32 @@ class Terminal:
             oldest_age_s=exposure.oldest_age_s,
         )
 
-    def _soon(self, event: Event) -> None:
-        """Dispatch after the effects of the current step (never inside another step)."""
-        assert self._loop is not None
-        self._loop.call_soon(self.dispatch, event)
-
     def _start_timer(self, effect: StartTimer) -> None:
-        assert self._loop is not None
-        self._timers = [t for t in self._timers if not t.cancelled()]
-        handle = self._loop.call_later(
-            effect.delay_s,
-            lambda: self.dispatch(TimerFired(self.now_s(), effect.name, effect.token)),
-        )
-        self._timers.append(handle)
+        """A new timer of a name supersedes the old one (whose token is stale anyway)."""
+        if (old := self._timers.pop(effect.name, None)) is not None:
+            old.cancel()
+        fire = lambda: self.enqueue(TimerFired(self.now_s(), effect.name, effect.token))  # noqa: E731
+        if self._call_later is not None:
+            self._timers[effect.name] = self._call_later(effect.delay_s, fire)
+        else:
+            assert self._loop is not None
+            self._timers[effect.name] = self._loop.call_later(effect.delay_s, fire)
+
+    async def _report(self) -> None:
+        """The FN report: one aggregate query on a read-only connection of its own, in a thread,
+        so keys, probes and the watchdog never wait for it."""
+        loop = asyncio.get_running_loop()
+        try:
+            report = await loop.run_in_executor(None, read_report, self.journal.path.parent)
+            lines = report.screen_lines()
+        except StorageError as exc:
+            log_event(log, "report_failed", level=logging.WARNING, error=str(exc))
+            lines = ("Report failed:", "journal unreadable", "see the log")
+        self.enqueue(ReportReady(self.now_s(), lines))
 
     def _spawn(self, coro: Awaitable[None]) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        assert self._loop is not None
+        task: asyncio.Task[None] = asyncio.ensure_future(coro, loop=self._loop)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -372,7 +428,7 @@ class Terminal:
             result = AuthResult(
                 self.now_s(), txn.seq, outcome, answer.response_code, answer.auth_code
             )
-        self.dispatch(result)
+        self.enqueue(result)
 
     # --- link and backlog --------------------------------------------------------------------
 
@@ -381,14 +437,12 @@ class Terminal:
         self.event_log.write(self.now_s(), "link", status=status.value, reason=reason)
         log_event(log, "link_changed", status=status.value, reason=reason)
         self.forwarder.set_online(status in (LinkStatus.ONLINE, LinkStatus.DEGRADED))
-        self.dispatch(LinkChanged(self.now_s(), status, reason))
+        self.enqueue(LinkChanged(self.now_s(), status, reason))
 
     def on_backlog(self, pending: int) -> None:
-        """The forwarder's count changed. It may call this from inside an effect (a Record
-        kicks it): the step that follows must wait until the current effects are done, or its
-        redraw would announce a sale before the Record after this one made it durable."""
+        """The forwarder's count changed (also from inside an effect: a Record kicks it)."""
         self.event_log.write(self.now_s(), "backlog", pending=pending)
-        self._soon(self.backlog_event())
+        self.enqueue(self.backlog_event())
 
     def on_forward_report(self, report: ForwardReport) -> None:
         """A batch of advices and reversals about to go upstream, or answered: the events file
@@ -417,7 +471,7 @@ class Terminal:
     async def start(self) -> None:
         """Boot: recover the journal, show the first screen, start devices and background tasks."""
         self._loop = asyncio.get_running_loop()
-        self._t0 = time.monotonic()
+        self._t0 = self._monotonic()
         recovered = self.journal.recover_at_boot()
         if recovered:
             log_event(log, "recovered_unknown_outcomes", seqs=recovered)
@@ -426,7 +480,7 @@ class Terminal:
             log_event(
                 log, "journal_moved_aside", level=logging.ERROR, path=self.journal.moved_aside
             )
-        self.dispatch(
+        self.enqueue(
             Booted(
                 self.now_s(),
                 next_seq=self.journal.next_seq(),
@@ -435,7 +489,7 @@ class Terminal:
                 mode=self.saved_mode(),
             )
         )
-        self.dispatch(self.backlog_event())
+        self.enqueue(self.backlog_event())
         self.check_clock()
         for source in self.devices.key_sources:
             source.start(self.post_key)
@@ -458,7 +512,7 @@ class Terminal:
                 self.journal.save_runtime()
             except StorageError as exc:
                 log_event(log, "runtime_not_saved", level=logging.WARNING, error=str(exc))
-            self.dispatch(self.backlog_event())
+            self.enqueue(self.backlog_event())
 
     async def _watch_clock(self) -> None:
         """A Pi's clock jumps when NTP answers: notice it within CLOCK_CHECK_S."""
@@ -468,7 +522,7 @@ class Terminal:
 
     async def stop(self) -> None:
         self.notifier.stopping()
-        for handle in self._timers:
+        for handle in self._timers.values():
             handle.cancel()
         for task in list(self._tasks):
             task.cancel()

@@ -78,3 +78,8 @@ class HardwareError(PitillError, OSError):
 
 class SunError(PitillError, ValueError):
     """An NTAG 424 DNA SUN message that does not decrypt or whose SDMMAC does not match."""
+
+
+class ReentryError(PitillError, AssertionError):
+    """The shell tried to step the core while another step's effects were still running (a bug:
+    an effect must enqueue the event it has to report, never take it itself)."""

@@ -8,7 +8,7 @@ from pathlib import Path
 from journal_helpers import cash_sale, offline_sale, online_sale
 
 from pitill.core.types import TxnStatus
-from pitill.journal.report import CARD_OFFLINE, CARD_ONLINE, CASH, build_report
+from pitill.journal.report import CARD_OFFLINE, CARD_ONLINE, CASH, report_from_totals
 from pitill.journal.seal import KEY_FILE_NAME, Sealer
 from pitill.journal.store import Journal
 
@@ -76,7 +76,7 @@ def test_report_tallies_by_kind_and_flags_declines_after_the_fact(tmp_path: Path
     journal.record(cash_sale(4))
     journal.mark_attempt(3)
     journal.mark_forwarded(3, "05")
-    report = build_report(journal.rows())
+    report = report_from_totals(journal.report_totals())
     assert report.sold[CARD_OFFLINE].count == 2 and report.sold[CARD_OFFLINE].amount_minor == 1700
     assert report.sold[CARD_ONLINE].count == 1 and report.sold[CASH].count == 1
     assert (report.declined_after.count, report.declined_after.amount_minor) == (1, 700)

@@ -76,3 +76,15 @@ class OwedRow:
     attempts: int
     created_at: str
     card: Card | None  # unsealed for an advice; None for a reversal
+
+
+@dataclass(frozen=True)
+class StatusTotal:
+    """One line of the report's aggregate query: the transactions of one kind, mode and status."""
+
+    kind: TxnKind
+    mode: TxnMode
+    status: TxnStatus
+    currency: str
+    count: int
+    amount_minor: int

@@ -1,21 +1,25 @@
 """The reconciliation report after an outage: what was sold, how, and what the host still owes.
 
-`pitill report --data-dir DIR` prints it; the FN menu shows the same figures on the OLED.
+`pitill report --data-dir DIR` prints it; the FN menu shows the same figures on the OLED. Both
+run one aggregate query (store.REPORT_TOTALS_SQL): a few rows, however long the journal is.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from pitill.core.types import TxnKind, TxnMode, TxnStatus, format_amount
+from pitill.errors import StorageError
 from pitill.journal.datadir import moved_aside_files
-from pitill.journal.listing import moved_aside_line, read_rows, read_settings
-from pitill.journal.model import JournalRow
-from pitill.journal.store import MODE_SETTING
+from pitill.journal.dbfile import check_rows
+from pitill.journal.listing import moved_aside_line, read_settings
+from pitill.journal.model import StatusTotal
+from pitill.journal.store import JOURNAL_FILE_NAME, MODE_SETTING, report_totals_of
 
 CARD_ONLINE = "card online"
 CARD_OFFLINE = "card offline"
@@ -27,8 +31,8 @@ class Tally:
     count: int = 0
     amount_minor: int = 0
 
-    def add(self, amount_minor: int) -> None:
-        self.count += 1
+    def add(self, count: int, amount_minor: int) -> None:
+        self.count += count
         self.amount_minor += amount_minor
 
 
@@ -86,38 +90,61 @@ class Report:
         return "\n".join(out)
 
 
-def build_report(rows: Iterable[JournalRow]) -> Report:
+def report_from_totals(totals: Iterable[StatusTotal]) -> Report:
+    """The report from the journal's aggregate (Journal.report_totals / read_totals)."""
     report = Report(sold={CARD_ONLINE: Tally(), CARD_OFFLINE: Tally(), CASH: Tally()})
     statuses: Counter[str] = Counter()
-    for row in rows:
-        report.currency = report.currency or row.currency
-        statuses[row.status.value] += 1
-        if row.kind is TxnKind.CASH:
-            if row.status is TxnStatus.COMPLETED:
-                report.sold[CASH].add(row.amount_minor)
-        elif row.status is TxnStatus.APPROVED:
-            report.sold[CARD_ONLINE].add(row.amount_minor)
-        elif row.mode is TxnMode.OFFLINE and row.status in (
+    for t in totals:
+        report.currency = report.currency or t.currency
+        statuses[t.status.value] += t.count
+        if t.kind is TxnKind.CASH:
+            if t.status is TxnStatus.COMPLETED:
+                report.sold[CASH].add(t.count, t.amount_minor)
+        elif t.status is TxnStatus.APPROVED:
+            report.sold[CARD_ONLINE].add(t.count, t.amount_minor)
+        elif t.mode is TxnMode.OFFLINE and t.status in (
             TxnStatus.PENDING,
             TxnStatus.FORWARDED,
             TxnStatus.DECLINED_AFTER,
         ):
-            report.sold[CARD_OFFLINE].add(row.amount_minor)
-            if row.status is TxnStatus.PENDING:
-                report.awaiting_host.add(row.amount_minor)
-            if row.status is TxnStatus.DECLINED_AFTER:
-                report.declined_after.add(row.amount_minor)
-        elif row.status is TxnStatus.DECLINED:
-            report.declined_online.add(row.amount_minor)
-        elif row.status is TxnStatus.REVERSAL_PENDING:
-            report.reversals_pending += 1
+            report.sold[CARD_OFFLINE].add(t.count, t.amount_minor)
+            if t.status is TxnStatus.PENDING:
+                report.awaiting_host.add(t.count, t.amount_minor)
+            if t.status is TxnStatus.DECLINED_AFTER:
+                report.declined_after.add(t.count, t.amount_minor)
+        elif t.status is TxnStatus.DECLINED:
+            report.declined_online.add(t.count, t.amount_minor)
+        elif t.status in (TxnStatus.REVERSAL_PENDING, TxnStatus.AUTHORIZING):
+            # A sale left AUTHORIZING has an unknown outcome: the next boot queues its reversal.
+            report.reversals_pending += t.count
     report.by_status = dict(statuses)
     return report
 
 
+def read_totals(data_dir: Path) -> list[StatusTotal]:
+    """The report's aggregate over a read-only connection of its own: no key, no lock, and a
+    WAL reader never blocks the terminal's writer (the app runs this in an executor)."""
+    path = data_dir / JOURNAL_FILE_NAME
+    if not path.exists():
+        raise StorageError(f"no journal at {path}: is --data-dir the terminal's data directory?")
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            check_rows(conn, path)  # an edited row is one line naming it, as for `journal list`
+            return report_totals_of(conn)
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot read the journal {path}: {exc}") from exc
+
+
+def read_report(data_dir: Path) -> Report:
+    """The reconciliation report of a data directory (what the FN menu and `pitill report` show)."""
+    return report_from_totals(read_totals(data_dir))
+
+
 def print_report(data_dir: Path, as_json: bool = False) -> int:
-    rows = [_row_from_listing(r) for r in read_rows(data_dir)]
-    report = build_report(rows)
+    report = read_report(data_dir)
     report.mode = read_settings(data_dir).get(MODE_SETTING, "")
     moved = [str(p) for p in moved_aside_files(data_dir)]
     if as_json:
@@ -126,24 +153,3 @@ def print_report(data_dir: Path, as_json: bool = False) -> int:
         notice = moved_aside_line(data_dir)
         print(report.text() + (f"\n\n{notice}" if notice else ""))
     return 0
-
-
-def _row_from_listing(row: dict[str, object]) -> JournalRow:
-    """Enough of a JournalRow for the report, from the read-only listing (no key needed)."""
-    return JournalRow(
-        seq=int(str(row["seq"])),
-        kind=TxnKind(str(row["kind"])),
-        mode=TxnMode(str(row["mode"])),
-        amount_minor=int(str(row["amount_minor"])),
-        currency=str(row["currency"]),
-        status=TxnStatus(str(row["status"])),
-        masked_pan=str(row["masked_pan"] or ""),
-        stan=0,
-        local_datetime="",
-        response_code="",
-        auth_code="",
-        tendered_minor=0,
-        change_minor=0,
-        reverses_seq=0,
-        attempts=0,
-    )

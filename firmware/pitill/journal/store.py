@@ -54,6 +54,7 @@ from pitill.journal.model import (
     JournalRow,
     OfflineExposure,
     OwedRow,
+    StatusTotal,
 )
 from pitill.journal.seal import Sealer
 from pitill.wallclock import clock_problem, parse_instant, recordable, to_utc, trusted
@@ -70,6 +71,11 @@ MODE_SETTING = "offline_mode"  # the OfflineMode chosen from the FN menu
 
 _ROW_FIELDS = tuple(field.name for field in dataclasses.fields(JournalRow))  # = column names
 _ROW_COLUMNS = ", ".join(_ROW_FIELDS)
+# The reconciliation report's one query: a handful of rows however long the journal is.
+REPORT_TOTALS_SQL = (
+    "SELECT kind, mode, status, MIN(currency), COUNT(*), COALESCE(SUM(amount_minor), 0)"
+    " FROM txns GROUP BY kind, mode, status ORDER BY kind, mode, status"
+)
 
 
 @dataclass(frozen=True)
@@ -526,6 +532,11 @@ class Journal:
                 _to_row(r) for r in conn.execute(f"SELECT {_ROW_COLUMNS} FROM txns ORDER BY seq")
             ]
 
+    def report_totals(self) -> list[StatusTotal]:
+        """Count and amount per (kind, mode, status): what the reconciliation report needs."""
+        with self._read("report totals") as conn:
+            return report_totals_of(conn)
+
     def history(self, seq: int) -> list[HistoryEntry]:
         """The state changes of `seq`, in commit order."""
         with self._read(f"history of seq {seq}") as conn:
@@ -726,6 +737,24 @@ def newest_wall(conn: sqlite3.Connection) -> datetime | None:
     last = conn.execute("SELECT created_at FROM txns ORDER BY seq DESC LIMIT 1")
     found = [parse_instant(row[0]) for row in (*saved.fetchall(), *last.fetchall())]
     return max((moment for moment in found if moment is not None), default=None)
+
+
+def report_totals_of(conn: sqlite3.Connection) -> list[StatusTotal]:
+    """REPORT_TOTALS_SQL on any connection (the app's reader thread, `pitill report`)."""
+    totals = []
+    for kind, mode, status, currency, count, total in conn.execute(REPORT_TOTALS_SQL):
+        try:
+            totals.append(
+                StatusTotal(
+                    TxnKind(kind), TxnMode(mode), TxnStatus(status), str(currency), count, total
+                )
+            )
+        except ValueError as exc:
+            raise StorageError(
+                f"the journal has {count} row(s) of kind {kind!r}, mode {mode!r}, status "
+                f"{status!r} that this pitill does not know ({exc}): is it a newer pitill's?"
+            ) from exc
+    return totals
 
 
 def _fetch_row(conn: sqlite3.Connection, seq: int) -> JournalRow:
