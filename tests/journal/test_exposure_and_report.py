@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -11,6 +13,7 @@ from pitill.core.types import TxnStatus
 from pitill.journal.report import CARD_OFFLINE, CARD_ONLINE, CASH, report_from_totals
 from pitill.journal.seal import KEY_FILE_NAME, Sealer
 from pitill.journal.store import Journal
+from pitill_cli import PITILL
 
 
 class Clocks:
@@ -84,3 +87,25 @@ def test_report_tallies_by_kind_and_flags_declines_after_the_fact(tmp_path: Path
     assert "the shop's loss" in report.text()
     assert any(line.startswith("Declined after 1") for line in report.screen_lines())
     journal.close()
+
+
+def test_pitill_report_counts_a_sale_left_authorizing_as_a_reversal_due(tmp_path: Path) -> None:
+    """Its outcome is unknown (the write of the host's answer failed, or the terminal died):
+    the next boot queues its reversal, so the report owes one now, while the terminal runs."""
+    clocks = Clocks()
+    journal = clocks.open(tmp_path)
+    journal.record(online_sale(1, TxnStatus.AUTHORIZING))
+    journal.record(online_sale(2, TxnStatus.REVERSAL_PENDING))
+    journal.record(online_sale(3, TxnStatus.APPROVED))
+    out = subprocess.run(
+        [*PITILL, "report", "--json", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout  # a reader of its own, while the writer's connection is open
+    journal.close()
+    report = json.loads(out)
+    assert report["reversals_pending"] == 2
+    assert report["by_status"] == {"APPROVED": 1, "AUTHORIZING": 1, "REVERSAL_PENDING": 1}
+    assert report["sold"]["card online"] == {"count": 1, "amount_minor": 4200}
