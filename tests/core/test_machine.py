@@ -249,6 +249,28 @@ def test_record_failure_is_a_storage_fault() -> None:
     assert till.state.phase is Phase.IDLE
 
 
+def test_a_storage_fault_during_a_sale_opens_the_drawer_for_the_cash_the_screen_asks_for() -> None:
+    till = Till()
+    till.keys("1", "5", "0", "FN", "OK")  # a cash sale of 1.50, exact money
+    record = [e for e in till.effects if isinstance(e, Record)][-1]
+    assert record.txn.status is TxnStatus.COMPLETED
+    effects = till.feed(RecordFailed(0.0, record.txn.seq, "disk full"))  # its OpenDrawer never ran
+    assert "Take cash" in till.screen_text
+    assert [e for e in effects if isinstance(e, OpenDrawer)] == [OpenDrawer()]
+
+
+def test_a_sale_leaves_nothing_behind_for_the_next_one() -> None:
+    """The reason for CASH ONLY (and every other part of a sale) goes with the sale."""
+    till = Till()
+    till.link(LinkStatus.OFFLINE, "DNS")
+    till.keys("9", "9", "9", "9", "OK")  # over the floor limit: CASH ONLY
+    assert till.state.phase is Phase.CASH_ONLY and till.state.cash_reason
+    till.keys("CANCEL")
+    assert till.state.sale is None
+    till.keys("1", "0", "0", "FN")  # the next sale goes to cash by FN, not by CASH ONLY
+    assert till.state.phase is Phase.TENDER and till.state.cash_reason == ""
+
+
 def test_pairs_outside_the_table_raise() -> None:
     with pytest.raises(TransitionError, match="not allowed in phase BOOTING"):
         step(TerminalState(), KeyPressed(0.0, Key.OK))

@@ -56,7 +56,7 @@ from pitill.core.events import (
     TimerName,
 )
 from pitill.core.responses import OFFLINE_APPROVED, OFFLINE_DECLINED, ResponseClass, sale_class
-from pitill.core.state import Phase, TerminalState
+from pitill.core.state import Phase, Sale, TerminalState
 from pitill.core.txn import Txn
 from pitill.core.types import (
     BeepPattern,
@@ -190,16 +190,8 @@ def enter(state: TerminalState, phase: Phase, *effects: Effect, **changes: objec
 
 
 def to_idle(state: TerminalState, notice: str = "") -> Result:
-    return enter(
-        state,
-        Phase.IDLE,
-        notice=notice,
-        amount_minor=0,
-        tendered_minor=0,
-        card=None,
-        card_offline_sales=0,
-        txn=None,
-    )
+    """Back to idle; the sale's record is dropped with everything in it."""
+    return enter(state, Phase.IDLE, notice=notice, sale=None)
 
 
 def refuse(notice: str) -> Handler:
@@ -274,8 +266,11 @@ def on_reader(state: TerminalState, event: Event) -> Result:
 
 @leads_to(Phase.STORAGE_FAULT)
 def on_record_failed(state: TerminalState, event: Event) -> Result:
-    """The journal refused a write: nothing after that Record ran, so nothing was promised."""
-    return enter(state, Phase.STORAGE_FAULT, Beep(BeepPattern.ERROR), card=None)
+    """The journal refused a write: nothing after that Record ran, so nothing was promised.
+    During a sale the screen tells the cashier to take cash, so the drawer opens for it."""
+    if state.sale is None:
+        return enter(state, Phase.STORAGE_FAULT, Beep(BeepPattern.ERROR))
+    return enter(state, Phase.STORAGE_FAULT, Beep(BeepPattern.ERROR), OpenDrawer(), card=None)
 
 
 COMMON_ROWS: dict[Trigger, Handler] = {
@@ -304,15 +299,9 @@ def on_booted(state: TerminalState, event: Event) -> Result:
 
 @leads_to(Phase.AMOUNT)
 def start_amount(state: TerminalState, event: Event) -> Result:
-    return enter(
-        state,
-        Phase.AMOUNT,
-        Beep(BeepPattern.CLICK),
-        amount_minor=digit_of(event),
-        tendered_minor=0,
-        card=None,
-        txn=None,
-    )
+    """The first digit of an amount begins a new sale (a fresh record: nothing carried over)."""
+    sale = Sale(amount_minor=digit_of(event))
+    return enter(state, Phase.AMOUNT, Beep(BeepPattern.CLICK), sale=sale)
 
 
 # --- amount entry --------------------------------------------------------------------------------

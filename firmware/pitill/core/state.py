@@ -1,13 +1,19 @@
-"""The terminal's state as one frozen value, and the settings the core decides with."""
+"""The terminal's state as one frozen value, and the settings the core decides with.
+
+What belongs to one sale (its amount, card, transaction, why it was declined or sent to cash)
+lives in its own record, `Sale`: created when the first digit of an amount is keyed, dropped when
+the terminal goes idle, so nothing of one sale can leak into the next.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 
 from pitill.card.model import Card
 from pitill.core.txn import Txn
 from pitill.core.types import LinkStatus, OfflineMode
+from pitill.errors import TransitionError
 
 
 class Phase(StrEnum):
@@ -80,6 +86,22 @@ class Settings:
 
 
 @dataclass(frozen=True)
+class Sale:
+    """The sale in progress, from amount entry back to idle."""
+
+    amount_minor: int = 0
+    tendered_minor: int = 0
+    card: Card | None = None
+    card_offline_sales: int = 0  # the journal's count of offline sales for this card (CardSwiped)
+    txn: Txn | None = None  # its transaction once journaled (the one just finished, on a result)
+    decline_reason: str = ""
+    cash_reason: str = ""  # why CASH ONLY was shown for this sale, "" if it was not
+
+
+SALE_FIELDS = frozenset(f.name for f in fields(Sale))
+
+
+@dataclass(frozen=True)
 class TerminalState:
     settings: Settings = field(default_factory=Settings)
     phase: Phase = Phase.BOOTING
@@ -96,19 +118,53 @@ class TerminalState:
     report_lines: tuple[str, ...] = ()
     report_page: int = 0  # the page of report_lines on screen, three lines a page
     next_seq: int = 1
-    amount_minor: int = 0
-    tendered_minor: int = 0
-    card: Card | None = None
-    card_offline_sales: int = 0  # the journal's count for this card (CardSwiped)
-    txn: Txn | None = None  # the sale in progress, or the one just finished
-    decline_reason: str = ""
-    cash_reason: str = ""
+    sale: Sale | None = None  # None outside a sale (idle, menu, report)
     notice: str = ""  # a one-line message for the cashier, cleared by the next action
     clock_wrong: bool = False  # the wall clock is obviously wrong: shown until it is right
     timer_token: int = 0  # the PHASE timer that counts; older TimerFired are stale
 
     def but(self, **changes: object) -> TerminalState:
-        return replace(self, **changes)  # type: ignore[arg-type]
+        """A copy with `changes`; the fields of Sale go into the sale in progress, and changing
+        one when no sale is in progress raises TransitionError (a sale is begun with sale=)."""
+        sale_changes = {name: changes.pop(name) for name in SALE_FIELDS & changes.keys()}
+        new = replace(self, **changes)  # type: ignore[arg-type]
+        if not sale_changes:
+            return new
+        if new.sale is None:
+            raise TransitionError(
+                f"{', '.join(sorted(sale_changes))} changed with no sale in progress "
+                f"(phase {new.phase.value})"
+            )
+        return replace(new, sale=replace(new.sale, **sale_changes))  # type: ignore[arg-type]
+
+    # The sale's fields, read through the state (their defaults outside a sale).
+    @property
+    def amount_minor(self) -> int:
+        return self.sale.amount_minor if self.sale else 0
+
+    @property
+    def tendered_minor(self) -> int:
+        return self.sale.tendered_minor if self.sale else 0
+
+    @property
+    def card(self) -> Card | None:
+        return self.sale.card if self.sale else None
+
+    @property
+    def card_offline_sales(self) -> int:
+        return self.sale.card_offline_sales if self.sale else 0
+
+    @property
+    def txn(self) -> Txn | None:
+        return self.sale.txn if self.sale else None
+
+    @property
+    def decline_reason(self) -> str:
+        return self.sale.decline_reason if self.sale else ""
+
+    @property
+    def cash_reason(self) -> str:
+        return self.sale.cash_reason if self.sale else ""
 
     @property
     def can_go_online(self) -> bool:

@@ -132,7 +132,9 @@ def _content(state: TerminalState) -> tuple[str, tuple[str, ...], Emphasis]:
             return "REPORT", page_lines, Emphasis.NORMAL
         action = "next" if state.report_page + 1 < pages else "done"
         return f"{state.report_page + 1}/{pages} OK: {action}", page_lines, Emphasis.NORMAL
-    if phase is Phase.STORAGE_FAULT:
+    if phase is Phase.STORAGE_FAULT and state.sale is None:
+        return "STORAGE FAULT", ("Journal NOT writable", "call support"), Emphasis.ERROR
+    if phase is Phase.STORAGE_FAULT:  # the drawer opened with this screen (on_record_failed)
         return (
             "STORAGE FAULT",
             ("Sale NOT saved", "Take cash, write it", "down; call support"),

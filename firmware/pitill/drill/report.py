@@ -10,7 +10,7 @@ shop's counts agree with the journal's rows.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date
 from typing import Any
 
@@ -39,11 +39,18 @@ def told_of(sales: Sequence[Sale]) -> list[Told]:
 # --- the numbers ---------------------------------------------------------------------------------
 
 
+def cash_only_reasons(sales: Iterable[Sale]) -> dict[str, int]:
+    """How often the terminal said CASH ONLY, by the reason it gave, most common first.
+
+    A sale's reason is its own (the core keeps it in the sale's record, dropped at idle), so a
+    cash sale the cashier began with FN is not counted under an earlier sale's reason."""
+    return dict(Counter(s.cash_reason for s in sales if s.cash_reason).most_common())
+
+
 def _sales_counts(run: DrillRun) -> dict[str, Any]:
     outcomes = Counter(sale.outcome for sale in run.sales)
     declined_after = [r for r in run.rows if r.status is TxnStatus.DECLINED_AFTER]
     cash = [s for s in run.sales if s.outcome is Outcome.CASH]
-    reasons = Counter(s.cash_reason for s in run.sales if s.cash_reason)
     return {
         "customers_planned": len(run.customers),
         "attempted": len(run.sales),
@@ -58,7 +65,7 @@ def _sales_counts(run: DrillRun) -> dict[str, Any]:
         "declined_after": len(declined_after),
         "declined_after_minor": sum(r.amount_minor for r in declined_after),
         "card_declines_seen": sum(s.declines for s in run.sales),
-        "cash_only_reasons": dict(reasons.most_common()),
+        "cash_only_reasons": cash_only_reasons(run.sales),
         "failures": [f"customer {s.customer.number}: {s.note}" for s in run.sales if s.note][:20],
     }
 
