@@ -11,6 +11,7 @@ next event taken, ahead of anything already queued.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections import deque
@@ -53,6 +54,7 @@ from pitill.core.events import (
     TimerName,
 )
 from pitill.core.machine import step
+from pitill.core.responses import ResponseClass, advice_class
 from pitill.core.screens import Screen
 from pitill.core.state import Settings, TerminalState
 from pitill.core.txn import Txn
@@ -62,7 +64,7 @@ from pitill.errors import ReentryError, StorageError, UpstreamError, UpstreamTim
 from pitill.eventlog import EventLog
 from pitill.journal.datadir import check_journal_present, note_journal_opened
 from pitill.journal.forwarder import Forwarder, ForwardFailure, ForwardReport
-from pitill.journal.model import JournalRow
+from pitill.journal.model import ForwardItem, ForwardKind, JournalRow
 from pitill.journal.report import read_report
 from pitill.journal.seal import KEY_FILE_NAME, Sealer
 from pitill.journal.store import MODE_SETTING, Journal
@@ -121,6 +123,21 @@ class Devices:
         self.display.close()
 
 
+@dataclass
+class OwedReversal:
+    """A card the host may have charged whose outcome the journal could not record.
+
+    Kept in memory until the reversal is recorded (REVERSAL_PENDING, then the forwarder's) or
+    sent; a reversal sent first is recorded, with the host's answer, once the disk takes it.
+    If the terminal stops meanwhile, the row is still AUTHORIZING and the next boot reverses it.
+    """
+
+    txn: Txn  # REVERSAL_PENDING, to record
+    row: JournalRow  # as journaled at AUTHORIZING: STAN and local date/time, the host's key
+    sends: int = 0
+    answer: str = ""  # the host's response code to a reversal we sent, "" before
+
+
 class Terminal:
     """Wires devices -> core -> effects on one event loop."""
 
@@ -164,6 +181,8 @@ class Terminal:
         self._tasks: set[asyncio.Task[None]] = set()
         self._timers: dict[TimerName, TimerHandle] = {}
         self._queue: deque[Event] = deque()
+        self.owed: dict[int, OwedReversal] = {}  # seq -> a reversal not yet recorded nor sent
+        self._owed_wake = asyncio.Event()
         self._draining = False
         self.steps = 0  # events taken, for tests and the bench
 
@@ -360,19 +379,98 @@ class Terminal:
         """After a failed write the screen says NOT saved; make the journal agree.
 
         A commit whose fsync failed may still sit in the WAL and come back at the next open.
-        So write, best effort, what the cashier was told: VOIDED (never forwarded, never sold);
-        a sale the host had approved is reversed instead, since the host charged it.
+        So write, best effort, what the cashier was told: VOIDED (never forwarded, never sold).
+        A sale the host may have charged (its approval, or its unknown outcome, not recorded)
+        owes a reversal instead, kept in memory until it is recorded or sent (see _settle_owed).
         """
-        if txn.status is TxnStatus.APPROVED:
-            superseding = txn.with_status(TxnStatus.REVERSAL_PENDING)
-        elif txn.status in (TxnStatus.PENDING, TxnStatus.COMPLETED, TxnStatus.AUTHORIZING):
-            superseding = txn.with_status(TxnStatus.VOIDED)
-        else:
-            return  # DECLINED / REVERSAL_PENDING: a replay of those promises nobody anything
+        if txn.status in (TxnStatus.APPROVED, TxnStatus.REVERSAL_PENDING):
+            self._owe_reversal(txn)
+            return
+        if txn.status not in (TxnStatus.PENDING, TxnStatus.COMPLETED, TxnStatus.AUTHORIZING):
+            return  # DECLINED: a replay of it promises nobody anything
         try:
-            self._record(superseding)  # a reversal is queued and the forwarder woken as usual
+            self._record(txn.with_status(TxnStatus.VOIDED))
         except StorageError as exc:
             log_event(log, "void_failed", level=logging.CRITICAL, seq=txn.seq, error=str(exc))
+
+    # --- reversals owed: the host charged a card and the journal could not say so -------------
+
+    def _owe_reversal(self, txn: Txn) -> None:
+        row = self._rows.get(txn.seq)
+        if row is None:  # pragma: no cover - Authorize always follows the AUTHORIZING record
+            log_event(log, "reversal_owed_unknown_row", level=logging.CRITICAL, seq=txn.seq)
+            return
+        self.owed[txn.seq] = OwedReversal(txn.with_status(TxnStatus.REVERSAL_PENDING), row)
+        log_event(log, "reversal_owed", level=logging.ERROR, seq=txn.seq, pan=row.masked_pan)
+        self.event_log.write(self.now_s(), "reversal_owed", seq=txn.seq)
+        self._owed_wake.set()
+
+    async def _settle_owed(self) -> None:
+        """Until every owed reversal is settled: try to record it (then the forwarder sends it),
+        and while that fails send it ourselves whenever the link is not OFFLINE. Retries back off
+        from forward_retry_s to forward_retry_max_s; a link coming up retries at once."""
+        upstream = self.config.upstream
+        failures = 0
+        while True:
+            if not self.owed:
+                failures = 0
+                await self._owed_wake.wait()
+            self._owed_wake.clear()
+            for owed in list(self.owed.values()):
+                await self._settle(owed)
+            if self.owed:
+                failures += 1
+                delay_s = min(
+                    upstream.forward_retry_max_s,
+                    upstream.forward_retry_s * 2 ** min(failures - 1, 32),
+                )
+                handle = self._later(delay_s, self._owed_wake.set)
+                try:
+                    await self._owed_wake.wait()
+                finally:
+                    handle.cancel()
+
+    async def _settle(self, owed: OwedReversal) -> None:
+        seq = owed.txn.seq
+        if self._record_owed(owed):
+            return
+        if owed.answer or self.state.link is LinkStatus.OFFLINE:
+            return
+        # The reversal goes now, journal or not: the attempt count lives here until it is written.
+        row = dataclasses.replace(owed.row, status=TxnStatus.REVERSAL_PENDING, attempts=owed.sends)
+        owed.sends += 1
+        try:
+            code = await self.client.send_reversal(ForwardItem(ForwardKind.REVERSAL, row, None))
+        except UpstreamError as exc:
+            log_event(log, "owed_reversal_not_sent", level=logging.WARNING, seq=seq, error=str(exc))
+            return
+        if advice_class(code) is ResponseClass.RETRY:
+            return
+        owed.answer = code
+        log_event(log, "owed_reversal_sent", level=logging.WARNING, seq=seq, response_code=code)
+        self.event_log.write(self.now_s(), "reversal_sent_unjournaled", seq=seq, code=code)
+        self._record_owed(owed)
+
+    def _record_owed(self, owed: OwedReversal) -> bool:
+        """Write the owed reversal (and the host's answer, once it has one); True when done."""
+        seq = owed.txn.seq
+        try:
+            self._record(owed.txn)  # REVERSAL_PENDING: from here the forwarder owns it
+        except StorageError as exc:
+            log_event(
+                log, "owed_reversal_not_recorded", level=logging.ERROR, seq=seq, error=str(exc)
+            )
+            return False
+        del self.owed[seq]
+        if owed.answer:
+            try:
+                self.journal.mark_forwarded(seq, owed.answer)
+            except StorageError as exc:  # the forwarder sends it again: the host deduplicates
+                log_event(log, "owed_reversal_answer_lost", seq=seq, error=str(exc))
+            else:
+                self.enqueue(self.backlog_event())
+        log_event(log, "owed_reversal_recorded", seq=seq, answered=owed.answer or "not yet")
+        return True
 
     def backlog_event(self) -> BacklogChanged:
         exposure = self.journal.offline_exposure()
@@ -388,12 +486,16 @@ class Terminal:
         """A new timer of a name supersedes the old one (whose token is stale anyway)."""
         if (old := self._timers.pop(effect.name, None)) is not None:
             old.cancel()
-        fire = lambda: self.enqueue(TimerFired(self.now_s(), effect.name, effect.token))  # noqa: E731
+        self._timers[effect.name] = self._later(
+            effect.delay_s,
+            lambda: self.enqueue(TimerFired(self.now_s(), effect.name, effect.token)),
+        )
+
+    def _later(self, delay_s: float, callback: Callable[[], None]) -> TimerHandle:
         if self._call_later is not None:
-            self._timers[effect.name] = self._call_later(effect.delay_s, fire)
-        else:
-            assert self._loop is not None
-            self._timers[effect.name] = self._loop.call_later(effect.delay_s, fire)
+            return self._call_later(delay_s, callback)
+        assert self._loop is not None
+        return self._loop.call_later(delay_s, callback)
 
     async def _report(self) -> None:
         """The FN report: one aggregate query on a read-only connection of its own, in a thread,
@@ -438,6 +540,8 @@ class Terminal:
         log_event(log, "link_changed", status=status.value, reason=reason)
         self.forwarder.set_online(status in (LinkStatus.ONLINE, LinkStatus.DEGRADED))
         self.enqueue(LinkChanged(self.now_s(), status, reason))
+        if status is not LinkStatus.OFFLINE:
+            self._owed_wake.set()  # an owed reversal goes as soon as the host may be reached
 
     def on_backlog(self, pending: int) -> None:
         """The forwarder's count changed (also from inside an effect: a Record kicks it)."""
@@ -501,6 +605,7 @@ class Terminal:
         self._spawn(run_watchdog(self.notifier))
         self._spawn(self._keep_time())
         self._spawn(self._watch_clock())
+        self._spawn(self._settle_owed())
         self.notifier.ready()
         log_event(log, "ready", next_seq=self.state.next_seq, pending=self.state.pending)
 
@@ -522,6 +627,8 @@ class Terminal:
 
     async def stop(self) -> None:
         self.notifier.stopping()
+        for seq in self.owed:  # still AUTHORIZING on disk: the next boot queues the reversal
+            log_event(log, "reversal_owed_at_stop", level=logging.CRITICAL, seq=seq)
         for handle in self._timers.values():
             handle.cancel()
         for task in list(self._tasks):

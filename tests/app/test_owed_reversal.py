@@ -1,0 +1,86 @@
+"""A charged card is always reversed or kept, without a restart.
+
+The host approved the sale, then the journal refused the write of that approval (disk full): the
+reversal is owed. It is kept in memory and retried, recorded or sent, whichever works first; it is
+sent while the disk is still full, and recorded (with the host's answer) once the disk recovers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from shell_kit import ShellRig
+
+from pitill.core.state import Phase
+from pitill.core.types import LinkStatus, TxnStatus
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[ShellRig]:
+    rig = ShellRig(tmp_path)
+    rig.link(LinkStatus.ONLINE)
+    yield rig
+    rig.close()
+
+
+def approved_but_not_recorded(rig: ShellRig) -> None:
+    rig.keys("1", "0", "0", "0", "OK")
+    rig.swipe()
+    assert rig.phase is Phase.AUTHORIZING and rig.status_of(1) is TxnStatus.AUTHORIZING
+    rig.journal.full = True
+    rig.answer(1, "approve")
+    assert rig.phase is Phase.STORAGE_FAULT
+    assert rig.indicators.drawer_pulses == 1  # "Take cash": the customer pays cash instead
+
+
+def test_the_reversal_goes_while_the_disk_is_full_and_is_recorded_when_it_recovers(
+    rig: ShellRig,
+) -> None:
+    approved_but_not_recorded(rig)
+    assert rig.upstream.reversed == {1: 1}, "the owed reversal was not sent at once"
+    assert rig.status_of(1) is TxnStatus.AUTHORIZING and 1 in rig.terminal.owed
+    for _ in range(3):  # the disk is still full: retried, never sent twice
+        assert rig.fire_timer()
+    assert rig.upstream.reversed == {1: 1} and rig.status_of(1) is TxnStatus.AUTHORIZING
+    rig.journal.full = False
+    while 1 in rig.terminal.owed:
+        assert rig.fire_timer()
+    assert rig.status_of(1) is TxnStatus.REVERSED  # what happened, recorded: no restart
+    assert rig.upstream.reversed == {1: 1}
+
+
+def test_an_owed_reversal_waits_for_the_host_then_goes_at_once(rig: ShellRig) -> None:
+    rig.upstream.reachable = False
+    approved_but_not_recorded(rig)
+    rig.link(LinkStatus.OFFLINE)
+    for _ in range(3):
+        assert rig.fire_timer()
+    assert rig.upstream.reversed == {} and 1 in rig.terminal.owed
+    rig.upstream.reachable = True
+    rig.link(LinkStatus.ONLINE)  # no timer needed: the link coming back sends it
+    assert rig.upstream.reversed == {1: 1}
+    assert rig.status_of(1) is TxnStatus.AUTHORIZING  # the disk is still full
+
+
+def test_an_owed_reversal_recorded_first_is_the_forwarders(rig: ShellRig) -> None:
+    rig.upstream.reachable = False
+    approved_but_not_recorded(rig)
+    rig.journal.full = False
+    while 1 in rig.terminal.owed:
+        assert rig.fire_timer()
+    assert rig.status_of(1) is TxnStatus.REVERSAL_PENDING and rig.upstream.reversed == {}
+    rig.upstream.reachable = True
+    rig.link(LinkStatus.OFFLINE)
+    rig.link(LinkStatus.ONLINE)
+    assert rig.status_of(1) is TxnStatus.REVERSED and rig.upstream.reversed == {1: 1}
+
+
+def test_an_unknown_outcome_that_cannot_be_recorded_is_owed_too(rig: ShellRig) -> None:
+    rig.keys("1", "0", "0", "0", "OK")
+    rig.swipe()
+    rig.journal.full = True
+    rig.answer(1, "timeout")  # sent, no answer: the host may have charged it
+    assert rig.phase is Phase.STORAGE_FAULT
+    assert rig.upstream.reversed == {1: 1} and rig.status_of(1) is TxnStatus.AUTHORIZING
