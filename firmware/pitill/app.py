@@ -184,6 +184,7 @@ class Terminal:
         self.owed: dict[int, OwedReversal] = {}  # seq -> a reversal not yet recorded nor sent
         self._owed_wake = asyncio.Event()
         self._draining = False
+        self._stepping = False  # a step and its effects are running (the re-entry guard)
         self.steps = 0  # events taken, for tests and the bench
 
     # --- time and posting ----------------------------------------------------------------------
@@ -260,6 +261,18 @@ class Terminal:
             self._draining = False
 
     def _take(self, event: Event) -> None:
+        if self._stepping:
+            raise ReentryError(
+                f"{type(event).__name__} taken while a step's effects ran, in phase "
+                f"{self.state.phase.value}: an effect must enqueue its event"
+            )
+        self._stepping = True
+        try:
+            self._step(event)
+        finally:
+            self._stepping = False
+
+    def _step(self, event: Event) -> None:
         before = self.state
         self.state, effects = step(self.state, event)
         self.steps += 1
@@ -513,7 +526,14 @@ class Terminal:
         assert self._loop is not None
         task: asyncio.Task[None] = asyncio.ensure_future(coro, loop=self._loop)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        """A background task that died of a bug is reported now, not when it is collected."""
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None and self._loop:
+            message = f"pitill task {task.get_coro()!r} failed"
+            self._loop.call_exception_handler({"message": message, "exception": exc, "task": task})
 
     async def _authorize(self, txn: Txn) -> None:
         row = self._rows[txn.seq]

@@ -81,11 +81,16 @@ class FullDiskJournal(Journal):
 
     full = False
     fail_on = ""  # fail only the writes whose description contains this (e.g. "seq 2")
+    fail_in = 0  # > 0: the fail_in-th write from now fails, once (a transient fault)
     refused = 0
 
     @contextlib.contextmanager
     def _write(self, what: str) -> Iterator[sqlite3.Connection]:
-        if self.full or (self.fail_on and self.fail_on in what):
+        once = False
+        if self.fail_in > 0:
+            self.fail_in -= 1
+            once = self.fail_in == 0
+        if once or self.full or (self.fail_on and self.fail_on in what):
             self.refused += 1
             raise StorageError(f"{what} is NOT durable: database or disk is full (injected)")
         with super()._write(what) as conn:
