@@ -11,6 +11,10 @@
  * Nth journal call from then on fails with that errno without being carried out; later calls go
  * through until the next marker. N = 0 only traces (the calibration run).
  *
+ * "iofault after STATUS ERRNO" fills the disk instead: once the journal has made a record with
+ * that status durable (its "journal" event reaches the events file), EVERY journal call fails
+ * with ERRNO until the next marker (e.g. "iofault 0 EIO") empties it again.
+ *
  * IOFAULT_TRACE names a file that gets one line per marker (M id N errno), journal call
  * (C op index file offset; offset -1 for write and the syncs), injected fault (F op index errno),
  * and screen (S title) and journal record (J status) written to the events file, in the one
@@ -41,6 +45,8 @@ static long countdown;   /* journal calls left before the armed fault; 0 = not a
 static int armed_errno;
 static long marker_id;
 static long calls_since_marker;
+static char hold_after[32];  /* "iofault after STATUS": the status that fills the disk */
+static int holding;          /* the disk is full: every journal call fails */
 
 enum file_kind { OTHER, JOURNAL, EVENTS };
 
@@ -95,12 +101,24 @@ static void look_at_events(const char *buf, size_t len) {
     if (marker != NULL && strstr(text, "\"step\"") != NULL) {
         long at = 0;
         char name[16] = "";
+        char status[32] = "";
         if (sscanf(marker, "iofault %ld %15[A-Z]", &at, name) == 2) {
             countdown = at;
             armed_errno = strcmp(name, "ENOSPC") == 0 ? ENOSPC : EIO;
             marker_id++;
             calls_since_marker = 0;
+            holding = 0;
+            hold_after[0] = '\0';
             snprintf(line, sizeof line, "M %ld %ld %s\n", marker_id, at, name);
+            trace(line);
+        } else if (sscanf(marker, "iofault after %31[A-Z_] %15[A-Z]", status, name) == 2) {
+            countdown = 0;
+            armed_errno = strcmp(name, "ENOSPC") == 0 ? ENOSPC : EIO;
+            marker_id++;
+            calls_since_marker = 0;
+            holding = 0;
+            snprintf(hold_after, sizeof hold_after, "%s", status);
+            snprintf(line, sizeof line, "M %ld after %s %s\n", marker_id, status, name);
             trace(line);
         }
         return;
@@ -109,8 +127,15 @@ static void look_at_events(const char *buf, size_t len) {
     const char *status = record != NULL ? strstr(record, "\"status\": \"") : NULL;
     if (status != NULL) {
         status += strlen("\"status\": \"");
-        snprintf(line, sizeof line, "J %.*s\n", (int)strcspn(status, "\""), status);
+        int length = (int)strcspn(status, "\"");
+        snprintf(line, sizeof line, "J %.*s\n", length, status);
         trace(line);
+        if (hold_after[0] != '\0' && (size_t)length == strlen(hold_after) &&
+            strncmp(status, hold_after, (size_t)length) == 0) {
+            holding = 1;  /* from the next journal call on, the disk is full */
+            hold_after[0] = '\0';
+            trace("H full\n");
+        }
         return;
     }
     const char *screen = strstr(text, "\"event\": \"screen\", \"text\": \"");
@@ -132,7 +157,7 @@ static int journal_call(const char *op, const char *name, long long offset) {
     calls_since_marker++;
     snprintf(line, sizeof line, "C %s %ld %s %lld\n", op, calls_since_marker, name, offset);
     trace(line);
-    if (countdown > 0 && --countdown == 0) {
+    if (holding || (countdown > 0 && --countdown == 0)) {
         snprintf(line, sizeof line, "F %s %ld %s\n", op, calls_since_marker,
                  armed_errno == ENOSPC ? "ENOSPC" : "EIO");
         trace(line);
