@@ -184,8 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="the reconciliation report: what was sold, how, and what the host still owes",
         description=(
             "Counts and totals by kind (card online, card offline, cash), by status, offline "
-            "sales still waiting for the host, and sales the host declined after an offline "
-            "approval (the shop's loss). Example: pitill report --data-dir /var/lib/pitill"
+            "sales still waiting for the host, sales the host declined after an offline "
+            "approval (the shop's loss), and reversals due (a sale left AUTHORIZING counts: its "
+            "outcome is unknown). One aggregate query on a read-only connection: safe while the "
+            "terminal runs. Example: pitill report --data-dir /var/lib/pitill"
         ),
     )
     _data_dir_argument(report, "the terminal's data directory")

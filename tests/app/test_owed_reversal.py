@@ -84,3 +84,11 @@ def test_an_unknown_outcome_that_cannot_be_recorded_is_owed_too(rig: ShellRig) -
     rig.answer(1, "timeout")  # sent, no answer: the host may have charged it
     assert rig.phase is Phase.STORAGE_FAULT
     assert rig.upstream.reversed == {1: 1} and rig.status_of(1) is TxnStatus.AUTHORIZING
+
+
+def test_a_cash_sale_on_a_full_disk_opens_the_drawer_the_screen_asks_for(rig: ShellRig) -> None:
+    rig.journal.full = True
+    rig.keys("4", "5", "0", "FN", "OK")  # cash, exact money: its Record fails
+    assert rig.phase is Phase.STORAGE_FAULT
+    assert rig.terminal.screen is not None and "Take cash" in rig.terminal.screen.text()
+    assert rig.indicators.drawer_pulses == 1 and rig.status_of(1) is None
