@@ -413,7 +413,12 @@ class Terminal:
         if row is None:  # pragma: no cover - Authorize always follows the AUTHORIZING record
             log_event(log, "reversal_owed_unknown_row", level=logging.CRITICAL, seq=txn.seq)
             return
-        self.owed[txn.seq] = OwedReversal(txn.with_status(TxnStatus.REVERSAL_PENDING), row)
+        owed = OwedReversal(txn.with_status(TxnStatus.REVERSAL_PENDING), row)
+        self.owed[txn.seq] = owed
+        # At once, before the STORAGE FAULT screen: a failed commit may still sit in the WAL and
+        # come back at the next open; the reversal's row supersedes it if we die right after.
+        if self._record_owed(owed):
+            return
         log_event(log, "reversal_owed", level=logging.ERROR, seq=txn.seq, pan=row.masked_pan)
         self.event_log.write(self.now_s(), "reversal_owed", seq=txn.seq)
         self._owed_wake.set()

@@ -92,3 +92,19 @@ def test_a_cash_sale_on_a_full_disk_opens_the_drawer_the_screen_asks_for(rig: Sh
     assert rig.phase is Phase.STORAGE_FAULT
     assert rig.terminal.screen is not None and "Take cash" in rig.terminal.screen.text()
     assert rig.indicators.drawer_pulses == 1 and rig.status_of(1) is None
+
+
+def test_a_reversal_the_disk_takes_is_written_before_the_fault_screen(rig: ShellRig) -> None:
+    """A failed commit may come back from the WAL at the next open: if the terminal dies right
+    after the STORAGE FAULT screen, the reversal's row must already supersede it."""
+    rig.keys("1", "0", "0", "0", "OK")
+    rig.swipe()
+    at_fault_screen: list[TxnStatus | None] = []
+    rig.terminal.screen_listeners.append(
+        lambda screen, image: (
+            screen.title == "STORAGE FAULT" and at_fault_screen.append(rig.status_of(1))
+        )
+    )
+    rig.journal.fail_in = 1  # only the APPROVED write fails
+    rig.answer(1, "approve")
+    assert at_fault_screen[0] is TxnStatus.REVERSAL_PENDING and not rig.terminal.owed
