@@ -86,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
             "examples:\n  pitill sim --data-dir data\n"
             "  pitill sim --script tests/scenarios/offline_cash_change.pitill --data-dir /tmp/d "
             "--events /tmp/events.jsonl --screens /tmp/screens\n"
+            "  pitill sim --upstream 127.0.0.1:8583   # against a host you started\n"
             "  pitill sim --web                      # and the terminal live at "
             "http://127.0.0.1:8580/\n"
             "  pitill sim --no-tui --web 0.0.0.0:8580 --data-dir /tmp/d   # a workshop's projector"
@@ -103,6 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=5.0,
         metavar="S",
         help="how long an `expect` waits for its condition (default 5 s)",
+    )
+    sim.add_argument(
+        "--upstream",
+        metavar="HOST:PORT",
+        help="dial this host (a `pitill acquirer` or `pitill host serve` started apart, your "
+        "own ISO 8583 host) instead of starting the sandbox one; script faults apply to the "
+        "real connection (through a local proxy); a config's [upstream] host does the same",
     )
     sim.add_argument(
         "--web",

@@ -9,11 +9,13 @@ import os
 import signal
 import sys
 
-from pitill.config import load_config
+from pitill.config import Config, load_config
 from pitill.errors import ConfigError, ScriptError
 from pitill.logs import configure_logging
+from pitill.sim.proxy import PROXY_MODES
+from pitill.sim.resolver import SIM_HOST
 from pitill.sim.runner import ScriptRunner, report_failure
-from pitill.sim.script import UPSTREAM_MODES, parse_script
+from pitill.sim.script import UPSTREAM_MODES, Step, Upstream, parse_script
 from pitill.sim.world import CARD_NAMES, SimWorld
 
 
@@ -66,9 +68,37 @@ async def _serve_until_stopped(world: SimWorld) -> None:
         await world.stop()
 
 
+def external_upstream(given: str | None, config: Config) -> tuple[str, int] | None:
+    """The host to dial instead of the sandbox one: --upstream HOST:PORT, or the config's
+    [upstream] host when it names one (the default name is the sandbox's)."""
+    if given is not None:
+        host, colon, port = given.strip().rpartition(":")
+        host = host.strip("[]")
+        if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(
+                f"--upstream {given!r}: give the host's address and port, e.g. 127.0.0.1:8583"
+            )
+        return host, int(port)
+    if config.upstream.host != SIM_HOST:
+        return config.upstream.host, config.upstream.port
+    return None
+
+
+def _check_modes(steps: list[Step]) -> None:
+    """With a host the simulator does not run, refuse before starting what it cannot make."""
+    for step in steps:
+        mode = getattr(step.command, "mode", None)
+        if isinstance(step.command, Upstream) and mode not in PROXY_MODES:
+            raise ScriptError(
+                f"line {step.line_no}: `upstream {mode}` needs the sandbox host (it answers 91 "
+                f"itself); against --upstream the script can use: {', '.join(PROXY_MODES)}"
+            )
+
+
 def run_sim(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    world = SimWorld(config, args.data_dir, events=args.events)
+    external = external_upstream(getattr(args, "upstream", None), config)
+    world = SimWorld(config, args.data_dir, events=args.events, external=external)
     web = getattr(args, "web", None)
     no_tui = getattr(args, "no_tui", False)
     if no_tui and (web is None or args.script is not None):
@@ -94,6 +124,8 @@ def run_sim(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise ScriptError(f"cannot read the script {args.script}: {exc.strerror}") from None
     steps = parse_script(text, CARD_NAMES)
+    if external is not None:
+        _check_modes(steps)
     runner = ScriptRunner(world, expect_timeout_s=args.expect_timeout, screens_dir=args.screens)
     failure = asyncio.run(runner.run(steps))
     if failure is not None:

@@ -5,7 +5,10 @@ Everything here is real except the hardware: the journal is a SQLite file, the h
 driver the Pi uses, and the display is luma's dummy device fed by the one renderer.
 
 There is one sandbox host, plain TCP, dialled by upstream.host: upstream.hosts and TLS are
-ignored here. Its modes (set_upstream): up, down, blackhole, dns-fail (the name stops resolving,
+ignored here. With `external` (`pitill sim --upstream HOST:PORT`, or a config whose [upstream]
+names another host) the terminal dials that real host instead, through a FaultProxy (sim/proxy.py)
+that makes the same faults on the real connection; its TLS settings are kept.
+The sandbox host's modes (set_upstream): up, down, blackhole, dns-fail (the name stops resolving,
 the host answers: a terminal that resolved it before rides it out on the remembered address),
 slow (every answer, echoes too, takes SLOW_ANSWER_S: DEGRADED SLOW) and failing (echoes answered,
 every transaction answered 91: the host is up but failing, OFFLINE RETRY after the threshold).
@@ -28,6 +31,7 @@ from pitill.eventlog import EventLog
 from pitill.journal.datadir import DataDirLock
 from pitill.sim.acquirer import AcquirerHost, ChaosPlan
 from pitill.sim.indicators import SimIndicators
+from pitill.sim.proxy import FaultProxy
 from pitill.sim.reader_emulator import TEST_CARDS, Format, ReaderEmulator, open_pty_pair
 from pitill.sim.resolver import SimResolver
 from pitill.sim.script import SLOW_ANSWER_S, UPSTREAM_MODES
@@ -59,6 +63,7 @@ class SimWorld:
         events: Path | None = None,
         *,
         lock: DataDirLock | None = None,
+        external: tuple[str, int] | None = None,
     ) -> None:
         self.config = config
         self.data_dir = data_dir
@@ -68,6 +73,8 @@ class SimWorld:
         self.indicators = SimIndicators()
         self.resolver = SimResolver({config.upstream.host: "127.0.0.1"})
         self.host = AcquirerHost(data_dir=data_dir, host="127.0.0.1", port=0)
+        # a host the simulator does not run (address, port), reached through a fault proxy
+        self.proxy = FaultProxy(*external) if external is not None else None
         self.upstream_mode = "up"
         self.emulator: ReaderEmulator | None = None
         self.terminal: Terminal | None = None
@@ -85,11 +92,17 @@ class SimWorld:
             raise
 
     async def _start(self) -> Terminal:
-        await self.host.start()
-        # The terminal dials the host's ephemeral port by the configured name, in plain TCP.
-        upstream = dataclasses.replace(
-            self.config.upstream, port=self.host.port, hosts=(), tls=False, tls_ca_file=""
-        )
+        if self.proxy is not None:
+            # The terminal dials the proxy by the configured name (TLS, if configured, passes
+            # through it untouched and is checked against that name).
+            await self.proxy.start()
+            upstream = dataclasses.replace(self.config.upstream, port=self.proxy.port, hosts=())
+        else:
+            await self.host.start()
+            # The terminal dials the host's ephemeral port by the configured name, in plain TCP.
+            upstream = dataclasses.replace(
+                self.config.upstream, port=self.host.port, hosts=(), tls=False, tls_ca_file=""
+            )
         config = dataclasses.replace(self.config, upstream=upstream)
 
         master_fd, slave_path = open_pty_pair()
@@ -112,11 +125,16 @@ class SimWorld:
         if mode not in UPSTREAM_MODES:
             known = ", ".join(UPSTREAM_MODES)
             raise ConfigError(f"upstream mode {mode!r} is unknown; modes: {known}")
-        previous, self.upstream_mode = self.upstream_mode, mode
-        self.resolver.set_failing(mode == "dns-fail")
-        self.host.set_mode(HOST_MODES.get(mode, "up"))
-        if mode in CHAOS_MODES or previous in CHAOS_MODES:  # leave others' fault plans alone
-            self.host.set_chaos(CHAOS_MODES.get(mode))
+        if self.proxy is not None:
+            self.proxy.set_mode(mode)  # refuses what only a host of our own can do
+            previous, self.upstream_mode = self.upstream_mode, mode
+            self.resolver.set_failing(mode == "dns-fail")
+        else:
+            previous, self.upstream_mode = self.upstream_mode, mode
+            self.resolver.set_failing(mode == "dns-fail")
+            self.host.set_mode(HOST_MODES.get(mode, "up"))
+            if mode in CHAOS_MODES or previous in CHAOS_MODES:  # leave others' fault plans
+                self.host.set_chaos(CHAOS_MODES.get(mode))
         if self.terminal is not None:
             self.terminal.event_log.write(self.terminal.now_s(), "upstream", mode=mode)
 
@@ -136,7 +154,10 @@ class SimWorld:
             await companion.close()
         if self.terminal is not None:
             await self.terminal.stop()
-        await self.host.close()
+        if self.proxy is not None:
+            await self.proxy.close()
+        else:
+            await self.host.close()
         if self.emulator is not None:
             self.emulator.close()
         if self._own_lock and self.lock is not None:

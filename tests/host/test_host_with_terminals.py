@@ -1,0 +1,104 @@
+"""Two simulated terminals and `pitill host serve`, all real processes on loopback: a top-up,
+sales that spend the balance, a decline for insufficient funds, an outage in which both
+terminals sell offline on the same card past its balance, the heal, and the host's books
+showing the debt, every message once."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pitill_cli import PITILL
+
+PAN = "4111111111111111"
+FAST = """
+[terminal]
+terminal_id = "{tid}"
+
+[upstream]
+request_timeout_s = 0.5
+probe_interval_s = 0.1
+probe_timeout_s = 0.3
+fail_threshold = 2
+recover_threshold = 1
+forward_retry_s = 0.05
+forward_retry_max_s = 0.3
+
+[timeouts]
+authorizing_s = 3.0
+"""
+
+
+def pitill(*args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*PITILL, *args], capture_output=True, text=True, timeout=timeout_s, check=False
+    )
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> Iterator[tuple[Path, int]]:
+    data = tmp_path / "host"
+    assert pitill("host", "account", "add", PAN, "--data-dir", str(data)).returncode == 0
+    process = subprocess.Popen(
+        [*PITILL, "host", "serve", "--data-dir", str(data), "--listen", "127.0.0.1:0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    assert "listening on" in line, line
+    try:
+        yield data, int(line.rsplit(":", 1)[1])
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def terminal(tmp_path: Path, tid: str, port: int, script: str) -> None:
+    config = tmp_path / f"{tid}.toml"
+    config.write_text(FAST.format(tid=tid), encoding="utf-8")
+    path = tmp_path / f"{tid}.pitill"
+    path.write_text(script, encoding="utf-8")
+    result = pitill(
+        "sim", "--config", str(config), "--upstream", f"127.0.0.1:{port}",
+        "--script", str(path), "--data-dir", str(tmp_path / tid), "--expect-timeout", "10",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def sale(amount_keys: str, outcome: str) -> str:
+    return f'press {amount_keys} OK\nswipe {PAN} 3012\nexpect screen "{outcome}"\npress OK\n'
+
+
+def test_two_terminals_an_outage_and_the_debt_settled_once(
+    tmp_path: Path, host: tuple[Path, int]
+) -> None:
+    data, port = host
+    assert "balance 20.00" in pitill("host", "account", "topup", PAN, "20", "--data-dir",
+                                     str(data)).stdout  # fmt: skip
+    terminal(tmp_path, "TERMA001", port, "expect link online\n" + sale("1 2 5 0", "APPROVED"))
+    terminal(tmp_path, "TERMB001", port, "expect link online\n" + sale("1 0 0 0", "INSUFFICIENT"))
+    outage = (
+        "expect link online\nupstream down\nexpect link offline\n"
+        + sale("5 0 0", "OFFLINE")
+        + "upstream up\nexpect link online\nexpect pending 0\n"
+    )
+    terminal(tmp_path, "TERMA001", port, outage)
+    terminal(tmp_path, "TERMB001", port, outage)
+    shown = json.loads(pitill("host", "account", "show", PAN, "--json", "--data-dir",
+                              str(data)).stdout)  # fmt: skip
+    assert (shown["balance_minor"], shown["debt_minor"]) == (-250, 250)
+    kinds = [(m["kind"], m["amount_minor"], m["flag"]) for m in reversed(shown["history"])]
+    assert kinds == [
+        ("topup", 2000, ""),
+        ("sale", -1250, ""),
+        ("offline_sale", -500, ""),
+        ("offline_sale", -500, "debt"),
+    ]
+    report = json.loads(pitill("host", "report", "--json", "--data-dir", str(data)).stdout)
+    assert report["debts_minor"] == 250 and report["losses"]["count"] == 0

@@ -1,0 +1,117 @@
+"""`pitill sim --upstream HOST:PORT`: the simulated terminal against a `pitill acquirer` started
+as a process of its own, the script's faults made on the real connection by the fault proxy;
+the acquirer's ledger then holds exactly what the terminal's journal says (pitill.sim.reconcile)."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pitill.sim.acquirer import LEDGER_NAME, read_ledger
+from pitill.sim.reconcile import read_journal, reconcile
+from pitill_cli import PITILL
+
+FAST = """[upstream]
+request_timeout_s = 0.5
+probe_interval_s = 0.1
+probe_timeout_s = 0.3
+fail_threshold = 2
+recover_threshold = 1
+forward_retry_s = 0.05
+forward_retry_max_s = 0.3
+"""
+SCRIPT = """expect link online
+press 1 2 5 0 OK
+swipe approved
+expect screen "APPROVED"
+press OK
+upstream down
+expect link offline
+press 3 0 0 OK
+swipe approved
+expect screen "OFFLINE"
+press OK
+upstream up
+expect link online
+upstream blackhole
+expect link offline
+press 4 0 0 OK
+swipe approved
+expect screen "OFFLINE"
+press OK
+upstream up
+expect link online
+expect pending 0
+"""
+
+
+@pytest.fixture
+def acquirer(tmp_path: Path) -> Iterator[tuple[Path, int]]:
+    data = tmp_path / "acquirer"
+    process = subprocess.Popen(
+        [*PITILL, "acquirer", "--data-dir", str(data), "--port", "0"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()  # "acquirer listening on 127.0.0.1:PORT mode up"
+    assert "listening on" in line, line
+    try:
+        yield data, int(line.split()[3].rsplit(":", 1)[1])
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def run(tmp_path: Path, port: int, script: str) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "fast.toml").write_text(FAST, encoding="utf-8")
+    (tmp_path / "s.pitill").write_text(script, encoding="utf-8")
+    return subprocess.run(
+        [*PITILL, "sim", "--config", str(tmp_path / "fast.toml"), "--upstream",
+         f"127.0.0.1:{port}", "--script", str(tmp_path / "s.pitill"), "--data-dir",
+         str(tmp_path / "terminal"), "--expect-timeout", "10"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def test_a_sale_outages_and_the_forward_against_a_separate_acquirer(
+    tmp_path: Path, acquirer: tuple[Path, int]
+) -> None:
+    data, port = acquirer
+    result = run(tmp_path, port, SCRIPT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not (tmp_path / "terminal" / LEDGER_NAME).exists()  # no sandbox host of its own
+    rows = read_journal(tmp_path / "terminal" / "journal.sqlite3")
+    ledger = read_ledger(data / LEDGER_NAME)
+    assert sorted(e["amount_minor"] for e in ledger if not e["duplicate"]) == [300, 400, 1250]
+    assert reconcile(rows, ledger, "PITILL01", settled=True).problems() == []
+
+
+def test_a_slow_host_through_the_proxy_is_degraded(
+    tmp_path: Path, acquirer: tuple[Path, int]
+) -> None:
+    script = "expect link online\nupstream slow\nexpect link degraded\nupstream up\n"
+    script += "expect link online\n"
+    (tmp_path / "s.pitill").write_text(script, encoding="utf-8")
+    _, port = acquirer
+    result = subprocess.run(
+        [*PITILL, "sim", "--upstream", f"127.0.0.1:{port}", "--script",
+         str(tmp_path / "s.pitill"), "--data-dir", str(tmp_path / "t"), "--expect-timeout", "10"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_fault_only_the_sandbox_host_can_make_is_refused_before_the_run(
+    tmp_path: Path, acquirer: tuple[Path, int]
+) -> None:
+    _, port = acquirer
+    result = run(tmp_path, port, "expect link online\nupstream failing\n")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "line 2: `upstream failing` needs the sandbox host" in result.stderr
+    assert not (tmp_path / "terminal" / "journal.sqlite3").exists()
