@@ -462,3 +462,13 @@ def test_importing_the_config_loads_no_driver_or_hardware_library(module: str) -
         check=True,
     )
     assert done.stdout.split() == []
+
+
+def test_reader_type_and_wedge_layout_are_checked() -> None:
+    assert (
+        config_from_dict({"reader": {"type": "usb-stripe", "layout": "de"}}).reader.layout == "de"
+    )
+    message = _one_line_error({"reader": {"type": "pn532"}})
+    assert message == "reader.type: must be one of 'serial-stripe', 'usb-stripe', got 'pn532'"
+    message = _one_line_error({"reader": {"type": "usb-stripe", "layout": "fr"}})
+    assert message == "reader.layout: must be one of 'us', 'de', got 'fr'"

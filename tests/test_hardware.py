@@ -76,6 +76,22 @@ def test_every_part_is_built_from_the_config_on_its_fake(reader_port: str) -> No
         hardware.close()  # idempotent
 
 
+def test_reader_type_usb_stripe_builds_the_evdev_stripe_reader(
+    factory: MockFactory, tmp_path: Any
+) -> None:
+    from pitill.drivers.evdev_stripe import UsbStripeReader
+
+    port = str(tmp_path / "*-event-kbd")  # nothing plugged in: it waits for one
+    config = fake_config(port, reader={"type": "usb-stripe", "layout": "de"})
+    hardware = build_hardware(config, pin_factory=factory)
+    try:
+        assert isinstance(hardware.reader, UsbStripeReader)
+        assert hardware.devices.reader is hardware.reader
+        assert f"reader {port}" in hardware.describe()
+    finally:
+        hardware.close()
+
+
 def test_disabled_parts_are_not_built_and_leave_their_pins_free(
     factory: MockFactory, reader_port: str
 ) -> None:

@@ -171,6 +171,8 @@ DisplayDriver = Literal["ssd1306", "sh1106", "ssd1309", "dummy"]
 DisplayInterface = Literal["i2c", "spi"]
 ReaderProtocol = Literal["framed", "lines"]
 READER_PROTOCOLS: tuple[ReaderProtocol, ...] = typing.get_args(ReaderProtocol)
+ReaderType = Literal["serial-stripe", "usb-stripe"]
+WedgeLayout = Literal["us", "de"]
 
 
 def check_pin_conflicts(uses: Iterable[PinUse]) -> None:
@@ -445,6 +447,11 @@ class ReaderConfig:
     port: str = "/dev/serial0"
     baudrate: int = 9600
     protocol: ReaderProtocol = "framed"
+    # Which reader: a serial stripe reader on `port`, or a USB keyboard-wedge stripe reader,
+    # `port` then being its evdev path or glob (/dev/input/by-id/...-event-kbd).
+    type: ReaderType = "serial-stripe"
+    layout: WedgeLayout = "us"  # usb-stripe: the keyboard layout the reader types for
+    grab: bool = True  # usb-stripe: keep its keystrokes from the console (EVIOCGRAB)
 
     def validate(self, at: str) -> None:
         if not self.port:

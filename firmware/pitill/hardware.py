@@ -33,6 +33,7 @@ from pitill.core.screens import Screen
 from pitill.core.types import Key
 from pitill.drivers.buttons import PhysicalButtons
 from pitill.drivers.evdev_keypad import UsbKeypad  # imports evdev only when one is built
+from pitill.drivers.evdev_stripe import UsbStripeReader  # the same
 from pitill.drivers.hwconfig import PIN_FACTORY_FIX, open_pin_factory
 from pitill.drivers.indicators import GpioIndicators
 from pitill.drivers.keypad_matrix import MatrixKeypad, MockKeypadWiring
@@ -164,7 +165,7 @@ class Hardware:
     pin_factory: Factory
     display: OledDisplay
     keeper: DisplayKeeper  # the display as the terminal sees it
-    reader: SerialCardReader
+    reader: SerialCardReader | UsbStripeReader
     indicators: GpioIndicators
     keypad: MatrixKeypad | None = None
     buttons: PhysicalButtons | None = None
@@ -304,11 +305,20 @@ def _build(
 
     # The reader opens its port on its own thread, and reopens it after an unplug: a missing
     # port at start is shown on screen and retried, not fatal.
-    reader = _open_part(
-        f"card reader ({config.reader.port})",
-        "check the [reader] section",
-        lambda: SerialCardReader(config.reader),
-    )
+    reader: SerialCardReader | UsbStripeReader
+    if config.reader.type == "usb-stripe":
+        reader = _open_part(
+            f"USB stripe reader ({config.reader.port})",
+            "a USB stripe reader needs the evdev package (pip install 'pitill[usb]', or "
+            "python3-evdev in a venv made with --system-site-packages)",
+            lambda: UsbStripeReader(config.reader),
+        )
+    else:
+        reader = _open_part(
+            f"card reader ({config.reader.port})",
+            "check the [reader] section",
+            lambda: SerialCardReader(config.reader),
+        )
     opened.append(reader.close)
 
     devices = Devices(display=keeper, indicators=indicators, key_sources=key_sources, reader=reader)

@@ -90,23 +90,31 @@ def _open_input_device(path: str) -> EventDevice:
     return InputDevice(path)
 
 
-class UsbKeypad:
-    """KeySource for a USB keypad; a thread attaches, reads, and reattaches after an unplug."""
+class EvdevThread:
+    """An evdev device read on a thread: found by path or glob, grabbed, reattached after unplug.
+
+    Subclasses say what they are (`what`, for messages) and handle each event in `_on_event`;
+    the thread only moves events, the handler only posts thread-safe results.
+    """
+
+    what = "input device"
+    grab_key = "grab"
 
     def __init__(
         self,
-        config: UsbKeypadConfig,
+        pattern: str,
         *,
-        open_device: Callable[[str], EventDevice] = _open_input_device,
-        status: StatusSink | None = None,
+        grab: bool,
+        poll_s: float,
+        open_device: Callable[[str], EventDevice],
+        status: StatusSink | None,
     ) -> None:
         from evdev import ecodes
 
         self._ev_key: int = ecodes.EV_KEY
-        self._keymap = usb_keymap(config)
-        self._pattern = config.device
-        self._grab = config.grab
-        self._poll_s = config.reconnect_poll_s
+        self._pattern = pattern
+        self._grab = grab
+        self._poll_s = poll_s
         self._open = open_device
         self._status = status
         self._last_status: tuple[bool, str] | None = None
@@ -115,12 +123,13 @@ class UsbKeypad:
         self._thread: threading.Thread | None = None
         self.connected = False
 
-    def start(self, post: KeySink) -> None:
+    def _on_event(self, event: InputEventLike) -> None:
+        raise NotImplementedError
+
+    def _start_thread(self, name: str) -> None:
         if self._thread is not None:
-            raise RuntimeError("UsbKeypad already started")
-        self._thread = threading.Thread(
-            target=self._run, args=(post,), name="pitill-usb-keypad", daemon=True
-        )
+            raise RuntimeError(f"{type(self).__name__} already started")
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def close(self) -> None:
@@ -144,34 +153,34 @@ class UsbKeypad:
         if self._status is not None:
             self._status(connected, detail)
 
-    def _run(self, post: KeySink) -> None:
+    def _run(self) -> None:
         while True:
             attached = self._attach()
             if attached is None:
                 return  # closing
             path, device = attached
             try:
-                gone = self._pump(device, post)
+                gone = self._pump(device)
             finally:
                 with contextlib.suppress(OSError):  # already gone with the hardware
                     device.close()
             if not gone:
                 return
-            self._report(False, f"USB keypad {path} unplugged: {gone}; waiting for it")
+            self._report(False, f"{self.what} {path} unplugged: {gone}; waiting for it")
             if self._stop.wait(self._poll_s):
                 return
 
     def _attach(self) -> tuple[str, EventDevice] | None:
-        """Poll until the keypad is found, opened and grabbed; None when closing."""
+        """Poll until the device is found, opened and grabbed; None when closing."""
         while not self._stop.is_set():
             path = find_device(self._pattern)
             if path is None:
-                problem = f"no USB keypad matches {self._pattern}: plug it in"
+                problem = f"no {self.what} matches {self._pattern}: plug it in"
             else:
                 try:
                     device = self._open(path)
                 except OSError as exc:
-                    problem = f"cannot open USB keypad {path}: {exc.strerror or exc}" + (
+                    problem = f"cannot open {self.what} {path}: {exc.strerror or exc}" + (
                         " (add the user to group input)" if exc.errno == 13 else ""
                     )
                 else:
@@ -181,18 +190,18 @@ class UsbKeypad:
                     except OSError as exc:
                         device.close()
                         problem = (
-                            f"cannot grab USB keypad {path}: {exc.strerror or exc}; another "
-                            "program holds it (stop it, or set usb_keypad.grab = false)"
+                            f"cannot grab {self.what} {path}: {exc.strerror or exc}; another "
+                            f"program holds it (stop it, or set {self.grab_key} = false)"
                         )
                     else:
-                        self._report(True, f"USB keypad {path} attached")
+                        self._report(True, f"{self.what} {path} attached")
                         return path, device
             self._report(False, problem)
             self._stop.wait(self._poll_s)
         return None
 
-    def _pump(self, device: EventDevice, post: KeySink) -> str:
-        """Post keys until the device goes away (returns why) or close() ("" returned)."""
+    def _pump(self, device: EventDevice) -> str:
+        """Handle events until the device goes away (returns why) or close() ("" returned)."""
         while True:
             try:
                 readable, _, _ = select.select([device.fd, self._wake_r], [], [])
@@ -209,7 +218,38 @@ class UsbKeypad:
             if not events:
                 return "end of file"
             for event in events:
-                if event.type == self._ev_key and event.value == KEY_DOWN:
-                    key = self._keymap.get(event.code)
-                    if key is not None:
-                        post(key)
+                self._on_event(event)
+
+
+class UsbKeypad(EvdevThread):
+    """KeySource for a USB keypad; a thread attaches, reads, and reattaches after an unplug."""
+
+    what = "USB keypad"
+    grab_key = "usb_keypad.grab"
+
+    def __init__(
+        self,
+        config: UsbKeypadConfig,
+        *,
+        open_device: Callable[[str], EventDevice] = _open_input_device,
+        status: StatusSink | None = None,
+    ) -> None:
+        super().__init__(
+            config.device,
+            grab=config.grab,
+            poll_s=config.reconnect_poll_s,
+            open_device=open_device,
+            status=status,
+        )
+        self._keymap = usb_keymap(config)
+        self._post: KeySink | None = None
+
+    def start(self, post: KeySink) -> None:
+        self._post = post
+        self._start_thread("pitill-usb-keypad")
+
+    def _on_event(self, event: InputEventLike) -> None:
+        if event.type == self._ev_key and event.value == KEY_DOWN:
+            key = self._keymap.get(event.code)
+            if key is not None and self._post is not None:
+                self._post(key)
