@@ -92,6 +92,26 @@ def test_reader_type_usb_stripe_builds_the_evdev_stripe_reader(
         hardware.close()
 
 
+def test_reader_type_pn532_builds_the_nfc_reader_with_its_meta_key(
+    factory: MockFactory, reader_port: str, tmp_path: Any
+) -> None:
+    from pitill.drivers.pn532_reader import Pn532Reader
+
+    key_file = tmp_path / "sun-meta.key"
+    key_file.write_text("000102030405060708090a0b0c0d0e0f\n", encoding="ascii")
+    config = fake_config(reader_port, reader={"type": "pn532", "sun_meta_key_file": str(key_file)})
+    hardware = build_hardware(config, pin_factory=factory)
+    try:
+        assert isinstance(hardware.reader, Pn532Reader)
+        assert hardware.reader._meta_key == bytes(range(16))
+    finally:
+        hardware.close()
+    key_file.write_text("0001", encoding="ascii")
+    with pytest.raises(HardwareError, match=r"sun_meta_key_file .*: holds 2 bytes"):
+        build_hardware(config, pin_factory=factory)
+    LED(17, pin_factory=factory).close()  # the parts opened before the reader were closed
+
+
 def test_disabled_parts_are_not_built_and_leave_their_pins_free(
     factory: MockFactory, reader_port: str
 ) -> None:

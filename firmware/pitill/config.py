@@ -171,7 +171,7 @@ DisplayDriver = Literal["ssd1306", "sh1106", "ssd1309", "dummy"]
 DisplayInterface = Literal["i2c", "spi"]
 ReaderProtocol = Literal["framed", "lines"]
 READER_PROTOCOLS: tuple[ReaderProtocol, ...] = typing.get_args(ReaderProtocol)
-ReaderType = Literal["serial-stripe", "usb-stripe"]
+ReaderType = Literal["serial-stripe", "usb-stripe", "pn532"]
 WedgeLayout = Literal["us", "de"]
 
 
@@ -447,11 +447,16 @@ class ReaderConfig:
     port: str = "/dev/serial0"
     baudrate: int = 9600
     protocol: ReaderProtocol = "framed"
-    # Which reader: a serial stripe reader on `port`, or a USB keyboard-wedge stripe reader,
-    # `port` then being its evdev path or glob (/dev/input/by-id/...-event-kbd).
+    # Which reader: a serial stripe reader on `port`; a USB keyboard-wedge stripe reader, `port`
+    # then being its evdev path or glob (/dev/input/by-id/...-event-kbd); or a PN532 NFC reader in
+    # HSU mode on the UART `port`.
     type: ReaderType = "serial-stripe"
     layout: WedgeLayout = "us"  # usb-stripe: the keyboard layout the reader types for
     grab: bool = True  # usb-stripe: keep its keystrokes from the console (EVIOCGRAB)
+    nfc_poll_s: float = 0.1  # pn532: time between two polls for a tag
+    # pn532: file with the program's SDM meta read key (32 hex digits) to read NTAG 424 DNA SUN
+    # messages; "" reads every tag by its UID only.
+    sun_meta_key_file: str = ""
 
     def validate(self, at: str) -> None:
         if not self.port:
@@ -695,7 +700,7 @@ BOUNDS: dict[type, dict[str, Bound]] = {
         "dim_after_s": _seconds(0.001, 86_400, special=((0, "never"),)),
         "dim_contrast": Bound(0, 255),
     },
-    ReaderConfig: {"baudrate": Bound(50, 4_000_000)},
+    ReaderConfig: {"baudrate": Bound(50, 4_000_000), "nfc_poll_s": _seconds(0.02, 2)},
     KeypadConfig: {
         "row_pins": PIN_FITTED,
         "col_pins": PIN_FITTED,

@@ -38,6 +38,7 @@ from pitill.drivers.hwconfig import PIN_FACTORY_FIX, open_pin_factory
 from pitill.drivers.indicators import GpioIndicators
 from pitill.drivers.keypad_matrix import MatrixKeypad, MockKeypadWiring
 from pitill.drivers.oled import OledDisplay
+from pitill.drivers.pn532_reader import Pn532Reader, load_meta_key
 from pitill.drivers.protocols import KeySink, KeySource
 from pitill.drivers.render import render
 from pitill.drivers.serial_reader import SerialCardReader
@@ -165,7 +166,7 @@ class Hardware:
     pin_factory: Factory
     display: OledDisplay
     keeper: DisplayKeeper  # the display as the terminal sees it
-    reader: SerialCardReader | UsbStripeReader
+    reader: SerialCardReader | UsbStripeReader | Pn532Reader
     indicators: GpioIndicators
     keypad: MatrixKeypad | None = None
     buttons: PhysicalButtons | None = None
@@ -305,8 +306,11 @@ def _build(
 
     # The reader opens its port on its own thread, and reopens it after an unplug: a missing
     # port at start is shown on screen and retried, not fatal.
-    reader: SerialCardReader | UsbStripeReader
-    if config.reader.type == "usb-stripe":
+    reader: SerialCardReader | UsbStripeReader | Pn532Reader
+    if config.reader.type == "pn532":
+        meta_key = load_meta_key(config.reader.sun_meta_key_file)  # HardwareError names the file
+        reader = Pn532Reader(config.reader, meta_key=meta_key)  # nfcpy is imported when it opens
+    elif config.reader.type == "usb-stripe":
         reader = _open_part(
             f"USB stripe reader ({config.reader.port})",
             "a USB stripe reader needs the evdev package (pip install 'pitill[usb]', or "

@@ -16,6 +16,8 @@ from pitill.card.sun import (
     make_sun,
     sdmmac,
     session_mac_key,
+    sun_from_url,
+    sun_url,
     verify_sun,
 )
 from pitill.errors import SunError
@@ -114,3 +116,13 @@ def test_sun_message_hex_round_trip_and_bad_text() -> None:
     assert SunMessage.from_hex(message.hex()) == message
     with pytest.raises(ValueError, match="hex digits"):
         SunMessage.from_hex("EF96")
+
+
+def test_sun_url_round_trip_and_urls_without_sun() -> None:
+    message = SunMessage(AN12196_PICC, AN12196_CMAC)
+    url = sun_url(message)
+    assert "picc_data=EF963FF7828658A599F3041510671E88&cmac=94EED9EE65337086" in url
+    assert sun_from_url(url) == message
+    assert sun_from_url("https://example.org/x") is None
+    assert sun_from_url("https://example.org/x?picc_data=zz&cmac=00") is None
+    assert sun_from_url("https://example.org/x?picc_data=00&cmac=00") is None  # wrong lengths

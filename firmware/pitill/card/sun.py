@@ -160,3 +160,25 @@ def verify_sun(meta_key: bytes, master_key: bytes, message: SunMessage) -> PiccD
 def counter_is_fresh(last_seen: int | None, counter: int) -> bool:
     """A SUN counter must only go up per card: equal or lower is a replay (a clone, a copy)."""
     return last_seen is None or counter > last_seen
+
+
+# The URL a pitill card mirrors (NDEF URI record): the SDM offsets point into its two parameters.
+SUN_URL_BASE = "https://pitill.invalid/sun"
+
+
+def sun_url(message: SunMessage, base: str = SUN_URL_BASE) -> str:
+    """The tag's NDEF URL with this SUN message mirrored into it, as an NTAG 424 DNA sends it."""
+    return f"{base}?picc_data={message.picc_data.hex().upper()}&cmac={message.sdmmac.hex().upper()}"
+
+
+def sun_from_url(url: str) -> SunMessage | None:
+    """The SUN message in a tag's URL (picc_data= and cmac=), or None when it carries none."""
+    _, _, query = url.partition("?")
+    fields = dict(part.partition("=")[::2] for part in query.split("&") if part)
+    picc, mac = fields.get("picc_data"), fields.get("cmac")
+    if picc is None or mac is None:
+        return None
+    try:
+        return SunMessage(bytes.fromhex(picc), bytes.fromhex(mac))
+    except ValueError:
+        return None
