@@ -468,7 +468,9 @@ def test_reader_type_and_wedge_layout_are_checked() -> None:
     assert (
         config_from_dict({"reader": {"type": "usb-stripe", "layout": "de"}}).reader.layout == "de"
     )
-    message = _one_line_error({"reader": {"type": "pn532"}})
-    assert message == "reader.type: must be one of 'serial-stripe', 'usb-stripe', got 'pn532'"
+    message = _one_line_error({"reader": {"type": "rc522"}})
+    assert message == (
+        "reader.type: must be one of 'serial-stripe', 'usb-stripe', 'pn532', got 'rc522'"
+    )
     message = _one_line_error({"reader": {"type": "usb-stripe", "layout": "fr"}})
     assert message == "reader.layout: must be one of 'us', 'de', got 'fr'"
