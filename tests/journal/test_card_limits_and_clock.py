@@ -13,9 +13,10 @@ from journal_helpers import card, offline_sale, online_sale
 
 from pitill.card.model import Card, SunMessage
 from pitill.core.txn import Txn
-from pitill.core.types import TxnStatus
+from pitill.core.types import TxnKind, TxnMode, TxnStatus
 from pitill.journal import dbfile
 from pitill.journal.listing import read_newest_wall, read_settings
+from pitill.journal.model import OwedRow
 from pitill.journal.seal import KEY_FILE_NAME, Sealer
 from pitill.journal.store import JOURNAL_FILE_NAME, MODE_SETTING, Journal
 from pitill.wallclock import to_utc
@@ -141,6 +142,28 @@ def test_a_schema_3_journal_is_migrated_and_its_pending_sales_keep_counting(
     assert journal.pending_count() == 2 and journal.next_seq() == 4
     journal.close()
     assert set(read_settings(data)) == {"newest_wall_utc"}  # saved at close; no mode chosen
+
+
+def test_salvaged_offline_sales_count_for_their_card(tmp_path: Path) -> None:
+    journal = Clocks().open(tmp_path)
+    owed = OwedRow(
+        seq=7,
+        kind=TxnKind.CARD,
+        mode=TxnMode.OFFLINE,
+        amount_minor=500,
+        currency="EUR",
+        status=TxnStatus.PENDING,
+        masked_pan=card(1).masked_pan,
+        stan=7,
+        local_datetime="270301110000",
+        response_code="Y3",
+        attempts=0,
+        created_at="2027-03-01T11:00:00",
+        card=card(1),
+    )
+    assert journal.adopt([owed], "journal.sqlite3.corrupt-1") == [(7, 1)]
+    assert journal.offline_sales_of_card(card(1).pan, window_s=DAY_S) == 1
+    journal.close()
 
 
 def test_settings_survive_a_restart(tmp_path: Path) -> None:

@@ -462,7 +462,7 @@ class Journal:
         and local date/time are kept (the host knows the sale by them); the card is sealed again
         under its new seq; a sale caught mid-authorization becomes a reversal."""
         taken: list[tuple[int, int]] = []
-        now = self._clock()
+        now = self._local_now()
         with self._write(f"salvage from {source}") as conn:
             (top,) = conn.execute("SELECT coalesce(max(seq), 0) FROM txns").fetchone()
             new_seq = int(top)
@@ -493,6 +493,7 @@ class Journal:
                     "response_code": row.response_code,
                     "attempts": row.attempts,
                     "sealed_card": sealed,
+                    "card_fp": self._fingerprint(row.card.identity) if row.card else None,
                     "created_at": row.created_at,
                     "created_runtime_s": self.runtime_s(),
                 }
