@@ -33,8 +33,10 @@ from pitill.core.effects import (
     RequestReport,
     SaveMode,
     SetLeds,
+    SetPin,
     Show,
     StartTimer,
+    VerifyPin,
 )
 from pitill.core.events import (
     AuthOutcome,
@@ -47,6 +49,8 @@ from pitill.core.events import (
     Event,
     KeyPressed,
     LinkChanged,
+    PinChecked,
+    PinSaved,
     ReaderChanged,
     RecordFailed,
     ReportReady,
@@ -70,6 +74,7 @@ from pitill.journal.seal import KEY_FILE_NAME, Sealer
 from pitill.journal.store import MODE_SETTING, Journal
 from pitill.logs import log_event
 from pitill.sdnotify import Notifier, run_watchdog
+from pitill.supervisor import PinGuard
 from pitill.upstream.client import UpstreamClient
 from pitill.upstream.monitor import LinkMonitor
 from pitill.upstream.resolver import Resolver
@@ -167,6 +172,7 @@ class Terminal:
         # Expiry is checked against the date the journal trusts (wallclock.py), not the clock.
         self.calendar_yymm = calendar_yymm or (lambda: expiry_yymm(journal.trusted_now()))
         self.clock_problem: str | None = None
+        self.pins = PinGuard(journal)
         self.state = TerminalState(settings=settings_from_config(config))
         self.screen: Screen | None = None
         self.image: Image.Image | None = None
@@ -314,6 +320,10 @@ class Terminal:
             self._spawn(self._report())
         elif isinstance(effect, SaveMode):
             self._save_mode(effect.mode)
+        elif isinstance(effect, VerifyPin):
+            self._spawn(self._verify_pin(effect.pin))
+        elif isinstance(effect, SetPin):
+            self._spawn(self._set_pin(effect.pin))
         elif isinstance(effect, OpenDrawer):
             self.drawer_opened += 1
             self.devices.indicators.open_drawer()
@@ -329,6 +339,35 @@ class Terminal:
             log_event(log, "mode_not_saved", level=logging.ERROR, mode=mode.value, error=str(exc))
         else:
             log_event(log, "mode_saved", mode=mode.value)
+
+    async def _verify_pin(self, pin: str) -> None:
+        """scrypt is slow on purpose: off the loop. The PIN itself is never logged."""
+        loop = asyncio.get_running_loop()
+        try:
+            verdict = await loop.run_in_executor(None, self.pins.verify, pin)
+        except StorageError as exc:  # the try could not be counted: do not open the menu
+            log_event(log, "pin_check_failed", level=logging.ERROR, error=str(exc))
+            self.dispatch(PinChecked(self.now_s(), ok=False))
+            return
+        level = logging.INFO if verdict.ok else logging.WARNING
+        log_event(log, "pin_checked", level=level, ok=verdict.ok, locked_for_s=verdict.locked_for_s)
+        self.event_log.write(
+            self.now_s(), "pin", ok=verdict.ok, locked_for_s=round(verdict.locked_for_s)
+        )
+        self.dispatch(
+            PinChecked(self.now_s(), verdict.ok, verdict.tries_left, verdict.locked_for_s)
+        )
+
+    async def _set_pin(self, pin: str) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, self.pins.set_pin, pin)
+        except StorageError as exc:
+            log_event(log, "pin_not_saved", level=logging.ERROR, error=str(exc))
+            self.dispatch(PinSaved(self.now_s(), saved=False))
+            return
+        log_event(log, "pin_saved")
+        self.dispatch(PinSaved(self.now_s(), saved=True))
 
     def saved_mode(self) -> OfflineMode | None:
         """The mode last chosen from the FN menu, if any (it wins over the config's)."""
@@ -616,6 +655,8 @@ class Terminal:
                 pending=self.journal.pending_count(),
                 notice=notice,
                 mode=self.saved_mode(),
+                pin_set=self.pins.is_set(),
+                pin_locked_for_s=self.pins.locked_for_s(),
             )
         )
         self.enqueue(self.backlog_event())

@@ -12,6 +12,7 @@ from pitill.drill.cli import add_parser as add_drill
 from pitill.errors import PitillError
 from pitill.host.cli import add_parser as add_host
 from pitill.runner_cli import add_parsers as add_run_and_doctor
+from pitill.supervisor import add_parser as add_pin
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -218,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_and_doctor(commands)
     add_drill(commands)
     add_host(commands)
+    add_pin(commands)
 
     diagram = commands.add_parser(
         "diagram",

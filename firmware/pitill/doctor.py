@@ -318,11 +318,30 @@ def check_offline_mode(data_dir: Path, config_mode: OfflineMode | None) -> Check
     return Check("offline mode", True, f"{label}, chosen from the FN menu ({configured})")
 
 
+def check_supervisor_pin(data_dir: Path) -> Check:
+    """The FN menu is guarded only once a PIN is set, and only if it is not one anyone tries."""
+    from pitill.journal.listing import read_settings
+    from pitill.journal.store import JOURNAL_FILE_NAME
+    from pitill.supervisor import pin_state
+
+    fix = f"pitill pin set --data-dir {data_dir} (with the terminal stopped)"
+    settings = read_settings(data_dir) if (data_dir / JOURNAL_FILE_NAME).exists() else {}
+    state = pin_state(settings)
+    if state == "unset":
+        detail = "not set: the first person to press FN at the counter chooses it"
+        return Check("supervisor PIN", False, detail, fix)
+    if state == "trivial":
+        detail = "a PIN anyone tries first (0000, 1234...): the FN menu is barely guarded"
+        return Check("supervisor PIN", False, detail, fix)
+    return Check("supervisor PIN", True, "set (stored as a salted scrypt hash)")
+
+
 def run_journal_checks(data_dir: Path, config_mode: OfflineMode | None) -> list[Check]:
     """The checks that read the data directory (read-only; no lock, no key needed)."""
     return [
         _guarded("clock", lambda: check_clock(data_dir)),
         _guarded("offline mode", lambda: check_offline_mode(data_dir, config_mode)),
+        _guarded("supervisor PIN", lambda: check_supervisor_pin(data_dir)),
     ]
 
 

@@ -18,6 +18,7 @@ from pitill.core.events import (
     Event,
     KeyPressed,
     LinkChanged,
+    PinChecked,
     ReaderChanged,
     RecordFailed,
     ReportReady,
@@ -37,7 +38,7 @@ def keys(*names: str) -> list[Event]:
 
 
 def run(events: Iterable[Event]) -> Screen:
-    state, _ = step(TerminalState(), Booted(0.0, next_seq=1))
+    state, _ = step(TerminalState(), Booted(0.0, next_seq=1, pin_set=True))
     for event in events:
         state, _ = step(state, event)
     return screen_for(state)
@@ -46,6 +47,8 @@ def run(events: Iterable[Event]) -> Screen:
 ONLINE = [LinkChanged(0.0, LinkStatus.ONLINE)]
 OFFLINE = [LinkChanged(0.0, LinkStatus.OFFLINE, "DNS")]
 SWIPE = [CardSwiped(0.0, CARD, TODAY)]
+# FN and the supervisor PIN, which the shell accepts (a PIN stored before: Booted said so).
+SUPERVISOR = [*keys("FN", "2", "5", "8", "0", "OK"), PinChecked(0.0, ok=True)]
 
 
 REPORT_LINES = (
@@ -93,11 +96,13 @@ def core_gallery() -> dict[str, Screen]:
         "storage_fault": run(
             [*ONLINE, *keys("1", "OK"), *SWIPE, RecordFailed(0.0, 1, "disk full")]
         ),
-        "menu": run([*ONLINE, *keys("FN")]),
+        "pin": run([*ONLINE, *keys("FN", "2", "5", "8")]),
+        "menu": run([*ONLINE, *SUPERVISOR]),
         "report": run(
             [
                 *ONLINE,
-                *keys("FN", "2"),
+                *SUPERVISOR,
+                *keys("2"),
                 ReportReady(0.0, REPORT_LINES),
             ]
         ),

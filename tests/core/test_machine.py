@@ -292,4 +292,4 @@ def test_fn_takes_cash_instead_of_a_card_online_too() -> None:
     sale = till.records()[-1].txn
     assert (sale.kind, sale.mode, sale.change_minor) == (TxnKind.CASH, TxnMode.ONLINE, 800)
     till.keys("OK", "FN")
-    assert till.state.phase is Phase.MENU  # FN in idle is still the menu
+    assert till.state.phase is Phase.PIN_ENTRY  # FN in idle is still the (guarded) menu

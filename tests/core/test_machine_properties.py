@@ -16,6 +16,8 @@ from pitill.core.events import (
     Event,
     KeyPressed,
     LinkChanged,
+    PinChecked,
+    PinSaved,
     TimerFired,
     TimerName,
 )
@@ -78,6 +80,22 @@ class TerminalMachine(RuleBasedStateMachine):
     def answer(self, outcome: AuthOutcome, code: str) -> None:
         seq = self.state.txn.seq if self.state.txn else 0
         self.feed(AuthResult(self.now_s, seq, outcome, code, "A1B2C3"))
+
+    @rule(
+        ok=st.booleans(),
+        locked_for_s=st.sampled_from([0.0, 60.0]),
+        saved=st.booleans(),
+        pin_saved=st.booleans(),
+    )
+    def pin_answer(self, ok: bool, locked_for_s: float, saved: bool, pin_saved: bool) -> None:
+        """The shell's verdict on a PIN (or on saving a new one), in any phase, late or not."""
+        before = self.state.phase
+        if pin_saved:
+            self.feed(PinSaved(self.now_s, saved))
+        else:
+            self.feed(PinChecked(self.now_s, ok and not locked_for_s, 3, locked_for_s))
+        if self.state.phase is Phase.MENU and before is not Phase.MENU:
+            assert before is Phase.PIN_CHECKING and (ok or saved)  # only a yes opens the menu
 
     @rule(delay_s=st.floats(min_value=0.0, max_value=200.0))
     def time_passes(self, delay_s: float) -> None:

@@ -139,7 +139,7 @@ def test_retry_later_answer_settles_the_stan_and_stands_in_offline(code: str) ->
 
 def test_fn_menu_switches_mode_and_shows_the_report() -> None:
     till = Till()
-    till.keys("FN")
+    till.open_menu()
     assert till.state.phase is Phase.MENU and "prefer online" in till.screen_text
     till.keys("1")
     assert till.state.mode is OfflineMode.REQUIRE_ONLINE and "require online" in till.screen_text
@@ -159,7 +159,7 @@ def test_fn_menu_switches_mode_and_shows_the_report() -> None:
 
 def test_a_mode_chosen_from_the_menu_is_saved_and_wins_at_the_next_boot() -> None:
     till = Till()
-    effects = [*till.feed(KeyPressed(0.0, Key.FN)), *till.feed(KeyPressed(0.0, Key.D1))]
+    effects = [*till.open_menu(), *till.feed(KeyPressed(0.0, Key.D1))]
     assert SaveMode(OfflineMode.REQUIRE_ONLINE) in effects
     assert effects.index(SaveMode(OfflineMode.REQUIRE_ONLINE)) < effects.index(
         next(e for e in effects if isinstance(e, Show) and "require online" in e.screen.text())

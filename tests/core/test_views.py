@@ -60,7 +60,8 @@ def test_header_and_body_agree_about_the_link(
 
 def test_the_report_pages_say_there_is_more() -> None:
     till = Till()
-    till.keys("FN", "2")
+    till.open_menu()
+    till.keys("2")
     till.feed(ReportReady(0.0, REPORT))
     first = screen(till)
     assert first.title == "1/2 OK: next" and first.lines == REPORT[:3]
@@ -73,7 +74,8 @@ def test_the_report_pages_say_there_is_more() -> None:
 
 def test_a_short_report_is_one_page_without_paging() -> None:
     till = Till()
-    till.keys("FN", "2")
+    till.open_menu()
+    till.keys("2")
     till.feed(ReportReady(0.0, REPORT[:3]))
     assert screen(till).title == "REPORT"
     till.keys("OK")
@@ -82,9 +84,12 @@ def test_a_short_report_is_one_page_without_paging() -> None:
 
 def test_a_second_report_starts_on_its_first_page() -> None:
     till = Till()
-    till.keys("FN", "2")
+    till.open_menu()
+    till.keys("2")
     till.feed(ReportReady(0.0, REPORT))
-    till.keys("OK", "CANCEL", "FN", "2")
+    till.keys("OK", "CANCEL")
+    till.open_menu()
+    till.keys("2")
     till.feed(ReportReady(0.0, REPORT))
     assert screen(till).title == "1/2 OK: next"
 

@@ -179,3 +179,21 @@ def test_a_missing_script_is_named_without_a_traceback(tmp_path: Path) -> None:
     result = run_script(str(tmp_path / "nope.pitill"), tmp_path / "data")
     assert result.returncode == 2
     assert "cannot read the script" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_pin_lock_survives_a_restart(tmp_path: Path) -> None:
+    data, events_file = tmp_path / "data", tmp_path / "ev1.jsonl"
+    first = run_script("pin_lock_part1.pitill", data, "--events", str(events_file))
+    assert first.returncode == 0, first.stdout + first.stderr
+    second = run_script("pin_lock_part2.pitill", data)
+    assert second.returncode == 0, second.stdout + second.stderr
+    events = [json.loads(line) for line in events_file.read_text().splitlines()]
+    checks = [(e["ok"], e["locked_for_s"]) for e in events if e["event"] == "pin"]
+    assert checks == [(False, 0)] * 4 + [(False, 60)]
+    locked_at = next(i for i, e in enumerate(events) if e.get("locked_for_s"))
+    beeps = [e["pattern"] for e in events[locked_at:] if e["event"] == "beep"]
+    assert beeps[0] == "alert"  # the lock beeps
+    # The PIN is in no file the terminal wrote: the journal holds only its salted hash.
+    for path in [*data.iterdir(), events_file]:
+        if path.is_file():
+            assert b"97531864" not in path.read_bytes(), path

@@ -152,7 +152,8 @@ def sim_script(writer: ScriptWriter) -> str:
         writer.offline_sale()
     writer.cash_sale()
     writer.emit("upstream up", "expect link online", "expect pending 0")
-    writer.emit("press FN 2", "press OK OK OK")  # the report on screen
+    # The report on screen, behind a new supervisor PIN (keyed twice; shown as asterisks).
+    writer.emit("press FN 2 5 8 0 OK 2 5 8 0 OK", "expect state MENU", "press 2", "press OK OK OK")
     return writer.text()
 
 

@@ -90,6 +90,7 @@ class FaultScript:
 
     writer: ScriptWriter
     sales: list[Marked] = field(default_factory=list)
+    pin_set: bool = False  # the script has set the supervisor PIN (the first FN asks for one)
 
     def sale(self, kind: str, at: int, errno: str) -> None:
         """One sale of `kind` (within the floor limit when a card) with its marker comment."""
@@ -124,10 +125,18 @@ class FaultScript:
         w.emit("expect pending 0")
 
     def force_offline(self, on: bool) -> None:
-        """FN, then 1 cycles the mode: prefer online -> require online -> force offline."""
-        keys, mode = ("FN 1 1", "force offline") if on else ("FN 1", "prefer online")
+        """FN and the supervisor PIN (a new one, keyed twice, the first time), then 1 cycles the
+        mode: prefer online -> require online -> force offline."""
+        pin = "press FN 2 5 8 0 OK" + ("" if self.pin_set else " 2 5 8 0 OK")
+        self.pin_set = True
+        keys, mode = ("1 1", "force offline") if on else ("1", "prefer online")
         self.writer.emit(
-            f"press {keys}", f'expect screen "{mode}"', "press OK", "expect state IDLE"
+            pin,
+            "expect state MENU",
+            f"press {keys}",
+            f'expect screen "{mode}"',
+            "press OK",
+            "expect state IDLE",
         )
 
 

@@ -6,7 +6,7 @@ if a Record fails, the shell executes nothing after it and feeds RecordFailed ba
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pitill.core.events import TimerName
 from pitill.core.screens import Screen
@@ -68,6 +68,31 @@ class SaveMode:
     mode: OfflineMode
 
 
+@dataclass(frozen=True)
+class VerifyPin:
+    """Check the keyed PIN against the stored hash (slow on purpose: off the loop); the answer
+    comes back as PinChecked. The digits never appear in a repr, a log or the event file."""
+
+    pin: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class SetPin:
+    """Store a new supervisor PIN (as a salted hash); the answer comes back as PinSaved."""
+
+    pin: str = field(repr=False)
+
+
 Effect = (
-    Show | Beep | SetLeds | Record | Authorize | OpenDrawer | StartTimer | RequestReport | SaveMode
+    Show
+    | Beep
+    | SetLeds
+    | Record
+    | Authorize
+    | OpenDrawer
+    | StartTimer
+    | RequestReport
+    | SaveMode
+    | VerifyPin
+    | SetPin
 )

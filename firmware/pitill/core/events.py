@@ -18,6 +18,8 @@ class Booted:
     pending: int = 0
     notice: str = ""  # what the shell found at boot that the cashier should know
     mode: OfflineMode | None = None  # chosen from the FN menu before (wins over the config's)
+    pin_set: bool = False  # a supervisor PIN is stored (else the first FN asks for a new one)
+    pin_locked_for_s: float = 0.0  # wrong tries before the restart still lock the menu this long
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,25 @@ class RecordFailed:
     reason: str
 
 
+@dataclass(frozen=True)
+class PinChecked:
+    """The shell's verdict on a keyed PIN (VerifyPin). After too many wrong tries the menu is
+    locked for `locked_for_s` (the shell counts the tries and keeps the lock across restarts)."""
+
+    now_s: float
+    ok: bool
+    tries_left: int = 0
+    locked_for_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class PinSaved:
+    """The shell stored a new PIN (SetPin), or could not."""
+
+    now_s: float
+    saved: bool
+
+
 class TimerName(StrEnum):
     PHASE = "phase"  # the timeout of the current waiting step
 
@@ -143,4 +164,6 @@ Event = (
     | ReportReady
     | RecordFailed
     | TimerFired
+    | PinChecked
+    | PinSaved
 )

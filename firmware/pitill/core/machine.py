@@ -16,6 +16,9 @@ Rules of the table (read these before changing it):
    appends Show after the handler's effects whenever it changed. So a Record that makes a sale
    durable always comes before the screen or beep that tells the customer it succeeded.
 6. Money is integer minor units; keyed digits shift in from the right (1 2 5 0 -> 12.50).
+7. The FN menu (mode, report, and every supervisor power) opens only through PIN_ENTRY ->
+   PIN_CHECKING -> MENU. The core never checks a PIN: it asks the shell (VerifyPin) and obeys the
+   answer (PinChecked), including how long the menu stays locked; selling and cash never need it.
 """
 
 from __future__ import annotations
@@ -35,8 +38,10 @@ from pitill.core.effects import (
     RequestReport,
     SaveMode,
     SetLeds,
+    SetPin,
     Show,
     StartTimer,
+    VerifyPin,
 )
 from pitill.core.events import (
     AuthOutcome,
@@ -49,6 +54,8 @@ from pitill.core.events import (
     Event,
     KeyPressed,
     LinkChanged,
+    PinChecked,
+    PinSaved,
     ReaderChanged,
     RecordFailed,
     ReportReady,
@@ -59,10 +66,13 @@ from pitill.core.responses import OFFLINE_APPROVED, OFFLINE_DECLINED, ResponseCl
 from pitill.core.state import Phase, Sale, TerminalState
 from pitill.core.txn import Txn
 from pitill.core.types import (
+    PIN_MAX_DIGITS,
+    PIN_MIN_DIGITS,
     BeepPattern,
     Key,
     LinkStatus,
     OfflineMode,
+    PinPurpose,
     TxnKind,
     TxnMode,
     TxnStatus,
@@ -94,6 +104,8 @@ class Trigger(StrEnum):
     READER = "reader"
     RECORD_FAILED = "record_failed"
     REPORT_READY = "report_ready"
+    PIN_CHECKED = "pin_checked"
+    PIN_SAVED = "pin_saved"
 
 
 _KEY_TRIGGERS = {Key.OK: Trigger.OK, Key.CLEAR: Trigger.CLEAR, Key.CANCEL: Trigger.CANCEL}
@@ -110,6 +122,8 @@ _EVENT_TRIGGERS: dict[type, Trigger] = {
     ReaderChanged: Trigger.READER,
     RecordFailed: Trigger.RECORD_FAILED,
     ReportReady: Trigger.REPORT_READY,
+    PinChecked: Trigger.PIN_CHECKED,
+    PinSaved: Trigger.PIN_SAVED,
 }
 
 
@@ -175,6 +189,8 @@ _PHASE_TIMEOUT_S: dict[Phase, Callable[[TerminalState], float]] = {
     Phase.STORAGE_FAULT: lambda s: s.settings.timeouts.storage_fault_s,
     Phase.MENU: lambda s: s.settings.timeouts.menu_s,
     Phase.REPORT: lambda s: s.settings.timeouts.menu_s,
+    Phase.PIN_ENTRY: lambda s: s.settings.timeouts.menu_s,
+    Phase.PIN_CHECKING: lambda s: s.settings.timeouts.menu_s,
 }
 
 
@@ -190,8 +206,8 @@ def enter(state: TerminalState, phase: Phase, *effects: Effect, **changes: objec
 
 
 def to_idle(state: TerminalState, notice: str = "") -> Result:
-    """Back to idle; the sale's record is dropped with everything in it."""
-    return enter(state, Phase.IDLE, notice=notice, sale=None)
+    """Back to idle; the sale's record is dropped with everything in it (and any PIN keyed)."""
+    return enter(state, Phase.IDLE, notice=notice, sale=None, pin_entry="", pin_first="")
 
 
 def refuse(notice: str) -> Handler:
@@ -273,6 +289,20 @@ def on_record_failed(state: TerminalState, event: Event) -> Result:
     return enter(state, Phase.STORAGE_FAULT, Beep(BeepPattern.ERROR), OpenDrawer(), card=None)
 
 
+def pin_answer_late(state: TerminalState, event: Event) -> Result:
+    """A PIN verdict after the cashier left the PIN screen: only the lock it reports counts."""
+    assert isinstance(event, PinChecked)
+    if event.locked_for_s > 0:
+        locked = state.but(pin_locked_until_s=event.now_s + event.locked_for_s)
+        return locked, (Beep(BeepPattern.ALERT),)
+    return state, ()
+
+
+def pin_saved_late(state: TerminalState, event: Event) -> Result:
+    assert isinstance(event, PinSaved)
+    return state.but(pin_set=state.pin_set or event.saved), ()
+
+
 COMMON_ROWS: dict[Trigger, Handler] = {
     Trigger.LINK: on_link,
     Trigger.BACKLOG: on_backlog,
@@ -281,6 +311,8 @@ COMMON_ROWS: dict[Trigger, Handler] = {
     Trigger.RECORD_FAILED: on_record_failed,
     Trigger.AUTH_RESULT: ignore,  # a late answer for a sale already resolved (it was reversed)
     Trigger.REPORT_READY: ignore,  # the cashier left the report before it was ready
+    Trigger.PIN_CHECKED: pin_answer_late,  # the cashier left the PIN screen meanwhile
+    Trigger.PIN_SAVED: pin_saved_late,
 }
 
 
@@ -291,7 +323,13 @@ COMMON_ROWS: dict[Trigger, Handler] = {
 def on_booted(state: TerminalState, event: Event) -> Result:
     assert isinstance(event, Booted)
     mode = event.mode or state.settings.mode  # a mode chosen from the menu outlives a restart
-    state = state.but(next_seq=event.next_seq, pending=event.pending, mode=mode)
+    state = state.but(
+        next_seq=event.next_seq,
+        pending=event.pending,
+        mode=mode,
+        pin_set=event.pin_set,
+        pin_locked_until_s=event.now_s + event.pin_locked_for_s if event.pin_locked_for_s else 0.0,
+    )
     new_state, effects = to_idle(state, notice=event.notice)
     green, red = leds(new_state)
     return new_state, (SetLeds(green=green, red=red), *effects)
@@ -567,9 +605,100 @@ def tender_ok(state: TerminalState, event: Event) -> Result:
 _MODES = tuple(OfflineMode)
 
 
-@leads_to(Phase.MENU)
+@leads_to(Phase.PIN_ENTRY)
 def open_menu(state: TerminalState, event: Event) -> Result:
-    return enter(state, Phase.MENU, Beep(BeepPattern.CLICK))
+    """FN in idle: the supervisor PIN first (a new one while none is stored)."""
+    assert isinstance(event, KeyPressed)
+    locked_s = state.pin_locked_until_s - event.now_s
+    if locked_s > 0:
+        return state.but(notice=lock_notice(locked_s)), (Beep(BeepPattern.ERROR),)
+    purpose = PinPurpose.UNLOCK if state.pin_set else PinPurpose.NEW
+    return enter(
+        state,
+        Phase.PIN_ENTRY,
+        Beep(BeepPattern.CLICK),
+        pin_purpose=purpose,
+        pin_entry="",
+        pin_first="",
+    )
+
+
+def lock_notice(locked_s: float) -> str:
+    minutes = -(-int(locked_s) // 60)  # rounded up: never "0 min" while still locked
+    return f"Menu locked {minutes} min"
+
+
+# --- the supervisor PIN --------------------------------------------------------------------------
+
+
+@leads_to(Phase.PIN_ENTRY)
+def pin_digit(state: TerminalState, event: Event) -> Result:
+    if len(state.pin_entry) >= PIN_MAX_DIGITS:
+        return state.but(notice=f"At most {PIN_MAX_DIGITS} digits"), (Beep(BeepPattern.ERROR),)
+    entry = state.pin_entry + str(digit_of(event))
+    return enter(state, Phase.PIN_ENTRY, Beep(BeepPattern.CLICK), pin_entry=entry)
+
+
+@leads_to(Phase.PIN_ENTRY)
+def pin_clear(state: TerminalState, event: Event) -> Result:
+    return enter(state, Phase.PIN_ENTRY, Beep(BeepPattern.CLICK), pin_entry=state.pin_entry[:-1])
+
+
+@leads_to(Phase.PIN_ENTRY, Phase.PIN_CHECKING)
+def pin_ok(state: TerminalState, event: Event) -> Result:
+    entry = state.pin_entry
+    if len(entry) < PIN_MIN_DIGITS:
+        notice = f"{PIN_MIN_DIGITS} to {PIN_MAX_DIGITS} digits"
+        return state.but(notice=notice), (Beep(BeepPattern.ERROR),)
+    if state.pin_purpose is PinPurpose.UNLOCK:
+        return enter(state, Phase.PIN_CHECKING, VerifyPin(entry), pin_entry="")
+    if state.pin_purpose is PinPurpose.NEW:
+        return enter(
+            state,
+            Phase.PIN_ENTRY,
+            Beep(BeepPattern.CLICK),
+            pin_purpose=PinPurpose.CONFIRM,
+            pin_first=entry,
+            pin_entry="",
+        )
+    if entry != state.pin_first:
+        return enter(
+            state,
+            Phase.PIN_ENTRY,
+            Beep(BeepPattern.ERROR),
+            pin_purpose=PinPurpose.NEW,
+            pin_first="",
+            pin_entry="",
+            notice="PINs differ: again",
+        )
+    return enter(state, Phase.PIN_CHECKING, SetPin(entry), pin_entry="", pin_first="")
+
+
+@leads_to(Phase.MENU, Phase.PIN_ENTRY, Phase.IDLE)
+def pin_checked(state: TerminalState, event: Event) -> Result:
+    assert isinstance(event, PinChecked)
+    if event.ok:
+        return enter(state, Phase.MENU, Beep(BeepPattern.CLICK), pin_locked_until_s=0.0)
+    if event.locked_for_s > 0:
+        new_state, effects = to_idle(state, notice=lock_notice(event.locked_for_s))
+        locked = new_state.but(pin_locked_until_s=event.now_s + event.locked_for_s)
+        return locked, (Beep(BeepPattern.ALERT), *effects)
+    return enter(
+        state,
+        Phase.PIN_ENTRY,
+        Beep(BeepPattern.ERROR),
+        pin_purpose=PinPurpose.UNLOCK,
+        notice=f"Wrong PIN: {event.tries_left} left",
+    )
+
+
+@leads_to(Phase.MENU, Phase.IDLE)
+def pin_saved(state: TerminalState, event: Event) -> Result:
+    assert isinstance(event, PinSaved)
+    if event.saved:
+        return enter(state, Phase.MENU, Beep(BeepPattern.APPROVE), pin_set=True, notice="PIN saved")
+    new_state, effects = to_idle(state, notice="PIN NOT saved")
+    return new_state, (Beep(BeepPattern.ERROR), *effects)
 
 
 @leads_to(Phase.MENU, Phase.REPORT)
@@ -705,6 +834,29 @@ _ROWS: dict[Phase, dict[Trigger, Handler]] = {
         Trigger.CARD: _NO_CARD_WANTED,
         Trigger.CARD_UNREADABLE: ignore,
         Trigger.TIMEOUT: done,
+    },
+    Phase.PIN_ENTRY: {
+        Trigger.DIGIT: pin_digit,
+        Trigger.OK: pin_ok,
+        Trigger.CLEAR: pin_clear,
+        Trigger.CANCEL: cancel,
+        Trigger.FN: done,
+        Trigger.CARD: _NO_CARD_WANTED,
+        Trigger.CARD_UNREADABLE: ignore,
+        Trigger.TIMEOUT: done,
+    },
+    Phase.PIN_CHECKING: {
+        # The verdict comes back as PinChecked/PinSaved; CANCEL leaves (a late one is noted).
+        Trigger.DIGIT: _PLEASE_WAIT,
+        Trigger.OK: _PLEASE_WAIT,
+        Trigger.CLEAR: _PLEASE_WAIT,
+        Trigger.CANCEL: cancel,
+        Trigger.FN: _PLEASE_WAIT,
+        Trigger.CARD: _NO_CARD_WANTED,
+        Trigger.CARD_UNREADABLE: ignore,
+        Trigger.TIMEOUT: done,
+        Trigger.PIN_CHECKED: pin_checked,
+        Trigger.PIN_SAVED: pin_saved,
     },
     Phase.REPORT: {
         Trigger.DIGIT: _NOT_NOW,

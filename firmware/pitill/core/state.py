@@ -12,7 +12,7 @@ from enum import StrEnum
 
 from pitill.card.model import Card
 from pitill.core.txn import Txn
-from pitill.core.types import LinkStatus, OfflineMode
+from pitill.core.types import LinkStatus, OfflineMode, PinPurpose
 from pitill.errors import TransitionError
 
 
@@ -33,6 +33,8 @@ class Phase(StrEnum):
     STORAGE_FAULT = "STORAGE_FAULT"  # the journal could not make a write durable
     MENU = "MENU"  # FN: mode and report
     REPORT = "REPORT"  # the reconciliation report on screen
+    PIN_ENTRY = "PIN_ENTRY"  # FN: the supervisor PIN, keyed as asterisks, guards the menu
+    PIN_CHECKING = "PIN_CHECKING"  # the shell checks (or saves) the PIN off the loop
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,13 @@ class TerminalState:
     notice: str = ""  # a one-line message for the cashier, cleared by the next action
     clock_wrong: bool = False  # the wall clock is obviously wrong: shown until it is right
     timer_token: int = 0  # the PHASE timer that counts; older TimerFired are stale
+    # The supervisor PIN: the core never sees its hash, only what the shell tells it (Booted,
+    # PinChecked). The digits being keyed stay out of every repr.
+    pin_set: bool = False
+    pin_purpose: PinPurpose = PinPurpose.UNLOCK
+    pin_entry: str = field(default="", repr=False)
+    pin_first: str = field(default="", repr=False)  # a new PIN, until it is keyed again
+    pin_locked_until_s: float = 0.0  # now_s until which the menu is locked after wrong tries
 
     def but(self, **changes: object) -> TerminalState:
         """A copy with `changes`; the fields of Sale go into the sale in progress, and changing

@@ -97,6 +97,19 @@ class TxnStatus(StrEnum):
     VOIDED = "VOIDED"
 
 
+# The supervisor PIN's length (keyed on the keypad; the shell refuses others at `pitill pin set`).
+PIN_MIN_DIGITS = 4
+PIN_MAX_DIGITS = 8
+
+
+class PinPurpose(StrEnum):
+    """What the digits keyed on the PIN screen are for."""
+
+    UNLOCK = "unlock"  # the supervisor opens the FN menu
+    NEW = "new"  # no PIN yet: the first supervisor sets one
+    CONFIRM = "confirm"  # the new PIN once more
+
+
 class BeepPattern(StrEnum):
     CLICK = "click"
     APPROVE = "approve"

@@ -9,7 +9,14 @@ from __future__ import annotations
 from pitill.core.responses import APPROVED, screen_text
 from pitill.core.screens import Emphasis, Screen, StatusBar
 from pitill.core.state import Phase, TerminalState
-from pitill.core.types import LinkStatus, OfflineMode, format_amount
+from pitill.core.types import (
+    PIN_MAX_DIGITS,
+    PIN_MIN_DIGITS,
+    LinkStatus,
+    OfflineMode,
+    PinPurpose,
+    format_amount,
+)
 
 CLOCK_WRONG_LINE = "CLOCK WRONG: set time"  # `pitill doctor` says what is wrong with it
 
@@ -37,6 +44,11 @@ OFFLINE_CAUSES = {
 CHECKING_LINK = "Checking host link..."
 CLEAR_HINT = "CLEAR = back 1 digit"
 REPORT_PAGE_LINES = 3
+PIN_TITLES = {
+    PinPurpose.UNLOCK: "PIN",
+    PinPurpose.NEW: "NEW PIN",
+    PinPurpose.CONFIRM: "PIN AGAIN",
+}
 
 
 def report_page_count(state: TerminalState) -> int:
@@ -124,6 +136,14 @@ def _content(state: TerminalState) -> tuple[str, tuple[str, ...], Emphasis]:
             (f"1 Mode: {state.mode.label}", "2 Report", "CANCEL to leave"),
             (Emphasis.NORMAL),
         )
+    if phase is Phase.PIN_ENTRY:
+        stars = "*" * len(state.pin_entry) or "_"  # the digits themselves are never drawn
+        unlock = state.pin_purpose is PinPurpose.UNLOCK
+        second = "Supervisor only" if unlock else f"{PIN_MIN_DIGITS}-{PIN_MAX_DIGITS} digits"
+        lines = (stars, second, "OK=go CANCEL=leave")
+        return PIN_TITLES[state.pin_purpose], lines, Emphasis.NORMAL
+    if phase is Phase.PIN_CHECKING:
+        return "CHECKING PIN", ("Please wait",), Emphasis.NORMAL
     if phase is Phase.REPORT:
         first = state.report_page * REPORT_PAGE_LINES
         page_lines = state.report_lines[first : first + REPORT_PAGE_LINES]
