@@ -7,7 +7,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from pitill_cli import PITILL
 
 from pitill.journal.listing import read_settings
 from pitill.journal.seal import KEY_FILE_NAME, Sealer
@@ -21,6 +20,7 @@ from pitill.supervisor import (
     pin_matches,
     pin_state,
 )
+from pitill_cli import PITILL
 
 
 class Mono:
