@@ -347,14 +347,14 @@ class Terminal:
             verdict = await loop.run_in_executor(None, self.pins.verify, pin)
         except StorageError as exc:  # the try could not be counted: do not open the menu
             log_event(log, "pin_check_failed", level=logging.ERROR, error=str(exc))
-            self.dispatch(PinChecked(self.now_s(), ok=False))
+            self.enqueue(PinChecked(self.now_s(), ok=False))
             return
         level = logging.INFO if verdict.ok else logging.WARNING
         log_event(log, "pin_checked", level=level, ok=verdict.ok, locked_for_s=verdict.locked_for_s)
         self.event_log.write(
             self.now_s(), "pin", ok=verdict.ok, locked_for_s=round(verdict.locked_for_s)
         )
-        self.dispatch(
+        self.enqueue(
             PinChecked(self.now_s(), verdict.ok, verdict.tries_left, verdict.locked_for_s)
         )
 
@@ -364,10 +364,10 @@ class Terminal:
             await loop.run_in_executor(None, self.pins.set_pin, pin)
         except StorageError as exc:
             log_event(log, "pin_not_saved", level=logging.ERROR, error=str(exc))
-            self.dispatch(PinSaved(self.now_s(), saved=False))
+            self.enqueue(PinSaved(self.now_s(), saved=False))
             return
         log_event(log, "pin_saved")
-        self.dispatch(PinSaved(self.now_s(), saved=True))
+        self.enqueue(PinSaved(self.now_s(), saved=True))
 
     def saved_mode(self) -> OfflineMode | None:
         """The mode last chosen from the FN menu, if any (it wins over the config's)."""

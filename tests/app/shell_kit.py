@@ -238,6 +238,14 @@ class ShellRig:
             key = Key.parse(name)
             self.on_loop(lambda: self.terminal.dispatch_key(key))  # noqa: B023 (run at once)
 
+    def open_menu(self, pin: str = "2580") -> bool:
+        """FN and the supervisor PIN (a new one keyed twice while none is set): the shell
+        checks or saves it in a thread, so wait for the menu."""
+        digits = list(pin)
+        again = [] if self.terminal.state.pin_set else [*digits, "OK"]
+        self.keys("FN", *digits, "OK", *again)
+        return self.settle_until(lambda: self.phase is Phase.MENU)
+
     def swipe(self, card: Card = GOOD) -> None:
         self.terminal.card(card)  # through call_soon_threadsafe, as the reader thread does
         self.settle()
