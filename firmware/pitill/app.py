@@ -354,9 +354,7 @@ class Terminal:
         self.event_log.write(
             self.now_s(), "pin", ok=verdict.ok, locked_for_s=round(verdict.locked_for_s)
         )
-        self.enqueue(
-            PinChecked(self.now_s(), verdict.ok, verdict.tries_left, verdict.locked_for_s)
-        )
+        self.enqueue(PinChecked(self.now_s(), verdict.ok, verdict.tries_left, verdict.locked_for_s))
 
     async def _set_pin(self, pin: str) -> None:
         loop = asyncio.get_running_loop()
