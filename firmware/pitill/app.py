@@ -67,7 +67,7 @@ from pitill.drivers.protocols import CardReader, Display, Indicators, KeySource
 from pitill.errors import ReentryError, StorageError, UpstreamError, UpstreamTimeout
 from pitill.eventlog import EventLog
 from pitill.journal.datadir import check_journal_present, note_journal_opened
-from pitill.journal.forwarder import Forwarder, ForwardFailure, ForwardReport
+from pitill.journal.forwarder import AdviceSender, Forwarder, ForwardFailure, ForwardReport
 from pitill.journal.model import ForwardItem, ForwardKind, JournalRow
 from pitill.journal.report import read_report
 from pitill.journal.seal import KEY_FILE_NAME, Sealer
@@ -76,6 +76,7 @@ from pitill.logs import log_event
 from pitill.sdnotify import Notifier, run_watchdog
 from pitill.supervisor import PinGuard
 from pitill.upstream.client import UpstreamClient
+from pitill.upstream.messages import AuthAnswer
 from pitill.upstream.monitor import LinkMonitor
 from pitill.upstream.resolver import Resolver
 from pitill.upstream.resolver_cache import RESOLVED_HOSTS_NAME, CachingResolver
@@ -96,6 +97,22 @@ class TimerHandle(Protocol):
 
 # call_later(delay_s, callback) -> handle: the loop's by default, a fake clock's in tests.
 CallLater = Callable[[float, Callable[[], None]], TimerHandle]
+
+
+class AuthClient(AdviceSender, Protocol):
+    """The upstream client as the Terminal uses it (UpstreamClient; a fake in tests)."""
+
+    async def authorize(
+        self, txn: Txn, local_datetime: str, timeout_s: float | None = None
+    ) -> AuthAnswer: ...
+
+    async def close(self) -> None: ...
+
+
+class Monitor(Protocol):
+    """The link monitor as the Terminal uses it: a task that reports through on_link_change."""
+
+    async def run(self) -> None: ...
 
 
 def settings_from_config(config: Config) -> Settings:
@@ -151,8 +168,8 @@ class Terminal:
         config: Config,
         devices: Devices,
         journal: Journal,
-        client: UpstreamClient,
-        monitor: LinkMonitor,
+        client: AuthClient,
+        monitor: Monitor,
         forwarder: Forwarder,
         *,
         event_log: EventLog | None = None,
@@ -248,8 +265,6 @@ class Terminal:
         self._queue.append(event)
         if not self._draining:
             self.drain()
-
-    dispatch = enqueue  # the older name, kept for callers outside the shell
 
     def drain(self) -> None:
         """Take the queued events one at a time. Raises ReentryError when called from inside a

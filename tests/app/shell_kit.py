@@ -174,9 +174,9 @@ class ShellRig:
         self.clock = FakeClock()
         self.config = config or Config()
         self.upstream = FakeUpstream()
-        self.journal = FullDiskJournal.open(
-            data_dir, Sealer.load_or_create(data_dir / KEY_FILE_NAME)
-        )
+        journal = FullDiskJournal.open(data_dir, Sealer.load_or_create(data_dir / KEY_FILE_NAME))
+        assert isinstance(journal, FullDiskJournal)
+        self.journal = journal
         self.indicators = SimIndicators()
         self.display = DummyDisplay()
         terminal: Terminal
@@ -190,8 +190,8 @@ class ShellRig:
             self.config,
             Devices(display=self.display, indicators=self.indicators),
             self.journal,
-            self.upstream,  # type: ignore[arg-type]
-            QuietMonitor(),  # type: ignore[arg-type]
+            self.upstream,
+            QuietMonitor(),
             self.forwarder,
             calendar_yymm=lambda: TODAY,
             monotonic=self.clock.monotonic,

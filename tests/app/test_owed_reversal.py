@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from shell_kit import ShellRig
 
+from pitill.core.screens import Screen
 from pitill.core.state import Phase
 from pitill.core.types import LinkStatus, TxnStatus
 
@@ -100,11 +101,12 @@ def test_a_reversal_the_disk_takes_is_written_before_the_fault_screen(rig: Shell
     rig.keys("1", "0", "0", "0", "OK")
     rig.swipe()
     at_fault_screen: list[TxnStatus | None] = []
-    rig.terminal.screen_listeners.append(
-        lambda screen, image: (
-            screen.title == "STORAGE FAULT" and at_fault_screen.append(rig.status_of(1))
-        )
-    )
+
+    def note(screen: Screen, image: object) -> None:
+        if screen.title == "STORAGE FAULT":
+            at_fault_screen.append(rig.status_of(1))
+
+    rig.terminal.screen_listeners.append(note)
     rig.journal.fail_in = 1  # only the APPROVED write fails
     rig.answer(1, "approve")
     assert at_fault_screen[0] is TxnStatus.REVERSAL_PENDING and not rig.terminal.owed
