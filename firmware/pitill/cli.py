@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pitill import __version__
+from pitill.cliargs import OneLineParser, number
+from pitill.config import Bound
 from pitill.drill.cli import add_parser as add_drill
 from pitill.errors import PitillError
 from pitill.host.cli import add_parser as add_host
@@ -66,7 +70,7 @@ def _data_dir_argument(parser: argparse.ArgumentParser, help_text: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser: argparse.ArgumentParser = OneLineParser(
         prog="pitill",
         description="pitill: a Raspberry Pi payment terminal that keeps selling through outages.",
         epilog="Start with `pitill sim` (no hardware needed). `pitill COMMAND --help` for more.",
@@ -101,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--screens", type=Path, help="write a PNG of each distinct screen to DIR")
     sim.add_argument(
         "--expect-timeout",
-        type=float,
+        type=number(Bound(0.01, 3600, "s")),
         default=5.0,
         metavar="S",
         help="how long an `expect` waits for its condition (default 5 s)",
@@ -213,7 +217,12 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     _data_dir_argument(acquirer, "where the ledger is kept")
-    acquirer.add_argument("--port", type=int, default=8583, help="TCP port on 127.0.0.1")
+    acquirer.add_argument(
+        "--port",
+        type=number(Bound(0, 65535), integer=True),
+        default=8583,
+        help="TCP port on 127.0.0.1 (0 picks a free one)",
+    )
     acquirer.set_defaults(handler=_acquirer)
 
     add_run_and_doctor(commands)
@@ -231,16 +240,67 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    handler: Handler = args.handler
+    """Run one command; whatever goes wrong ends in one line on stderr and a non-zero exit.
+
+    Output into a pipe whose reader is gone (`pitill journal list | head -1`) ends quietly with
+    141 (128 + SIGPIPE), as every Unix filter does: the reader has what it wanted.
+    """
     try:
+        try:
+            return _run(argv)
+        finally:  # also after --help: a closed pipe shows here, not in the interpreter's exit
+            sys.stdout.flush()
+    except BrokenPipeError:
+        _detach_stdout()
+        return 141
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    command = ""
+    try:
+        args = build_parser().parse_args(argv)
+        command = args.command
+        handler: Handler = args.handler
         return handler(args)
     except PitillError as exc:
-        print(f"pitill: {exc}", file=sys.stderr)
+        _say(str(exc))
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        if exc.filename is not None:
+            _say(f"{exc.filename}: {(exc.strerror or str(exc)).lower()}; check the path")
+        else:
+            _say(f"{exc.strerror or exc}")
+        return 1
+    except Exception as exc:
+        if os.environ.get("PITILL_TRACEBACK"):
+            raise
+        if command == "run":  # the service: journald keeps the traceback for the bug report
+            logging.getLogger("pitill").critical("uncaught_exception", exc_info=True)
+        _say(
+            f"unexpected {type(exc).__name__}: {exc} (a bug: please report it with the "
+            "command; PITILL_TRACEBACK=1 shows where it happened)"
+        )
+        return 70
+
+
+def _say(message: str) -> None:
+    """One line on stderr, whatever the message holds."""
+    print("pitill: " + " ".join(message.splitlines()), file=sys.stderr)
+
+
+def _detach_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    finally:
+        os.close(devnull)
 
 
 if __name__ == "__main__":

@@ -8,18 +8,14 @@ import json
 import sys
 from pathlib import Path
 
+from pitill.cliargs import number
+from pitill.config import Bound
 from pitill.drill.timeline import BUILT_IN, DEFAULT_TIMELINE
 from pitill.errors import ConfigError
 
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
+SPEED = Bound(1, 100_000)  # simulated seconds per real second
+BUSY = Bound(0.001, 1000)
+SEED = Bound(0, 2**63 - 1)
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -52,7 +48,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     drill.add_argument(
         "--speed",
-        type=_positive,
+        type=number(SPEED),
         metavar="X",
         help="simulated seconds per real second (default: the timeline in about a minute)",
     )
@@ -66,11 +62,15 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     drill.add_argument("--report", type=Path, metavar="FILE", help="write the report as JSON")
     drill.add_argument("--plot", type=Path, metavar="FILE", help="draw the timeline as a PNG")
     drill.add_argument(
-        "--seed", type=int, default=1, metavar="N", help="the shop's and the faults' seed (1)"
+        "--seed",
+        type=number(SEED, integer=True),
+        default=1,
+        metavar="N",
+        help="the shop's and the faults' seed (1)",
     )
     drill.add_argument(
         "--busy",
-        type=_positive,
+        type=number(BUSY),
         default=1.0,
         metavar="FACTOR",
         help="multiply the shop's customer rate (default 1: a small all-night corner shop)",
@@ -93,6 +93,7 @@ def run_command(args: argparse.Namespace) -> int:
 
     configure_logging(level="WARNING", stream=sys.stderr)
     timeline = load_timeline(args.timeline)
+    config = load_config(args.config)
     base = ShopProfile()
     if not all(rate * args.busy <= 3600 for rate in base.hourly_customers):
         raise ConfigError(f"--busy {args.busy:g}: more than one customer a second is not a shop")
@@ -104,7 +105,7 @@ def run_command(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         speed=args.speed,
         seed=args.seed,
-        config=load_config(args.config),
+        config=config,
         profile=profile,
     )
     print(

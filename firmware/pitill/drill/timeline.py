@@ -44,6 +44,7 @@ from typing import Any
 from pitill.core.types import LinkStatus
 from pitill.errors import ConfigError
 from pitill.sim.script import SLOW_ANSWER_S
+from pitill.textfile import read_text
 
 MODES = ("up", "down", "blackhole", "dns-fail")
 MODE_REASONS = {"down": "REFUSED", "blackhole": "TIMEOUT", "dns-fail": "DNS"}  # as the screen says
@@ -341,7 +342,7 @@ def load_timeline(name_or_path: str) -> Timeline:
             f"timeline {name_or_path!r} is neither a built-in ({known}) nor a file; "
             "pass a name or the path of a .toml or .json timeline"
         )
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path, "timeline file", ConfigError)
     try:
         if path.suffix == ".json":
             raw = json.loads(text)

@@ -55,7 +55,7 @@ from pitill.core.responses import (
     ResponseClass,
     classify,
 )
-from pitill.errors import ConfigError, ProtocolError
+from pitill.errors import ConfigError, DataDirError, PitillError, ProtocolError
 from pitill.upstream.connect import close_stream
 from pitill.upstream.framing import MAX_FRAME, frame, read_frame
 from pitill.upstream.messages import (
@@ -264,10 +264,17 @@ class _Ledger:
         self._file: TextIO | None = None
 
     def open(self) -> list[dict[str, Any]]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._drop_torn_tail()
-        entries = read_ledger(self.path)
-        self._file = self.path.open("a", encoding="utf-8")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._drop_torn_tail()
+            entries = read_ledger(self.path)
+            self._file = self.path.open("a", encoding="utf-8")
+        except OSError as exc:
+            reason = (exc.strerror or str(exc)).lower()
+            raise DataDirError(
+                f"the host's ledger {self.path} cannot be opened: {reason}; check the data "
+                "directory and that this user may write there"
+            ) from None
         return entries
 
     def append(self, entry: dict[str, Any]) -> None:
@@ -638,7 +645,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _parser().error(f"--today must be YYMM, got {args.today!r}")
     try:
         asyncio.run(_run(args))
-    except ConfigError as exc:
+    except PitillError as exc:
         print(f"acquirer: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:

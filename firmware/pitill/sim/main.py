@@ -17,6 +17,7 @@ from pitill.sim.resolver import SIM_HOST
 from pitill.sim.runner import ScriptRunner, report_failure
 from pitill.sim.script import UPSTREAM_MODES, Step, Upstream, parse_script
 from pitill.sim.world import CARD_NAMES, SimWorld
+from pitill.textfile import path_text, read_text
 
 
 def _add_mirror(world: SimWorld, address: str) -> None:
@@ -96,20 +97,35 @@ def _check_modes(steps: list[Step]) -> None:
 
 
 def run_sim(args: argparse.Namespace) -> int:
+    # Every input is checked before anything is written: config, options, then the script.
     config = load_config(args.config)
     external = external_upstream(getattr(args, "upstream", None), config)
-    world = SimWorld(config, args.data_dir, events=args.events, external=external)
     web = getattr(args, "web", None)
     no_tui = getattr(args, "no_tui", False)
     if no_tui and (web is None or args.script is not None):
         raise ConfigError("--no-tui runs the terminal driven from its web page: give --web ADDR")
+    steps = None
+    if args.script is not None:
+        text = read_text(
+            args.script,
+            "script",
+            ScriptError,
+            missing_hint="check the path (tests/scenarios/ has examples)",
+        )
+        try:
+            steps = parse_script(text, CARD_NAMES)
+            if external is not None:
+                _check_modes(steps)
+        except ScriptError as exc:
+            raise ScriptError(f"script {path_text(args.script)}, {exc}") from None
+    world = SimWorld(config, args.data_dir, events=args.events, external=external)
     if web is not None:
         _add_mirror(world, web)
     if no_tui:
         configure_logging(level="WARNING", stream=sys.stderr)
         asyncio.run(_serve_until_stopped(world))
         return 0
-    if args.script is None:
+    if steps is None:
         from pitill.sim.tui import SimUI
 
         # The panel owns the terminal: the log goes to a file beside the journal instead.
@@ -119,13 +135,6 @@ def run_sim(args: argparse.Namespace) -> int:
             asyncio.run(SimUI(world).run())
         return 0
     configure_logging(level="WARNING", stream=sys.stderr)
-    try:
-        text = args.script.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ScriptError(f"cannot read the script {args.script}: {exc.strerror}") from None
-    steps = parse_script(text, CARD_NAMES)
-    if external is not None:
-        _check_modes(steps)
     runner = ScriptRunner(world, expect_timeout_s=args.expect_timeout, screens_dir=args.screens)
     failure = asyncio.run(runner.run(steps))
     if failure is not None:

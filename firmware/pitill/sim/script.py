@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pitill.core.state import Phase
 from pitill.core.types import Key
 from pitill.errors import ScriptError
+from pitill.logs import redact_pans
 
 UPSTREAM_MODES = ("up", "down", "blackhole", "dns-fail", "slow", "failing")
 # What "slow" means everywhere (the sim's mode, the drill's slow share, the benchmarks): every
@@ -90,14 +91,15 @@ def parse_script(text: str, card_names: tuple[str, ...] = ()) -> list[Step]:
         try:
             words = shlex.split(raw, comments=True)
         except ValueError as exc:
-            raise ScriptError(f"line {line_no}: {exc}: {raw.strip()!r}") from None
+            raise ScriptError(f"line {line_no}: {exc}: {redact_pans(raw.strip())!r}") from None
         if not words:
             continue
         try:
             command = _parse_words(words, card_names)
         except ValueError as exc:
-            raise ScriptError(f"line {line_no}: {exc}: {raw.strip()!r}") from None
-        steps.append(Step(line_no, raw.strip(), command))
+            raise ScriptError(f"line {line_no}: {exc}: {redact_pans(raw.strip())!r}") from None
+        # The text is what reports and the events file quote: never a full card number.
+        steps.append(Step(line_no, redact_pans(raw.strip()), command))
     return steps
 
 
@@ -135,10 +137,10 @@ def _parse_swipe(args: list[str], card_names: tuple[str, ...]) -> Command:
         names = ", ".join(card_names) or "none"
         raise ValueError(f"swipe takes PAN and YYMM, or a test card name ({names})")
     pan, expiry = args
-    if not pan.isdigit() or not 12 <= len(pan) <= 19:
-        raise ValueError("the PAN must be 12 to 19 digits")
-    if not (len(expiry) == 4 and expiry.isdigit()):
-        raise ValueError("the expiry must be YYMM, four digits")
+    if not _digits(pan) or not 12 <= len(pan) <= 19:
+        raise ValueError("the PAN must be 12 to 19 digits 0-9")
+    if not (len(expiry) == 4 and _digits(expiry)):
+        raise ValueError("the expiry must be YYMM, four digits 0-9")
     return Swipe(pan, expiry, fmt)
 
 
@@ -163,8 +165,13 @@ def _parse_expect(args: list[str]) -> Expect:
             raise ValueError(f"expect clock takes {', '.join(CLOCK_WORDS)}")
         return Expect(subject, value.lower())
     if subject in COUNT_SUBJECTS:
-        if not value.isdigit():
+        if not _digits(value):
             raise ValueError(f"expect {subject} takes a whole number")
         return Expect(subject, value)
     known = ", ".join(("screen", "link", "state", "clock", *COUNT_SUBJECTS))
     raise ValueError(f"unknown expectation {subject!r}; known: {known}")
+
+
+def _digits(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also takes other scripts' digits (and superscripts)."""
+    return text.isascii() and text.isdigit()
