@@ -380,7 +380,9 @@ def test_pitill_doctor_lists_every_config_problem_one_line_each(tmp_path: Path) 
         "FAIL  config: upstream.probe_timeout_s: must be 0.01..120 s, got nan",
         "FAIL  config: display.contrast: must be 0..255, got 999",
     ]
-    fix = f"      fix: correct it in {path}; hw/pitill.example.toml lists every key with its default"
+    fix = f"      fix: correct it in {path}; hw/pitill.example.toml lists every key with its " + (
+        "default"
+    )
     assert lines[lines.index("FAIL  config: display.contrast: must be 0..255, got 999") + 1] == fix
     assert lines[-1].endswith("problem(s) found")
     run = _run("run", "--config", str(path), "--data-dir", str(tmp_path / "d"))
