@@ -302,6 +302,10 @@ class UpstreamConfig:
     hosts: tuple[str, ...] = ()
     tls: bool = False  # TLS on the upstream connection; the certificate must match the name
     tls_ca_file: str = ""  # PEM CA certificates to trust; "" = the system's CAs
+    # Mutual TLS: this terminal's certificate and key (PEM), as `pitill host terminal add` issues
+    # them; both or neither.
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
     cache_resolved: bool = True  # remember resolved addresses (DATA_DIR/resolved-hosts.json)
     request_fail_threshold: int = 3  # real requests failing or answered 91/96 in a row: OFFLINE
     failing_hold_s: float = 10.0  # ...for this long, though echoes answer; then one tries again
@@ -345,10 +349,16 @@ class UpstreamConfig:
                 f"{at}.host: must be a host name or address without spaces, got {_shown(self.host)}"
             )
         self._validate_hosts(at)
-        if self.tls_ca_file and not self.tls:
+        for key in ("tls_ca_file", "tls_cert_file", "tls_key_file"):
+            if getattr(self, key) and not self.tls:
+                raise ConfigError(
+                    f"{at}.{key}: set to {getattr(self, key)!r} while {at}.tls is false; "
+                    f"set tls = true (or remove {key})"
+                )
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
             raise ConfigError(
-                f"{at}.tls_ca_file: set to {self.tls_ca_file!r} while {at}.tls is false; "
-                "set tls = true (or remove tls_ca_file)"
+                f"{at}.tls_cert_file and {at}.tls_key_file: give both (the terminal's "
+                "certificate and its key) or neither"
             )
 
     def _validate_hosts(self, at: str) -> None:

@@ -28,6 +28,8 @@ EXAMPLES = """examples:
   pitill host account show 6280001234567891 --json
   pitill host account block 6280001234567891
   pitill host account replace 6280001234567891 uid:04A1B2C3D4E5F6
+  pitill host terminal add till-1 --out till-1 --host host.example --port 8583
+  pitill host serve --data-dir host-data --listen 0.0.0.0:8583 --tls --tls-name host.example
   pitill host report --json"""
 
 
@@ -77,7 +79,56 @@ def add_parser(commands: Commands) -> None:
         metavar="ADDR",
         help="HOST:PORT to listen on (default 127.0.0.1:8583; 0 as the port picks a free one)",
     )
+    serve.add_argument(
+        "--tls",
+        action="store_true",
+        help="mutual TLS: only terminals enrolled with `pitill host terminal add` get in",
+    )
+    serve.add_argument(
+        "--tls-name",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a name or address terminals dial this host by, for its certificate (repeat it; "
+        "default: localhost, 127.0.0.1 and the --listen address)",
+    )
     serve.set_defaults(handler=_serve)
+
+    terminal = sub.add_parser(
+        "terminal",
+        help="enroll a terminal (its certificate and config), list or revoke them",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    tacts = terminal.add_subparsers(dest="terminal_command", metavar="ACTION", required=True)
+    enroll = with_dir(
+        tacts.add_parser(
+            "add",
+            help="issue a terminal's certificate and write DIR/terminal.toml for it",
+            description=(
+                "Issue the terminal NAME a client certificate from the program's CA and write it, "
+                "its key, the CA and a terminal.toml holding [terminal] terminal_id and the "
+                "[upstream] section (address, TLS files) to --out DIR; `pitill run --config "
+                "DIR/terminal.toml` and `pitill sim --config DIR/terminal.toml` take it as it is. "
+                "Adding NAME again issues a new certificate and the old one stops working."
+            ),
+        )
+    )
+    enroll.add_argument("name", metavar="NAME", help="e.g. till-1")
+    enroll.add_argument("--out", type=Path, required=True, metavar="DIR")
+    enroll.add_argument(
+        "--id", default=None, help="its terminal id (8 characters; default: from NAME)"
+    )
+    enroll.add_argument(
+        "--host", default="127.0.0.1", help="the name or address it dials (default 127.0.0.1)"
+    )
+    enroll.add_argument("--port", type=int, default=8583, help="the port (default 8583)")
+    enroll.set_defaults(handler=_terminal_add)
+    listing = with_dir(tacts.add_parser("list", help="the enrolled terminals"))
+    listing.set_defaults(handler=_terminal_list)
+    revoke = with_dir(tacts.add_parser("revoke", help="refuse this terminal from now on"))
+    revoke.add_argument("terminal_id", metavar="ID")
+    revoke.set_defaults(handler=_terminal_revoke)
 
     account = sub.add_parser(
         "account",
@@ -226,16 +277,93 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def terminal_id_for(name: str, given: str | None) -> str:
+    """ISO 8583 field 41: eight printable ASCII characters."""
+    if given is not None:
+        if len(given) != 8 or not given.isascii() or not given.isprintable():
+            raise ConfigError(f"--id {given!r}: a terminal id is 8 printable ASCII characters")
+        return given
+    letters = "".join(c for c in name.upper() if c.isascii() and c.isalnum())[:8]
+    if not letters:
+        raise ConfigError(f"terminal {name!r}: no letters or digits to make an id; give --id")
+    return letters.ljust(8, "0")
+
+
+def _terminal_add(args: argparse.Namespace) -> int:
+    from pitill.host.pki import ProgramCA
+
+    terminal_id = terminal_id_for(args.name, args.id)
+    if not 1 <= args.port <= 65535:
+        raise ConfigError(f"--port {args.port}: must be 1..65535")
+    ca = ProgramCA(args.data_dir)
+    issued = ca.issue_terminal(terminal_id)
+    out = args.out.resolve()
+    try:
+        out.mkdir(mode=0o700, parents=True, exist_ok=True)
+        (out / "ca.pem").write_bytes(ca.cert_path.read_bytes())
+        (out / "terminal.pem").write_bytes(issued.cert_pem)
+        with (out / "terminal-key.pem").open("wb") as key_file:
+            (out / "terminal-key.pem").chmod(0o600)
+            key_file.write(issued.key_pem)
+        (out / "terminal.toml").write_text(
+            f"# pitill host terminal add {args.name}: the config `pitill run --config` and "
+            "`pitill sim --config` take as it is\n"
+            f'[terminal]\nterminal_id = "{terminal_id}"\n\n'
+            f'[upstream]\nhost = "{args.host}"\nport = {args.port}\ntls = true\n'
+            f'tls_ca_file = "{out / "ca.pem"}"\ntls_cert_file = "{out / "terminal.pem"}"\n'
+            f'tls_key_file = "{out / "terminal-key.pem"}"\n',
+            encoding="utf-8",
+        )
+    except OSError as exc:
+        raise ConfigError(f"--out {args.out}: cannot write there ({exc.strerror})") from None
+    store = _store(args)
+    try:
+        store.enroll(terminal_id, args.name, issued.fingerprint)
+    finally:
+        store.close()
+    print(f"terminal {args.name} enrolled as {terminal_id}; its config: {out / 'terminal.toml'}")
+    return 0
+
+
+def _terminal_list(args: argparse.Namespace) -> int:
+    store = _store(args)
+    try:
+        for t in store.terminals():
+            seen = f"last seen {t.last_seen_at} STAN {t.last_stan}" if t.last_seen_at else "unseen"
+            print(f"{t.terminal_id}  {t.name:16} {t.status:8} enrolled {t.enrolled_at}  {seen}")
+    finally:
+        store.close()
+    return 0
+
+
+def _terminal_revoke(args: argparse.Namespace) -> int:
+    store = _store(args)
+    try:
+        store.revoke(args.terminal_id)
+    finally:
+        store.close()
+    print(f"terminal {args.terminal_id} revoked: its certificate is refused from now on")
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
-    from pitill.host.server import HostServer
+    from pitill.host.server import HostServer, server_context
     from pitill.web.bind import parse_bind
 
     bind = parse_bind(args.listen, what="--listen")
     configure_logging(level="INFO", stream=sys.stderr)
+    tls = None
+    if args.tls:
+        from pitill.host.pki import ProgramCA
+
+        ca = ProgramCA(args.data_dir)
+        names = args.tls_name or ["localhost", "127.0.0.1", bind.host]
+        cert, key = ca.server_files([n for n in names if n not in ("0.0.0.0", "::")])
+        tls = server_context(cert, key, ca.cert_path)
     store = _store(args)
 
     async def main() -> None:
-        server = HostServer(store, bind.host, bind.port)
+        server = HostServer(store, bind.host, bind.port, tls=tls)
         await server.start()
         print(f"pitill host: listening on {bind.host}:{server.port}", flush=True)
         log_event(log_host, "host_listening", host=bind.host, port=server.port)

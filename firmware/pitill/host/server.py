@@ -1,5 +1,10 @@
 """`pitill host serve`: the program's host on TCP, ISO 8583 with the 2-byte length prefix.
 
+With `tls` (a context from `server_context`) every terminal must present a certificate the
+program's CA issued: one without is refused in the handshake; one whose terminal was revoked (or
+re-enrolled with a new certificate) is closed at once; and a message whose field 41 is not the
+certificate's terminal id is answered 58 (not permitted to this terminal) and changes nothing.
+
 Each connection reads frames, answers each request in order, and never waits on another
 connection: the store's work runs on one worker thread (SQLite takes one writer at a time, and
 its BEGIN IMMEDIATE makes concurrent sales on one card, from any connection or host process,
@@ -12,17 +17,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from pitill.core.responses import APPROVED, FORMAT_ERROR, SYSTEM_MALFUNCTION
 from pitill.errors import PitillError, ProtocolError, StorageError
 from pitill.host.authorize import Answer, authorize
+from pitill.host.pki import fingerprint_of, peer_terminal_id
 from pitill.host.store import HostStore
 from pitill.logs import log_event
 from pitill.upstream.connect import close_stream
 from pitill.upstream.framing import frame, read_frame
 from pitill.upstream.messages import (
+    ECHO_REQUEST,
     Message,
     build_response,
     decode,
@@ -34,6 +43,16 @@ from pitill.upstream.messages import (
 log = logging.getLogger("pitill.host")
 
 BALANCE_FIELD = "54"
+NOT_PERMITTED_TO_TERMINAL = "58"
+
+
+def server_context(cert_file: Path, key_file: Path, ca_file: Path) -> ssl.SSLContext:
+    """TLS 1.2+ with the host's certificate, requiring a client certificate from the CA."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(ca_file))
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.load_cert_chain(str(cert_file), str(key_file))
+    return context
 
 
 def balance_field(balance_minor: int, currency_numeric: str) -> str:
@@ -46,8 +65,15 @@ def balance_field(balance_minor: int, currency_numeric: str) -> str:
 class HostServer:
     """Listens on host:port and answers every pitill terminal that connects."""
 
-    def __init__(self, store: HostStore, host: str = "127.0.0.1", port: int = 8583) -> None:
+    def __init__(
+        self,
+        store: HostStore,
+        host: str = "127.0.0.1",
+        port: int = 8583,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.store = store
+        self.tls = tls
         self.host = host
         self.port = port
         self.counts: Counter[str] = Counter()
@@ -56,7 +82,12 @@ class HostServer:
         self._connections: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, self.host, self.port)
+        if self.tls is None:
+            self._server = await asyncio.start_server(self._serve, self.host, self.port)
+        else:
+            self._server = await asyncio.start_server(
+                self._serve, self.host, self.port, ssl=self.tls, ssl_handshake_timeout=10.0
+            )
         sockets = self._server.sockets
         if sockets:
             self.port = int(sockets[0].getsockname()[1])
@@ -75,7 +106,12 @@ class HostServer:
         if task is not None:
             self._connections.add(task)
         peer = writer.get_extra_info("peername")
+        speaker: str | None = None  # the terminal id a client certificate proves
         try:
+            if self.tls is not None:
+                speaker = await self._enrolled(writer)
+                if speaker is None:
+                    return
             while True:
                 try:
                     data = await read_frame(reader)
@@ -84,7 +120,7 @@ class HostServer:
                     return
                 if data is None:
                     return
-                answer = await self._answer(data)
+                answer = await self._answer(data, speaker)
                 if answer is None:
                     return
                 writer.write(frame(encode(answer)))
@@ -97,7 +133,27 @@ class HostServer:
             with contextlib.suppress(Exception):
                 await close_stream(writer)
 
-    async def _answer(self, data: bytes) -> Message | None:
+    async def _enrolled(self, writer: asyncio.StreamWriter) -> str | None:
+        """The terminal id of the peer's certificate, if that certificate is the one its
+        terminal is enrolled with and the terminal is not revoked; else None."""
+        ssl_object = writer.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        terminal_id = peer_terminal_id(der)
+        if der is None or terminal_id is None:
+            return None
+        loop = asyncio.get_running_loop()
+        enrolled = await loop.run_in_executor(self._worker, self.store.terminal, terminal_id)
+        if (
+            enrolled is None
+            or enrolled.status != "active"
+            or enrolled.fingerprint != fingerprint_of(der)
+        ):
+            self.counts["refused_terminal"] += 1
+            log_event(log, "terminal_refused", level=logging.WARNING, terminal_id=terminal_id)
+            return None
+        return terminal_id
+
+    async def _answer(self, data: bytes, speaker: str | None = None) -> Message | None:
         """The response to one frame, or None to close the connection."""
         try:
             message = decode(data)
@@ -114,7 +170,16 @@ class HostServer:
             except ProtocolError:
                 return None
             return build_response(message, FORMAT_ERROR)
+        if speaker is not None and request.terminal_id not in ("", speaker):
+            self.counts["impersonation"] += 1
+            log_event(
+                log, "other_terminal_id", level=logging.WARNING, speaker=speaker,
+                claimed=request.terminal_id,
+            )  # fmt: skip
+            return build_response(message, NOT_PERMITTED_TO_TERMINAL)
         loop = asyncio.get_running_loop()
+        if speaker is not None and request.mti != ECHO_REQUEST:
+            await loop.run_in_executor(self._worker, self.store.seen, speaker, request.stan)
         try:
             answer: Answer = await loop.run_in_executor(
                 self._worker, authorize, self.store, request

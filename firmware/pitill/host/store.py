@@ -71,6 +71,17 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX messages_by_original ON messages (terminal_id, class, stan, transmission);
     """,
+    """
+    CREATE TABLE terminals (
+        terminal_id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('active', 'revoked')),
+        enrolled_at TEXT NOT NULL,
+        last_seen_at TEXT NOT NULL DEFAULT '',
+        last_stan INTEGER
+    );
+    """,
 )
 
 
@@ -306,6 +317,47 @@ class HostStore:
         ).fetchone()
         return {"movements": by_kind, "balances_minor": held, "debts_minor": debts}
 
+    # --- terminals -----------------------------------------------------------------------------
+
+    def enroll(self, terminal_id: str, name: str, fingerprint: str) -> None:
+        """Record a terminal's certificate; a re-enrolment replaces the old one (revoking it)."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO terminals (terminal_id, name, fingerprint, status, enrolled_at) "
+                "VALUES (?, ?, ?, 'active', ?) ON CONFLICT (terminal_id) DO UPDATE SET "
+                "name = excluded.name, fingerprint = excluded.fingerprint, status = 'active', "
+                "enrolled_at = excluded.enrolled_at",
+                (terminal_id, name, fingerprint, now_iso()),
+            )
+
+    def terminals(self) -> list[Terminal]:
+        return [
+            Terminal(*row)
+            for row in self.conn.execute(
+                "SELECT terminal_id, name, fingerprint, status, enrolled_at, last_seen_at, "
+                "last_stan FROM terminals ORDER BY terminal_id"
+            )
+        ]
+
+    def terminal(self, terminal_id: str) -> Terminal | None:
+        found = [t for t in self.terminals() if t.terminal_id == terminal_id]
+        return found[0] if found else None
+
+    def revoke(self, terminal_id: str) -> None:
+        with self.transaction() as conn:
+            done = conn.execute(
+                "UPDATE terminals SET status = 'revoked' WHERE terminal_id = ?", (terminal_id,)
+            )
+            if done.rowcount == 0:
+                raise ConfigError(f"terminal {terminal_id!r}: not enrolled")
+
+    def seen(self, terminal_id: str, stan: int) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE terminals SET last_seen_at = ?, last_stan = ? WHERE terminal_id = ?",
+                (now_iso(), stan, terminal_id),
+            )
+
     def losses(self) -> dict[str, int]:
         """Offline sales the host declined after the fact (unknown, blocked, lost cards)."""
         count, amount = self.conn.execute(
@@ -313,6 +365,17 @@ class HostStore:
             "WHERE class = 'advice' AND response_code != '00'"
         ).fetchone()
         return {"count": int(count), "amount_minor": int(amount)}
+
+
+@dataclass(frozen=True)
+class Terminal:
+    terminal_id: str
+    name: str
+    fingerprint: str
+    status: str
+    enrolled_at: str
+    last_seen_at: str
+    last_stan: int | None
 
 
 def _positive(amount_minor: int) -> None:

@@ -26,4 +26,13 @@ def client_context(config: UpstreamConfig) -> ssl.SSLContext | None:
             "the PEM file of the acquirer's CA, or leave it empty to trust the system's CAs"
         ) from None
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if config.tls_cert_file:
+        try:
+            context.load_cert_chain(config.tls_cert_file, config.tls_key_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(
+                f"upstream.tls_cert_file/tls_key_file: cannot load {config.tls_cert_file!r} with "
+                f"{config.tls_key_file!r} ({exc}); give the PEM files `pitill host terminal add` "
+                "wrote for this terminal"
+            ) from None
     return context

@@ -1,0 +1,35 @@
+"""ISO 8583 requests as a pitill terminal sends them, for the host's tests."""
+
+from __future__ import annotations
+
+from pitill.upstream.messages import Message
+
+PAN = "4111111111111111"
+OTHER = "5555555555554444"
+
+
+def request(mti: str, stan: int, amount_minor: int, pan: str = PAN, **extra: str) -> Message:
+    when = f"1130{stan % 10000:06d}"  # MMDDhhmmss, distinct per STAN
+    message: Message = {
+        "t": mti,
+        "2": pan,
+        "3": "000000",
+        "4": f"{amount_minor:012d}",
+        "7": when,
+        "11": f"{stan:06d}",
+        "12": when[4:],
+        "13": when[:4],
+        "14": "3012",
+        "22": "901",
+        "41": extra.pop("terminal_id", "PITILL01"),
+        "42": "PITILLSHOP00001",
+        "49": "978",
+    }
+    message.update(extra)
+    return message
+
+
+def reversal_of(sale: Message, stan: int, mti: str = "0420") -> Message:
+    message = request(mti, stan, int(sale["4"]), pan=sale["2"], terminal_id=sale["41"])
+    message["90"] = "0200" + sale["11"] + sale["7"] + "0" * 22
+    return message
