@@ -358,3 +358,40 @@ def test_script_numbers_are_ascii_and_finite(tmp_path: Path, line: str, expected
     done = pitill("sim", "--script", str(script), "--data-dir", str(tmp_path / "d"))
     assert one_line(done).startswith(f"pitill: script {script}, line 2: {expected}: ")
     assert not (tmp_path / "d").exists()  # refused before the terminal started
+
+
+# --- the last nets in cli.main ------------------------------------------------------------------
+
+
+def test_an_os_error_is_the_file_and_the_reason(tmp_path: Path) -> None:
+    config = tmp_path / "pitill.toml"
+    config.write_text(
+        f'[log]\nfile = "{tmp_path}/no/such/dir/pitill.log"\n'
+        '[gpio]\npin_factory = "mock"\n[display]\ndriver = "dummy"\n'
+    )
+    done = pitill("run", "--config", str(config), "--data-dir", str(tmp_path / "d"))
+    assert done.returncode == 1
+    assert one_line(done) == (
+        f"pitill: {tmp_path}/no/such/dir/pitill.log: no such file or directory; check the path"
+    )
+
+
+def test_a_bug_is_one_line_unless_asked_for_the_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pitill.cli
+
+    def broken(args: argparse.Namespace) -> int:
+        raise KeyError("nobody expected this\nat all")
+
+    monkeypatch.setattr(pitill.cli, "_diagram", broken)
+    monkeypatch.delenv("PITILL_TRACEBACK", raising=False)
+    assert pitill.cli.main(["diagram"]) == 70
+    err = capsys.readouterr().err
+    assert err == (
+        "pitill: unexpected KeyError: 'nobody expected this\\nat all' (a bug: please report it "
+        "with the command; PITILL_TRACEBACK=1 shows where it happened)\n"
+    )
+    monkeypatch.setenv("PITILL_TRACEBACK", "1")
+    with pytest.raises(KeyError):
+        pitill.cli.main(["diagram"])
