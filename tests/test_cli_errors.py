@@ -161,7 +161,7 @@ def test_a_bad_number_is_refused_in_one_line_by_the_parser(
     command, option = command_option
     parser = build_parser()
     with pytest.raises(SystemExit) as exited:
-        parser.parse_args([command, f"{option}={value}", "--data-dir", "d"])
+        parser.parse_args([*command.split(), f"{option}={value}", "--data-dir", "d"])
     assert exited.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"pitill {command}: argument {option}: ")
@@ -171,7 +171,7 @@ def test_a_bad_number_is_refused_in_one_line_by_the_parser(
 @pytest.mark.parametrize("command_option", numeric_options(), ids="{0[0]} {0[1]}".format)
 def test_nan_on_the_real_command_line(command_option: tuple[str, str], tmp_path: Path) -> None:
     command, option = command_option
-    done = pitill(command, option, "nan", "--data-dir", str(tmp_path / "d"))
+    done = pitill(*command.split(), option, "nan", "--data-dir", str(tmp_path / "d"))
     assert done.returncode == 2
     line = one_line(done)
     assert line.startswith(f"pitill {command}: argument {option}: 'nan' is ")

@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pitill.cliargs import number
+from pitill.config import Bound
 from pitill.core.types import format_amount, parse_amount
 from pitill.errors import ConfigError
 from pitill.host.cards import parse_card
@@ -122,7 +124,12 @@ def add_parser(commands: Commands) -> None:
     enroll.add_argument(
         "--host", default="127.0.0.1", help="the name or address it dials (default 127.0.0.1)"
     )
-    enroll.add_argument("--port", type=int, default=8583, help="the port (default 8583)")
+    enroll.add_argument(
+        "--port",
+        type=number(Bound(1, 65535), integer=True),
+        default=8583,
+        help="the port (default 8583)",
+    )
     enroll.set_defaults(handler=_terminal_add)
     listing = with_dir(tacts.add_parser("list", help="the enrolled terminals"))
     listing.set_defaults(handler=_terminal_list)
