@@ -1,5 +1,5 @@
 """The program's host: accounts, the rules for sales, offline sales and reversals, exactly once,
-over real TCP connections on loopback (several at once) and a real SQLite file."""
+over real TCP connections on loopback (several at once), against SQLite and a real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -19,12 +19,14 @@ from pitill.upstream.framing import frame, read_frame
 from pitill.upstream.messages import Message, decode, encode
 from pitill_cli import PITILL
 
+from .conftest import db_args
+
 
 class Host:
     """A HostServer on an ephemeral loopback port, and terminals' connections to it."""
 
-    def __init__(self, data_dir: Path) -> None:
-        self.store = HostStore.open(data_dir)
+    def __init__(self, data_dir: Path, database: str | None) -> None:
+        self.store = HostStore.open(data_dir, database)
         self.server = HostServer(self.store, "127.0.0.1", 0)
 
     async def __aenter__(self) -> Host:
@@ -59,9 +61,9 @@ def balance_of(store: HostStore, pan: str = PAN) -> int:
     return store.require(parse_card(pan)).balance_minor
 
 
-def test_sales_spend_the_balance_and_carry_it_back(tmp_path: Path) -> None:
+def test_sales_spend_the_balance_and_carry_it_back(tmp_path: Path, database: str | None) -> None:
     async def main() -> None:
-        async with Host(tmp_path) as host:
+        async with Host(tmp_path, database) as host:
             host.store.add_account(parse_card(PAN), 2000)
             first, second, third = await host.send(
                 request("0200", 1, 1250), request("0200", 2, 800), request("0200", 3, 700)
@@ -76,9 +78,9 @@ def test_sales_spend_the_balance_and_carry_it_back(tmp_path: Path) -> None:
     run(main())
 
 
-def test_unknown_blocked_lost_cards_are_refused(tmp_path: Path) -> None:
+def test_unknown_blocked_lost_cards_are_refused(tmp_path: Path, database: str | None) -> None:
     async def main() -> None:
-        async with Host(tmp_path) as host:
+        async with Host(tmp_path, database) as host:
             host.store.add_account(parse_card(PAN), 5000)
             host.store.add_account(parse_card(OTHER), 5000)
             host.store.set_status(parse_card(PAN), "blocked")
@@ -95,10 +97,10 @@ def test_unknown_blocked_lost_cards_are_refused(tmp_path: Path) -> None:
 
 
 def test_offline_sales_are_always_taken_a_debt_first_paid_by_the_next_topup(
-    tmp_path: Path,
+    tmp_path: Path, database: str | None
 ) -> None:
     async def main() -> None:
-        async with Host(tmp_path) as host:
+        async with Host(tmp_path, database) as host:
             card = parse_card(PAN)
             host.store.add_account(card, 1000)
             answers = await host.send(request("0220", 1, 700), request("0220", 2, 700))
@@ -112,9 +114,11 @@ def test_offline_sales_are_always_taken_a_debt_first_paid_by_the_next_topup(
     run(main())
 
 
-def test_an_offline_sale_on_a_blocked_card_is_a_loss_never_dropped(tmp_path: Path) -> None:
+def test_an_offline_sale_on_a_blocked_card_is_a_loss_never_dropped(
+    tmp_path: Path, database: str | None
+) -> None:
     async def main() -> None:
-        async with Host(tmp_path) as host:
+        async with Host(tmp_path, database) as host:
             host.store.add_account(parse_card(PAN), 1000)
             host.store.set_status(parse_card(PAN), "blocked")
             (answer,) = await host.send(request("0220", 1, 300))
@@ -125,9 +129,11 @@ def test_an_offline_sale_on_a_blocked_card_is_a_loss_never_dropped(tmp_path: Pat
     run(main())
 
 
-def test_every_message_exactly_once_across_repeats_and_connections(tmp_path: Path) -> None:
+def test_every_message_exactly_once_across_repeats_and_connections(
+    tmp_path: Path, database: str | None
+) -> None:
     async def main() -> None:
-        async with Host(tmp_path) as host:
+        async with Host(tmp_path, database) as host:
             host.store.add_account(parse_card(PAN), 5000)
             sale, advice = request("0200", 1, 1000), request("0220", 2, 500)
             repeat = dict(advice, t="0221")
@@ -151,9 +157,11 @@ def test_every_message_exactly_once_across_repeats_and_connections(tmp_path: Pat
     run(main())
 
 
-def test_concurrent_sales_on_one_card_never_spend_more_than_it_holds(tmp_path: Path) -> None:
+def test_concurrent_sales_on_one_card_never_spend_more_than_it_holds(
+    tmp_path: Path, database: str | None
+) -> None:
     async def main() -> None:
-        async with Host(tmp_path) as host:
+        async with Host(tmp_path, database) as host:
             host.store.add_account(parse_card(PAN), 1000)
             terminals = [f"TERM{n:04d}" for n in range(8)]
             results = await asyncio.gather(
@@ -168,9 +176,9 @@ def test_concurrent_sales_on_one_card_never_spend_more_than_it_holds(tmp_path: P
     run(main())
 
 
-def test_a_malformed_request_is_answered_30(tmp_path: Path) -> None:
+def test_a_malformed_request_is_answered_30(tmp_path: Path, database: str | None) -> None:
     async def main() -> None:
-        async with Host(tmp_path) as host:
+        async with Host(tmp_path, database) as host:
             broken = request("0200", 1, 100)
             del broken["41"]  # no terminal id
             (answer,) = await host.send(broken)
@@ -179,25 +187,33 @@ def test_a_malformed_request_is_answered_30(tmp_path: Path) -> None:
     run(main())
 
 
-def test_cards_are_checked_and_stored_only_as_keyed_hashes(tmp_path: Path) -> None:
+def test_cards_are_checked_and_stored_only_as_keyed_hashes(
+    tmp_path: Path, database: str | None
+) -> None:
     with pytest.raises(ConfigError, match="check digit"):
         parse_card("4111111111111112")
     with pytest.raises(ConfigError, match="uid:"):
         parse_card("uid:12345")
-    store = HostStore.open(tmp_path)
+    store = HostStore.open(tmp_path, database)
     store.add_account(parse_card(PAN), 100)
     store.add_account(parse_card("uid:04a1b2c3d4e5f6"))
     store.close()
-    raw = (tmp_path / "host.sqlite3").read_bytes() + b"".join(
-        p.read_bytes() for p in tmp_path.glob("host.sqlite3-*")
-    )
+    if database is None:
+        raw = (tmp_path / "host.sqlite3").read_bytes() + b"".join(
+            p.read_bytes() for p in tmp_path.glob("host.sqlite3-*")
+        )
+    else:
+        import psycopg
+
+        with psycopg.connect(database) as conn:
+            raw = repr(conn.execute("SELECT * FROM accounts").fetchall()).encode()
     assert PAN.encode() not in raw and b"411111******1111" in raw
 
 
-def test_the_account_commands(tmp_path: Path) -> None:
+def test_the_account_commands(tmp_path: Path, database: str | None) -> None:
     def host(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [*PITILL, "host", *args, "--data-dir", str(tmp_path)],
+            [*PITILL, "host", *args, "--data-dir", str(tmp_path), *db_args(database)],
             capture_output=True,
             text=True,
             timeout=60,
@@ -215,15 +231,27 @@ def test_the_account_commands(tmp_path: Path) -> None:
     assert "no account" in host("account", "show", "5555555555554444").stderr
 
 
-def test_two_host_processes_on_one_store_take_turns_on_one_card(tmp_path: Path) -> None:
-    """Two `pitill host serve` processes share one data dir: SQLite's write lock (BEGIN
-    IMMEDIATE) makes their sales on one card take turns, so the balance is never overspent."""
-    store = HostStore.open(tmp_path)
+def test_two_host_processes_on_one_store_take_turns_on_one_card(
+    tmp_path: Path, database: str | None
+) -> None:
+    """Two `pitill host serve` processes share one store: SQLite's write lock (BEGIN IMMEDIATE)
+    or PostgreSQL's serializable transactions (retried on a conflict) make their sales on one
+    card take turns, so the balance is never overspent."""
+    store = HostStore.open(tmp_path, database)
     store.add_account(parse_card(PAN), 1500)
     store.close()
     hosts = [
         subprocess.Popen(
-            [*PITILL, "host", "serve", "--data-dir", str(tmp_path), "--listen", "127.0.0.1:0"],
+            [
+                *PITILL,
+                "host",
+                "serve",
+                "--data-dir",
+                str(tmp_path),
+                "--listen",
+                "127.0.0.1:0",
+                *db_args(database),
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
@@ -259,6 +287,6 @@ def test_two_host_processes_on_one_store_take_turns_on_one_card(tmp_path: Path) 
             process.terminate()
             process.wait(timeout=10)
     assert sum(code == "00" for codes in results for code in codes) == 15
-    store = HostStore.open(tmp_path)
+    store = HostStore.open(tmp_path, database)
     assert balance_of(store) == 0
     store.close()

@@ -1,4 +1,5 @@
-"""Two simulated terminals and `pitill host serve`, all real processes on loopback: a top-up,
+"""Two simulated terminals and two `pitill host serve` processes sharing one store (SQLite, and a
+real PostgreSQL), all real processes on loopback: a top-up,
 sales that spend the balance, a decline for insufficient funds, an outage in which both
 terminals sell offline on the same card past its balance, the heal, and the host's books
 showing the debt, every message once."""
@@ -13,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from pitill_cli import PITILL
+
+from .conftest import db_args
 
 PAN = "4111111111111111"
 FAST = """
@@ -40,23 +43,31 @@ def pitill(*args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[st
 
 
 @pytest.fixture
-def host(tmp_path: Path) -> Iterator[tuple[Path, int]]:
-    data = tmp_path / "host"
-    assert pitill("host", "account", "add", PAN, "--data-dir", str(data)).returncode == 0
-    process = subprocess.Popen(
-        [*PITILL, "host", "serve", "--data-dir", str(data), "--listen", "127.0.0.1:0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    assert "listening on" in line, line
+def host(tmp_path: Path, database: str | None) -> Iterator[tuple[list[str], list[int]]]:
+    """Two host processes on one store; (the store's arguments, their ports)."""
+    store = ["--data-dir", str(tmp_path / "host"), *db_args(database)]
+    assert pitill("host", "account", "add", PAN, *store).returncode == 0
+    processes = [
+        subprocess.Popen(
+            [*PITILL, "host", "serve", *store, "--listen", "127.0.0.1:0"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     try:
-        yield data, int(line.rsplit(":", 1)[1])
+        ports = []
+        for process in processes:
+            assert process.stdout is not None
+            line = process.stdout.readline()
+            assert "listening on" in line, line
+            ports.append(int(line.rsplit(":", 1)[1]))
+        yield store, ports
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=10)
 
 
 def terminal(tmp_path: Path, tid: str, port: int, script: str) -> None:
@@ -76,22 +87,22 @@ def sale(amount_keys: str, outcome: str) -> str:
 
 
 def test_two_terminals_an_outage_and_the_debt_settled_once(
-    tmp_path: Path, host: tuple[Path, int]
+    tmp_path: Path, host: tuple[list[str], list[int]]
 ) -> None:
-    data, port = host
-    assert "balance 20.00" in pitill("host", "account", "topup", PAN, "20", "--data-dir",
-                                     str(data)).stdout  # fmt: skip
-    terminal(tmp_path, "TERMA001", port, "expect link online\n" + sale("1 2 5 0", "APPROVED"))
-    terminal(tmp_path, "TERMB001", port, "expect link online\n" + sale("1 0 0 0", "INSUFFICIENT"))
+    store, (port_a, port_b) = host
+    assert "balance 20.00" in pitill("host", "account", "topup", PAN, "20", *store).stdout
+    terminal(tmp_path, "TERMA001", port_a, "expect link online\n" + sale("1 2 5 0", "APPROVED"))
+    terminal(tmp_path, "TERMB001", port_b, "expect link online\n" + sale("1 0 0 0", "INSUFFICIENT"))
     outage = (
         "expect link online\nupstream down\nexpect link offline\n"
         + sale("5 0 0", "OFFLINE")
         + "upstream up\nexpect link online\nexpect pending 0\n"
     )
-    terminal(tmp_path, "TERMA001", port, outage)
-    terminal(tmp_path, "TERMB001", port, outage)
-    shown = json.loads(pitill("host", "account", "show", PAN, "--json", "--data-dir",
-                              str(data)).stdout)  # fmt: skip
+    terminal(tmp_path, "TERMA001", port_a, outage)
+    terminal(tmp_path, "TERMB001", port_b, outage)
+    showing = pitill("host", "account", "show", PAN, "--json", *store)
+    assert showing.returncode == 0, showing.stderr
+    shown = json.loads(showing.stdout)
     assert (shown["balance_minor"], shown["debt_minor"]) == (-250, 250)
     kinds = [(m["kind"], m["amount_minor"], m["flag"]) for m in reversed(shown["history"])]
     assert kinds == [
@@ -100,5 +111,5 @@ def test_two_terminals_an_outage_and_the_debt_settled_once(
         ("offline_sale", -500, ""),
         ("offline_sale", -500, "debt"),
     ]
-    report = json.loads(pitill("host", "report", "--json", "--data-dir", str(data)).stdout)
+    report = json.loads(pitill("host", "report", "--json", *store).stdout)
     assert report["debts_minor"] == 250 and report["losses"]["count"] == 0

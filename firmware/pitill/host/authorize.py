@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
 from pitill.core.responses import (
@@ -25,7 +24,7 @@ from pitill.core.responses import (
 )
 from pitill.errors import ConfigError
 from pitill.host.cards import parse_card
-from pitill.host.store import Account, HostStore, now_iso
+from pitill.host.store import Account, Conflict, HostStore, now_iso
 from pitill.upstream.messages import (
     ADVICE,
     ADVICE_REPEAT,
@@ -36,6 +35,7 @@ from pitill.upstream.messages import (
     Request,
 )
 
+CONFLICT_RETRIES = 20  # a PostgreSQL transaction that collided is run again (see store.py)
 RESTRICTED_CARD = "62"
 LOST_CARD = "41"
 REFUSED_BY_STATUS = {"blocked": RESTRICTED_CARD, "replaced": RESTRICTED_CARD, "lost": LOST_CARD}
@@ -61,9 +61,19 @@ def authorize(store: HostStore, request: Request) -> Answer:
     if request.mti == ECHO_REQUEST:
         return Answer(APPROVED)
     klass = CLASS_OF_MTI[request.mti]
+    for attempt in range(CONFLICT_RETRIES):
+        try:
+            return _authorize_once(store, request, klass)
+        except Conflict:
+            if attempt == CONFLICT_RETRIES - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _authorize_once(store: HostStore, request: Request, klass: str) -> Answer:
     key = (request.terminal_id, klass, request.stan, request.local_datetime)
-    with store.transaction() as conn:
-        stored = conn.execute(
+    with store.transaction():
+        stored = store.execute(
             "SELECT response_code, auth_code, balance_minor FROM messages WHERE terminal_id = ? "
             "AND class = ? AND stan = ? AND local_datetime = ?",
             key,
@@ -71,10 +81,10 @@ def authorize(store: HostStore, request: Request) -> Answer:
         if stored is not None:
             return Answer(stored[0], stored[1], stored[2], duplicate=True)
         if klass == "reversal":
-            answer, movement_id = _reverse(store, conn, request)
+            answer, movement_id = _reverse(store, request)
         else:
-            answer, movement_id = _charge(store, conn, request, offline=klass == "advice")
-        conn.execute(
+            answer, movement_id = _charge(store, request, offline=klass == "advice")
+        store.execute(
             "INSERT INTO messages (terminal_id, class, stan, local_datetime, mti, transmission, "
             "amount_minor, response_code, auth_code, balance_minor, movement_id, at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -106,9 +116,7 @@ def _account_for(store: HostStore, pan: str) -> tuple[Account | None, str]:
     return (None, refused) if refused else (account, APPROVED)
 
 
-def _charge(
-    store: HostStore, conn: sqlite3.Connection, request: Request, *, offline: bool
-) -> tuple[Answer, int | None]:
+def _charge(store: HostStore, request: Request, *, offline: bool) -> tuple[Answer, int | None]:
     amount = request.amount_minor
     if amount is None or amount <= 0:
         return Answer(INVALID_AMOUNT), None
@@ -119,7 +127,6 @@ def _charge(
         return Answer(INSUFFICIENT_FUNDS, balance_minor=account.balance_minor), None
     overdraws = account.balance_minor < amount
     movement_id, balance = store._move(
-        conn,
         account.id,
         "offline_sale" if offline else "sale",
         -amount,
@@ -130,29 +137,28 @@ def _charge(
     return Answer(APPROVED, f"{movement_id % 1_000_000:06d}", balance), movement_id
 
 
-def _reverse(
-    store: HostStore, conn: sqlite3.Connection, request: Request
-) -> tuple[Answer, int | None]:
+def _reverse(store: HostStore, request: Request) -> tuple[Answer, int | None]:
     original = request.original
     assert original is not None  # parse_request requires field 90 on a reversal
-    found = conn.execute(
-        "SELECT m.rowid, m.movement_id, v.account_id, v.amount_minor FROM messages m "
+    found = store.execute(
+        "SELECT m.local_datetime, v.account_id, v.amount_minor FROM messages m "
         "JOIN movements v ON v.id = m.movement_id WHERE m.terminal_id = ? AND m.class = 'sale' "
         "AND m.stan = ? AND m.transmission = ? AND m.reversed_by IS NULL",
         (request.terminal_id, original.stan, original.transmission),
     ).fetchone()
     if found is None:
         return Answer(APPROVED), None  # nothing was charged: nothing to give back
-    message_rowid, _, account_id, taken_minor = found
+    sale_datetime, account_id, taken_minor = found
     movement_id, balance = store._move(
-        conn,
         account_id,
         "reversal",
         -taken_minor,
         terminal_id=request.terminal_id,
         stan=request.stan,
     )
-    conn.execute(
-        "UPDATE messages SET reversed_by = ? WHERE rowid = ?", (movement_id, message_rowid)
+    store.execute(
+        "UPDATE messages SET reversed_by = ? WHERE terminal_id = ? AND class = 'sale' "
+        "AND stan = ? AND local_datetime = ?",
+        (movement_id, request.terminal_id, original.stan, sale_datetime),
     )
     return Answer(APPROVED, balance_minor=balance), movement_id

@@ -66,6 +66,13 @@ def add_parser(commands: Commands) -> None:
             metavar="DIR",
             help=f"the host's database and card key (default {DEFAULT_DIR})",
         )
+        parser.add_argument(
+            "--database",
+            default=None,
+            metavar="URL",
+            help="keep accounts in this PostgreSQL database (postgresql://user@host/db) "
+            "instead of SQLite in --data-dir; the card key stays in --data-dir",
+        )
         return parser
 
     serve = with_dir(
@@ -173,7 +180,7 @@ def add_parser(commands: Commands) -> None:
 
 
 def _store(args: argparse.Namespace) -> HostStore:
-    return HostStore.open(args.data_dir)
+    return HostStore.open(args.data_dir, args.database)
 
 
 def _describe(account: Account) -> str:

@@ -1,10 +1,16 @@
 """The host's store of record: accounts, their movements, and every message answered.
 
-SQLite in WAL mode with synchronous=FULL in the data directory (one file, nothing to install).
-Every message is handled in one write transaction (BEGIN IMMEDIATE: one writer at a time, so two
-terminals selling on one card cannot both spend the same balance) that first looks the message
-up by its dedup key (terminal id, message class, STAN, local date and time): a repeat gets the
-stored answer and changes nothing. Money is integer minor units; a balance may go negative only
+Two engines behind one class, the same SQL and the same tests:
+- SQLite in WAL mode with synchronous=FULL in the data directory (one file, nothing to install):
+  a write transaction is BEGIN IMMEDIATE, one writer at a time, across processes too;
+- PostgreSQL (`--database postgresql://…`, psycopg 3) for a festival's many terminals and several
+  host processes: a write transaction is SERIALIZABLE, and one that collides with another
+  (serialization failure, or the same message's key inserted twice at once) raises Conflict and
+  is run again from the start by its caller.
+Every message is handled in one write transaction that first looks the message up by its dedup
+key (terminal id, message class, STAN, local date and time): a repeat gets the stored answer and
+changes nothing. So two terminals selling on one card can never both spend the same balance.
+Money is integer minor units; a balance may go negative only
 through an offline sale (a debt), never through an online one.
 
 Schema versions are applied in order (MIGRATIONS) and recorded in `meta`.
@@ -33,39 +39,39 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     CREATE TABLE accounts (
-        id INTEGER PRIMARY KEY,
+        id {id},
         card_key TEXT NOT NULL UNIQUE,
         card_shown TEXT NOT NULL,
         holder TEXT NOT NULL DEFAULT '',
         status TEXT NOT NULL CHECK (status IN ('active', 'blocked', 'lost', 'replaced')),
-        balance_minor INTEGER NOT NULL,
+        balance_minor BIGINT NOT NULL,
         created_at TEXT NOT NULL
     );
     CREATE TABLE movements (
-        id INTEGER PRIMARY KEY,
-        account_id INTEGER NOT NULL REFERENCES accounts(id),
+        id {id},
+        account_id BIGINT NOT NULL REFERENCES accounts(id),
         kind TEXT NOT NULL,
-        amount_minor INTEGER NOT NULL,
-        balance_after_minor INTEGER NOT NULL,
+        amount_minor BIGINT NOT NULL,
+        balance_after_minor BIGINT NOT NULL,
         flag TEXT NOT NULL DEFAULT '',
         terminal_id TEXT NOT NULL DEFAULT '',
-        stan INTEGER,
+        stan BIGINT,
         at TEXT NOT NULL
     );
     CREATE INDEX movements_by_account ON movements (account_id, id);
     CREATE TABLE messages (
         terminal_id TEXT NOT NULL,
         class TEXT NOT NULL,
-        stan INTEGER NOT NULL,
+        stan BIGINT NOT NULL,
         local_datetime TEXT NOT NULL,
         mti TEXT NOT NULL,
         transmission TEXT NOT NULL,
-        amount_minor INTEGER,
+        amount_minor BIGINT,
         response_code TEXT NOT NULL,
         auth_code TEXT NOT NULL DEFAULT '',
-        balance_minor INTEGER,
-        movement_id INTEGER REFERENCES movements(id),
-        reversed_by INTEGER,
+        balance_minor BIGINT,
+        movement_id BIGINT REFERENCES movements(id),
+        reversed_by BIGINT,
         at TEXT NOT NULL,
         PRIMARY KEY (terminal_id, class, stan, local_datetime)
     );
@@ -79,7 +85,7 @@ MIGRATIONS: tuple[str, ...] = (
         status TEXT NOT NULL CHECK (status IN ('active', 'revoked')),
         enrolled_at TEXT NOT NULL,
         last_seen_at TEXT NOT NULL DEFAULT '',
-        last_stan INTEGER
+        last_stan BIGINT
     );
     """,
 )
@@ -113,42 +119,153 @@ class Movement:
     at: str
 
 
-class HostStore:
-    """One SQLite connection; use from one thread at a time (the server runs it in a worker)."""
+class Conflict(StorageError):
+    """The transaction collided with another one (PostgreSQL): run it again from the start."""
 
-    def __init__(self, conn: sqlite3.Connection, secret: bytes, path: Path) -> None:
+
+class Engine:
+    """What differs between SQLite and PostgreSQL: connecting, placeholders, transactions."""
+
+    name = "sqlite"
+    identity = "INTEGER PRIMARY KEY"  # an auto-numbered id
+
+    def __init__(self, conn: Any, where: str) -> None:
         self.conn = conn
-        self.secret = secret
-        self.path = path
+        self.where = where
 
-    @classmethod
-    def open(cls, data_dir: Path) -> HostStore:
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        return self.conn.execute(sql, params)
+
+    def begin(self) -> None:
         try:
-            data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            secret = _load_or_create_secret(data_dir / SECRET_NAME)
-            path = data_dir / DB_NAME
-            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        except OSError as exc:
-            raise StorageError(f"host data directory {data_dir}: {exc.strerror}") from None
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = FULL")
-        conn.execute("PRAGMA foreign_keys = ON")
-        store = cls(conn, secret, path)
-        store._migrate()
-        return store
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StorageError(f"{self.where}: cannot write ({exc})") from None
+
+    def commit(self) -> None:
+        try:
+            self.conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            raise StorageError(f"{self.where}: the commit failed ({exc})") from None
+
+    def rollback(self) -> None:
+        self.conn.execute("ROLLBACK")
+
+    def has_table(self, name: str) -> bool:
+        return bool(
+            self.conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+            ).fetchone()
+        )
 
     def close(self) -> None:
         self.conn.close()
 
+
+class PostgresEngine(Engine):
+    name = "postgresql"
+    identity = "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        import psycopg
+
+        try:
+            return self.conn.execute(sql.replace("?", "%s"), params)
+        except (psycopg.errors.SerializationFailure, psycopg.errors.UniqueViolation) as exc:
+            raise Conflict(f"{self.where}: {exc.sqlstate}, another transaction was first") from None
+        except psycopg.errors.DeadlockDetected as exc:
+            raise Conflict(f"{self.where}: deadlock ({exc.sqlstate})") from None
+
+    def begin(self) -> None:
+        self.conn.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+
+    def commit(self) -> None:
+        import psycopg
+
+        try:
+            self.conn.execute("COMMIT")
+        except psycopg.errors.SerializationFailure as exc:
+            raise Conflict(f"{self.where}: {exc.sqlstate} at commit") from None
+
+    def has_table(self, name: str) -> bool:
+        row = self.conn.execute("SELECT to_regclass(%s)", (name,)).fetchone()
+        return row is not None and row[0] is not None
+
+
+def _connect_postgres(url: str) -> PostgresEngine:
+    try:
+        import psycopg
+    except ImportError:
+        raise ConfigError(
+            "--database postgresql://… needs psycopg: pip install 'pitill[host]'"
+        ) from None
+    shown = url.split("@")[-1]  # never the password
+    try:
+        conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+    except psycopg.OperationalError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StorageError(f"database {shown}: cannot connect ({first})") from None
+    return PostgresEngine(conn, f"database {shown}")
+
+
+class HostStore:
+    """One connection to the store; use from one thread at a time (the server runs it in a
+    worker thread of its own)."""
+
+    def __init__(self, engine: Engine, secret: bytes) -> None:
+        self.engine = engine
+        self.secret = secret
+        self.path = engine.where
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        """SQL with ? placeholders, on whichever engine this store runs."""
+        return self.engine.execute(sql, params)
+
+    @classmethod
+    def open(cls, data_dir: Path, database: str | None = None) -> HostStore:
+        """The store: SQLite in data_dir, or the PostgreSQL database at `database` (a
+        postgresql:// URL). The card key lives in data_dir either way (never in the database:
+        a copy of the database alone must not reveal which cards it holds)."""
+        try:
+            data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            secret = _load_or_create_secret(data_dir / SECRET_NAME)
+        except OSError as exc:
+            raise StorageError(f"host data directory {data_dir}: {exc.strerror}") from None
+        if database:
+            if not database.startswith(("postgresql://", "postgres://")):
+                raise ConfigError(
+                    f"--database {database.split('@')[-1]!r}: give a postgresql:// URL (or "
+                    "leave it out for SQLite in --data-dir)"
+                )
+            engine: Engine = _connect_postgres(database)
+        else:
+            path = data_dir / DB_NAME
+            try:
+                conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+                conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = FULL")
+                conn.execute("PRAGMA foreign_keys = ON")
+            except sqlite3.Error as exc:
+                raise StorageError(f"{path}: cannot open the host's database ({exc})") from None
+            engine = Engine(conn, str(path))
+        store = cls(engine, secret)
+        for _ in range(10):  # two processes starting at once: one creates, the other waits
+            try:
+                store._migrate()
+                break
+            except Conflict:
+                continue
+        return store
+
+    def close(self) -> None:
+        self.engine.close()
+
     def _migrate(self) -> None:
         with self.transaction():
-            has_meta = self.conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
-            ).fetchone()
             version = 0
-            if has_meta:
-                row = self.conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            if self.engine.has_table("meta"):
+                row = self.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
                 version = int(row[0]) if row else 0
             if version > len(MIGRATIONS):
                 raise StorageError(
@@ -156,36 +273,30 @@ class HostStore:
                     f"({len(MIGRATIONS)}); upgrade pitill"
                 )
             for script in MIGRATIONS[version:]:
-                for statement in script.split(";"):
+                for statement in script.replace("{id}", self.engine.identity).split(";"):
                     if statement.strip():
-                        self.conn.execute(statement)
-            self.conn.execute(
+                        self.execute(statement)
+            self.execute(
                 "INSERT INTO meta (key, value) VALUES ('schema', ?) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (str(len(MIGRATIONS)),),
             )
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction: taken at once (IMMEDIATE), committed or rolled back whole."""
+    def transaction(self) -> Iterator[HostStore]:
+        """One write transaction, committed or rolled back whole (see the module docstring)."""
+        self.engine.begin()
         try:
-            self.conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise StorageError(f"{self.path}: cannot write ({exc})") from None
-        try:
-            yield self.conn
+            yield self
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            self.engine.rollback()
             raise
-        try:
-            self.conn.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
-            raise StorageError(f"{self.path}: the commit failed ({exc})") from None
+        self.engine.commit()
 
     # --- accounts ----------------------------------------------------------------------------
 
     def account(self, card: CardRef) -> Account | None:
-        row = self.conn.execute(
+        row = self.execute(
             "SELECT id, card_shown, holder, status, balance_minor FROM accounts WHERE card_key = ?",
             (card.key(self.secret),),
         ).fetchone()
@@ -200,22 +311,20 @@ class HostStore:
         return found
 
     def add_account(self, card: CardRef, balance_minor: int = 0, holder: str = "") -> Account:
-        with self.transaction() as conn:
+        with self.transaction():
             if self.account(card) is not None:
                 raise ConfigError(f"card {card.shown}: already has an account")
-            cursor = conn.execute(
+            (account_id,) = self.execute(
                 "INSERT INTO accounts (card_key, card_shown, holder, status, balance_minor, "
-                "created_at) VALUES (?, ?, ?, 'active', 0, ?)",
+                "created_at) VALUES (?, ?, ?, 'active', 0, ?) RETURNING id",
                 (card.key(self.secret), card.shown, holder, now_iso()),
-            )
-            account_id = int(cursor.lastrowid or 0)
+            ).fetchone()
             if balance_minor:
-                self._move(conn, account_id, "topup", balance_minor)
+                self._move(account_id, "topup", balance_minor)
         return self.require(card)
 
     def _move(
         self,
-        conn: sqlite3.Connection,
         account_id: int,
         kind: str,
         amount_minor: int,
@@ -225,75 +334,74 @@ class HostStore:
         stan: int | None = None,
     ) -> tuple[int, int]:
         """Add `amount_minor` (signed) to the balance; (movement id, balance after)."""
-        conn.execute(
+        self.execute(
             "UPDATE accounts SET balance_minor = balance_minor + ? WHERE id = ?",
             (amount_minor, account_id),
         )
-        (balance,) = conn.execute(
+        (balance,) = self.execute(
             "SELECT balance_minor FROM accounts WHERE id = ?", (account_id,)
         ).fetchone()
-        cursor = conn.execute(
+        (movement_id,) = self.execute(
             "INSERT INTO movements (account_id, kind, amount_minor, balance_after_minor, flag, "
-            "terminal_id, stan, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "terminal_id, stan, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (account_id, kind, amount_minor, balance, flag, terminal_id, stan, now_iso()),
-        )
-        return int(cursor.lastrowid or 0), int(balance)
+        ).fetchone()
+        return int(movement_id), int(balance)
 
     def topup(self, card: CardRef, amount_minor: int) -> tuple[Account, int]:
         """Credit the account; (the account after, the debt this paid off)."""
         _positive(amount_minor)
-        with self.transaction() as conn:
+        with self.transaction():
             account = self.require(card)
             if account.status == "replaced":
                 raise ConfigError(f"card {card.shown}: replaced; top up its new card")
-            self._move(conn, account.id, "topup", amount_minor)
+            self._move(account.id, "topup", amount_minor)
         return self.require(card), min(account.debt_minor, amount_minor)
 
     def payout(self, card: CardRef, amount_minor: int) -> Account:
         """Pay money back to the holder (or refund): never more than the balance."""
         _positive(amount_minor)
-        with self.transaction() as conn:
+        with self.transaction():
             account = self.require(card)
             if amount_minor > account.balance_minor:
                 raise ConfigError(
                     f"card {card.shown}: the balance {format_amount(account.balance_minor)} is "
                     f"less than {format_amount(amount_minor)}; pay out at most the balance"
                 )
-            self._move(conn, account.id, "payout", -amount_minor)
+            self._move(account.id, "payout", -amount_minor)
         return self.require(card)
 
     def set_status(self, card: CardRef, status: str) -> Account:
         if status not in ("active", "blocked", "lost"):
             raise ConfigError(f"status {status!r}: must be active, blocked or lost")
-        with self.transaction() as conn:
+        with self.transaction():
             account = self.require(card)
             if account.status == "replaced":
                 raise ConfigError(f"card {card.shown}: replaced by another card")
-            conn.execute("UPDATE accounts SET status = ? WHERE id = ?", (status, account.id))
+            self.execute("UPDATE accounts SET status = ? WHERE id = ?", (status, account.id))
         return self.require(card)
 
     def replace(self, old: CardRef, new: CardRef) -> Account:
         """Move the balance (and a debt) to a new card; the old one is refused from now on."""
-        with self.transaction() as conn:
+        with self.transaction():
             account = self.require(old)
             if account.status == "replaced":
                 raise ConfigError(f"card {old.shown}: already replaced")
             if self.account(new) is not None:
                 raise ConfigError(f"card {new.shown}: already has an account")
-            cursor = conn.execute(
+            (new_id,) = self.execute(
                 "INSERT INTO accounts (card_key, card_shown, holder, status, balance_minor, "
-                "created_at) VALUES (?, ?, ?, 'active', 0, ?)",
+                "created_at) VALUES (?, ?, ?, 'active', 0, ?) RETURNING id",
                 (new.key(self.secret), new.shown, account.holder, now_iso()),
-            )
-            new_id = int(cursor.lastrowid or 0)
+            ).fetchone()
             if account.balance_minor:
-                self._move(conn, account.id, "moved_out", -account.balance_minor)
-                self._move(conn, new_id, "moved_in", account.balance_minor)
-            conn.execute("UPDATE accounts SET status = 'replaced' WHERE id = ?", (account.id,))
+                self._move(account.id, "moved_out", -account.balance_minor)
+                self._move(new_id, "moved_in", account.balance_minor)
+            self.execute("UPDATE accounts SET status = 'replaced' WHERE id = ?", (account.id,))
         return self.require(new)
 
     def history(self, account: Account, limit: int = 50) -> list[Movement]:
-        rows = self.conn.execute(
+        rows = self.execute(
             "SELECT kind, amount_minor, balance_after_minor, flag, terminal_id, stan, at "
             "FROM movements WHERE account_id = ? ORDER BY id DESC LIMIT ?",
             (account.id, limit),
@@ -303,26 +411,27 @@ class HostStore:
     def totals(self) -> dict[str, Any]:
         """Money per movement kind and flag: what the program holds, took, owes and lost."""
         by_kind = {
-            f"{kind}{':' + flag if flag else ''}": {"count": count, "amount_minor": total}
-            for kind, flag, count, total in self.conn.execute(
+            # int(): PostgreSQL sums BIGINTs as NUMERIC (Decimal)
+            f"{kind}{':' + flag if flag else ''}": {"count": int(count), "amount_minor": int(total)}
+            for kind, flag, count, total in self.execute(
                 "SELECT kind, flag, COUNT(*), SUM(amount_minor) FROM movements "
                 "GROUP BY kind, flag ORDER BY kind, flag"
             )
         }
-        (held,) = self.conn.execute(
+        (held,) = self.execute(
             "SELECT COALESCE(SUM(balance_minor), 0) FROM accounts WHERE balance_minor > 0"
         ).fetchone()
-        (debts,) = self.conn.execute(
+        (debts,) = self.execute(
             "SELECT COALESCE(-SUM(balance_minor), 0) FROM accounts WHERE balance_minor < 0"
         ).fetchone()
-        return {"movements": by_kind, "balances_minor": held, "debts_minor": debts}
+        return {"movements": by_kind, "balances_minor": int(held), "debts_minor": int(debts)}
 
     # --- terminals -----------------------------------------------------------------------------
 
     def enroll(self, terminal_id: str, name: str, fingerprint: str) -> None:
         """Record a terminal's certificate; a re-enrolment replaces the old one (revoking it)."""
-        with self.transaction() as conn:
-            conn.execute(
+        with self.transaction():
+            self.execute(
                 "INSERT INTO terminals (terminal_id, name, fingerprint, status, enrolled_at) "
                 "VALUES (?, ?, ?, 'active', ?) ON CONFLICT (terminal_id) DO UPDATE SET "
                 "name = excluded.name, fingerprint = excluded.fingerprint, status = 'active', "
@@ -333,7 +442,7 @@ class HostStore:
     def terminals(self) -> list[Terminal]:
         return [
             Terminal(*row)
-            for row in self.conn.execute(
+            for row in self.execute(
                 "SELECT terminal_id, name, fingerprint, status, enrolled_at, last_seen_at, "
                 "last_stan FROM terminals ORDER BY terminal_id"
             )
@@ -344,23 +453,23 @@ class HostStore:
         return found[0] if found else None
 
     def revoke(self, terminal_id: str) -> None:
-        with self.transaction() as conn:
-            done = conn.execute(
+        with self.transaction():
+            done = self.execute(
                 "UPDATE terminals SET status = 'revoked' WHERE terminal_id = ?", (terminal_id,)
             )
             if done.rowcount == 0:
                 raise ConfigError(f"terminal {terminal_id!r}: not enrolled")
 
     def seen(self, terminal_id: str, stan: int) -> None:
-        with self.transaction() as conn:
-            conn.execute(
+        with self.transaction():
+            self.execute(
                 "UPDATE terminals SET last_seen_at = ?, last_stan = ? WHERE terminal_id = ?",
                 (now_iso(), stan, terminal_id),
             )
 
     def losses(self) -> dict[str, int]:
         """Offline sales the host declined after the fact (unknown, blocked, lost cards)."""
-        count, amount = self.conn.execute(
+        count, amount = self.execute(
             "SELECT COUNT(*), COALESCE(SUM(amount_minor), 0) FROM messages "
             "WHERE class = 'advice' AND response_code != '00'"
         ).fetchone()
