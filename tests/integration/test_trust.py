@@ -135,7 +135,9 @@ needs_faketime = pytest.mark.skipif(
 
 def faked(offset_file: Path) -> dict[str, str]:
     """libfaketime moving the wall clock by the offset written in `offset_file` (re-read each
-    second); the monotonic clock stays real, as when NTP steps a Pi's clock."""
+    second); the monotonic clock stays real, as when NTP steps a Pi's clock. (With the monotonic
+    clock left alone, libfaketime 0.9.10 makes time.sleep fail with EINVAL; the simulator's
+    paths use asyncio and select timeouts, which work.)"""
     return {
         "LD_PRELOAD": str(LIBFAKETIME),
         "FAKETIME_TIMESTAMP_FILE": str(offset_file),
