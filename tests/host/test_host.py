@@ -290,3 +290,28 @@ def test_two_host_processes_on_one_store_take_turns_on_one_card(
     store = HostStore.open(tmp_path, database)
     assert balance_of(store) == 0
     store.close()
+
+
+def test_backup_and_csv_while_serving(tmp_path: Path, database: str | None) -> None:
+    async def main() -> None:
+        async with Host(tmp_path, database) as host:
+            host.store.add_account(parse_card(PAN), 1000)
+            await host.send(request("0200", 1, 250))
+            if database is None:  # SQLite: an online copy while the host serves
+                assert host.store.backup(tmp_path / "copy.db") == 1
+            else:
+                with pytest.raises(ConfigError, match="pg_dump"):
+                    host.store.backup(tmp_path / "copy.db")
+            rows = list(host.store.movements_csv())
+            assert rows[0][:3] == ["at", "card", "kind"]
+            assert [r[1:4] for r in rows[1:]] == [
+                ["411111******1111", "topup", "1000"],
+                ["411111******1111", "sale", "-250"],
+            ]
+
+    run(main())
+    if database is None:
+        import sqlite3
+
+        with sqlite3.connect(tmp_path / "copy.db") as copy:
+            assert copy.execute("SELECT balance_minor FROM accounts").fetchone() == (750,)

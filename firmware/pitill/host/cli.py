@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import json
 import logging
 import signal
@@ -176,7 +177,20 @@ def add_parser(commands: Commands) -> None:
 
     report = with_dir(sub.add_parser("report", help="money held, taken, owed and lost"))
     report.add_argument("--json", action="store_true", help="as one JSON object")
+    report.add_argument(
+        "--csv", type=Path, metavar="FILE", help="also write every movement to FILE (CSV)"
+    )
     report.set_defaults(handler=_report)
+
+    backup = with_dir(
+        sub.add_parser(
+            "backup",
+            help="copy the SQLite store while the host keeps serving",
+            epilog="example: pitill host backup --data-dir host-data /media/usb/host-2026-11-30.db",
+        )
+    )
+    backup.add_argument("target", type=Path, metavar="FILE", help="a new file")
+    backup.set_defaults(handler=_backup)
 
 
 def _store(args: argparse.Namespace) -> HostStore:
@@ -269,11 +283,29 @@ def _account_replace(args: argparse.Namespace) -> int:
     return 0
 
 
+def _backup(args: argparse.Namespace) -> int:
+    store = _store(args)
+    try:
+        accounts = store.backup(args.target)
+    finally:
+        store.close()
+    print(f"backed up {accounts} accounts to {args.target} (integrity checked)")
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     store = _store(args)
     try:
         totals = store.totals()
         losses = store.losses()
+        if args.csv is not None:
+            try:
+                with args.csv.open("x", newline="", encoding="utf-8") as out:
+                    csv.writer(out).writerows(store.movements_csv())
+            except FileExistsError:
+                raise ConfigError(f"--csv {args.csv}: exists already; give a new file") from None
+            except OSError as exc:
+                raise ConfigError(f"--csv {args.csv}: cannot write it ({exc.strerror})") from None
     finally:
         store.close()
     totals["losses"] = losses

@@ -426,6 +426,42 @@ class HostStore:
         ).fetchone()
         return {"movements": by_kind, "balances_minor": int(held), "debts_minor": int(debts)}
 
+    def backup(self, target: Path) -> int:
+        """An online copy of the SQLite store to `target` (the host may keep serving: SQLite's
+        backup API copies a consistent snapshot); the number of accounts in it."""
+        if not isinstance(self.engine.conn, sqlite3.Connection):
+            raise ConfigError(
+                "pitill host backup copies the SQLite store; back a PostgreSQL database up with "
+                "pg_dump (or the engine's own backups)"
+            )
+        if target.exists():
+            raise ConfigError(f"backup {target}: exists already; give a new file name")
+        try:
+            copy = sqlite3.connect(target)
+        except sqlite3.Error as exc:
+            raise StorageError(f"backup {target}: cannot create it ({exc})") from None
+        try:
+            self.engine.conn.backup(copy)
+            (count,) = copy.execute("SELECT COUNT(*) FROM accounts").fetchone()
+            (check,) = copy.execute("PRAGMA integrity_check").fetchone()
+        finally:
+            copy.close()
+        if check != "ok":
+            raise StorageError(f"backup {target}: the copy fails its integrity check ({check})")
+        target.chmod(0o600)
+        return int(count)
+
+    def movements_csv(self) -> Iterator[list[str]]:
+        """Every movement as CSV rows (masked cards only), oldest first, with a header."""
+        yield ["at", "card", "kind", "amount_minor", "balance_after_minor", "flag", "terminal_id",
+               "stan"]  # fmt: skip
+        for row in self.execute(
+            "SELECT m.at, a.card_shown, m.kind, m.amount_minor, m.balance_after_minor, m.flag, "
+            "m.terminal_id, m.stan FROM movements m JOIN accounts a ON a.id = m.account_id "
+            "ORDER BY m.id"
+        ):
+            yield ["" if value is None else str(value) for value in row]
+
     # --- terminals -----------------------------------------------------------------------------
 
     def enroll(self, terminal_id: str, name: str, fingerprint: str) -> None:
