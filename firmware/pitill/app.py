@@ -28,6 +28,7 @@ from pitill.core.effects import (
     Authorize,
     Beep,
     Effect,
+    FindLastSale,
     OpenDrawer,
     Record,
     RequestReport,
@@ -37,6 +38,7 @@ from pitill.core.effects import (
     Show,
     StartTimer,
     VerifyPin,
+    VoidSale,
 )
 from pitill.core.events import (
     AuthOutcome,
@@ -48,6 +50,7 @@ from pitill.core.events import (
     ClockChecked,
     Event,
     KeyPressed,
+    LastSaleFound,
     LinkChanged,
     PinChecked,
     PinSaved,
@@ -56,6 +59,7 @@ from pitill.core.events import (
     ReportReady,
     TimerFired,
     TimerName,
+    VoidDone,
 )
 from pitill.core.machine import step
 from pitill.core.responses import ResponseClass, advice_class
@@ -121,6 +125,7 @@ def settings_from_config(config: Config) -> Settings:
         currency=config.terminal.currency,
         currency_exponent=config.terminal.currency_exponent,
         max_amount_minor=config.terminal.max_amount_minor,
+        void_window_s=config.terminal.void_window_s,
         mode=config.offline.mode,
         limits=config.offline.limits(),
         timeouts=config.timeouts,
@@ -335,6 +340,10 @@ class Terminal:
             self._spawn(self._report())
         elif isinstance(effect, SaveMode):
             self._save_mode(effect.mode)
+        elif isinstance(effect, FindLastSale):
+            self.enqueue(LastSaleFound(self.now_s(), self.journal.last_sale()))
+        elif isinstance(effect, VoidSale):
+            self._void_sale(effect)
         elif isinstance(effect, VerifyPin):
             self._spawn(self._verify_pin(effect.pin))
         elif isinstance(effect, SetPin):
@@ -354,6 +363,35 @@ class Terminal:
             log_event(log, "mode_not_saved", level=logging.ERROR, mode=mode.value, error=str(exc))
         else:
             log_event(log, "mode_saved", mode=mode.value)
+
+    def _void_sale(self, effect: VoidSale) -> None:
+        """FN 3: one commit (the sale's new status and its VOID row), then VoidDone. A reversal
+        it queues goes out through the forwarder like any other, with reason 17."""
+        try:
+            done = self.journal.record_void(
+                effect.seq, effect.from_status, effect.to_status, effect.void
+            )
+        except StorageError as exc:
+            log_event(log, "void_not_saved", level=logging.ERROR, seq=effect.seq, error=str(exc))
+            self.enqueue(VoidDone(self.now_s(), ok=False, reason="Void NOT saved"))
+            return
+        if not done:
+            log_event(log, "void_refused", level=logging.WARNING, seq=effect.seq)
+            self.enqueue(VoidDone(self.now_s(), ok=False, reason="Sale changed: no void"))
+            return
+        log_event(log, "sale_voided", seq=effect.seq, status=effect.to_status.value)
+        self.event_log.write(
+            self.now_s(),
+            "void",
+            seq=effect.seq,
+            status=effect.to_status.value,
+            void_seq=effect.void.seq,
+            amount_minor=effect.void.amount_minor,
+        )
+        if effect.to_status is TxnStatus.REVERSAL_PENDING:
+            self.forwarder.kick()
+        self.enqueue(VoidDone(self.now_s(), ok=True))
+        self.enqueue(self.backlog_event())
 
     async def _verify_pin(self, pin: str) -> None:
         """scrypt is slow on purpose: off the loop. The PIN itself is never logged."""

@@ -218,6 +218,7 @@ class TerminalConfig:
     merchant_id: str = "PITILLSHOP00001"
     currency: str = "EUR"
     max_amount_minor: int = 999_999  # the largest sale the keypad accepts
+    void_window_s: float = 600.0  # FN 3 voids the last sale this long after it (running time)
 
     def __post_init__(self) -> None:
         for name, length in ISO_ID_LENGTHS.items():
@@ -672,7 +673,10 @@ class Config:
 # checks that every int and float field has its bound here, and that hw/pitill.example.toml
 # writes each bound's text on the key's line.
 BOUNDS: dict[type, dict[str, Bound]] = {
-    TerminalConfig: {"max_amount_minor": Bound(1, 999_999_999_999)},
+    TerminalConfig: {
+        "max_amount_minor": Bound(1, 999_999_999_999),
+        "void_window_s": _seconds(0, 86_400),
+    },
     OfflineConfig: {
         "floor_limit_minor": AMOUNT,
         "max_total_minor": AMOUNT,

@@ -17,16 +17,19 @@ from pitill.core.events import (
     CardSwiped,
     Event,
     KeyPressed,
+    LastSaleFound,
     LinkChanged,
     PinChecked,
     ReaderChanged,
     RecordFailed,
     ReportReady,
+    VoidDone,
 )
 from pitill.core.machine import step
 from pitill.core.screens import Screen
 from pitill.core.state import TerminalState
-from pitill.core.types import Key, LinkStatus
+from pitill.core.txn import SaleOnRecord
+from pitill.core.types import Key, LinkStatus, TxnKind, TxnMode, TxnStatus
 from pitill.core.views import screen_for
 
 CARD = Card("4111111111111111", "3012")
@@ -48,6 +51,17 @@ ONLINE = [LinkChanged(0.0, LinkStatus.ONLINE)]
 OFFLINE = [LinkChanged(0.0, LinkStatus.OFFLINE, "DNS")]
 SWIPE = [CardSwiped(0.0, CARD, TODAY)]
 # FN and the supervisor PIN, which the shell accepts (a PIN stored before: Booted said so).
+LAST_SALE = SaleOnRecord(
+    seq=41,
+    kind=TxnKind.CARD,
+    mode=TxnMode.ONLINE,
+    status=TxnStatus.APPROVED,
+    amount_minor=1250,
+    currency="EUR",
+    masked_pan="411111******1111",
+    age_s=95.0,
+    sent=False,
+)
 SUPERVISOR = [*keys("FN", "2", "5", "8", "0", "OK"), PinChecked(0.0, ok=True)]
 
 
@@ -98,6 +112,17 @@ def core_gallery() -> dict[str, Screen]:
         ),
         "pin": run([*ONLINE, *keys("FN", "2", "5", "8")]),
         "menu": run([*ONLINE, *SUPERVISOR]),
+        "void": run([*ONLINE, *SUPERVISOR, *keys("3"), LastSaleFound(0.0, LAST_SALE)]),
+        "voided": run(
+            [
+                *ONLINE,
+                *SUPERVISOR,
+                *keys("3"),
+                LastSaleFound(0.0, LAST_SALE),
+                *keys("OK"),
+                VoidDone(0.0, ok=True),
+            ]
+        ),
         "report": run(
             [
                 *ONLINE,

@@ -15,15 +15,18 @@ from pitill.core.events import (
     CardSwiped,
     Event,
     KeyPressed,
+    LastSaleFound,
     LinkChanged,
     PinChecked,
     PinSaved,
     TimerFired,
     TimerName,
+    VoidDone,
 )
 from pitill.core.machine import TABLE, step, targets, trigger_of
 from pitill.core.state import Phase, TerminalState
-from pitill.core.types import Key, LinkStatus, TxnStatus
+from pitill.core.txn import SaleOnRecord
+from pitill.core.types import Key, LinkStatus, TxnKind, TxnMode, TxnStatus
 
 CARDS = [
     Card("4111111111111111", "3012"),
@@ -65,7 +68,7 @@ class TerminalMachine(RuleBasedStateMachine):
     def press(self, key: Key) -> None:
         before = self.state.phase
         self.feed(KeyPressed(self.now_s, key))
-        if key is Key.CANCEL and before is not Phase.AUTHORIZING:
+        if key is Key.CANCEL and before not in (Phase.AUTHORIZING, Phase.VOIDING):
             assert self.state.phase is Phase.IDLE
 
     @rule(card=st.sampled_from(CARDS))
@@ -96,6 +99,20 @@ class TerminalMachine(RuleBasedStateMachine):
             self.feed(PinChecked(self.now_s, ok and not locked_for_s, 3, locked_for_s))
         if self.state.phase is Phase.MENU and before is not Phase.MENU:
             assert before is Phase.PIN_CHECKING and (ok or saved)  # only a yes opens the menu
+
+    @rule(
+        kind=st.sampled_from(list(TxnKind)),
+        status=st.sampled_from(list(TxnStatus)),
+        age_s=st.sampled_from([10.0, 900.0]),
+        void_ok=st.booleans(),
+    )
+    def void_answers(self, kind: TxnKind, status: TxnStatus, age_s: float, void_ok: bool) -> None:
+        """The journal's newest sale and the void's outcome, in any phase, late or not."""
+        mode = TxnMode.OFFLINE if status is TxnStatus.PENDING else TxnMode.ONLINE
+        found = SaleOnRecord(3, kind, mode, status, 500, "EUR", "", age_s, False)
+        self.feed(LastSaleFound(self.now_s, found))
+        if self.state.phase is Phase.VOIDING:
+            self.feed(VoidDone(self.now_s, void_ok))
 
     @rule(delay_s=st.floats(min_value=0.0, max_value=200.0))
     def time_passes(self, delay_s: float) -> None:

@@ -55,6 +55,10 @@ class Till:
             CardSwiped(self.now_s, card, TODAY, offline_sales_of_card=offline_sales_of_card)
         )
 
+    def feed_key(self, name: str) -> tuple[object, ...]:
+        """One key; its effects."""
+        return self.feed(KeyPressed(self.now_s, Key.parse(name)))
+
     def open_menu(self) -> tuple[object, ...]:
         """FN and a PIN the shell accepts (or, while none is set, a new one keyed twice and
         saved): the supervisor's menu. The core never checks a PIN itself."""

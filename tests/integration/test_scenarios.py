@@ -8,6 +8,7 @@ with a NAME.toml beside it runs with that config.
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -200,3 +201,31 @@ def test_a_pin_lock_survives_a_restart(tmp_path: Path) -> None:
     for path in [*data.iterdir(), events_file]:
         if path.is_file():
             assert b"97531864" not in path.read_bytes(), path
+
+
+def test_voids_of_an_online_an_offline_and_a_cash_sale(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    result = run_script("void_sales.pitill", data)
+    assert result.returncode == 0, result.stdout + result.stderr
+    with sqlite3.connect(data / "journal.sqlite3") as conn:
+        rows = conn.execute(
+            "SELECT seq, kind, mode, status, amount_minor, reverses_seq, voided_by_seq"
+            " FROM txns ORDER BY seq"
+        ).fetchall()
+    assert rows == [
+        (1, "card", "online", "REVERSED", 1200, 0, 2),
+        (2, "card", "online", "VOID", 1200, 1, 0),
+        (3, "card", "offline", "VOIDED", 800, 0, 4),
+        (4, "card", "offline", "VOID", 800, 3, 0),
+        (5, "cash", "offline", "VOIDED", 500, 0, 6),
+        (6, "cash", "offline", "VOID", 500, 5, 0),
+    ]
+    entries = ledger(data)
+    assert [(e["mti"], e["stan"]) for e in entries] == [("0200", 1), ("0420", 1)]
+    assert entries[1]["reversed"] is True  # the host took the charge back
+    check = reconcile(read_journal(data / "journal.sqlite3"), entries, "PITILL01", settled=True)
+    assert check.problems() == [] and check.host_net_minor == 0
+    report = subprocess.run(
+        [*PITILL, "report", "--data-dir", str(data)], capture_output=True, text=True, check=True
+    ).stdout
+    assert "voids" in report and "25.00" in report.split("voids")[1].splitlines()[0]

@@ -18,6 +18,7 @@ from journal_helpers import (
 )
 
 from pitill.card.model import Card
+from pitill.core.txn import Txn
 from pitill.core.types import TxnKind, TxnMode, TxnStatus
 from pitill.errors import SealError, StorageError
 from pitill.journal.model import ForwardKind
@@ -282,3 +283,25 @@ def test_journal_in_a_path_that_cannot_be_a_file_is_a_storage_error(tmp_path: Pa
         Journal.open(data, Sealer.load_or_create(data / KEY_FILE_NAME))
     assert (data / JOURNAL_FILE_NAME).is_dir()  # not mistaken for corruption, not moved
     assert sorted(p.name for p in data.iterdir()) == [JOURNAL_FILE_NAME]
+
+
+def test_a_void_is_one_commit_and_never_touches_a_sale_already_sent(journal: Journal) -> None:
+    """The forwarder counts an attempt before it sends (under the journal's lock): a void that
+    comes after it must change nothing, or the host would hold a sale the journal calls void."""
+    journal.record(offline_sale(1))
+    journal.record(offline_sale(2))
+    last = journal.last_sale()
+    assert last is not None and (last.seq, last.status, last.sent) == (2, TxnStatus.PENDING, False)
+    void = Txn(3, TxnKind.CARD, TxnMode.OFFLINE, 1250, "EUR", TxnStatus.VOID, reverses_seq=2)
+    journal.mark_attempt(1)
+    refused = Txn(4, TxnKind.CARD, TxnMode.OFFLINE, 1250, "EUR", TxnStatus.VOID, reverses_seq=1)
+    assert not journal.record_void(1, TxnStatus.PENDING, TxnStatus.VOIDED, refused)
+    assert journal.get(1).status is TxnStatus.PENDING and journal.get(4) is None
+    assert journal.record_void(2, TxnStatus.PENDING, TxnStatus.VOIDED, void)
+    voided, record = journal.get(2), journal.get(3)
+    assert voided.status is TxnStatus.VOIDED and voided.voided_by_seq == 3
+    assert record.status is TxnStatus.VOID and record.reverses_seq == 2
+    assert record.masked_pan == voided.masked_pan != ""  # the void names the card, masked
+    assert [item.row.seq for item in journal.next_forward_items(10)] == [1]  # 2 never goes
+    last = journal.last_sale()
+    assert last is not None and (last.seq, last.status) == (2, TxnStatus.VOIDED)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -186,3 +188,12 @@ def test_parse_request_needs_the_dedup_fields() -> None:
         m.parse_request({"t": "0220", "7": "1128101530", "11": "000001", "12": "1", "13": "1"})
     with pytest.raises(ProtocolError, match="no response MTI"):
         m.parse_request({"t": "0100", "11": "000001"})
+
+
+def test_a_void_says_customer_cancellation_in_field_39_a_timeout_reversal_does_not() -> None:
+    plain = forward_item(ForwardKind.REVERSAL, seq=321)
+    assert "39" not in m.build_reversal(plain, TERMINAL)
+    voided = dataclasses.replace(plain, row=dataclasses.replace(plain.row, voided_by_seq=322))
+    reversal = m.build_reversal(voided, TERMINAL)
+    assert reversal["39"] == "17"
+    assert m.decode(m.encode(reversal))["39"] == "17"  # it survives the wire

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pitill.core.events import TimerName
 from pitill.core.screens import Screen
 from pitill.core.txn import Txn
-from pitill.core.types import BeepPattern, OfflineMode
+from pitill.core.types import BeepPattern, OfflineMode, TxnStatus
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,23 @@ class SetPin:
     pin: str = field(repr=False)
 
 
+@dataclass(frozen=True)
+class FindLastSale:
+    """Read the journal's newest sale; the answer comes back as LastSaleFound."""
+
+
+@dataclass(frozen=True)
+class VoidSale:
+    """In one journal commit: move sale `seq` from `from_status` to `to_status` (only if it is
+    still there and was never sent) and record `void`, which names it in reverses_seq. The
+    answer comes back as VoidDone; a reversal it queues goes out through the forwarder."""
+
+    seq: int
+    from_status: TxnStatus
+    to_status: TxnStatus
+    void: Txn
+
+
 Effect = (
     Show
     | Beep
@@ -95,4 +112,6 @@ Effect = (
     | SaveMode
     | VerifyPin
     | SetPin
+    | FindLastSale
+    | VoidSale
 )

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from pitill.card.model import Card
+from pitill.core.txn import SaleOnRecord
 from pitill.core.types import Key, LinkStatus, OfflineMode
 
 
@@ -140,6 +141,23 @@ class PinSaved:
     saved: bool
 
 
+@dataclass(frozen=True)
+class LastSaleFound:
+    """The journal's newest sale (FindLastSale), or None when it holds none."""
+
+    now_s: float
+    sale: SaleOnRecord | None
+
+
+@dataclass(frozen=True)
+class VoidDone:
+    """The void was journaled (ok) or refused: the sale changed meanwhile, or the write failed."""
+
+    now_s: float
+    ok: bool
+    reason: str = ""
+
+
 class TimerName(StrEnum):
     PHASE = "phase"  # the timeout of the current waiting step
 
@@ -166,4 +184,6 @@ Event = (
     | TimerFired
     | PinChecked
     | PinSaved
+    | LastSaleFound
+    | VoidDone
 )

@@ -19,6 +19,9 @@ Rules of the table (read these before changing it):
 7. The FN menu (mode, report, and every supervisor power) opens only through PIN_ENTRY ->
    PIN_CHECKING -> MENU. The core never checks a PIN: it asks the shell (VerifyPin) and obeys the
    answer (PinChecked), including how long the menu stays locked; selling and cash never need it.
+8. A void (FN 3) cancels only the newest sale, within settings.void_window_s of running time, and
+   only as VOIDS allows for its kind, mode and status; the shell journals it in one commit
+   (VoidSale) and answers VoidDone before the drawer opens or the screen says VOID.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from pitill.core.effects import (
     Authorize,
     Beep,
     Effect,
+    FindLastSale,
     OpenDrawer,
     Record,
     RequestReport,
@@ -42,6 +46,7 @@ from pitill.core.effects import (
     Show,
     StartTimer,
     VerifyPin,
+    VoidSale,
 )
 from pitill.core.events import (
     AuthOutcome,
@@ -53,6 +58,7 @@ from pitill.core.events import (
     ClockChecked,
     Event,
     KeyPressed,
+    LastSaleFound,
     LinkChanged,
     PinChecked,
     PinSaved,
@@ -61,10 +67,11 @@ from pitill.core.events import (
     ReportReady,
     TimerFired,
     TimerName,
+    VoidDone,
 )
 from pitill.core.responses import OFFLINE_APPROVED, OFFLINE_DECLINED, ResponseClass, sale_class
 from pitill.core.state import Phase, Sale, TerminalState
-from pitill.core.txn import Txn
+from pitill.core.txn import SaleOnRecord, Txn
 from pitill.core.types import (
     PIN_MAX_DIGITS,
     PIN_MIN_DIGITS,
@@ -106,6 +113,8 @@ class Trigger(StrEnum):
     REPORT_READY = "report_ready"
     PIN_CHECKED = "pin_checked"
     PIN_SAVED = "pin_saved"
+    LAST_SALE_FOUND = "last_sale_found"
+    VOID_DONE = "void_done"
 
 
 _KEY_TRIGGERS = {Key.OK: Trigger.OK, Key.CLEAR: Trigger.CLEAR, Key.CANCEL: Trigger.CANCEL}
@@ -124,6 +133,8 @@ _EVENT_TRIGGERS: dict[type, Trigger] = {
     ReportReady: Trigger.REPORT_READY,
     PinChecked: Trigger.PIN_CHECKED,
     PinSaved: Trigger.PIN_SAVED,
+    LastSaleFound: Trigger.LAST_SALE_FOUND,
+    VoidDone: Trigger.VOID_DONE,
 }
 
 
@@ -191,6 +202,10 @@ _PHASE_TIMEOUT_S: dict[Phase, Callable[[TerminalState], float]] = {
     Phase.REPORT: lambda s: s.settings.timeouts.menu_s,
     Phase.PIN_ENTRY: lambda s: s.settings.timeouts.menu_s,
     Phase.PIN_CHECKING: lambda s: s.settings.timeouts.menu_s,
+    Phase.VOID_LOOKUP: lambda s: s.settings.timeouts.menu_s,
+    Phase.VOID_CONFIRM: lambda s: s.settings.timeouts.menu_s,
+    Phase.VOIDING: lambda s: s.settings.timeouts.menu_s,
+    Phase.VOIDED: lambda s: s.settings.timeouts.result_s,
 }
 
 
@@ -207,7 +222,9 @@ def enter(state: TerminalState, phase: Phase, *effects: Effect, **changes: objec
 
 def to_idle(state: TerminalState, notice: str = "") -> Result:
     """Back to idle; the sale's record is dropped with everything in it (and any PIN keyed)."""
-    return enter(state, Phase.IDLE, notice=notice, sale=None, pin_entry="", pin_first="")
+    return enter(
+        state, Phase.IDLE, notice=notice, sale=None, pin_entry="", pin_first="", void_target=None
+    )
 
 
 def refuse(notice: str) -> Handler:
@@ -313,6 +330,8 @@ COMMON_ROWS: dict[Trigger, Handler] = {
     Trigger.REPORT_READY: ignore,  # the cashier left the report before it was ready
     Trigger.PIN_CHECKED: pin_answer_late,  # the cashier left the PIN screen meanwhile
     Trigger.PIN_SAVED: pin_saved_late,
+    Trigger.LAST_SALE_FOUND: ignore,  # the supervisor left the void before the journal answered
+    Trigger.VOID_DONE: ignore,  # cannot come late: VOIDING waits for it (a bug would show here)
 }
 
 
@@ -701,7 +720,7 @@ def pin_saved(state: TerminalState, event: Event) -> Result:
     return new_state, (Beep(BeepPattern.ERROR), *effects)
 
 
-@leads_to(Phase.MENU, Phase.REPORT)
+@leads_to(Phase.MENU, Phase.REPORT, Phase.VOID_LOOKUP)
 def menu_digit(state: TerminalState, event: Event) -> Result:
     choice = digit_of(event)
     if choice == 1:
@@ -711,7 +730,83 @@ def menu_digit(state: TerminalState, event: Event) -> Result:
         return enter(
             state, Phase.REPORT, RequestReport(), report_lines=("Reading journal",), report_page=0
         )
-    return state.but(notice="Press 1 or 2"), (Beep(BeepPattern.ERROR),)
+    if choice == 3:
+        return enter(state, Phase.VOID_LOOKUP, FindLastSale(), Beep(BeepPattern.CLICK))
+    return state.but(notice="Press 1, 2 or 3"), (Beep(BeepPattern.ERROR),)
+
+
+# --- void the last sale (FN 3) -------------------------------------------------------------------
+
+# What a void does to the sale it cancels, by (kind, mode, status): the sale's new status.
+VOIDS: Mapping[tuple[TxnKind, TxnMode, TxnStatus], TxnStatus] = {
+    # The host charged it: a reversal (0420, reason 17 customer cancellation) via the forwarder.
+    (TxnKind.CARD, TxnMode.ONLINE, TxnStatus.APPROVED): TxnStatus.REVERSAL_PENDING,
+    # Not yet at the host: never forwarded (the shell checks it was never sent, in the commit).
+    (TxnKind.CARD, TxnMode.OFFLINE, TxnStatus.PENDING): TxnStatus.VOIDED,
+    # Cash: not sold after all; the VOID row is the cash that leaves the drawer.
+    (TxnKind.CASH, TxnMode.ONLINE, TxnStatus.COMPLETED): TxnStatus.VOIDED,
+    (TxnKind.CASH, TxnMode.OFFLINE, TxnStatus.COMPLETED): TxnStatus.VOIDED,
+}
+_VOIDED_ALREADY = (TxnStatus.VOIDED, TxnStatus.REVERSAL_PENDING, TxnStatus.REVERSED)
+
+
+def void_refusal(state: TerminalState, sale: SaleOnRecord | None) -> str | None:
+    """Why the newest sale may not be voided (as the screen says it), or None."""
+    if sale is None:
+        return "No sale to void"
+    if sale.status in _VOIDED_ALREADY:
+        return "Last sale is voided"
+    if sale.kind is TxnKind.CARD and (sale.sent or sale.status is TxnStatus.FORWARDED):
+        return "Sent to host: no void"
+    if (sale.kind, sale.mode, sale.status) not in VOIDS:
+        return f"Cannot void: {sale.status.value}"
+    if sale.age_s > state.settings.void_window_s:
+        return f"Too late: over {state.settings.void_window_s / 60:.0f} min"
+    return None
+
+
+@leads_to(Phase.VOID_CONFIRM, Phase.IDLE)
+def last_sale_found(state: TerminalState, event: Event) -> Result:
+    assert isinstance(event, LastSaleFound)
+    refusal = void_refusal(state, event.sale)
+    if refusal is not None:
+        new_state, effects = to_idle(state, notice=refusal)
+        return new_state, (Beep(BeepPattern.ERROR), *effects)
+    return enter(state, Phase.VOID_CONFIRM, Beep(BeepPattern.ALERT), void_target=event.sale)
+
+
+@leads_to(Phase.VOIDING)
+def void_ok(state: TerminalState, event: Event) -> Result:
+    sale = state.void_target
+    assert sale is not None
+    void = Txn(
+        seq=state.next_seq,
+        kind=sale.kind,
+        mode=sale.mode,
+        amount_minor=sale.amount_minor,
+        currency=sale.currency,
+        status=TxnStatus.VOID,
+        reverses_seq=sale.seq,
+    )
+    to_status = VOIDS[(sale.kind, sale.mode, sale.status)]
+    return enter(
+        state,
+        Phase.VOIDING,
+        VoidSale(sale.seq, sale.status, to_status, void),
+        next_seq=state.next_seq + 1,
+    )
+
+
+@leads_to(Phase.VOIDED, Phase.IDLE)
+def void_done(state: TerminalState, event: Event) -> Result:
+    assert isinstance(event, VoidDone)
+    sale = state.void_target
+    assert sale is not None
+    if not event.ok:
+        new_state, effects = to_idle(state, notice=event.reason or "Void NOT saved")
+        return new_state, (Beep(BeepPattern.ERROR), *effects)
+    drawer = (OpenDrawer(),) if sale.kind is TxnKind.CASH else ()
+    return enter(state, Phase.VOIDED, *drawer, Beep(BeepPattern.APPROVE))
 
 
 def report_ready(state: TerminalState, event: Event) -> Result:
@@ -858,6 +953,40 @@ _ROWS: dict[Phase, dict[Trigger, Handler]] = {
         Trigger.PIN_CHECKED: pin_checked,
         Trigger.PIN_SAVED: pin_saved,
     },
+    Phase.VOID_LOOKUP: {
+        Trigger.DIGIT: _PLEASE_WAIT,
+        Trigger.OK: _PLEASE_WAIT,
+        Trigger.CLEAR: _PLEASE_WAIT,
+        Trigger.CANCEL: cancel,
+        Trigger.FN: done,
+        Trigger.CARD: _NO_CARD_WANTED,
+        Trigger.CARD_UNREADABLE: ignore,
+        Trigger.TIMEOUT: done,
+        Trigger.LAST_SALE_FOUND: last_sale_found,
+    },
+    Phase.VOID_CONFIRM: {
+        Trigger.DIGIT: _NOT_NOW,
+        Trigger.OK: void_ok,
+        Trigger.CLEAR: cancel,
+        Trigger.CANCEL: cancel,
+        Trigger.FN: cancel,
+        Trigger.CARD: _NO_CARD_WANTED,
+        Trigger.CARD_UNREADABLE: ignore,
+        Trigger.TIMEOUT: timed_out,
+    },
+    Phase.VOIDING: {
+        # The shell journals the void within the step; VoidDone is the next event taken.
+        Trigger.DIGIT: _PLEASE_WAIT,
+        Trigger.OK: _PLEASE_WAIT,
+        Trigger.CLEAR: _PLEASE_WAIT,
+        Trigger.CANCEL: _PLEASE_WAIT,
+        Trigger.FN: _PLEASE_WAIT,
+        Trigger.CARD: _PLEASE_WAIT,
+        Trigger.CARD_UNREADABLE: ignore,
+        Trigger.TIMEOUT: done,
+        Trigger.VOID_DONE: void_done,
+    },
+    Phase.VOIDED: _RESULT_ROWS,
     Phase.REPORT: {
         Trigger.DIGIT: _NOT_NOW,
         Trigger.OK: report_next_page,

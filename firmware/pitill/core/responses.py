@@ -61,6 +61,8 @@ SYSTEM_MALFUNCTION = "96"
 # Written by the terminal itself for decisions taken without the host (EMV vocabulary).
 OFFLINE_APPROVED = "Y3"  # approved, unable to go online
 OFFLINE_DECLINED = "Z3"  # declined, unable to go online
+# The reason a reversal carries in its own field 39 (not an answer): the supervisor voided it.
+REVERSAL_REASON_CUSTOMER_CANCELLATION = "17"
 
 _A, _R, _F = ResponseClass.APPROVED, ResponseClass.RETRY, ResponseClass.FINAL
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 
 from pitill.card.model import Card
-from pitill.core.txn import Txn
+from pitill.core.txn import SaleOnRecord, Txn
 from pitill.core.types import LinkStatus, OfflineMode, PinPurpose
 from pitill.errors import TransitionError
 
@@ -35,6 +35,10 @@ class Phase(StrEnum):
     REPORT = "REPORT"  # the reconciliation report on screen
     PIN_ENTRY = "PIN_ENTRY"  # FN: the supervisor PIN, keyed as asterisks, guards the menu
     PIN_CHECKING = "PIN_CHECKING"  # the shell checks (or saves) the PIN off the loop
+    VOID_LOOKUP = "VOID_LOOKUP"  # FN 3: the journal's newest sale is read
+    VOID_CONFIRM = "VOID_CONFIRM"  # that sale on screen: OK voids it
+    VOIDING = "VOIDING"  # the void is being journaled
+    VOIDED = "VOIDED"  # journaled: reversal queued, offline sale cancelled or cash given back
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,7 @@ class Settings:
     currency_exponent: int = 2
     max_amount_minor: int = 999_999
     mode: OfflineMode = OfflineMode.PREFER_ONLINE
+    void_window_s: float = 600.0  # the last sale may be voided this long after it was recorded
     limits: OfflineLimits = field(default_factory=OfflineLimits)
     timeouts: PhaseTimeouts = field(default_factory=PhaseTimeouts)
 
@@ -130,6 +135,7 @@ class TerminalState:
     pin_purpose: PinPurpose = PinPurpose.UNLOCK
     pin_entry: str = field(default="", repr=False)
     pin_first: str = field(default="", repr=False)  # a new PIN, until it is keyed again
+    void_target: SaleOnRecord | None = None  # the sale FN 3 is voiding (VOID_CONFIRM on)
     pin_locked_until_s: float = 0.0  # now_s until which the menu is locked after wrong tries
 
     def but(self, **changes: object) -> TerminalState:

@@ -37,6 +37,21 @@ class Txn:
         return replace(self, status=status, **changes)  # type: ignore[arg-type]
 
 
+@dataclass(frozen=True)
+class SaleOnRecord:
+    """The newest sale in the journal, as the void decision needs it (LastSaleFound)."""
+
+    seq: int
+    kind: TxnKind
+    mode: TxnMode
+    status: TxnStatus
+    amount_minor: int
+    currency: str
+    masked_pan: str
+    age_s: float  # running time since it was recorded (never jumps with the wall clock)
+    sent: bool  # the forwarder has sent it at least once (an advice may be at the host)
+
+
 def stan_for(seq: int) -> int:
     """System trace audit number: 6 digits, never 0, cycling with the sequence number."""
     return (seq - 1) % 999_999 + 1

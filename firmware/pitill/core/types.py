@@ -81,8 +81,11 @@ class TxnStatus(StrEnum):
     REVERSAL_PENDING a 0200 whose outcome is unknown; an 0420/0421 must go before anything else.
     REVERSED      the host acknowledged the reversal (final).
     COMPLETED     a cash sale (final; never sent upstream).
-    VOIDED        the terminal said "NOT saved" after a failed write: never forwarded, never
-                  counted as sold, even if the failed commit reappears after a crash.
+    VOIDED        the terminal said "NOT saved" after a failed write, or the supervisor voided
+                  the sale before it reached the host: never forwarded, never counted as sold,
+                  even if the failed commit reappears after a crash.
+    VOID          the record of a supervisor's void (FN 3): its reverses_seq is the sale voided,
+                  its amount what went back (cash out of the drawer). Final; never sent upstream.
     """
 
     AUTHORIZING = "AUTHORIZING"
@@ -95,6 +98,7 @@ class TxnStatus(StrEnum):
     REVERSED = "REVERSED"
     COMPLETED = "COMPLETED"
     VOIDED = "VOIDED"
+    VOID = "VOID"
 
 
 # The supervisor PIN's length (keyed on the keypad; the shell refuses others at `pitill pin set`).

@@ -9,12 +9,14 @@ from __future__ import annotations
 from pitill.core.responses import APPROVED, screen_text
 from pitill.core.screens import Emphasis, Screen, StatusBar
 from pitill.core.state import Phase, TerminalState
+from pitill.core.txn import SaleOnRecord
 from pitill.core.types import (
     PIN_MAX_DIGITS,
     PIN_MIN_DIGITS,
     LinkStatus,
     OfflineMode,
     PinPurpose,
+    TxnStatus,
     format_amount,
 )
 
@@ -86,6 +88,24 @@ def screen_for(state: TerminalState) -> Screen:
     return Screen(title=title, lines=lines, emphasis=emphasis, status=status_bar(state))
 
 
+# What a void did, in the words of the VOIDED screen, by the sale's status before it.
+VOID_OUTCOMES = {
+    TxnStatus.APPROVED: "Reversal to host",
+    TxnStatus.PENDING: "Not sent: cancelled",
+    TxnStatus.COMPLETED: "Give the cash back",
+}
+
+
+def _void_content(
+    state: TerminalState, sale: SaleOnRecord
+) -> tuple[str, tuple[str, ...], Emphasis]:
+    amount = f"{money(state, sale.amount_minor)} #{sale.seq}"
+    if state.phase is Phase.VOID_CONFIRM:
+        what = sale.masked_pan or "Cash sale"
+        return "VOID?", (amount, what, "OK=void CANCEL=keep"), Emphasis.WARNING
+    return "VOID", (amount, VOID_OUTCOMES[sale.status], "OK"), Emphasis.SUCCESS
+
+
 def _content(state: TerminalState) -> tuple[str, tuple[str, ...], Emphasis]:
     phase = state.phase
     amount = money(state, state.amount_minor)
@@ -133,7 +153,7 @@ def _content(state: TerminalState) -> tuple[str, tuple[str, ...], Emphasis]:
     if phase is Phase.MENU:
         return (
             "MENU",
-            (f"1 Mode: {state.mode.label}", "2 Report", "CANCEL to leave"),
+            (f"1 Mode: {state.mode.label}", "2 Report", "3 Void last sale"),
             (Emphasis.NORMAL),
         )
     if phase is Phase.PIN_ENTRY:
@@ -142,6 +162,12 @@ def _content(state: TerminalState) -> tuple[str, tuple[str, ...], Emphasis]:
         second = "Supervisor only" if unlock else f"{PIN_MIN_DIGITS}-{PIN_MAX_DIGITS} digits"
         lines = (stars, second, "OK=go CANCEL=leave")
         return PIN_TITLES[state.pin_purpose], lines, Emphasis.NORMAL
+    if phase in (Phase.VOID_CONFIRM, Phase.VOIDED) and state.void_target is not None:
+        return _void_content(state, state.void_target)
+    if phase is Phase.VOID_LOOKUP:
+        return "VOID", ("Reading journal",), Emphasis.NORMAL
+    if phase is Phase.VOIDING:
+        return "VOIDING", ("Please wait",), Emphasis.NORMAL
     if phase is Phase.PIN_CHECKING:
         return "CHECKING PIN", ("Please wait",), Emphasis.NORMAL
     if phase is Phase.REPORT:

@@ -80,6 +80,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX txns_by_card ON txns (card_fp, seq) WHERE card_fp IS NOT NULL",
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     ),
+    (
+        # A sale the supervisor voided names its VOID row (whose reverses_seq names the sale):
+        # the forwarder sends its reversal with reason 17, customer cancellation.
+        "ALTER TABLE txns ADD COLUMN voided_by_seq INTEGER NOT NULL DEFAULT 0",
+    ),
 )
 
 _SUFFIXES = ("", "-wal", "-shm")  # a database and the files SQLite keeps beside it
@@ -206,7 +211,14 @@ _ENUM_COLUMNS: dict[str, tuple[str, ...]] = {
     "kind": tuple(k.value for k in TxnKind),
     "mode": tuple(m.value for m in TxnMode),
 }
-_INTEGER_COLUMNS = ("amount_minor", "stan", "tendered_minor", "change_minor", "reverses_seq")
+_INTEGER_COLUMNS = (
+    "amount_minor",
+    "stan",
+    "tendered_minor",
+    "change_minor",
+    "reverses_seq",
+    "voided_by_seq",
+)
 
 
 def check_rows(conn: sqlite3.Connection, path: Path) -> None:

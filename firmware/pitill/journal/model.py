@@ -30,6 +30,7 @@ class JournalRow:
     attempts: int  # how many times the forwarder has sent it (0 = never; >0 means a repeat MTI)
     card_read_by: str = ""  # ReadBy of the card ("" for cash)
     card_tier: str = ""  # CardTier of the card ("" for cash): stripe, uid_only or sun
+    voided_by_seq: int = 0  # the VOID row that cancelled this sale (FN 3), 0 if none
 
 
 class ForwardKind(StrEnum):

@@ -45,6 +45,7 @@ class Report:
     declined_after: Tally = field(default_factory=Tally)  # offline approvals the host refused
     awaiting_host: Tally = field(default_factory=Tally)  # offline approvals not yet forwarded
     reversals_pending: int = 0
+    voids: Tally = field(default_factory=Tally)  # sales voided from FN 3 (not in `sold`)
     mode: str = ""  # the offline mode chosen from the FN menu; "" = the config's mode applies
 
     def to_json(self) -> str:
@@ -62,6 +63,8 @@ class Report:
             f"Declined after {money(self.declined_after)}",
             f"Reversals due {self.reversals_pending}",
         ]
+        if self.voids.count:
+            lines.append(f"Voids {money(self.voids)}")
         return tuple(lines)
 
     def text(self) -> str:
@@ -75,6 +78,7 @@ class Report:
             ("declined online", self.declined_online),
             ("awaiting host", self.awaiting_host),
             ("declined after", self.declined_after),
+            *((("voids", self.voids),) if self.voids.count else ()),
         ):
             out.append(f"{label:16} {tally.count:>6} {format_amount(tally.amount_minor):>12} {cur}")
         if self.declined_after.count:
@@ -97,7 +101,9 @@ def report_from_totals(totals: Iterable[StatusTotal]) -> Report:
     for t in totals:
         report.currency = report.currency or t.currency
         statuses[t.status.value] += t.count
-        if t.kind is TxnKind.CASH:
+        if t.status is TxnStatus.VOID:  # the voided sale itself is VOIDED or reversed: not sold
+            report.voids.add(t.count, t.amount_minor)
+        elif t.kind is TxnKind.CASH:
             if t.status is TxnStatus.COMPLETED:
                 report.sold[CASH].add(t.count, t.amount_minor)
         elif t.status is TxnStatus.APPROVED:

@@ -37,7 +37,7 @@ from typing import Any
 
 from pitill.card.model import Card, CardTier
 from pitill.core.responses import ResponseClass, advice_class
-from pitill.core.txn import Txn, stan_for
+from pitill.core.txn import SaleOnRecord, Txn, stan_for
 from pitill.core.types import TxnKind, TxnMode, TxnStatus
 from pitill.errors import SealError, StorageError
 from pitill.journal.dbfile import (
@@ -579,6 +579,71 @@ class Journal:
             else:
                 items.append(ForwardItem(ForwardKind.ADVICE, row, self._sealer.open(row.seq, blob)))
         return items
+
+    # -- void of the last sale (FN 3) ------------------------------------------------------------
+
+    def last_sale(self) -> SaleOnRecord | None:
+        """The newest sale (declines and VOID rows are not sales), with its running-time age."""
+        with self._read("read of the last sale") as conn:
+            found = conn.execute(
+                "SELECT seq, kind, mode, status, amount_minor, currency, masked_pan,"
+                " created_runtime_s, attempts FROM txns WHERE status NOT IN (?, ?)"
+                " ORDER BY seq DESC LIMIT 1",
+                (TxnStatus.DECLINED.value, TxnStatus.VOID.value),
+            ).fetchone()
+        if found is None:
+            return None
+        seq, kind, mode, status, amount, currency, masked, created_s, attempts = found
+        return SaleOnRecord(
+            seq=int(seq),
+            kind=TxnKind(kind),
+            mode=TxnMode(mode),
+            status=TxnStatus(status),
+            amount_minor=int(amount),
+            currency=str(currency),
+            masked_pan=str(masked),
+            age_s=max(0.0, self.runtime_s() - float(created_s)),
+            sent=int(attempts) > 0,
+        )
+
+    def record_void(
+        self, seq: int, from_status: TxnStatus, to_status: TxnStatus, void: Txn
+    ) -> bool:
+        """In one commit: sale `seq` goes from `from_status` to `to_status` (its sealed card
+        wiped) and the VOID row `void` is inserted. False, and nothing written, when the sale
+        is no longer in `from_status` or was sent meanwhile (the forwarder counts an attempt
+        durably before it sends, under the same lock, so an advice in flight is never voided).
+        """
+        now = self._local_now()
+        with self._write(f"void of seq {seq}") as conn:
+            changed = conn.execute(
+                "UPDATE txns SET status = ?, sealed_card = NULL, voided_by_seq = ?"
+                " WHERE seq = ? AND status = ? AND attempts = 0",
+                (to_status.value, void.seq, seq, from_status.value),
+            ).rowcount
+            if changed != 1:
+                return False  # nothing written: the commit below is empty
+            masked = conn.execute("SELECT masked_pan FROM txns WHERE seq = ?", (seq,)).fetchone()
+            self._append_history(conn, seq, to_status, now, f"voided by seq {void.seq}")
+            values = {
+                "seq": void.seq,
+                "kind": void.kind.value,
+                "mode": void.mode.value,
+                "amount_minor": void.amount_minor,
+                "currency": void.currency,
+                "status": void.status.value,
+                "masked_pan": masked[0],
+                "reverses_seq": seq,
+                "created_runtime_s": self.runtime_s(),
+                "stan": stan_for(void.seq),
+                "local_datetime": now.strftime("%y%m%d%H%M%S"),
+                "created_at": _iso(now),
+            }
+            columns = ", ".join(values)
+            marks = ", ".join(f":{name}" for name in values)
+            conn.execute(f"INSERT INTO txns ({columns}) VALUES ({marks})", values)
+            self._append_history(conn, void.seq, void.status, now, f"void of seq {seq}")
+        return True
 
     def last_sun_counter(self, uid: str) -> int | None:
         """The highest SUN read counter journaled for the card `uid`, or None if never seen."""

@@ -7,7 +7,7 @@ the reversals that reversed something (`net_charged_minor`), and it must agree w
 
     APPROVED, FORWARDED                 net = amount          (told approved: charged once)
     DECLINED, REVERSED, DECLINED_AFTER, net = 0
-    VOIDED
+    VOIDED, VOID (a void's own row)
     COMPLETED (cash)                    no ledger entry at all
     PENDING, REVERSAL_PENDING,          net = 0 or amount while not settled (the host may or may
     AUTHORIZING                         not have it yet); once settled, none may be left
@@ -38,7 +38,13 @@ HostKey = tuple[str, int, str]  # terminal id, STAN, MMDDhhmmss
 
 CHARGED = frozenset({TxnStatus.APPROVED, TxnStatus.FORWARDED})
 NOT_CHARGED = frozenset(
-    {TxnStatus.DECLINED, TxnStatus.REVERSED, TxnStatus.DECLINED_AFTER, TxnStatus.VOIDED}
+    {
+        TxnStatus.DECLINED,
+        TxnStatus.REVERSED,
+        TxnStatus.DECLINED_AFTER,
+        TxnStatus.VOIDED,
+        TxnStatus.VOID,
+    }
 )
 IN_FLIGHT = frozenset({TxnStatus.PENDING, TxnStatus.REVERSAL_PENDING, TxnStatus.AUTHORIZING})
 # What a row may say for a sale the customer was told succeeded (a later decline of an offline

@@ -25,7 +25,13 @@ from iso8583.specs import default_ascii
 
 from pitill.card.model import Card
 from pitill.config import CURRENCIES, TerminalConfig
-from pitill.core.responses import AnswerKind, ResponseClass, classify, is_response_code
+from pitill.core.responses import (
+    REVERSAL_REASON_CUSTOMER_CANCELLATION,
+    AnswerKind,
+    ResponseClass,
+    classify,
+    is_response_code,
+)
 from pitill.core.txn import Txn
 from pitill.errors import ProtocolError
 from pitill.journal.model import ForwardItem, ForwardKind, JournalRow
@@ -204,9 +210,12 @@ def build_reversal(item: ForwardItem, terminal: TerminalConfig) -> Message:
     if item.kind is not ForwardKind.REVERSAL:
         raise ProtocolError(f"seq {item.row.seq}: a {item.kind} item is not a reversal")
     original = SALE_REQUEST + format_stan(item.row.stan) + mmddhhmmss(item.row.local_datetime)
+    # A void (FN 3) says why in field 39; a reversal of an unknown outcome leaves it out.
+    reason = {"39": REVERSAL_REASON_CUSTOMER_CANCELLATION} if item.row.voided_by_seq else {}
     return {
         "t": REVERSAL_REPEAT if item.repeat else REVERSAL,
         **_row_fields(item.row, terminal),
+        **reason,
         "90": original + _ORIGINAL_PAD,
     }
 
