@@ -35,7 +35,8 @@ def _as_postgres(*command: str) -> list[str]:
 
 
 @contextmanager
-def pg_cluster() -> Iterator[str]:
+def pg_cluster(fsync: bool = False) -> Iterator[str]:
+    """fsync off for tests (speed; nothing here survives a crash anyway), on for benchmarks."""
     bin_dir = _bin_dir()
     if bin_dir is None or (os.geteuid() == 0 and not _has_user("postgres")):
         if os.environ.get("CI") == "true":
@@ -51,7 +52,7 @@ def pg_cluster() -> Iterator[str]:
                          "--no-sync", "-E", "UTF8"),
             check=True, capture_output=True, timeout=120,
         )  # fmt: skip
-        options = f"-k {root} -p {PORT} -c listen_addresses='' -c fsync=off"
+        options = f"-k {root} -p {PORT} -c listen_addresses='' -c fsync={'on' if fsync else 'off'}"
         subprocess.run(
             _as_postgres(str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-w",
                          "-l", str(root / "log"), "start"),

@@ -1,4 +1,4 @@
-"""`make bench`: the benchmark suite P1..P7, printed as one table with the machine and the date.
+"""`make bench`: the benchmark suite P1..P8, printed as one table with the machine and the date.
 
 Each figure is measured with its baseline in the same run (these machines are noisy), and the
 ratio is what to compare between machines. The whole suite takes about three minutes on a
@@ -30,6 +30,7 @@ import p4_forward
 import p5_footprint
 import p6_scale
 import p7_web
+import p8_host
 
 SUITE: dict[str, Callable[[benchlib.Options], list[benchlib.Figure]]] = {
     "P1": p1_detect.measure,
@@ -39,6 +40,7 @@ SUITE: dict[str, Callable[[benchlib.Options], list[benchlib.Figure]]] = {
     "P5": p5_footprint.measure,
     "P6": p6_scale.measure,
     "P7": p7_web.measure,
+    "P8": p8_host.measure,
 }
 
 

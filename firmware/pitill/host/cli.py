@@ -192,6 +192,37 @@ def add_parser(commands: Commands) -> None:
     backup.add_argument("target", type=Path, metavar="FILE", help="a new file")
     backup.set_defaults(handler=_backup)
 
+    load = with_dir(
+        sub.add_parser(
+            "load",
+            help="many terminals in one process against a running host: figures and a check",
+            description=(
+                "Simulate TERMINALS terminals speaking the real protocol to a running `pitill "
+                "host serve` on the same store: online sales, then an outage's backlog forwarded "
+                "by every terminal at once (or spread by --jitter); print sales/s, p50/p99, the "
+                "time to settle, and check the host's books (0 lost, 0 charged twice). It adds "
+                "test cards (628…) to the store: use a test store, never a live one."
+            ),
+            epilog=(
+                "example: pitill host load --data-dir /tmp/h --connect 127.0.0.1:8583 "
+                "--terminals 200 --sales 20 --advices 50 --jitter 2"
+            ),
+        )
+    )
+    load.add_argument("--connect", required=True, metavar="HOST:PORT", help="the running host")
+    load.add_argument("--terminals", type=int, default=50)
+    load.add_argument("--sales", type=int, default=20, help="online sales per terminal")
+    load.add_argument("--advices", type=int, default=50, help="offline sales per terminal")
+    load.add_argument(
+        "--jitter",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="spread the forwarding starts over S seconds (default 0: a stampede)",
+    )
+    load.add_argument("--cards", type=int, default=0, help="distinct cards (default: one each)")
+    load.set_defaults(handler=_load)
+
 
 def _store(args: argparse.Namespace) -> HostStore:
     return HostStore.open(args.data_dir, args.database)
@@ -281,6 +312,39 @@ def _account_replace(args: argparse.Namespace) -> int:
         store.close()
     print(_describe(account))
     return 0
+
+
+def _load(args: argparse.Namespace) -> int:
+    from pitill.host.load import AMOUNT_MINOR, check_books, prepare_accounts, run_load
+    from pitill.web.bind import parse_bind
+
+    target = parse_bind(args.connect, what="--connect")
+    for name in ("terminals", "sales", "advices"):
+        if not 1 <= getattr(args, name) <= 10_000:
+            raise ConfigError(f"--{name} {getattr(args, name)}: must be 1..10000")
+    if not 0 <= args.jitter <= 600:
+        raise ConfigError(f"--jitter {args.jitter}: must be 0..600 s")
+    cards = args.cards or args.terminals
+    per_card = -(-args.terminals // cards) * (args.sales + args.advices) * AMOUNT_MINOR
+    store = _store(args)
+    try:
+        prepare_accounts(store, cards, per_card * 10)
+        result = asyncio.run(
+            run_load(
+                target.host,
+                target.port,
+                terminals=args.terminals,
+                sales=args.sales,
+                advices=args.advices,
+                jitter_s=args.jitter,
+                cards=cards,
+            )
+        )
+        result.problems = check_books(store, result)
+    finally:
+        store.close()
+    print(json.dumps(result.summary()))
+    return 0 if not result.problems else 1
 
 
 def _backup(args: argparse.Namespace) -> int:

@@ -170,7 +170,8 @@ class PostgresEngine(Engine):
         import psycopg
 
         try:
-            return self.conn.execute(sql.replace("?", "%s"), params)
+            # psycopg's placeholders are %s, so a literal % (LIKE 'x%') is written %%
+            return self.conn.execute(sql.replace("%", "%%").replace("?", "%s"), params)
         except (psycopg.errors.SerializationFailure, psycopg.errors.UniqueViolation) as exc:
             raise Conflict(f"{self.where}: {exc.sqlstate}, another transaction was first") from None
         except psycopg.errors.DeadlockDetected as exc:

@@ -1,0 +1,213 @@
+"""`pitill host load`: many terminals in one process against a running `pitill host serve`.
+
+Each simulated terminal holds one TCP connection and speaks the real protocol (the messages a
+pitill terminal sends, framed as on the wire). Three phases:
+
+1. steady: every terminal sells online (0200), one sale in flight each, for `sales` sales;
+   reported: sales per second over all terminals and the p50/p99 time to each answer;
+2. the outage: each terminal approves `advices` sales offline (nothing reaches the host);
+3. the heal: every terminal forwards its backlog (0220, one in flight, as the forwarder does),
+   all starting at once, or each after a random delay of up to `jitter_s`; a share of the
+   advices is sent twice (0221), as after a lost answer. Reported: the time from the heal until
+   the last advice is acknowledged.
+
+Then the host's own books are checked: each sale and each advice charged exactly once (the
+movements per terminal and STAN), none lost, none twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from pitill.host.cards import parse_card
+from pitill.host.store import HostStore
+from pitill.upstream.framing import frame, read_frame
+from pitill.upstream.messages import Message, decode, encode
+
+REPEAT_SHARE = 0.05  # advices sent again as 0221 after the first answer
+AMOUNT_MINOR = 100
+
+
+def test_pan(index: int) -> str:
+    """A Luhn-valid 16-digit PAN of the load's cards (prefix 628 as a closed-loop BIN)."""
+    body = f"628{index:012d}"
+    total = 0
+    for position, char in enumerate(reversed(body)):
+        digit = int(char)
+        if position % 2 == 0:
+            digit = digit * 2 - 9 if digit * 2 > 9 else digit * 2
+        total += digit
+    return body + str((10 - total % 10) % 10)
+
+
+@dataclass
+class LoadResult:
+    terminals: int
+    sales: int
+    advices: int
+    jitter_s: float
+    sale_latencies_s: list[float] = field(default_factory=list)
+    steady_s: float = 0.0
+    heal_s: float = 0.0
+    answered: dict[str, int] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def sales_per_s(self) -> float:
+        return len(self.sale_latencies_s) / self.steady_s if self.steady_s else 0.0
+
+    def percentile_s(self, share: float) -> float:
+        ordered = sorted(self.sale_latencies_s)
+        if not ordered:
+            return 0.0
+        return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "terminals": self.terminals,
+            "sales": len(self.sale_latencies_s),
+            "sales_per_s": round(self.sales_per_s, 1),
+            "p50_ms": round(1000 * statistics.median(self.sale_latencies_s), 2)
+            if self.sale_latencies_s
+            else None,
+            "p99_ms": round(1000 * self.percentile_s(0.99), 2),
+            "advices": self.terminals * self.advices,
+            "jitter_s": self.jitter_s,
+            "heal_settled_s": round(self.heal_s, 3),
+            "answered": self.answered,
+            "problems": self.problems[:20],
+        }
+
+
+def _message(mti: str, terminal_id: str, stan: int, pan: str, day: str) -> Message:
+    when = f"{day}{stan // 3600 % 24:02d}{stan // 60 % 60:02d}{stan % 60:02d}"
+    return {
+        "t": mti,
+        "2": pan,
+        "3": "000000",
+        "4": f"{AMOUNT_MINOR:012d}",
+        "7": when,
+        "11": f"{stan % 1_000_000:06d}",
+        "12": when[4:],
+        "13": when[:4],
+        "14": "3012",
+        "22": "901",
+        "41": terminal_id,
+        "42": "PITILLSHOP00001",
+        "49": "978",
+    }
+
+
+class _Terminal:
+    def __init__(self, index: int, host: str, port: int, cards: int) -> None:
+        self.terminal_id = f"LOAD{index:04d}"
+        self.pan = test_pan(index % cards)
+        self.host, self.port = host, port
+        self.stan = 0
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def connect(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+
+    async def ask(self, message: Message) -> Message:
+        assert self.reader is not None and self.writer is not None
+        self.writer.write(frame(encode(message)))
+        await self.writer.drain()
+        data = await read_frame(self.reader)
+        if data is None:
+            raise ConnectionError("the host closed the connection")
+        return decode(data)
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def prepare_accounts(store: HostStore, cards: int, balance_minor: int) -> None:
+    """The load's cards, each with a balance that every sale of the run fits in."""
+    for index in range(cards):
+        card = parse_card(test_pan(index))
+        if store.account(card) is None:
+            store.add_account(card, balance_minor)
+
+
+async def run_load(
+    host: str,
+    port: int,
+    *,
+    terminals: int,
+    sales: int,
+    advices: int,
+    jitter_s: float,
+    cards: int,
+    seed: int = 1,
+    day: str = "1130",
+) -> LoadResult:
+    rng = random.Random(seed)
+    result = LoadResult(terminals, sales, advices, jitter_s)
+    fleet = [_Terminal(i, host, port, cards) for i in range(terminals)]
+    await asyncio.gather(*(t.connect() for t in fleet))
+    answered: dict[str, int] = {}
+
+    def count(answer: Message) -> None:
+        answered[answer.get("39", "??")] = answered.get(answer.get("39", "??"), 0) + 1
+
+    async def sell(terminal: _Terminal) -> None:
+        for _ in range(sales):
+            terminal.stan += 1
+            started = time.perf_counter()
+            answer = await terminal.ask(
+                _message("0200", terminal.terminal_id, terminal.stan, terminal.pan, day)
+            )
+            result.sale_latencies_s.append(time.perf_counter() - started)
+            count(answer)
+
+    began = time.perf_counter()
+    await asyncio.gather(*(sell(t) for t in fleet))
+    result.steady_s = time.perf_counter() - began
+
+    backlog = {t.terminal_id: [t.stan + 1 + n for n in range(advices)] for t in fleet}
+
+    async def forward(terminal: _Terminal) -> None:
+        if jitter_s > 0:
+            await asyncio.sleep(rng.uniform(0, jitter_s))
+        for stan in backlog[terminal.terminal_id]:
+            advice = _message("0220", terminal.terminal_id, stan, terminal.pan, day)
+            count(await terminal.ask(advice))
+            if rng.random() < REPEAT_SHARE:  # the answer was "lost": sent again as a repeat
+                count(await terminal.ask(dict(advice, t="0221")))
+
+    healed = time.perf_counter()
+    await asyncio.gather(*(forward(t) for t in fleet))
+    result.heal_s = time.perf_counter() - healed
+    await asyncio.gather(*(t.close() for t in fleet))
+    result.answered = answered
+    return result
+
+
+def check_books(store: HostStore, result: LoadResult) -> list[str]:
+    """Against the host's own tables: every sale and advice charged once, none lost."""
+    problems = []
+    rows = store.execute(
+        "SELECT terminal_id, kind, COUNT(*), COUNT(DISTINCT stan) FROM movements "
+        "WHERE terminal_id LIKE 'LOAD%' GROUP BY terminal_id, kind"
+    ).fetchall()
+    per_terminal: dict[str, dict[str, tuple[int, int]]] = {}
+    for terminal_id, kind, total, distinct in rows:
+        per_terminal.setdefault(terminal_id, {})[kind] = (int(total), int(distinct))
+    for index in range(result.terminals):
+        terminal_id = f"LOAD{index:04d}"
+        got = per_terminal.get(terminal_id, {})
+        for kind, wanted in (("sale", result.sales), ("offline_sale", result.advices)):
+            total, distinct = got.get(kind, (0, 0))
+            if total != distinct:
+                problems.append(f"{terminal_id}: {total - distinct} {kind}(s) charged twice")
+            if distinct != wanted:
+                problems.append(f"{terminal_id}: {distinct} {kind}(s) charged, {wanted} sent")
+    return problems
