@@ -731,7 +731,7 @@ class Terminal:
         while True:
             await asyncio.sleep(RUNTIME_SAVE_S)
             try:
-                self.journal.save_runtime()
+                self.journal.save_runtime(card_window_s=self.state.settings.limits.max_age_s)
             except StorageError as exc:
                 log_event(log, "runtime_not_saved", level=logging.WARNING, error=str(exc))
             self.enqueue(self.backlog_event())

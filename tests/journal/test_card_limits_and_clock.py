@@ -67,6 +67,31 @@ def test_offline_sales_of_one_card_count_until_the_host_approves_it_online(tmp_p
     journal.close()
 
 
+def test_fingerprints_are_kept_only_where_counted_and_only_within_the_window(
+    tmp_path: Path,
+) -> None:
+    clocks = Clocks()
+    journal = clocks.open(tmp_path)
+    journal.record(sale_of(online_sale(1, TxnStatus.AUTHORIZING), 1))
+    journal.record(sale_of(online_sale(1, TxnStatus.REVERSAL_PENDING), 1))
+    journal.record(sale_of(online_sale(2, TxnStatus.DECLINED), 1))
+    journal.record(sale_of(offline_sale(3), 1))
+    clocks.mono_s += 5000
+    journal.record(sale_of(online_sale(4, TxnStatus.APPROVED), 2))
+
+    def printed() -> list[int]:
+        rows = journal._conn.execute("SELECT seq FROM txns WHERE card_fp IS NOT NULL")
+        return [seq for (seq,) in rows]
+
+    assert printed() == [3, 4]  # an offline approval and an online approval
+    journal.save_runtime(card_window_s=7200)
+    assert printed() == [3, 4]
+    clocks.mono_s += 3000  # sale 3 is now 8000 s old, sale 4 3000 s
+    journal.save_runtime(card_window_s=7200)
+    assert printed() == [4]
+    journal.close()
+
+
 def test_the_per_card_window_runs_on_the_running_time(tmp_path: Path) -> None:
     clocks = Clocks()
     journal = clocks.open(tmp_path)

@@ -66,6 +66,10 @@ Clock = Callable[[], datetime]
 # Offline approvals of a card: they count against its per-card limit until the host approves
 # that card online (DECLINED_AFTER too: the host refused it, all the more reason to count it).
 OFFLINE_APPROVALS = (TxnStatus.PENDING, TxnStatus.FORWARDED, TxnStatus.DECLINED_AFTER)
+# The rows that keep a card fingerprint: those the count reads (an online approval resets it).
+# Any other row has none, and save_runtime wipes it from rows older than the window: with the
+# key file and the masked PAN, a fingerprint could be matched against the few PANs they leave.
+FINGERPRINTED = (*OFFLINE_APPROVALS, TxnStatus.APPROVED)
 NEWEST_WALL_KEY = "newest_wall_utc"
 MODE_SETTING = "offline_mode"  # the OfflineMode chosen from the FN menu
 
@@ -173,8 +177,10 @@ class Journal:
         """Seconds this terminal has been running, summed over every boot (persisted)."""
         return self._runtime_base_s + self._monotonic() - self._opened_mono_s
 
-    def save_runtime(self) -> None:
-        """Persist the running time (the app calls it every minute and at shutdown)."""
+    def save_runtime(self, card_window_s: float | None = None) -> None:
+        """Persist the running time (the app calls it every minute and at shutdown) and the
+        newest date seen; with `card_window_s`, wipe the card fingerprints of rows older than
+        that (they no longer count for any card), in the same commit."""
         runtime_s = self.runtime_s()
         self.trusted_now()  # notes the wall clock if it is the newest yet
         newest = self._newest_wall
@@ -182,6 +188,12 @@ class Journal:
             conn.execute("UPDATE runtime SET runtime_s = ? WHERE id = 1", (runtime_s,))
             if newest is not None:
                 self._set_meta(conn, NEWEST_WALL_KEY, newest.isoformat(timespec="seconds"))
+            if card_window_s is not None:
+                conn.execute(
+                    "UPDATE txns SET card_fp = NULL"
+                    " WHERE card_fp IS NOT NULL AND created_runtime_s < ?",
+                    (runtime_s - card_window_s,),
+                )
 
     def offline_exposure(self) -> OfflineExposure:
         """Offline approvals the host has not acknowledged: count, amount, age of the oldest.
@@ -319,7 +331,9 @@ class Journal:
         if txn.seq < 1:
             raise StorageError(f"cannot record seq {txn.seq}: sequence numbers start at 1")
         now = self._local_now()
-        card_fp = self._fingerprint(txn.card.identity) if txn.card is not None else None
+        card_fp = None
+        if txn.card is not None and txn.status in FINGERPRINTED:
+            card_fp = self._fingerprint(txn.card.identity)
         with self._write(f"record of seq {txn.seq}") as conn:
             old = conn.execute(
                 "SELECT status, masked_pan, sealed_card FROM txns WHERE seq = ?", (txn.seq,)
@@ -348,8 +362,7 @@ class Journal:
             }
             if txn.card is not None:
                 values |= _card_columns(txn.card)
-            if card_fp is not None:
-                values["card_fp"] = card_fp
+            values["card_fp"] = card_fp
             if old is None:
                 values |= {
                     "created_runtime_s": self.runtime_s(),
