@@ -22,7 +22,7 @@ from typing import Protocol
 
 from PIL import Image
 
-from pitill.card.model import Card
+from pitill.card.model import Card, CardTier
 from pitill.config import Config
 from pitill.core.effects import (
     Authorize,
@@ -241,9 +241,22 @@ class Terminal:
                 now_s,
                 card,
                 self.calendar_yymm(),
+                last_sun_counter=self.last_sun_counter(card),
                 offline_sales_of_card=self.offline_sales_of_card(card),
             )
         )
+
+    def last_sun_counter(self, card: Card) -> int | None:
+        """For a SUN tap, the highest read counter the journal holds for that card (one indexed
+        query, on the loop). A journal that cannot answer counts as "never seen": the host still
+        declines a replay after the fact."""
+        if card.tier is not CardTier.SUN:
+            return None
+        try:
+            return self.journal.last_sun_counter(card.identity)
+        except StorageError as exc:
+            log_event(log, "sun_counter_failed", level=logging.ERROR, error=str(exc))
+            return None
 
     def offline_sales_of_card(self, card: Card) -> int:
         """The journal's count for this card's offline limit (one indexed query, on the loop)."""

@@ -23,12 +23,16 @@ def test_every_card_row_has_its_tier_and_reader(journal: Journal) -> None:
 
 
 def test_last_sun_counter_is_the_highest_journaled_for_that_uid(journal: Journal) -> None:
-    assert journal.last_sun_counter("04DE5F1EACC040") is None
+    assert journal.last_sun_counter("uid:04DE5F1EACC040") is None
     for seq, counter in ((1, 5), (2, 9), (3, 7)):
         card = Card.from_sun("04DE5F1EACC040", counter, SUN)
         journal.record(replace(online_sale(seq), card=card))
     journal.record(replace(online_sale(4), card=Card.from_sun("04AAAAAAAAAAAA", 30, SUN)))
-    assert journal.last_sun_counter("04DE5F1EACC040") == 9
+    assert journal.last_sun_counter("uid:04DE5F1EACC040") == 9
+    assert journal.last_sun_counter("uid:04BBBBBBBBBBBB") is None
+    with sqlite3.connect(journal.path) as raw:  # the UID itself is nowhere in the row
+        assert raw.execute("SELECT count(*) FROM txns WHERE sun_uid != ''").fetchone() == (0,)
+    raw.close()
 
 
 def test_offline_nfc_sale_is_sealed_and_forwarded_with_its_sun_message(journal: Journal) -> None:

@@ -30,7 +30,7 @@ def test_rows_show_their_time_and_response_code(open_journal: OpenJournal, tmp_p
     ).stdout.splitlines()
     header, *rows, total = out
     assert header.split() == [
-        *("seq", "time", "kind", "mode", "amount", "cur", "status", "pan", "response")
+        *("seq", "time", "kind", "mode", "amount", "cur", "status", "pan", "tier", "response")
     ]
     assert rows[0].split()[:3] == ["1", "2026-11-30", "09:15:00"]
     assert rows[0].endswith("00 approved")
@@ -41,4 +41,5 @@ def test_rows_show_their_time_and_response_code(open_journal: OpenJournal, tmp_p
     assert total == "4 transaction(s)"
     as_json = journal_rows(data)
     assert [r["response_code"] for r in as_json] == ["00", "05", "Y3", ""]
+    assert [r["card_tier"] for r in as_json] == ["stripe", "stripe", "stripe", ""]
     assert as_json[0]["created_at"] == "2026-11-30T09:15:00"

@@ -101,3 +101,17 @@ def test_an_outage_and_the_forwarding_after_it_show_in_the_log(start: Start) -> 
     )
     fits(screen)
     assert sim.quit() == 0
+
+
+def test_nfc_taps_from_the_keyboard(start: Start) -> None:
+    sim = start(100, 30)
+    sim.wait_text("terminal sees: ONLINE")
+    sim.send("700\r")
+    sim.wait_text("SWIPE CARD")
+    sim.send("y")  # alice's NTAG 424 DNA on the emulated PN532
+    sim.wait_text("tapped NTAG 424 DNA 'alice'", "journal #1: card online APPROVED EUR 7.00")
+    sim.send("\r700\r")
+    sim.wait_text("SWIPE CARD")
+    sim.send("c")  # a copy replaying her last message
+    fits(sim.wait_text("a clone of 'alice'", "CARD REPLAYED"))
+    assert sim.quit() == 0

@@ -56,6 +56,7 @@ INVALID_CARD = "14"
 FORMAT_ERROR = "30"
 INSUFFICIENT_FUNDS = "51"
 EXPIRED_CARD = "54"
+SECURITY_VIOLATION = "63"  # e.g. an NTAG 424 DNA tap whose SUN message is forged or replayed
 ISSUER_INOPERATIVE = "91"
 SYSTEM_MALFUNCTION = "96"
 # Written by the terminal itself for decisions taken without the host (EMV vocabulary).
@@ -91,6 +92,7 @@ _TABLE = (
     ResponseCode("58", "not permitted to terminal", _F, _F, "NOT PERMITTED"),
     ResponseCode("61", "exceeds amount limit", _F, _F, "OVER CARD LIMIT"),
     ResponseCode("62", "restricted card", _F, _F, "RESTRICTED CARD"),
+    ResponseCode(SECURITY_VIOLATION, "security violation", _F, _F, "CARD NOT GENUINE"),
     ResponseCode("65", "exceeds frequency limit", _F, _F, "OVER CARD LIMIT"),
     # The issuer answered the switch too late: nothing was decided, so "not now" for both.
     ResponseCode("68", "response received too late", _R, _R, "ISSUER TOO SLOW"),

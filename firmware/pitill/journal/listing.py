@@ -29,6 +29,7 @@ COLUMNS = (
     "currency",
     "status",
     "masked_pan",
+    "card_tier",  # stripe, uid_only or sun (docs/cards.md); "" for cash
     "response_code",  # the host's (or the terminal's own Y3/Z3) field 39; "" for cash
 )
 
@@ -100,7 +101,7 @@ def print_listing(data_dir: Path, as_json: bool = False) -> int:
         return 0
     print(
         f"{'seq':>5}  {'time':19}  {'kind':4}  {'mode':7}  {'amount':>10}  {'cur':3}  "
-        f"{'status':16}  {'pan':16}  response"
+        f"{'status':16}  {'pan':16}  {'tier':8}  response"
     )
     for row in rows:
         amount = format_amount(int(str(row["amount_minor"])))
@@ -108,7 +109,7 @@ def print_listing(data_dir: Path, as_json: bool = False) -> int:
         print(
             f"{row['seq']:>5}  {when:19}  {row['kind']:4}  {row['mode']:7}  {amount:>10}  "
             f"{row['currency']:3}  {row['status']:16}  {row['masked_pan'] or '':16}  "
-            f"{_response(str(row['response_code'] or ''))}"
+            f"{row['card_tier'] or '':8}  {_response(str(row['response_code'] or ''))}"
         )
     print(f"{len(rows)} transaction(s)")
     if notice:

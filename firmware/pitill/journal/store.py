@@ -658,12 +658,19 @@ class Journal:
             self._append_history(conn, void.seq, void.status, now, f"void of seq {seq}")
         return True
 
-    def last_sun_counter(self, uid: str) -> int | None:
-        """The highest SUN read counter journaled for the card `uid`, or None if never seen."""
+    def last_sun_counter(self, identity: str) -> int | None:
+        """The highest SUN read counter journaled for the card (Card.identity), None if never.
+
+        Found by the card's keyed fingerprint (the txns_by_card index), like its offline count:
+        the UID itself is not stored (the sun_uid column of migration 3 stays empty).
+        """
+        fingerprint = self._sealer.fingerprint(identity, create_key=False)
+        if fingerprint is None:
+            return None  # no key yet: no card was ever fingerprinted here
         with self._read("SUN counter lookup") as conn:
             (counter,) = conn.execute(
-                "SELECT MAX(sun_counter) FROM txns WHERE sun_uid = ? AND sun_counter >= 0",
-                (uid,),
+                "SELECT MAX(sun_counter) FROM txns WHERE card_fp = ? AND sun_counter >= 0",
+                (fingerprint,),
             ).fetchone()
         return None if counter is None else int(counter)
 
@@ -802,10 +809,10 @@ class _FileWatch:
 
 
 def _card_columns(card: Card) -> dict[str, Any]:
-    """How the card was read, its tier, and for a SUN tap what the replay check needs."""
+    """How the card was read, its tier, and for a SUN tap its read counter (replay check)."""
     columns: dict[str, Any] = {"card_read_by": card.read_by.value, "card_tier": card.tier.value}
     if card.tier is CardTier.SUN:
-        columns |= {"sun_uid": card.uid, "sun_counter": card.sun_counter}
+        columns["sun_counter"] = card.sun_counter  # found again by the row's card_fp
     return columns
 
 

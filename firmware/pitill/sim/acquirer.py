@@ -40,7 +40,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO
 
-from pitill.card.model import luhn_ok
+from pitill.card.model import CardTier, SunMessage, luhn_ok, uid_ok
+from pitill.card.sun import verify_sun
 from pitill.core.responses import (
     APPROVED,
     DO_NOT_HONOUR,
@@ -51,11 +52,13 @@ from pitill.core.responses import (
     INVALID_CARD,
     ISSUER_INOPERATIVE,
     RETRY_CODES,
+    SECURITY_VIOLATION,
     AnswerKind,
     ResponseClass,
     classify,
 )
-from pitill.errors import ConfigError, DataDirError, PitillError, ProtocolError
+from pitill.errors import ConfigError, DataDirError, PitillError, ProtocolError, SunError
+from pitill.sim.sun_program import SANDBOX_MASTER_KEY, SANDBOX_META_KEY
 from pitill.upstream.connect import close_stream
 from pitill.upstream.framing import MAX_FRAME, frame, read_frame
 from pitill.upstream.messages import (
@@ -119,7 +122,13 @@ def accepted(entry: dict[str, Any]) -> bool:
 
 
 def decide_sale(request: Request, today_yymm: str) -> str:
-    """The response code a sandbox issuer gives this card and amount on `today_yymm`."""
+    """The response code a sandbox issuer gives this card and amount on `today_yymm`.
+
+    An NFC card (field 48) has no PAN or expiry: its card checks are AcquirerHost's (it keeps the
+    SUN counters), and only the amount rules apply here.
+    """
+    if request.card_data:
+        return _amount_code(request)
     pan, expiry = request.pan, request.expiry_yymm
     if not (12 <= len(pan) <= 19 and luhn_ok(pan)):
         return INVALID_CARD
@@ -129,6 +138,10 @@ def decide_sale(request: Request, today_yymm: str) -> str:
         return EXPIRED_CARD
     if pan == TEST_CARD_DECLINED:
         return DO_NOT_HONOUR
+    return _amount_code(request)
+
+
+def _amount_code(request: Request) -> str:
     amount = request.amount_minor
     if amount is None or amount <= 0:
         return INVALID_AMOUNT
@@ -333,6 +346,8 @@ class AcquirerHost:
         self._seen: dict[DedupKey, Decision] = {}
         self._approved_sales: set[DedupKey] = set()  # approved and not reversed
         self._serial = 0  # for RRNs and auth codes
+        self._sun_used: dict[str, set[int]] = {}  # SUN counters each card has used (replays)
+        self._sun_sales: dict[DedupKey, tuple[str, int]] = {}  # sale -> its card and counter
         self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
         self.counts: Counter[str] = Counter()
 
@@ -527,6 +542,10 @@ class AcquirerHost:
         self._serial += 1
         rrn = f"{self._serial:012d}"
         klass = MESSAGE_CLASS[request.mti]
+        if klass is not MessageClass.REVERSAL and request.card_data:
+            card_code = self._check_nfc_card(request.card_data, entry)
+            if card_code != APPROVED:
+                return Decision(card_code, "", rrn)  # a forged or replayed tap, after the fact too
         if klass is MessageClass.SALE:
             code = decide_sale(request, self.today_yymm())
             approved = classify(code, AnswerKind.SALE) is ResponseClass.APPROVED
@@ -543,6 +562,31 @@ class AcquirerHost:
         )
         return Decision(APPROVED, "", rrn)
 
+    def _check_nfc_card(self, card_data: str, entry: dict[str, Any]) -> str:
+        """The program's check of an NFC card (field 48): a UID, or a SUN message to verify.
+
+        A SUN tap is genuine when its SDMMAC verifies with the card's diversified key and its
+        counter was never used before by that card (a replay repeats one). Not "higher than the
+        last": an offline sale's advice may arrive after a later online tap of the same card.
+        """
+        tier, _, data = card_data.partition(":")
+        if tier == CardTier.UID_ONLY.value:
+            return APPROVED if uid_ok(data) else INVALID_CARD
+        if tier != CardTier.SUN.value:
+            return FORMAT_ERROR
+        try:
+            picc = verify_sun(SANDBOX_META_KEY, SANDBOX_MASTER_KEY, SunMessage.from_hex(data))
+        except (ValueError, SunError) as exc:
+            log.warning("acquirer declines a SUN tap: %s", exc)
+            return SECURITY_VIOLATION
+        uid = picc.uid.hex().upper()
+        entry.update(sun_uid=uid, sun_counter=picc.counter)
+        if picc.counter in self._sun_used.get(uid, set()):
+            log.warning("acquirer declines card %s: SUN counter %d replayed", uid, picc.counter)
+            entry["sun_replay"] = True
+            return SECURITY_VIOLATION
+        return APPROVED
+
     def _remember(self, entry: dict[str, Any]) -> None:
         """What a first (non-duplicate) ledger entry teaches the host, live or on reload."""
         rrn = entry.get("rrn", "")
@@ -553,11 +597,20 @@ class AcquirerHost:
         key = _dedup_key(entry)
         self._seen[key] = Decision(entry["response_code"], entry["auth_code"], rrn)
         klass = key[0]
+        if "sun_uid" in entry and not entry.get("sun_replay"):
+            self._sun_used.setdefault(entry["sun_uid"], set()).add(entry["sun_counter"])
+            if klass is MessageClass.SALE:
+                self._sun_sales[key] = (entry["sun_uid"], entry["sun_counter"])
         if klass is MessageClass.SALE and accepted(entry):
             self._approved_sales.add(key)
-        if klass is MessageClass.REVERSAL and entry.get("reversed"):
+        if klass is MessageClass.REVERSAL:
             _mti, stan, transmission = entry["original"].split(":")
-            self._approved_sales.discard(_sale_key(entry["terminal_id"], int(stan), transmission))
+            sale = _sale_key(entry["terminal_id"], int(stan), transmission)
+            if entry.get("reversed"):
+                self._approved_sales.discard(sale)
+            # A reversed sale never happened: its tap may come again in the offline advice.
+            uid, counter = self._sun_sales.pop(sale, ("", -1))
+            self._sun_used.get(uid, set()).discard(counter)
 
 
 # --- running it alone ------------------------------------------------------------------------

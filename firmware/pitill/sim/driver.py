@@ -85,6 +85,12 @@ class Driver:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(None, self.world.swipe_named, name, fmt)
 
+    async def tap(self, kind: str, arg: str) -> str:
+        """A virtual NFC card on the emulated PN532 (uid HEX, ntag424 NAME, clone NAME), off the
+        loop's thread (lifting the card before waits for a poll)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, self.world.tap, kind, arg)
+
     def host(self, mode: str) -> None:
         """One of the world's upstream modes: up, down, blackhole, dns-fail, slow, failing."""
         self.world.set_upstream(mode)

@@ -1,8 +1,9 @@
 """The laptop keyboard as the terminal's keypad, plus the simulator's hotkeys.
 
 Enter or # = OK, Backspace or * = CLEAR (back one digit), Esc = CANCEL, f = FN;
-letters swipe test cards and break or heal the upstream, ? shows every key. Escape sequences
-(arrow keys, function keys) are recognised and ignored so that they never read as CANCEL.
+letters swipe test cards, tap NFC cards and break or heal the upstream, ? shows every key.
+Escape sequences (arrow keys, function keys) are recognised and ignored so that they never read
+as CANCEL.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pitill.sim.tty_display import KeyHelp
 @dataclass(frozen=True)
 class Hotkey:
     char: str
-    action: str  # "swipe:<card name>", "upstream:<mode>", "help", "quit"
+    action: str  # "swipe:<card name>", "tap:<kind> <arg>", "upstream:<mode>", "help", "quit"
     label: str  # what it does, in a few words
 
 
@@ -26,6 +27,11 @@ SWIPES = (
     Hotkey("e", "swipe:expired", "expired"),
     Hotkey("l", "swipe:bad-luhn", "bad Luhn"),
 )
+TAPS = (
+    Hotkey("t", "tap:uid 04A1B2C3D4E5F6", "UID-only tag"),
+    Hotkey("y", "tap:ntag424 alice", "alice's NTAG 424"),
+    Hotkey("c", "tap:clone alice", "a clone of alice's"),
+)
 HOST_FAULTS = (
     Hotkey("n", "upstream:down", "down (refuses)"),
     Hotkey("b", "upstream:blackhole", "blackhole"),
@@ -34,7 +40,13 @@ HOST_FAULTS = (
     Hotkey("x", "upstream:failing", "fails sales (91)"),
     Hotkey("u", "upstream:up", "heal"),
 )
-HOTKEYS = (*SWIPES, *HOST_FAULTS, Hotkey("?", "help", "all keys"), Hotkey("q", "quit", "quit"))
+HOTKEYS = (
+    *SWIPES,
+    *TAPS,
+    *HOST_FAULTS,
+    Hotkey("?", "help", "all keys"),
+    Hotkey("q", "quit", "quit"),
+)
 _HOTKEYS_BY_CHAR = {h.char: h for h in HOTKEYS}
 
 _KEYS = {str(d): Key(str(d)) for d in range(10)}
@@ -57,6 +69,7 @@ KEY_HELP = KeyHelp(
         ("f", "FN: pay cash instead; at idle the mode and report menu (A)"),
     ),
     swipe=tuple((h.char, h.label) for h in SWIPES),
+    tap=tuple((h.char, h.label) for h in TAPS),
     host=tuple((h.char, h.label) for h in HOST_FAULTS),
 )
 

@@ -231,6 +231,7 @@ class Pn532Emulator:
         self._listed: Tag | None = None
         self._registers: dict[int, int] = {}
         self._last_response = b""
+        self._empty_polled = threading.Event()  # a poll answered "no tag" since the last lift
         self._stop_r, self._stop_w = os.pipe()
         self._thread: threading.Thread | None = None
 
@@ -241,6 +242,16 @@ class Pn532Emulator:
         with self._lock:
             tag.reset()
             self._field = _InField(tag, polls, pull_after_exchanges)
+
+    def lift(self, timeout_s: float = 2.0) -> bool:
+        """Take away whatever is on the reader and wait until a poll has seen the field empty
+        (as a hand does between two cards), so the next tap is a new tap. False if no poll came."""
+        with self._lock:
+            if self._field is None and self._listed is None:
+                return True
+            self._field = None
+            self._empty_polled.clear()
+        return self._empty_polled.wait(timeout_s)
 
     def tag_in_field(self) -> Tag | None:
         with self._lock:
@@ -352,6 +363,7 @@ class Pn532Emulator:
             here = self._field
             if here is None or params[1:2] != b"\x00":
                 self._listed = None
+                self._empty_polled.set()
                 return b"\x00"
             if here.polls_left <= 0:
                 self._field = self._listed = None

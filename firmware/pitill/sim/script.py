@@ -5,6 +5,9 @@ One command per line, `#` starts a comment:
     press 1 2 5 0 OK              keys: 0-9, OK, CLEAR, CANCEL, FN
     swipe 4111111111111111 3012   PAN and YYMM expiry (or a test card name: approved, declined,
                                   expired, bad-luhn); add `track1` or `lines` for other formats
+    tap uid 04A1B2C3D4E5F6        an NFC tag on the PN532: a UID-only tag (4, 7 or 10 bytes),
+    tap ntag424 alice             the sandbox program's NTAG 424 DNA called alice (made on first
+    tap clone alice               use), or a copy of alice replaying her last SUN message
     upstream down                 also: up, blackhole, dns-fail, slow, failing
     wait 2.5                      seconds
     expect screen "APPROVED"      case-insensitive substring of the text on the current screen
@@ -38,6 +41,7 @@ LINK_WORDS = ("online", "offline", "degraded")
 CLOCK_WORDS = ("right", "wrong")
 COUNT_SUBJECTS = ("pending", "forwarded", "drawer")
 SWIPE_FORMATS = ("track2", "track1", "lines")
+TAP_KINDS = ("uid", "ntag424", "clone")
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,12 @@ class SwipeNamed:
 
 
 @dataclass(frozen=True)
+class Tap:
+    kind: str  # uid | ntag424 | clone
+    arg: str  # the UID in hex, or the virtual card's name
+
+
+@dataclass(frozen=True)
 class Upstream:
     mode: str
 
@@ -74,7 +84,7 @@ class Expect:
     value: str
 
 
-Command = Press | Swipe | SwipeNamed | Upstream | Wait | Expect
+Command = Press | Swipe | SwipeNamed | Tap | Upstream | Wait | Expect
 
 
 @dataclass(frozen=True)
@@ -111,6 +121,13 @@ def _parse_words(words: list[str], card_names: tuple[str, ...]) -> Command:
         return Press(tuple(Key.parse(arg) for arg in args))
     if verb == "swipe":
         return _parse_swipe(args, card_names)
+    if verb == "tap":
+        if len(args) != 2 or args[0].lower() not in TAP_KINDS:
+            raise ValueError("tap takes uid HEX, ntag424 NAME or clone NAME")
+        kind, arg = args[0].lower(), args[1]
+        if kind == "uid" and not (len(arg) in (8, 14, 20) and _is_hex(arg)):
+            raise ValueError("tap uid takes a UID of 4, 7 or 10 bytes in hex")
+        return Tap(kind, arg.upper() if kind == "uid" else arg)
     if verb == "upstream":
         if len(args) != 1 or args[0].lower() not in UPSTREAM_MODES:
             raise ValueError(f"upstream takes one of {', '.join(UPSTREAM_MODES)}")
@@ -124,7 +141,11 @@ def _parse_words(words: list[str], card_names: tuple[str, ...]) -> Command:
         return Wait(seconds)
     if verb == "expect":
         return _parse_expect(args)
-    raise ValueError(f"unknown command {verb!r}; known: press, swipe, upstream, wait, expect")
+    raise ValueError(f"unknown command {verb!r}; known: press, swipe, tap, upstream, wait, expect")
+
+
+def _is_hex(text: str) -> bool:
+    return all(c in "0123456789abcdefABCDEF" for c in text)
 
 
 def _parse_swipe(args: list[str], card_names: tuple[str, ...]) -> Command:

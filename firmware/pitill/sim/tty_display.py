@@ -141,6 +141,7 @@ class KeyHelp:
     swipe: tuple[tuple[str, str], ...]
     host: tuple[tuple[str, str], ...]
     terminal_long: tuple[tuple[str, str], ...] = ()  # for the ? page: what each key does
+    tap: tuple[tuple[str, str], ...] = ()  # NFC taps on the emulated PN532
 
 
 @dataclass(frozen=True)
@@ -317,6 +318,7 @@ def _legend_wide(keys: KeyHelp, width: int) -> list[str]:
     return [
         *_pack("", [*keys.terminal, ("?", "all keys"), ("q", "quit")], width),
         *_pack("swipe", keys.swipe, width),
+        *(_pack("tap  ", keys.tap, width) if keys.tap else []),
         *_pack("host ", keys.host, width),
     ]
 
@@ -325,7 +327,8 @@ def _help_lines(keys: KeyHelp, cols: int, rows: int) -> list[str]:
     """The full key table, in place of the panel until ? is pressed again."""
     lines = [_rule("keys (? again: back)", cols)]
     keypad = keys.terminal_long or keys.terminal
-    for title, pairs in (("keypad", keypad), ("swipe", keys.swipe), ("host", keys.host)):
+    groups = (("keypad", keypad), ("swipe", keys.swipe), ("tap", keys.tap), ("host", keys.host))
+    for title, pairs in groups:
         lines.append(f" {title}")
         lines += [f"   {key:<10} {what}" for key, what in pairs]
     lines.append("   q          quit (the journal keeps everything)")

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 
 from pitill.core.screens import link_words
 from pitill.core.types import Key, format_amount
+from pitill.errors import PitillError
 from pitill.sim.keymap import KEY_HELP, Hotkey, decode_input
 from pitill.sim.tty_display import PanelState, compose
 from pitill.sim.world import SimWorld
@@ -180,6 +181,17 @@ class SimUI:
             self.world.set_upstream(arg)  # the world logs it as an "upstream" event
         elif kind == "swipe":
             self._swipe_task = asyncio.ensure_future(self._swipe(arg))
+        elif kind == "tap":
+            self._swipe_task = asyncio.ensure_future(self._tap(*arg.split(" ", 1)))
+
+    async def _tap(self, kind: str, arg: str) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            tapped = await loop.run_in_executor(None, self.world.tap, kind, arg)
+        except PitillError as exc:
+            self._note(str(exc))
+        else:
+            self._note(f"tapped {tapped}")
 
     async def _swipe(self, name: str) -> None:
         if self._busy_swipe:

@@ -24,13 +24,16 @@ from typing import Literal, Protocol
 from pitill.app import Devices, Terminal, build_terminal
 from pitill.config import Config, DisplayConfig, ReaderConfig
 from pitill.core.responses import ISSUER_INOPERATIVE
+from pitill.drivers.multi_reader import MultiReader
 from pitill.drivers.oled import DummyDisplay
+from pitill.drivers.protocols import CardReader
 from pitill.drivers.serial_reader import SerialCardReader
 from pitill.errors import ConfigError
 from pitill.eventlog import EventLog
 from pitill.journal.datadir import DataDirLock
 from pitill.sim.acquirer import AcquirerHost, ChaosPlan
 from pitill.sim.indicators import SimIndicators
+from pitill.sim.nfc_taps import NfcTaps
 from pitill.sim.proxy import FaultProxy
 from pitill.sim.reader_emulator import TEST_CARDS, Format, ReaderEmulator, open_pty_pair
 from pitill.sim.resolver import SimResolver
@@ -77,6 +80,7 @@ class SimWorld:
         self.proxy = FaultProxy(*external) if external is not None else None
         self.upstream_mode = "up"
         self.emulator: ReaderEmulator | None = None
+        self.nfc: NfcTaps | None = None
         self.terminal: Terminal | None = None
         # What else runs with the terminal (the web mirror): started after it, closed before it.
         self.companions: list[Companion] = []
@@ -107,9 +111,14 @@ class SimWorld:
 
         master_fd, slave_path = open_pty_pair()
         self.emulator = ReaderEmulator.from_fd(master_fd)  # owns the master end
-        reader = SerialCardReader(ReaderConfig(port=slave_path, protocol="framed"))
+        stripe = SerialCardReader(ReaderConfig(port=slave_path, protocol="framed"))
+        # Beside it, a PN532 on its own pty, read by nfcpy's real driver (taps: sim/nfc_taps.py).
+        self.nfc = NfcTaps.start()
+        readers: list[CardReader] = [stripe]
+        if self.nfc.reader is not None:
+            readers.append(self.nfc.reader)
         display = DummyDisplay(DisplayConfig(driver="dummy"))
-        devices = Devices(display=display, indicators=self.indicators, reader=reader)
+        devices = Devices(display=display, indicators=self.indicators, reader=MultiReader(readers))
 
         terminal = build_terminal(
             config, self.data_dir, devices, self.resolver, event_log=EventLog(self.events_path)
@@ -149,11 +158,19 @@ class SimWorld:
         card = TEST_CARDS[name]
         return self.swipe(card.pan, card.expiry_yymm, fmt)
 
+    def tap(self, kind: str, arg: str) -> str:
+        """Tap a virtual NFC card on the emulated PN532: uid HEX, ntag424 NAME or clone NAME."""
+        if self.nfc is None:
+            raise ConfigError("the simulator has not started: no PN532 to tap on")
+        return self.nfc.tap(kind, arg)
+
     async def stop(self) -> None:
         for companion in self.companions:
             await companion.close()
         if self.terminal is not None:
             await self.terminal.stop()
+        if self.nfc is not None:
+            self.nfc.close()
         if self.proxy is not None:
             await self.proxy.close()
         else:

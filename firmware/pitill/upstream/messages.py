@@ -23,7 +23,7 @@ from iso8583.decoder import DecodeError
 from iso8583.encoder import EncodeError
 from iso8583.specs import default_ascii
 
-from pitill.card.model import Card
+from pitill.card.model import Card, CardTier
 from pitill.config import CURRENCIES, TerminalConfig
 from pitill.core.responses import (
     REVERSAL_REASON_CUSTOMER_CANCELLATION,
@@ -67,6 +67,7 @@ RESPONSE_MTI: dict[str, str] = {
 ECHO_TEST_CODE = "301"  # field 70: network management, echo test
 PROCESSING_CODE_SALE = "000000"  # field 3: goods and services, default accounts
 POS_ENTRY_MAGSTRIPE = "901"  # field 22: full magnetic stripe read, PIN capability unknown
+POS_ENTRY_CONTACTLESS = "071"  # field 22: contactless read, PIN capability unknown
 
 _NUMERIC_FIELDS = ("t", "2", "3", "4", "7", "11", "12", "13", "14", "22", "49", "70", "90")
 _ORIGINAL_PAD = "0" * 22
@@ -146,7 +147,20 @@ def _dated(local_datetime: str) -> Message:
 
 
 def _card_fields(card: Card) -> Message:
+    if card.is_nfc:
+        return {"22": POS_ENTRY_CONTACTLESS, "48": nfc_card_data(card)}
     return {"2": card.pan, "14": card.expiry_yymm, "22": POS_ENTRY_MAGSTRIPE}
+
+
+def nfc_card_data(card: Card) -> str:
+    """Field 48 of an NFC card: 'uid_only:UID', or 'sun:PICCDATA:SDMMAC' for the host to verify.
+
+    A SUN card's UID and counter are not sent: the host decrypts them itself and trusts nothing
+    the terminal says about them.
+    """
+    if card.tier is CardTier.SUN and card.sun is not None:
+        return f"{CardTier.SUN.value}:{card.sun.hex()}"
+    return f"{CardTier.UID_ONLY.value}:{card.uid}"
 
 
 def _acceptor(terminal: TerminalConfig) -> Message:
@@ -254,6 +268,7 @@ class Request:
     pan: str = ""
     expiry_yymm: str = ""
     original: OriginalData | None = None
+    card_data: str = ""  # field 48 of an NFC card (nfc_card_data); "" for a stripe card
 
 
 def _required(message: Message, key: str) -> str:
@@ -285,6 +300,7 @@ def parse_request(message: Message) -> Request:
         pan=message.get("2", ""),
         expiry_yymm=message.get("14", ""),
         original=original,
+        card_data=message.get("48", ""),
     )
 
 
