@@ -146,6 +146,7 @@ def test_a_sale_from_the_keypad_pins_to_the_journal(
             "currency": "EUR",
             "status": "APPROVED",
             "masked_pan": "411111******1111",
+            "card_tier": "stripe",
             "response_code": "00",
         }
     ]
