@@ -72,11 +72,11 @@ from pitill.errors import ReentryError, StorageError, UpstreamError, UpstreamTim
 from pitill.eventlog import EventLog
 from pitill.journal.datadir import check_journal_present, note_journal_opened
 from pitill.journal.forwarder import AdviceSender, Forwarder, ForwardFailure, ForwardReport
-from pitill.journal.model import ForwardItem, ForwardKind, JournalRow
 from pitill.journal.report import read_report
 from pitill.journal.seal import KEY_FILE_NAME, Sealer
 from pitill.journal.store import MODE_SETTING, Journal
 from pitill.logs import log_event
+from pitill.records import ForwardItem, ForwardKind, JournalRow
 from pitill.sdnotify import Notifier, run_watchdog
 from pitill.supervisor import PinGuard
 from pitill.upstream.client import UpstreamClient

@@ -27,9 +27,9 @@ from pitill.core.types import Key, LinkStatus, TxnStatus
 from pitill.drivers.oled import DummyDisplay
 from pitill.errors import StorageError, UpstreamError, UpstreamTimeout
 from pitill.journal.forwarder import Forwarder
-from pitill.journal.model import ForwardItem
 from pitill.journal.seal import KEY_FILE_NAME, Sealer
 from pitill.journal.store import Journal
+from pitill.records import ForwardItem
 from pitill.sim.indicators import SimIndicators
 from pitill.upstream.messages import AuthAnswer
 

@@ -7,7 +7,7 @@ from typing import Any
 from pitill.core.types import TxnKind, TxnMode, TxnStatus
 from pitill.drill.report import told_of
 from pitill.drill.shop import Customer, Outcome, Sale
-from pitill.journal.model import JournalRow
+from pitill.records import JournalRow
 from pitill.sim.reconcile import reconcile
 
 TID = "PITILL01"

@@ -9,8 +9,8 @@ from pathlib import Path
 from pitill.card.model import Card, luhn_ok
 from pitill.core.txn import Txn
 from pitill.core.types import TxnKind, TxnMode, TxnStatus
-from pitill.journal.model import JournalRow
 from pitill.journal.store import Journal
+from pitill.records import JournalRow
 
 OpenJournal = Callable[..., Journal]
 """The open_journal fixture: open_journal(data_dir=None, clock=None) -> Journal."""

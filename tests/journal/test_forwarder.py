@@ -17,8 +17,8 @@ from pitill.core.responses import ResponseClass, advice_class, is_response_code
 from pitill.core.types import TxnStatus
 from pitill.errors import SealError, UpstreamError, UpstreamTimeout
 from pitill.journal.forwarder import Forwarder, ForwardFailure, ForwardReport
-from pitill.journal.model import ForwardItem, ForwardKind
 from pitill.journal.store import Journal
+from pitill.records import ForwardItem, ForwardKind
 
 RETRY_S = 0.001
 RETRY_MAX_S = 0.008

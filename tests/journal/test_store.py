@@ -21,9 +21,9 @@ from pitill.card.model import Card
 from pitill.core.txn import Txn
 from pitill.core.types import TxnKind, TxnMode, TxnStatus
 from pitill.errors import SealError, StorageError
-from pitill.journal.model import ForwardKind
 from pitill.journal.seal import KEY_FILE_NAME, Sealer
 from pitill.journal.store import JOURNAL_FILE_NAME, Journal
+from pitill.records import ForwardKind
 
 
 def sealed_column(journal: Journal, seq: int) -> bytes | None:

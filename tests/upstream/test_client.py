@@ -10,7 +10,7 @@ from upstream_helpers import HOST_TODAY, LOCAL_DATETIME, TERMINAL, forward_item,
 
 from pitill.config import UpstreamConfig
 from pitill.errors import UpstreamError, UpstreamTimeout
-from pitill.journal.model import ForwardKind
+from pitill.records import ForwardKind
 from pitill.sim.acquirer import AcquirerHost, ChaosPlan, net_charged_minor
 from pitill.sim.resolver import SIM_HOST, SimResolver
 from pitill.upstream.client import UpstreamClient

@@ -11,7 +11,7 @@ from upstream_helpers import LOCAL_DATETIME, TERMINAL, forward_item, sale
 
 from pitill.core.responses import APPROVED, AnswerKind, ResponseClass
 from pitill.errors import ProtocolError
-from pitill.journal.model import ForwardKind
+from pitill.records import ForwardKind
 from pitill.upstream import messages as m
 
 stans = st.integers(min_value=1, max_value=999_999)

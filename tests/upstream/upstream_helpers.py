@@ -14,7 +14,7 @@ from pitill.card.model import Card
 from pitill.config import TerminalConfig
 from pitill.core.txn import Txn
 from pitill.core.types import TxnKind, TxnMode, TxnStatus
-from pitill.journal.model import ForwardItem, ForwardKind, JournalRow
+from pitill.records import ForwardItem, ForwardKind, JournalRow
 from pitill.sim.acquirer import AcquirerHost
 from pitill.sim.resolver import SIM_HOST, SimResolver
 from pitill.upstream.client import UpstreamClient

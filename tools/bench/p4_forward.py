@@ -21,9 +21,9 @@ from benchlib import Figure, Options, load_tool
 
 from pitill.config import Config
 from pitill.journal.forwarder import Forwarder
-from pitill.journal.model import ForwardItem, ForwardKind
 from pitill.journal.seal import KEY_FILE_NAME, Sealer
 from pitill.journal.store import Journal
+from pitill.records import ForwardItem, ForwardKind
 from pitill.sim.acquirer import AcquirerHost
 from pitill.sim.resolver import SimResolver
 from pitill.upstream.client import UpstreamClient

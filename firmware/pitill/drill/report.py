@@ -18,7 +18,7 @@ from pitill.core.types import LinkStatus, TxnKind, TxnStatus, format_amount
 from pitill.drill.run import DrillRun, LinkPoint
 from pitill.drill.shop import Outcome, Sale
 from pitill.drill.timeline import format_duration
-from pitill.journal.model import JournalRow
+from pitill.records import JournalRow
 from pitill.sim.reconcile import Told, reconcile
 
 USABLE = (LinkStatus.ONLINE, LinkStatus.DEGRADED)

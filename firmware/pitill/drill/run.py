@@ -25,8 +25,8 @@ from pitill.drill.shop import Cashier, Customer, Sale, Shop, ShopProfile, plan_c
 from pitill.drill.timeline import Segment, Timeline
 from pitill.errors import ConfigError, UpstreamError
 from pitill.journal.datadir import DataDirLock
-from pitill.journal.model import JournalRow
 from pitill.journal.store import JOURNAL_FILE_NAME
+from pitill.records import JournalRow
 from pitill.sim.acquirer import LEDGER_NAME, decide_sale, read_ledger
 from pitill.sim.world import SimWorld
 

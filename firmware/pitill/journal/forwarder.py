@@ -5,9 +5,14 @@ One asyncio task, one message in flight. Every reversal goes before any advice, 
 timeout or a crash the next send is flagged as a repeat (0221 / 0421, same STAN) and the host
 deduplicates it: resending can never charge twice.
 
-A retry code (91, 96) or an upstream error backs off exponentially with jitter, from
-forward_retry_s up to forward_retry_max_s, and is reported as a passive signal for the
-connectivity monitor. Going offline stops the drain; coming online (or kick()) resumes it.
+A retry-later answer (core/responses.py: 19, 68, 90, 91, 96) or an upstream error backs off
+exponentially with jitter, from forward_retry_s up to forward_retry_max_s, and is reported as a
+passive signal for the connectivity monitor. Going offline stops the drain; coming online (or
+kick()) resumes it.
+
+It lives beside the store it drains and reaches the host only through the AdviceSender protocol
+(app.py hands it the UpstreamClient): journal/ imports no upstream/, upstream/ no journal/, and
+the records both use (ForwardItem, JournalRow) are in pitill/records.py.
 """
 
 from __future__ import annotations
@@ -21,8 +26,8 @@ from typing import Protocol
 from pitill.config import UpstreamConfig
 from pitill.core.responses import ResponseClass, advice_class
 from pitill.errors import SealError, StorageError, UpstreamError
-from pitill.journal.model import ForwardItem, ForwardKind
 from pitill.journal.store import Journal
+from pitill.records import ForwardItem, ForwardKind
 
 BATCH_SIZE = 32  # messages whose attempts and answers share one commit
 

@@ -1,54 +1,15 @@
-"""What the journal hands out: stored rows, and the work items the forwarder sends upstream."""
+"""What the journal's own readers get: offline exposure, report totals, rows owed by a bad file.
+
+The records other rooms share with the journal (a stored row, a forwarding work item) live in
+pitill/records.py, so that upstream/ can build messages from them without importing journal/.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
 from pitill.card.model import Card
 from pitill.core.types import TxnKind, TxnMode, TxnStatus
-
-
-@dataclass(frozen=True)
-class JournalRow:
-    """One transaction as stored. Never holds a full PAN: card data stays sealed in the database."""
-
-    seq: int
-    kind: TxnKind
-    mode: TxnMode
-    amount_minor: int
-    currency: str
-    status: TxnStatus
-    masked_pan: str
-    stan: int
-    local_datetime: str  # YYMMDDhhmmss stamped by the shell's clock when first recorded
-    response_code: str
-    auth_code: str
-    tendered_minor: int
-    change_minor: int
-    reverses_seq: int
-    attempts: int  # how many times the forwarder has sent it (0 = never; >0 means a repeat MTI)
-    card_read_by: str = ""  # ReadBy of the card ("" for cash)
-    card_tier: str = ""  # CardTier of the card ("" for cash): stripe, uid_only or sun
-    voided_by_seq: int = 0  # the VOID row that cancelled this sale (FN 3), 0 if none
-
-
-class ForwardKind(StrEnum):
-    REVERSAL = "reversal"  # 0420 / 0421: goes before everything else
-    ADVICE = "advice"  # 0220 / 0221
-
-
-@dataclass(frozen=True)
-class ForwardItem:
-    """One message the forwarder must get acknowledged, with the card data unsealed for sending."""
-
-    kind: ForwardKind
-    row: JournalRow
-    card: Card | None  # unsealed for the advice; None for a reversal that needs no card data
-
-    @property
-    def repeat(self) -> bool:
-        return self.row.attempts > 0
 
 
 @dataclass(frozen=True)

@@ -48,15 +48,9 @@ from pitill.journal.dbfile import (
     storage_error,
     transaction,
 )
-from pitill.journal.model import (
-    ForwardItem,
-    ForwardKind,
-    JournalRow,
-    OfflineExposure,
-    OwedRow,
-    StatusTotal,
-)
+from pitill.journal.model import OfflineExposure, OwedRow, StatusTotal
 from pitill.journal.seal import Sealer
+from pitill.records import ForwardItem, ForwardKind, JournalRow
 from pitill.wallclock import clock_problem, parse_instant, recordable, to_utc, trusted
 
 JOURNAL_FILE_NAME = "journal.sqlite3"

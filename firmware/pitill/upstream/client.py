@@ -31,7 +31,7 @@ from pitill.config import TerminalConfig, UpstreamConfig
 from pitill.core.responses import ResponseClass
 from pitill.core.txn import Txn
 from pitill.errors import ProtocolError
-from pitill.journal.model import ForwardItem, ForwardKind
+from pitill.records import ForwardItem, ForwardKind
 from pitill.upstream.connect import Endpoint, close_stream, connect_first
 from pitill.upstream.exchange import Drop, await_response, discard_stale, send_request
 from pitill.upstream.failures import LinkReason, OutcomeUnknown, UnreachableError

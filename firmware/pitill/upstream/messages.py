@@ -34,7 +34,7 @@ from pitill.core.responses import (
 )
 from pitill.core.txn import Txn
 from pitill.errors import ProtocolError
-from pitill.journal.model import ForwardItem, ForwardKind, JournalRow
+from pitill.records import ForwardItem, ForwardKind, JournalRow
 
 Message = dict[str, str]
 """A decoded ISO 8583 message: "t" is the MTI, other keys are field numbers as strings."""

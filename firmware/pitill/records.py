@@ -1,0 +1,56 @@
+"""Records the journal hands to other rooms: a stored row, and a forwarding work item.
+
+A leaf below journal/ and upstream/ (it imports only core/ and card/): the journal writes and
+reads these, upstream/ builds its 0220/0420 from them, reports and the drill read them, and
+none of those needs to import the others (DESIGN.md: upstream must never import journal).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from pitill.card.model import Card
+from pitill.core.types import TxnKind, TxnMode, TxnStatus
+
+
+@dataclass(frozen=True)
+class JournalRow:
+    """One transaction as stored. Never holds a full PAN: card data stays sealed in the database."""
+
+    seq: int
+    kind: TxnKind
+    mode: TxnMode
+    amount_minor: int
+    currency: str
+    status: TxnStatus
+    masked_pan: str
+    stan: int
+    local_datetime: str  # YYMMDDhhmmss stamped by the shell's clock when first recorded
+    response_code: str
+    auth_code: str
+    tendered_minor: int
+    change_minor: int
+    reverses_seq: int
+    attempts: int  # how many times the forwarder has sent it (0 = never; >0 means a repeat MTI)
+    card_read_by: str = ""  # ReadBy of the card ("" for cash)
+    card_tier: str = ""  # CardTier of the card ("" for cash): stripe, uid_only or sun
+    voided_by_seq: int = 0  # the VOID row that cancelled this sale (FN 3), 0 if none
+
+
+class ForwardKind(StrEnum):
+    REVERSAL = "reversal"  # 0420 / 0421: goes before everything else
+    ADVICE = "advice"  # 0220 / 0221
+
+
+@dataclass(frozen=True)
+class ForwardItem:
+    """One message the forwarder must get acknowledged, with the card data unsealed for sending."""
+
+    kind: ForwardKind
+    row: JournalRow
+    card: Card | None  # unsealed for the advice; None for a reversal that needs no card data
+
+    @property
+    def repeat(self) -> bool:
+        return self.row.attempts > 0
