@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from pitill.upstream.connect import close_stream
-from pitill.upstream.exchange import await_response, send_request
+from pitill.upstream.exchange import await_response, discard_stale, send_request
 from pitill.upstream.failures import LinkReason, OutcomeUnknown
 from pitill.upstream.framing import frame, read_frame
 from pitill.upstream.messages import Message, build_echo, build_response, decode, encode
@@ -68,3 +68,36 @@ def test_torn_frame_is_outcome_unknown() -> None:
     with pytest.raises(OutcomeUnknown) as caught:
         asyncio.run(_exchange(torn, Counter()))
     assert caught.value.reason is LinkReason.PROTOCOL
+
+
+@pytest.mark.parametrize("turns", range(8))
+def test_discarding_leftovers_never_swallows_a_cancel(turns: int) -> None:
+    """Cancelled at any loop turn while it looks for leftovers, the caller is cancelled (a
+    monitor being stopped must stop), and the stream is left usable."""
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_frame(reader)  # until the client hangs up
+        writer.close()
+
+    async def scenario() -> tuple[bool, bool]:
+        server = await asyncio.start_server(silent, "127.0.0.1", 0)
+        async with server:
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", server.sockets[0].getsockname()[1]
+            )
+            try:
+                task = asyncio.ensure_future(discard_stale(reader))
+                for _ in range(turns):
+                    await asyncio.sleep(0)
+                done_before = task.done()
+                task.cancel()
+                await asyncio.wait({task})
+                for _ in range(3):  # the cancelled read winds down
+                    await asyncio.sleep(0)
+                return task.cancelled() or done_before, await discard_stale(reader)
+            finally:
+                await close_stream(writer)
+
+    cancelled_or_done_before, usable = asyncio.run(scenario())
+    assert cancelled_or_done_before
+    assert usable  # no read left pending on the stream

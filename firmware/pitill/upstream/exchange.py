@@ -21,7 +21,6 @@ import struct
 import time
 from collections import Counter
 from collections.abc import Callable
-from contextlib import suppress
 from enum import StrEnum
 
 from pitill.errors import ProtocolError
@@ -130,16 +129,21 @@ async def _buffered(reader: asyncio.StreamReader, max_len: int) -> bytes | None:
     """What the reader holds now (after a few loop turns for bytes already on the socket),
     without waiting for more: b"" when nothing, None when the stream ended or failed."""
     pending = asyncio.ensure_future(reader.read(max_len))
-    for _ in range(_STALE_POLLS):
-        await asyncio.sleep(0)
-        if pending.done():
-            break
+    try:
+        for _ in range(_STALE_POLLS):
+            await asyncio.sleep(0)
+            if pending.done():
+                break
+    finally:
+        if not pending.done():
+            pending.cancel()  # nothing came (or we are cancelled): read() consumed nothing
     if not pending.done():
-        pending.cancel()  # nothing came: read() consumed nothing
-        with suppress(asyncio.CancelledError):
-            await pending
+        # Wait for the read to end before the stream is used again. asyncio.wait neither raises
+        # the read's CancelledError nor swallows our own: a caller cancelling us still stops us.
+        await asyncio.wait({pending})
+    if pending.cancelled():
         return b""
-    if pending.cancelled() or pending.exception() is not None:
+    if pending.exception() is not None:
         return None
     data = pending.result()
     return data or None  # b"" from read() is the end of the stream
