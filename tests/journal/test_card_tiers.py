@@ -8,6 +8,7 @@ from dataclasses import replace
 from journal_helpers import offline_sale, online_sale
 
 from pitill.card.model import Card, CardTier, ReadBy, SunMessage
+from pitill.core.types import TxnStatus
 from pitill.journal.seal import Sealer
 from pitill.journal.store import Journal
 
@@ -24,10 +25,15 @@ def test_every_card_row_has_its_tier_and_reader(journal: Journal) -> None:
 
 def test_last_sun_counter_is_the_highest_journaled_for_that_uid(journal: Journal) -> None:
     assert journal.last_sun_counter("uid:04DE5F1EACC040") is None
+    # Approvals carry the card's fingerprint (for its limits) within the window: so does the
+    # replay check. A decline does not count; the host checks every counter anyway.
     for seq, counter in ((1, 5), (2, 9), (3, 7)):
         card = Card.from_sun("04DE5F1EACC040", counter, SUN)
-        journal.record(replace(online_sale(seq), card=card))
-    journal.record(replace(online_sale(4), card=Card.from_sun("04AAAAAAAAAAAA", 30, SUN)))
+        journal.record(replace(online_sale(seq, TxnStatus.APPROVED), card=card))
+    declined = Card.from_sun("04DE5F1EACC040", 11, SUN)
+    journal.record(replace(online_sale(4, TxnStatus.DECLINED), card=declined))
+    other = Card.from_sun("04AAAAAAAAAAAA", 30, SUN)
+    journal.record(replace(online_sale(5, TxnStatus.APPROVED), card=other))
     assert journal.last_sun_counter("uid:04DE5F1EACC040") == 9
     assert journal.last_sun_counter("uid:04BBBBBBBBBBBB") is None
     with sqlite3.connect(journal.path) as raw:  # the UID itself is nowhere in the row
