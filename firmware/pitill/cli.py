@@ -15,6 +15,7 @@ from pitill.config import Bound
 from pitill.drill.cli import add_parser as add_drill
 from pitill.errors import PitillError
 from pitill.host.cli import add_parser as add_host
+from pitill.receipt import add_parser as add_receipt
 from pitill.runner_cli import add_parsers as add_run_and_doctor
 from pitill.supervisor import add_parser as add_pin
 
@@ -229,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_drill(commands)
     add_host(commands)
     add_pin(commands)
+    add_receipt(commands)
 
     diagram = commands.add_parser(
         "diagram",

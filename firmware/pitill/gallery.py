@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from PIL import Image
+
 from pitill.card.model import Card
 from pitill.core.events import (
     AuthOutcome,
@@ -31,6 +33,8 @@ from pitill.core.state import TerminalState
 from pitill.core.txn import SaleOnRecord
 from pitill.core.types import Key, LinkStatus, TxnKind, TxnMode, TxnStatus
 from pitill.core.views import screen_for
+from pitill.journal.model import JournalRow
+from pitill.receipt import ReceiptHeader, receipt_png
 
 CARD = Card("4111111111111111", "3012")
 TODAY = "2611"
@@ -132,3 +136,29 @@ def core_gallery() -> dict[str, Screen]:
             ]
         ),
     }
+
+
+# The receipt of the offline approval the "approved_offline" screen shows (README: side by side).
+OFFLINE_RECEIPT_ROW = JournalRow(
+    seq=42,
+    kind=TxnKind.CARD,
+    mode=TxnMode.OFFLINE,
+    amount_minor=1800,
+    currency="EUR",
+    status=TxnStatus.PENDING,
+    masked_pan=CARD.masked_pan,
+    stan=42,
+    local_datetime="251020094815",
+    response_code="Y3",
+    auth_code="",
+    tendered_minor=0,
+    change_minor=0,
+    reverses_seq=0,
+    attempts=0,
+)
+
+
+def receipt_gallery() -> dict[str, Image.Image]:
+    """The receipts the README shows, drawn by the same code as `pitill receipt --png`."""
+    header = ReceiptHeader(shop="PITILL CAFE", address=("1 Pi Street",))
+    return {"approved_offline": receipt_png(OFFLINE_RECEIPT_ROW, "PITILL01", header)}

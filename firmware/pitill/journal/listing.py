@@ -6,18 +6,21 @@ Readers open the file read-only and take no lock: they never block the running t
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import sqlite3
 import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from pitill.core.responses import is_response_code, lookup
-from pitill.core.types import format_amount
+from pitill.core.types import TxnKind, TxnMode, TxnStatus, format_amount
 from pitill.errors import StorageError
 from pitill.journal.datadir import moved_aside_files
 from pitill.journal.dbfile import check_rows
+from pitill.journal.model import JournalRow
 from pitill.journal.store import JOURNAL_FILE_NAME, newest_wall
 
 COLUMNS = (
@@ -62,6 +65,24 @@ def _has_meta(conn: sqlite3.Connection) -> bool:
     """Journals before schema 4 have no meta table: no settings, no saved date."""
     found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'")
     return found.fetchone() is not None
+
+
+def read_row(data_dir: Path, seq: int | None = None) -> JournalRow:
+    """One transaction (the newest without `seq`), read-only, nothing unsealed (receipts)."""
+    names = [f.name for f in dataclasses.fields(JournalRow)]
+    with _read_only(data_dir) as (conn, path):
+        check_rows(conn, path)
+        where, args = ("WHERE seq = ?", (seq,)) if seq is not None else ("", ())
+        found = conn.execute(
+            f"SELECT {', '.join(names)} FROM txns {where} ORDER BY seq DESC LIMIT 1", args
+        ).fetchone()
+    if found is None:
+        which = f"no transaction with seq {seq}" if seq is not None else "no transaction yet"
+        raise StorageError(f"journal {path}: {which}; `pitill journal list` shows what it holds")
+    row: dict[str, Any] = dict(zip(names, found, strict=True))
+    row |= {"kind": TxnKind(row["kind"]), "mode": TxnMode(row["mode"])}
+    row["status"] = TxnStatus(row["status"])
+    return JournalRow(**row)
 
 
 def read_settings(data_dir: Path) -> dict[str, str]:

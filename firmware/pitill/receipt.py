@@ -1,0 +1,207 @@
+"""Receipts: what each journaled outcome says to the customer, in words, as text, PNG and ESC/POS.
+
+One function (`receipt_lines`) decides the words; the text, the PNG (the simulator and the README
+gallery) and the ESC/POS bytes for a thermal printer (python-escpos, the optional extra
+`receipt`) all draw those lines, so paper, screen and docs never disagree. A receipt is built
+from the journal row, after the sale is durable: printing never decides or delays a sale. The
+card number is the journal's masked one (first 6 and last 4 at most); the QR code holds the
+receipt's reference only, no URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from PIL import Image, ImageDraw, ImageFont
+
+from pitill.core.responses import screen_text
+from pitill.core.types import TxnKind, TxnMode, TxnStatus, format_amount
+from pitill.errors import ConfigError
+from pitill.journal.model import JournalRow
+
+WIDTHS = (32, 42, 48)  # characters per line of 58 mm and 80 mm thermal printers
+OFFLINE_WORDS = ("APPROVED OFFLINE", "Will be sent to the bank", "when the line is back.")
+
+
+@dataclass(frozen=True)
+class ReceiptHeader:
+    """The shop's lines at the top of every receipt, and the paper's width in characters."""
+
+    shop: str = "pitill"
+    address: tuple[str, ...] = ()
+    width: int = 32
+
+    def __post_init__(self) -> None:
+        if self.width not in WIDTHS:
+            raise ConfigError(f"receipt width {self.width} is not one of {WIDTHS} characters")
+
+
+def reference(row: JournalRow, terminal_id: str) -> str:
+    """What the QR code holds: terminal, sequence number and local date/time (unique)."""
+    return f"{terminal_id.strip()}-{row.seq:06d}-{row.local_datetime}"
+
+
+def _when(local_datetime: str) -> str:
+    """YYMMDDhhmmss (the journal's stamp from the trusted clock) as 2026-11-30 12:04:05."""
+    d = local_datetime
+    return f"20{d[0:2]}-{d[2:4]}-{d[4:6]} {d[6:8]}:{d[8:10]}:{d[10:12]}"
+
+
+def outcome_lines(row: JournalRow) -> list[str]:
+    """What happened, in words a customer understands (first line: the outcome in capitals)."""
+    money = format_amount(row.amount_minor)
+    if row.status is TxnStatus.VOID:
+        done = "Cash given back" if row.kind is TxnKind.CASH else "Charge taken back"
+        return ["VOID", f"Sale #{row.reverses_seq} cancelled", done]
+    if row.status is TxnStatus.VOIDED or row.voided_by_seq:
+        return ["VOIDED", f"Cancelled by #{row.voided_by_seq}" if row.voided_by_seq else ""]
+    if row.kind is TxnKind.CASH:
+        change = format_amount(row.change_minor)
+        return ["CASH", f"Tendered {format_amount(row.tendered_minor)}", f"Change {change}"]
+    if row.status is TxnStatus.APPROVED:
+        return ["APPROVED", f"Auth code {row.auth_code}" if row.auth_code else ""]
+    if row.mode is TxnMode.OFFLINE and row.status is TxnStatus.PENDING:
+        return [*OFFLINE_WORDS, f"Offline approval {row.response_code}"]
+    if row.status is TxnStatus.FORWARDED:
+        return ["APPROVED OFFLINE", "Sent to the bank", f"Offline approval {row.response_code}"]
+    if row.status is TxnStatus.DECLINED_AFTER:
+        return ["APPROVED OFFLINE", "Refused by the bank later", f"Code {row.response_code}"]
+    if row.status is TxnStatus.DECLINED:
+        return ["DECLINED", screen_text(row.response_code), f"Amount {money} NOT charged"]
+    if row.status in (TxnStatus.REVERSAL_PENDING, TxnStatus.REVERSED):
+        return ["NOT CHARGED", "No answer in time:", "the charge is taken back"]
+    return ["OUTCOME UNKNOWN", "Ask the shop to check"]  # AUTHORIZING: recovered at the next boot
+
+
+def receipt_lines(
+    row: JournalRow, terminal_id: str, header: ReceiptHeader, *, merchant: bool = False
+) -> list[str]:
+    """The whole receipt as lines of at most header.width characters (without the QR code)."""
+    width = header.width
+
+    def pair(left: str, right: str) -> str:
+        return left + right.rjust(width - len(left)) if len(left) + len(right) < width else right
+
+    lines = [header.shop.center(width), *(a.center(width) for a in header.address), ""]
+    lines.append(pair("Terminal", terminal_id.strip()))
+    lines.append(pair("Date", _when(row.local_datetime)))
+    lines.append(pair("Seq", str(row.seq)))
+    if row.kind is TxnKind.CARD:
+        lines.append(pair("STAN", f"{row.stan:06d}"))
+        lines.append(pair("Card", row.masked_pan))
+    lines.append("")
+    sign = "-" if row.status is TxnStatus.VOID else ""
+    lines.append(pair("TOTAL", f"{row.currency} {sign}{format_amount(row.amount_minor)}"))
+    lines.append("")
+    outcome = [line for line in outcome_lines(row) if line]
+    lines.append(outcome[0].center(width))
+    lines += outcome[1:]
+    lines.append("")
+    lines.append(("MERCHANT COPY" if merchant else "CUSTOMER COPY").center(width))
+    lines.append(reference(row, terminal_id).center(width))
+    return [line[:width] for line in lines]
+
+
+def receipt_text(
+    row: JournalRow, terminal_id: str, header: ReceiptHeader, *, merchant: bool = False
+) -> str:
+    return "\n".join(receipt_lines(row, terminal_id, header, merchant=merchant)) + "\n"
+
+
+def receipt_png(
+    row: JournalRow, terminal_id: str, header: ReceiptHeader, *, merchant: bool = False
+) -> Image.Image:
+    """The receipt as the paper looks (the simulator's --receipts and the README gallery)."""
+    import qrcode  # python-escpos depends on it: the `receipt` extra
+
+    lines = receipt_lines(row, terminal_id, header, merchant=merchant)
+    font = ImageFont.load_default(size=14)
+    char_w = 9  # the font's capitals are at most this wide at 14 px
+    line_h = 18
+    qr = qrcode.make(reference(row, terminal_id), box_size=3, border=2).get_image().convert("1")
+    width = max(char_w * header.width + 16, qr.width + 16)
+    height = line_h * len(lines) + qr.height + 24
+    image = Image.new("1", (width, height), 1)
+    draw = ImageDraw.Draw(image)
+    for i, line in enumerate(lines):  # one cell per character, as on the paper
+        for j, char in enumerate(line):
+            x = 8 + j * char_w + (char_w - int(font.getlength(char))) // 2
+            draw.text((x, 8 + i * line_h), char, font=font, fill=0)
+    image.paste(qr, ((width - qr.width) // 2, 16 + line_h * len(lines)))
+    return image
+
+
+class EscposPrinter(Protocol):
+    """What pitill uses of a python-escpos printer (Usb, Serial, Dummy...)."""
+
+    def text(self, txt: str) -> None: ...
+
+    def qr(self, content: str, *args: Any, **kwargs: Any) -> None: ...
+
+    def cut(self, *args: Any, **kwargs: Any) -> None: ...
+
+
+def print_receipt(
+    printer: EscposPrinter,
+    row: JournalRow,
+    terminal_id: str,
+    header: ReceiptHeader,
+    *,
+    merchant: bool = False,
+) -> None:
+    """Send the receipt to an ESC/POS printer: the lines, the QR code, a cut."""
+    printer.text(receipt_text(row, terminal_id, header, merchant=merchant))
+    # python-escpos prints a note to stdout when the printer profile has no paper width: keep
+    # stdout for pitill's own output (`pitill receipt` writes the text there).
+    with contextlib.redirect_stdout(sys.stderr):
+        printer.qr(reference(row, terminal_id), size=4, native=False, center=False)
+    printer.cut()
+
+
+# --- `pitill receipt` ----------------------------------------------------------------------------
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    receipt = commands.add_parser(
+        "receipt",
+        help="render the receipt of a journaled sale (text, PNG or ESC/POS bytes)",
+        description=(
+            "Render the receipt of the newest sale (or --seq N) from the journal, read-only: "
+            "text on standard output, a PNG with --png, the ESC/POS bytes a thermal printer "
+            "takes with --escpos (python-escpos, the optional extra `receipt`)."
+        ),
+        epilog="examples:\n  pitill receipt --data-dir data\n"
+        "  pitill receipt --data-dir data --seq 3 --merchant --png /tmp/r.png --width 42",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    receipt.add_argument("--data-dir", type=Path, default=Path("data"), help="the journal's dir")
+    receipt.add_argument("--seq", type=int, help="the sale's sequence number (default: newest)")
+    receipt.add_argument("--merchant", action="store_true", help="the merchant's copy")
+    receipt.add_argument("--width", type=int, default=32, choices=WIDTHS, help="characters")
+    receipt.add_argument("--shop", default="pitill", help="the first line of the receipt")
+    receipt.add_argument("--terminal-id", default="PITILL01", help="as in [terminal]")
+    receipt.add_argument("--png", type=Path, help="also write the receipt as a PNG")
+    receipt.add_argument("--escpos", type=Path, help="also write its ESC/POS bytes to FILE")
+    receipt.set_defaults(handler=_receipt_command)
+
+
+def _receipt_command(args: argparse.Namespace) -> int:
+    from pitill.journal.listing import read_row
+
+    row = read_row(args.data_dir, args.seq)
+    header = ReceiptHeader(shop=args.shop, width=args.width)
+    sys.stdout.write(receipt_text(row, args.terminal_id, header, merchant=args.merchant))
+    if args.png is not None:
+        receipt_png(row, args.terminal_id, header, merchant=args.merchant).save(args.png)
+    if args.escpos is not None:
+        from escpos.printer import Dummy
+
+        dummy = Dummy()
+        print_receipt(dummy, row, args.terminal_id, header, merchant=args.merchant)
+        args.escpos.write_bytes(dummy.output)
+    return 0
