@@ -389,3 +389,25 @@ def test_a_batch_stopped_at_its_first_message_reports_no_answers(journal: Journa
     assert [r.stage for r in reports] == ["sending", "sending", "answered"]
     assert [r.items[0][3] for r in reports if r.stage == "answered"] == ["00"]
     assert failures[0].seq == 1 and failures[0].response_code == "91"
+
+
+def test_stop_during_a_backoff_ends_even_when_a_kick_comes_at_the_same_moment(
+    journal: Journal,
+) -> None:
+    # Python 3.11's asyncio.wait_for drops a cancel that arrives with the awaited event: the
+    # backoff then waited out its whole delay and the terminal's stop hung for up to that long.
+    journal.record(offline_sale(1))
+    host = FakeHost({1: [UNREACHABLE] * 10})
+    slow = UpstreamConfig(forward_retry_s=3600.0, forward_retry_max_s=3600.0)
+
+    async def scenario() -> None:
+        forwarder = Forwarder(journal, host, slow)
+        task = forwarder.start()
+        forwarder.set_online(True)
+        await until(lambda: forwarder.stats.retries == 1, "in its backoff")
+        forwarder.kick()  # the wake and the cancel land in the same turn of the loop
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=5.0)
+        assert task in done, "the forwarder ignored its cancellation"
+
+    run(scenario())

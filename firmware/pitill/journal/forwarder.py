@@ -247,7 +247,8 @@ class Forwarder:
         while self._link_epoch == epoch and (remaining_s := deadline - loop.time()) > 0:
             self._wake.clear()
             try:
-                await asyncio.wait_for(self._wake.wait(), remaining_s)
+                async with asyncio.timeout(remaining_s):
+                    await self._wake.wait()
             except TimeoutError:
                 return
 
