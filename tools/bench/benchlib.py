@@ -38,6 +38,7 @@ class Figure:
     goal: str = ""
     meets: bool | None = None  # None: no goal for this figure
     note: str = ""  # printed under the table
+    shown: str = ""  # the value column's text, when one number does not say it
 
     @property
     def ratio(self) -> float | None:
@@ -126,7 +127,8 @@ def format_table(figures: list[Figure], options: Options) -> str:
         ratio = f"{f.ratio:.2f}x" if f.ratio is not None else "-"
         base = f"{f.baseline_name} {_value(f.baseline, f.unit)}" if f.baseline is not None else ""
         meets = "-" if f.meets is None else ("yes" if f.meets else "NO")
-        rows.append((f.key, f.name, _value(f.value, f.unit), base, ratio, f.goal or "-", meets))
+        shown = f.shown or _value(f.value, f.unit)
+        rows.append((f.key, f.name, shown, base, ratio, f.goal or "-", meets))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = [f"pitill bench: {machine(options)}"]
     if options.quick:
