@@ -106,8 +106,8 @@ async def _run(
 def measure(options: Options) -> list[Figure]:
     upstream = Config().upstream
     interval_s, timeout_s = upstream.probe_interval_s, upstream.probe_timeout_s
-    rounds = 2 if options.quick else 5
-    idle_s = 5.0 if options.quick else 60.0
+    rounds = 1 if options.quick else 5
+    idle_s = 2.0 if options.quick else min(options.idle_s, 30.0)
     rng = random.Random(options.seed)
     results, idle = asyncio.run(_run(DEFAULTS, rounds, idle_s, rng))
     results.update(asyncio.run(_run(NO_CACHE, rounds, 0.0, rng))[0])

@@ -147,7 +147,7 @@ def _run_terminal(work: Path, idle_s: float) -> tuple[float, float, float, float
 
 
 def measure(options: Options) -> list[Figure]:
-    idle_s = min(options.idle_s, 10.0) if options.quick else options.idle_s
+    idle_s = min(options.idle_s, 2.0) if options.quick else options.idle_s
     bare_s, bare_mb = _bare_python()
     with tempfile.TemporaryDirectory(prefix="bench-p5-", dir=options.work_dir) as work:
         ready_s, rss_mb, idle_pct, loop_pct = _run_terminal(Path(work), idle_s)

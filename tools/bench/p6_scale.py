@@ -1,16 +1,23 @@
-"""P6: the commit time of a sale with 100,000 sales in the journal, against an empty journal.
+"""P6: a journal of 100,000 sales: a commit, the FN report and opening it, each against its floor.
 
 The big journal is built through Journal.record (online card sales, APPROVED: what most of a
 year's journal is), on /dev/shm when it exists so that building it costs CPU rather than 100,000
 fsyncs, then copied to the work directory and closed. The measurement is on the work directory's
 disk: rounds of offline sales recorded alternately into the big journal and into an empty one
 (alternating spreads the machine's noise over both); the figure is the median round.
+
+The same big journal then answers the FN report the way the terminal builds it (REPORT below, the
+journal's own report code), against the bare SQL aggregate that any report of the totals needs
+(one GROUP BY over txns on a plain sqlite3 connection); and is opened the way the terminal opens
+it at boot (Journal.open: checks, migrations, the seal key check, then close) against a bare
+sqlite3 open of the same file that reads one row. Medians of alternating rounds.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import statistics
 import tempfile
 import time
@@ -21,8 +28,9 @@ from benchlib import Figure, Options
 from pitill.card.model import Card
 from pitill.core.txn import Txn
 from pitill.core.types import TxnKind, TxnMode, TxnStatus
+from pitill.journal.report import build_report
 from pitill.journal.seal import KEY_FILE_NAME, Sealer
-from pitill.journal.store import Journal
+from pitill.journal.store import JOURNAL_FILE_NAME, Journal
 
 GOAL_RATIO = 1.2
 CARD = Card(pan="4111111111111111", expiry_yymm="3012")
@@ -42,6 +50,65 @@ def _build(data_dir: Path, sales: int) -> None:
             )
     finally:
         journal.close()
+
+
+def terminal_report(journal: Journal) -> tuple[str, ...]:
+    """The FN report's screen lines, built as the terminal builds them (app.py)."""
+    return build_report(journal.rows()).screen_lines()
+
+
+BARE_AGGREGATE = (
+    "SELECT kind, mode, status, COUNT(*), SUM(amount_minor) FROM txns GROUP BY kind, mode, status"
+)
+
+
+def _bare_report(path: Path) -> list[tuple[object, ...]]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(BARE_AGGREGATE).fetchall()
+    finally:
+        conn.close()
+
+
+def _timed(action: object, rounds: int) -> float:
+    """Median seconds of `rounds` calls of `action`."""
+    assert callable(action)
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _report_and_open(data_dir: Path, rounds: int) -> tuple[float, float, float, float]:
+    """(report s, bare aggregate s, Journal.open s, bare open s): medians, alternating."""
+    path = data_dir / JOURNAL_FILE_NAME
+    journal = _open(data_dir)
+    try:
+        terminal_report(journal), _bare_report(path)  # warm the page cache for both
+        report_s, bare_report_s = [], []
+        for _ in range(rounds):
+            report_s.append(_timed(lambda: terminal_report(journal), 1))
+            bare_report_s.append(_timed(lambda: _bare_report(path), 1))
+    finally:
+        journal.close()
+
+    def bare_open() -> None:
+        conn = sqlite3.connect(path)
+        conn.execute("SELECT seq FROM txns ORDER BY seq DESC LIMIT 1").fetchone()
+        conn.close()
+
+    open_s, bare_open_s = [], []
+    for _ in range(rounds):
+        open_s.append(_timed(lambda: _open(data_dir).close(), 1))
+        bare_open_s.append(_timed(bare_open, 1))
+    return (
+        statistics.median(report_s),
+        statistics.median(bare_report_s),
+        statistics.median(open_s),
+        statistics.median(bare_open_s),
+    )
 
 
 def _round(journal: Journal, sales: int) -> float:
@@ -80,9 +147,11 @@ def measure(options: Options) -> list[Figure]:
         finally:
             big.close()
             empty.close()
+        report_s, bare_report_s, open_s, bare_open_s = _report_and_open(work / "big", rounds)
     finally:
         shutil.rmtree(work)
     big_ms, empty_ms = statistics.median(big_s) * 1000, statistics.median(empty_s) * 1000
+    alternating = f"median of {rounds} alternating rounds"
     return [
         Figure(
             "P6",
@@ -97,5 +166,23 @@ def measure(options: Options) -> list[Figure]:
                 f"{size:,} sales built in {build_s:.0f} s; median of {rounds} alternating "
                 f"rounds of {per_round} commits"
             ),
-        )
+        ),
+        Figure(
+            "P6",
+            f"FN report over {size:,} sales",
+            report_s * 1000,
+            "ms",
+            baseline=bare_report_s * 1000,
+            baseline_name="bare SQL GROUP BY",
+            note=f"the screen lines as app.py builds them; {alternating}; warm page cache",
+        ),
+        Figure(
+            "P6",
+            f"open the journal with {size:,} sales",
+            open_s * 1000,
+            "ms",
+            baseline=bare_open_s * 1000,
+            baseline_name="bare sqlite3 open + 1 row",
+            note=f"Journal.open (checks, migrations, seal key check) and close; {alternating}",
+        ),
     ]

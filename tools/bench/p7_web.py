@@ -212,7 +212,7 @@ def _terminal_footprint(work: Path, idle_s: float, web: bool) -> tuple[float, fl
 
 def measure(options: Options) -> list[Figure]:
     clicks, mash = (10, 60) if options.quick else (60, 300)
-    idle_s = min(options.idle_s, 5.0) if options.quick else min(options.idle_s, 30.0)
+    idle_s = min(options.idle_s, 2.0) if options.quick else min(options.idle_s, 30.0)
     with tempfile.TemporaryDirectory(prefix="bench-p7-", dir=options.work_dir) as work:
         base = Path(work)
         (base / "plain").mkdir()
