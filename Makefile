@@ -33,8 +33,8 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest -q
 
-bench: $(STAMP)  ## the benchmark suite P1-P6 (about 3-4 minutes), one table
-	$(BIN)/python tools/bench/run.py
+bench: $(STAMP)  ## the benchmark suite P1-P7 (about 5 minutes): one table, into docs/bench.md and README
+	$(BIN)/python tools/bench/run.py --write-docs
 
 bench-quick: $(STAMP)  ## the same suite on small sizes, no verdicts: checks the bench still runs
 	$(BIN)/python tools/bench/run.py --quick

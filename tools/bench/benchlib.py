@@ -10,7 +10,7 @@ import os
 import platform
 import sys
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 
@@ -96,12 +96,14 @@ def filesystem_of(path: Path) -> str:
 
 
 def machine(options: Options) -> str:
+    """The date and the machine: `uname -m`, CPU model, cores, memory, OS, Python, work dir."""
     memory = _memory_gib()
     parts = [
-        datetime.now().strftime("%Y-%m-%d %H:%M"),
-        platform.platform(terse=True),
-        f"{_cpu_model()} x{os.cpu_count()}",
+        datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        platform.machine(),
+        f"{_cpu_model()}, {os.cpu_count()} cores",
         f"{memory:.1f} GiB" if memory else "",
+        f"{platform.system()} {platform.release()}",
         f"Python {platform.python_version()}",
         f"work dir {options.work_dir} ({filesystem_of(options.work_dir)})",
     ]
@@ -121,6 +123,12 @@ def _value(value: float, unit: str) -> str:
 
 
 def format_table(figures: list[Figure], options: Options) -> str:
+    """The table and its notes, as printed."""
+    notes = format_notes(figures)
+    return table_only(figures, options) + ("\n\nnotes:\n" + notes if notes else "")
+
+
+def table_only(figures: list[Figure], options: Options) -> str:
     header = ("", "figure", "value", "baseline (same run)", "ratio", "goal", "meets")
     rows = [header]
     for f in figures:
@@ -138,7 +146,46 @@ def format_table(figures: list[Figure], options: Options) -> str:
         lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
         if index == 0:
             lines.append("  ".join("-" * w for w in widths))
-    notes = [f"{f.key} {f.name}: {f.note}" for f in figures if f.note]
-    if notes:
-        lines += ["", "notes:", *(f"  {n}" for n in notes)]
     return "\n".join(lines)
+
+
+def format_notes(figures: list[Figure]) -> str:
+    return "\n".join(f"  {f.key} {f.name}: {f.note}" for f in figures if f.note)
+
+
+# --- the docs: docs/bench.md from its template, and the README's copy of the same table ---------
+
+REPO = TOOLS_DIR.parent
+TEMPLATE = Path(__file__).resolve().parent / "bench.md.in"
+TABLE_MARK = "<!-- bench:table -->"
+README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def table_block(figures: list[Figure], options: Options, command: str) -> str:
+    """What the README shows: the command and the one table of one run (date and machine in it)."""
+    return f"`{command}` printed:\n\n```\n{table_only(figures, options)}\n```"
+
+
+def bench_doc(block: str, notes: str, template: str) -> str:
+    notes_md = f"\n\nNotes of the same run:\n\n```\n{notes}\n```" if notes else ""
+    return template.replace(TABLE_MARK, block + notes_md)
+
+
+def readme_with(readme: str, block: str) -> str:
+    """README with the text between its bench markers replaced by `block`."""
+    start, end = readme.index(README_START), readme.index(README_END)
+    return readme[: start + len(README_START)] + "\n" + block + "\n" + readme[end:]
+
+
+def readme_block(readme: str) -> str:
+    start, end = readme.index(README_START), readme.index(README_END)
+    return readme[start + len(README_START) : end].strip("\n")
+
+
+def write_docs(figures: list[Figure], options: Options, command: str, repo: Path = REPO) -> None:
+    """docs/bench.md and the README's bench section, both from this one run."""
+    block = table_block(figures, options, command)
+    doc = bench_doc(block, format_notes(figures), TEMPLATE.read_text(encoding="utf-8"))
+    (repo / "docs" / "bench.md").write_text(doc, encoding="utf-8")
+    readme = repo / "README.md"
+    readme.write_text(readme_with(readme.read_text(encoding="utf-8"), block), encoding="utf-8")

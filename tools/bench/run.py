@@ -7,7 +7,8 @@ ratio is what to compare between machines. The whole suite takes about three min
     python tools/bench/run.py                 # everything, a 60 s idle window for P5
     python tools/bench/run.py --only P2,P3    # some of it
     python tools/bench/run.py --idle-s 10     # a shorter idle window (say so when quoting)
-    python tools/bench/run.py --quick         # small samples: checks the suite runs
+    python tools/bench/run.py --quick         # small samples, no verdicts: checks the suite runs
+    python tools/bench/run.py --write-docs    # `make bench`: the table into docs/ and README
 """
 
 from __future__ import annotations
@@ -62,6 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON")
+    parser.add_argument(
+        "--write-docs",
+        action="store_true",
+        help="write the table into docs/bench.md and README.md (what `make bench` does)",
+    )
     args = parser.parse_args(argv)
     chosen = [p.strip().upper() for p in args.only.split(",")] if args.only else list(SUITE)
     unknown = [p for p in chosen if p not in SUITE]
@@ -71,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--idle-s must be > 0, got {args.idle_s}")
     if not args.dir.is_dir():
         parser.error(f"--dir {args.dir} is not a directory")
+    if args.write_docs and (args.quick or args.only):
+        parser.error("--write-docs needs the whole suite at full size: no --quick, no --only")
     options = benchlib.Options(
         quick=args.quick, idle_s=args.idle_s, seed=args.seed, work_dir=args.dir
     )
@@ -84,6 +92,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.json is not None:
         data = {"machine": benchlib.machine(options), "figures": [asdict(f) for f in figures]}
         args.json.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    if args.write_docs:
+        command = " ".join(
+            ["python tools/bench/run.py", *(argv if argv is not None else sys.argv[1:])]
+        )
+        benchlib.write_docs(figures, options, command)
+        print(
+            f"wrote {benchlib.REPO / 'docs' / 'bench.md'} and the README's table", file=sys.stderr
+        )
     return 0
 
 
