@@ -127,3 +127,29 @@ def test_a_customer_told_approved_must_find_the_sale_in_the_journal() -> None:
         [row(5, TxnStatus.COMPLETED, kind=TxnKind.CASH)], [], TID, settled=True, told=told
     )
     assert ok.problems() == []
+
+
+def test_a_pass_needs_consistency_no_failed_customer_and_a_finished_shop() -> None:
+    from pitill.drill.report import passed, problems
+
+    clean: dict[str, Any] = {
+        "check": {"lost": 0, "duplicated": 0, "phantom": 0, "unsettled": 0},
+        "backlog": {"drained": True},
+        "consistent": True,
+        "sales": {"failed": 0},
+        "run": {"shop_finished": True},
+    }
+    assert passed(clean) and problems(clean) == []
+    for path, value, reason in (
+        (("consistent",), False, "shop and journal disagree"),
+        (("sales", "failed"), 2, "2 failed customers"),
+        (("run", "shop_finished"), False, "the shop did not finish"),
+        (("check", "lost"), 1, "1 lost"),
+        (("backlog", "drained"), False, "backlog not drained"),
+    ):
+        report = {k: dict(v) if isinstance(v, dict) else v for k, v in clean.items()}
+        if len(path) == 1:
+            report[path[0]] = value
+        else:
+            report[path[0]][path[1]] = value
+        assert not passed(report) and problems(report) == [reason], path

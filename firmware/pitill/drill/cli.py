@@ -7,6 +7,7 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from pitill.cliargs import number
 from pitill.config import Bound
@@ -29,14 +30,16 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
             "it with key presses and card swipes. Prints what the shop lived through: sales by\n"
             "kind, how long the terminal took to notice each change, the backlog, the longest\n"
             "wait; and checks the journal against the host's ledger. Exits 0 when nothing was\n"
-            "lost or charged twice and the backlog drained, 1 otherwise.\n\n"
+            "lost, charged twice, phantom or unsettled, the backlog drained, the shop's counts\n"
+            "equal the journal's, no customer failed and the shop finished; 1 otherwise.\n\n"
             f"Built-in timelines: {', '.join(BUILT_IN)}."
         ),
         epilog=(
             "examples:\n  pitill drill --data-dir /tmp/drill\n"
             "  pitill drill --timeline blackhole --speed 60 --data-dir /tmp/d --report r.json "
             "--plot r.png\n"
-            "  pitill drill --timeline my-outage.toml --data-dir /tmp/d   (format: docs/drill.md)"
+            "  pitill drill --timeline my-outage.toml --data-dir /tmp/d   (format: docs/drill.md)\n"
+            "  pitill drill --data-dir /tmp/drill --markdown docs/drill.md   (the docs' run)"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -62,6 +65,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     drill.add_argument("--report", type=Path, metavar="FILE", help="write the report as JSON")
     drill.add_argument("--plot", type=Path, metavar="FILE", help="draw the timeline as a PNG")
     drill.add_argument(
+        "--markdown",
+        type=Path,
+        metavar="FILE",
+        help="write the command, the machine and the report between FILE's drill markers "
+        "(how docs/drill.md is made)",
+    )
+    drill.add_argument(
         "--seed",
         type=number(SEED, integer=True),
         default=1,
@@ -82,7 +92,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def run_command(args: argparse.Namespace) -> int:
-    """Run the drill; 0 when nothing was lost or duplicated and the backlog drained, else 1."""
+    """Run the drill; 0 when it passed (drill.report.problems() found nothing), else 1."""
     from pitill.config import load_config
     from pitill.drill.plot import save_plot
     from pitill.drill.report import build_report, format_text, passed
@@ -121,4 +131,31 @@ def run_command(args: argparse.Namespace) -> int:
         args.report.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     if args.plot is not None:
         save_plot(report, args.plot)
+    if args.markdown is not None:
+        _write_markdown(args, report)
     return 0 if passed(report) else 1
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The `pitill drill` command that reproduces this run (its output files left out)."""
+    words = ["pitill drill", f"--timeline {args.timeline}", f"--seed {args.seed}"]
+    if args.speed is not None:
+        words.append(f"--speed {args.speed:g}")
+    if args.busy != 1.0:
+        words.append(f"--busy {args.busy:g}")
+    if args.config is not None:
+        words.append(f"--config {args.config}")
+    return " ".join([*words, f"--data-dir {args.data_dir}"])
+
+
+def _write_markdown(args: argparse.Namespace, report: dict[str, Any]) -> None:
+    import os
+    import platform
+
+    from pitill.drill.report import markdown_block, with_markdown
+
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    block = markdown_block(report, command_line(args), machine)
+    path: Path = args.markdown
+    document = path.read_text(encoding="utf-8") if path.exists() else ""
+    path.write_text(with_markdown(document, block), encoding="utf-8")

@@ -290,11 +290,30 @@ def build_report(run: DrillRun) -> dict[str, Any]:
     }
 
 
+def problems(report: dict[str, Any]) -> list[str]:
+    """Why the drill failed, empty when it passed: a PASS needs nothing lost, duplicated, phantom
+    or unsettled, the backlog drained, the shop's counts equal to the journal's, no customer the
+    terminal failed, and the shop finished (every customer served before the drill stopped)."""
+    check, sales = report["check"], report["sales"]
+    found = [
+        f"{check.get(word, 0)} {word}"
+        for word in ("lost", "duplicated", "phantom", "unsettled")
+        if check.get(word, 0)
+    ]
+    if not report["backlog"]["drained"]:
+        found.append("backlog not drained")
+    if not report["consistent"]:
+        found.append("shop and journal disagree")
+    if sales["failed"]:
+        found.append(f"{sales['failed']} failed customers")
+    if not report["run"]["shop_finished"]:
+        found.append("the shop did not finish")
+    return found
+
+
 def passed(report: dict[str, Any]) -> bool:
-    """Nothing lost, duplicated, phantom or unsettled, and the backlog drained."""
-    check = report["check"]
-    problems = sum(check.get(word, 0) for word in ("lost", "duplicated", "phantom", "unsettled"))
-    return bool(problems == 0 and report["backlog"]["drained"])
+    """See problems()."""
+    return not problems(report)
 
 
 # --- text ----------------------------------------------------------------------------------------
@@ -398,5 +417,35 @@ def format_text(report: dict[str, Any]) -> str:
     injected = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in report["faults_injected"].items())
     lines.append(f"faults injected: {injected}")
     lines.append("")
-    lines.append("PASS: 0 lost, 0 duplicated, 0 phantom, 0 unsettled" if passed(report) else "FAIL")
+    lines.append(
+        "PASS: 0 lost, 0 duplicated, 0 phantom, 0 unsettled; shop and journal agree; "
+        "0 failed customers; the shop finished"
+        if passed(report)
+        else f"FAIL: {'; '.join(problems(report))}"
+    )
     return "\n".join(lines)
+
+
+# --- markdown: the run in docs/drill.md ----------------------------------------------------------
+
+MARKDOWN_START, MARKDOWN_END = "<!-- drill:start -->", "<!-- drill:end -->"
+
+
+def markdown_block(report: dict[str, Any], command: str, machine: str) -> str:
+    """The run as docs/drill.md shows it: the command, the machine, the text report."""
+    return f"`{command}` on {machine}:\n\n```\n{format_text(report)}\n```"
+
+
+def with_markdown(document: str, block: str) -> str:
+    """`document` with the text between its drill markers replaced by `block` (the whole
+    document is the block, between markers, when it has none yet)."""
+    if MARKDOWN_START not in document or MARKDOWN_END not in document:
+        return f"{MARKDOWN_START}\n{block}\n{MARKDOWN_END}\n"
+    start, end = document.index(MARKDOWN_START), document.index(MARKDOWN_END)
+    return document[: start + len(MARKDOWN_START)] + "\n" + block + "\n" + document[end:]
+
+
+def markdown_of(document: str) -> str:
+    """The block between the drill markers of `document`."""
+    start, end = document.index(MARKDOWN_START), document.index(MARKDOWN_END)
+    return document[start + len(MARKDOWN_START) : end].strip("\n")
