@@ -106,6 +106,7 @@ def machine(options: Options) -> str:
         f"{platform.system()} {platform.release()}",
         f"Python {platform.python_version()}",
         f"work dir {options.work_dir} ({filesystem_of(options.work_dir)})",
+        f"load {os.getloadavg()[0]:.1f}",  # the 1-minute load average: how busy the machine was
     ]
     return " | ".join(p for p in parts if p)
 
