@@ -13,7 +13,6 @@ from pitill.card.model import Card
 from pitill.core.txn import Txn
 from pitill.core.types import TxnKind, TxnMode, TxnStatus
 from pitill.errors import ConfigError
-from pitill.journal.model import JournalRow
 from pitill.journal.seal import KEY_FILE_NAME, Sealer
 from pitill.journal.store import Journal
 from pitill.receipt import (
@@ -24,6 +23,7 @@ from pitill.receipt import (
     receipt_text,
     reference,
 )
+from pitill.records import JournalRow
 from pitill_cli import PITILL
 
 PAN = "4111111111111111"

@@ -33,8 +33,8 @@ from pitill.core.state import TerminalState
 from pitill.core.txn import SaleOnRecord
 from pitill.core.types import Key, LinkStatus, TxnKind, TxnMode, TxnStatus
 from pitill.core.views import screen_for
-from pitill.journal.model import JournalRow
 from pitill.receipt import ReceiptHeader, receipt_png
+from pitill.records import JournalRow
 
 CARD = Card("4111111111111111", "3012")
 TODAY = "2611"

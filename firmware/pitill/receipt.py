@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw, ImageFont
 from pitill.core.responses import screen_text
 from pitill.core.types import TxnKind, TxnMode, TxnStatus, format_amount
 from pitill.errors import ConfigError
-from pitill.journal.model import JournalRow
+from pitill.records import JournalRow
 
 WIDTHS = (32, 42, 48)  # characters per line of 58 mm and 80 mm thermal printers
 OFFLINE_WORDS = ("APPROVED OFFLINE", "Will be sent to the bank", "when the line is back.")

@@ -20,8 +20,8 @@ from pitill.core.types import TxnKind, TxnMode, TxnStatus, format_amount
 from pitill.errors import StorageError
 from pitill.journal.datadir import moved_aside_files
 from pitill.journal.dbfile import check_rows
-from pitill.journal.model import JournalRow
 from pitill.journal.store import JOURNAL_FILE_NAME, newest_wall
+from pitill.records import JournalRow
 
 COLUMNS = (
     "seq",
