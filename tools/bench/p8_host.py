@@ -117,7 +117,8 @@ def _engine(
             "/s",
             baseline=floor,
             baseline_name=f"{name} one-row durable commits/s",
-            note=f"p50 {summary['p50_ms']} ms, p99 {summary['p99_ms']} ms per sale; {checked}",
+            note=f"p50 {summary['p50_ms']} ms, p99 {summary['p99_ms']} ms per sale; answers "
+            f"{stampede.answered}; {checked}",
         ),
         Figure(
             "P8",

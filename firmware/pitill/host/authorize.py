@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+import random
+import time
 from dataclasses import dataclass
 
 from pitill.core.responses import (
@@ -67,6 +69,8 @@ def authorize(store: HostStore, request: Request) -> Answer:
         except Conflict:
             if attempt == CONFLICT_RETRIES - 1:
                 raise
+            # back off a little, at random, so colliding transactions stop colliding
+            time.sleep(random.uniform(0, 0.001 * 2 ** min(attempt, 7)))
     raise AssertionError("unreachable")
 
 

@@ -22,6 +22,7 @@ from pitill.logs import configure_logging, log_event
 
 Commands = Any  # argparse's private _SubParsersAction
 log_host = logging.getLogger("pitill.host")
+POSTGRES_WORKERS = 8  # connections of one host process to PostgreSQL
 DEFAULT_DIR = Path("host-data")
 EXAMPLES = """examples:
   pitill host serve --data-dir /var/lib/pitill-host --listen 0.0.0.0:8583
@@ -473,7 +474,11 @@ def _serve(args: argparse.Namespace) -> int:
     store = _store(args)
 
     async def main() -> None:
-        server = HostServer(store, bind.host, bind.port, tls=tls)
+        # PostgreSQL takes many writers at once: a pool of connections; SQLite takes one.
+        pool = (lambda: HostStore.open(args.data_dir, args.database)) if args.database else None
+        server = HostServer(
+            store, bind.host, bind.port, tls=tls, open_store=pool, workers=POSTGRES_WORKERS
+        )
         await server.start()
         print(f"pitill host: listening on {bind.host}:{server.port}", flush=True)
         log_event(log_host, "host_listening", host=bind.host, port=server.port)

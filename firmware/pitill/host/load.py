@@ -33,7 +33,7 @@ REPEAT_SHARE = 0.05  # advices sent again as 0221 after the first answer
 AMOUNT_MINOR = 100
 
 
-def test_pan(index: int) -> str:
+def load_pan(index: int) -> str:
     """A Luhn-valid 16-digit PAN of the load's cards (prefix 628 as a closed-loop BIN)."""
     body = f"628{index:012d}"
     total = 0
@@ -56,6 +56,8 @@ class LoadResult:
     heal_s: float = 0.0
     answered: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    # (terminal id, movement kind) -> the STANs the host answered 00: what must be charged
+    approved: dict[tuple[str, str], set[int]] = field(default_factory=dict)
 
     @property
     def sales_per_s(self) -> float:
@@ -106,7 +108,7 @@ def _message(mti: str, terminal_id: str, stan: int, pan: str, day: str) -> Messa
 class _Terminal:
     def __init__(self, index: int, host: str, port: int, cards: int) -> None:
         self.terminal_id = f"LOAD{index:04d}"
-        self.pan = test_pan(index % cards)
+        self.pan = load_pan(index % cards)
         self.host, self.port = host, port
         self.stan = 0
         self.reader: asyncio.StreamReader | None = None
@@ -132,7 +134,7 @@ class _Terminal:
 def prepare_accounts(store: HostStore, cards: int, balance_minor: int) -> None:
     """The load's cards, each with a balance that every sale of the run fits in."""
     for index in range(cards):
-        card = parse_card(test_pan(index))
+        card = parse_card(load_pan(index))
         if store.account(card) is None:
             store.add_account(card, balance_minor)
 
@@ -158,6 +160,11 @@ async def run_load(
     def count(answer: Message) -> None:
         answered[answer.get("39", "??")] = answered.get(answer.get("39", "??"), 0) + 1
 
+    def took(terminal: _Terminal, kind: str, stan: int, answer: Message) -> None:
+        count(answer)
+        if answer.get("39") == "00":
+            result.approved.setdefault((terminal.terminal_id, kind), set()).add(stan)
+
     async def sell(terminal: _Terminal) -> None:
         for _ in range(sales):
             terminal.stan += 1
@@ -166,7 +173,7 @@ async def run_load(
                 _message("0200", terminal.terminal_id, terminal.stan, terminal.pan, day)
             )
             result.sale_latencies_s.append(time.perf_counter() - started)
-            count(answer)
+            took(terminal, "sale", terminal.stan, answer)
 
     began = time.perf_counter()
     await asyncio.gather(*(sell(t) for t in fleet))
@@ -179,9 +186,9 @@ async def run_load(
             await asyncio.sleep(rng.uniform(0, jitter_s))
         for stan in backlog[terminal.terminal_id]:
             advice = _message("0220", terminal.terminal_id, stan, terminal.pan, day)
-            count(await terminal.ask(advice))
+            took(terminal, "offline_sale", stan, await terminal.ask(advice))
             if rng.random() < REPEAT_SHARE:  # the answer was "lost": sent again as a repeat
-                count(await terminal.ask(dict(advice, t="0221")))
+                took(terminal, "offline_sale", stan, await terminal.ask(dict(advice, t="0221")))
 
     healed = time.perf_counter()
     await asyncio.gather(*(forward(t) for t in fleet))
@@ -192,22 +199,21 @@ async def run_load(
 
 
 def check_books(store: HostStore, result: LoadResult) -> list[str]:
-    """Against the host's own tables: every sale and advice charged once, none lost."""
+    """Against the host's own tables: every sale and advice the host approved is charged
+    exactly once, and nothing it did not approve is charged."""
     problems = []
-    rows = store.execute(
-        "SELECT terminal_id, kind, COUNT(*), COUNT(DISTINCT stan) FROM movements "
-        "WHERE terminal_id LIKE 'LOAD%' GROUP BY terminal_id, kind"
-    ).fetchall()
-    per_terminal: dict[str, dict[str, tuple[int, int]]] = {}
-    for terminal_id, kind, total, distinct in rows:
-        per_terminal.setdefault(terminal_id, {})[kind] = (int(total), int(distinct))
-    for index in range(result.terminals):
-        terminal_id = f"LOAD{index:04d}"
-        got = per_terminal.get(terminal_id, {})
-        for kind, wanted in (("sale", result.sales), ("offline_sale", result.advices)):
-            total, distinct = got.get(kind, (0, 0))
-            if total != distinct:
-                problems.append(f"{terminal_id}: {total - distinct} {kind}(s) charged twice")
-            if distinct != wanted:
-                problems.append(f"{terminal_id}: {distinct} {kind}(s) charged, {wanted} sent")
+    charged: dict[tuple[str, str], list[int]] = {}
+    for terminal_id, kind, stan in store.execute(
+        "SELECT terminal_id, kind, stan FROM movements WHERE terminal_id LIKE 'LOAD%'"
+    ):
+        charged.setdefault((terminal_id, kind), []).append(int(stan))
+    for key in sorted(set(charged) | set(result.approved)):
+        stans, wanted = charged.get(key, []), result.approved.get(key, set())
+        twice = len(stans) - len(set(stans))
+        if twice:
+            problems.append(f"{key[0]}: {twice} {key[1]}(s) charged twice")
+        if lost := wanted - set(stans):
+            problems.append(f"{key[0]}: {len(lost)} approved {key[1]}(s) not charged")
+        if phantom := set(stans) - wanted:
+            problems.append(f"{key[0]}: {len(phantom)} {key[1]}(s) charged, never approved")
     return problems

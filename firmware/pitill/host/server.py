@@ -18,7 +18,9 @@ import asyncio
 import contextlib
 import logging
 import ssl
+import threading
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -71,14 +73,25 @@ class HostServer:
         host: str = "127.0.0.1",
         port: int = 8583,
         tls: ssl.SSLContext | None = None,
+        *,
+        open_store: Callable[[], HostStore] | None = None,
+        workers: int = 1,
     ) -> None:
+        """`store` serves one worker thread; with `open_store` (PostgreSQL, which takes many
+        writers) `workers` threads each open a connection of their own."""
         self.store = store
         self.tls = tls
+        self._open_store = open_store
+        self._local = threading.local()
+        self._opened: list[HostStore] = []
         self.host = host
         self.port = port
         self.counts: Counter[str] = Counter()
         self._server: asyncio.Server | None = None
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pitill-host-store")
+        self._worker = ThreadPoolExecutor(
+            max_workers=workers if open_store is not None else 1,
+            thread_name_prefix="pitill-host-store",
+        )
         self._connections: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
@@ -100,6 +113,8 @@ class HostServer:
             task.cancel()
         await asyncio.gather(*self._connections, return_exceptions=True)
         self._worker.shutdown(wait=True)
+        for opened in self._opened:
+            opened.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -133,6 +148,17 @@ class HostServer:
             with contextlib.suppress(Exception):
                 await close_stream(writer)
 
+    def _thread_store(self) -> HostStore:
+        """The store of the calling worker thread (its own connection with open_store)."""
+        if self._open_store is None:
+            return self.store
+        store: HostStore | None = getattr(self._local, "store", None)
+        if store is None:
+            store = self._open_store()
+            self._local.store = store
+            self._opened.append(store)
+        return store
+
     async def _enrolled(self, writer: asyncio.StreamWriter) -> str | None:
         """The terminal id of the peer's certificate, if that certificate is the one its
         terminal is enrolled with and the terminal is not revoked; else None."""
@@ -142,7 +168,9 @@ class HostServer:
         if der is None or terminal_id is None:
             return None
         loop = asyncio.get_running_loop()
-        enrolled = await loop.run_in_executor(self._worker, self.store.terminal, terminal_id)
+        enrolled = await loop.run_in_executor(
+            self._worker, lambda: self._thread_store().terminal(terminal_id)
+        )
         if (
             enrolled is None
             or enrolled.status != "active"
@@ -179,10 +207,12 @@ class HostServer:
             return build_response(message, NOT_PERMITTED_TO_TERMINAL)
         loop = asyncio.get_running_loop()
         if speaker is not None and request.mti != ECHO_REQUEST:
-            await loop.run_in_executor(self._worker, self.store.seen, speaker, request.stan)
+            await loop.run_in_executor(
+                self._worker, lambda: self._thread_store().seen(speaker, request.stan)
+            )
         try:
             answer: Answer = await loop.run_in_executor(
-                self._worker, authorize, self.store, request
+                self._worker, lambda: authorize(self._thread_store(), request)
             )
         except (StorageError, PitillError) as exc:
             self.counts["store_failed"] += 1
