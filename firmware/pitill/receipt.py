@@ -19,6 +19,8 @@ from typing import Any, Protocol
 
 from PIL import Image, ImageDraw, ImageFont
 
+from pitill.cliargs import number
+from pitill.config import Bound
 from pitill.core.responses import screen_text
 from pitill.core.types import TxnKind, TxnMode, TxnStatus, format_amount
 from pitill.errors import ConfigError
@@ -180,9 +182,19 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     receipt.add_argument("--data-dir", type=Path, default=Path("data"), help="the journal's dir")
-    receipt.add_argument("--seq", type=int, help="the sale's sequence number (default: newest)")
+    receipt.add_argument(
+        "--seq",
+        type=number(Bound(1, 2**63 - 1), integer=True),
+        help="the sale's sequence number (default: newest)",
+    )
     receipt.add_argument("--merchant", action="store_true", help="the merchant's copy")
-    receipt.add_argument("--width", type=int, default=32, choices=WIDTHS, help="characters")
+    receipt.add_argument(
+        "--width",
+        type=number(Bound(min(WIDTHS), max(WIDTHS)), integer=True),
+        default=32,
+        choices=WIDTHS,
+        help="characters",
+    )
     receipt.add_argument("--shop", default="pitill", help="the first line of the receipt")
     receipt.add_argument("--terminal-id", default="PITILL01", help="as in [terminal]")
     receipt.add_argument("--png", type=Path, help="also write the receipt as a PNG")

@@ -36,6 +36,8 @@ EXAMPLES = """examples:
   pitill host serve --data-dir host-data --listen 0.0.0.0:8583 --tls --tls-name host.example
   pitill host report --json"""
 
+COUNT = Bound(0, 1_000_000)  # sales, advices or cards of a load run
+
 
 def _amount(text: str) -> int:
     try:
@@ -211,17 +213,26 @@ def add_parser(commands: Commands) -> None:
         )
     )
     load.add_argument("--connect", required=True, metavar="HOST:PORT", help="the running host")
-    load.add_argument("--terminals", type=int, default=50)
-    load.add_argument("--sales", type=int, default=20, help="online sales per terminal")
-    load.add_argument("--advices", type=int, default=50, help="offline sales per terminal")
+    load.add_argument("--terminals", type=number(Bound(1, 10_000), integer=True), default=50)
+    load.add_argument(
+        "--sales", type=number(COUNT, integer=True), default=20, help="online sales per terminal"
+    )
+    load.add_argument(
+        "--advices", type=number(COUNT, integer=True), default=50, help="offline sales per terminal"
+    )
     load.add_argument(
         "--jitter",
-        type=float,
+        type=number(Bound(0, 3600, "s")),
         default=0.0,
         metavar="S",
         help="spread the forwarding starts over S seconds (default 0: a stampede)",
     )
-    load.add_argument("--cards", type=int, default=0, help="distinct cards (default: one each)")
+    load.add_argument(
+        "--cards",
+        type=number(COUNT, integer=True),
+        default=0,
+        help="distinct cards (default: one each)",
+    )
     load.set_defaults(handler=_load)
 
 

@@ -42,6 +42,9 @@ from typing import Any, TextIO
 
 from pitill.card.model import CardTier, SunMessage, luhn_ok, uid_ok
 from pitill.card.sun import verify_sun
+from pitill.cliargs import OneLineParser
+from pitill.cliargs import number as number_type  # `number` names ledger lines here
+from pitill.config import Bound
 from pitill.core.responses import (
     APPROVED,
     DO_NOT_HONOUR,
@@ -616,15 +619,26 @@ class AcquirerHost:
 # --- running it alone ------------------------------------------------------------------------
 
 
+PORT = Bound(0, 65535)
+CHANCE = Bound(0, 1)  # a probability per financial message
+DELAY = Bound(0, 3600, "s")
+SEED = Bound(0, 2**63 - 1)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m pitill.sim.acquirer",
         description="Run the simulator's ISO 8583 acquirer host (2-byte length framing) until "
         "interrupted (SIGINT or SIGTERM).",
     )
     parser.add_argument("--data-dir", type=Path, required=True, help="where the ledger lives")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=8583, help="TCP port; 0 picks a free one")
+    parser.add_argument(
+        "--port",
+        type=number_type(PORT, integer=True),
+        default=8583,
+        help="TCP port; 0 picks a free one",
+    )
     parser.add_argument("--mode", choices=[m.value for m in Mode], default=Mode.UP.value)
     parser.add_argument("--today", metavar="YYMM", help="the host's date for expiry checks")
     parser.add_argument(
@@ -633,13 +647,15 @@ def _parser() -> argparse.ArgumentParser:
         help="switch modes by writing up, down or blackhole lines to stdin (a pipe)",
     )
     chaos = parser.add_argument_group("chaos (probabilities 0..1 per financial message)")
-    chaos.add_argument("--drop-request", type=float, default=0.0)
-    chaos.add_argument("--drop-reply", type=float, default=0.0)
-    chaos.add_argument("--duplicate-reply", type=float, default=0.0)
-    chaos.add_argument("--retry", type=float, default=0.0, help="answer with --retry-code")
+    chaos.add_argument("--drop-request", type=number_type(CHANCE), default=0.0)
+    chaos.add_argument("--drop-reply", type=number_type(CHANCE), default=0.0)
+    chaos.add_argument("--duplicate-reply", type=number_type(CHANCE), default=0.0)
+    chaos.add_argument(
+        "--retry", type=number_type(CHANCE), default=0.0, help="answer with --retry-code"
+    )
     chaos.add_argument("--retry-code", default=ISSUER_INOPERATIVE)
-    chaos.add_argument("--delay", type=float, default=0.0, metavar="SECONDS")
-    chaos.add_argument("--seed", type=int, default=0)
+    chaos.add_argument("--delay", type=number_type(DELAY), default=0.0, metavar="SECONDS")
+    chaos.add_argument("--seed", type=number_type(SEED, integer=True), default=0)
     return parser
 
 
