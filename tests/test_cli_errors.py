@@ -124,30 +124,38 @@ def test_output_into_a_closed_pipe_ends_quietly_with_141(
 # --- numeric options ---------------------------------------------------------------------------
 
 
-def numeric_options() -> list[tuple[str, str]]:
-    """(subcommand, option) of every option of every subcommand that takes a number."""
-    found = []
+def _options() -> tuple[list[tuple[str, str]], list[str]]:
+    """(subcommand, option) of every option that takes a number through the one helper, and
+    every option that takes one through a bare int or float instead."""
+    found: list[tuple[str, str]] = []
+    bare: list[str] = []
 
     def walk(parser: argparse.ArgumentParser, name: str) -> None:
         for action in parser._actions:
             if isinstance(action, argparse._SubParsersAction):
                 for sub_name, sub in action.choices.items():
                     walk(sub, f"{name} {sub_name}".strip())
-                continue
-            assert action.type not in (int, float), f"{name} {action.option_strings}"
+            elif action.type in (int, float):
+                bare.append(f"pitill {name} {action.option_strings or action.dest}")
             # The one helper's parsers are named "number" and "whole number".
-            if getattr(action.type, "__name__", "") in ("number", "whole number"):
+            elif getattr(action.type, "__name__", "") in ("number", "whole number"):
                 found.append((name, action.option_strings[-1]))
 
     walk(build_parser(), "")
-    return found
+    return found, bare
+
+
+def numeric_options() -> list[tuple[str, str]]:
+    return _options()[0]
 
 
 def test_every_numeric_option_uses_the_one_helper() -> None:
-    options = numeric_options()
-    assert {("sim", "--expect-timeout"), ("acquirer", "--port"), ("drill", "--speed")} <= set(
-        options
+    found, bare = _options()
+    assert bare == [], (
+        "give these options type=pitill.cliargs.number(Bound(low, high)) so NaN, inf and "
+        f"out-of-range values are one line: {bare}"
     )
+    assert {("sim", "--expect-timeout"), ("acquirer", "--port"), ("drill", "--speed")} <= set(found)
 
 
 REQUIRED = {"acquirer": ("--data-dir", "{tmp}/d"), "drill": ("--data-dir", "{tmp}/d")}
