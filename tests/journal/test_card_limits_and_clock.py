@@ -80,7 +80,7 @@ def test_fingerprints_are_kept_only_where_counted_and_only_within_the_window(
     journal.record(sale_of(online_sale(4, TxnStatus.APPROVED), 2))
 
     def printed() -> list[int]:
-        rows = journal._conn.execute("SELECT seq FROM txns WHERE card_fp IS NOT NULL")
+        rows = journal._conn.execute("SELECT seq FROM txns WHERE card_fp IS NOT NULL ORDER BY seq")
         return [seq for (seq,) in rows]
 
     assert printed() == [3, 4]  # an offline approval and an online approval
