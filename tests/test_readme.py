@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
-SCRIPT_VERBS = {"press", "swipe", "tap", "upstream", "wait", "expect"}
+SCRIPT_VERBS = {"press", "swipe", "type-stripe", "tap", "upstream", "wait", "expect"}
 
 
 def script_blocks(markdown: str) -> list[str]:

@@ -8,6 +8,7 @@ check that crashes becomes a failed Check naming the error: the doctor never sho
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import sys
@@ -24,12 +25,14 @@ from pitill.config import (
     IndicatorsConfig,
     KeypadConfig,
     PinUse,
+    ReaderConfig,
     UsbKeypadConfig,
     check_pin_conflicts,
 )
 from pitill.core.types import OfflineMode
 from pitill.drivers.evdev_keypad import find_device
 from pitill.drivers.hwconfig import PIN_FACTORY_FIX, open_pin_factory
+from pitill.drivers.pn532_reader import Pn532Reader, load_meta_key, open_nfcpy
 from pitill.errors import ConfigError, HardwareError
 from pitill.wallclock import FIX as CLOCK_FIX
 from pitill.wallclock import clock_problem, to_utc
@@ -285,6 +288,47 @@ def check_usb_keypad(pattern: str) -> Check:
     return Check(name, True, f"found {path}")
 
 
+# --- NFC and USB stripe readers ---------------------------------------------------------------
+
+
+def check_pn532(port: str, meta_key_file: str = "") -> Check:
+    """A PN532 answers on `port` (its firmware version) and what is on it now (a test tap)."""
+    name = "PN532"
+    try:
+        meta_key = load_meta_key(meta_key_file)
+    except HardwareError as exc:
+        return Check(name, False, str(exc), 'write the key as 32 hex digits, or set it to ""')
+    try:
+        frontend = open_nfcpy(port)
+    except ImportError:
+        return Check(name, False, "nfcpy is not installed", "pip install 'pitill[nfc]'")
+    except Exception as exc:  # nfcpy raises IOError/OSError when nothing answers
+        return Check(
+            name,
+            False,
+            f"no PN532 answers on {port}: {exc}",
+            "set the board's switches or jumpers to HSU (UART), power it from 3.3 V, cross TX "
+            "and RX; I2C and SPI wiring is not supported (docs/cards.md)",
+        )
+    try:
+        firmware = str(frontend.device).split(" at ")[0]
+        reader = Pn532Reader(ReaderConfig(port=port, type="pn532"), meta_key=meta_key)
+        seen = reader.read_once(frontend)
+    finally:
+        with contextlib.suppress(Exception):
+            frontend.close()
+    sun = "SUN cards readable" if meta_key is not None else "no sun_meta_key_file: UID only"
+    return Check(name, True, f"{firmware} on {port} ({sun}); on the reader: {seen}")
+
+
+def check_usb_stripe_reader(pattern: str) -> Check:
+    check = check_usb_keypad(pattern)
+    fix = check.fix.replace("set usb_keypad.device", "set reader.port").replace(
+        "keypad", "stripe reader"
+    )
+    return Check("USB stripe reader", check.ok, check.detail, fix)
+
+
 # --- the clock and what the journal keeps --------------------------------------------------------
 
 
@@ -364,6 +408,7 @@ def run_doctor(
     indicators: IndicatorsConfig | None = None,
     display_i2c: tuple[int, int] | None = (1, 0x3C),  # (bus, address); None: not on I2C
     serial_port: str | None = "/dev/serial0",  # None: no serial card reader
+    reader: ReaderConfig | None = None,  # which reader; None: the serial stripe reader
     extra_pins: Sequence[PinUse] = (),  # pins other parts claim (an SPI display's DC/RST...)
     paths: SystemPaths | None = None,
 ) -> list[Check]:
@@ -400,6 +445,12 @@ def run_doctor(
                 ),
             )
         )
+    if reader is not None and reader.type == "pn532":
+        nfc = reader
+        checks.append(_guarded("PN532", lambda: check_pn532(nfc.port, nfc.sun_meta_key_file)))
+    elif reader is not None and reader.type == "usb-stripe":
+        pattern = reader.port
+        checks.append(_guarded("USB stripe reader", lambda: check_usb_stripe_reader(pattern)))
     if usb_keypad.enabled:
         device = usb_keypad.device
         checks.append(_guarded("USB keypad", lambda: check_usb_keypad(device)))

@@ -144,7 +144,8 @@ def doctor_checks(config: Config) -> list[Check]:
             if on_bus and display.interface == "i2c"
             else None
         ),
-        serial_port=config.reader.port,
+        serial_port=config.reader.port if config.reader.type != "usb-stripe" else None,
+        reader=config.reader,
         extra_pins=spi_pins if on_bus and display.interface == "spi" else (),
     )
 

@@ -92,3 +92,13 @@ def test_any_key_events_give_a_card_or_a_card_data_error(events: list[tuple[str,
             except CardDataError:
                 continue
             assert card.read_by is ReadBy.USB_STRIPE
+
+
+@pytest.mark.parametrize("layout", ["us", "de"])
+def test_strokes_for_types_what_the_decoder_reads(layout: str) -> None:
+    from pitill.card.wedge import strokes_for
+
+    (line,) = lines_of(strokes_for(TRACKS, layout), layout)
+    assert decode_line(line, layout).pan == PAN
+    with pytest.raises(CardDataError, match="no key for"):
+        strokes_for("%B€", layout)

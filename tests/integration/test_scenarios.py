@@ -52,6 +52,7 @@ def ledger(data_dir: Path) -> list[dict[str, Any]]:
         "outage_failing.pitill",
         "offline_cash_change.pitill",
         "nfc_taps.pitill",
+        "wedge_stripe.pitill",
     ],
 )
 def test_scenario_passes(name: str, tmp_path: Path) -> None:

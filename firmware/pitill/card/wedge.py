@@ -153,3 +153,27 @@ def decode_line(strokes: list[tuple[str, bool]], layout: str) -> Card:
             ) from None
         raise error from None
     return replace(card, read_by=ReadBy.USB_STRIPE)
+
+
+def strokes_for(text: str, layout: str = "us") -> list[tuple[str, int]]:
+    """The (key name, value) events a reader typing `text` and Enter for `layout` sends: Shift
+    down and up around each shifted character, a space after a dead key (the simulator's reader
+    and the tests type with it)."""
+    table, dead = LAYOUTS[layout], _DEAD_KEYS[layout]
+    by_char: dict[str, tuple[str, bool]] = {}
+    for name, pair in table.items():
+        for shifted, char in enumerate(pair):
+            if char and char not in by_char:
+                by_char[char] = (name, bool(shifted))
+    events: list[tuple[str, int]] = []
+    for char in text:
+        if char not in by_char:
+            raise CardDataError(f"{LAYOUT_NAMES[layout]} layout has no key for {char!r}")
+        name, shifted = by_char[char]
+        keys = [(name, KEY_DOWN), (name, KEY_UP)]
+        if shifted:
+            keys = [("KEY_LEFTSHIFT", KEY_DOWN), *keys, ("KEY_LEFTSHIFT", KEY_UP)]
+        if name in dead and not shifted:
+            keys += [("KEY_SPACE", KEY_DOWN), ("KEY_SPACE", KEY_UP)]
+        events += keys
+    return [*events, ("KEY_ENTER", KEY_DOWN), ("KEY_ENTER", KEY_UP)]

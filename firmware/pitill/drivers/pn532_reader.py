@@ -158,6 +158,19 @@ class Pn532Reader:
                 log.warning("unreadable tap: %s", outcome)
                 _notify(sink.unreadable, outcome)
 
+    def read_once(self, frontend: Any) -> str:
+        """One poll on an opened reader, in words (the doctor's test tap)."""
+        import nfc.clf
+
+        target = frontend.sense(nfc.clf.RemoteTarget("106A"))
+        if target is None:
+            return "no card (hold one on it and run the doctor again for a test tap)"
+        outcome = self._read(frontend, target, bytes(target.sdd_res).hex().upper())
+        if isinstance(outcome, str):
+            return outcome
+        counter = f", read counter {outcome.sun_counter}" if outcome.sun is not None else ""
+        return f"a {outcome.tier.value} card {outcome.masked_pan}{counter}"
+
     def _read(self, frontend: Any, target: Any, uid: str) -> Card | str:
         """The card on the reader, or why it cannot be used (as the log and screen say it)."""
         if len(uid) == 8 and int(uid[:2], 16) == RANDOM_UID_FIRST_BYTE:

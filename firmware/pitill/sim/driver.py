@@ -85,6 +85,10 @@ class Driver:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(None, self.world.swipe_named, name, fmt)
 
+    async def type_stripe(self, pan: str, expiry_yymm: str) -> str:
+        """The card typed by the USB keyboard-wedge stripe reader (key events through a pipe)."""
+        return self.world.type_stripe(pan, expiry_yymm)
+
     async def tap(self, kind: str, arg: str) -> str:
         """A virtual NFC card on the emulated PN532 (uid HEX, ntag424 NAME, clone NAME), off the
         loop's thread (lifting the card before waits for a poll)."""

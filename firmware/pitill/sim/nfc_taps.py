@@ -25,9 +25,12 @@ TAP_POLLS = 3  # a tap stays in the field for this many polls (one tap, however 
 
 
 class NfcTaps:
-    def __init__(self, emulator: Pn532Emulator, reader: Pn532Reader | None) -> None:
+    def __init__(
+        self, emulator: Pn532Emulator, reader: Pn532Reader | None, *, nfcpy_missing: bool = False
+    ) -> None:
         self.emulator = emulator
-        self.reader = reader
+        self.reader = reader  # None in tools/pn532-emulator: the reader is another process
+        self.nfcpy_missing = nfcpy_missing
         self.cards: dict[str, Ntag424Tag] = {}
 
     @classmethod
@@ -38,14 +41,14 @@ class NfcTaps:
             import nfc  # noqa: F401  (the optional extra `nfc`)
         except ImportError:
             log.warning("nfcpy is not installed (pip install 'pitill[nfc]'): no NFC taps")
-            return cls(emulator, None)
+            return cls(emulator, None, nfcpy_missing=True)
         config = ReaderConfig(port=emulator.slave_path, type="pn532", nfc_poll_s=POLL_S)
         return cls(emulator, Pn532Reader(config, meta_key=SANDBOX_META_KEY))
 
     def tap(self, kind: str, arg: str) -> str:
         """Put a tag on the reader (blocking: it waits a poll for the last one to be lifted);
         what was tapped, for the simulator's log line."""
-        if self.reader is None:
+        if self.nfcpy_missing:
             raise ScriptError("NFC taps need nfcpy: pip install 'pitill[nfc]'")
         self.emulator.lift()  # the card before is taken away first: a new tap, even of it
         if kind == "uid":

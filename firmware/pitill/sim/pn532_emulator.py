@@ -220,10 +220,15 @@ COMMAND_NAMES = {
 class Pn532Emulator:
     """Answers PN532 frames on the master end of a pty pair; `slave_path` is the reader's port."""
 
-    def __init__(self) -> None:
-        from pitill.sim.reader_emulator import open_pty_pair
+    def __init__(self, fd: int | None = None, name: str = "") -> None:
+        """On a new pty pair; or on `fd`, an open serial line called `name` (tools/pn532-emulator
+        --port: a USB-serial adapter wired to a Pi's UART)."""
+        if fd is None:
+            from pitill.sim.reader_emulator import open_pty_pair
 
-        self.master_fd, self.slave_path = open_pty_pair()
+            self.master_fd, self.slave_path = open_pty_pair()
+        else:
+            self.master_fd, self.slave_path = fd, name
         self.stats = EmulatorStats()
         self._reader = FrameReader()
         self._lock = threading.Lock()

@@ -16,7 +16,17 @@ from typing import TextIO
 
 from pitill.core.types import LinkStatus
 from pitill.sim.driver import Driver
-from pitill.sim.script import Expect, Press, Step, Swipe, SwipeNamed, Tap, Upstream, Wait
+from pitill.sim.script import (
+    Expect,
+    Press,
+    Step,
+    Swipe,
+    SwipeNamed,
+    Tap,
+    TypeStripe,
+    Upstream,
+    Wait,
+)
 from pitill.sim.world import SimWorld
 
 
@@ -82,6 +92,9 @@ class ScriptRunner:
         elif isinstance(command, SwipeNamed):
             answer = await driver.swipe_named(command.name, command.fmt)
             driver.terminal.event_log.write(driver.terminal.now_s(), "reader_answer", answer=answer)
+        elif isinstance(command, TypeStripe):
+            typed = await driver.type_stripe(command.pan, command.expiry_yymm)
+            driver.terminal.event_log.write(driver.terminal.now_s(), "typed", reader=typed)
         elif isinstance(command, Tap):
             tapped = await driver.tap(command.kind, command.arg)
             driver.terminal.event_log.write(driver.terminal.now_s(), "tap", card=tapped)

@@ -5,6 +5,7 @@ One command per line, `#` starts a comment:
     press 1 2 5 0 OK              keys: 0-9, OK, CLEAR, CANCEL, FN
     swipe 4111111111111111 3012   PAN and YYMM expiry (or a test card name: approved, declined,
                                   expired, bad-luhn); add `track1` or `lines` for other formats
+    type-stripe 4111111111111111 3012   the same card typed by a USB keyboard-wedge stripe reader
     tap uid 04A1B2C3D4E5F6        an NFC tag on the PN532: a UID-only tag (4, 7 or 10 bytes),
     tap ntag424 alice             the sandbox program's NTAG 424 DNA called alice (made on first
     tap clone alice               use), or a copy of alice replaying her last SUN message
@@ -63,6 +64,12 @@ class SwipeNamed:
 
 
 @dataclass(frozen=True)
+class TypeStripe:
+    pan: str
+    expiry_yymm: str
+
+
+@dataclass(frozen=True)
 class Tap:
     kind: str  # uid | ntag424 | clone
     arg: str  # the UID in hex, or the virtual card's name
@@ -84,7 +91,7 @@ class Expect:
     value: str
 
 
-Command = Press | Swipe | SwipeNamed | Tap | Upstream | Wait | Expect
+Command = Press | Swipe | SwipeNamed | TypeStripe | Tap | Upstream | Wait | Expect
 
 
 @dataclass(frozen=True)
@@ -121,6 +128,10 @@ def _parse_words(words: list[str], card_names: tuple[str, ...]) -> Command:
         return Press(tuple(Key.parse(arg) for arg in args))
     if verb == "swipe":
         return _parse_swipe(args, card_names)
+    if verb == "type-stripe":
+        card = _parse_swipe(args, ())
+        assert isinstance(card, Swipe)
+        return TypeStripe(card.pan, card.expiry_yymm)
     if verb == "tap":
         if len(args) != 2 or args[0].lower() not in TAP_KINDS:
             raise ValueError("tap takes uid HEX, ntag424 NAME or clone NAME")

@@ -28,7 +28,7 @@ from pitill.drivers.multi_reader import MultiReader
 from pitill.drivers.oled import DummyDisplay
 from pitill.drivers.protocols import CardReader
 from pitill.drivers.serial_reader import SerialCardReader
-from pitill.errors import ConfigError
+from pitill.errors import ConfigError, ScriptError
 from pitill.eventlog import EventLog
 from pitill.journal.datadir import DataDirLock
 from pitill.sim.acquirer import AcquirerHost, ChaosPlan
@@ -38,6 +38,7 @@ from pitill.sim.proxy import FaultProxy
 from pitill.sim.reader_emulator import TEST_CARDS, Format, ReaderEmulator, open_pty_pair
 from pitill.sim.resolver import SimResolver
 from pitill.sim.script import SLOW_ANSWER_S, UPSTREAM_MODES
+from pitill.sim.wedge_emulator import WedgeEmulator
 from pitill.upstream.messages import RESPONSE_MTI
 
 CARD_NAMES = tuple(TEST_CARDS)
@@ -81,6 +82,7 @@ class SimWorld:
         self.upstream_mode = "up"
         self.emulator: ReaderEmulator | None = None
         self.nfc: NfcTaps | None = None
+        self.wedge: WedgeEmulator | None = None
         self.terminal: Terminal | None = None
         # What else runs with the terminal (the web mirror): started after it, closed before it.
         self.companions: list[Companion] = []
@@ -117,6 +119,12 @@ class SimWorld:
         readers: list[CardReader] = [stripe]
         if self.nfc.reader is not None:
             readers.append(self.nfc.reader)
+        try:  # and a USB keyboard-wedge stripe reader, read through evdev (an optional extra)
+            self.wedge = WedgeEmulator()
+        except ImportError:
+            self.wedge = None
+        else:
+            readers.append(self.wedge.reader)
         display = DummyDisplay(DisplayConfig(driver="dummy"))
         devices = Devices(display=display, indicators=self.indicators, reader=MultiReader(readers))
 
@@ -164,6 +172,12 @@ class SimWorld:
             raise ConfigError("the simulator has not started: no PN532 to tap on")
         return self.nfc.tap(kind, arg)
 
+    def type_stripe(self, pan: str, expiry_yymm: str) -> str:
+        """A swipe on the USB keyboard-wedge reader: both tracks typed as key events."""
+        if self.wedge is None:
+            raise ScriptError("type-stripe needs evdev: pip install 'pitill[usb]'")
+        return self.wedge.type_stripe(pan, expiry_yymm)
+
     async def stop(self) -> None:
         for companion in self.companions:
             await companion.close()
@@ -171,6 +185,8 @@ class SimWorld:
             await self.terminal.stop()
         if self.nfc is not None:
             self.nfc.close()
+        if self.wedge is not None:
+            self.wedge.close()
         if self.proxy is not None:
             await self.proxy.close()
         else:
