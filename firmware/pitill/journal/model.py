@@ -50,3 +50,4 @@ class StatusTotal:
     currency: str
     count: int
     amount_minor: int
+    card_tier: str = ""  # CardTier of these card rows ("" for cash)

@@ -46,6 +46,10 @@ class Report:
     awaiting_host: Tally = field(default_factory=Tally)  # offline approvals not yet forwarded
     reversals_pending: int = 0
     voids: Tally = field(default_factory=Tally)  # sales voided from FN 3 (not in `sold`)
+    # card sales by security tier (docs/cards.md): approved (online or offline), and of those
+    # approved offline, the ones the host refused after the fact
+    by_tier: dict[str, Tally] = field(default_factory=dict)
+    declined_after_by_tier: dict[str, Tally] = field(default_factory=dict)
     mode: str = ""  # the offline mode chosen from the FN menu; "" = the config's mode applies
 
     def to_json(self) -> str:
@@ -84,6 +88,15 @@ class Report:
         if self.declined_after.count:
             out.append("  declined after = approved offline, refused by the host: the shop's loss")
         out.append(f"{'reversals due':16} {self.reversals_pending:>6}")
+        if self.by_tier:
+            out.append("")
+            out.append(f"{'cards by tier':16} {'count':>6} {'amount':>12}   declined after")
+            for tier, tally in sorted(self.by_tier.items()):
+                after = self.declined_after_by_tier.get(tier, Tally())
+                out.append(
+                    f"{tier:16} {tally.count:>6} {format_amount(tally.amount_minor):>12} {cur}"
+                    f" {after.count:>4}"
+                )
         out.append("")
         if self.mode:
             label = self.mode.replace("_", " ")
@@ -108,6 +121,7 @@ def report_from_totals(totals: Iterable[StatusTotal]) -> Report:
                 report.sold[CASH].add(t.count, t.amount_minor)
         elif t.status is TxnStatus.APPROVED:
             report.sold[CARD_ONLINE].add(t.count, t.amount_minor)
+            _tally(report.by_tier, t)
         elif t.mode is TxnMode.OFFLINE and t.status in (
             TxnStatus.PENDING,
             TxnStatus.FORWARDED,
@@ -118,6 +132,8 @@ def report_from_totals(totals: Iterable[StatusTotal]) -> Report:
                 report.awaiting_host.add(t.count, t.amount_minor)
             if t.status is TxnStatus.DECLINED_AFTER:
                 report.declined_after.add(t.count, t.amount_minor)
+                _tally(report.declined_after_by_tier, t)
+            _tally(report.by_tier, t)
         elif t.status is TxnStatus.DECLINED:
             report.declined_online.add(t.count, t.amount_minor)
         elif t.status in (TxnStatus.REVERSAL_PENDING, TxnStatus.AUTHORIZING):
@@ -125,6 +141,10 @@ def report_from_totals(totals: Iterable[StatusTotal]) -> Report:
             report.reversals_pending += t.count
     report.by_status = dict(statuses)
     return report
+
+
+def _tally(tallies: dict[str, Tally], total: StatusTotal) -> None:
+    tallies.setdefault(total.card_tier or "unknown", Tally()).add(total.count, total.amount_minor)
 
 
 def read_totals(data_dir: Path) -> list[StatusTotal]:

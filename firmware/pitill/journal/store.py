@@ -71,8 +71,9 @@ _ROW_FIELDS = tuple(field.name for field in dataclasses.fields(JournalRow))  # =
 _ROW_COLUMNS = ", ".join(_ROW_FIELDS)
 # The reconciliation report's one query: a handful of rows however long the journal is.
 REPORT_TOTALS_SQL = (
-    "SELECT kind, mode, status, MIN(currency), COUNT(*), COALESCE(SUM(amount_minor), 0)"
-    " FROM txns GROUP BY kind, mode, status ORDER BY kind, mode, status"
+    "SELECT kind, mode, status, MIN(currency), COUNT(*), COALESCE(SUM(amount_minor), 0),"
+    " card_tier FROM txns GROUP BY kind, mode, status, card_tier"
+    " ORDER BY kind, mode, status, card_tier"
 )
 
 
@@ -822,11 +823,17 @@ def newest_wall(conn: sqlite3.Connection) -> datetime | None:
 def report_totals_of(conn: sqlite3.Connection) -> list[StatusTotal]:
     """REPORT_TOTALS_SQL on any connection (the app's reader thread, `pitill report`)."""
     totals = []
-    for kind, mode, status, currency, count, total in conn.execute(REPORT_TOTALS_SQL):
+    for kind, mode, status, currency, count, total, tier in conn.execute(REPORT_TOTALS_SQL):
         try:
             totals.append(
                 StatusTotal(
-                    TxnKind(kind), TxnMode(mode), TxnStatus(status), str(currency), count, total
+                    TxnKind(kind),
+                    TxnMode(mode),
+                    TxnStatus(status),
+                    str(currency),
+                    count,
+                    total,
+                    str(tier or ""),
                 )
             )
         except ValueError as exc:
