@@ -1,0 +1,120 @@
+"""NTAG 424 DNA secure messaging (AES, "EV2"): authenticate, then MAC or encrypt commands.
+
+The first half of `pitill card enroll` (changing a blank tag's keys and turning SUN on needs an
+authenticated session): AuthenticateEV2First and the CommMode.MAC / CommMode.FULL wrapping of
+commands and responses (NXP NT4H2421Gx sections 9.1.7-9.1.11, AN12196 chapters 5-7). Pure
+functions over bytes; the random RndA is an argument. Not wired to a command yet.
+
+- Authenticate: the tag sends E(K, RndB); the reader answers E(K, RndA || RndB rotated left by
+  one byte); the tag answers E(K, TI || RndA rotated || PDcap2 || PCDcap2). Session keys are
+  CMACs under K of SV1 (ENC) and SV2 (MAC), which mix RndA and RndB.
+- MAC mode: MACt (bytes 1, 3 .. 15 of a CMAC) over Cmd || CmdCtr || TI || header || data.
+- FULL mode: data padded (80 00..) and AES-CBC encrypted with IV = E(KSesAuthENC, A55A || TI ||
+  CmdCtr || 0..), then MACed; a response's IV starts 5AA5 and uses the counter after the command.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from pitill.card.sun import aes_cmac
+from pitill.errors import SunError
+
+BLOCK = 16
+_ZERO_IV = bytes(BLOCK)
+
+
+def _cbc(key: bytes, iv: bytes, data: bytes, *, decrypt: bool = False) -> bytes:
+    cipher = Cipher(algorithms.AES(key), modes.CBC(iv))
+    context = cipher.decryptor() if decrypt else cipher.encryptor()
+    return context.update(data) + context.finalize()
+
+
+def _rotl(data: bytes) -> bytes:
+    return data[1:] + data[:1]
+
+
+def mact(key: bytes, data: bytes) -> bytes:
+    """The 8-byte truncated MAC of NTAG 424 DNA: the odd-numbered bytes of AES-CMAC."""
+    return aes_cmac(key, data)[1::2]
+
+
+def pad(data: bytes) -> bytes:
+    """ISO/IEC 9797-1 padding method 2, always at least one byte (80 00 .. to a block)."""
+    data += b"\x80"
+    return data + bytes(-len(data) % BLOCK)
+
+
+def unpad(data: bytes) -> bytes:
+    end = data.rstrip(b"\x00")
+    if not end.endswith(b"\x80"):
+        raise SunError("decrypted response data is not padded 80 00..: wrong session key?")
+    return end[:-1]
+
+
+def authenticate_part1(key: bytes, encrypted_rndb: bytes, rnda: bytes) -> tuple[bytes, bytes]:
+    """(the reader's answer E(K, RndA || RndB'), RndB) to the tag's first response."""
+    if len(encrypted_rndb) != BLOCK or len(rnda) != BLOCK:
+        raise SunError("AuthenticateEV2First part 1 takes 16 bytes from the tag and a 16-byte RndA")
+    rndb = _cbc(key, _ZERO_IV, encrypted_rndb, decrypt=True)
+    return _cbc(key, _ZERO_IV, rnda + _rotl(rndb)), rndb
+
+
+@dataclass
+class Session:
+    """An authenticated session: its transaction identifier, keys and command counter."""
+
+    ti: bytes
+    k_enc: bytes
+    k_mac: bytes
+    cmd_counter: int = 0
+
+    def _iv(self, label: bytes, counter: int) -> bytes:
+        block = label + self.ti + counter.to_bytes(2, "little") + bytes(8)
+        encryptor = Cipher(algorithms.AES(self.k_enc), modes.ECB()).encryptor()
+        return encryptor.update(block) + encryptor.finalize()
+
+    def mac_command(self, cmd: int, header: bytes = b"", data: bytes = b"") -> bytes:
+        """CommMode.MAC: the command's header and data followed by their MACt."""
+        body = header + data
+        counter = self.cmd_counter.to_bytes(2, "little")
+        return body + mact(self.k_mac, bytes([cmd]) + counter + self.ti + body)
+
+    def full_command(self, cmd: int, header: bytes = b"", data: bytes = b"") -> bytes:
+        """CommMode.FULL: the header in clear, the data encrypted, then the MACt of both."""
+        encrypted = _cbc(self.k_enc, self._iv(b"\xa5\x5a", self.cmd_counter), pad(data))
+        return self.mac_command(cmd, header, encrypted) if data else self.mac_command(cmd, header)
+
+    def check_response(self, status: int, data_and_mac: bytes) -> bytes:
+        """The response data after its MACt checks out; counts the command. SunError if not."""
+        self.cmd_counter += 1
+        data, mac = data_and_mac[:-8], data_and_mac[-8:]
+        counter = self.cmd_counter.to_bytes(2, "little")
+        expected = mact(self.k_mac, bytes([status]) + counter + self.ti + data)
+        if len(data_and_mac) < 8 or not hmac.compare_digest(expected, mac):
+            raise SunError("the tag's response MAC does not match: not the session's tag?")
+        return data
+
+    def decrypt_response(self, data: bytes) -> bytes:
+        """CommMode.FULL response data (after check_response), decrypted and unpadded."""
+        if not data or len(data) % BLOCK:
+            raise SunError(f"encrypted response data must be whole blocks, got {len(data)} bytes")
+        return unpad(_cbc(self.k_enc, self._iv(b"\x5a\xa5", self.cmd_counter), data, decrypt=True))
+
+
+def authenticate_part2(key: bytes, rnda: bytes, rndb: bytes, encrypted: bytes) -> Session:
+    """The session from the tag's second response; SunError when the tag did not prove K."""
+    if len(encrypted) != 2 * BLOCK:
+        raise SunError(f"AuthenticateEV2First part 2 takes 32 bytes, got {len(encrypted)}")
+    plain = _cbc(key, _ZERO_IV, encrypted, decrypt=True)
+    ti, rnda_rotated = plain[:4], plain[4:20]
+    if not hmac.compare_digest(rnda_rotated, _rotl(rnda)):
+        raise SunError("the tag did not return our RndA: it does not hold this key")
+    mixed = rnda[0:2] + bytes(a ^ b for a, b in zip(rnda[2:8], rndb[0:6], strict=True))
+    tail = mixed + rndb[6:16] + rnda[8:16]
+    k_enc = aes_cmac(key, bytes.fromhex("A55A00010080") + tail)
+    k_mac = aes_cmac(key, bytes.fromhex("5AA500010080") + tail)
+    return Session(ti=ti, k_enc=k_enc, k_mac=k_mac)
