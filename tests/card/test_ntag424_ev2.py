@@ -9,6 +9,7 @@ from pitill.card.ntag424_ev2 import (
     Session,
     authenticate_part1,
     authenticate_part2,
+    change_key_data,
     mact,
     pad,
 )
@@ -94,3 +95,34 @@ def test_a_changed_response_is_refused_and_padding_is_always_added() -> None:
     with pytest.raises(SunError, match="MAC does not match"):
         session.check_response(0x00, bytes(8))
     assert pad(bytes(16)) == bytes(16) + b"\x80" + bytes(15)
+
+
+# AN12196 tables 25-27: ChangeKey in the session of section 6.10 (command counter at 2, then 3).
+CHANGE_KEY_SESSION = {
+    "ti": H("7614281A"),
+    "k_enc": H("4CF3CB41A22583A61E89B158D252FC53"),
+    "k_mac": H("5529860B2FC5FB6154B7F28361D30BF9"),
+}
+
+
+def test_change_key_of_another_key() -> None:
+    session = Session(**CHANGE_KEY_SESSION, cmd_counter=2)
+    new_key = H("F3847D627727ED3BC9C4CC050489B966")
+    plain = change_key_data(2, new_key, version=1, old_key=bytes(16))
+    assert pad(plain) == H("F3847D627727ED3BC9C4CC050489B96601789DFADC8000000000000000000000")
+    sent = session.full_command(0xC4, b"\x02", plain)
+    assert sent == H(
+        "022CF362B7BF4311FF3BE1DAA295E8C68DE09050560D19B9E16C2393AE9CD1FAC75D0CE20BCD1D06E6"
+    )
+    assert session.check_response(0x00, H("203BB55D1089D587")) == b""
+
+
+def test_change_key_of_the_session_key() -> None:
+    session = Session(**CHANGE_KEY_SESSION, cmd_counter=3)
+    plain = change_key_data(0, H("5004BF991F408672B1EF00F08F9E8647"), version=1)
+    sent = session.full_command(0xC4, b"\x00", plain)
+    assert sent == H(
+        "00C0EB4DEEFEDDF0B513A03A95A75491818580503190D4D05053FF75668A01D6FDA6610234BDED6432"
+    )
+    with pytest.raises(SunError, match="needs its old"):
+        change_key_data(1, bytes(16), version=1)

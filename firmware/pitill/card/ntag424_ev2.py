@@ -3,7 +3,8 @@
 The first half of `pitill card enroll` (changing a blank tag's keys and turning SUN on needs an
 authenticated session): AuthenticateEV2First and the CommMode.MAC / CommMode.FULL wrapping of
 commands and responses (NXP NT4H2421Gx sections 9.1.7-9.1.11, AN12196 chapters 5-7). Pure
-functions over bytes; the random RndA is an argument. Not wired to a command yet.
+functions over bytes; the random RndA is an argument. Not wired to a command yet; ChangeKey data
+is here too.
 
 - Authenticate: the tag sends E(K, RndB); the reader answers E(K, RndA || RndB rotated left by
   one byte); the tag answers E(K, TI || RndA rotated || PDcap2 || PCDcap2). Session keys are
@@ -16,6 +17,7 @@ functions over bytes; the random RndA is an argument. Not wired to a command yet
 from __future__ import annotations
 
 import hmac
+import zlib
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -118,3 +120,22 @@ def authenticate_part2(key: bytes, rnda: bytes, rndb: bytes, encrypted: bytes) -
     k_enc = aes_cmac(key, bytes.fromhex("A55A00010080") + tail)
     k_mac = aes_cmac(key, bytes.fromhex("5AA500010080") + tail)
     return Session(ti=ti, k_enc=k_enc, k_mac=k_mac)
+
+
+def change_key_data(
+    key_no: int, new_key: bytes, version: int, old_key: bytes | None = None, auth_key_no: int = 0
+) -> bytes:
+    """The plain data of ChangeKey (C4), to send in CommMode.FULL with header KeyNo.
+
+    The key of the session itself (auth_key_no): NewKey || KeyVer. Any other key: (NewKey XOR
+    OldKey) || KeyVer || CRC32(NewKey), the CRC as the tag computes it (JAMCRC, LSB first).
+    """
+    if len(new_key) != BLOCK:
+        raise SunError(f"a new AES key is 16 bytes, got {len(new_key)}")
+    if key_no == auth_key_no:
+        return new_key + bytes([version])
+    if old_key is None or len(old_key) != BLOCK:
+        raise SunError(f"changing key {key_no} needs its old 16-byte key")
+    crc = (zlib.crc32(new_key) ^ 0xFFFFFFFF).to_bytes(4, "little")
+    xored = bytes(a ^ b for a, b in zip(new_key, old_key, strict=True))
+    return xored + bytes([version]) + crc
