@@ -106,8 +106,8 @@ def test_lines_fit_the_paper(rows: dict[int, JournalRow], width: int) -> None:
     header = ReceiptHeader(shop="A SHOP WITH A VERY LONG NAME INDEED, REALLY", width=width)
     for row in rows.values():
         assert all(len(line) <= width for line in receipt_lines(row, "PITILL01", header))
-    with pytest.raises(ConfigError, match="receipt width 40"):
-        ReceiptHeader(width=40)
+    with pytest.raises(ConfigError, match="receipt width 50"):
+        ReceiptHeader(width=50)
 
 
 def test_escpos_bytes_from_the_dummy_printer(rows: dict[int, JournalRow]) -> None:

@@ -16,7 +16,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -30,6 +30,7 @@ from pitill.core.effects import (
     Effect,
     FindLastSale,
     OpenDrawer,
+    PrintReceipt,
     Record,
     RequestReport,
     SaveMode,
@@ -55,6 +56,7 @@ from pitill.core.events import (
     PinChecked,
     PinSaved,
     ReaderChanged,
+    ReceiptPrinted,
     RecordFailed,
     ReportReady,
     TimerFired,
@@ -76,6 +78,7 @@ from pitill.journal.report import read_report
 from pitill.journal.seal import KEY_FILE_NAME, Sealer
 from pitill.journal.store import MODE_SETTING, Journal
 from pitill.logs import log_event
+from pitill.receipt import ReceiptSink
 from pitill.records import ForwardItem, ForwardKind, JournalRow
 from pitill.sdnotify import Notifier, run_watchdog
 from pitill.supervisor import PinGuard
@@ -182,6 +185,7 @@ class Terminal:
         calendar_yymm: Callable[[], str] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         call_later: CallLater | None = None,
+        receipts: ReceiptSink | None = None,
     ) -> None:
         self.config = config
         self.devices = devices
@@ -195,7 +199,9 @@ class Terminal:
         self.calendar_yymm = calendar_yymm or (lambda: expiry_yymm(journal.trusted_now()))
         self.clock_problem: str | None = None
         self.pins = PinGuard(journal)
-        self.state = TerminalState(settings=settings_from_config(config))
+        self.receipts = receipts  # None: no printer, and the core asks for no receipt
+        settings = replace(settings_from_config(config), print_receipts=receipts is not None)
+        self.state = TerminalState(settings=settings)
         self.screen: Screen | None = None
         self.image: Image.Image | None = None
         self.leds = (False, False)
@@ -357,6 +363,8 @@ class Terminal:
             self.enqueue(LastSaleFound(self.now_s(), self.journal.last_sale()))
         elif isinstance(effect, VoidSale):
             self._void_sale(effect)
+        elif isinstance(effect, PrintReceipt):
+            self._spawn(self._print_receipt(effect.seq))
         elif isinstance(effect, VerifyPin):
             self._spawn(self._verify_pin(effect.pin))
         elif isinstance(effect, SetPin):
@@ -405,6 +413,24 @@ class Terminal:
             self.forwarder.kick()
         self.enqueue(VoidDone(self.now_s(), ok=True))
         self.enqueue(self.backlog_event())
+
+    async def _print_receipt(self, seq: int) -> None:
+        """Off the loop: a slow or dead printer never holds up keys, probes or the next sale.
+        The sale is journaled already; a failure is a notice, and `pitill receipt` reprints."""
+        sink, row = self.receipts, self.journal.get(seq)
+        if sink is None or row is None:
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, sink.print_row, row)
+        except Exception as exc:  # a printer fails in many ways (USB, serial, paper, library)
+            reason = f"{type(exc).__name__}: {exc}"
+            log_event(log, "receipt_not_printed", level=logging.WARNING, seq=seq, error=reason)
+            self.event_log.write(self.now_s(), "receipt", seq=seq, ok=False, error=reason)
+            self.enqueue(ReceiptPrinted(self.now_s(), seq, ok=False, reason=reason))
+            return
+        self.event_log.write(self.now_s(), "receipt", seq=seq, ok=True)
+        self.enqueue(ReceiptPrinted(self.now_s(), seq, ok=True))
 
     async def _verify_pin(self, pin: str) -> None:
         """scrypt is slow on purpose: off the loop. The PIN itself is never logged."""
@@ -777,6 +803,7 @@ def build_terminal(
     resolver: Resolver,
     *,
     event_log: EventLog | None = None,
+    receipts: ReceiptSink | None = None,
 ) -> Terminal:
     """The terminal and its background parts, the same for `pitill run` and the simulator.
 
@@ -819,5 +846,14 @@ def build_terminal(
         on_failure=lambda failure: terminal.on_forward_failure(failure),
         on_report=lambda report: terminal.on_forward_report(report),
     )
-    terminal = Terminal(config, devices, journal, client, monitor, forwarder, event_log=event_log)
+    terminal = Terminal(
+        config,
+        devices,
+        journal,
+        client,
+        monitor,
+        forwarder,
+        event_log=event_log,
+        receipts=receipts,
+    )
     return terminal

@@ -105,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--events", type=Path, help="write JSON lines of what happened to FILE")
     sim.add_argument("--screens", type=Path, help="write a PNG of each distinct screen to DIR")
     sim.add_argument(
+        "--receipts", type=Path, help="print receipts to DIR (SEQ-STATUS.txt and .png each)"
+    )
+    sim.add_argument(
         "--expect-timeout",
         type=number(Bound(0.01, 3600, "s")),
         default=5.0,

@@ -403,6 +403,17 @@ class WebConfig:
 
 
 @dataclass(frozen=True)
+class ReceiptConfig:
+    """A thermal receipt printer: ESC/POS on a serial port (python-escpos, the `receipt` extra)."""
+
+    port: str = ""  # e.g. "/dev/ttyUSB1"; "" = no printer fitted: no receipts are printed
+    baudrate: int = 9600
+    width: int = 32  # characters per line: 32 (58 mm paper), 42 or 48 (80 mm)
+    shop: str = "pitill"  # the receipt's first line
+    address: tuple[str, ...] = ()  # the lines under it
+
+
+@dataclass(frozen=True)
 class GpioConfig:
     # "" lets gpiozero choose (GPIOZERO_PIN_FACTORY, else lgpio, rpigpio, pigpio, native);
     # a Pi 5 needs "lgpio"; "mock" runs without hardware.
@@ -642,6 +653,7 @@ class Config:
     indicators: IndicatorsConfig = field(default_factory=IndicatorsConfig)
     log: LogConfig = field(default_factory=LogConfig)
     web: WebConfig = field(default_factory=WebConfig)
+    receipt: ReceiptConfig = field(default_factory=ReceiptConfig)
 
     def validate(self, at: str) -> None:
         """The rules between sections; no GPIO pin serves two parts (I2C and UART pins too)."""
@@ -715,6 +727,7 @@ BOUNDS: dict[type, dict[str, Bound]] = {
         "dim_contrast": Bound(0, 255),
     },
     ReaderConfig: {"baudrate": Bound(50, 4_000_000), "nfc_poll_s": _seconds(0.02, 2)},
+    ReceiptConfig: {"baudrate": Bound(1200, 115_200), "width": Bound(32, 48)},
     KeypadConfig: {
         "row_pins": PIN_FITTED,
         "col_pins": PIN_FITTED,

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from PIL import Image, ImageDraw, ImageFont
 
 from pitill.cliargs import number
-from pitill.config import Bound
+from pitill.config import Bound, Config
 from pitill.core.responses import screen_text
 from pitill.core.types import TxnKind, TxnMode, TxnStatus, format_amount
 from pitill.errors import ConfigError
@@ -39,8 +39,10 @@ class ReceiptHeader:
     width: int = 32
 
     def __post_init__(self) -> None:
-        if self.width not in WIDTHS:
-            raise ConfigError(f"receipt width {self.width} is not one of {WIDTHS} characters")
+        if not WIDTHS[0] <= self.width <= WIDTHS[-1]:
+            raise ConfigError(
+                f"receipt width {self.width}: must be {WIDTHS[0]}..{WIDTHS[-1]} characters"
+            )
 
 
 def reference(row: JournalRow, terminal_id: str) -> str:
@@ -217,3 +219,63 @@ def _receipt_command(args: argparse.Namespace) -> int:
         print_receipt(dummy, row, args.terminal_id, header, merchant=args.merchant)
         args.escpos.write_bytes(dummy.output)
     return 0
+
+
+# --- where receipts go: the shell's side ---------------------------------------------------------
+
+
+class ReceiptSink(Protocol):
+    """Takes a journaled row's receipt; raises (any exception) when it could not print it."""
+
+    def print_row(self, row: JournalRow) -> None: ...
+
+
+@dataclass(frozen=True)
+class FileReceipts:
+    """The simulator's printer (`pitill sim --receipts DIR`): SEQ-STATUS.txt and .png each."""
+
+    directory: Path
+    terminal_id: str
+    header: ReceiptHeader
+
+    def print_row(self, row: JournalRow) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        stem = self.directory / f"{row.seq:06d}-{row.status.value.lower()}"
+        stem.with_suffix(".txt").write_text(
+            receipt_text(row, self.terminal_id, self.header), encoding="utf-8"
+        )
+        receipt_png(row, self.terminal_id, self.header).save(stem.with_suffix(".png"))
+
+
+@dataclass(frozen=True)
+class SerialReceipts:
+    """An ESC/POS printer on a serial port (python-escpos's Serial). The port is opened for
+    each receipt, so a printer unplugged and plugged back in works again at the next one."""
+
+    devfile: str
+    terminal_id: str
+    header: ReceiptHeader
+    baudrate: int = 9600
+    timeout_s: float = 2.0
+
+    def print_row(self, row: JournalRow) -> None:
+        from escpos.printer import Serial
+
+        printer = Serial(devfile=self.devfile, baudrate=self.baudrate, timeout=self.timeout_s)
+        printer.open(raise_not_found=True)
+        try:
+            print_receipt(printer, row, self.terminal_id, self.header)
+            printer.device.flush()
+        finally:
+            printer.close()
+
+
+def receipt_sink(config: Config) -> ReceiptSink | None:
+    """The printer `[receipt]` describes, or None when no port is configured."""
+    receipt = config.receipt
+    if not receipt.port:
+        return None
+    header = ReceiptHeader(shop=receipt.shop, address=receipt.address, width=receipt.width)
+    return SerialReceipts(
+        receipt.port, config.terminal.terminal_id, header, baudrate=receipt.baudrate
+    )

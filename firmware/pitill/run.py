@@ -24,6 +24,7 @@ from pitill.eventlog import EventLog
 from pitill.hardware import Hardware, build_hardware, one_line
 from pitill.journal.datadir import DataDirLock
 from pitill.logs import log_event
+from pitill.receipt import receipt_sink
 from pitill.upstream.resolver import Resolver, SystemResolver
 
 if TYPE_CHECKING:
@@ -95,6 +96,7 @@ class PiRunner:
                 hardware.devices,
                 self.resolver,
                 event_log=self._event_log,
+                receipts=receipt_sink(self.config),
             )
         except BaseException:
             hardware.close()

@@ -29,6 +29,7 @@ from pitill.errors import StorageError, UpstreamError, UpstreamTimeout
 from pitill.journal.forwarder import Forwarder
 from pitill.journal.seal import KEY_FILE_NAME, Sealer
 from pitill.journal.store import Journal
+from pitill.receipt import ReceiptSink
 from pitill.records import ForwardItem
 from pitill.sim.indicators import SimIndicators
 from pitill.upstream.messages import AuthAnswer
@@ -169,7 +170,9 @@ class Shown:
 class ShellRig:
     """A Terminal on the fakes above, on its own event loop. Call close() at the end."""
 
-    def __init__(self, data_dir: Path, config: Config | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, config: Config | None = None, receipts: ReceiptSink | None = None
+    ) -> None:
         self.loop = asyncio.new_event_loop()
         self.clock = FakeClock()
         self.config = config or Config()
@@ -196,6 +199,7 @@ class ShellRig:
             calendar_yymm=lambda: TODAY,
             monotonic=self.clock.monotonic,
             call_later=self.clock.call_later,
+            receipts=receipts,
         )
         self.terminal = terminal
         self.shown: list[Shown] = []

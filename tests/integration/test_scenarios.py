@@ -231,3 +231,27 @@ def test_voids_of_an_online_an_offline_and_a_cash_sale(tmp_path: Path) -> None:
         [*PITILL, "report", "--data-dir", str(data)], capture_output=True, text=True, check=True
     ).stdout
     assert "voids" in report and "25.00" in report.split("voids")[1].splitlines()[0]
+
+
+def test_receipts_for_every_outcome_say_what_happened(tmp_path: Path) -> None:
+    data, receipts = tmp_path / "data", tmp_path / "receipts"
+    result = run_script("receipts.pitill", data, "--receipts", str(receipts))
+    assert result.returncode == 0, result.stdout + result.stderr
+    texts = {p.stem: p.read_text() for p in sorted(receipts.glob("*.txt"))}
+    assert sorted(texts) == [
+        "000001-approved",
+        "000002-declined",
+        "000003-pending",
+        "000004-completed",
+        "000005-void",
+    ]
+    assert "APPROVED" in texts["000001-approved"] and "Auth code" in texts["000001-approved"]
+    assert "DECLINED" in texts["000002-declined"]
+    offline = texts["000003-pending"]
+    assert "APPROVED OFFLINE" in offline and "Will be sent to the bank" in offline
+    assert "CASH" in texts["000004-completed"] and "Change 5.00" in texts["000004-completed"]
+    assert "VOID" in texts["000005-void"] and "Cash given back" in texts["000005-void"]
+    assert len(list(receipts.glob("*.png"))) == 5
+    for path in receipts.iterdir():
+        for pan in (b"4111111111111111", b"4000000000000002"):
+            assert pan not in path.read_bytes(), path

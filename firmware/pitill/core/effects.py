@@ -100,6 +100,14 @@ class VoidSale:
     void: Txn
 
 
+@dataclass(frozen=True)
+class PrintReceipt:
+    """Print the receipt of the journaled transaction `seq` (never before its Record); the
+    answer comes back as ReceiptPrinted. A printer that fails never undoes or blocks a sale."""
+
+    seq: int
+
+
 Effect = (
     Show
     | Beep
@@ -114,4 +122,5 @@ Effect = (
     | SetPin
     | FindLastSale
     | VoidSale
+    | PrintReceipt
 )

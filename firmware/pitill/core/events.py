@@ -158,6 +158,16 @@ class VoidDone:
     reason: str = ""
 
 
+@dataclass(frozen=True)
+class ReceiptPrinted:
+    """The printer took the receipt of `seq`, or did not (out of paper, offline, unplugged)."""
+
+    now_s: float
+    seq: int
+    ok: bool
+    reason: str = ""
+
+
 class TimerName(StrEnum):
     PHASE = "phase"  # the timeout of the current waiting step
 
@@ -186,4 +196,5 @@ Event = (
     | PinSaved
     | LastSaleFound
     | VoidDone
+    | ReceiptPrinted
 )

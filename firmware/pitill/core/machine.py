@@ -22,6 +22,9 @@ Rules of the table (read these before changing it):
 8. A void (FN 3) cancels only the newest sale, within settings.void_window_s of running time, and
    only as VOIDS allows for its kind, mode and status; the shell journals it in one commit
    (VoidSale) and answers VoidDone before the drawer opens or the screen says VOID.
+9. Entering a result phase with a journaled transaction (RECEIPT_PHASES) appends PrintReceipt
+   after everything else, in `step`: the receipt follows the Record, and a printer that fails
+   (ReceiptPrinted not ok) only puts a notice on screen.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from pitill.core.effects import (
     Effect,
     FindLastSale,
     OpenDrawer,
+    PrintReceipt,
     Record,
     RequestReport,
     SaveMode,
@@ -63,6 +67,7 @@ from pitill.core.events import (
     PinChecked,
     PinSaved,
     ReaderChanged,
+    ReceiptPrinted,
     RecordFailed,
     ReportReady,
     TimerFired,
@@ -115,6 +120,7 @@ class Trigger(StrEnum):
     PIN_SAVED = "pin_saved"
     LAST_SALE_FOUND = "last_sale_found"
     VOID_DONE = "void_done"
+    RECEIPT_PRINTED = "receipt_printed"
 
 
 _KEY_TRIGGERS = {Key.OK: Trigger.OK, Key.CLEAR: Trigger.CLEAR, Key.CANCEL: Trigger.CANCEL}
@@ -135,6 +141,7 @@ _EVENT_TRIGGERS: dict[type, Trigger] = {
     PinSaved: Trigger.PIN_SAVED,
     LastSaleFound: Trigger.LAST_SALE_FOUND,
     VoidDone: Trigger.VOID_DONE,
+    ReceiptPrinted: Trigger.RECEIPT_PRINTED,
 }
 
 
@@ -161,7 +168,26 @@ def step(state: TerminalState, event: Event) -> Result:
     after = screen_for(new_state)
     if after != before or trigger is Trigger.BOOTED:
         effects = (*effects, Show(after))
+    receipt_seq = receipt_due(state, new_state)
+    if receipt_seq:
+        effects = (*effects, PrintReceipt(receipt_seq))
     return new_state, effects
+
+
+RECEIPT_PHASES = frozenset(
+    {Phase.APPROVED, Phase.OFFLINE_APPROVED, Phase.DECLINED, Phase.CHANGE, Phase.VOIDED}
+)
+
+
+def receipt_due(before: TerminalState, after: TerminalState) -> int:
+    """The seq whose receipt is due now that `after` was entered, or 0 (rule 9)."""
+    if not after.settings.print_receipts or after.phase is before.phase:
+        return 0
+    if after.phase is Phase.VOIDED:
+        return after.void_seq
+    if after.phase in RECEIPT_PHASES and after.txn is not None:
+        return after.txn.seq  # a card refused by the local checks has no row: no receipt
+    return 0
 
 
 # --- declared targets: the state chart (pitill diagram) and the property tests read these --------
@@ -320,6 +346,14 @@ def pin_saved_late(state: TerminalState, event: Event) -> Result:
     return state.but(pin_set=state.pin_set or event.saved), ()
 
 
+def receipt_printed(state: TerminalState, event: Event) -> Result:
+    """The sale stands either way (it is journaled); the cashier hears that there is no paper."""
+    assert isinstance(event, ReceiptPrinted)
+    if event.ok:
+        return state, ()
+    return state.but(notice="Receipt NOT printed"), (Beep(BeepPattern.ERROR),)
+
+
 COMMON_ROWS: dict[Trigger, Handler] = {
     Trigger.LINK: on_link,
     Trigger.BACKLOG: on_backlog,
@@ -332,6 +366,7 @@ COMMON_ROWS: dict[Trigger, Handler] = {
     Trigger.PIN_SAVED: pin_saved_late,
     Trigger.LAST_SALE_FOUND: ignore,  # the supervisor left the void before the journal answered
     Trigger.VOID_DONE: ignore,  # cannot come late: VOIDING waits for it (a bug would show here)
+    Trigger.RECEIPT_PRINTED: receipt_printed,
 }
 
 
@@ -794,6 +829,7 @@ def void_ok(state: TerminalState, event: Event) -> Result:
         Phase.VOIDING,
         VoidSale(sale.seq, sale.status, to_status, void),
         next_seq=state.next_seq + 1,
+        void_seq=void.seq,
     )
 
 

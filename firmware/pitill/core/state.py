@@ -79,6 +79,7 @@ class Settings:
     max_amount_minor: int = 999_999
     mode: OfflineMode = OfflineMode.PREFER_ONLINE
     void_window_s: float = 600.0  # the last sale may be voided this long after it was recorded
+    print_receipts: bool = False  # a receipt printer is fitted (or the simulator keeps receipts)
     limits: OfflineLimits = field(default_factory=OfflineLimits)
     timeouts: PhaseTimeouts = field(default_factory=PhaseTimeouts)
 
@@ -136,6 +137,7 @@ class TerminalState:
     pin_entry: str = field(default="", repr=False)
     pin_first: str = field(default="", repr=False)  # a new PIN, until it is keyed again
     void_target: SaleOnRecord | None = None  # the sale FN 3 is voiding (VOID_CONFIRM on)
+    void_seq: int = 0  # the seq of the VOID row being journaled / just journaled
     pin_locked_until_s: float = 0.0  # now_s until which the menu is locked after wrong tries
 
     def but(self, **changes: object) -> TerminalState:

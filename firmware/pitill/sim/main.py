@@ -118,7 +118,9 @@ def run_sim(args: argparse.Namespace) -> int:
                 _check_modes(steps)
         except ScriptError as exc:
             raise ScriptError(f"script {path_text(args.script)}, {exc}") from None
-    world = SimWorld(config, args.data_dir, events=args.events, external=external)
+    world = SimWorld(
+        config, args.data_dir, events=args.events, external=external, receipts=args.receipts
+    )
     if web is not None:
         _add_mirror(world, web)
     if no_tui:

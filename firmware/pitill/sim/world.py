@@ -31,6 +31,7 @@ from pitill.drivers.serial_reader import SerialCardReader
 from pitill.errors import ConfigError, ScriptError
 from pitill.eventlog import EventLog
 from pitill.journal.datadir import DataDirLock
+from pitill.receipt import FileReceipts, ReceiptHeader
 from pitill.sim.acquirer import AcquirerHost, ChaosPlan
 from pitill.sim.indicators import SimIndicators
 from pitill.sim.nfc_taps import NfcTaps
@@ -68,12 +69,14 @@ class SimWorld:
         *,
         lock: DataDirLock | None = None,
         external: tuple[str, int] | None = None,
+        receipts: Path | None = None,
     ) -> None:
         self.config = config
         self.data_dir = data_dir
         self.lock = lock  # the caller's lock on data_dir (the drill's), else start() takes one
         self._own_lock = lock is None
         self.events_path = events
+        self.receipts_dir = receipts  # --receipts DIR: each receipt as text and PNG
         self.indicators = SimIndicators()
         self.resolver = SimResolver({config.upstream.host: "127.0.0.1"})
         self.host = AcquirerHost(data_dir=data_dir, host="127.0.0.1", port=0)
@@ -128,8 +131,19 @@ class SimWorld:
         display = DummyDisplay(DisplayConfig(driver="dummy"))
         devices = Devices(display=display, indicators=self.indicators, reader=MultiReader(readers))
 
+        receipts = None
+        if self.receipts_dir is not None:
+            terminal_id = config.terminal.terminal_id
+            receipt = config.receipt
+            header = ReceiptHeader(receipt.shop, receipt.address, receipt.width)
+            receipts = FileReceipts(self.receipts_dir, terminal_id, header)
         terminal = build_terminal(
-            config, self.data_dir, devices, self.resolver, event_log=EventLog(self.events_path)
+            config,
+            self.data_dir,
+            devices,
+            self.resolver,
+            event_log=EventLog(self.events_path),
+            receipts=receipts,
         )
         self.terminal = terminal
         await terminal.start()
