@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -71,3 +72,22 @@ def test_every_pitill_command_in_the_readme_exists() -> None:
 def test_readme_pictures_exist() -> None:
     for path in re.findall(r"\]\(((?:docs|hw)/[^)]+\.(?:png|gif))\)", README):
         assert (ROOT / path).exists(), path
+
+
+def host_account_commands(text: str) -> list[list[str]]:
+    """The `pitill host account`/`report` lines of a text, as argument lists (no `pitill`)."""
+    lines = re.findall(r"^\s*pitill (host (?:account|report)\b.*)$", text, re.M)
+    return [shlex.split(line) for line in lines]
+
+
+@pytest.mark.parametrize("source", ["README", "pitill host --help"])
+def test_the_documented_host_account_commands_run_as_written(source: str, tmp_path: Path) -> None:
+    from pitill.host.cli import EXAMPLES
+
+    commands = host_account_commands(README if source == "README" else EXAMPLES)
+    assert len(commands) >= 3
+    for argv in commands:  # in order, in a fresh directory (host-data is the default data dir)
+        result = subprocess.run(
+            [*PITILL, *argv], cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
+        )
+        assert result.returncode == 0, f"{shlex.join(argv)}: {result.stdout}{result.stderr}"

@@ -26,12 +26,12 @@ POSTGRES_WORKERS = 8  # connections of one host process to PostgreSQL
 DEFAULT_DIR = Path("host-data")
 EXAMPLES = """examples:
   pitill host serve --data-dir /var/lib/pitill-host --listen 0.0.0.0:8583
-  pitill host account add 6280001234567891 --balance 20.00 --holder "Ada"
+  pitill host account add 6280001234567895 --balance 20.00 --holder "Ada"
   pitill host account add uid:04A1B2C3D4E5F6
-  pitill host account topup 6280001234567891 10
-  pitill host account show 6280001234567891 --json
-  pitill host account block 6280001234567891
-  pitill host account replace 6280001234567891 uid:04A1B2C3D4E5F6
+  pitill host account topup 6280001234567895 10
+  pitill host account show 6280001234567895 --json
+  pitill host account block 6280001234567895
+  pitill host account replace 6280001234567895 uid:04A1B2C3D4E5F7
   pitill host terminal add till-1 --out till-1 --host host.example --port 8583
   pitill host serve --data-dir host-data --listen 0.0.0.0:8583 --tls --tls-name host.example
   pitill host report --json"""
