@@ -168,3 +168,21 @@ def test_pitill_receipt_reads_the_journal(tmp_path: Path) -> None:
     )
     assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1
     assert "no transaction with seq 99" in missing.stderr
+
+
+def test_pitill_receipt_png_to_a_directory_or_a_name_without_suffix(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    journal_with_every_outcome(data).close()
+
+    def receipt_png_to(target: Path) -> subprocess.CompletedProcess[str]:
+        argv = [*PITILL, "receipt", "--data-dir", str(data), "--png", str(target)]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=120)
+
+    into_dir = receipt_png_to(tmp_path)
+    assert into_dir.returncode == 1 and into_dir.stderr.count("\n") == 1, into_dir.stderr
+    assert f"{tmp_path}: is a directory" in into_dir.stderr
+    no_suffix = receipt_png_to(tmp_path / "receipt")
+    assert no_suffix.returncode == 0, no_suffix.stderr
+    with Image.open(tmp_path / "receipt") as image:
+        assert image.format == "PNG"

@@ -211,7 +211,8 @@ def _receipt_command(args: argparse.Namespace) -> int:
     header = ReceiptHeader(shop=args.shop, width=args.width)
     sys.stdout.write(receipt_text(row, args.terminal_id, header, merchant=args.merchant))
     if args.png is not None:
-        receipt_png(row, args.terminal_id, header, merchant=args.merchant).save(args.png)
+        image = receipt_png(row, args.terminal_id, header, merchant=args.merchant)
+        image.save(args.png, format="PNG")  # whatever the name ends in
     if args.escpos is not None:
         from escpos.printer import Dummy
 
