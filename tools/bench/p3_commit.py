@@ -74,7 +74,7 @@ def measure(options: Options) -> list[Figure]:
         ),
         Figure("P3", "bytes written per sale", float(bytes_per_sale), "B", note=_bytes_note()),
     ]
-    kinds_sales = 5 if options.quick else 20
+    kinds_sales = 2 if options.quick else 20
     for cost in bench_journal.sale_costs(parent, kinds_sales):
         one = cost.kind in ONE_FSYNC_KINDS
         figures.append(

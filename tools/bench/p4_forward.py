@@ -72,7 +72,7 @@ async def _forward_rate(config: Config, journal: Journal, host_dir: Path, sales:
 
 def measure(options: Options) -> list[Figure]:
     bench_journal = load_tool("bench_journal")
-    sales = 1000 if options.quick else 10_000
+    sales = 300 if options.quick else 10_000
     config = Config()
     work = Path(tempfile.mkdtemp(prefix="bench-p4-", dir=options.work_dir))
     try:
