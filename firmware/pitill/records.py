@@ -36,6 +36,9 @@ class JournalRow:
     card_read_by: str = ""  # ReadBy of the card ("" for cash)
     card_tier: str = ""  # CardTier of the card ("" for cash): stripe, uid_only or sun
     voided_by_seq: int = 0  # the VOID row that cancelled this sale (FN 3), 0 if none
+    # A reversal of a reserved STAN whose row a power loss took: amount and original local
+    # date/time unknown, so the host matches it by STAN alone (journal/store.py recover_at_boot).
+    stan_only: bool = False
 
 
 class ForwardKind(StrEnum):

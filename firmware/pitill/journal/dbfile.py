@@ -85,6 +85,20 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # the forwarder sends its reversal with reason 17, customer cancellation.
         "ALTER TABLE txns ADD COLUMN voided_by_seq INTEGER NOT NULL DEFAULT 0",
     ),
+    (
+        # One wait per online sale (store.py): seqs are reserved durably ahead, so the
+        # AUTHORIZING row may be committed without an fsync. After a power loss, every
+        # reserved seq without a row gets a reversal by STAN alone (stan_only = 1).
+        "ALTER TABLE txns ADD COLUMN stan_only INTEGER NOT NULL DEFAULT 0",
+        """CREATE TABLE stan_block (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            reserved_through INTEGER NOT NULL,
+            boot_id TEXT NOT NULL,
+            reserved_at TEXT NOT NULL,
+            currency TEXT NOT NULL
+        )""",
+        "INSERT INTO stan_block VALUES (1, 0, '', '', '')",
+    ),
 )
 
 _SUFFIXES = ("", "-wal", "-shm")  # a database and the files SQLite keeps beside it
@@ -113,9 +127,18 @@ class JournalMovedAside(StorageError):
 
 
 @contextlib.contextmanager
-def transaction(conn: sqlite3.Connection, path: Path, what: str) -> Iterator[sqlite3.Connection]:
-    """BEGIN IMMEDIATE ... COMMIT; any failure rolls back and raises StorageError (not durable)."""
+def transaction(
+    conn: sqlite3.Connection, path: Path, what: str, *, fsync: bool = True
+) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT; any failure rolls back and raises StorageError (not durable).
+
+    fsync=False commits with synchronous=NORMAL: the WAL frames are written (a process crash
+    keeps them, they are in the page cache) but not fsynced; the next fsync=True commit makes
+    them durable too. Only for a row that a power loss may take (see store.py, STAN_BLOCK).
+    """
     try:
+        if not fsync:
+            conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("BEGIN IMMEDIATE")
         yield conn
         conn.execute("COMMIT")
@@ -125,6 +148,10 @@ def transaction(conn: sqlite3.Connection, path: Path, what: str) -> Iterator[sql
     except BaseException:
         _rollback(conn)
         raise
+    finally:
+        if not fsync:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("PRAGMA synchronous = FULL")
 
 
 def _rollback(conn: sqlite3.Connection) -> None:

@@ -54,6 +54,10 @@ from pitill.records import ForwardItem, ForwardKind, JournalRow
 from pitill.wallclock import clock_problem, parse_instant, recordable, to_utc, trusted
 
 JOURNAL_FILE_NAME = "journal.sqlite3"
+# Seqs (and so STANs) reserved durably ahead for online sales (see Journal._record): at most
+# this many reversals by STAN alone after a power loss; topped up once half is used.
+STAN_BLOCK = 32
+BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
 TO_FORWARD = (TxnStatus.REVERSAL_PENDING, TxnStatus.PENDING)  # in the order they are sent
 ACKNOWLEDGED = (TxnStatus.FORWARDED, TxnStatus.DECLINED_AFTER, TxnStatus.REVERSED)
 Clock = Callable[[], datetime]
@@ -87,6 +91,14 @@ class HistoryEntry:
     note: str
 
 
+def read_boot_id() -> str:
+    """This boot of the machine (Linux); "" when unknown, which counts as a new boot."""
+    try:
+        return BOOT_ID_PATH.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
 class Journal:
     """The store of record. Methods are thread-safe (one lock around the one connection)."""
 
@@ -97,6 +109,7 @@ class Journal:
         sealer: Sealer,
         clock: Clock,
         notice: JournalMovedAside | None,
+        boot_id: str = "",
     ) -> None:
         self._conn = conn
         self.path = path
@@ -107,6 +120,8 @@ class Journal:
         self.notice = notice
         self._file: _FileWatch | None = None  # set by open(): is the file still at its path?
         self._newest_wall: datetime | None = None  # the newest wall-clock date recorded (UTC)
+        self._boot_id = boot_id
+        self._reserved_through = 0  # seqs up to here were reserved durably (STAN_BLOCK)
 
     @classmethod
     def open(
@@ -115,6 +130,7 @@ class Journal:
         sealer: Sealer,
         clock: Clock = datetime.now,
         monotonic: Callable[[], float] = time.monotonic,
+        boot_id: Callable[[], str] = read_boot_id,
     ) -> Journal:
         """Open (or create) DATA_DIR/journal.sqlite3, check it, migrate it, check the seal key.
 
@@ -136,7 +152,7 @@ class Journal:
         except BaseException:
             conn.close()
             raise
-        journal = cls(conn, path, sealer, clock, notice)
+        journal = cls(conn, path, sealer, clock, notice, boot_id())
         journal._file = held
         journal._start_runtime(monotonic)
         journal._fingerprint_old_pending_sales()
@@ -153,7 +169,7 @@ class Journal:
             if self._closed:
                 return
             with contextlib.suppress(StorageError):
-                self.save_runtime()
+                self.save_runtime(close_block=True)
             self._conn.close()
             if self._file is not None:
                 self._file.close()
@@ -172,10 +188,11 @@ class Journal:
         """Seconds this terminal has been running, summed over every boot (persisted)."""
         return self._runtime_base_s + self._monotonic() - self._opened_mono_s
 
-    def save_runtime(self, card_window_s: float | None = None) -> None:
+    def save_runtime(self, card_window_s: float | None = None, close_block: bool = False) -> None:
         """Persist the running time (the app calls it every minute and at shutdown) and the
         newest date seen; with `card_window_s`, wipe the card fingerprints of rows older than
-        that (they no longer count for any card), in the same commit."""
+        that (they no longer count for any card), in the same commit; at a clean close
+        (`close_block`), also give back the reserved seqs not used (no reversals owed for them)."""
         runtime_s = self.runtime_s()
         self.trusted_now()  # notes the wall clock if it is the newest yet
         newest = self._newest_wall
@@ -189,6 +206,8 @@ class Journal:
                     " WHERE card_fp IS NOT NULL AND created_runtime_s < ?",
                     (runtime_s - card_window_s,),
                 )
+            if close_block:
+                self._close_block(conn)
 
     def offline_exposure(self) -> OfflineExposure:
         """Offline approvals the host has not acknowledged: count, amount, age of the oldest.
@@ -329,7 +348,24 @@ class Journal:
         card_fp = None
         if txn.card is not None and txn.status in FINGERPRINTED:
             card_fp = self._fingerprint(txn.card.identity)
-        with self._write(f"record of seq {txn.seq}") as conn:
+        with self._lock:
+            return self._record(txn, note, now, card_fp)
+
+    def _record(self, txn: Txn, note: str, now: datetime, card_fp: str | None) -> JournalRow:
+        # One wait per online sale: the AUTHORIZING row of a new sale whose seq is reserved is
+        # committed without an fsync (the answer's commit fsyncs it). A process crash keeps it
+        # (page cache); a power loss may not, and recover_at_boot then reverses every reserved
+        # seq without a row. A commit that is fsynced anyway tops the reservation up once half
+        # of it is used (a page more in that commit, no fsync more); a seq past it (records
+        # failed in a row) is reserved in its own, fsynced AUTHORIZING commit.
+        authorizing = txn.status is TxnStatus.AUTHORIZING and self.get(txn.seq) is None
+        lazy = authorizing and txn.seq <= self._reserved_through
+        reserve_through = 0
+        if not lazy and txn.seq + STAN_BLOCK // 2 > self._reserved_through:
+            reserve_through = txn.seq + STAN_BLOCK
+        with self._write(f"record of seq {txn.seq}", fsync=not lazy) as conn:
+            if reserve_through:
+                self._reserve(conn, reserve_through, now, txn.currency)
             old = conn.execute(
                 "SELECT status, masked_pan, sealed_card FROM txns WHERE seq = ?", (txn.seq,)
             ).fetchone()
@@ -362,7 +398,7 @@ class Journal:
                 values |= {
                     "created_runtime_s": self.runtime_s(),
                     "stan": stan_for(txn.seq),
-                    "local_datetime": now.strftime("%y%m%d%H%M%S"),
+                    "local_datetime": _local(now),
                     "created_at": _iso(now),
                 }
                 columns = ", ".join(values)
@@ -372,7 +408,9 @@ class Journal:
                 sets = ", ".join(f"{name} = :{name}" for name in values if name != "seq")
                 conn.execute(f"UPDATE txns SET {sets} WHERE seq = :seq", values)
             self._append_history(conn, txn.seq, txn.status, now, note)
-            return _fetch_row(conn, txn.seq)
+            row = _fetch_row(conn, txn.seq)
+        self._reserved_through = max(self._reserved_through, reserve_through)
+        return row
 
     def mark_attempt(self, seq: int) -> int:
         """Count one more send of a waiting item, durably, BEFORE it is sent; returns the count.
@@ -443,9 +481,17 @@ class Journal:
         return rows
 
     def recover_at_boot(self) -> list[int]:
-        """Queue a reversal for every txn caught mid-authorization by a crash; their seqs."""
+        """Queue a reversal for every txn caught mid-authorization by a crash; their seqs.
+
+        After a power loss (the machine booted since the open block of seqs was reserved), a
+        sale's AUTHORIZING row may be gone although its 0200 went out: every reserved seq
+        past the last row gets a reversal by STAN alone (a host answers one for a STAN it
+        never saw harmlessly). After a process crash on the same boot the page cache kept
+        every row: nothing more. Then a new block is reserved, in this commit.
+        """
         now = self._local_now()
         with self._write("boot recovery") as conn:
+            orphans = self._reverse_lost_seqs(conn, now)
             seqs = [
                 int(seq)
                 for (seq,) in conn.execute(
@@ -461,7 +507,62 @@ class Journal:
                 self._append_history(
                     conn, seq, TxnStatus.REVERSAL_PENDING, now, "crash during authorization"
                 )
-            return seqs
+            self._close_block(conn)
+            (top,) = conn.execute("SELECT coalesce(max(seq), 0) FROM txns").fetchone()
+            self._reserve(conn, int(top) + STAN_BLOCK, now, "")
+        self._reserved_through = int(top) + STAN_BLOCK
+        return seqs + orphans
+
+    def _reserve(
+        self, conn: sqlite3.Connection, through: int, now: datetime, currency: str
+    ) -> None:
+        """Seqs up to `through` may have their 0200 sent before their row is fsynced (in this
+        commit, which must be fsynced). `now` is a lower bound of their local date/time."""
+        conn.execute(
+            "UPDATE stan_block SET reserved_through = max(reserved_through, ?), boot_id = ?,"
+            " reserved_at = ?, currency = coalesce(nullif(?, ''), currency) WHERE id = 1",
+            (through, self._boot_id, _local(now), currency),
+        )
+
+    def _reverse_lost_seqs(self, conn: sqlite3.Connection, now: datetime) -> list[int]:
+        reserved_through, boot_id, reserved_at, currency = conn.execute(
+            "SELECT reserved_through, boot_id, reserved_at, currency FROM stan_block WHERE id = 1"
+        ).fetchone()
+        (top,) = conn.execute("SELECT coalesce(max(seq), 0) FROM txns").fetchone()
+        if reserved_through <= top or (self._boot_id and boot_id == self._boot_id):
+            return []
+        seqs = list(range(int(top) + 1, int(reserved_through) + 1))
+        for seq in seqs:
+            conn.execute(
+                "INSERT INTO txns (seq, kind, mode, amount_minor, currency, status, stan,"
+                " local_datetime, stan_only, created_at, created_runtime_s)"
+                " VALUES (?, ?, ?, 0, ?, ?, ?, ?, 1, ?, ?)",
+                (
+                    seq,
+                    TxnKind.CARD.value,
+                    TxnMode.ONLINE.value,
+                    currency,
+                    TxnStatus.REVERSAL_PENDING.value,
+                    stan_for(seq),
+                    reserved_at,  # no sale of the block is older: the host's lower bound
+                    _iso(now),
+                    self.runtime_s(),
+                ),
+            )
+            self._append_history(
+                conn,
+                seq,
+                TxnStatus.REVERSAL_PENDING,
+                now,
+                "reserved STAN without a record after a power loss: reversed by STAN alone",
+            )
+        return seqs
+
+    def _close_block(self, conn: sqlite3.Connection) -> None:
+        """No reserved seq is left open: the next online sale reserves a new block."""
+        (top,) = conn.execute("SELECT coalesce(max(seq), 0) FROM txns").fetchone()
+        conn.execute("UPDATE stan_block SET reserved_through = ? WHERE id = 1", (int(top),))
+        self._reserved_through = 0
 
     def adopt(self, owed: Sequence[OwedRow], source: str) -> list[tuple[int, int]]:
         """Take in rows still owed to the host from another journal file (a salvage), in one
@@ -472,7 +573,11 @@ class Journal:
         taken: list[tuple[int, int]] = []
         now = self._local_now()
         with self._write(f"salvage from {source}") as conn:
-            (top,) = conn.execute("SELECT coalesce(max(seq), 0) FROM txns").fetchone()
+            # Past any seq still reserved too: those STANs may be owed a reversal at next boot.
+            (top,) = conn.execute(
+                "SELECT max(coalesce((SELECT max(seq) FROM txns), 0), reserved_through)"
+                " FROM stan_block WHERE id = 1"
+            ).fetchone()
             new_seq = int(top)
             for row in owed:
                 if conn.execute(
@@ -730,11 +835,11 @@ class Journal:
                 pass  # best effort: the wipe itself is already durable; the next one retries
 
     @contextlib.contextmanager
-    def _write(self, what: str) -> Iterator[sqlite3.Connection]:
+    def _write(self, what: str, *, fsync: bool = True) -> Iterator[sqlite3.Connection]:
         with self._lock:
             if self._file is not None:
                 self._file.check(what)  # no write into a file nobody will find
-            with transaction(self._conn, self.path, what) as conn:
+            with transaction(self._conn, self.path, what, fsync=fsync) as conn:
                 yield conn
             if self._file is not None:
                 self._file.check(what)  # gone during the commit: not durable where it counts
@@ -855,7 +960,13 @@ def _to_row(values: Sequence[Any]) -> JournalRow:
     row["kind"] = TxnKind(row["kind"])
     row["mode"] = TxnMode(row["mode"])
     row["status"] = TxnStatus(row["status"])
+    row["stan_only"] = bool(row["stan_only"])
     return JournalRow(**row)
+
+
+def _local(moment: datetime) -> str:
+    """The local date/time stamp the host deduplicates on (with terminal id and STAN)."""
+    return moment.strftime("%y%m%d%H%M%S")
 
 
 def _iso(moment: datetime) -> str:

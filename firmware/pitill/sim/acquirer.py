@@ -72,6 +72,7 @@ from pitill.upstream.messages import (
     REVERSAL,
     REVERSAL_REPEAT,
     SALE_REQUEST,
+    UNKNOWN_TRANSMISSION,
     Message,
     Request,
     build_response,
@@ -348,6 +349,7 @@ class AcquirerHost:
         self._ledger = _Ledger(self.ledger_path)
         self._seen: dict[DedupKey, Decision] = {}
         self._approved_sales: set[DedupKey] = set()  # approved and not reversed
+        self._sale_amounts: dict[DedupKey, int] = {}
         self._serial = 0  # for RRNs and auth codes
         self._sun_used: dict[str, set[int]] = {}  # SUN counters each card has used (replays)
         self._sun_sales: dict[DedupKey, tuple[str, int]] = {}  # sale -> its card and counter
@@ -558,12 +560,25 @@ class AcquirerHost:
             return Decision(self.advice_policy(request, self.today_yymm()), "", rrn)
         original = request.original
         assert original is not None  # parse_request requires field 90 on reversals
-        entry["original"] = f"{original.mti}:{original.stan:06d}:{original.transmission}"
-        entry["reversed"] = (
-            _sale_key(request.terminal_id, original.stan, original.transmission)
-            in self._approved_sales
-        )
-        return Decision(APPROVED, "", rrn)
+        key = _sale_key(request.terminal_id, original.stan, original.transmission)
+        if original.transmission == UNKNOWN_TRANSMISSION:
+            key = self._by_stan_alone(request, original.stan) or key
+            entry["amount_minor"] = self._sale_amounts.get(key, 0)  # the amount it gives back
+        entry["original"] = f"{original.mti}:{original.stan:06d}:{key[3]}"
+        entry["reversed"] = key in self._approved_sales
+        return Decision(APPROVED, "", rrn)  # also for a sale never seen: nobody is charged
+
+    def _by_stan_alone(self, request: Request, stan: int) -> DedupKey | None:
+        """A reversal whose original time the terminal lost (a power cut took the row): the
+        latest approved sale with that STAN from that terminal, no older than the lower bound
+        the reversal carries as its own local date/time (MMDDhhmmss; a year's turn is not
+        handled in this sandbox)."""
+        candidates = [
+            key
+            for key in self._approved_sales
+            if key[1:3] == (request.terminal_id, stan) and key[3] >= request.local_datetime
+        ]
+        return max(candidates, key=lambda key: key[3], default=None)
 
     def _check_nfc_card(self, card_data: str, entry: dict[str, Any]) -> str:
         """The program's check of an NFC card (field 48): a UID, or a SUN message to verify.
@@ -606,6 +621,7 @@ class AcquirerHost:
                 self._sun_sales[key] = (entry["sun_uid"], entry["sun_counter"])
         if klass is MessageClass.SALE and accepted(entry):
             self._approved_sales.add(key)
+            self._sale_amounts[key] = int(entry["amount_minor"])
         if klass is MessageClass.REVERSAL:
             _mti, stan, transmission = entry["original"].split(":")
             sale = _sale_key(entry["terminal_id"], int(stan), transmission)

@@ -71,6 +71,7 @@ POS_ENTRY_CONTACTLESS = "071"  # field 22: contactless read, PIN capability unkn
 
 _NUMERIC_FIELDS = ("t", "2", "3", "4", "7", "11", "12", "13", "14", "22", "49", "70", "90")
 _ORIGINAL_PAD = "0" * 22
+UNKNOWN_TRANSMISSION = "0" * 10  # field 90's original date/time when only the STAN is known
 
 
 # --- bytes <-> dict --------------------------------------------------------------------------
@@ -202,7 +203,7 @@ def _row_fields(row: JournalRow, terminal: TerminalConfig) -> Message:
         **_dated(row.local_datetime),
         "11": format_stan(row.stan),
         **_acceptor(terminal),
-        "49": currency_numeric(row.currency),
+        "49": currency_numeric(row.currency or terminal.currency),  # "": a lost row's reversal
     }
 
 
@@ -223,7 +224,10 @@ def build_reversal(item: ForwardItem, terminal: TerminalConfig) -> Message:
     """0420 (0421 when sent before) reversing the 0200 of item.row, whose outcome was unknown."""
     if item.kind is not ForwardKind.REVERSAL:
         raise ProtocolError(f"seq {item.row.seq}: a {item.kind} item is not a reversal")
-    original = SALE_REQUEST + format_stan(item.row.stan) + mmddhhmmss(item.row.local_datetime)
+    # A reserved STAN whose row a power loss took: its time is unknown, the host goes by STAN
+    # alone (from the lower bound in fields 12/13, see journal/store.py recover_at_boot).
+    when = UNKNOWN_TRANSMISSION if item.row.stan_only else mmddhhmmss(item.row.local_datetime)
+    original = SALE_REQUEST + format_stan(item.row.stan) + when
     # A void (FN 3) says why in field 39; a reversal of an unknown outcome leaves it out.
     reason = {"39": REVERSAL_REASON_CUSTOMER_CANCELLATION} if item.row.voided_by_seq else {}
     return {
