@@ -315,3 +315,33 @@ def test_backup_and_csv_while_serving(tmp_path: Path, database: str | None) -> N
 
         with sqlite3.connect(tmp_path / "copy.db") as copy:
             assert copy.execute("SELECT balance_minor FROM accounts").fetchone() == (750,)
+
+
+def test_a_reversal_by_stan_alone_gives_back_the_latest_sale_since_its_bound(
+    tmp_path: Path, database: str | None
+) -> None:
+    """After a power cut took a sale's row, the terminal reverses the STAN with ten zeros for
+    the original time and the reserved block's start as its own local time (journal/store.py)."""
+
+    def by_stan_alone(stan: int, since: str, own_stan: int) -> Message:
+        message = request("0420", own_stan, 0)
+        message.update({"7": since, "12": since[4:], "13": since[:4]})
+        message["90"] = "0200" + f"{stan:06d}" + "0" * 10 + "0" * 22
+        return message
+
+    async def main() -> None:
+        async with Host(tmp_path, database) as host:
+            host.store.add_account(parse_card(PAN), 5000)
+            later = {"7": "1130120000", "12": "120000", "13": "1130"}
+            old, lost = request("0200", 5, 700), request("0200", 5, 1200, **later)
+            await host.send(old, lost)
+            assert balance_of(host.store) == 3100
+            answers = await host.send(
+                by_stan_alone(5, lost["7"], 900),  # gives back the lost sale, not the old one
+                by_stan_alone(5, lost["7"], 901),  # nothing left to give back
+                by_stan_alone(6, old["7"], 902),  # a STAN never seen: harmless
+            )
+            assert [a["39"] for a in answers] == ["00", "00", "00"]
+            assert balance_of(host.store) == 4300
+
+    run(main())

@@ -34,6 +34,7 @@ from pitill.upstream.messages import (
     REVERSAL,
     REVERSAL_REPEAT,
     SALE_REQUEST,
+    UNKNOWN_TRANSMISSION,
     Request,
 )
 
@@ -144,11 +145,17 @@ def _charge(store: HostStore, request: Request, *, offline: bool) -> tuple[Answe
 def _reverse(store: HostStore, request: Request) -> tuple[Answer, int | None]:
     original = request.original
     assert original is not None  # parse_request requires field 90 on a reversal
+    # A terminal that lost the sale's row in a power cut knows only its STAN: the latest such
+    # sale no older than the lower bound the reversal carries as its own local date/time.
+    when, since = "m.transmission = ?", original.transmission
+    if original.transmission == UNKNOWN_TRANSMISSION:
+        when, since = "m.local_datetime >= ?", request.local_datetime
     found = store.execute(
         "SELECT m.local_datetime, v.account_id, v.amount_minor FROM messages m "
         "JOIN movements v ON v.id = m.movement_id WHERE m.terminal_id = ? AND m.class = 'sale' "
-        "AND m.stan = ? AND m.transmission = ? AND m.reversed_by IS NULL",
-        (request.terminal_id, original.stan, original.transmission),
+        f"AND m.stan = ? AND {when} AND m.reversed_by IS NULL"
+        " ORDER BY m.local_datetime DESC LIMIT 1",
+        (request.terminal_id, original.stan, since),
     ).fetchone()
     if found is None:
         return Answer(APPROVED), None  # nothing was charged: nothing to give back
