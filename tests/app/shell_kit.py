@@ -86,7 +86,7 @@ class FullDiskJournal(Journal):
     refused = 0
 
     @contextlib.contextmanager
-    def _write(self, what: str) -> Iterator[sqlite3.Connection]:
+    def _write(self, what: str, *, fsync: bool = True) -> Iterator[sqlite3.Connection]:
         once = False
         if self.fail_in > 0:
             self.fail_in -= 1
@@ -94,7 +94,7 @@ class FullDiskJournal(Journal):
         if once or self.full or (self.fail_on and self.fail_on in what):
             self.refused += 1
             raise StorageError(f"{what} is NOT durable: database or disk is full (injected)")
-        with super()._write(what) as conn:
+        with super()._write(what, fsync=fsync) as conn:
             yield conn
 
 
