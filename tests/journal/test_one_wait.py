@@ -20,9 +20,9 @@ from journal_helpers import StepClock, online_sale, row_of
 
 from pitill.config import TerminalConfig
 from pitill.core.types import TxnStatus
-from pitill.journal.model import ForwardKind
 from pitill.journal.seal import KEY_FILE_NAME, Sealer
 from pitill.journal.store import JOURNAL_FILE_NAME, STAN_BLOCK, Journal
+from pitill.records import ForwardKind
 from pitill.sim.acquirer import AcquirerHost, net_charged_minor
 from pitill.upstream.connect import close_stream
 from pitill.upstream.framing import frame, read_frame
