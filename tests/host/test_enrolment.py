@@ -128,3 +128,20 @@ def test_terminal_ids() -> None:
     assert terminal_id_for("till-1", None) == "TILL1000"
     assert terminal_id_for("Canteen North Till", None) == "CANTEENN"
     assert terminal_id_for("x", "KIOSK007") == "KIOSK007"
+
+
+def test_enrolment_refuses_an_id_taken_by_another_terminal_and_a_bad_host(tmp_path: Path) -> None:
+    data = tmp_path / "host"
+    enroll(data, "till-1", tmp_path / "till-1", 8583)
+    taken = pitill("host", "terminal", "add", "till1", "--out", str(tmp_path / "t"),
+                   "--data-dir", str(data))  # fmt: skip
+    assert taken.returncode == 2 and "belongs to the enrolled terminal 'till-1'" in taken.stderr
+    assert "TILL1000  till-1" in pitill("host", "terminal", "list", "--data-dir", str(data)).stdout
+    for bad_host in ("", "a b", 'x"\ny = 1'):
+        done = pitill("host", "terminal", "add", "till-2", "--out", str(tmp_path / "t2"),
+                      "--host", bad_host, "--data-dir", str(data))  # fmt: skip
+        assert done.returncode == 2 and "upstream.host" in done.stderr, done.stderr
+        assert done.stderr.count("\n") == 1 and not (tmp_path / "t2").exists()
+    odd = tmp_path / 'out "quoted" \\ dir'
+    config = enroll(data, "till-3", odd, 8583)
+    assert pitill("doctor", "--config", str(config)).stdout.startswith("ok    config")

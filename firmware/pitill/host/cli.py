@@ -412,14 +412,37 @@ def terminal_id_for(name: str, given: str | None) -> str:
 
 
 def _terminal_add(args: argparse.Namespace) -> int:
+    import tomllib
+
+    from pitill.config import config_from_dict
     from pitill.host.pki import ProgramCA
 
     terminal_id = terminal_id_for(args.name, args.id)
     if not 1 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port}: must be 1..65535")
+    store = _store(args)
+    try:
+        holder = store.terminal(terminal_id)
+    finally:
+        store.close()
+    if holder is not None and holder.name != args.name and holder.status == "active":
+        raise ConfigError(
+            f"terminal id {terminal_id} belongs to the enrolled terminal {holder.name!r}; "
+            f"give {args.name!r} its own --id, or revoke {terminal_id} first"
+        )
+    out = args.out.resolve()
+    toml = (  # json.dumps writes a valid TOML basic string: quotes and backslashes escaped
+        f"# pitill host terminal add {' '.join(args.name.split())}: the config `pitill run "
+        "--config` and `pitill sim --config` take as it is\n"
+        f"[terminal]\nterminal_id = {json.dumps(terminal_id)}\n\n"
+        f"[upstream]\nhost = {json.dumps(args.host)}\nport = {args.port}\ntls = true\n"
+        f"tls_ca_file = {json.dumps(str(out / 'ca.pem'))}\n"
+        f"tls_cert_file = {json.dumps(str(out / 'terminal.pem'))}\n"
+        f"tls_key_file = {json.dumps(str(out / 'terminal-key.pem'))}\n"
+    )
+    config_from_dict(tomllib.loads(toml))  # the terminal's own checks, before anything is issued
     ca = ProgramCA(args.data_dir)
     issued = ca.issue_terminal(terminal_id)
-    out = args.out.resolve()
     try:
         out.mkdir(mode=0o700, parents=True, exist_ok=True)
         (out / "ca.pem").write_bytes(ca.cert_path.read_bytes())
@@ -427,15 +450,7 @@ def _terminal_add(args: argparse.Namespace) -> int:
         with (out / "terminal-key.pem").open("wb") as key_file:
             (out / "terminal-key.pem").chmod(0o600)
             key_file.write(issued.key_pem)
-        (out / "terminal.toml").write_text(
-            f"# pitill host terminal add {args.name}: the config `pitill run --config` and "
-            "`pitill sim --config` take as it is\n"
-            f'[terminal]\nterminal_id = "{terminal_id}"\n\n'
-            f'[upstream]\nhost = "{args.host}"\nport = {args.port}\ntls = true\n'
-            f'tls_ca_file = "{out / "ca.pem"}"\ntls_cert_file = "{out / "terminal.pem"}"\n'
-            f'tls_key_file = "{out / "terminal-key.pem"}"\n',
-            encoding="utf-8",
-        )
+        (out / "terminal.toml").write_text(toml, encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"--out {args.out}: cannot write there ({exc.strerror})") from None
     store = _store(args)
