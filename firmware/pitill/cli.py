@@ -13,6 +13,7 @@ from pitill import __version__
 from pitill.cliargs import OneLineParser, number
 from pitill.config import Bound
 from pitill.drill.cli import add_parser as add_drill
+from pitill.enroll import add_parser as add_card
 from pitill.errors import PitillError
 from pitill.host.cli import add_parser as add_host
 from pitill.receipt import add_parser as add_receipt
@@ -234,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_host(commands)
     add_pin(commands)
     add_receipt(commands)
+    add_card(commands)
 
     diagram = commands.add_parser(
         "diagram",

@@ -28,7 +28,7 @@ def paid_elsewhere(world: SimWorld, name: str) -> str:
     """alice taps at terminal PITILL02: her card mirrors a new message, that terminal's 0200."""
     assert world.nfc is not None
     card = world.nfc.card(name)
-    card.ndef_message()  # a read by the other terminal's reader
+    card.ndef_file()  # a read by the other terminal's reader
     message = card.last_message()
     assert message is not None
     tapped = Card.from_sun(card.uid.hex().upper(), card.counter, message)

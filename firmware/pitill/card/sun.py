@@ -108,6 +108,12 @@ def _cbc(key: bytes, data: bytes, *, decrypt: bool) -> bytes:
     return context.update(data) + context.finalize()
 
 
+def card_app_key(master_key: bytes, uid: bytes) -> bytes:
+    """Key 0 (the application master key) of a pitill card, set by `pitill card enroll` so that
+    no one without the program's master key can change the card's keys or its SDM settings."""
+    return diversify_key(master_key, uid + SYSTEM_IDENTIFIER + b"-app")
+
+
 def decrypt_picc_data(meta_key: bytes, picc_data: bytes) -> PiccData:
     """UID and counter from encrypted PICCData; SunError when it is not a pitill SUN block."""
     _check_key(meta_key, "the SDM meta read key")
@@ -182,3 +188,19 @@ def sun_from_url(url: str) -> SunMessage | None:
         return SunMessage(bytes.fromhex(picc), bytes.fromhex(mac))
     except ValueError:
         return None
+
+
+def sun_template(base: str = SUN_URL_BASE) -> tuple[bytes, int, int]:
+    """(the NDEF file a pitill card is written with, the PICCData offset, the SDMMAC offset).
+
+    The file is NLEN (2 bytes) and one short URI record whose URL holds zeros where the tag
+    mirrors PICCData and SDMMAC in hex on every read; offsets count from the file's first byte.
+    """
+    url = sun_url(SunMessage(bytes(PICC_DATA_BYTES), bytes(SDMMAC_BYTES)), base)
+    body = url.removeprefix("https://").encode("ascii")
+    payload = b"\x04" + body  # URI identifier code 04: "https://"
+    record = bytes((0xD1, 0x01, len(payload))) + b"U" + payload
+    file = len(record).to_bytes(2, "big") + record
+    picc = file.index(b"picc_data=") + len("picc_data=")
+    mac = file.index(b"cmac=") + len("cmac=")
+    return file, picc, mac

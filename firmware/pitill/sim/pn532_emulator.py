@@ -24,6 +24,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from pitill.card.model import SunMessage
+from pitill.card.ntag424_ev2 import (
+    SdmSettings,
+    Session,
+    cbc_zero_iv,
+    jamcrc32,
+    rotl,
+    session_for,
+)
 from pitill.card.pn532_frame import (
     ACK,
     ERROR_FRAME,
@@ -36,7 +44,8 @@ from pitill.card.pn532_frame import (
     Nack,
     encode_frame,
 )
-from pitill.card.sun import card_file_key, make_sun, sun_url
+from pitill.card.sun import card_app_key, card_file_key, make_sun, sun_template, sun_url
+from pitill.errors import SunError
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +62,8 @@ _SW_OK = b"\x90\x00"
 _SW_NOT_FOUND = b"\x6a\x82"
 _SW_BAD_P1P2 = b"\x6b\x00"
 _SW_UNKNOWN_INS = b"\x6d\x00"
+_AUTH_ERROR = b"\x91\xae"
+_INTEGRITY_ERROR = b"\x91\x1e"
 
 
 def _uri_record(url: str) -> bytes:
@@ -95,6 +106,11 @@ class Type4Tag:
     def ndef_message(self) -> bytes:
         raise NotImplementedError
 
+    def ndef_file(self) -> bytes:
+        """The NDEF file as a read finds it: NLEN and the message."""
+        message = self.ndef_message()
+        return len(message).to_bytes(2, "big") + message
+
     def reset(self) -> None:
         self._selected, self._active, self._block = b"", False, 0
 
@@ -129,8 +145,7 @@ class Type4Tag:
             if p1 == 0x00 and self._selected and name in (CC_FILE, NDEF_FILE):
                 self._selected = name
                 if name == NDEF_FILE:
-                    message = self.ndef_message()  # SDM: a new message per read of the file
-                    self._ndef = len(message).to_bytes(2, "big") + message
+                    self._ndef = self.ndef_file()  # SDM: a new message per read of the file
                 return _SW_OK
             return _SW_NOT_FOUND
         if ins == 0xB0:  # READ BINARY
@@ -149,29 +164,121 @@ class Type4Tag:
 
 @dataclass
 class Ntag424Tag(Type4Tag):
-    """An NTAG 424 DNA personalised with SUN: each read mirrors a new counter and SDMMAC."""
+    """An NTAG 424 DNA: five AES keys, file 2 holding the NDEF data, and SDM once it is set.
 
-    meta_key: bytes = bytes(16)
-    file_key: bytes = bytes(16)
+    Blank (`blank`), all keys are zero, file 2 is writable by anyone and SDM is off; `pitill card
+    enroll` authenticates (AuthenticateEV2First), sets SDM (ChangeFileSettings) and the keys
+    (ChangeKey) in CommMode.FULL, as on the chip. With SDM on, every read of file 2 mirrors a new
+    SUN message (counter + 1) into the written template at the configured offsets.
+    """
+
+    keys: list[bytes] = field(default_factory=lambda: [bytes(16)] * 5)
+    sdm: SdmSettings | None = None
+    file2: bytes = b"\x00\x00"
     counter: int = 0
     last_url: str = ""
+    _auth: tuple[int, bytes] | None = None  # key number and RndB while authenticating
+    _session: Session | None = None
+    _session_key_no: int = 0
 
     @classmethod
     def enrolled(cls, uid: bytes, meta_key: bytes, master_key: bytes) -> Ntag424Tag:
-        """A tag personalised by a program: its file key diversified from the master key."""
-        return cls(uid=uid, meta_key=meta_key, file_key=card_file_key(master_key, uid))
+        """A tag as `pitill card enroll` leaves it (keys from the program's master key)."""
+        file, picc_offset, mac_offset = sun_template()
+        keys = [card_app_key(master_key, uid), meta_key, card_file_key(master_key, uid)]
+        return cls(
+            uid=uid,
+            keys=[*keys, bytes(16), bytes(16)],
+            sdm=SdmSettings(picc_offset, mac_offset),
+            file2=file,
+        )
 
-    def ndef_message(self) -> bytes:
+    @classmethod
+    def blank(cls, uid: bytes) -> Ntag424Tag:
+        """A tag as it comes from the factory."""
+        return cls(uid=uid)
+
+    def ndef_file(self) -> bytes:
+        if self.sdm is None:
+            return self.file2
         self.counter += 1
+        meta, file_key = self.keys[self.sdm.meta_key_no], self.keys[self.sdm.file_key_no]
         padding = os.urandom(5)  # the tag's random padding: no two messages look alike
-        message = make_sun(self.meta_key, self.file_key, self.uid, self.counter, padding)
+        message = make_sun(meta, file_key, self.uid, self.counter, padding)
         self.last_url = sun_url(message)
-        return _uri_record(self.last_url)
+        mirrored = bytearray(self.file2)
+        picc, mac = self.sdm.picc_offset, self.sdm.mac_offset
+        mirrored[picc : picc + 32] = message.picc_data.hex().upper().encode("ascii")
+        mirrored[mac : mac + 16] = message.sdmmac.hex().upper().encode("ascii")
+        return bytes(mirrored)
 
     def last_message(self) -> SunMessage | None:
         from pitill.card.sun import sun_from_url
 
         return sun_from_url(self.last_url) if self.last_url else None
+
+    def reset(self) -> None:
+        super().reset()
+        self._auth, self._session = None, None  # a new activation ends any session
+
+    def _apdu(self, apdu: bytes) -> bytes:
+        if apdu[:1] == b"\x90" and len(apdu) >= 5:
+            data = apdu[5 : 5 + apdu[4]]
+            return self._native(apdu[1], data)
+        if apdu[1:2] == b"\xd6" and self._selected == NDEF_FILE:  # UPDATE BINARY
+            if self.sdm is not None:
+                return b"\x69\x82"  # security status not satisfied: write needs key 0 now
+            offset, data = (apdu[2] << 8) | apdu[3], apdu[5 : 5 + apdu[4]]
+            content = bytearray(self.file2.ljust(offset + len(data), b"\x00"))
+            content[offset : offset + len(data)] = data
+            self.file2 = self._ndef = bytes(content)
+            return _SW_OK
+        return super()._apdu(apdu)
+
+    def _native(self, ins: int, data: bytes) -> bytes:
+        """NTAG 424 DNA native commands wrapped in ISO 7816 (CLA 90, status 91xx)."""
+        if ins == 0x71 and data:  # AuthenticateEV2First, part 1
+            rndb = os.urandom(16)
+            self._auth, self._session = (data[0], rndb), None
+            return cbc_zero_iv(self.keys[data[0]], rndb) + b"\x91\xaf"
+        if ins == 0xAF and self._auth is not None and len(data) == 32:  # part 2
+            key_no, rndb = self._auth
+            self._auth = None
+            plain = cbc_zero_iv(self.keys[key_no], data, decrypt=True)
+            if plain[16:] != rotl(rndb):
+                return _AUTH_ERROR
+            rnda, ti = plain[:16], os.urandom(4)
+            self._session = session_for(self.keys[key_no], rnda, rndb, ti)
+            self._session_key_no = key_no
+            answer = ti + rotl(rnda) + bytes(12)
+            return cbc_zero_iv(self.keys[key_no], answer) + b"\x91\x00"
+        session = self._session
+        if session is None or not data:
+            return _AUTH_ERROR
+        if ins == 0xC4:  # ChangeKey
+            key_no = data[0]
+            key_data = session.tag_check_command(ins, data[:1], data[1:])
+            if key_data is None or len(key_data) < 17 or key_no >= len(self.keys):
+                return _INTEGRITY_ERROR
+            if key_no == self._session_key_no:
+                self.keys[key_no] = key_data[:16]
+                self._session = None  # the session's own key changed: it ends, no MAC
+                return b"\x91\x00"
+            new = bytes(a ^ b for a, b in zip(key_data[:16], self.keys[key_no], strict=True))
+            if key_data[17:21] != jamcrc32(new):
+                return _INTEGRITY_ERROR
+            self.keys[key_no] = new
+            return session.tag_response_mac() + b"\x91\x00"
+        if ins == 0x5F and data[0] == 0x02:  # ChangeFileSettings of the NDEF file
+            settings = session.tag_check_command(ins, data[:1], data[1:])
+            if settings is None:
+                return _INTEGRITY_ERROR
+            try:
+                self.sdm = SdmSettings.parse(settings)
+            except SunError:
+                return b"\x91\x9e"  # parameter error
+            return session.tag_response_mac() + b"\x91\x00"
+        return b"\x91\x1c"  # illegal command code
 
 
 @dataclass
