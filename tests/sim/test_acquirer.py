@@ -365,7 +365,7 @@ def test_chaos_delay_then_blackhole_stays_silent(tmp_path: Path) -> None:
 
 
 def test_chaos_is_repeatable_by_seed() -> None:
-    from pitill.sim.acquirer import _Chaos
+    from pitill.sim.acquirer.chaos import _Chaos
 
     def draws(seed: int) -> list[bool]:
         chaos = _Chaos(ChaosPlan(drop_reply=0.5, seed=seed))

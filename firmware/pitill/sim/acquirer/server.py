@@ -21,57 +21,55 @@ Run alone: python -m pitill.sim.acquirer --data-dir DIR --port N
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import logging
-import os
-import random
-import signal
 import socket
 import ssl
-import sys
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
-from enum import StrEnum
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TextIO
+from typing import Any
 
-from pitill.card.model import CardTier, SunMessage, luhn_ok, uid_ok
+from pitill.card.model import CardTier, SunMessage, uid_ok
 from pitill.card.sun import verify_sun
-from pitill.cliargs import OneLineParser
-from pitill.cliargs import number as number_type  # `number` names ledger lines here
-from pitill.config import Bound
 from pitill.core.responses import (
     APPROVED,
-    DO_NOT_HONOUR,
-    EXPIRED_CARD,
     FORMAT_ERROR,
-    INSUFFICIENT_FUNDS,
-    INVALID_AMOUNT,
     INVALID_CARD,
-    ISSUER_INOPERATIVE,
-    RETRY_CODES,
     SECURITY_VIOLATION,
     AnswerKind,
     ResponseClass,
     classify,
 )
-from pitill.errors import ConfigError, DataDirError, PitillError, ProtocolError, SunError
+from pitill.errors import ConfigError, ProtocolError, SunError
+from pitill.sim.acquirer.chaos import ChaosPlan, _Chaos
+from pitill.sim.acquirer.ledger import (
+    LEDGER_NAME,
+    Decision,
+    DedupKey,
+    _dedup_key,
+    _Ledger,
+    _sale_key,
+    read_ledger,
+)
+from pitill.sim.acquirer.policy import (
+    MESSAGE_CLASS,
+    AdvicePolicy,
+    MessageClass,
+    Mode,
+    _today_yymm,
+    accepted,
+    acknowledge,
+    answer_class,
+    decide_sale,
+)
 from pitill.sim.sun_program import SANDBOX_MASTER_KEY, SANDBOX_META_KEY
 from pitill.upstream.connect import close_stream
 from pitill.upstream.framing import MAX_FRAME, frame, read_frame
 from pitill.upstream.messages import (
-    ADVICE,
-    ADVICE_REPEAT,
     ECHO_REQUEST,
     RESPONSE_MTI,
-    REVERSAL,
-    REVERSAL_REPEAT,
-    SALE_REQUEST,
     UNKNOWN_TRANSMISSION,
     Message,
     Request,
@@ -81,244 +79,7 @@ from pitill.upstream.messages import (
     parse_request,
 )
 
-log = logging.getLogger(__name__)
-
-LEDGER_NAME = "acquirer-ledger.jsonl"
-TEST_CARD_DECLINED = "4000000000000002"
-
-
-class Mode(StrEnum):
-    UP = "up"
-    DOWN = "down"
-    BLACKHOLE = "blackhole"
-
-
-class MessageClass(StrEnum):
-    """Dedup is per class: an advice does not collide with the sale of the same STAN."""
-
-    SALE = "sale"
-    ADVICE = "advice"
-    REVERSAL = "reversal"
-
-
-MESSAGE_CLASS = {
-    SALE_REQUEST: MessageClass.SALE,
-    ADVICE: MessageClass.ADVICE,
-    ADVICE_REPEAT: MessageClass.ADVICE,
-    REVERSAL: MessageClass.REVERSAL,
-    REVERSAL_REPEAT: MessageClass.REVERSAL,
-}
-FINANCIAL_MTIS = frozenset(MESSAGE_CLASS)
-
-
-def answer_class(entry: dict[str, Any]) -> ResponseClass:
-    """What a ledger entry's answer meant, by the response-code table's column for its MTI."""
-    kind = AnswerKind.SALE if entry["mti"] == SALE_REQUEST else AnswerKind.ADVICE
-    return classify(entry["response_code"], kind)
-
-
-def accepted(entry: dict[str, Any]) -> bool:
-    """Whether the answer took the message: an approved sale, an accepted advice, a reversal."""
-    return answer_class(entry) is ResponseClass.APPROVED
-
-
-# --- decisions -------------------------------------------------------------------------------
-
-
-def decide_sale(request: Request, today_yymm: str) -> str:
-    """The response code a sandbox issuer gives this card and amount on `today_yymm`.
-
-    An NFC card (field 48) has no PAN or expiry: its card checks are AcquirerHost's (it keeps the
-    SUN counters), and only the amount rules apply here.
-    """
-    if request.card_data:
-        return _amount_code(request)
-    pan, expiry = request.pan, request.expiry_yymm
-    if not (12 <= len(pan) <= 19 and luhn_ok(pan)):
-        return INVALID_CARD
-    if len(expiry) != 4 or not expiry.isdigit() or not 1 <= int(expiry[2:]) <= 12:
-        return FORMAT_ERROR
-    if expiry < today_yymm:
-        return EXPIRED_CARD
-    if pan == TEST_CARD_DECLINED:
-        return DO_NOT_HONOUR
-    return _amount_code(request)
-
-
-def _amount_code(request: Request) -> str:
-    amount = request.amount_minor
-    if amount is None or amount <= 0:
-        return INVALID_AMOUNT
-    if amount % 100 == 51:
-        return INSUFFICIENT_FUNDS
-    if amount % 100 == 5:
-        return DO_NOT_HONOUR
-    return APPROVED
-
-
-AdvicePolicy = Callable[[Request, str], str]
-"""(advice, today_yymm) -> response code; decide_sale itself declines advices like sales."""
-
-
-def acknowledge(request: Request, today_yymm: str) -> str:
-    """The default advice policy: every offline sale is accepted."""
-    return APPROVED
-
-
-def _today_yymm() -> str:
-    return datetime.now().strftime("%y%m")
-
-
-# --- chaos -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ChaosPlan:
-    """Faults a healthy host adds to its answers; each a probability from 0 to 1 per message.
-
-    Only messages whose MTI is in `mtis` are touched (echoes are spared by default, so the link
-    monitor sees a live host while transactions suffer). A seed makes a run repeatable.
-    """
-
-    drop_request: float = 0.0  # read and ignored: never processed, never answered
-    drop_reply: float = 0.0  # processed and ledgered, the answer never sent
-    duplicate_reply: float = 0.0  # the answer sent twice
-    retry: float = 0.0  # answered with retry_code without processing
-    retry_code: str = ISSUER_INOPERATIVE
-    delay_s: float = 0.0  # every touched answer waits this long first
-    seed: int = 0
-    mtis: frozenset[str] = FINANCIAL_MTIS
-
-    def __post_init__(self) -> None:
-        for name in ("drop_request", "drop_reply", "duplicate_reply", "retry"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ConfigError(f"chaos {name}: must be a probability 0..1, got {value}")
-        if self.delay_s < 0:
-            raise ConfigError(f"chaos delay_s: must be >= 0, got {self.delay_s}")
-        if self.retry_code not in RETRY_CODES:
-            known = ", ".join(sorted(RETRY_CODES))
-            raise ConfigError(f"chaos retry_code: {self.retry_code!r} is not one of {known}")
-        unknown = sorted(set(self.mtis) - set(RESPONSE_MTI))
-        if unknown:
-            raise ConfigError(f"chaos mtis: {unknown} are not requests the host answers")
-
-
-class _Chaos:
-    """A plan with its random stream."""
-
-    def __init__(self, plan: ChaosPlan) -> None:
-        self.plan = plan
-        self._rng = random.Random(plan.seed)
-
-    def hits(self, probability: float, mti: str) -> bool:
-        if probability <= 0.0 or mti not in self.plan.mtis:
-            return False  # no draw: a fault left at 0 does not shift the others' sequence
-        return self._rng.random() < probability
-
-    def delay_s(self, mti: str) -> float:
-        return self.plan.delay_s if mti in self.plan.mtis else 0.0
-
-
-# --- ledger ----------------------------------------------------------------------------------
-
-DedupKey = tuple[str, str, int, str]  # message class, terminal id, STAN, MMDDhhmmss
-
-
-@dataclass(frozen=True)
-class Decision:
-    response_code: str
-    auth_code: str = ""
-    rrn: str = ""
-
-
-def read_ledger(path: Path) -> list[dict[str, Any]]:
-    """The ledger's entries; a torn last line (a crash mid-write, never answered) is skipped."""
-    entries = []
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return []
-    for number, line in enumerate(text.splitlines(), start=1):
-        try:
-            entries.append(json.loads(line))
-        except json.JSONDecodeError:
-            log.warning("%s line %d is not JSON (torn write?); skipped", path, number)
-    return entries
-
-
-def net_charged_minor(entries: Sequence[dict[str, Any]]) -> int:
-    """Money the host moved: approved sales and advices, less reversed sales; duplicates free."""
-    total = 0
-    for entry in entries:
-        if entry["duplicate"] or not accepted(entry):
-            continue
-        klass = MESSAGE_CLASS[entry["mti"]]
-        if klass is MessageClass.REVERSAL:
-            total -= entry["amount_minor"] if entry.get("reversed") else 0
-        else:
-            total += entry["amount_minor"]
-    return total
-
-
-def _dedup_key(entry_or_request: Request | dict[str, Any]) -> DedupKey:
-    if isinstance(entry_or_request, Request):
-        r = entry_or_request
-        return MESSAGE_CLASS[r.mti], r.terminal_id, r.stan, r.local_datetime
-    e = entry_or_request
-    return MESSAGE_CLASS[e["mti"]], e["terminal_id"], e["stan"], e["local_datetime"]
-
-
-def _sale_key(terminal_id: str, stan: int, local_datetime: str) -> DedupKey:
-    return MessageClass.SALE, terminal_id, stan, local_datetime
-
-
-class _Ledger:
-    """Append-only JSON lines, each fsynced; reloading rebuilds what the host remembers."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._file: TextIO | None = None
-
-    def open(self) -> list[dict[str, Any]]:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._drop_torn_tail()
-            entries = read_ledger(self.path)
-            self._file = self.path.open("a", encoding="utf-8")
-        except OSError as exc:
-            reason = (exc.strerror or str(exc)).lower()
-            raise DataDirError(
-                f"the host's ledger {self.path} cannot be opened: {reason}; check the data "
-                "directory and that this user may write there"
-            ) from None
-        return entries
-
-    def append(self, entry: dict[str, Any]) -> None:
-        if self._file is None:
-            raise RuntimeError("the acquirer ledger is not open; start the host first")
-        self._file.write(json.dumps(entry, sort_keys=True) + "\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
-    def _drop_torn_tail(self) -> None:
-        """A line without its newline was never fsynced nor answered: cut it before appending."""
-        if not self.path.exists():
-            return
-        data = self.path.read_bytes()
-        if data and not data.endswith(b"\n"):
-            keep = data.rfind(b"\n") + 1
-            log.warning("%s: dropping a torn last line of %d bytes", self.path, len(data) - keep)
-            with self.path.open("r+b") as f:
-                f.truncate(keep)
-                f.flush()
-                os.fsync(f.fileno())
-
+log = logging.getLogger("pitill.sim.acquirer")
 
 # --- the host --------------------------------------------------------------------------------
 
@@ -630,114 +391,3 @@ class AcquirerHost:
             # A reversed sale never happened: its tap may come again in the offline advice.
             uid, counter = self._sun_sales.pop(sale, ("", -1))
             self._sun_used.get(uid, set()).discard(counter)
-
-
-# --- running it alone ------------------------------------------------------------------------
-
-
-PORT = Bound(0, 65535)
-CHANCE = Bound(0, 1)  # a probability per financial message
-DELAY = Bound(0, 3600, "s")
-SEED = Bound(0, 2**63 - 1)
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(
-        prog="python -m pitill.sim.acquirer",
-        description="Run the simulator's ISO 8583 acquirer host (2-byte length framing) until "
-        "interrupted (SIGINT or SIGTERM).",
-    )
-    parser.add_argument("--data-dir", type=Path, required=True, help="where the ledger lives")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument(
-        "--port",
-        type=number_type(PORT, integer=True),
-        default=8583,
-        help="TCP port; 0 picks a free one",
-    )
-    parser.add_argument("--mode", choices=[m.value for m in Mode], default=Mode.UP.value)
-    parser.add_argument("--today", metavar="YYMM", help="the host's date for expiry checks")
-    parser.add_argument(
-        "--stdin-control",
-        action="store_true",
-        help="switch modes by writing up, down or blackhole lines to stdin (a pipe)",
-    )
-    chaos = parser.add_argument_group("chaos (probabilities 0..1 per financial message)")
-    chaos.add_argument("--drop-request", type=number_type(CHANCE), default=0.0)
-    chaos.add_argument("--drop-reply", type=number_type(CHANCE), default=0.0)
-    chaos.add_argument("--duplicate-reply", type=number_type(CHANCE), default=0.0)
-    chaos.add_argument(
-        "--retry", type=number_type(CHANCE), default=0.0, help="answer with --retry-code"
-    )
-    chaos.add_argument("--retry-code", default=ISSUER_INOPERATIVE)
-    chaos.add_argument("--delay", type=number_type(DELAY), default=0.0, metavar="SECONDS")
-    chaos.add_argument("--seed", type=number_type(SEED, integer=True), default=0)
-    return parser
-
-
-async def _control_from_stdin(host: AcquirerHost) -> None:
-    """Mode names read line by line from stdin; EOF just ends the control, not the host."""
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    while line := await reader.readline():
-        command = line.decode(errors="replace").strip()
-        if not command:
-            continue
-        try:
-            host.set_mode(command)
-        except ConfigError as exc:
-            print(f"acquirer: {exc}", file=sys.stderr, flush=True)
-            continue
-        print(f"acquirer mode {host.mode}", flush=True)
-
-
-async def _run(args: argparse.Namespace) -> None:
-    plan = ChaosPlan(
-        drop_request=args.drop_request,
-        drop_reply=args.drop_reply,
-        duplicate_reply=args.duplicate_reply,
-        retry=args.retry,
-        retry_code=args.retry_code,
-        delay_s=args.delay,
-        seed=args.seed,
-    )
-    today = args.today
-    host = AcquirerHost(
-        args.data_dir,
-        host=args.host,
-        port=args.port,
-        chaos=plan,
-        today_yymm=(lambda: today) if today else _today_yymm,
-    )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    async with host:
-        host.set_mode(args.mode)
-        print(f"acquirer listening on {host.host}:{host.port} mode {host.mode}", flush=True)
-        control = asyncio.create_task(_control_from_stdin(host)) if args.stdin_control else None
-        await stop.wait()
-        if control is not None:
-            control.cancel()
-    print("acquirer stopped", flush=True)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    if args.today is not None and not (len(args.today) == 4 and args.today.isdigit()):
-        _parser().error(f"--today must be YYMM, got {args.today!r}")
-    try:
-        asyncio.run(_run(args))
-    except PitillError as exc:
-        print(f"acquirer: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"acquirer: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,7 @@
+"""python -m pitill.sim.acquirer: the sandbox host alone (see cli.py)."""
+
+import sys
+
+from pitill.sim.acquirer.cli import main
+
+sys.exit(main())

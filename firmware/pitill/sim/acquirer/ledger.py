@@ -1,0 +1,122 @@
+"""The sandbox host's ledger: one fsynced JSON line per financial message, the dedup keys, and
+the net charge the reconciliation reads (pitill.sim.reconcile).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from pitill.errors import DataDirError
+from pitill.sim.acquirer.policy import MESSAGE_CLASS, MessageClass, accepted
+from pitill.upstream.messages import (
+    Request,
+)
+
+log = logging.getLogger("pitill.sim.acquirer")
+
+LEDGER_NAME = "acquirer-ledger.jsonl"
+
+# --- ledger ----------------------------------------------------------------------------------
+
+DedupKey = tuple[str, str, int, str]  # message class, terminal id, STAN, MMDDhhmmss
+
+
+@dataclass(frozen=True)
+class Decision:
+    response_code: str
+    auth_code: str = ""
+    rrn: str = ""
+
+
+def read_ledger(path: Path) -> list[dict[str, Any]]:
+    """The ledger's entries; a torn last line (a crash mid-write, never answered) is skipped."""
+    entries = []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    for number, line in enumerate(text.splitlines(), start=1):
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError:
+            log.warning("%s line %d is not JSON (torn write?); skipped", path, number)
+    return entries
+
+
+def net_charged_minor(entries: Sequence[dict[str, Any]]) -> int:
+    """Money the host moved: approved sales and advices, less reversed sales; duplicates free."""
+    total = 0
+    for entry in entries:
+        if entry["duplicate"] or not accepted(entry):
+            continue
+        klass = MESSAGE_CLASS[entry["mti"]]
+        if klass is MessageClass.REVERSAL:
+            total -= entry["amount_minor"] if entry.get("reversed") else 0
+        else:
+            total += entry["amount_minor"]
+    return total
+
+
+def _dedup_key(entry_or_request: Request | dict[str, Any]) -> DedupKey:
+    if isinstance(entry_or_request, Request):
+        r = entry_or_request
+        return MESSAGE_CLASS[r.mti], r.terminal_id, r.stan, r.local_datetime
+    e = entry_or_request
+    return MESSAGE_CLASS[e["mti"]], e["terminal_id"], e["stan"], e["local_datetime"]
+
+
+def _sale_key(terminal_id: str, stan: int, local_datetime: str) -> DedupKey:
+    return MessageClass.SALE, terminal_id, stan, local_datetime
+
+
+class _Ledger:
+    """Append-only JSON lines, each fsynced; reloading rebuilds what the host remembers."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: TextIO | None = None
+
+    def open(self) -> list[dict[str, Any]]:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._drop_torn_tail()
+            entries = read_ledger(self.path)
+            self._file = self.path.open("a", encoding="utf-8")
+        except OSError as exc:
+            reason = (exc.strerror or str(exc)).lower()
+            raise DataDirError(
+                f"the host's ledger {self.path} cannot be opened: {reason}; check the data "
+                "directory and that this user may write there"
+            ) from None
+        return entries
+
+    def append(self, entry: dict[str, Any]) -> None:
+        if self._file is None:
+            raise RuntimeError("the acquirer ledger is not open; start the host first")
+        self._file.write(json.dumps(entry, sort_keys=True) + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def _drop_torn_tail(self) -> None:
+        """A line without its newline was never fsynced nor answered: cut it before appending."""
+        if not self.path.exists():
+            return
+        data = self.path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            keep = data.rfind(b"\n") + 1
+            log.warning("%s: dropping a torn last line of %d bytes", self.path, len(data) - keep)
+            with self.path.open("r+b") as f:
+                f.truncate(keep)
+                f.flush()
+                os.fsync(f.fileno())
