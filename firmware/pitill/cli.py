@@ -17,14 +17,14 @@ from pitill.enroll import add_parser as add_card
 from pitill.errors import PitillError
 from pitill.host.cli import add_parser as add_host
 from pitill.receipt import add_parser as add_receipt
-from pitill.runner_cli import add_parsers as add_run_and_doctor
+from pitill.service_cli import add_parsers as add_run_and_doctor
 from pitill.supervisor import add_parser as add_pin
 
 Handler = Callable[[argparse.Namespace], int]
 
 
 def _sim(args: argparse.Namespace) -> int:
-    from pitill.sim.main import run_sim
+    from pitill.sim.cli import run_sim
 
     return run_sim(args)
 

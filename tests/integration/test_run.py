@@ -26,7 +26,7 @@ from pitill.core.types import LinkStatus
 from pitill.drivers.keypad_matrix import Cell, Debouncer
 from pitill.journal.listing import read_rows
 from pitill.journal.store import JOURNAL_FILE_NAME
-from pitill.run import PiRunner
+from pitill.service import PiRunner
 from pitill.sim.acquirer import AcquirerHost
 from pitill.sim.reader_emulator import TEST_CARDS, ReaderEmulator, open_pty_pair
 

@@ -15,7 +15,7 @@ import pytest
 from pitill.config import config_from_dict
 from pitill.core.state import Phase
 from pitill.errors import ConfigError
-from pitill.run import PiRunner
+from pitill.service import PiRunner
 from pitill.sim.reader_emulator import open_pty_pair
 
 pytestmark = pytest.mark.filterwarnings("ignore:Image.Image.getdata:DeprecationWarning")

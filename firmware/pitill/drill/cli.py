@@ -94,9 +94,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
 def run_command(args: argparse.Namespace) -> int:
     """Run the drill; 0 when it passed (drill.report.problems() found nothing), else 1."""
     from pitill.config import load_config
+    from pitill.drill.play import DrillOptions, run_drill
     from pitill.drill.plot import save_plot
     from pitill.drill.report import build_report, format_text, passed
-    from pitill.drill.run import DrillOptions, run_drill
     from pitill.drill.shop import ShopProfile
     from pitill.drill.timeline import load_timeline
     from pitill.logs import configure_logging

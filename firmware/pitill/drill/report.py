@@ -15,7 +15,7 @@ from datetime import date
 from typing import Any
 
 from pitill.core.types import LinkStatus, TxnKind, TxnStatus, format_amount
-from pitill.drill.run import DrillRun, LinkPoint
+from pitill.drill.play import DrillRun, LinkPoint
 from pitill.drill.shop import Outcome, Sale
 from pitill.drill.timeline import format_duration
 from pitill.records import JournalRow

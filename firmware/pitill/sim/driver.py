@@ -1,6 +1,6 @@
 """The one way to drive a simulated terminal: keys, swipes, host faults, and waiting for a result.
 
-Scripts (sim/runner.py), the drill's cashier (drill/shop.py), the reliability tests and the
+Scripts (sim/script_runner.py), the drill's cashier (drill/shop.py), the reliability tests and the
 benchmarks all drive a SimWorld through this class, so "press OK", "swipe", "the host is slow"
 and "wait until the screen says APPROVED" mean one thing everywhere. Keys go through the same path
 as a keypad's (Terminal.dispatch_key on the loop); swipes go over the pty to the serial driver;

@@ -1,4 +1,4 @@
-"""The simulator's script language: parsing only. sim/runner.py carries the steps out.
+"""The simulator's script language: parsing only. sim/script_runner.py carries the steps out.
 
 One command per line, `#` starts a comment:
 

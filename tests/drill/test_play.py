@@ -19,8 +19,8 @@ import pytest
 from PIL import Image
 
 from pitill.drill import cli as drill_cli
+from pitill.drill.play import check_data_dir
 from pitill.drill.plot import HEIGHT_PX, WIDTH_PX
-from pitill.drill.run import check_data_dir
 from pitill.errors import ConfigError
 from pitill_cli import journal_rows
 

@@ -15,7 +15,7 @@ from gpiozero.pins.mock import MockFactory
 from pitill.config import Config, config_from_dict
 from pitill.errors import SealError, StorageError
 from pitill.journal.seal import KEY_FILE_NAME
-from pitill.run import PiRunner, serve
+from pitill.service import PiRunner, serve
 from pitill.sim.reader_emulator import open_pty_pair
 from pitill.sim.resolver import SimResolver
 

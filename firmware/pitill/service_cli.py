@@ -2,7 +2,7 @@
 
 cli.py adds them with `add_run_parser(commands)` and `add_doctor_parser(commands)` (or both with
 `add_parsers`); a handler returns the exit code and lets a PitillError reach cli.main, which
-prints it on one line. `python -m pitill.runner_cli run|doctor ...` runs the same commands.
+prints it on one line. `python -m pitill.service_cli run|doctor ...` runs the same commands.
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def add_doctor_parser(commands: Commands) -> argparse.ArgumentParser:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from pitill.run import PiRunner, serve  # the drivers load only for this command
+    from pitill.service import PiRunner, serve  # the drivers load only for this command
 
     config = load_config(args.config)
     configure_logging(args.log_level or config.log.level, config.log.file)

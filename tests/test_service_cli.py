@@ -13,7 +13,7 @@ import pytest
 
 from pitill.cli import main
 from pitill.config import config_from_dict
-from pitill.runner_cli import (
+from pitill.service_cli import (
     DEFAULT_DATA_DIR,
     add_parsers,
     doctor_checks,

@@ -14,8 +14,8 @@ from pitill.errors import ConfigError, ScriptError
 from pitill.logs import configure_logging
 from pitill.sim.proxy import PROXY_MODES
 from pitill.sim.resolver import SIM_HOST
-from pitill.sim.runner import ScriptRunner, report_failure
 from pitill.sim.script import UPSTREAM_MODES, Step, Upstream, parse_script
+from pitill.sim.script_runner import ScriptRunner, report_failure
 from pitill.sim.world import CARD_NAMES, SimWorld
 from pitill.textfile import path_text, read_text
 
