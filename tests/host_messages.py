@@ -20,7 +20,7 @@ def request(mti: str, stan: int, amount_minor: int, pan: str = PAN, **extra: str
         "12": when[4:],
         "13": when[:4],
         "14": "3012",
-        "22": "901",
+        "22": "902",
         "41": extra.pop("terminal_id", "PITILL01"),
         "42": "PITILLSHOP00001",
         "49": "978",

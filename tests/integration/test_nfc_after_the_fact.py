@@ -40,7 +40,7 @@ def paid_elsewhere(world: SimWorld, name: str) -> str:
         "11": "000001",
         "12": "090000",
         "13": "1128",
-        "22": "071",
+        "22": "072",
         "41": "PITILL02",
         "42": "PITILLSHOP00001",
         "48": nfc_card_data(tapped),

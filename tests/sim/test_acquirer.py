@@ -27,6 +27,8 @@ from pitill.upstream.framing import frame, read_frame
 from pitill.upstream.messages import Message, Request, decode, encode
 
 TODAY = "2511"
+# What an advice adds to a sale's fields: the terminal's offline approval code and response code.
+OFFLINE_DECISION = {mti: {"38": "OF0001", "39": "Y3"} for mti in ("0220", "0221")}
 
 
 def sale_request(
@@ -48,10 +50,11 @@ def sale_request(
         "12": when[4:],
         "13": when[:4],
         "14": expiry,
-        "22": "901",
+        "22": "902",
         "41": "PITILL01",
         "42": "PITILLSHOP00001",
         "49": "978",
+        **OFFLINE_DECISION.get(mti, {}),
     }
 
 
@@ -60,6 +63,7 @@ def reversal_request(stan: int, amount_minor: int, mti: str = "0420") -> Message
         k: v for k, v in sale_request(stan, amount_minor).items() if k not in ("2", "14", "22")
     }
     request["t"] = mti
+    request["39"] = "68"  # reason: the 0200's answer came too late
     request["90"] = "0200" + f"{stan:06d}" + "1128101500" + "0" * 22
     return request
 
@@ -144,6 +148,39 @@ def test_decide_sale(request_: Request, code: str) -> None:
 
 
 # --- answers and ledger ---------------------------------------------------------------------
+
+
+def test_a_message_that_breaks_docs_iso8583_is_a_format_error(tmp_path: Path) -> None:
+    """The sandbox checks docs/iso8583.md, so a field regression fails the simulator's sales."""
+    advice = sale_request(3, 700, mti="0220")
+    broken = [
+        {k: v for k, v in advice.items() if k != "38"},  # no offline approval code
+        {**advice, "39": "Y-"},  # field 39 is an
+        {k: v for k, v in sale_request(4, 700).items() if k != "22"},  # no POS entry mode
+        {k: v for k, v in reversal_request(1, 1250).items() if k != "39"},  # no reason
+        {**sale_request(5, 700), "90": "0" * 42},  # field 90 only in a reversal
+    ]
+
+    async def body(host: AcquirerHost, line: Line) -> list[Message]:
+        return [await line.ask(message) for message in broken]
+
+    answers = with_host(tmp_path, body)
+    assert [answer["39"] for answer in answers] == ["30"] * len(broken)
+    assert AcquirerHost(tmp_path).ledger() == []  # nothing was processed
+
+
+def test_a_reversal_finds_its_sale_by_utc_field_7(tmp_path: Path) -> None:
+    """Field 7 is UTC, fields 12/13 local: field 90 names the sale by its field 7."""
+    sale = {**sale_request(6, 1250), "7": "1128181500"}  # 10:15 local in Los Angeles
+    reversal = {**reversal_request(6, 1250), "90": "0200000006" + "1128181500" + "0" * 22}
+
+    async def body(host: AcquirerHost, line: Line) -> list[Message]:
+        return [await line.ask(sale), await line.ask(reversal)]
+
+    assert [answer["39"] for answer in with_host(tmp_path, body)] == ["00", "00"]
+    entries = AcquirerHost(tmp_path).ledger()
+    assert entries[-1]["reversed"] is True
+    assert net_charged_minor(entries) == 0
 
 
 def test_answers_and_ledger(tmp_path: Path) -> None:

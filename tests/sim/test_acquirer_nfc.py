@@ -29,12 +29,16 @@ def request(card: Card, stan: int, mti: str = "0200", when: str = "1128101500") 
         "11": f"{stan:06d}",
         "12": when[4:],
         "13": when[:4],
-        "22": "071",
+        "22": "072",
         "41": "PITILL01",
         "42": "PITILLSHOP00001",
         "48": nfc_card_data(card),
         "49": "978",
     }
+    if mti in ("0220", "0221"):
+        message |= {"38": f"OF{stan:04d}", "39": "Y3"}  # the terminal's offline decision
+    elif mti in ("0420", "0421"):
+        message["39"] = "68"  # reason: the 0200's answer came too late
     return decode(encode(message))  # as it crosses the wire
 
 
@@ -88,6 +92,7 @@ def test_a_repeated_advice_is_a_duplicate_not_a_replay(tmp_path: Path) -> None:
 def test_a_reversed_sale_frees_its_tap_for_the_offline_advice(tmp_path: Path) -> None:
     reversal: Message = {k: v for k, v in request(sun_card(9), 1).items() if k not in ("22", "48")}
     reversal["t"] = "0420"
+    reversal["39"] = "68"  # reason: the 0200's answer came too late
     reversal["90"] = "0200" + "000001" + "1128101500" + "0" * 22
     assert answers(
         tmp_path,

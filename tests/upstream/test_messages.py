@@ -46,7 +46,7 @@ def test_sale_request_fields() -> None:
     assert request["4"] == "000000001250"
     assert request["7"] == "1128101530"
     assert (request["11"], request["12"], request["13"]) == ("000042", "101530", "1128")
-    assert (request["14"], request["22"], request["49"]) == ("3012", "901", "978")
+    assert (request["14"], request["22"], request["49"]) == ("3012", "902", "978")
 
 
 @given(seq=stans, amount=amounts)
@@ -63,9 +63,10 @@ def test_reversal_carries_original_data() -> None:
     reversal = m.build_reversal(item, TERMINAL)
     assert reversal["t"] == "0420"
     assert "2" not in reversal  # a reversal needs no card data
-    assert reversal["90"] == "0200" + "000321" + LOCAL_DATETIME[2:] + "0" * 22
+    sent_7 = m.transmission_of(LOCAL_DATETIME)  # the 0200's field 7, UTC
+    assert reversal["90"] == "0200" + "000321" + sent_7 + "0" * 22
     original = m.parse_request(m.decode(m.encode(reversal))).original
-    assert original == m.OriginalData("0200", 321, LOCAL_DATETIME[2:])
+    assert original == m.OriginalData("0200", 321, sent_7)
     repeat = m.build_forward(forward_item(ForwardKind.REVERSAL, seq=321, attempts=1), TERMINAL)
     assert repeat["t"] == "0421"
 
@@ -190,9 +191,9 @@ def test_parse_request_needs_the_dedup_fields() -> None:
         m.parse_request({"t": "0100", "11": "000001"})
 
 
-def test_a_void_says_customer_cancellation_in_field_39_a_timeout_reversal_does_not() -> None:
+def test_a_void_says_customer_cancellation_in_field_39_a_timeout_reversal_too_late() -> None:
     plain = forward_item(ForwardKind.REVERSAL, seq=321)
-    assert "39" not in m.build_reversal(plain, TERMINAL)
+    assert m.build_reversal(plain, TERMINAL)["39"] == "68"  # response received too late
     voided = dataclasses.replace(plain, row=dataclasses.replace(plain.row, voided_by_seq=322))
     reversal = m.build_reversal(voided, TERMINAL)
     assert reversal["39"] == "17"

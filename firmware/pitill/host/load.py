@@ -98,7 +98,7 @@ def _message(mti: str, terminal_id: str, stan: int, pan: str, day: str) -> Messa
         "12": when[4:],
         "13": when[:4],
         "14": "3012",
-        "22": "901",
+        "22": "902",
         "41": terminal_id,
         "42": "PITILLSHOP00001",
         "49": "978",

@@ -5,18 +5,21 @@ pyiso8583 only turns dicts into bytes and back; this module owns what goes into 
 reversal (0430). Every field value is a string, as pyiso8583 wants it.
 
 Dates: pitill stamps each transaction with a local YYMMDDhhmmss when it is first recorded. Field 13
-is its MMDD, field 12 its hhmmss, and field 7 its MMDDhhmmss, so a repeat (0221, 0421) carries
-exactly the same data as the first send. The host dedups on terminal id + STAN + MMDDhhmmss.
+is its MMDD, field 12 its hhmmss, and field 7 the same instant in UTC (MMDDhhmmss), so a repeat
+(0221, 0421) carries exactly the same data as the first send. The host dedups on terminal id +
+STAN + local MMDDhhmmss.
 
-Field 90 (original data elements, 42 digits): original MTI (4), STAN (6), MMDDhhmmss (10), then
+Field 90 (original data elements, 42 digits): original MTI (4), STAN (6), field 7 (10, UTC), then
 the acquiring and forwarding institution ids (11 + 11), zeros here.
+
+Every field, its format and when it is sent: upstream/fields.py (docs/iso8583.md).
 """
 
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import iso8583
 from iso8583.decoder import DecodeError
@@ -26,6 +29,7 @@ from iso8583.specs import default_ascii
 from pitill.card.model import Card, CardTier
 from pitill.config import CURRENCIES, TerminalConfig
 from pitill.core.responses import (
+    OFFLINE_APPROVED,
     REVERSAL_REASON_CUSTOMER_CANCELLATION,
     AnswerKind,
     ResponseClass,
@@ -41,7 +45,7 @@ Message = dict[str, str]
 
 # The 1987 ASCII spec fits our fields; the copy keeps pyiso8583's module-level dict untouched.
 SPEC = copy.deepcopy(default_ascii)
-SPEC["90"]["desc"] = "Original Data Elements (MTI, STAN, MMDDhhmmss, 22 zeros)"
+SPEC["90"]["desc"] = "Original Data Elements (MTI, STAN, UTC MMDDhhmmss, 22 zeros)"
 
 # Message type indicators.
 ECHO_REQUEST = "0800"
@@ -66,8 +70,10 @@ RESPONSE_MTI: dict[str, str] = {
 
 ECHO_TEST_CODE = "301"  # field 70: network management, echo test
 PROCESSING_CODE_SALE = "000000"  # field 3: goods and services, default accounts
-POS_ENTRY_MAGSTRIPE = "901"  # field 22: full magnetic stripe read, PIN capability unknown
-POS_ENTRY_CONTACTLESS = "071"  # field 22: contactless read, PIN capability unknown
+# Field 22: PAN entry mode (2 digits), then PIN entry capability (2: cannot accept PIN).
+POS_ENTRY_MAGSTRIPE = "902"  # 90: full magnetic stripe read
+POS_ENTRY_CONTACTLESS = "072"  # 07: contactless
+REVERSAL_REASON_LATE = "68"  # field 39 of a reversal whose 0200 got no answer: response too late
 
 _NUMERIC_FIELDS = ("t", "2", "3", "4", "7", "11", "12", "13", "14", "22", "49", "70", "90")
 _ORIGINAL_PAD = "0" * 22
@@ -138,13 +144,30 @@ def mmddhhmmss(local_datetime: str) -> str:
 
 
 def transmission_stamp(now: datetime) -> str:
-    """Field 7 for a message not tied to a transaction (echo): MMDDhhmmss of `now`."""
-    return now.strftime("%m%d%H%M%S")
+    """Field 7 for a message not tied to a transaction (echo): MMDDhhmmss of `now` in UTC."""
+    return now.astimezone(UTC).strftime("%m%d%H%M%S")
+
+
+def transmission_of(local_datetime: str) -> str:
+    """Field 7 of a transaction's messages: its local journal stamp as UTC MMDDhhmmss.
+
+    Read in the terminal's time zone (a stamp in a repeated DST hour is read as the first), so
+    every send of one transaction, and the field 90 of its reversal, carry the same field 7.
+    """
+    mmddhhmmss(local_datetime)  # checks the stamp
+    local = datetime.strptime("20" + local_datetime, "%Y%m%d%H%M%S")
+    return transmission_stamp(local)  # a naive datetime is local time to astimezone
 
 
 def _dated(local_datetime: str) -> Message:
     stamp = mmddhhmmss(local_datetime)
-    return {"7": stamp, "12": stamp[4:], "13": stamp[:4]}
+    return {"7": transmission_of(local_datetime), "12": stamp[4:], "13": stamp[:4]}
+
+
+def offline_approval_code(stan: int) -> str:
+    """Field 38 of an advice: the approval code the terminal made offline (OF + the STAN's last
+    four digits): six characters, the same in a repeat, and never a code a host would send."""
+    return f"OF{stan % 10_000:04d}"
 
 
 def _card_fields(card: Card) -> Message:
@@ -217,6 +240,8 @@ def build_advice(item: ForwardItem, terminal: TerminalConfig) -> Message:
         "t": ADVICE_REPEAT if item.repeat else ADVICE,
         **_card_fields(item.card),
         **_row_fields(item.row, terminal),
+        "38": offline_approval_code(item.row.stan),
+        "39": OFFLINE_APPROVED,  # only a sale approved offline is advised
     }
 
 
@@ -226,14 +251,18 @@ def build_reversal(item: ForwardItem, terminal: TerminalConfig) -> Message:
         raise ProtocolError(f"seq {item.row.seq}: a {item.kind} item is not a reversal")
     # A reserved STAN whose row a power loss took: its time is unknown, the host goes by STAN
     # alone (from the lower bound in fields 12/13, see journal/store.py recover_at_boot).
-    when = UNKNOWN_TRANSMISSION if item.row.stan_only else mmddhhmmss(item.row.local_datetime)
+    when = UNKNOWN_TRANSMISSION if item.row.stan_only else transmission_of(item.row.local_datetime)
     original = SALE_REQUEST + format_stan(item.row.stan) + when
-    # A void (FN 3) says why in field 39; a reversal of an unknown outcome leaves it out.
-    reason = {"39": REVERSAL_REASON_CUSTOMER_CANCELLATION} if item.row.voided_by_seq else {}
+    # Field 39 says why: the supervisor voided it (FN 3), or the 0200's answer never came.
+    reason = (
+        REVERSAL_REASON_CUSTOMER_CANCELLATION if item.row.voided_by_seq else REVERSAL_REASON_LATE
+    )
+    card = _card_fields(item.card) if item.card is not None else {}
     return {
         "t": REVERSAL_REPEAT if item.repeat else REVERSAL,
+        **card,
         **_row_fields(item.row, terminal),
-        **reason,
+        "39": reason,
         "90": original + _ORIGINAL_PAD,
     }
 

@@ -66,6 +66,7 @@ from pitill.sim.acquirer.policy import (
 )
 from pitill.sim.sun_program import SANDBOX_MASTER_KEY, SANDBOX_META_KEY
 from pitill.upstream.connect import close_stream
+from pitill.upstream.fields import problems as field_problems
 from pitill.upstream.framing import MAX_FRAME, frame, read_frame
 from pitill.upstream.messages import (
     ECHO_REQUEST,
@@ -111,6 +112,7 @@ class AcquirerHost:
         self._seen: dict[DedupKey, Decision] = {}
         self._approved_sales: set[DedupKey] = set()  # approved and not reversed
         self._sale_amounts: dict[DedupKey, int] = {}
+        self._sale_sent: dict[DedupKey, DedupKey] = {}  # (terminal, STAN, field 7) -> dedup key
         self._serial = 0  # for RRNs and auth codes
         self._sun_used: dict[str, set[int]] = {}  # SUN counters each card has used (replays)
         self._sun_sales: dict[DedupKey, tuple[str, int]] = {}  # sale -> its card and counter
@@ -268,7 +270,11 @@ class AcquirerHost:
             return None
         try:
             request = parse_request(message)
+            broken = field_problems(message)
+            if broken:
+                raise ProtocolError("; ".join(broken) + " (see docs/iso8583.md)")
         except ProtocolError as exc:
+            self.counts["format_errors"] += 1
             log.warning("acquirer answers %s with format error: %s", mti, exc)
             return build_response(message, FORMAT_ERROR) if "11" in message else None
         if mti == ECHO_REQUEST:
@@ -285,6 +291,7 @@ class AcquirerHost:
             "stan": request.stan,
             "terminal_id": request.terminal_id,
             "local_datetime": request.local_datetime,
+            "transmission": request.transmission,  # field 7 (UTC): a reversal's field 90 names it
             "amount_minor": request.amount_minor or 0,
             "currency": request.currency_numeric,
             "duplicate": duplicate,
@@ -321,7 +328,8 @@ class AcquirerHost:
             return Decision(self.advice_policy(request, self.today_yymm()), "", rrn)
         original = request.original
         assert original is not None  # parse_request requires field 90 on reversals
-        key = _sale_key(request.terminal_id, original.stan, original.transmission)
+        named = _sale_key(request.terminal_id, original.stan, original.transmission)
+        key = self._sale_sent.get(named, named)  # the sale's dedup key (local date/time)
         if original.transmission == UNKNOWN_TRANSMISSION:
             key = self._by_stan_alone(request, original.stan) or key
             entry["amount_minor"] = self._sale_amounts.get(key, 0)  # the amount it gives back
@@ -376,6 +384,10 @@ class AcquirerHost:
         key = _dedup_key(entry)
         self._seen[key] = Decision(entry["response_code"], entry["auth_code"], rrn)
         klass = key[0]
+        if klass is MessageClass.SALE:
+            # A reversal names its sale by field 7 (UTC); a ledger from before lacks it.
+            sent = entry.get("transmission", entry["local_datetime"])
+            self._sale_sent[_sale_key(entry["terminal_id"], entry["stan"], sent)] = key
         if "sun_uid" in entry and not entry.get("sun_replay"):
             self._sun_used.setdefault(entry["sun_uid"], set()).add(entry["sun_counter"])
             if klass is MessageClass.SALE:

@@ -1,0 +1,289 @@
+"""The fields of every ISO 8583:1987 message pitill sends and receives: one table, three readers.
+
+docs/iso8583.md is written from this table (tests/upstream/test_fields.py fails when they drift),
+the tests check every message the builders make against it, and the sandbox acquirer answers 30
+(format error) to a request that breaks it.
+
+Formats are the 1987 ones: n (digits), an (letters and digits), ans (printable ASCII), z (track 2
+characters); a length is fixed, LLVAR (2-digit length prefix) or LLLVAR (3-digit).
+Presence per message: M mandatory, C conditional (the condition is in the source column),
+O optional, - never sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+# The message columns of the table; a repeat (0221, 0421) follows its first send's rules.
+COLUMNS = ("0800", "0810", "0200", "0210", "0220/0221", "0230", "0420/0421", "0430")
+_COLUMN_OF = {mti: col for col in COLUMNS for mti in col.split("/")}
+REQUESTS = ("0800", "0200", "0220", "0221", "0420", "0421")
+
+
+@dataclass(frozen=True)
+class FieldRule:
+    field: str
+    name: str
+    fmt: str  # n, an, ans, z
+    length: str  # fixed, LLVAR, LLLVAR
+    max_len: int
+    presence: str  # one letter per COLUMNS entry: M, C, O or -
+    source: str  # where pitill takes the value from (or what the host puts there)
+
+
+FIELDS: tuple[FieldRule, ...] = (
+    # field, name, format, length, max, presence (0800 0810 0200 0210 0220 0230 0420 0430), source
+    FieldRule(
+        "2",
+        "primary account number",
+        "n",
+        "LLVAR",
+        19,
+        "--C-C-C-",
+        "the card's PAN (stripe card only; an NFC card sends field 48 instead)",
+    ),
+    FieldRule(
+        "3",
+        "processing code",
+        "n",
+        "fixed",
+        6,
+        "--MMMMMM",
+        "000000: goods and services, default accounts; the host echoes it",
+    ),
+    FieldRule(
+        "4",
+        "amount, transaction",
+        "n",
+        "fixed",
+        12,
+        "--MMMMMM",
+        "the sale's amount in minor units of field 49; the host echoes it",
+    ),
+    FieldRule(
+        "7",
+        "transmission date and time",
+        "n",
+        "fixed",
+        10,
+        "MMMMMMMM",
+        "MMDDhhmmss in UTC: the transaction's journal stamp converted to UTC (the same in a "
+        "repeat); an echo's sending instant; the host echoes it",
+    ),
+    FieldRule(
+        "11",
+        "systems trace audit number",
+        "n",
+        "fixed",
+        6,
+        "MMMMMMMM",
+        "the STAN: from the transaction's journal sequence (an echo: its own counter)",
+    ),
+    FieldRule(
+        "12",
+        "time, local transaction",
+        "n",
+        "fixed",
+        6,
+        "--MMMMMM",
+        "hhmmss of the journal stamp, the terminal's local time",
+    ),
+    FieldRule(
+        "13",
+        "date, local transaction",
+        "n",
+        "fixed",
+        4,
+        "--MMMMMM",
+        "MMDD of the journal stamp, the terminal's local date",
+    ),
+    FieldRule(
+        "14",
+        "date, expiration",
+        "n",
+        "fixed",
+        4,
+        "--C-C-C-",
+        "the card's expiry YYMM (stripe card only)",
+    ),
+    FieldRule(
+        "22",
+        "point of service entry mode",
+        "n",
+        "fixed",
+        3,
+        "--M-M-O-",
+        "902: full magnetic stripe read (90), cannot accept PIN (2); 072: contactless (07), "
+        "cannot accept PIN (2)",
+    ),
+    FieldRule(
+        "37",
+        "retrieval reference number",
+        "an",
+        "fixed",
+        12,
+        "---O-O-O",
+        "set by the host; the terminal journals and prints it",
+    ),
+    FieldRule(
+        "38",
+        "authorization identification response",
+        "an",
+        "fixed",
+        6,
+        "---CMO--",
+        "0210: the host's approval code (when approved); 0220: the offline approval code "
+        "the terminal made (from the STAN)",
+    ),
+    FieldRule(
+        "39",
+        "response code",
+        "an",
+        "fixed",
+        2,
+        "-M-MMMMM",
+        "answers: the host's code (docs/response-codes.md); 0220: Y3, the terminal's own "
+        "offline approval; 0420: the reason, 17 when the supervisor voided the sale, 68 "
+        "(response received too late) when the 0200's answer never came",
+    ),
+    FieldRule(
+        "41",
+        "card acceptor terminal identification",
+        "ans",
+        "fixed",
+        8,
+        "OOMMMMMM",
+        "[terminal] terminal_id; the host echoes it",
+    ),
+    FieldRule(
+        "42",
+        "card acceptor identification code",
+        "ans",
+        "fixed",
+        15,
+        "--MMMMMM",
+        "[terminal] merchant_id; the host echoes it",
+    ),
+    FieldRule(
+        "48",
+        "additional data, private",
+        "ans",
+        "LLLVAR",
+        999,
+        "--C-C-O-",
+        "NFC card only: uid_only:UID, or sun:PICCDATA:SDMMAC for the host to verify",
+    ),
+    FieldRule(
+        "49",
+        "currency code, transaction",
+        "n",
+        "fixed",
+        3,
+        "--MMMMMM",
+        "ISO 4217 numeric of [terminal] currency; the host echoes it",
+    ),
+    FieldRule(
+        "70",
+        "network management information code",
+        "n",
+        "fixed",
+        3,
+        "MM------",
+        "301: echo test; the host echoes it",
+    ),
+    FieldRule(
+        "90",
+        "original data elements",
+        "n",
+        "fixed",
+        42,
+        "------MM",
+        "the reversed 0200 as sent: its MTI (4), STAN (6), field 7 (10, UTC), then the "
+        "acquiring and forwarding institution ids, zero-filled (11 + 11)",
+    ),
+)
+RULES = {rule.field: rule for rule in FIELDS}
+
+
+def presence(rule: FieldRule, mti: str) -> str:
+    """M, C, O or - for `rule`'s field in a message of type `mti`."""
+    return rule.presence[COLUMNS.index(_COLUMN_OF[mti])]
+
+
+def _format_ok(fmt: str, value: str) -> bool:
+    if fmt == "n":
+        return value.isdigit()
+    if fmt == "an":
+        return value.isascii() and all(c.isalnum() or c == " " for c in value)
+    return all(" " <= c <= "~" for c in value)  # ans, z: printable ASCII
+
+
+def problems(message: dict[str, str], table: Sequence[FieldRule] = FIELDS) -> list[str]:
+    """Every way `message` breaks the table (empty when it follows it)."""
+    rules = {rule.field: rule for rule in table}
+    mti = message.get("t", "")
+    if mti not in _COLUMN_OF:
+        return [f"MTI {mti!r} is not one pitill speaks ({', '.join(COLUMNS)})"]
+    found: list[str] = []
+    for key in sorted(set(message) - {"t", "p", "1"} - set(rules), key=int):
+        found.append(f"{mti}: field {key} is not in docs/iso8583.md")
+    for rule in table:
+        need = presence(rule, mti)
+        value = message.get(rule.field)
+        if value is None:
+            if need == "M":
+                found.append(f"{mti}: mandatory field {rule.field} ({rule.name}) is missing")
+            continue
+        if need == "-":
+            found.append(f"{mti}: field {rule.field} ({rule.name}) must not be sent")
+        fixed = rule.length == "fixed"
+        if (fixed and len(value) != rule.max_len) or len(value) > rule.max_len:
+            size = f"{rule.max_len}" if fixed else f"at most {rule.max_len}"
+            found.append(f"{mti}: field {rule.field} is {len(value)} long, must be {size}")
+        if not _format_ok(rule.fmt, value):
+            found.append(f"{mti}: field {rule.field} {value!r} is not {rule.fmt}")
+    return found
+
+
+def render_doc() -> str:
+    """docs/iso8583.md."""
+    head = " | ".join(COLUMNS)
+    lines = [
+        "# ISO 8583 fields",
+        "",
+        "Generated from `firmware/pitill/upstream/fields.py`, the table the tests check every",
+        "message pitill builds against and the sandbox acquirer checks every request against",
+        "(it answers 30, format error, to a request that breaks it). Regenerate this page with",
+        "`.venv/bin/python -m pitill.upstream.fields > docs/iso8583.md`.",
+        "",
+        "- Version: ISO 8583:1987, ASCII: MTI 4 characters, primary bitmap as 16 hex characters",
+        "  (secondary bitmap the same, present when a field above 64 is: 70, 90), numeric and",
+        "  variable-length prefixes as ASCII digits. Each message goes over TCP behind a 2-byte",
+        "  big-endian length prefix (`upstream/framing.py`).",
+        "- Formats: n digits, an letters and digits, ans printable ASCII. fixed: exactly",
+        "  `len` characters; LLVAR / LLLVAR: a 2 / 3 digit length, then at most `len`.",
+        "- Presence: M mandatory, C conditional (when: see source), O optional, - never sent.",
+        "  A repeat (0221, 0421) carries exactly the data of its first send.",
+        "- Field 7 is UTC whatever the terminal's time zone; fields 12/13 are its local time.",
+        "  The host dedups on terminal id (41) + STAN (11) + local date and time (13 + 12) and",
+        "  matches a reversal's field 90 to its sale by terminal id + STAN + field 7.",
+        "- Field 22 (n3): positions 1-2 the PAN entry mode, 90 = full magnetic stripe read",
+        "  (the track read as is, the value card networks use for an unaltered track), 07 =",
+        "  contactless; position 3 the PIN entry capability, 2 = cannot accept PIN (pitill has",
+        "  no PIN pad; 1 would claim one, 0 would say unknown).",
+        "",
+        f"| field | name | format | length | len | {head} | source |",
+        "|" + "---|" * (6 + len(COLUMNS)),
+    ]
+    for rule in FIELDS:
+        marks = " | ".join(rule.presence)
+        lines.append(
+            f"| {rule.field} | {rule.name} | {rule.fmt} | {rule.length} | {rule.max_len} | "
+            f"{marks} | {rule.source} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(render_doc(), end="")
