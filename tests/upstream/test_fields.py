@@ -61,6 +61,8 @@ def sent_messages() -> dict[str, m.Message]:
     """Every kind of message the terminal sends, made by the real builders."""
     void_row = dataclasses.replace(forward_item(ForwardKind.REVERSAL, seq=12).row, voided_by_seq=13)
     void = dataclasses.replace(forward_item(ForwardKind.REVERSAL, seq=12), row=void_row)
+    lost = forward_item(ForwardKind.REVERSAL, seq=14)
+    lost = dataclasses.replace(lost, row=dataclasses.replace(lost.row, stan_only=True))
     return {
         "sale": m.build_sale_request(sale(1250, seq=42), STAMP, TERMINAL),
         "sale nfc": m.build_sale_request(nfc_sale(43), STAMP, TERMINAL),
@@ -71,6 +73,7 @@ def sent_messages() -> dict[str, m.Message]:
             forward_item(ForwardKind.REVERSAL, seq=9, attempts=1), TERMINAL
         ),
         "void reversal": m.build_forward(void, TERMINAL),
+        "reversal by stan": m.build_forward(lost, TERMINAL),
         "echo": m.build_echo(5, m.transmission_stamp(datetime.now(UTC)), "PITILL01"),
         "echo no terminal": m.build_echo(6, "1128101530"),
     }

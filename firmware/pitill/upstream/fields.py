@@ -199,7 +199,8 @@ FIELDS: tuple[FieldRule, ...] = (
         "fixed",
         42,
         "------MM",
-        "the reversed 0200 as sent: its MTI (4), STAN (6), field 7 (10, UTC), then the "
+        "the reversed 0200 as sent: its MTI (4), STAN (6), field 7 (10, UTC; zeros when a "
+        "power cut lost it: the host then goes by STAN), then the "
         "acquiring and forwarding institution ids, zero-filled (11 + 11)",
     ),
 )
@@ -272,6 +273,14 @@ def render_doc() -> str:
         "  (the track read as is, the value card networks use for an unaltered track), 07 =",
         "  contactless; position 3 the PIN entry capability, 2 = cannot accept PIN (pitill has",
         "  no PIN pad; 1 would claim one, 0 would say unknown).",
+        "",
+        "- Checked twice: against this table (tests/upstream/test_fields.py) and by py8583, an",
+        "  ISO 8583 implementation pitill did not write, with its own 1987 definitions",
+        "  (tests/upstream/test_independent_parser.py).",
+        "- Not yet: a reversal does not carry the card (2, 14, 22: the journal keeps card data",
+        "  only while an offline sale waits, PCI DSS 3.3.2), an online sale does not carry track 2",
+        "  (35), an echo's STAN comes from its own counter, and the bitmap encoding and length",
+        "  prefix are fixed to the ASCII / 2-byte defaults above.",
         "",
         f"| field | name | format | length | len | {head} | source |",
         "|" + "---|" * (6 + len(COLUMNS)),
