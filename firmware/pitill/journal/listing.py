@@ -39,14 +39,14 @@ COLUMNS = (
 
 def read_rows(data_dir: Path) -> list[dict[str, object]]:
     """The listing columns of every transaction, read-only: no key needed, nothing unsealed."""
-    with _read_only(data_dir) as (conn, path):
+    with read_only(data_dir) as (conn, path):
         check_rows(conn, path)  # a hand-edited row is one line naming it, not a traceback
         cursor = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM txns ORDER BY seq")
         return [dict(zip(COLUMNS, row, strict=True)) for row in cursor]
 
 
 @contextlib.contextmanager
-def _read_only(data_dir: Path) -> Iterator[tuple[sqlite3.Connection, Path]]:
+def read_only(data_dir: Path) -> Iterator[tuple[sqlite3.Connection, Path]]:
     """The journal opened read-only (no lock: the running terminal is never blocked)."""
     path = data_dir / JOURNAL_FILE_NAME
     if not path.exists():
@@ -70,7 +70,7 @@ def _has_meta(conn: sqlite3.Connection) -> bool:
 def read_row(data_dir: Path, seq: int | None = None) -> JournalRow:
     """One transaction (the newest without `seq`), read-only, nothing unsealed (receipts)."""
     names = [f.name for f in dataclasses.fields(JournalRow)]
-    with _read_only(data_dir) as (conn, path):
+    with read_only(data_dir) as (conn, path):
         check_rows(conn, path)
         where, args = ("WHERE seq = ?", (seq,)) if seq is not None else ("", ())
         found = conn.execute(
@@ -87,7 +87,7 @@ def read_row(data_dir: Path, seq: int | None = None) -> JournalRow:
 
 def read_settings(data_dir: Path) -> dict[str, str]:
     """The settings the terminal keeps in its journal (the mode chosen from the FN menu...)."""
-    with _read_only(data_dir) as (conn, _):
+    with read_only(data_dir) as (conn, _):
         if not _has_meta(conn):
             return {}
         return {str(k): str(v) for k, v in conn.execute("SELECT key, value FROM meta")}
@@ -95,7 +95,7 @@ def read_settings(data_dir: Path) -> dict[str, str]:
 
 def read_newest_wall(data_dir: Path) -> datetime | None:
     """The newest date the journal recorded (UTC), None for a journal without one."""
-    with _read_only(data_dir) as (conn, _):
+    with read_only(data_dir) as (conn, _):
         return newest_wall(conn) if _has_meta(conn) else None
 
 

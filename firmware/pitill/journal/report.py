@@ -7,19 +7,17 @@ run one aggregate query (store.REPORT_TOTALS_SQL): a few rows, however long the 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from pitill.core.types import TxnKind, TxnMode, TxnStatus, format_amount
-from pitill.errors import StorageError
 from pitill.journal.datadir import moved_aside_files
 from pitill.journal.dbfile import check_rows
-from pitill.journal.listing import moved_aside_line, read_settings
+from pitill.journal.listing import moved_aside_line, read_only, read_settings
 from pitill.journal.model import StatusTotal
-from pitill.journal.store import JOURNAL_FILE_NAME, MODE_SETTING, report_totals_of
+from pitill.journal.store import MODE_SETTING, report_totals_of
 
 CARD_ONLINE = "card online"
 CARD_OFFLINE = "card offline"
@@ -150,18 +148,9 @@ def _tally(tallies: dict[str, Tally], total: StatusTotal) -> None:
 def read_totals(data_dir: Path) -> list[StatusTotal]:
     """The report's aggregate over a read-only connection of its own: no key, no lock, and a
     WAL reader never blocks the terminal's writer (the app runs this in an executor)."""
-    path = data_dir / JOURNAL_FILE_NAME
-    if not path.exists():
-        raise StorageError(f"no journal at {path}: is --data-dir the terminal's data directory?")
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            check_rows(conn, path)  # an edited row is one line naming it, as for `journal list`
-            return report_totals_of(conn)
-        finally:
-            conn.close()
-    except sqlite3.Error as exc:
-        raise StorageError(f"cannot read the journal {path}: {exc}") from exc
+    with read_only(data_dir) as (conn, path):
+        check_rows(conn, path)  # an edited row is one line naming it, as for `journal list`
+        return report_totals_of(conn)
 
 
 def read_report(data_dir: Path) -> Report:
