@@ -160,3 +160,22 @@ def test_what_counts_as_noticing_depends_on_what_the_terminal_showed() -> None:
     )
     assert Segment("ok", 60).expects(LinkStatus.OFFLINE) == ({LinkStatus.ONLINE}, "")
     assert degraded.describe() == "refuse 10%"
+
+
+@pytest.mark.parametrize(
+    ("segment", "top", "expected"),
+    [
+        ("NaN", "", "a duration must be > 0 and at most a year"),
+        ("Infinity", "", "a duration must be > 0 and at most a year"),
+        ('"99999999h"', "", "a duration must be > 0 and at most a year"),
+        ("10", '"speed": NaN, ', r"speed: must be a number \(finite\)"),
+        ("10", '"speed": Infinity, ', r"speed: must be a number \(finite\)"),
+    ],
+)
+def test_a_timeline_that_would_never_end_is_refused(
+    segment: str, top: str, expected: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "t.json"  # json.loads takes NaN and Infinity, as a hand-edited file may
+    path.write_text(f'{{"name": "t", {top}"segments": [{{"duration": {segment}, "mode": "up"}}]}}')
+    with pytest.raises(ConfigError, match=expected):
+        load_timeline(str(path))

@@ -33,6 +33,7 @@ Built-in timelines are below (BUILT_IN). A file (TOML or JSON, by suffix) has th
 from __future__ import annotations
 
 import json
+import math
 import re
 import tomllib
 from collections.abc import Mapping
@@ -48,6 +49,7 @@ from pitill.textfile import read_text
 
 MODES = ("up", "down", "blackhole", "dns-fail")
 MODE_REASONS = {"down": "REFUSED", "blackhole": "TIMEOUT", "dns-fail": "DNS"}  # as the screen says
+MAX_DURATION_S = 366 * 24 * 3600.0  # one segment; a longer one is a typo, not an outage
 TARGET_REAL_S = 60.0  # the default speed plays a whole timeline in about this long
 _DURATION = re.compile(
     r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*$"
@@ -196,8 +198,8 @@ def parse_duration(value: object, where: str) -> float:
         seconds = h * 3600 + m * 60 + s
     else:
         raise ConfigError(f"{where}: {value!r} is not a duration; write seconds or e.g. '2h37m'")
-    if seconds <= 0:
-        raise ConfigError(f"{where}: a duration must be > 0, got {value!r}")
+    if not 0 < seconds <= MAX_DURATION_S:  # also NaN and infinity: a drill that never ends
+        raise ConfigError(f"{where}: a duration must be > 0 and at most a year, got {value!r}")
     return seconds
 
 
@@ -215,8 +217,8 @@ def _check_keys(raw: Mapping[str, Any], known: set[str], where: str) -> None:
 
 def _number(raw: Mapping[str, Any], key: str, where: str) -> float:
     value = raw[key]
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"{where}.{key}: must be a number, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigError(f"{where}.{key}: must be a number (finite), got {value!r}")
     return float(value)
 
 
