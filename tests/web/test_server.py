@@ -128,6 +128,7 @@ def test_the_socket_refuses_another_origin_and_takes_commands_only_when_allowed(
                 ) as ws:
                     assert (await ws.receive_json(timeout=5))["control"] is control
                     await ws.send_str("not json")
+                    await ws.send_str("[" * 4000)  # nested past the decoder's recursion limit
                     await ws.send_str(json.dumps(["not", "an", "object"]))
                     await ws.send_str(json.dumps({"type": "press", "key": "OK"}))
                     update = await ws.receive_json(timeout=5)

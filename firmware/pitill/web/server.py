@@ -263,7 +263,7 @@ class WebServer:
             return  # a read-only mirror: the page shows no controls, and we take none
         try:
             command = json.loads(data)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # "[[[[…": too deep for the decoder
             return
         if isinstance(command, dict):
             refused = await self.on_command(command)
