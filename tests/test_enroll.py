@@ -101,3 +101,14 @@ def test_the_command_prints_each_step(tmp_path: Path) -> None:
     )
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
     assert "--meta-key-file" in bad.stderr and "holds 1 bytes" in bad.stderr
+    master.write_text("not hex", encoding="ascii")
+    wrong = subprocess.run(
+        [*PITILL, "card", "enroll", "--port", "/dev/null", *keys],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert wrong.returncode != 0 and wrong.stderr.count("\n") == 1, wrong.stderr
+    assert "--master-key-file" in wrong.stderr and "the program master key" in wrong.stderr
+    assert "meta read key" not in wrong.stderr  # the master key is not the meta key

@@ -144,20 +144,20 @@ def _enroll(frontend: Any, master_key: bytes, meta_key: bytes, say: Callable[[st
     return uid_hex
 
 
-def _read_key(path: str, what: str) -> bytes:
+def _read_key(path: str, what: str, holds: str) -> bytes:
     from pitill.drivers.pn532_reader import load_meta_key
 
     try:
-        key = load_meta_key(path)
+        key = load_meta_key(path, what, holds)
     except HardwareError as exc:
-        raise EnrollError(str(exc).replace("reader.sun_meta_key_file", what)) from None
+        raise EnrollError(str(exc)) from None
     assert key is not None  # path is required by the parser
     return key
 
 
 def _enroll_command(args: argparse.Namespace) -> int:
-    master_key = _read_key(args.master_key_file, "--master-key-file")
-    meta_key = _read_key(args.meta_key_file, "--meta-key-file")
+    master_key = _read_key(args.master_key_file, "--master-key-file", "the program master key")
+    meta_key = _read_key(args.meta_key_file, "--meta-key-file", "the SDM meta read key")
     uid = enroll(args.port, master_key, meta_key)
     print(f"enrolled tag {uid}: its taps now read as tier sun")
     return 0

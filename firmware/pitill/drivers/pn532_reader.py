@@ -36,8 +36,13 @@ REOPEN_BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 RANDOM_UID_FIRST_BYTE = 0x08  # ISO 14443-3: a 4-byte UID starting 08h is random per activation
 
 
-def load_meta_key(path: str) -> bytes | None:
-    """The program's SDM meta read key from `path` (32 hex digits); None when path is ""."""
+def load_meta_key(
+    path: str,
+    setting: str = "reader.sun_meta_key_file",
+    holds: str = "the program's SDM meta read key",
+) -> bytes | None:
+    """An AES-128 key from `path` (32 hex digits; by default the SDM meta read key that
+    `setting` names); None when path is ""."""
     if not path:
         return None
     try:
@@ -45,13 +50,12 @@ def load_meta_key(path: str) -> bytes | None:
         key = bytes.fromhex(text)
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise HardwareError(
-            f"reader.sun_meta_key_file {path}: cannot read a key from it ({exc}); it must hold "
-            "the program's SDM meta read key as 32 hex digits"
+            f"{setting} {path}: cannot read a key from it ({exc}); it must hold {holds} as 32 "
+            "hex digits"
         ) from None
     if len(key) != 16:
         raise HardwareError(
-            f"reader.sun_meta_key_file {path}: holds {len(key)} bytes, an AES-128 key is 16 "
-            "(32 hex digits)"
+            f"{setting} {path}: holds {len(key)} bytes, an AES-128 key is 16 (32 hex digits)"
         )
     return key
 
