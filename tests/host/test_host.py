@@ -229,6 +229,10 @@ def test_the_account_commands(tmp_path: Path, database: str | None) -> None:
     moved = host("account", "replace", PAN, "uid:04A1B2C3D4E5F6")
     assert "uid:04A1B2C3D4E5F6: active, balance 22.50" in moved.stdout
     assert "no account" in host("account", "show", "5555555555554444").stderr
+    for holder in ("A\x1b[2JB", "two\nlines", "x" * 81):  # escapes would reach the terminal
+        odd = host("account", "add", "5555555555554444", "--holder", holder)
+        assert odd.returncode == 2 and odd.stderr.count("\n") == 1, odd.stderr
+        assert "printable characters, one line" in odd.stderr
 
 
 def test_two_host_processes_on_one_store_take_turns_on_one_card(

@@ -24,6 +24,7 @@ Commands = Any  # argparse's private _SubParsersAction
 log_host = logging.getLogger("pitill.host")
 POSTGRES_WORKERS = 8  # connections of one host process to PostgreSQL
 DEFAULT_DIR = Path("host-data")
+MAX_HOLDER_CHARS = 80
 EXAMPLES = """examples:
   pitill host serve --data-dir /var/lib/pitill-host --listen 0.0.0.0:8583
   pitill host account add 6280001234567895 --balance 20.00 --holder "Ada"
@@ -37,6 +38,15 @@ EXAMPLES = """examples:
   pitill host report --json"""
 
 COUNT = Bound(0, 1_000_000)  # sales, advices or cards of a load run
+
+
+def _holder(text: str) -> str:
+    """A holder's name is shown in `account show` and the report: one printable line."""
+    if not text.isprintable() or len(text) > MAX_HOLDER_CHARS:
+        raise argparse.ArgumentTypeError(
+            f"holder {text[:20]!r}: at most {MAX_HOLDER_CHARS} printable characters, one line"
+        )
+    return text
 
 
 def _amount(text: str) -> int:
@@ -158,7 +168,7 @@ def add_parser(commands: Commands) -> None:
     add = with_dir(acts.add_parser("add", help="open an account for CARD"))
     add.add_argument("card", metavar="CARD", help="a PAN, or uid:HEX for an NFC tag")
     add.add_argument("--balance", type=_amount, default=0, metavar="AMOUNT", help="e.g. 20.00")
-    add.add_argument("--holder", default="", help="the holder's name (optional)")
+    add.add_argument("--holder", type=_holder, default="", help="the holder's name (optional)")
     add.set_defaults(handler=_account_add)
     show = with_dir(acts.add_parser("show", help="balance, status, debt and history"))
     show.add_argument("card", metavar="CARD")
