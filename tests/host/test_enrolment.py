@@ -137,6 +137,8 @@ def test_enrolment_refuses_an_id_taken_by_another_terminal_and_a_bad_host(tmp_pa
                    "--data-dir", str(data))  # fmt: skip
     assert taken.returncode == 2 and "belongs to the enrolled terminal 'till-1'" in taken.stderr
     assert "TILL1000  till-1" in pitill("host", "terminal", "list", "--data-dir", str(data)).stdout
+    by_name = pitill("host", "terminal", "revoke", "till-1", "--data-dir", str(data))
+    assert by_name.returncode == 2 and "the 8-character id" in by_name.stderr, by_name.stderr
     for bad_host in ("", "a b", 'x"\ny = 1'):
         done = pitill("host", "terminal", "add", "till-2", "--out", str(tmp_path / "t2"),
                       "--host", bad_host, "--data-dir", str(data))  # fmt: skip

@@ -495,7 +495,10 @@ class HostStore:
                 "UPDATE terminals SET status = 'revoked' WHERE terminal_id = ?", (terminal_id,)
             )
             if done.rowcount == 0:
-                raise ConfigError(f"terminal {terminal_id!r}: not enrolled")
+                raise ConfigError(
+                    f"terminal id {terminal_id!r}: not enrolled; revoke takes the 8-character id "
+                    "that `pitill host terminal list` shows first, not the name"
+                )
 
     def seen(self, terminal_id: str, stan: int) -> None:
         with self.transaction():
