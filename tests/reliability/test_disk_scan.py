@@ -126,7 +126,7 @@ CHILD = """\
 import sys
 from pitill import logs
 from pitill.cli import main
-from pitill.sim import main as sim_main
+from pitill.sim import cli as sim_main
 
 log_file = sys.argv[1]
 sim_main.configure_logging = lambda *a, **k: logs.configure_logging(
