@@ -349,3 +349,14 @@ def test_a_reversal_by_stan_alone_gives_back_the_latest_sale_since_its_bound(
             assert balance_of(host.store) == 4300
 
     run(main())
+
+
+def test_a_mistyped_data_dir_is_an_error_not_a_new_program(tmp_path: Path) -> None:
+    missing = tmp_path / "typo"
+    for command in (["report"], ["account", "show", PAN], ["terminal", "list"]):
+        done = subprocess.run(
+            [*PITILL, "host", *command, "--data-dir", str(missing)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert done.returncode == 2 and "no host data here" in done.stderr, done.stderr
+    assert not missing.exists()

@@ -246,7 +246,14 @@ def add_parser(commands: Commands) -> None:
     load.set_defaults(handler=_load)
 
 
-def _store(args: argparse.Namespace) -> HostStore:
+def _store(args: argparse.Namespace, *, create: bool = False) -> HostStore:
+    """The store; only commands that start a program (account add, terminal add, serve) may
+    create its data directory: a mistyped --data-dir elsewhere is an error, not a new program."""
+    if not create and not args.data_dir.is_dir():
+        raise ConfigError(
+            f"--data-dir {args.data_dir}: no host data here; give the directory `pitill host "
+            "serve` uses (a new program starts with `pitill host account add` or `terminal add`)"
+        )
     return HostStore.open(args.data_dir, args.database)
 
 
@@ -260,7 +267,7 @@ def _describe(account: Account) -> str:
 
 
 def _account_add(args: argparse.Namespace) -> int:
-    store = _store(args)
+    store = _store(args, create=True)
     try:
         account = store.add_account(parse_card(args.card), args.balance, args.holder)
     finally:
@@ -430,7 +437,7 @@ def _terminal_add(args: argparse.Namespace) -> int:
     terminal_id = terminal_id_for(args.name, args.id)
     if not 1 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port}: must be 1..65535")
-    store = _store(args)
+    store = _store(args, create=True)
     try:
         holder = store.terminal(terminal_id)
     finally:
@@ -507,7 +514,7 @@ def _serve(args: argparse.Namespace) -> int:
         names = args.tls_name or ["localhost", "127.0.0.1", bind.host]
         cert, key = ca.server_files([n for n in names if n not in ("0.0.0.0", "::")])
         tls = server_context(cert, key, ca.cert_path)
-    store = _store(args)
+    store = _store(args, create=True)
 
     async def main() -> None:
         # PostgreSQL takes many writers at once: a pool of connections; SQLite takes one.

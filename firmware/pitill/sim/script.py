@@ -152,7 +152,9 @@ def _parse_words(words: list[str], card_names: tuple[str, ...]) -> Command:
         return Wait(seconds)
     if verb == "expect":
         return _parse_expect(args)
-    raise ValueError(f"unknown command {verb!r}; known: press, swipe, tap, upstream, wait, expect")
+    raise ValueError(
+        f"unknown command {verb!r}; known: press, swipe, tap, type-stripe, upstream, wait, expect"
+    )
 
 
 def _is_hex(text: str) -> bool:
