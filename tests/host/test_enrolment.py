@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from host_messages import PAN, request
+from host_messages import PAN, request, serving_hosts
 from pitill.host.cli import terminal_id_for
 from pitill.upstream.framing import frame, read_frame
 from pitill.upstream.messages import decode, encode
@@ -29,20 +29,8 @@ def pitill(*args: str) -> subprocess.CompletedProcess[str]:
 def host(tmp_path: Path) -> Iterator[tuple[Path, int]]:
     data = tmp_path / "host"
     assert pitill("host", "account", "add", PAN, "--balance", "50", "--data-dir", str(data)).stdout
-    process = subprocess.Popen(
-        [*PITILL, "host", "serve", "--tls", "--data-dir", str(data), "--listen", "127.0.0.1:0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    assert "listening on" in line, line
-    try:
-        yield data, int(line.rsplit(":", 1)[1])
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with serving_hosts("--tls", "--data-dir", str(data)) as (port,):
+        yield data, port
 
 
 def enroll(data: Path, name: str, out: Path, port: int) -> Path:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from host_messages import OTHER, PAN, request, reversal_of
+from host_messages import OTHER, PAN, request, reversal_of, serving_hosts
 from pitill.errors import ConfigError
 from pitill.host.cards import parse_card
 from pitill.host.server import HostServer
@@ -244,31 +244,7 @@ def test_two_host_processes_on_one_store_take_turns_on_one_card(
     store = HostStore.open(tmp_path, database)
     store.add_account(parse_card(PAN), 1500)
     store.close()
-    hosts = [
-        subprocess.Popen(
-            [
-                *PITILL,
-                "host",
-                "serve",
-                "--data-dir",
-                str(tmp_path),
-                "--listen",
-                "127.0.0.1:0",
-                *db_args(database),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        for _ in range(2)
-    ]
-    try:
-        ports = []
-        for process in hosts:
-            assert process.stdout is not None
-            line = process.stdout.readline()
-            assert "listening on" in line, line
-            ports.append(int(line.rsplit(":", 1)[1]))
+    with serving_hosts("--data-dir", str(tmp_path), *db_args(database), count=2) as ports:
 
         async def terminal(port: int, name: str) -> list[str]:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -286,10 +262,6 @@ def test_two_host_processes_on_one_store_take_turns_on_one_card(
             return await asyncio.gather(*(terminal(ports[n % 2], f"TERM{n:04d}") for n in range(4)))
 
         results = asyncio.run(main())
-    finally:
-        for process in hosts:
-            process.terminate()
-            process.wait(timeout=10)
     assert sum(code == "00" for codes in results for code in codes) == 15
     store = HostStore.open(tmp_path, database)
     assert balance_of(store) == 0

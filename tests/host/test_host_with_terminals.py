@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from host_messages import serving_hosts
 from pitill_cli import PITILL
 
 from .conftest import db_args
@@ -47,27 +48,8 @@ def host(tmp_path: Path, database: str | None) -> Iterator[tuple[list[str], list
     """Two host processes on one store; (the store's arguments, their ports)."""
     store = ["--data-dir", str(tmp_path / "host"), *db_args(database)]
     assert pitill("host", "account", "add", PAN, *store).returncode == 0
-    processes = [
-        subprocess.Popen(
-            [*PITILL, "host", "serve", *store, "--listen", "127.0.0.1:0"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        for _ in range(2)
-    ]
-    try:
-        ports = []
-        for process in processes:
-            assert process.stdout is not None
-            line = process.stdout.readline()
-            assert "listening on" in line, line
-            ports.append(int(line.rsplit(":", 1)[1]))
+    with serving_hosts(*store, count=2) as ports:
         yield store, ports
-    finally:
-        for process in processes:
-            process.terminate()
-            process.wait(timeout=10)
 
 
 def terminal(tmp_path: Path, tid: str, port: int, script: str) -> None:

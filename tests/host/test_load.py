@@ -7,6 +7,7 @@ import json
 import subprocess
 from pathlib import Path
 
+from host_messages import serving_hosts
 from pitill.host.load import LoadResult, check_books, load_pan
 from pitill.host.store import HostStore
 from pitill_cli import PITILL
@@ -16,23 +17,12 @@ from .conftest import db_args
 
 def test_load_figures_and_the_books_check(tmp_path: Path, database: str | None) -> None:
     store_args = ["--data-dir", str(tmp_path), *db_args(database)]
-    host = subprocess.Popen(
-        [*PITILL, "host", "serve", *store_args, "--listen", "127.0.0.1:0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert host.stdout is not None
-        port = int(host.stdout.readline().rsplit(":", 1)[1])
+    with serving_hosts(*store_args) as (port,):
         done = subprocess.run(
             [*PITILL, "host", "load", *store_args, "--connect", f"127.0.0.1:{port}",
              "--terminals", "6", "--sales", "4", "--advices", "5", "--jitter", "0.2"],
             capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
-    finally:
-        host.terminate()
-        host.wait(timeout=10)
     assert done.returncode == 0, done.stdout + done.stderr
     figures = json.loads(done.stdout)
     assert figures["sales"] == 24 and figures["problems"] == []
