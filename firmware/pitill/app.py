@@ -682,7 +682,12 @@ class Terminal:
         else:
             outcome = AuthOutcome.APPROVED if answer.approved else AuthOutcome.DECLINED
             result = AuthResult(
-                self.now_s(), txn.seq, outcome, answer.response_code, answer.auth_code
+                self.now_s(),
+                txn.seq,
+                outcome,
+                answer.response_code,
+                answer.auth_code,
+                balance_minor=answer.balance_minor,
             )
         self.enqueue(result)
 

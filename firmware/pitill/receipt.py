@@ -105,6 +105,8 @@ def receipt_lines(
     outcome = [line for line in outcome_lines(row) if line]
     lines.append(outcome[0].center(width))
     lines += outcome[1:]
+    if row.balance_minor is not None:  # a closed-loop host's answer: the card's new balance
+        lines.append(pair("Balance", f"{row.currency} {format_amount(row.balance_minor)}"))
     lines.append("")
     lines.append(("MERCHANT COPY" if merchant else "CUSTOMER COPY").center(width))
     lines.append(reference(row, terminal_id).center(width))

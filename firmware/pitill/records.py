@@ -39,6 +39,7 @@ class JournalRow:
     # A reversal of a reserved STAN whose row a power loss took: amount and original local
     # date/time unknown, so the host matches it by STAN alone (journal/store.py recover_at_boot).
     stan_only: bool = False
+    balance_minor: int | None = None  # the card's balance after it, as the host answered (54)
 
 
 class ForwardKind(StrEnum):

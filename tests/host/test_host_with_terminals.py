@@ -73,7 +73,9 @@ def test_two_terminals_an_outage_and_the_debt_settled_once(
 ) -> None:
     store, (port_a, port_b) = host
     assert "balance 20.00" in pitill("host", "account", "topup", PAN, "20", *store).stdout
-    terminal(tmp_path, "TERMA001", port_a, "expect link online\n" + sale("1 2 5 0", "APPROVED"))
+    terminal(
+        tmp_path, "TERMA001", port_a, "expect link online\n" + sale("1 2 5 0", "Balance EUR 7.50")
+    )
     terminal(tmp_path, "TERMB001", port_b, "expect link online\n" + sale("1 0 0 0", "INSUFFICIENT"))
     outage = (
         "expect link online\nupstream down\nexpect link offline\n"

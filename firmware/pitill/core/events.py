@@ -84,6 +84,7 @@ class AuthResult:
     outcome: AuthOutcome
     response_code: str = ""
     auth_code: str = ""
+    balance_minor: int | None = None  # the card's balance after it, when the host says (field 54)
 
 
 @dataclass(frozen=True)

@@ -554,11 +554,16 @@ def auth_result(state: TerminalState, event: Event) -> Result:
         return state, ()  # an answer for an earlier sale, already resolved
     if event.outcome is AuthOutcome.APPROVED:
         done = txn.with_status(
-            TxnStatus.APPROVED, response_code=event.response_code, auth_code=event.auth_code
+            TxnStatus.APPROVED,
+            response_code=event.response_code,
+            auth_code=event.auth_code,
+            balance_minor=event.balance_minor,
         )
         return enter(state, Phase.APPROVED, Record(done), Beep(BeepPattern.APPROVE), txn=done)
     if event.outcome is AuthOutcome.DECLINED:
-        done = txn.with_status(TxnStatus.DECLINED, response_code=event.response_code)
+        done = txn.with_status(
+            TxnStatus.DECLINED, response_code=event.response_code, balance_minor=event.balance_minor
+        )
         if sale_class(event.response_code) is ResponseClass.RETRY:
             # The host answered "not now": this STAN is settled, the sale stands in offline.
             return decide_offline(state.but(txn=done), Record(done))

@@ -24,6 +24,7 @@ class Txn:
     response_code: str = ""
     auth_code: str = ""
     reverses_seq: int = 0  # for a sale re-done offline after a timed-out 0200: the seq reversed
+    balance_minor: int | None = None  # the card's balance after it, as the host answered
 
     @property
     def stan(self) -> int:

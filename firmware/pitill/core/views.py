@@ -32,6 +32,12 @@ def money(state: TerminalState, amount_minor: int) -> str:
     return f"{settings.currency} {format_amount(amount_minor, settings.currency_exponent)}"
 
 
+def balance_line(state: TerminalState) -> str:
+    """ "Balance EUR 7.50" when the host told the card's balance with the answer, else ""."""
+    balance = state.txn.balance_minor if state.txn else None
+    return "" if balance is None else f"Balance {money(state, balance)}"
+
+
 def status_bar(state: TerminalState) -> StatusBar:
     return StatusBar(link=state.link, reason=state.link_reason, pending=state.pending)
 
@@ -131,11 +137,14 @@ def _content(state: TerminalState) -> tuple[str, tuple[str, ...], Emphasis]:
         auth = state.txn.auth_code if state.txn else ""
         note = screen_text((state.txn.response_code if state.txn else "") or APPROVED)
         second = pan if note == "APPROVED" else note  # e.g. 08: the cashier checks the ID
-        return "APPROVED", (amount, second, f"Auth {auth}" if auth else ""), Emphasis.SUCCESS
+        # A closed-loop host tells the card's balance: the customer wants it more than the code.
+        third = balance_line(state) or (f"Auth {auth}" if auth else "")
+        return "APPROVED", (amount, second, third), Emphasis.SUCCESS
     if phase is Phase.OFFLINE_APPROVED:
         return "APPROVED", ("OFFLINE - queued", amount, pan), Emphasis.SUCCESS
     if phase is Phase.DECLINED:
-        return "DECLINED", (state.decline_reason, amount, pan), Emphasis.ERROR
+        third = balance_line(state) or pan  # 51 from a closed-loop host: how much is left
+        return "DECLINED", (state.decline_reason, amount, third), Emphasis.ERROR
     if phase is Phase.CASH_ONLY:
         return (
             "CASH ONLY",

@@ -35,6 +35,7 @@ from pitill.upstream.framing import frame, read_frame
 from pitill.upstream.messages import (
     ECHO_REQUEST,
     Message,
+    balance_amount,
     build_response,
     decode,
     encode,
@@ -55,13 +56,6 @@ def server_context(cert_file: Path, key_file: Path, ca_file: Path) -> ssl.SSLCon
     context.verify_mode = ssl.CERT_REQUIRED
     context.load_cert_chain(str(cert_file), str(key_file))
     return context
-
-
-def balance_field(balance_minor: int, currency_numeric: str) -> str:
-    """Field 54, one additional amount: account type 00, amount type 02 (available balance),
-    the currency, C or D, twelve digits."""
-    sign = "C" if balance_minor >= 0 else "D"
-    return f"0002{currency_numeric or '000'}{sign}{abs(balance_minor):012d}"
 
 
 class HostServer:
@@ -221,5 +215,5 @@ class HostServer:
         self.counts["duplicate" if answer.duplicate else answer.response_code] += 1
         response = build_response(message, answer.response_code, answer.auth_code)
         if answer.balance_minor is not None and answer.response_code in (APPROVED, "51"):
-            response[BALANCE_FIELD] = balance_field(answer.balance_minor, request.currency_numeric)
+            response[BALANCE_FIELD] = balance_amount(answer.balance_minor, request.currency_numeric)
         return response

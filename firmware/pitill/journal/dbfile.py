@@ -99,6 +99,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "INSERT INTO stan_block VALUES (1, 0, '', '', '')",
     ),
+    (
+        # A closed-loop host answers with the card's balance (field 54): shown and printed.
+        "ALTER TABLE txns ADD COLUMN balance_minor INTEGER",
+    ),
 )
 
 _SUFFIXES = ("", "-wal", "-shm")  # a database and the files SQLite keeps beside it

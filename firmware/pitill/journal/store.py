@@ -389,6 +389,7 @@ class Journal:
                 "tendered_minor": txn.tendered_minor,
                 "change_minor": txn.change_minor,
                 "reverses_seq": txn.reverses_seq,
+                "balance_minor": txn.balance_minor,
                 "sealed_card": self._sealed_card_for(txn, old_blob),
             }
             if txn.card is not None:

@@ -184,6 +184,18 @@ FIELDS: tuple[FieldRule, ...] = (
         "ISO 4217 numeric of [terminal] currency; the host echoes it",
     ),
     FieldRule(
+        "54",
+        "additional amounts",
+        "an",
+        "LLLVAR",
+        120,
+        "---O-O-O",
+        "closed-loop host (pitill host): the card's balance after the message, one amount of 20: "
+        "account type 00, amount type 02 (available balance), ISO 4217 numeric currency, C "
+        "(credit) or D (debit: a debt), 12 digits in minor units; the terminal shows it and "
+        "prints it on the receipt",
+    ),
+    FieldRule(
         "70",
         "network management information code",
         "n",

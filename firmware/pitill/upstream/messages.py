@@ -170,6 +170,29 @@ def offline_approval_code(stan: int) -> str:
     return f"OF{stan % 10_000:04d}"
 
 
+# Field 54 (additional amounts), one amount of 20 characters: account type 00, amount type 02
+# (available balance), currency (n3), C or D, 12 digits. pitill host sends it, the terminal
+# shows it.
+BALANCE_AMOUNT_TYPE = "0002"
+
+
+def balance_amount(balance_minor: int, currency_numeric: str) -> str:
+    """Field 54 carrying the card's available balance (D: negative, a debt)."""
+    sign = "C" if balance_minor >= 0 else "D"
+    return f"{BALANCE_AMOUNT_TYPE}{currency_numeric or '000'}{sign}{abs(balance_minor):012d}"
+
+
+def parse_balance(value: str) -> int | None:
+    """The available balance in a field 54 (None when it holds none pitill can read: a display
+    field never fails the answer it came with)."""
+    for start in range(0, len(value) - 19, 20):
+        amount = value[start : start + 20]
+        digits = amount[8:]
+        if amount.startswith(BALANCE_AMOUNT_TYPE) and amount[7] in "CD" and digits.isdigit():
+            return int(digits) * (-1 if amount[7] == "D" else 1)
+    return None
+
+
 def _card_fields(card: Card) -> Message:
     if card.is_nfc:
         return {"22": POS_ENTRY_CONTACTLESS, "48": nfc_card_data(card)}
@@ -378,6 +401,7 @@ class AuthAnswer:
     auth_code: str = ""
     rrn: str = ""
     kind: AnswerKind = AnswerKind.SALE  # which column of the response-code table applies
+    balance_minor: int | None = None  # field 54: the card's balance after it (pitill host)
 
     @property
     def response_class(self) -> ResponseClass:
@@ -401,4 +425,5 @@ def parse_answer(message: Message) -> AuthAnswer:
         auth_code=host_text(message, "38"),
         rrn=host_text(message, "37"),
         kind=kind,
+        balance_minor=parse_balance(message.get("54", "")),
     )
