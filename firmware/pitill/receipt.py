@@ -64,6 +64,8 @@ def outcome_lines(row: JournalRow) -> list[str]:
         return ["VOID", f"Sale #{row.reverses_seq} cancelled", done]
     if row.status is TxnStatus.VOIDED or row.voided_by_seq:
         return ["VOIDED", f"Cancelled by #{row.voided_by_seq}" if row.voided_by_seq else ""]
+    if row.kind is TxnKind.TOPUP:
+        return topup_lines(row)
     if row.kind is TxnKind.CASH:
         change = format_amount(row.change_minor)
         return ["CASH", f"Tendered {format_amount(row.tendered_minor)}", f"Change {change}"]
@@ -82,6 +84,17 @@ def outcome_lines(row: JournalRow) -> list[str]:
     return ["OUTCOME UNKNOWN", "Ask the shop to check"]  # AUTHORIZING: recovered at the next boot
 
 
+def topup_lines(row: JournalRow) -> list[str]:
+    """A top-up with cash (FN 7): the cash went in only when the host credited the card."""
+    if row.status is TxnStatus.APPROVED:
+        return ["TOP-UP", "Cash received", f"Auth code {row.auth_code}" if row.auth_code else ""]
+    if row.status is TxnStatus.DECLINED:
+        return ["TOP-UP DECLINED", screen_text(row.response_code), "No cash taken"]
+    if row.status in (TxnStatus.REVERSAL_PENDING, TxnStatus.REVERSED):
+        return ["TOP-UP NOT DONE", "No answer in time:", "no cash taken"]
+    return ["OUTCOME UNKNOWN", "Ask the shop to check"]
+
+
 def receipt_lines(
     row: JournalRow, terminal_id: str, header: ReceiptHeader, *, merchant: bool = False
 ) -> list[str]:
@@ -95,7 +108,7 @@ def receipt_lines(
     lines.append(pair("Terminal", terminal_id.strip()))
     lines.append(pair("Date", _when(row.local_datetime)))
     lines.append(pair("Seq", str(row.seq)))
-    if row.kind is TxnKind.CARD:
+    if row.kind in (TxnKind.CARD, TxnKind.TOPUP, TxnKind.BALANCE):
         lines.append(pair("STAN", f"{row.stan:06d}"))
         lines.append(pair("Card", row.masked_pan))
     lines.append("")

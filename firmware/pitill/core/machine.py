@@ -175,7 +175,14 @@ def step(state: TerminalState, event: Event) -> Result:
 
 
 RECEIPT_PHASES = frozenset(
-    {Phase.APPROVED, Phase.OFFLINE_APPROVED, Phase.DECLINED, Phase.CHANGE, Phase.VOIDED}
+    {
+        Phase.APPROVED,
+        Phase.OFFLINE_APPROVED,
+        Phase.DECLINED,
+        Phase.CHANGE,
+        Phase.VOIDED,
+        Phase.TOPPED_UP,
+    }
 )
 
 
@@ -232,6 +239,12 @@ _PHASE_TIMEOUT_S: dict[Phase, Callable[[TerminalState], float]] = {
     Phase.VOID_CONFIRM: lambda s: s.settings.timeouts.menu_s,
     Phase.VOIDING: lambda s: s.settings.timeouts.menu_s,
     Phase.VOIDED: lambda s: s.settings.timeouts.result_s,
+    Phase.TOPUP_AMOUNT: lambda s: s.settings.timeouts.amount_entry_s,
+    Phase.TOPUP_CARD: lambda s: s.settings.timeouts.await_card_s,
+    Phase.BALANCE_CARD: lambda s: s.settings.timeouts.await_card_s,
+    Phase.STAFFED_AUTHORIZING: lambda s: s.settings.timeouts.authorizing_s,
+    Phase.TOPPED_UP: lambda s: s.settings.timeouts.change_s,  # the cash goes in meanwhile
+    Phase.BALANCE_SHOWN: lambda s: s.settings.timeouts.result_s,
 }
 
 
@@ -466,9 +479,8 @@ def timed_out(state: TerminalState, event: Event) -> Result:
 # --- card and authorization ----------------------------------------------------------------------
 
 
-@leads_to(Phase.DECLINED, Phase.AUTHORIZING, Phase.OFFLINE_APPROVED, Phase.CASH_ONLY)
-def card_swiped(state: TerminalState, event: Event) -> Result:
-    assert isinstance(event, CardSwiped)
+def card_problem(event: CardSwiped) -> str | None:
+    """What the terminal itself finds wrong with a card (as the screen says it), or None."""
     problem = event.card.problem(event.today_yymm)
     if (
         problem is None
@@ -476,6 +488,13 @@ def card_swiped(state: TerminalState, event: Event) -> Result:
         and not counter_is_fresh(event.last_sun_counter, event.card.sun_counter)
     ):
         problem = "CARD REPLAYED"  # a SUN counter seen before: a clone or a copied message
+    return problem
+
+
+@leads_to(Phase.DECLINED, Phase.AUTHORIZING, Phase.OFFLINE_APPROVED, Phase.CASH_ONLY)
+def card_swiped(state: TerminalState, event: Event) -> Result:
+    assert isinstance(event, CardSwiped)
+    problem = card_problem(event)
     if problem is not None:
         # A card that fails local checks never reaches the host: no money moved, nothing to journal.
         return enter(
@@ -760,9 +779,11 @@ def pin_saved(state: TerminalState, event: Event) -> Result:
     return new_state, (Beep(BeepPattern.ERROR), *effects)
 
 
-@leads_to(Phase.MENU, Phase.REPORT, Phase.VOID_LOOKUP)
+@leads_to(Phase.MENU, Phase.REPORT, Phase.VOID_LOOKUP, Phase.TOPUP_AMOUNT, Phase.BALANCE_CARD)
 def menu_digit(state: TerminalState, event: Event) -> Result:
     choice = digit_of(event)
+    if choice in staffed.MENU_CHOICES:
+        return staffed.MENU_CHOICES[choice](state, event)
     if choice == 1:
         mode = _MODES[(_MODES.index(state.mode) + 1) % len(_MODES)]
         return enter(state, Phase.MENU, SaveMode(mode), Beep(BeepPattern.CLICK), mode=mode)
@@ -772,7 +793,7 @@ def menu_digit(state: TerminalState, event: Event) -> Result:
         )
     if choice == 3:
         return enter(state, Phase.VOID_LOOKUP, FindLastSale(), Beep(BeepPattern.CLICK))
-    return state.but(notice="Press 1, 2 or 3"), (Beep(BeepPattern.ERROR),)
+    return state.but(notice="Press 1-3, 7 or 8"), (Beep(BeepPattern.ERROR),)
 
 
 # --- void the last sale (FN 3) -------------------------------------------------------------------
@@ -1040,6 +1061,14 @@ _ROWS: dict[Phase, dict[Trigger, Handler]] = {
         Trigger.REPORT_READY: report_ready,
     },
 }
+
+
+# The staffed terminal's phases (FN 7 top-up, FN 8 balance) live in their own module; its
+# handlers use the helpers above, so it is imported here, after them (import pitill.core.machine
+# before pitill.core.staffed, never the other way round).
+from pitill.core import staffed  # noqa: E402
+
+_ROWS.update(staffed.ROWS)
 
 
 def _with_common_rows(

@@ -39,6 +39,13 @@ class Phase(StrEnum):
     VOID_CONFIRM = "VOID_CONFIRM"  # that sale on screen: OK voids it
     VOIDING = "VOIDING"  # the void is being journaled
     VOIDED = "VOIDED"  # journaled: reversal queued, offline sale cancelled or cash given back
+    # The staffed terminal (core/staffed.py): FN 7 top-up with cash, FN 8 balance inquiry.
+    TOPUP_AMOUNT = "TOPUP_AMOUNT"  # the cashier keys in the cash the customer puts on the card
+    TOPUP_CARD = "TOPUP_CARD"  # the card to credit
+    BALANCE_CARD = "BALANCE_CARD"  # the card whose balance is asked
+    STAFFED_AUTHORIZING = "STAFFED_AUTHORIZING"  # the 0200 (code 21 or 31) is in flight
+    TOPPED_UP = "TOPPED_UP"  # credited by the host, journaled, drawer open for the cash
+    BALANCE_SHOWN = "BALANCE_SHOWN"  # the host's answer to an inquiry on screen
 
 
 @dataclass(frozen=True)

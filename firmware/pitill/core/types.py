@@ -62,6 +62,8 @@ class OfflineMode(StrEnum):
 class TxnKind(StrEnum):
     CARD = "card"
     CASH = "cash"
+    TOPUP = "topup"  # cash onto a closed-loop card at a staffed terminal (FN 7, 0200 code 21)
+    BALANCE = "balance"  # a balance inquiry (FN 8, 0200 code 31): moves no money
 
 
 class TxnMode(StrEnum):

@@ -16,6 +16,7 @@ from pitill.core.types import (
     LinkStatus,
     OfflineMode,
     PinPurpose,
+    TxnKind,
     TxnStatus,
     format_amount,
 )
@@ -112,6 +113,45 @@ def _void_content(
     return "VOID", (amount, VOID_OUTCOMES[sale.status], "OK"), Emphasis.SUCCESS
 
 
+STAFFED_PHASES = frozenset(
+    {
+        Phase.TOPUP_AMOUNT,
+        Phase.TOPUP_CARD,
+        Phase.BALANCE_CARD,
+        Phase.STAFFED_AUTHORIZING,
+        Phase.TOPPED_UP,
+        Phase.BALANCE_SHOWN,
+    }
+)
+
+
+def _staffed_content(state: TerminalState) -> tuple[str, tuple[str, ...], Emphasis]:
+    """FN 7 top-up and FN 8 balance inquiry (core/staffed.py)."""
+    phase = state.phase
+    amount = money(state, state.amount_minor)
+    pan = state.card.masked_pan if state.card else ""
+    if phase is Phase.TOPUP_AMOUNT:
+        return amount, ("TOP-UP with cash", "OK = card", CLEAR_HINT), Emphasis.NORMAL
+    if phase is Phase.TOPUP_CARD:
+        return "TAP OR SWIPE", (f"Top-up {amount}", "CANCEL = stop"), Emphasis.NORMAL
+    if phase is Phase.BALANCE_CARD:
+        return "BALANCE", ("Tap or swipe card", "CANCEL = stop"), Emphasis.NORMAL
+    if phase is Phase.STAFFED_AUTHORIZING:
+        topup = state.txn is not None and state.txn.kind is TxnKind.TOPUP
+        return (
+            "TOPPING UP" if topup else "ASKING HOST",
+            (amount if topup else "", pan),
+            (Emphasis.NORMAL),
+        )
+    if phase is Phase.TOPPED_UP:
+        lines = (f"Cash in {amount}", balance_line(state), "Close the drawer")
+        return "TOPPED UP", lines, Emphasis.SUCCESS
+    balance = state.txn.balance_minor if state.txn else None
+    if state.txn is not None and state.txn.status is TxnStatus.APPROVED and balance is not None:
+        return "BALANCE", (money(state, balance), pan), Emphasis.SUCCESS
+    return "NO BALANCE", (state.decline_reason or "Host gave none", pan), Emphasis.ERROR
+
+
 def _content(state: TerminalState) -> tuple[str, tuple[str, ...], Emphasis]:
     phase = state.phase
     amount = money(state, state.amount_minor)
@@ -162,7 +202,7 @@ def _content(state: TerminalState) -> tuple[str, tuple[str, ...], Emphasis]:
     if phase is Phase.MENU:
         return (
             "MENU",
-            (f"1 Mode: {state.mode.label}", "2 Report", "3 Void last sale"),
+            (f"1 Mode: {state.mode.label}", "2 Report 3 Void", "7 Top-up 8 Balance"),
             (Emphasis.NORMAL),
         )
     if phase is Phase.PIN_ENTRY:
@@ -187,6 +227,8 @@ def _content(state: TerminalState) -> tuple[str, tuple[str, ...], Emphasis]:
             return "REPORT", page_lines, Emphasis.NORMAL
         action = "next" if state.report_page + 1 < pages else "done"
         return f"{state.report_page + 1}/{pages} OK: {action}", page_lines, Emphasis.NORMAL
+    if phase in STAFFED_PHASES:
+        return _staffed_content(state)
     if phase is Phase.STORAGE_FAULT and state.sale is None:
         return "STORAGE FAULT", ("Journal NOT writable", "call support"), Emphasis.ERROR
     if phase is Phase.STORAGE_FAULT:  # the drawer opened with this screen (on_record_failed)

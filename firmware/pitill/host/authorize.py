@@ -2,6 +2,9 @@
 
 - A sale (0200) is approved while the balance covers it, else 51; an unknown card 14, a blocked
   or replaced one 62, a lost one 41. The answer carries the balance after it.
+- A top-up (0200, processing code 21, from a staffed terminal that took the cash) credits the
+  account by the store's one top-up rule (a debt is paid first); a balance inquiry (code 31)
+  moves nothing. Both refuse the same cards a sale does and answer with the balance.
 - An offline sale (0220/0221) already happened: it is always taken (00). One that overdraws
   turns the balance negative and is flagged a debt (the next top-up pays it first). One on an
   unknown, blocked, lost or replaced card is recorded and declined after the fact (62/14/41):
@@ -31,6 +34,8 @@ from pitill.upstream.messages import (
     ADVICE,
     ADVICE_REPEAT,
     ECHO_REQUEST,
+    PROCESSING_CODE_BALANCE,
+    PROCESSING_CODE_TOPUP,
     REVERSAL,
     REVERSAL_REPEAT,
     SALE_REQUEST,
@@ -38,6 +43,8 @@ from pitill.upstream.messages import (
     Request,
 )
 
+TOPUP_CODE = PROCESSING_CODE_TOPUP[:2]
+BALANCE_CODE = PROCESSING_CODE_BALANCE[:2]
 CONFLICT_RETRIES = 20  # a PostgreSQL transaction that collided is run again (see store.py)
 RESTRICTED_CARD = "62"
 LOST_CARD = "41"
@@ -87,6 +94,10 @@ def _authorize_once(store: HostStore, request: Request, klass: str) -> Answer:
             return Answer(stored[0], stored[1], stored[2], duplicate=True)
         if klass == "reversal":
             answer, movement_id = _reverse(store, request)
+        elif request.processing_code[:2] == TOPUP_CODE:
+            answer, movement_id = _topup(store, request)
+        elif request.processing_code[:2] == BALANCE_CODE:
+            answer, movement_id = _balance(store, request), None
         else:
             answer, movement_id = _charge(store, request, offline=klass == "advice")
         store.execute(
@@ -140,6 +151,26 @@ def _charge(store: HostStore, request: Request, *, offline: bool) -> tuple[Answe
         stan=request.stan,
     )
     return Answer(APPROVED, f"{movement_id % 1_000_000:06d}", balance), movement_id
+
+
+def _topup(store: HostStore, request: Request) -> tuple[Answer, int | None]:
+    amount = request.amount_minor
+    if request.mti != SALE_REQUEST or amount is None or amount <= 0:
+        return Answer(INVALID_AMOUNT), None  # a top-up is only ever online, with an amount
+    account, code = _account_for(store, request.pan)
+    if account is None:
+        return Answer(code), None  # the cashier takes no cash for a card the program refuses
+    movement_id, balance = store.credit(
+        account, amount, terminal_id=request.terminal_id, stan=request.stan
+    )
+    return Answer(APPROVED, f"{movement_id % 1_000_000:06d}", balance), movement_id
+
+
+def _balance(store: HostStore, request: Request) -> Answer:
+    account, code = _account_for(store, request.pan)
+    if account is None:
+        return Answer(code)
+    return Answer(APPROVED, balance_minor=account.balance_minor)
 
 
 def _reverse(store: HostStore, request: Request) -> tuple[Answer, int | None]:

@@ -356,8 +356,16 @@ class HostStore:
             account = self.require(card)
             if account.status == "replaced":
                 raise ConfigError(f"card {card.shown}: replaced; top up its new card")
-            self._move(account.id, "topup", amount_minor)
+            self.credit(account, amount_minor)
         return self.require(card), min(account.debt_minor, amount_minor)
+
+    def credit(
+        self, account: Account, amount_minor: int, *, terminal_id: str = "", stan: int | None = None
+    ) -> tuple[int, int]:
+        """The one top-up rule, inside a transaction (the CLI's and a terminal's): the amount
+        goes onto the balance, so a debt (a negative balance) is paid first and only the rest
+        can be spent; (movement id, balance after)."""
+        return self._move(account.id, "topup", amount_minor, terminal_id=terminal_id, stan=stan)
 
     def payout(self, card: CardRef, amount_minor: int) -> Account:
         """Pay money back to the holder (or refund): never more than the balance."""

@@ -44,6 +44,7 @@ class Report:
     awaiting_host: Tally = field(default_factory=Tally)  # offline approvals not yet forwarded
     reversals_pending: int = 0
     voids: Tally = field(default_factory=Tally)  # sales voided from FN 3 (not in `sold`)
+    topups: Tally = field(default_factory=Tally)  # cash put on cards (FN 7): in the drawer
     # card sales by security tier (docs/cards.md): approved (online or offline), and of those
     # approved offline, the ones the host refused after the fact
     by_tier: dict[str, Tally] = field(default_factory=dict)
@@ -67,6 +68,8 @@ class Report:
         ]
         if self.voids.count:
             lines.append(f"Voids {money(self.voids)}")
+        if self.topups.count:
+            lines.append(f"Top-ups {money(self.topups)}")
         return tuple(lines)
 
     def text(self) -> str:
@@ -81,6 +84,7 @@ class Report:
             ("awaiting host", self.awaiting_host),
             ("declined after", self.declined_after),
             *((("voids", self.voids),) if self.voids.count else ()),
+            *((("top-ups (cash)", self.topups),) if self.topups.count else ()),
         ):
             out.append(f"{label:16} {tally.count:>6} {format_amount(tally.amount_minor):>12} {cur}")
         if self.declined_after.count:
@@ -114,6 +118,13 @@ def report_from_totals(totals: Iterable[StatusTotal]) -> Report:
         statuses[t.status.value] += t.count
         if t.status is TxnStatus.VOID:  # the voided sale itself is VOIDED or reversed: not sold
             report.voids.add(t.count, t.amount_minor)
+        elif t.kind is TxnKind.TOPUP:  # not a sale: cash taken for the card's balance
+            if t.status is TxnStatus.APPROVED:
+                report.topups.add(t.count, t.amount_minor)
+            elif t.status in (TxnStatus.REVERSAL_PENDING, TxnStatus.AUTHORIZING):
+                report.reversals_pending += t.count
+        elif t.kind is TxnKind.BALANCE:
+            pass  # an inquiry moves no money
         elif t.kind is TxnKind.CASH:
             if t.status is TxnStatus.COMPLETED:
                 report.sold[CASH].add(t.count, t.amount_minor)

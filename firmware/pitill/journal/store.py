@@ -697,13 +697,19 @@ class Journal:
     # -- void of the last sale (FN 3) ------------------------------------------------------------
 
     def last_sale(self) -> SaleOnRecord | None:
-        """The newest sale (declines and VOID rows are not sales), with its running-time age."""
+        """The newest sale (declines, VOID rows, top-ups and balance inquiries are not sales),
+        with its running-time age."""
         with self._read("read of the last sale") as conn:
             found = conn.execute(
                 "SELECT seq, kind, mode, status, amount_minor, currency, masked_pan,"
                 " created_runtime_s, attempts FROM txns WHERE status NOT IN (?, ?)"
-                " ORDER BY seq DESC LIMIT 1",
-                (TxnStatus.DECLINED.value, TxnStatus.VOID.value),
+                " AND kind NOT IN (?, ?) ORDER BY seq DESC LIMIT 1",
+                (
+                    TxnStatus.DECLINED.value,
+                    TxnStatus.VOID.value,
+                    TxnKind.TOPUP.value,
+                    TxnKind.BALANCE.value,
+                ),
             ).fetchone()
         if found is None:
             return None

@@ -50,7 +50,8 @@ FIELDS: tuple[FieldRule, ...] = (
         "fixed",
         6,
         "--MMMMMM",
-        "000000: goods and services, default accounts; the host echoes it",
+        "000000: goods and services, default accounts; 0200 only: 210000 deposit (a cash "
+        "top-up of a closed-loop card, FN 7), 310000 balance inquiry (FN 8); the host echoes it",
     ),
     FieldRule(
         "4",
@@ -59,7 +60,8 @@ FIELDS: tuple[FieldRule, ...] = (
         "fixed",
         12,
         "--MMMMMM",
-        "the sale's amount in minor units of field 49; the host echoes it",
+        "the sale's (or top-up's) amount in minor units of field 49, 0 for a balance inquiry; "
+        "the host echoes it",
     ),
     FieldRule(
         "7",

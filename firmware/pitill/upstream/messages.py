@@ -37,6 +37,7 @@ from pitill.core.responses import (
     is_response_code,
 )
 from pitill.core.txn import Txn
+from pitill.core.types import TxnKind
 from pitill.errors import ProtocolError
 from pitill.records import ForwardItem, ForwardKind, JournalRow
 
@@ -70,6 +71,13 @@ RESPONSE_MTI: dict[str, str] = {
 
 ECHO_TEST_CODE = "301"  # field 70: network management, echo test
 PROCESSING_CODE_SALE = "000000"  # field 3: goods and services, default accounts
+PROCESSING_CODE_TOPUP = "210000"  # 21: deposit (cash onto a closed-loop card, FN 7)
+PROCESSING_CODE_BALANCE = "310000"  # 31: balance inquiry (FN 8), amount 0
+PROCESSING_CODES: dict[TxnKind, str] = {
+    TxnKind.CARD: PROCESSING_CODE_SALE,
+    TxnKind.TOPUP: PROCESSING_CODE_TOPUP,
+    TxnKind.BALANCE: PROCESSING_CODE_BALANCE,
+}
 # Field 22: PAN entry mode (2 digits), then PIN entry capability (2: cannot accept PIN).
 POS_ENTRY_MAGSTRIPE = "902"  # 90: full magnetic stripe read
 POS_ENTRY_CONTACTLESS = "072"  # 07: contactless
@@ -227,13 +235,13 @@ def build_echo(stan: int, transmission: str, terminal_id: str = "") -> Message:
 
 
 def build_sale_request(txn: Txn, local_datetime: str, terminal: TerminalConfig) -> Message:
-    """0200 for an online card sale."""
-    if txn.card is None:
+    """0200 for an online card sale, top-up (code 21) or balance inquiry (code 31)."""
+    if txn.card is None or txn.kind not in PROCESSING_CODES:
         raise ProtocolError(f"sale seq {txn.seq} has no card: only card sales go online")
     return {
         "t": SALE_REQUEST,
         **_card_fields(txn.card),
-        "3": PROCESSING_CODE_SALE,
+        "3": PROCESSING_CODES[txn.kind],
         "4": format_amount(txn.amount_minor),
         **_dated(local_datetime),
         "11": format_stan(txn.stan),
@@ -325,6 +333,7 @@ class Request:
     expiry_yymm: str = ""
     original: OriginalData | None = None
     card_data: str = ""  # field 48 of an NFC card (nfc_card_data); "" for a stripe card
+    processing_code: str = ""  # field 3: what an 0200 asks (sale, top-up 21, balance 31)
 
 
 def _required(message: Message, key: str) -> str:
@@ -357,6 +366,7 @@ def parse_request(message: Message) -> Request:
         expiry_yymm=message.get("14", ""),
         original=original,
         card_data=message.get("48", ""),
+        processing_code=message.get("3", ""),
     )
 
 

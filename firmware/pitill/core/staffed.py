@@ -1,0 +1,241 @@
+"""The staffed terminal: FN 7 tops a closed-loop card up with cash, FN 8 asks for its balance.
+
+Rules (the table's rules in machine.py hold here too):
+
+1. Both need the host. Offline (or forced offline) the menu refuses them: a top-up taken
+   offline would leave the customer without the credit on screen, and a card the host later
+   refuses (replaced, lost) would leave the cash in the drawer with no account to hold it;
+   the customer loses nothing by waiting. So no cash is taken until the host has credited.
+2. A top-up is journaled like an online sale: AUTHORIZING before its 0200 (processing code
+   21) goes, then APPROVED or DECLINED with the host's balance; the Record comes before the
+   drawer opens for the cash. A 0200 whose answer never came is reversed (REVERSAL_PENDING:
+   the forwarder sends the 0420 exactly once) and no cash is taken.
+3. A balance inquiry (0200, processing code 31, amount 0) is journaled too, although it moves
+   no money: its STAN is then never used again, and the host's exactly-once key (terminal,
+   STAN, local time) can never hand a later sale the inquiry's stored answer.
+4. The card checks are the sale's (machine.card_problem): a card failing them never reaches
+   the host.
+
+This module is imported by machine.py after the helpers it uses (import machine first).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pitill.core.effects import Authorize, Beep, OpenDrawer, Record
+from pitill.core.events import AuthOutcome, AuthResult, CardSwiped, Event
+from pitill.core.machine import (
+    Handler,
+    Result,
+    Trigger,
+    cancel,
+    card_problem,
+    digit_of,
+    done,
+    enter,
+    ignore,
+    leads_to,
+    new_txn,
+    refuse,
+    shift_in,
+    timed_out,
+    to_idle,
+)
+from pitill.core.responses import OFFLINE_DECLINED
+from pitill.core.state import Phase, Sale, TerminalState
+from pitill.core.txn import Txn
+from pitill.core.types import BeepPattern, TxnKind, TxnMode, TxnStatus
+from pitill.core.views import decline_reason, money
+
+TOPUP_OFFLINE = "Top-up needs host"
+BALANCE_OFFLINE = "Balance unavailable offline"
+NO_ANSWER = "No answer: no top-up"
+UNREACHABLE = "Host unreachable"
+
+
+def _refused(state: TerminalState, notice: str) -> Result:
+    return state.but(notice=notice), (Beep(BeepPattern.ERROR),)
+
+
+@leads_to(Phase.TOPUP_AMOUNT)
+def start_topup(state: TerminalState, event: Event) -> Result:
+    """FN 7 in the menu: the amount of cash first."""
+    if state.offline:
+        return _refused(state, TOPUP_OFFLINE)
+    return enter(state, Phase.TOPUP_AMOUNT, Beep(BeepPattern.CLICK), sale=Sale())
+
+
+@leads_to(Phase.BALANCE_CARD)
+def start_balance(state: TerminalState, event: Event) -> Result:
+    """FN 8 in the menu: the card whose balance is asked."""
+    if state.offline:
+        return _refused(state, BALANCE_OFFLINE)
+    return enter(state, Phase.BALANCE_CARD, Beep(BeepPattern.CLICK), sale=Sale())
+
+
+MENU_CHOICES: dict[int, Callable[[TerminalState, Event], Result]] = {
+    7: start_topup,
+    8: start_balance,
+}
+
+
+@leads_to(Phase.TOPUP_AMOUNT)
+def topup_digit(state: TerminalState, event: Event) -> Result:
+    amount = shift_in(state.amount_minor, digit_of(event))
+    if amount > state.settings.max_amount_minor:
+        return _refused(state, f"Max {money(state, state.settings.max_amount_minor)}")
+    return enter(state, Phase.TOPUP_AMOUNT, Beep(BeepPattern.CLICK), amount_minor=amount)
+
+
+@leads_to(Phase.TOPUP_AMOUNT)
+def topup_clear(state: TerminalState, event: Event) -> Result:
+    return enter(
+        state, Phase.TOPUP_AMOUNT, Beep(BeepPattern.CLICK), amount_minor=state.amount_minor // 10
+    )
+
+
+@leads_to(Phase.TOPUP_CARD, Phase.IDLE)
+def topup_ok(state: TerminalState, event: Event) -> Result:
+    if state.amount_minor == 0:
+        return _refused(state, "Key in an amount")
+    if state.offline:  # the link went while the amount was keyed
+        new_state, effects = to_idle(state, notice=TOPUP_OFFLINE)
+        return new_state, (Beep(BeepPattern.ERROR), *effects)
+    return enter(state, Phase.TOPUP_CARD, Beep(BeepPattern.CLICK))
+
+
+@leads_to(Phase.DECLINED, Phase.STAFFED_AUTHORIZING, Phase.IDLE)
+def staffed_card(state: TerminalState, event: Event) -> Result:
+    """The card of a top-up (TOPUP_CARD) or of a balance inquiry (BALANCE_CARD)."""
+    assert isinstance(event, CardSwiped)
+    problem = card_problem(event)
+    if problem is not None:  # refused here, nothing asked of the host: no row (as for a sale)
+        return enter(
+            state,
+            Phase.DECLINED,
+            Beep(BeepPattern.DECLINE),
+            decline_reason=problem,
+            card=event.card,
+            txn=None,
+        )
+    topup = state.phase is Phase.TOPUP_CARD
+    if state.offline:
+        new_state, effects = to_idle(state, notice=TOPUP_OFFLINE if topup else BALANCE_OFFLINE)
+        return new_state, (Beep(BeepPattern.ERROR), *effects)
+    kind = TxnKind.TOPUP if topup else TxnKind.BALANCE
+    txn = new_txn(state, kind, TxnMode.ONLINE, TxnStatus.AUTHORIZING, card=event.card)
+    return enter(
+        state,
+        Phase.STAFFED_AUTHORIZING,
+        Record(txn),
+        Authorize(txn),
+        card=event.card,
+        txn=txn,
+        next_seq=state.next_seq + 1,
+    )
+
+
+@leads_to(Phase.TOPPED_UP, Phase.BALANCE_SHOWN, Phase.DECLINED)
+def staffed_result(state: TerminalState, event: Event) -> Result:
+    assert isinstance(event, AuthResult)
+    txn = state.txn
+    if txn is None or event.seq != txn.seq:
+        return state, ()  # an answer for something already resolved
+    if event.outcome is AuthOutcome.APPROVED:
+        done = txn.with_status(
+            TxnStatus.APPROVED,
+            response_code=event.response_code,
+            auth_code=event.auth_code,
+            balance_minor=event.balance_minor,
+        )
+        if txn.kind is TxnKind.TOPUP:  # credited and journaled: now the cash goes in
+            return enter(
+                state, Phase.TOPPED_UP, Record(done), OpenDrawer(), Beep(BeepPattern.APPROVE),
+                txn=done,
+            )  # fmt: skip
+        return enter(state, Phase.BALANCE_SHOWN, Record(done), Beep(BeepPattern.APPROVE), txn=done)
+    if event.outcome is AuthOutcome.DECLINED:
+        done = txn.with_status(
+            TxnStatus.DECLINED, response_code=event.response_code, balance_minor=event.balance_minor
+        )
+        return _declined(state, done, decline_reason(event.response_code))
+    return _no_answer(state, txn, sent=event.outcome is AuthOutcome.TIMEOUT)
+
+
+@leads_to(Phase.BALANCE_SHOWN, Phase.DECLINED)
+def staffed_timer(state: TerminalState, event: Event) -> Result:
+    assert state.txn is not None
+    return _no_answer(state, state.txn, sent=True)
+
+
+def _no_answer(state: TerminalState, txn: Txn, *, sent: bool) -> Result:
+    """No answer: a top-up that went out may have been credited, so it is reversed; anything
+    else is over, declined by the terminal (Z3). Either way no cash is taken."""
+    if sent and txn.kind is TxnKind.TOPUP:
+        return _declined(state, txn.with_status(TxnStatus.REVERSAL_PENDING), NO_ANSWER)
+    done = txn.with_status(TxnStatus.DECLINED, response_code=OFFLINE_DECLINED)
+    return _declined(state, done, NO_ANSWER if sent else UNREACHABLE)
+
+
+def _declined(state: TerminalState, done: Txn, reason: str) -> Result:
+    phase = Phase.DECLINED if done.kind is TxnKind.TOPUP else Phase.BALANCE_SHOWN
+    return enter(
+        state, phase, Record(done), Beep(BeepPattern.DECLINE), txn=done, decline_reason=reason
+    )
+
+
+_WAIT = refuse("Please wait")
+_NOT_NOW = refuse("")
+_NO_CARD = refuse("No card wanted now")
+_CARD_ROWS: dict[Trigger, Handler] = {
+    Trigger.DIGIT: _NOT_NOW,
+    Trigger.OK: refuse("Tap or swipe the card"),
+    Trigger.CLEAR: _NOT_NOW,
+    Trigger.CANCEL: cancel,
+    Trigger.FN: _NOT_NOW,
+    Trigger.CARD: staffed_card,
+    Trigger.CARD_UNREADABLE: refuse("Card not read, swipe again"),
+    Trigger.TIMEOUT: timed_out,
+}
+
+
+_RESULT_ROWS: dict[Trigger, Handler] = {
+    Trigger.DIGIT: _NOT_NOW,
+    Trigger.OK: done,
+    Trigger.CLEAR: done,
+    Trigger.CANCEL: done,
+    Trigger.FN: done,
+    Trigger.CARD: _NO_CARD,
+    Trigger.CARD_UNREADABLE: ignore,
+    Trigger.TIMEOUT: done,
+}
+
+ROWS: dict[Phase, dict[Trigger, Handler]] = {
+    Phase.TOPUP_AMOUNT: {
+        Trigger.DIGIT: topup_digit,
+        Trigger.OK: topup_ok,
+        Trigger.CLEAR: topup_clear,
+        Trigger.CANCEL: cancel,
+        Trigger.FN: _NOT_NOW,
+        Trigger.CARD: refuse("Press OK first"),
+        Trigger.CARD_UNREADABLE: ignore,
+        Trigger.TIMEOUT: timed_out,
+    },
+    Phase.TOPUP_CARD: _CARD_ROWS,
+    Phase.BALANCE_CARD: _CARD_ROWS,
+    Phase.STAFFED_AUTHORIZING: {
+        # The 0200 is in flight: its outcome must be learned, so CANCEL cannot abandon it.
+        Trigger.DIGIT: _WAIT,
+        Trigger.OK: _WAIT,
+        Trigger.CLEAR: _WAIT,
+        Trigger.CANCEL: _WAIT,
+        Trigger.FN: _WAIT,
+        Trigger.CARD: _WAIT,
+        Trigger.CARD_UNREADABLE: ignore,
+        Trigger.AUTH_RESULT: staffed_result,
+        Trigger.TIMEOUT: staffed_timer,
+    },
+    Phase.TOPPED_UP: _RESULT_ROWS,
+    Phase.BALANCE_SHOWN: _RESULT_ROWS,
+}

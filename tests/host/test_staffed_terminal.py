@@ -1,0 +1,42 @@
+"""A staffed terminal against `pitill host serve`, real processes on loopback: a cash top-up
+from the FN menu, then a sale that spends it with the balance on screen, a balance inquiry online
+and its refusal offline, and the terminal's report counting the top-up (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .test_host_with_terminals import PAN, host, pitill, sale, terminal
+
+__all__ = ["host"]  # the fixture, used by name
+
+NEW_PIN = "press FN 2 5 8 0 OK 2 5 8 0 OK\nexpect state MENU\n"
+PIN = "press FN 2 5 8 0 OK\nexpect state MENU\n"
+
+
+def test_top_up_at_the_terminal_then_spend_it_and_ask_the_balance(
+    tmp_path: Path, host: tuple[list[str], list[int]]
+) -> None:
+    store, (port, _) = host
+    script = (
+        "expect link online\n"
+        + NEW_PIN
+        + f"press 7 2 0 0 0 OK\nswipe {PAN} 3012\n"
+        + 'expect screen "TOPPED UP"\nexpect screen "Balance EUR 20.00"\nexpect drawer 1\n'
+        + "press OK\n"
+        + sale("1 2 5 0", "Balance EUR 7.50")
+        + PIN
+        + f'press 8\nswipe {PAN} 3012\nexpect state BALANCE_SHOWN\nexpect screen "EUR 7.50"\n'
+        + "press OK\nupstream down\nexpect link offline\n"
+        + PIN
+        + 'press 8\nexpect screen "Balance unavailable offline"\nexpect state MENU\n'
+    )
+    terminal(tmp_path, "TERMA001", port, script)
+    shown = json.loads(pitill("host", "account", "show", PAN, "--json", *store).stdout)
+    assert shown["balance_minor"] == 750
+    kinds = [(m["kind"], m["amount_minor"], m["terminal_id"]) for m in reversed(shown["history"])]
+    assert kinds == [("topup", 2000, "TERMA001"), ("sale", -1250, "TERMA001")]
+    report = json.loads(pitill("report", "--data-dir", str(tmp_path / "TERMA001"), "--json").stdout)
+    assert report["topups"] == {"count": 1, "amount_minor": 2000}
+    assert report["sold"]["card online"] == {"count": 1, "amount_minor": 1250}
