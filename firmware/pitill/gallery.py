@@ -135,6 +135,24 @@ def core_gallery() -> dict[str, Screen]:
                 ReportReady(0.0, REPORT_LINES),
             ]
         ),
+        "topped_up": run(
+            [
+                *ONLINE,
+                *SUPERVISOR,
+                *keys("7", "2", "0", "0", "0", "OK"),
+                *SWIPE,
+                AuthResult(0.0, 1, AuthOutcome.APPROVED, "00", "000042", balance_minor=1750),
+            ]
+        ),
+        "balance": run(
+            [
+                *ONLINE,
+                *SUPERVISOR,
+                *keys("8"),
+                *SWIPE,
+                AuthResult(0.0, 1, AuthOutcome.APPROVED, "00", balance_minor=1750),
+            ]
+        ),
     }
 
 
