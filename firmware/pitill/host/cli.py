@@ -9,6 +9,7 @@ import json
 import logging
 import signal
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,10 @@ EXAMPLES = """examples:
   pitill host account replace 6280001234567895 uid:04A1B2C3D4E5F7
   pitill host terminal add till-1 --out till-1 --host host.example --port 8583
   pitill host serve --data-dir host-data --listen 0.0.0.0:8583 --tls --tls-name host.example
-  pitill host report --json"""
+  pitill host report --json
+  pitill host report --day 2026-11-30 --settlement-csv settlement.csv
+  pitill host operator add ada --role admin
+  pitill host serve --data-dir host-data --listen 0.0.0.0:8583 --web 127.0.0.1:8590"""
 
 COUNT = Bound(0, 1_000_000)  # sales, advices or cards of a load run
 
@@ -115,7 +119,38 @@ def add_parser(commands: Commands) -> None:
         help="a name or address terminals dial this host by, for its certificate (repeat it; "
         "default: localhost, 127.0.0.1 and the --listen address)",
     )
+    serve.add_argument(
+        "--web",
+        default=None,
+        metavar="ADDR",
+        help="serve the dashboard at ADDR (e.g. 127.0.0.1:8590; operators log in: add them "
+        "with `pitill host operator add`)",
+    )
     serve.set_defaults(handler=_serve)
+
+    operator = sub.add_parser(
+        "operator",
+        help="the dashboard's operators: add (or reset), list, remove",
+        epilog="example: pitill host operator add ada --role admin  (asks for the password; "
+        "or: printf '%s\\n' \"$PW\" | pitill host operator add ada --role cashier)",
+    )
+    oacts = operator.add_subparsers(dest="operator_command", metavar="ACTION", required=True)
+    oadd = with_dir(
+        oacts.add_parser(
+            "add",
+            help="add NAME, or give it a new role and password (and lift a lockout)",
+            description="The password is asked for twice at a terminal, or read as one line "
+            "from standard input; it is stored only as a salted scrypt hash.",
+        )
+    )
+    oadd.add_argument("name", metavar="NAME")
+    oadd.add_argument("--role", choices=("admin", "cashier"), required=True)
+    oadd.set_defaults(handler=_operator_add)
+    olist = with_dir(oacts.add_parser("list", help="the operators, their roles and lockouts"))
+    olist.set_defaults(handler=_operator_list)
+    oremove = with_dir(oacts.add_parser("remove", help="remove NAME"))
+    oremove.add_argument("name", metavar="NAME")
+    oremove.set_defaults(handler=_operator_remove)
 
     terminal = sub.add_parser(
         "terminal",
@@ -188,10 +223,35 @@ def add_parser(commands: Commands) -> None:
     replace.add_argument("new", metavar="NEW")
     replace.set_defaults(handler=_account_replace)
 
-    report = with_dir(sub.add_parser("report", help="money held, taken, owed and lost"))
+    report = with_dir(
+        sub.add_parser(
+            "report",
+            help="settlement per terminal and for the program, debts, losses, outages",
+            description=(
+                "The settlement of a day (default today) or a range, by the host's clock in "
+                "UTC: sales online and offline, reversals, refunds, top-ups, payouts, debts, "
+                "losses and the offline share, per terminal and for the program; the money "
+                "held and owed now; and the outages (offline sales by when they happened and "
+                "when their advices arrived, and the connection gaps the host saw)."
+            ),
+            epilog="examples:\n  pitill host report --day 2026-11-30\n"
+            "  pitill host report --from 2026-11-01 --to 2026-11-30 --json\n"
+            "  pitill host report --settlement-csv today.csv --csv movements.csv",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    )
     report.add_argument("--json", action="store_true", help="as one JSON object")
+    report.add_argument("--day", metavar="YYYY-MM-DD", help="one day (UTC; default today)")
+    report.add_argument("--from", dest="since", metavar="YYYY-MM-DD", help="first day of a range")
+    report.add_argument("--to", dest="until", metavar="YYYY-MM-DD", help="last day (inclusive)")
     report.add_argument(
-        "--csv", type=Path, metavar="FILE", help="also write every movement to FILE (CSV)"
+        "--csv", type=Path, metavar="FILE", help="also write the period's movements to FILE (CSV)"
+    )
+    report.add_argument(
+        "--settlement-csv",
+        type=Path,
+        metavar="FILE",
+        help="also write the settlement to FILE: one row per terminal and one for the program",
     )
     report.set_defaults(handler=_report)
 
@@ -386,34 +446,85 @@ def _backup(args: argparse.Namespace) -> int:
     return 0
 
 
+def _write_csv(path: Path, option: str, rows: Iterable[list[str]]) -> None:
+    try:
+        with path.open("x", newline="", encoding="utf-8") as out:
+            csv.writer(out).writerows(rows)
+    except FileExistsError:
+        raise ConfigError(f"{option} {path}: exists already; give a new file") from None
+    except OSError as exc:
+        raise ConfigError(f"{option} {path}: cannot write it ({exc.strerror})") from None
+
+
 def _report(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from pitill.host.settlement import outage_view, outstanding, period, settle, settlement_csv
+
+    now = datetime.now(UTC)
+    since, until = period(args.day, args.since, args.until, now.date())
     store = _store(args)
     try:
         totals = store.totals()
         losses = store.losses()
+        program, terminals = settle(store, since, until)
+        now_figures = outstanding(store)
+        view = outage_view(store, now, since)
         if args.csv is not None:
-            try:
-                with args.csv.open("x", newline="", encoding="utf-8") as out:
-                    csv.writer(out).writerows(store.movements_csv())
-            except FileExistsError:
-                raise ConfigError(f"--csv {args.csv}: exists already; give a new file") from None
-            except OSError as exc:
-                raise ConfigError(f"--csv {args.csv}: cannot write it ({exc.strerror})") from None
+            _write_csv(args.csv, "--csv", store.movements_csv(since, until))
+        if args.settlement_csv is not None:
+            _write_csv(args.settlement_csv, "--settlement-csv", settlement_csv(program, terminals))
     finally:
         store.close()
     totals["losses"] = losses
     if args.json:
-        print(json.dumps(totals))
+        report = {
+            **totals,  # all time: movements by kind, balances_minor, debts_minor, losses
+            "from": since,
+            "to": until,
+            "program": program.as_dict(),
+            "terminals": {tid: s.as_dict() for tid, s in terminals.items()},
+            "now": now_figures,
+            **view.as_dict(),
+        }
+        print(json.dumps(report))
         return 0
-    print(f"held on cards   {format_amount(totals['balances_minor']):>12}")
-    print(f"owed (debts)    {format_amount(totals['debts_minor']):>12}")
+    print(f"settlement {since} .. {until} (host clock, UTC; the end excluded)")
+    for line in _settlement_lines(program, terminals):
+        print(line)
+    print(f"held on cards   {format_amount(now_figures['held_minor']):>12}")
     print(
-        f"lost (offline sales on refused cards) {losses['count']}: "
+        f"owed (debts)    {format_amount(now_figures['debts_minor']):>12}  "
+        f"({now_figures['accounts_owing']} accounts)"
+    )
+    print(
+        f"lost (offline sales on refused cards, all time) {losses['count']}: "
         f"{format_amount(losses['amount_minor'])}"
     )
-    for kind, figures in totals["movements"].items():
-        print(f"  {kind:20} {figures['count']:>6}  {format_amount(figures['amount_minor']):>12}")
+    if view.outages or view.gaps:
+        print("outages (offline sales: when sold, when their advices arrived):")
+    for o in view.outages:
+        print(
+            f"  {o.terminal_id}  sold {o.first_sale_at} .. {o.last_sale_at}: {o.sales.count} "
+            f"for {format_amount(o.sales.amount_minor)}, settled {o.approved.count}, declined "
+            f"{o.declined.count}, debts {o.debts}; advices {o.first_arrival_at} .. "
+            f"{o.last_arrival_at} [{o.state}]"
+        )
+    for g in view.gaps:
+        print(f"  {g.terminal_id}  link lost {g.down_at}, back {g.up_at or 'not yet'}")
     return 0
+
+
+def _settlement_lines(program: Any, terminals: dict[str, Any]) -> Iterator[str]:
+    from pitill.host.settlement import settlement_rows
+
+    rows = settlement_rows(program, terminals)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        yield "  ".join(
+            cell.ljust(width) if i == 0 else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        )
 
 
 def terminal_id_for(name: str, given: str | None) -> str:
@@ -500,11 +611,65 @@ def _terminal_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_password() -> str:
+    """The new password: asked twice at a terminal, else one line of standard input."""
+    import getpass
+
+    from pitill.host.operators import check_password
+
+    if sys.stdin.isatty():
+        first = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != first:
+            raise ConfigError("the two passwords differ; run the command again")
+    else:
+        first = sys.stdin.readline().rstrip("\r\n")
+    return check_password(first)
+
+
+def _operator_add(args: argparse.Namespace) -> int:
+    from pitill.host.operators import add_operator, check_name
+
+    check_name(args.name)
+    password = _read_password()
+    store = _store(args, create=True)
+    try:
+        operator = add_operator(store, args.name, args.role, password)
+    finally:
+        store.close()
+    print(f"operator {operator.name} ({operator.role}) saved")
+    return 0
+
+
+def _operator_list(args: argparse.Namespace) -> int:
+    from pitill.host.operators import operators
+
+    store = _store(args)
+    try:
+        for name, role, locked in operators(store):
+            print(f"{name:24} {role:8} {'locked until ' + locked if locked else ''}".rstrip())
+    finally:
+        store.close()
+    return 0
+
+
+def _operator_remove(args: argparse.Namespace) -> int:
+    from pitill.host.operators import remove_operator
+
+    store = _store(args)
+    try:
+        remove_operator(store, args.name)
+    finally:
+        store.close()
+    print(f"operator {args.name} removed")
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     from pitill.host.server import HostServer, server_context
     from pitill.web.bind import parse_bind
 
     bind = parse_bind(args.listen, what="--listen")
+    web = parse_bind(args.web, what="--web") if args.web is not None else None
     configure_logging(level="INFO", stream=sys.stderr)
     tls = None
     if args.tls:
@@ -525,6 +690,17 @@ def _serve(args: argparse.Namespace) -> int:
         await server.start()
         print(f"pitill host: listening on {bind.host}:{server.port}", flush=True)
         log_event(log_host, "host_listening", host=bind.host, port=server.port)
+        dashboard = None
+        if web is not None:
+            from pitill.host.dashboard import Dashboard
+
+            dashboard = Dashboard(web, lambda: HostStore.open(args.data_dir, args.database))
+            try:
+                await dashboard.start()
+            except BaseException:
+                await server.close()
+                raise
+            print(f"pitill host: dashboard at {dashboard.url}", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -532,6 +708,8 @@ def _serve(args: argparse.Namespace) -> int:
         try:
             await stop.wait()
         finally:
+            if dashboard is not None:
+                await dashboard.close()
             await server.close()
 
     try:

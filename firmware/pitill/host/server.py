@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl
 import threading
 from collections import Counter
@@ -80,6 +81,7 @@ class HostServer:
         self._opened: list[HostStore] = []
         self.host = host
         self.port = port
+        self.instance = ""  # this process's address, in the links it records
         self.counts: Counter[str] = Counter()
         self._server: asyncio.Server | None = None
         self._worker = ThreadPoolExecutor(
@@ -98,6 +100,13 @@ class HostServer:
         sockets = self._server.sockets
         if sockets:
             self.port = int(sockets[0].getsockname()[1])
+        # the terminals' links this address recorded before a restart are gone
+        self.instance = f"{socket.gethostname()}:{self.host}:{self.port}"
+        await self._in_worker(lambda store: store.close_links(self.instance))
+
+    async def _in_worker(self, work: Callable[[HostStore], object]) -> object:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._worker, lambda: work(self._thread_store()))
 
     async def close(self) -> None:
         if self._server is not None:
@@ -116,6 +125,7 @@ class HostServer:
             self._connections.add(task)
         peer = writer.get_extra_info("peername")
         speaker: str | None = None  # the terminal id a client certificate proves
+        link_id: int | None = None  # this connection's row in `links` (the outage view)
         try:
             if self.tls is not None:
                 speaker = await self._enrolled(writer)
@@ -132,15 +142,32 @@ class HostServer:
                 answer = await self._answer(data, speaker)
                 if answer is None:
                     return
+                if link_id is None and (speaker or answer.get("41")):
+                    link_id = await self._link_up(speaker or answer["41"])
                 writer.write(frame(encode(answer)))
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
             return
         finally:
+            if link_id is not None:
+                down = link_id
+                await self._link(lambda store: store.link_down(down))
             if task is not None:
                 self._connections.discard(task)
             with contextlib.suppress(Exception):
                 await close_stream(writer)
+
+    async def _link_up(self, terminal_id: str) -> int | None:
+        return await self._link(lambda store: store.link_up(terminal_id, self.instance))
+
+    async def _link(self, work: Callable[[HostStore], int | None]) -> int | None:
+        """Record a link going up or down; a store failure here never drops a terminal."""
+        try:
+            result = await asyncio.shield(self._in_worker(work))
+        except Exception as exc:  # a side record, never the terminal's answer
+            log_event(log, "link_not_recorded", level=logging.WARNING, error=exc)
+            return None
+        return result if isinstance(result, int) else None
 
     def _thread_store(self) -> HostStore:
         """The store of the calling worker thread (its own connection with open_store)."""

@@ -88,6 +88,34 @@ MIGRATIONS: tuple[str, ...] = (
         last_stan BIGINT
     );
     """,
+    """
+    CREATE TABLE operators (
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'cashier')),
+        password_hash TEXT NOT NULL,
+        failures BIGINT NOT NULL DEFAULT 0,
+        locked_until TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE operator_actions (
+        id {id},
+        at TEXT NOT NULL,
+        operator TEXT NOT NULL,
+        action TEXT NOT NULL,
+        card_shown TEXT NOT NULL DEFAULT '',
+        amount_minor BIGINT
+    );
+    CREATE TABLE links (
+        id {id},
+        terminal_id TEXT NOT NULL,
+        instance TEXT NOT NULL,
+        up_at TEXT NOT NULL,
+        down_at TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX links_by_terminal ON links (terminal_id, id);
+    CREATE INDEX movements_by_time ON movements (at);
+    CREATE INDEX messages_by_time ON messages (at);
+    """,
 )
 
 
@@ -460,14 +488,16 @@ class HostStore:
         target.chmod(0o600)
         return int(count)
 
-    def movements_csv(self) -> Iterator[list[str]]:
-        """Every movement as CSV rows (masked cards only), oldest first, with a header."""
+    def movements_csv(self, since: str = "", until: str = "9999") -> Iterator[list[str]]:
+        """Every movement booked in [since, until) as CSV rows (masked cards only), oldest
+        first, with a header."""
         yield ["at", "card", "kind", "amount_minor", "balance_after_minor", "flag", "terminal_id",
                "stan"]  # fmt: skip
         for row in self.execute(
             "SELECT m.at, a.card_shown, m.kind, m.amount_minor, m.balance_after_minor, m.flag, "
             "m.terminal_id, m.stan FROM movements m JOIN accounts a ON a.id = m.account_id "
-            "ORDER BY m.id"
+            "WHERE m.at >= ? AND m.at < ? ORDER BY m.id",
+            (since, until),
         ):
             yield ["" if value is None else str(value) for value in row]
 
@@ -515,6 +545,51 @@ class HostStore:
                 (now_iso(), stan, terminal_id),
             )
 
+    def link_up(self, terminal_id: str, instance: str) -> int:
+        """A terminal connected to the host process `instance`: its link's row id."""
+        with self.transaction():
+            (link_id,) = self.execute(
+                "INSERT INTO links (terminal_id, instance, up_at) VALUES (?, ?, ?) RETURNING id",
+                (terminal_id, instance, now_iso()),
+            ).fetchone()
+        return int(link_id)
+
+    def link_down(self, link_id: int) -> None:
+        with self.transaction():
+            self.execute(
+                "UPDATE links SET down_at = ? WHERE id = ? AND down_at = ''", (now_iso(), link_id)
+            )
+
+    def close_links(self, instance: str) -> None:
+        """A host process (re)starting at `instance`: its earlier connections are gone."""
+        with self.transaction():
+            self.execute(
+                "UPDATE links SET down_at = ? WHERE instance = ? AND down_at = ''",
+                (now_iso(), instance),
+            )
+
+    def account_by_id(self, account_id: int) -> tuple[Account, CardRef] | None:
+        """An account and a CardRef that finds it again (by its stored key: the dashboard
+        never holds the card number), so the rules above apply to it unchanged."""
+        row = self.execute(
+            "SELECT id, card_shown, holder, status, balance_minor, card_key FROM accounts "
+            "WHERE id = ?",
+            (account_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        return Account(*row[:5]), StoredCard("", row[1], row[5])
+
+    def search_accounts(self, text: str, limit: int = 50) -> list[Account]:
+        """Accounts whose holder contains `text`, or whose shown card ends with it (last 4)."""
+        pattern = "%" + text.replace("\\", "").replace("%", "").replace("_", "") + "%"
+        rows = self.execute(
+            "SELECT id, card_shown, holder, status, balance_minor FROM accounts "
+            "WHERE LOWER(holder) LIKE LOWER(?) OR card_shown LIKE ? ORDER BY id LIMIT ?",
+            (pattern, pattern, limit),
+        ).fetchall()
+        return [Account(*row) for row in rows]
+
     def losses(self) -> dict[str, int]:
         """Offline sales the host declined after the fact (unknown, blocked, lost cards)."""
         count, amount = self.execute(
@@ -522,6 +597,16 @@ class HostStore:
             "WHERE class = 'advice' AND response_code != '00'"
         ).fetchone()
         return {"count": int(count), "amount_minor": int(amount)}
+
+
+@dataclass(frozen=True)
+class StoredCard(CardRef):
+    """A card known only by its stored lookup key (see HostStore.account_by_id)."""
+
+    card_key: str = ""
+
+    def key(self, secret: bytes) -> str:
+        return self.card_key
 
 
 @dataclass(frozen=True)

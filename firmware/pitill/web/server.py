@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import ipaddress
 import json
 import logging
 import secrets
@@ -29,6 +28,7 @@ from aiohttp import WSMsgType, web
 
 from pitill.errors import ConfigError
 from pitill.web.bind import BindAddress
+from pitill.web.guard import loopback_host, same_origin, security_headers
 
 log = logging.getLogger("pitill.web")
 
@@ -38,15 +38,7 @@ MAX_QUEUED_EVENTS = 200  # per client; older ones are dropped for a client that 
 MAX_MESSAGE_BYTES = 4096  # what a browser may send us in one WebSocket message
 COOKIE = "pitill_token"
 CONTENT_TYPES = {".html": "text/html", ".css": "text/css", ".js": "text/javascript"}
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
+SECURITY_HEADERS = security_headers()
 
 Snapshot = Callable[[], dict[str, Any]]
 CommandHandler = Callable[[dict[str, Any]], Awaitable[str | None]]
@@ -195,7 +187,7 @@ class WebServer:
     async def _guard(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        if self.bind.loopback and not _loopback_host(request.host):
+        if self.bind.loopback and not loopback_host(request.host):
             raise web.HTTPForbidden(text="this page answers only at a loopback address\n")
         if self.token is not None:
             given = request.query.get("token")
@@ -234,8 +226,7 @@ class WebServer:
         return handler
 
     async def _socket(self, request: web.Request) -> web.WebSocketResponse:
-        origin = request.headers.get("Origin")
-        if origin is not None and origin.split("://", 1)[-1] != request.host:
+        if not same_origin(request.headers.get("Origin"), request.host):
             raise web.HTTPForbidden(text="the socket answers only the page's own origin\n")
         ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_MESSAGE_BYTES)
         await ws.prepare(request)
@@ -273,14 +264,3 @@ class WebServer:
 
 def _new_token() -> str:
     return secrets.token_urlsafe(18)
-
-
-def _loopback_host(host: str) -> bool:
-    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-    name = name.strip("[]")
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False

@@ -1,0 +1,181 @@
+"""The dashboard's operators: names, roles, passwords hashed with scrypt, and login lockout.
+
+- A password is stored as `scrypt$N$r$p$salt$hash` (memory-hard: N=2**15, r=8 takes 32 MiB
+  per attempt; a 16-byte random salt per operator). The parameters travel with the hash, so
+  raising them later needs no migration. Passwords are never logged nor kept.
+- MAX_FAILURES wrong passwords in a row lock the name for LOCKOUT_S (in the store: every host
+  process sharing it sees the lock). An unknown name costs the same scrypt work as a known one
+  and gets the same answer, so a login page does not tell which names exist.
+- Two roles: a cashier searches and views accounts and tops them up; an admin does everything,
+  including block, unblock, replace, pay out and managing operators. ROLE_CAN is the one home
+  of that rule.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+from pitill.errors import ConfigError
+from pitill.host.store import HostStore, now_iso
+
+ROLES = ("admin", "cashier")
+ROLE_CAN = {
+    "cashier": frozenset({"view", "topup"}),
+    "admin": frozenset({"view", "topup", "payout", "block", "replace", "operators"}),
+}
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
+SALT_BYTES = 16
+KEY_BYTES = 32
+MIN_PASSWORD_CHARS = 10
+MAX_PASSWORD_CHARS = 1024  # scrypt takes any length; a megabyte "password" is an attack
+MAX_FAILURES = 5
+LOCKOUT_S = 15 * 60
+NAME_CHARS = 40
+
+
+@dataclass(frozen=True)
+class Operator:
+    name: str
+    role: str
+
+    def can(self, action: str) -> bool:
+        return action in ROLE_CAN[self.role]
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def hash_password(password: str, *, n: int = SCRYPT_N) -> str:
+    salt = os.urandom(SALT_BYTES)
+    key = Scrypt(salt=salt, length=KEY_BYTES, n=n, r=SCRYPT_R, p=SCRYPT_P).derive(
+        password.encode("utf-8")
+    )
+    return f"scrypt${n}${SCRYPT_R}${SCRYPT_P}${_b64(salt)}${_b64(key)}"
+
+
+def password_matches(password: str, stored: str) -> bool:
+    try:
+        scheme, n, r, p, salt, key = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        derived = Scrypt(
+            salt=base64.b64decode(salt), length=KEY_BYTES, n=int(n), r=int(r), p=int(p)
+        ).derive(password.encode("utf-8"))
+    except ValueError:
+        return False
+    return hmac.compare_digest(derived, base64.b64decode(key))
+
+
+# What an unknown name is checked against: the same work, never a match.
+_NOBODY = hash_password(os.urandom(16).hex())
+
+
+def check_name(name: str) -> str:
+    if not name or len(name) > NAME_CHARS or not all(c.isalnum() or c in "._-" for c in name):
+        raise ConfigError(
+            f"operator name {name[:NAME_CHARS]!r}: 1-{NAME_CHARS} letters, digits, '.', '_' or '-'"
+        )
+    return name
+
+
+def check_password(password: str) -> str:
+    if not MIN_PASSWORD_CHARS <= len(password) <= MAX_PASSWORD_CHARS:
+        raise ConfigError(
+            f"the password has {len(password)} characters: give {MIN_PASSWORD_CHARS} to "
+            f"{MAX_PASSWORD_CHARS}"
+        )
+    return password
+
+
+def add_operator(store: HostStore, name: str, role: str, password: str) -> Operator:
+    """Add NAME, or set its role and password if it exists (and lift a lockout)."""
+    check_name(name)
+    if role not in ROLES:
+        raise ConfigError(f"role {role!r}: must be admin or cashier")
+    hashed = hash_password(check_password(password))
+    with store.transaction():
+        store.execute(
+            "INSERT INTO operators (name, role, password_hash, created_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET role = excluded.role, "
+            "password_hash = excluded.password_hash, failures = 0, locked_until = ''",
+            (name, role, hashed, now_iso()),
+        )
+    return Operator(name, role)
+
+
+def remove_operator(store: HostStore, name: str) -> None:
+    with store.transaction():
+        if store.execute("DELETE FROM operators WHERE name = ?", (name,)).rowcount == 0:
+            raise ConfigError(f"operator {name!r}: no such operator")
+
+
+def operators(store: HostStore) -> list[tuple[str, str, str]]:
+    """(name, role, locked until or '') of every operator."""
+    return [
+        (str(name), str(role), str(locked))
+        for name, role, locked in store.execute(
+            "SELECT name, role, locked_until FROM operators ORDER BY name"
+        )
+    ]
+
+
+class LoginRefused(ConfigError):
+    """Wrong name or password, or locked out: the message says which of the two only."""
+
+
+def login(store: HostStore, name: str, password: str, now: datetime) -> Operator:
+    """The operator NAME if PASSWORD is theirs and they are not locked out; else LoginRefused
+    (a failure counts towards the lockout)."""
+    stamp = now.isoformat(timespec="seconds")
+    row = store.execute(
+        "SELECT role, password_hash, failures, locked_until FROM operators WHERE name = ?",
+        (name,),
+    ).fetchone()
+    if len(password) > MAX_PASSWORD_CHARS:
+        password = ""
+    if row is None:
+        password_matches(password, _NOBODY)
+        raise LoginRefused("wrong name or password")
+    role, stored, _failures, locked_until = row
+    if locked_until and locked_until > stamp:
+        raise LoginRefused(
+            f"too many wrong passwords: locked until {locked_until}; wait, or an admin runs "
+            "`pitill host operator add` again"
+        )
+    if password_matches(password, stored):
+        with store.transaction():
+            store.execute(
+                "UPDATE operators SET failures = 0, locked_until = '' WHERE name = ?", (name,)
+            )
+        return Operator(name, role)
+    with store.transaction():
+        (failures,) = store.execute(
+            "UPDATE operators SET failures = failures + 1 WHERE name = ? RETURNING failures",
+            (name,),
+        ).fetchone()
+        if int(failures) >= MAX_FAILURES:
+            until = (now + timedelta(seconds=LOCKOUT_S)).isoformat(timespec="seconds")
+            store.execute(
+                "UPDATE operators SET failures = 0, locked_until = ? WHERE name = ?",
+                (until, name),
+            )
+    raise LoginRefused("wrong name or password")
+
+
+def record_action(
+    store: HostStore, operator: Operator, action: str, card_shown: str, amount_minor: int | None
+) -> None:
+    """Who did what from the dashboard (the movements themselves carry no operator)."""
+    with store.transaction():
+        store.execute(
+            "INSERT INTO operator_actions (at, operator, action, card_shown, amount_minor) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (now_iso(), operator.name, action, card_shown, amount_minor),
+        )

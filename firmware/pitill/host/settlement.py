@@ -1,0 +1,419 @@
+"""End of day: what each terminal and the program took, paid out and lost, and the outages.
+
+Read-only queries over the host's own tables (`movements`, `messages`, `links`), the same SQL on
+SQLite and PostgreSQL. A period is a half-open range of the host's clock (UTC, ISO text):
+money counts on the day the host booked it, so an offline sale counts on the day its advice
+arrived (the terminal's local time of the sale is in the outage view).
+
+- Money by category, from `movements` (each kind of movement has one category, KIND_CATEGORY;
+  a kind this module does not know yet is still shown, as itself).
+- Debts: offline sales that overdrew, and how much each pushed the balance below zero.
+- Losses: offline sales the host declined after the fact (`messages`, advice not 00).
+- Offline share: approved online sales against approved offline ones, count and amount.
+- Outages: per terminal, runs of offline sales (advices between two online sales, ordered by the
+  sale's own instant, field 7) with when they happened and when their advices arrived, and the
+  gaps in the terminal's connections the host saw (`links`).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from pitill.core.types import format_amount
+from pitill.errors import ConfigError
+from pitill.host.store import HostStore
+
+HOST_DESK = "host"  # movements no terminal made: the command line and the dashboard
+# Advices still coming in: the last one arrived less than this long ago, or the terminal is
+# disconnected now (whatever it sells meanwhile arrives when it is back).
+SETTLE_QUIET_S = 120
+
+KIND_CATEGORY = {
+    "sale": "sales_online",
+    "offline_sale": "sales_offline",
+    "reversal": "reversals",
+    "topup": "topups",
+    "refund": "refunds",
+    "payout": "payouts",
+    "moved_out": "transfers",
+    "moved_in": "transfers",
+}
+CATEGORIES = (
+    "sales_online",
+    "sales_offline",
+    "reversals",
+    "refunds",
+    "topups",
+    "payouts",
+    "transfers",
+)
+
+
+@dataclass
+class Figures:
+    count: int = 0
+    amount_minor: int = 0
+
+    def add(self, count: int, amount_minor: int) -> None:
+        self.count += count
+        self.amount_minor += amount_minor
+
+
+@dataclass
+class Settlement:
+    """One terminal's (or the program's) figures for a period. Amounts are positive: money
+    taken for sales, given back by reversals and refunds, loaded by top-ups."""
+
+    money: dict[str, Figures] = field(default_factory=lambda: {c: Figures() for c in CATEGORIES})
+    debts: Figures = field(default_factory=Figures)  # overdrawing offline sales; the overdraft
+    losses: Figures = field(default_factory=Figures)
+    approved_online: Figures = field(default_factory=Figures)
+    approved_offline: Figures = field(default_factory=Figures)
+
+    @property
+    def net_sales_minor(self) -> int:
+        m = self.money
+        return (
+            m["sales_online"].amount_minor
+            + m["sales_offline"].amount_minor
+            - m["reversals"].amount_minor
+            - m["refunds"].amount_minor
+        )
+
+    def offline_share(self) -> dict[str, float]:
+        """The offline part of approved sales, by count and by amount (0..1)."""
+        on, off = self.approved_online, self.approved_offline
+        return {
+            "count": off.count / (on.count + off.count) if on.count + off.count else 0.0,
+            "amount": (
+                off.amount_minor / (on.amount_minor + off.amount_minor)
+                if on.amount_minor + off.amount_minor
+                else 0.0
+            ),
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **{name: asdict(f) for name, f in self.money.items()},
+            "net_sales_minor": self.net_sales_minor,
+            "debts": asdict(self.debts),
+            "losses": asdict(self.losses),
+            "approved_online": asdict(self.approved_online),
+            "approved_offline": asdict(self.approved_offline),
+            "offline_share": self.offline_share(),
+        }
+
+
+def period(day: str | None, since: str | None, until: str | None, today: date) -> tuple[str, str]:
+    """The [from, to) range of host time for --day, or --from/--to (dates, to inclusive);
+    default today (UTC)."""
+
+    def parse(text: str, what: str) -> date:
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            raise ConfigError(f"{what} {text!r}: give a date as YYYY-MM-DD") from None
+
+    if day is not None and (since is not None or until is not None):
+        raise ConfigError("--day and --from/--to: give one day, or a range, not both")
+    if day is not None:
+        first = last = parse(day, "--day")
+    elif since is None and until is None:
+        first = last = today
+    else:
+        first = parse(since, "--from") if since is not None else date(1970, 1, 1)
+        last = parse(until, "--to") if until is not None else today
+        if last < first:
+            raise ConfigError(f"--from {first} is after --to {last}: swap them")
+    start = datetime(first.year, first.month, first.day, tzinfo=UTC)
+    end = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
+    return start.isoformat(timespec="seconds"), end.isoformat(timespec="seconds")
+
+
+def settle(store: HostStore, since: str, until: str) -> tuple[Settlement, dict[str, Settlement]]:
+    """The program's settlement for [since, until) and each terminal's (HOST_DESK: the
+    movements no terminal made)."""
+    program = Settlement()
+    terminals: dict[str, Settlement] = defaultdict(Settlement)
+    rows = store.execute(
+        "SELECT terminal_id, kind, COUNT(*), SUM(amount_minor), "
+        "SUM(CASE WHEN flag = 'debt' THEN 1 ELSE 0 END), "
+        "SUM(CASE WHEN flag = 'debt' THEN "
+        "  (CASE WHEN balance_after_minor < 0 THEN -balance_after_minor ELSE 0 END) - "
+        "  (CASE WHEN balance_after_minor - amount_minor < 0 "
+        "   THEN amount_minor - balance_after_minor ELSE 0 END) ELSE 0 END) "
+        "FROM movements WHERE at >= ? AND at < ? GROUP BY terminal_id, kind",
+        (since, until),
+    ).fetchall()
+    for terminal_id, kind, count, total, debt_count, debt_minor in rows:
+        category = KIND_CATEGORY.get(kind, kind)
+        # a sale takes money off a card: shown positive; a reversal gives it back: positive too
+        amount = abs(int(total)) if category != "transfers" else int(total)
+        for target in (program, terminals[terminal_id or HOST_DESK]):
+            target.money.setdefault(category, Figures()).add(int(count), amount)
+            target.debts.add(int(debt_count), int(debt_minor))
+    rows = store.execute(
+        "SELECT terminal_id, class, response_code = '00', COUNT(*), "
+        "COALESCE(SUM(amount_minor), 0) FROM messages "
+        "WHERE at >= ? AND at < ? AND class IN ('sale', 'advice') "
+        "GROUP BY terminal_id, class, response_code = '00'",
+        (since, until),
+    ).fetchall()
+    for terminal_id, klass, approved, count, total in rows:
+        for target in (program, terminals[terminal_id]):
+            if klass == "sale" and approved:
+                target.approved_online.add(int(count), int(total))
+            elif klass == "advice" and approved:
+                target.approved_offline.add(int(count), int(total))
+            elif klass == "advice":
+                target.losses.add(int(count), int(total))
+    return program, dict(sorted(terminals.items()))
+
+
+def _all_categories(groups: list[Settlement]) -> list[str]:
+    extra = {c for s in groups for c in s.money} - set(CATEGORIES)
+    return [*CATEGORIES, *sorted(extra)]
+
+
+def settlement_rows(program: Settlement, terminals: dict[str, Settlement]) -> list[list[str]]:
+    """The settlement as a text table: a row per figure, a column per terminal and the
+    program (count x amount)."""
+    groups = [("program", program), *terminals.items()]
+    settlements = [s for _, s in groups]
+
+    def cell(f: Figures) -> str:
+        return f"{f.count} x {format_amount(f.amount_minor)}" if f.count else "-"
+
+    rows = [["", *[name for name, _ in groups]]]
+    for category in _all_categories(settlements):
+        rows.append([category, *[cell(s.money.get(category, Figures())) for s in settlements]])
+    rows.append(["net_sales", *[format_amount(s.net_sales_minor) for s in settlements]])
+    rows.append(["debts", *[cell(s.debts) for s in settlements]])
+    rows.append(["losses", *[cell(s.losses) for s in settlements]])
+    rows.append(["approved_online", *[cell(s.approved_online) for s in settlements]])
+    rows.append(["approved_offline", *[cell(s.approved_offline) for s in settlements]])
+    rows.append(
+        [
+            "offline_share",
+            *[
+                f"{s.offline_share()['count']:.0%} / {s.offline_share()['amount']:.0%}"
+                for s in settlements
+            ],
+        ]
+    )
+    return rows
+
+
+def settlement_csv(program: Settlement, terminals: dict[str, Settlement]) -> list[list[str]]:
+    """One row per terminal (HOST_DESK for the command line and dashboard) and one for the
+    program, with a header; amounts in minor units."""
+    groups = [*terminals.items(), ("program", program)]
+    categories = _all_categories([s for _, s in groups])
+    header = ["terminal"]
+    for name in [*categories, "debts", "losses", "approved_online", "approved_offline"]:
+        header += [f"{name}_count", f"{name}_minor"]
+    header += ["net_sales_minor", "offline_share_count", "offline_share_amount"]
+    rows = [header]
+    for name, s in groups:
+        row = [name]
+        for f in [
+            *[s.money.get(c, Figures()) for c in categories],
+            s.debts,
+            s.losses,
+            s.approved_online,
+            s.approved_offline,
+        ]:
+            row += [str(f.count), str(f.amount_minor)]
+        share = s.offline_share()
+        row += [str(s.net_sales_minor), f"{share['count']:.4f}", f"{share['amount']:.4f}"]
+        rows.append(row)
+    return rows
+
+
+def outstanding(store: HostStore) -> dict[str, int]:
+    """Now, whatever the period: money held on cards, debts owed, and the accounts owing."""
+    held, owed, owing = store.execute(
+        "SELECT COALESCE(SUM(CASE WHEN balance_minor > 0 THEN balance_minor ELSE 0 END), 0), "
+        "COALESCE(SUM(CASE WHEN balance_minor < 0 THEN -balance_minor ELSE 0 END), 0), "
+        "COALESCE(SUM(CASE WHEN balance_minor < 0 THEN 1 ELSE 0 END), 0) FROM accounts"
+    ).fetchone()
+    return {"held_minor": int(held), "debts_minor": int(owed), "accounts_owing": int(owing)}
+
+
+# --- outages -----------------------------------------------------------------------------------
+
+
+def sale_instant(transmission: str, arrived_at: str) -> str:
+    """A sale's own instant (field 7: UTC MMDDhhmmss, no year) as ISO text, its year the one
+    that puts it at or before its arrival (an advice arrives after its sale)."""
+    arrived = datetime.fromisoformat(arrived_at)
+    try:
+        month, day = int(transmission[:2]), int(transmission[2:4])
+        hh, mm, ss = int(transmission[4:6]), int(transmission[6:8]), int(transmission[8:10])
+        instant = datetime(arrived.year, month, day, hh, mm, ss, tzinfo=UTC)
+        if instant > arrived + timedelta(days=1):  # sold in December, arrived in January
+            instant = instant.replace(year=arrived.year - 1)
+    except ValueError:
+        return arrived_at  # not a stamp pitill writes: the arrival is all we know
+    return instant.isoformat(timespec="seconds")
+
+
+@dataclass
+class Outage:
+    """One run of a terminal's offline sales, as the host learned it from their advices."""
+
+    terminal_id: str
+    first_sale_at: str  # the sales' own instants (UTC)
+    last_sale_at: str
+    first_arrival_at: str  # when their advices reached the host
+    last_arrival_at: str
+    sales: Figures = field(default_factory=Figures)  # every offline sale of the run
+    approved: Figures = field(default_factory=Figures)  # taken (settled on the card)
+    declined: Figures = field(default_factory=Figures)  # losses
+    debts: int = 0  # of the approved ones, how many overdrew
+    state: str = "settled"  # or "arriving": more of this terminal's advices may come
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class LinkGap:
+    terminal_id: str
+    down_at: str
+    up_at: str  # '' while the terminal is still away
+
+
+@dataclass
+class OutageView:
+    outages: list[Outage]
+    gaps: list[LinkGap]
+    online: dict[str, bool]  # terminal id -> connected now (as far as the links say)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "outages": [o.as_dict() for o in self.outages],
+            "gaps": [asdict(g) for g in self.gaps],
+            "online": self.online,
+        }
+
+
+def outage_view(store: HostStore, now: datetime, since: str = "") -> OutageView:
+    """Every terminal's offline runs and connection gaps whose sales or gaps end after `since`."""
+    gaps: list[LinkGap] = []
+    online: dict[str, bool] = {}
+    links: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for terminal_id, up_at, down_at in store.execute(
+        "SELECT terminal_id, up_at, down_at FROM links ORDER BY terminal_id, up_at, id"
+    ):
+        links[terminal_id].append((up_at, down_at))
+    for terminal_id, spans in links.items():
+        open_now = any(down == "" for _, down in spans)
+        online[terminal_id] = open_now
+        # a gap: from a link's end to the next link's start, when no other link was up meanwhile
+        covered_until = ""
+        ordered = sorted(spans)
+        for index, (_up, down) in enumerate(ordered):
+            end = "9999" if down == "" else down
+            covered_until = max(covered_until, end)
+            following = ordered[index + 1][0] if index + 1 < len(ordered) else None
+            if covered_until == "9999":
+                continue
+            if following is None:
+                gaps.append(LinkGap(terminal_id, covered_until, ""))
+            elif following > covered_until:
+                gaps.append(LinkGap(terminal_id, covered_until, following))
+    gaps = [g for g in gaps if (g.up_at or "9999") >= since]
+
+    rows = store.execute(
+        "SELECT terminal_id, class, stan, transmission, amount_minor, response_code, at, "
+        "movement_id FROM messages WHERE class IN ('sale', 'advice') ORDER BY terminal_id"
+    ).fetchall()
+    debt_ids = {
+        int(row[0])
+        for row in store.execute(
+            "SELECT id FROM movements WHERE kind = 'offline_sale' AND flag = 'debt'"
+        )
+    }
+    per_terminal: dict[str, list[tuple[str, Any]]] = defaultdict(list)
+    for row in rows:
+        per_terminal[row[0]].append((sale_instant(row[3], row[6]), row))
+    outages: list[Outage] = []
+    quiet_since = (now - timedelta(seconds=SETTLE_QUIET_S)).isoformat(timespec="seconds")
+    for terminal_id, items in per_terminal.items():
+        items.sort(key=lambda item: (item[0], item[1][2]))
+        current: Outage | None = None
+        for instant, row in items:
+            _, klass, _stan, _tx, amount, code, arrived, movement_id = row
+            if klass == "sale":
+                current = None
+                continue
+            if current is None:
+                current = Outage(terminal_id, instant, instant, arrived, arrived)
+                outages.append(current)
+            current.last_sale_at = instant
+            current.first_arrival_at = min(current.first_arrival_at, arrived)
+            current.last_arrival_at = max(current.last_arrival_at, arrived)
+            amount_minor = int(amount or 0)
+            current.sales.add(1, amount_minor)
+            if code == "00":
+                current.approved.add(1, amount_minor)
+                if movement_id is not None and int(movement_id) in debt_ids:
+                    current.debts += 1
+            else:
+                current.declined.add(1, amount_minor)
+    for terminal_id in per_terminal:
+        theirs = [o for o in outages if o.terminal_id == terminal_id]
+        if theirs:
+            latest = max(theirs, key=lambda o: o.last_arrival_at)
+            if latest.last_arrival_at >= quiet_since or online.get(terminal_id) is False:
+                latest.state = "arriving"
+    outages = [o for o in outages if o.last_arrival_at >= since]
+    outages.sort(key=lambda o: (o.first_sale_at, o.terminal_id))
+    return OutageView(outages, gaps, online)
+
+
+@dataclass
+class TerminalRow:
+    """One line of the terminals page: enrolled or only ever heard from (without --tls)."""
+
+    terminal_id: str
+    name: str
+    status: str  # active, revoked, or "not enrolled"
+    online: bool
+    last_seen_at: str
+    last_stan: int | None
+    arriving: bool  # advices still coming after an outage
+
+
+def terminal_rows(store: HostStore, view: OutageView) -> list[TerminalRow]:
+    enrolled = {t.terminal_id: t for t in store.terminals()}
+    last: dict[str, tuple[str, int]] = {}
+    for terminal_id, at, stan in store.execute(
+        "SELECT m.terminal_id, m.at, m.stan FROM messages m JOIN ("
+        "SELECT terminal_id, MAX(at) AS at FROM messages GROUP BY terminal_id) l "
+        "ON l.terminal_id = m.terminal_id AND l.at = m.at ORDER BY m.stan"
+    ):
+        last[terminal_id] = (at, int(stan))
+    arriving = {o.terminal_id for o in view.outages if o.state == "arriving"}
+    rows = []
+    for terminal_id in sorted(set(enrolled) | set(last) | set(view.online)):
+        t = enrolled.get(terminal_id)
+        seen_at, stan = last.get(terminal_id, ("", None))
+        if t is not None and t.last_seen_at > seen_at:
+            seen_at, stan = t.last_seen_at, t.last_stan
+        rows.append(
+            TerminalRow(
+                terminal_id,
+                t.name if t else "",
+                t.status if t else "not enrolled",
+                view.online.get(terminal_id, False),
+                seen_at,
+                stan,
+                terminal_id in arriving,
+            )
+        )
+    return rows
