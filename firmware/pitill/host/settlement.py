@@ -30,6 +30,7 @@ HOST_DESK = "host"  # movements no terminal made: the command line and the dashb
 # Advices still coming in: the last one arrived less than this long ago, or the terminal is
 # disconnected now (whatever it sells meanwhile arrives when it is back).
 SETTLE_QUIET_S = 120
+GAP_MIN_S = 5  # a reconnect quicker than this is a blip, not an outage
 
 KIND_CATEGORY = {
     "sale": "sales_online",
@@ -324,7 +325,7 @@ def outage_view(store: HostStore, now: datetime, since: str = "") -> OutageView:
                 continue
             if following is None:
                 gaps.append(LinkGap(terminal_id, covered_until, ""))
-            elif following > covered_until:
+            elif _seconds_between(covered_until, following) >= GAP_MIN_S:
                 gaps.append(LinkGap(terminal_id, covered_until, following))
     gaps = [g for g in gaps if (g.up_at or "9999") >= since]
 
@@ -368,12 +369,16 @@ def outage_view(store: HostStore, now: datetime, since: str = "") -> OutageView:
     for terminal_id in per_terminal:
         theirs = [o for o in outages if o.terminal_id == terminal_id]
         if theirs:
-            latest = max(theirs, key=lambda o: o.last_arrival_at)
+            latest = max(theirs, key=lambda o: (o.last_arrival_at, o.last_sale_at))
             if latest.last_arrival_at >= quiet_since or online.get(terminal_id) is False:
                 latest.state = "arriving"
     outages = [o for o in outages if o.last_arrival_at >= since]
     outages.sort(key=lambda o: (o.first_sale_at, o.terminal_id))
     return OutageView(outages, gaps, online)
+
+
+def _seconds_between(earlier: str, later: str) -> float:
+    return (datetime.fromisoformat(later) - datetime.fromisoformat(earlier)).total_seconds()
 
 
 @dataclass
