@@ -13,7 +13,6 @@ from pathlib import Path
 
 from host_messages import OTHER, PAN, request, reversal_of
 from pitill.host.cards import parse_card
-from pitill.host.store import HostStore
 from pitill.host.settlement import (
     HOST_DESK,
     SETTLE_QUIET_S,
@@ -23,6 +22,7 @@ from pitill.host.settlement import (
     settle,
     terminal_rows,
 )
+from pitill.host.store import HostStore
 from pitill_cli import PITILL
 
 from .conftest import db_args

@@ -59,7 +59,7 @@ SESSION_IDLE_S = 30 * 60
 SESSION_MAX_S = 12 * 3600
 IP_MAX_FAILURES = 20
 IP_WINDOW_S = 15 * 60
-HEADERS = security_headers(form_action="'self'")
+HEADERS = security_headers(form_action="'self'")  # on every answer, redirects and errors too
 T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -272,16 +272,14 @@ class Dashboard:
         log_event(log, "login", operator=operator.name, role=operator.role)
         response = web.HTTPSeeOther("/")
         response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="Strict", path="/")
-        response.headers.update(HEADERS)
-        return response
+        raise response
 
     async def _logout(self, request: web.Request) -> web.StreamResponse:
         await self._posted(request, "view")
         self.sessions.pop(request.cookies.get(SESSION_COOKIE, ""), None)
         response = web.HTTPSeeOther("/login")
         response.del_cookie(SESSION_COOKIE, path="/")
-        response.headers.update(HEADERS)
-        return response
+        raise response
 
     # --- pages ---------------------------------------------------------------------------
 
@@ -392,8 +390,7 @@ class Dashboard:
             log_event(log, "dashboard_action", operator=operator.name, action=action)
         session.flash = said
         response = web.HTTPSeeOther(f"/accounts/{shown_next}")
-        response.headers.update(HEADERS)
-        return response
+        raise response
 
     async def _settlement(self, request: web.Request) -> web.Response:
         session = self._need(request)
@@ -432,8 +429,7 @@ class Dashboard:
         except PitillError as exc:
             session.flash = f"refused: {exc}"
         response = web.HTTPSeeOther("/operators")
-        response.headers.update(HEADERS)
-        return response
+        raise response
 
     async def _operator_remove(self, request: web.Request) -> web.StreamResponse:
         session, _ = await self._posted(request, "operators")
@@ -450,5 +446,4 @@ class Dashboard:
             except PitillError as exc:
                 session.flash = f"refused: {exc}"
         response = web.HTTPSeeOther("/operators")
-        response.headers.update(HEADERS)
-        return response
+        raise response
