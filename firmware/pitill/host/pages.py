@@ -151,7 +151,7 @@ def today_page(
         f"<dt>Debts owed</dt><dd>{money(outstanding['debts_minor'])} "
         f"({outstanding['accounts_owing']} accounts)</dd>"
         f"<dt>Terminals online</dt><dd>{online} of {len(rows)}</dd>"
-        f"<dt>Advices still arriving</dt><dd>{arriving} terminals</dd></dl>"
+        f"<dt>Advices still arriving</dt><dd>from {arriving} of {len(rows)} terminals</dd></dl>"
         f"<h3>Settlement today (UTC)</h3>{settlement_table(program, terminals)}"
     )
 

@@ -9,7 +9,9 @@ import ipaddress
 
 def security_headers(form_action: str = "'none'") -> dict[str, str]:
     """Headers for every answer; `form_action` is where the page's forms may post ('self' for
-    the dashboard's, 'none' for the mirror that has no forms)."""
+    the dashboard's, 'none' for the mirror that has no forms). A page with forms says
+    same-origin as its referrer policy: under no-referrer Chromium posts forms with
+    `Origin: null`, which the same-origin check must refuse."""
     return {
         "Content-Security-Policy": (
             "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -17,7 +19,7 @@ def security_headers(form_action: str = "'none'") -> dict[str, str]:
             f"form-action {form_action}"
         ),
         "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",
+        "Referrer-Policy": "no-referrer" if form_action == "'none'" else "same-origin",
         "Cache-Control": "no-store",
     }
 
