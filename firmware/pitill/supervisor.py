@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import hashlib
-import hmac
-import secrets
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +16,7 @@ from pathlib import Path
 from pitill.core.types import PIN_MAX_DIGITS, PIN_MIN_DIGITS
 from pitill.errors import ConfigError
 from pitill.journal.store import Journal
+from pitill.kdf import hash_secret, secret_matches
 
 PIN_HASH_SETTING = "supervisor_pin"  # "scrypt$n$r$p$salt_hex$hash_hex"
 PIN_FAILURES_SETTING = "supervisor_pin_failures"  # wrong tries since the last right one
@@ -26,12 +24,7 @@ PIN_LOCKED_UNTIL_SETTING = "supervisor_pin_locked_until_runtime_s"  # on Journal
 
 # scrypt cost: N=2**14, r=8, p=1 takes 16 MiB and about 0.3 s on a Pi Zero 2 W (512 MB of RAM,
 # and the terminal must keep selling meanwhile), about 50 ms on a laptop; see DECISIONS.md.
-SCRYPT_N = 2**14
-SCRYPT_R = 8
-SCRYPT_P = 1
-SALT_BYTES = 16
-HASH_BYTES = 32
-_SCRYPT_MAXMEM = 64 * 1024 * 1024
+SCRYPT_N = 2**14  # r, p, salt and hash sizes: pitill.kdf
 
 TRIES_BEFORE_LOCK = 5
 FIRST_LOCK_S = 60.0  # after 5 wrong tries; each further 5 double it
@@ -52,27 +45,12 @@ def check_pin_format(pin: str) -> str:
 
 def hash_pin(pin: str, salt: bytes | None = None) -> str:
     """The stored form of a PIN: scrypt with a fresh random salt, parameters kept with it."""
-    salt = salt if salt is not None else secrets.token_bytes(SALT_BYTES)
-    digest = _scrypt(pin, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P)
-    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${salt.hex()}${digest.hex()}"
+    return hash_secret(pin, SCRYPT_N, salt)
 
 
 def pin_matches(pin: str, stored: str) -> bool:
     """Whether `pin` hashes to `stored` (compared in constant time). A malformed record: False."""
-    try:
-        scheme, n, r, p, salt_hex, digest_hex = stored.split("$")
-        if scheme != "scrypt":
-            return False
-        digest = _scrypt(pin, bytes.fromhex(salt_hex), int(n), int(r), int(p))
-    except ValueError:
-        return False
-    return hmac.compare_digest(digest, bytes.fromhex(digest_hex))
-
-
-def _scrypt(pin: str, salt: bytes, n: int, r: int, p: int) -> bytes:
-    return hashlib.scrypt(
-        pin.encode(), salt=salt, n=n, r=r, p=p, maxmem=_SCRYPT_MAXMEM, dklen=HASH_BYTES
-    )
+    return secret_matches(pin, stored)
 
 
 def lock_s(failures: int) -> float:

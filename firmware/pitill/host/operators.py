@@ -1,8 +1,8 @@
 """The dashboard's operators: names, roles, passwords hashed with scrypt, and login lockout.
 
-- A password is stored as `scrypt$N$r$p$salt$hash` (memory-hard: N=2**15, r=8 takes 32 MiB
-  per attempt; a 16-byte random salt per operator). The parameters travel with the hash, so
-  raising them later needs no migration. Passwords are never logged nor kept.
+- A password is stored by pitill.kdf (scrypt, memory-hard: N=2**15, r=8 takes 32 MiB per
+  attempt; a 16-byte random salt per operator; the parameters travel with the hash). Passwords
+  are never logged nor kept.
 - MAX_FAILURES wrong passwords in a row lock the name for LOCKOUT_S (in the store: every host
   process sharing it sees the lock). An unknown name costs the same scrypt work as a known one
   and gets the same answer, so a login page does not tell which names exist.
@@ -13,25 +13,20 @@
 
 from __future__ import annotations
 
-import base64
-import hmac
 import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
-
 from pitill.errors import ConfigError
 from pitill.host.store import HostStore, now_iso
+from pitill.kdf import hash_secret, secret_matches
 
 ROLES = ("admin", "cashier")
 ROLE_CAN = {
     "cashier": frozenset({"view", "topup"}),
     "admin": frozenset({"view", "topup", "payout", "block", "replace", "operators"}),
 }
-SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
-SALT_BYTES = 16
-KEY_BYTES = 32
+SCRYPT_N = 2**15  # 32 MiB per check with r=8 (pitill.kdf); the supervisor PIN's is 2**14
 MIN_PASSWORD_CHARS = 10
 MAX_PASSWORD_CHARS = 1024  # scrypt takes any length; a megabyte "password" is an attack
 MAX_FAILURES = 5
@@ -48,29 +43,12 @@ class Operator:
         return action in ROLE_CAN[self.role]
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def hash_password(password: str, *, n: int = SCRYPT_N) -> str:
-    salt = os.urandom(SALT_BYTES)
-    key = Scrypt(salt=salt, length=KEY_BYTES, n=n, r=SCRYPT_R, p=SCRYPT_P).derive(
-        password.encode("utf-8")
-    )
-    return f"scrypt${n}${SCRYPT_R}${SCRYPT_P}${_b64(salt)}${_b64(key)}"
+def hash_password(password: str) -> str:
+    return hash_secret(password, SCRYPT_N)
 
 
 def password_matches(password: str, stored: str) -> bool:
-    try:
-        scheme, n, r, p, salt, key = stored.split("$")
-        if scheme != "scrypt":
-            return False
-        derived = Scrypt(
-            salt=base64.b64decode(salt), length=KEY_BYTES, n=int(n), r=int(r), p=int(p)
-        ).derive(password.encode("utf-8"))
-    except ValueError:
-        return False
-    return hmac.compare_digest(derived, base64.b64decode(key))
+    return secret_matches(password, stored)
 
 
 # What an unknown name is checked against: the same work, never a match.
