@@ -266,3 +266,32 @@ def test_the_report_command_text_json_and_csv(tmp_path: Path, database: str | No
     assert json.loads(future.stdout)["program"]["net_sales_minor"] == 0
     bad = pitill("report", *store, "--from", "2026-12-01", "--to", "2026-11-01")
     assert bad.returncode == 2 and "swap them" in bad.stderr
+
+
+def test_a_staffed_terminals_top_ups_are_no_sales(tmp_path: Path, database: str | None) -> None:
+    async def main() -> None:
+        async with Host(tmp_path, database) as host:
+            host.store.add_account(parse_card(PAN), 0)
+            topup = {"3": "210000"}
+            lost = request("0200", 2, 500, terminal_id=A, **topup)
+            answers = await host.send(
+                request("0200", 1, 2000, terminal_id=A, **topup),
+                lost,
+                reversal_of(lost, 3),  # its answer was lost: reversed, no cash taken
+                request("0200", 4, 0, terminal_id=A, **{"3": "310000"}),  # balance inquiry
+                request("0200", 5, 300, terminal_id=A),
+            )
+            assert [a["39"] for a in answers] == ["00"] * 5
+            today = datetime.now(UTC).date()
+            program, terminals = settle(host.store, *period(None, None, None, today))
+            m = terminals[A].money
+            assert (m["topups"].count, m["topups"].amount_minor) == (2, 2500)
+            assert (m["topup_reversals"].count, m["topup_reversals"].amount_minor) == (1, 500)
+            assert (m["reversals"].count, m["sales_online"].amount_minor) == (0, 300)
+            assert (program.approved_online.count, program.approved_online.amount_minor) == (
+                1,
+                300,
+            )
+            assert program.net_sales_minor == 300
+
+    run(main())

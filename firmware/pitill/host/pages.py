@@ -35,6 +35,7 @@ CATEGORY_LABEL = {
     "reversals": "Reversals",
     "refunds": "Refunds",
     "topups": "Top-ups",
+    "topup_reversals": "Top-ups reversed",
     "payouts": "Payouts",
     "transfers": "Moved to new cards",
 }

@@ -42,12 +42,16 @@ KIND_CATEGORY = {
     "moved_out": "transfers",
     "moved_in": "transfers",
 }
+# A reversal gives back what its original moved: a sale's (money back onto the card) is in
+# "reversals"; a staffed terminal's top-up's (money off the card again) in "topup_reversals".
+TOPUP_REVERSALS = "topup_reversals"
 CATEGORIES = (
     "sales_online",
     "sales_offline",
     "reversals",
     "refunds",
     "topups",
+    TOPUP_REVERSALS,
     "payouts",
     "transfers",
 )
@@ -140,36 +144,42 @@ def settle(store: HostStore, since: str, until: str) -> tuple[Settlement, dict[s
     program = Settlement()
     terminals: dict[str, Settlement] = defaultdict(Settlement)
     rows = store.execute(
-        "SELECT terminal_id, kind, COUNT(*), SUM(amount_minor), "
+        "SELECT terminal_id, kind, amount_minor > 0, COUNT(*), SUM(amount_minor), "
         "SUM(CASE WHEN flag = 'debt' THEN 1 ELSE 0 END), "
         "SUM(CASE WHEN flag = 'debt' THEN "
         "  (CASE WHEN balance_after_minor < 0 THEN -balance_after_minor ELSE 0 END) - "
         "  (CASE WHEN balance_after_minor - amount_minor < 0 "
         "   THEN amount_minor - balance_after_minor ELSE 0 END) ELSE 0 END) "
-        "FROM movements WHERE at >= ? AND at < ? GROUP BY terminal_id, kind",
+        "FROM movements WHERE at >= ? AND at < ? GROUP BY terminal_id, kind, amount_minor > 0",
         (since, until),
     ).fetchall()
-    for terminal_id, kind, count, total, debt_count, debt_minor in rows:
-        category = KIND_CATEGORY.get(kind, kind)
+    for terminal_id, kind, credit, count, total, debt_count, debt_minor in rows:
+        if kind == "reversal" and not credit:
+            category = TOPUP_REVERSALS
+        else:
+            category = KIND_CATEGORY.get(kind, kind)
         # a sale takes money off a card: shown positive; a reversal gives it back: positive too
         amount = abs(int(total)) if category != "transfers" else int(total)
         for target in (program, terminals[terminal_id or HOST_DESK]):
             target.money.setdefault(category, Figures()).add(int(count), amount)
             target.debts.add(int(debt_count), int(debt_minor))
+    # approvals: what each approved message moved (a top-up or a balance inquiry is an 0200
+    # too, and is no sale)
     rows = store.execute(
-        "SELECT terminal_id, class, response_code = '00', COUNT(*), "
-        "COALESCE(SUM(amount_minor), 0) FROM messages "
-        "WHERE at >= ? AND at < ? AND class IN ('sale', 'advice') "
-        "GROUP BY terminal_id, class, response_code = '00'",
+        "SELECT m.terminal_id, m.class, m.response_code = '00', COALESCE(v.kind, ''), COUNT(*), "
+        "COALESCE(SUM(m.amount_minor), 0) FROM messages m "
+        "LEFT JOIN movements v ON v.id = m.movement_id "
+        "WHERE m.at >= ? AND m.at < ? AND m.class IN ('sale', 'advice') "
+        "GROUP BY m.terminal_id, m.class, m.response_code = '00', COALESCE(v.kind, '')",
         (since, until),
     ).fetchall()
-    for terminal_id, klass, approved, count, total in rows:
+    for terminal_id, klass, approved, moved, count, total in rows:
         for target in (program, terminals[terminal_id]):
-            if klass == "sale" and approved:
+            if approved and moved == "sale":
                 target.approved_online.add(int(count), int(total))
-            elif klass == "advice" and approved:
+            elif approved and moved == "offline_sale":
                 target.approved_offline.add(int(count), int(total))
-            elif klass == "advice":
+            elif klass == "advice" and not approved:
                 target.losses.add(int(count), int(total))
     return program, dict(sorted(terminals.items()))
 
@@ -332,6 +342,7 @@ def outage_view(store: HostStore, now: datetime, since: str = "") -> OutageView:
     rows = store.execute(
         "SELECT terminal_id, class, stan, transmission, amount_minor, response_code, at, "
         "movement_id FROM messages WHERE class IN ('sale', 'advice') ORDER BY terminal_id"
+        # an 0200 of any kind (a sale, a top-up, a balance inquiry) says the link was up
     ).fetchall()
     debt_ids = {
         int(row[0])
