@@ -476,6 +476,12 @@ def test_cli_runs_answers_and_switches_modes(tmp_path: Path) -> None:
                 return decode(payload or b"")["39"]
 
             assert asyncio.run(talk()) == "51"
+            process.stdin.write("counts\n")  # what a bench in another process reads
+            process.stdin.flush()
+            said = process.stdout.readline()
+            assert said.startswith("acquirer counts {"), said
+            counts = json.loads(said.removeprefix("acquirer counts "))
+            assert counts["connections"] == 1 and counts["financial"] == 1, counts
             process.stdin.write("down\n")
             process.stdin.flush()
             assert process.stdout.readline().strip() == "acquirer mode down"

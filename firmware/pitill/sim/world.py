@@ -7,7 +7,9 @@ driver the Pi uses, and the display is luma's dummy device fed by the one render
 There is one sandbox host, plain TCP, dialled by upstream.host: upstream.hosts and TLS are
 ignored here. With `external` (`pitill sim --upstream HOST:PORT`, or a config whose [upstream]
 names another host) the terminal dials that real host instead, through a FaultProxy (sim/proxy.py)
-that makes the same faults on the real connection; its TLS settings are kept.
+that makes the same faults on the real connection; its TLS settings are kept. With `proxy=False`
+it dials the external host itself, by the name or address given, through `resolver` (the network
+namespace kit, sim/netns.py, makes the faults on the network then: set_upstream refuses).
 The sandbox host's modes (set_upstream): up, down, blackhole, dns-fail (the name stops resolving,
 the host answers: a terminal that resolved it before rides it out on the remembered address),
 slow (every answer, echoes too, takes SLOW_ANSWER_S: DEGRADED SLOW) and failing (echoes answered,
@@ -41,6 +43,7 @@ from pitill.sim.resolver import SimResolver
 from pitill.sim.script import SLOW_ANSWER_S, UPSTREAM_MODES
 from pitill.sim.wedge_emulator import WedgeEmulator
 from pitill.upstream.messages import RESPONSE_MTI
+from pitill.upstream.resolver import Resolver
 
 CARD_NAMES = tuple(TEST_CARDS)
 # The modes that are the healthy host plus a fault plan on its answers.
@@ -70,6 +73,8 @@ class SimWorld:
         lock: DataDirLock | None = None,
         external: tuple[str, int] | None = None,
         receipts: Path | None = None,
+        proxy: bool = True,
+        resolver: Resolver | None = None,
     ) -> None:
         self.config = config
         self.data_dir = data_dir
@@ -79,9 +84,11 @@ class SimWorld:
         self.receipts_dir = receipts  # --receipts DIR: each receipt as text and PNG
         self.indicators = SimIndicators()
         self.resolver = SimResolver({config.upstream.host: "127.0.0.1"})
+        self.dial_resolver = resolver  # what the terminal resolves with, when not self.resolver
         self.host = AcquirerHost(data_dir=data_dir, host="127.0.0.1", port=0)
         # a host the simulator does not run (address, port), reached through a fault proxy
-        self.proxy = FaultProxy(*external) if external is not None else None
+        self.proxy = FaultProxy(*external) if external is not None and proxy else None
+        self.direct = external if external is not None and not proxy else None
         self.upstream_mode = "up"
         self.emulator: ReaderEmulator | None = None
         self.nfc: NfcTaps | None = None
@@ -101,7 +108,11 @@ class SimWorld:
             raise
 
     async def _start(self) -> Terminal:
-        if self.proxy is not None:
+        if self.direct is not None:
+            # Dialled as given (a name goes through self.resolver); TLS settings are kept.
+            host, port = self.direct
+            upstream = dataclasses.replace(self.config.upstream, host=host, port=port, hosts=())
+        elif self.proxy is not None:
             # The terminal dials the proxy by the configured name (TLS, if configured, passes
             # through it untouched and is checked against that name).
             await self.proxy.start()
@@ -141,7 +152,7 @@ class SimWorld:
             config,
             self.data_dir,
             devices,
-            self.resolver,
+            self.dial_resolver or self.resolver,
             event_log=EventLog(self.events_path),
             receipts=receipts,
         )
@@ -156,6 +167,11 @@ class SimWorld:
         if mode not in UPSTREAM_MODES:
             known = ", ".join(UPSTREAM_MODES)
             raise ConfigError(f"upstream mode {mode!r} is unknown; modes: {known}")
+        if self.direct is not None:
+            raise ConfigError(
+                f"upstream {mode!r}: the terminal dials {self.direct[0]}:{self.direct[1]} "
+                "directly; make faults on the network (pitill.sim.netns), not here"
+            )
         if self.proxy is not None:
             self.proxy.set_mode(mode)  # refuses what only a host of our own can do
             previous, self.upstream_mode = self.upstream_mode, mode
@@ -203,7 +219,7 @@ class SimWorld:
             self.wedge.close()
         if self.proxy is not None:
             await self.proxy.close()
-        else:
+        elif self.direct is None:
             await self.host.close()
         if self.emulator is not None:
             self.emulator.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import signal
 import sys
@@ -53,7 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--stdin-control",
         action="store_true",
-        help="switch modes by writing up, down or blackhole lines to stdin (a pipe)",
+        help="switch modes by writing up, down or blackhole lines to stdin (a pipe); a line "
+        "'counts' prints what the host has received as 'acquirer counts {JSON}'",
     )
     chaos = parser.add_argument_group("chaos (probabilities 0..1 per financial message)")
     chaos.add_argument("--drop-request", type=number_type(CHANCE), default=0.0)
@@ -76,6 +78,9 @@ async def _control_from_stdin(host: AcquirerHost) -> None:
     while line := await reader.readline():
         command = line.decode(errors="replace").strip()
         if not command:
+            continue
+        if command == "counts":  # how a bench counts what a host in another process received
+            print(f"acquirer counts {json.dumps(dict(host.counts), sort_keys=True)}", flush=True)
             continue
         try:
             host.set_mode(command)
