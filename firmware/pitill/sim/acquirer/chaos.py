@@ -1,5 +1,7 @@
 """Faults the sandbox host can add on top of being up: dropped requests and replies, duplicate
-replies, late answers, retry-later codes (a ChaosPlan, drawn per message with its own seed).
+replies, late answers, retry-later codes (a ChaosPlan, drawn per message with its own seed); and
+a WAN's latency: every answer leaves latency_s (+ up to latency_jitter_s) after its request came,
+while the next requests are read and answered meanwhile (so answers may overtake each other).
 """
 
 from __future__ import annotations
@@ -36,7 +38,9 @@ class ChaosPlan:
     duplicate_reply: float = 0.0  # the answer sent twice
     retry: float = 0.0  # answered with retry_code without processing
     retry_code: str = ISSUER_INOPERATIVE
-    delay_s: float = 0.0  # every touched answer waits this long first
+    delay_s: float = 0.0  # every touched answer waits this long first, holding up the next
+    latency_s: float = 0.0  # every answer (echoes too) leaves this long after its request came
+    latency_jitter_s: float = 0.0  # ...plus a uniform draw up to this: answers out of order
     seed: int = 0
     mtis: frozenset[str] = FINANCIAL_MTIS
 
@@ -45,8 +49,9 @@ class ChaosPlan:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"chaos {name}: must be a probability 0..1, got {value}")
-        if self.delay_s < 0:
-            raise ConfigError(f"chaos delay_s: must be >= 0, got {self.delay_s}")
+        for name in ("delay_s", "latency_s", "latency_jitter_s"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"chaos {name}: must be >= 0, got {getattr(self, name)}")
         if self.retry_code not in RETRY_CODES:
             known = ", ".join(sorted(RETRY_CODES))
             raise ConfigError(f"chaos retry_code: {self.retry_code!r} is not one of {known}")
@@ -69,3 +74,9 @@ class _Chaos:
 
     def delay_s(self, mti: str) -> float:
         return self.plan.delay_s if mti in self.plan.mtis else 0.0
+
+    def latency_s(self) -> float:
+        """The time this answer spends on the emulated WAN (every MTI: it is the network)."""
+        if self.plan.latency_jitter_s <= 0.0:
+            return self.plan.latency_s  # no draw: the faults' sequence stays as without it
+        return self.plan.latency_s + self._rng.uniform(0.0, self.plan.latency_jitter_s)

@@ -33,6 +33,7 @@ PORT = Bound(0, 65535)
 CHANCE = Bound(0, 1)  # a probability per financial message
 DELAY = Bound(0, 3600, "s")
 SEED = Bound(0, 2**63 - 1)
+LATENCY_MS = Bound(0, 60_000, "ms")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -67,6 +68,23 @@ def _parser() -> argparse.ArgumentParser:
     chaos.add_argument("--retry-code", default=ISSUER_INOPERATIVE)
     chaos.add_argument("--delay", type=number_type(DELAY), default=0.0, metavar="SECONDS")
     chaos.add_argument("--seed", type=number_type(SEED, integer=True), default=0)
+    wan = parser.add_argument_group("a WAN between the terminal and the host (every message)")
+    wan.add_argument(
+        "--latency-ms",
+        type=number_type(LATENCY_MS),
+        default=0.0,
+        metavar="MS",
+        help="each answer leaves MS after its request came; the next requests are answered "
+        "meanwhile (a round trip of MS, e.g. 30)",
+    )
+    wan.add_argument(
+        "--latency-jitter-ms",
+        type=number_type(LATENCY_MS),
+        default=0.0,
+        metavar="MS",
+        help="add a random 0..MS to each answer's latency (drawn with --seed): answers overtake "
+        "each other",
+    )
     return parser
 
 
@@ -98,6 +116,8 @@ async def _run(args: argparse.Namespace) -> None:
         retry=args.retry,
         retry_code=args.retry_code,
         delay_s=args.delay,
+        latency_s=args.latency_ms / 1000,
+        latency_jitter_s=args.latency_jitter_ms / 1000,
         seed=args.seed,
     )
     today = args.today

@@ -256,8 +256,18 @@ class AcquirerHost:
                 await asyncio.sleep(delay_s)
             if self._mode is not Mode.UP:  # went silent while we waited
                 continue
-            writer.write(frame(encode(answer), self._max_frame) * copies)
+            data = frame(encode(answer), self._max_frame) * copies
+            latency_s = self._chaos.latency_s()
+            if latency_s > 0:  # a WAN: the answer is on its way while the next request is read
+                asyncio.get_running_loop().call_later(latency_s, self._deliver, writer, data)
+                continue
+            writer.write(data)
             await writer.drain()
+
+    def _deliver(self, writer: asyncio.StreamWriter, data: bytes) -> None:
+        """An answer arriving after its latency, unless the host went down or silent meanwhile."""
+        if self._mode is Mode.UP and not writer.is_closing():
+            writer.write(data)
 
     # --- processing ---
 
