@@ -298,6 +298,12 @@ class UpstreamConfig:
         1.0  # first backoff of the forwarder, doubled up to forward_retry_max_s
     )
     forward_retry_max_s: float = 30.0
+    # Advices (and reversals) in flight at once while the backlog drains: over a 30 ms round trip
+    # one at a time is ~33 a second, 16 is ~500 (journal/forwarder.py, upstream/window.py).
+    forward_window: int = 16
+    # After a heal, wait a random time in [0, this] before draining the backlog, so a fleet
+    # healing at once does not hit the host all in the same second; 0: drain at once.
+    forward_jitter_s: float = 3.0
     # Several hosts, primary first, each "name:port", "name" (with `port`) or "[v6addr]:port";
     # tried in order before the terminal is offline. Empty: the one host `host`:`port`.
     hosts: tuple[str, ...] = ()
@@ -709,6 +715,8 @@ BOUNDS: dict[type, dict[str, Bound]] = {
         "slow_threshold_s": _seconds(0.001, 120),
         "forward_retry_s": _seconds(0.01, 3600),
         "forward_retry_max_s": _seconds(0.01, 86_400),
+        "forward_window": Bound(1, 256),
+        "forward_jitter_s": _seconds(0, 600),
         "request_fail_threshold": COUNT,
         "failing_hold_s": _seconds(0.01, 3600),
     },

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import sqlite3
 from collections import Counter
@@ -16,13 +17,16 @@ from pitill.config import UpstreamConfig
 from pitill.core.responses import ResponseClass, advice_class, is_response_code
 from pitill.core.types import TxnStatus
 from pitill.errors import SealError, UpstreamError, UpstreamTimeout
-from pitill.journal.forwarder import Forwarder, ForwardFailure, ForwardReport
+from pitill.journal.forwarder import Forwarder, ForwardFailure, ForwardReport, heal_delay_s
 from pitill.journal.store import Journal
 from pitill.records import ForwardItem, ForwardKind
 
 RETRY_S = 0.001
 RETRY_MAX_S = 0.008
-FAST = UpstreamConfig(forward_retry_s=RETRY_S, forward_retry_max_s=RETRY_MAX_S)
+FAST = UpstreamConfig(
+    forward_retry_s=RETRY_S, forward_retry_max_s=RETRY_MAX_S, forward_jitter_s=0.0
+)
+SERIAL = dataclasses.replace(FAST, forward_window=1)  # one in flight: the order is exact
 
 # What the host does with one message (consumed per seq, in order; "00" once a script runs out):
 UNREACHABLE = "unreachable"  # never reaches the host: UpstreamError
@@ -103,12 +107,14 @@ class Recorder:
         self.failures: list[ForwardFailure] = []
 
 
-def make_forwarder(journal: Journal, host: FakeHost, seed: int = 7) -> tuple[Forwarder, Recorder]:
+def make_forwarder(
+    journal: Journal, host: FakeHost, seed: int = 7, upstream: UpstreamConfig = SERIAL
+) -> tuple[Forwarder, Recorder]:
     seen = Recorder()
     forwarder = Forwarder(
         journal,
         host,
-        FAST,
+        upstream,
         rng=random.Random(seed),
         on_backlog=seen.backlog.append,
         on_failure=seen.failures.append,
@@ -378,7 +384,7 @@ def test_a_batch_stopped_at_its_first_message_reports_no_answers(journal: Journa
 
     async def scenario() -> None:
         forwarder = Forwarder(
-            journal, host, FAST, on_report=reports.append, on_failure=failures.append
+            journal, host, SERIAL, on_report=reports.append, on_failure=failures.append
         )
         forwarder.start()
         forwarder.set_online(True)
@@ -411,3 +417,116 @@ def test_stop_during_a_backoff_ends_even_when_a_kick_comes_at_the_same_moment(
         assert task in done, "the forwarder ignored its cancellation"
 
     run(scenario())
+
+
+def test_a_window_keeps_that_many_in_flight_and_commits_each_answer_once(
+    journal: Journal,
+) -> None:
+    for seq in range(1, 41):
+        journal.record(offline_sale(seq))
+    host = FakeHost({7: [LOST_ANSWER], 20: ["91"]})
+    window = dataclasses.replace(FAST, forward_window=8)
+
+    async def scenario() -> None:
+        forwarder, seen = make_forwarder(journal, host, upstream=window)
+        forwarder.start()
+        forwarder.set_online(True)
+        await until(lambda: journal.pending_count() == 0, "backlog drained")
+        await forwarder.stop()
+        assert host.max_in_flight == forwarder.stats.max_in_flight == 8
+        assert host.applied == dict.fromkeys(range(1, 41), 1)
+        assert host.unflagged_duplicates == []
+        # The two that failed went again, as repeats; nothing else was sent twice.
+        sends = Counter(seq for _, seq, _ in host.received)
+        assert {seq for seq, n in sends.items() if n > 1} == {7, 20}
+        assert [(seq, rep) for _, seq, rep in host.received if seq in (7, 20)] == [
+            (7, False),
+            (7, True),
+            (20, False),
+            (20, True),
+        ]
+        for seq in range(1, 41):
+            assert final_entries(journal, seq) == 1, seq
+        assert forwarder.stats.acknowledged == 40
+        assert [f.seq for f in seen.failures] == [7, 20]
+
+    run(scenario())
+
+
+def test_no_advice_leaves_while_a_reversal_is_unanswered(journal: Journal) -> None:
+    for seq in (1, 3, 4, 6):
+        journal.record(offline_sale(seq))
+    for seq in (2, 5):
+        journal.record(online_sale(seq).with_status(TxnStatus.REVERSAL_PENDING))
+    host = FakeHost({5: [LOST_ANSWER, UNREACHABLE]})
+    reversals_done: list[bool] = []
+    answered: set[int] = set()
+    send_reversal = host.send_reversal
+
+    async def answered_reversal(item: ForwardItem) -> str:
+        code = await send_reversal(item)
+        answered.add(item.row.seq)
+        return code
+
+    host.send_reversal = answered_reversal  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        forwarder, _ = make_forwarder(journal, host, upstream=FAST)  # a window of 16
+
+        def check(seq: int) -> None:
+            if seq not in (2, 5):  # an advice: both reversals already answered for good
+                reversals_done.append(answered == {2, 5})
+
+        host.on_message = check
+        forwarder.start()
+        forwarder.set_online(True)
+        await until(lambda: journal.pending_count() == 0, "backlog drained")
+        await forwarder.stop()
+
+    run(scenario())
+    assert reversals_done == [True] * 4
+    assert host.first_seen() == [2, 5, 1, 3, 4, 6]
+
+
+class Highest(random.Random):
+    """Draws the top of every range: the longest heal wait."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return b
+
+
+def test_after_a_heal_the_drain_waits_its_jitter_but_not_at_boot(journal: Journal) -> None:
+    journal.record(offline_sale(1))
+    journal.record(offline_sale(2))
+    host = FakeHost()
+    slow_heal = dataclasses.replace(FAST, forward_jitter_s=3600.0)
+
+    async def scenario() -> None:
+        forwarder = Forwarder(journal, host, slow_heal, rng=Highest())
+        forwarder.start()
+        forwarder.set_online(True)  # the first link at boot: at once
+        await until(lambda: forwarder.stats.acknowledged == 2, "boot backlog drained")
+        assert forwarder.stats.heal_waits == 0
+        forwarder.set_online(False)
+        journal.record(offline_sale(3))
+        forwarder.kick()
+        forwarder.set_online(True)  # a heal: waits up to an hour (this rng: the hour)
+        for _ in range(50):
+            await asyncio.sleep(0.001)
+        assert forwarder.stats.heal_waits == 1 and forwarder.stats.sent == 2
+        forwarder.kick()  # a new sale does not cut the wait short
+        for _ in range(20):
+            await asyncio.sleep(0.001)
+        assert forwarder.stats.sent == 2
+        await forwarder.stop()
+
+    run(scenario())
+
+
+def test_heal_delay_is_uniform_up_to_the_jitter_reproducible_and_off_at_zero() -> None:
+    draws = [heal_delay_s(random.Random(5), 4.0) for _ in range(3)]
+    assert draws[0] == draws[1] == draws[2]  # the same seed, the same wait
+    spread = [heal_delay_s(random.Random(seed), 4.0) for seed in range(200)]
+    assert all(0.0 <= d <= 4.0 for d in spread)
+    assert min(spread) < 0.5 and max(spread) > 3.5  # spread over the whole range
+    assert heal_delay_s(random.Random(5), 0.0) == 0.0

@@ -1,9 +1,16 @@
-"""Store-and-forward: drains the journal's backlog upstream, strictly in order, exactly once.
+"""Store-and-forward: drains the journal's backlog upstream, in order, exactly once.
 
-One asyncio task, one message in flight. Every reversal goes before any advice, each by seq
-(the journal decides the order). Before a send the attempt is counted durably, so after a
-timeout or a crash the next send is flagged as a repeat (0221 / 0421, same STAN) and the host
-deduplicates it: resending can never charge twice.
+One asyncio task. Every reversal goes before any advice, each by seq (the journal decides the
+order), and no advice leaves while a reversal of the batch is unanswered. Up to
+upstream.forward_window messages are in flight at once (each in its own task; the sender matches
+answers by STAN, upstream/window.py), started in that order and acknowledged in whatever order
+the host answers. Before a send the attempt is counted durably, so after a timeout, a reset or a
+crash the next send is flagged as a repeat (0221 / 0421, same STAN) and the host deduplicates it:
+resending can never charge twice. Each answer is committed once, with its batch.
+
+After a heal (online, offline, online again; not the first link at boot) the drain starts after
+a random wait in [0, forward_jitter_s] (heal_delay_s), so a fleet healing at once does not reach
+the host all in one second.
 
 A retry-later answer (core/responses.py: 19, 68, 90, 91, 96) or an upstream error backs off
 exponentially with jitter, from forward_retry_s up to forward_retry_max_s, and is reported as a
@@ -37,6 +44,7 @@ class AdviceSender(Protocol):
 
     Raise UpstreamError when the message was not sent, UpstreamTimeout when it was sent and no
     answer came (outcome unknown). `item.repeat` says to use the repeat MTI (0221 / 0421).
+    Called for up to forward_window items at once, each a distinct STAN.
     """
 
     async def send_advice(self, item: ForwardItem) -> str: ...
@@ -75,13 +83,22 @@ class ForwarderStats:
     repeats: int = 0  # of those, sent flagged as a repeat
     acknowledged: int = 0  # final answers recorded in the journal
     retries: int = 0  # failed attempts (retry code, upstream or journal error), each backed off
+    max_in_flight: int = 0  # the most messages that were in flight at once
+    heal_waits: int = 0  # heals whose drain waited its jitter first
+
+
+def heal_delay_s(rng: random.Random, jitter_s: float) -> float:
+    """How long a terminal waits after a heal before it drains its backlog: uniform in
+    [0, jitter_s] (0 disables). `pitill host load` spreads its fleet with this same rule."""
+    return rng.uniform(0.0, jitter_s) if jitter_s > 0 else 0.0
 
 
 class Forwarder:
     """Drains `journal` through `sender` while the link is up. Use from the event loop only.
 
-    Backoff bounds come from upstream.forward_retry_s / forward_retry_max_s; `rng` makes the
-    jitter reproducible in tests.
+    Backoff bounds come from upstream.forward_retry_s / forward_retry_max_s, the window from
+    forward_window, the heal's wait from forward_jitter_s; `rng` makes the jitter reproducible in
+    tests.
     """
 
     def __init__(
@@ -99,11 +116,16 @@ class Forwarder:
         self._sender = sender
         self._retry_s = upstream.forward_retry_s
         self._retry_max_s = max(upstream.forward_retry_max_s, upstream.forward_retry_s)
+        self._window = max(1, upstream.forward_window)
+        self._batch = max(BATCH_SIZE, 2 * self._window)  # a batch is at least two windows
+        self._jitter_s = upstream.forward_jitter_s
         self._rng = rng or random.Random()
         self._on_backlog = on_backlog
         self._on_failure = on_failure
         self._on_report = on_report
         self._online = False
+        self._was_online = False  # the first link (at boot) is not a heal: no jitter
+        self._healed = False  # online again since the last drain began: wait the jitter first
         self._link_epoch = 0  # bumped at every link change: cuts a backoff short
         self._wake = asyncio.Event()
         self._last_backlog: int | None = None
@@ -118,6 +140,8 @@ class Forwarder:
         """The monitor's verdict: drain while True; stop after the message in flight when False."""
         if online != self._online:
             self._online = online
+            self._healed = online and self._was_online
+            self._was_online = self._was_online or online
             self._link_epoch += 1
             self._wake.set()
 
@@ -159,9 +183,13 @@ class Forwarder:
                 failures = 0  # a fresh link starts from the shortest delay
                 await self._sleep_until_woken()
                 continue
+            if self._healed:  # online again after an outage (not the first link at boot)
+                self._healed = False
+                await self._heal_wait()
+                continue
             self._wake.clear()  # before the query: a kick() from here on is not lost
             try:
-                items = self._journal.next_forward_items(BATCH_SIZE)
+                items = self._journal.next_forward_items(self._batch)
             except (StorageError, SealError) as exc:
                 failures += 1
                 await self._back_off(failures, seq=0, error=exc, response_code="")
@@ -179,13 +207,14 @@ class Forwarder:
             await self._back_off(failures, seq, error, response_code)
 
     async def _forward(self, items: list[ForwardItem]) -> tuple[int, Exception | None, str] | None:
-        """Send a batch in order, one message in flight; None when every item got its final
-        answer, else (seq, error, retry code) of the item that stopped the batch.
+        """Send a batch, up to a window in flight; None when every item got its final answer,
+        else (seq, error, retry code) of the first item that stopped the batch.
 
         Attempts are counted durably for the whole batch BEFORE the first send, and the answers
-        are committed together after the last (or at the first failure): two fsyncs per batch
-        instead of two per message. A crash in between only makes some messages go again, as
-        repeats with the same key, which the host answers without charging twice.
+        are committed together after the last (or once the batch stopped and what was in flight
+        came back): two fsyncs per batch instead of two per message. A crash in between only
+        makes some messages go again, as repeats with the same key, which the host answers
+        without charging twice. Items never started have their attempt taken back.
         """
         seqs = [item.row.seq for item in items]
         try:
@@ -194,43 +223,81 @@ class Forwarder:
             return seqs[0], exc, ""
         by_seq = {item.row.seq: item for item in items}
         self._on_report(ForwardReport("sending", _report_items(items, {})))
-        answers: list[tuple[int, str]] = []
-        stopped: tuple[int, Exception | None, str] | None = None
-        sent = 0
-        for item in items:
-            sent += 1
-            self.stats.sent += 1
-            self.stats.repeats += item.repeat
-            send = (
-                self._sender.send_reversal
-                if item.kind is ForwardKind.REVERSAL
-                else self._sender.send_advice
-            )
+        answers: dict[int, str] = {}
+        started: set[int] = set()
+        # Reversals first, all answered before any advice leaves: two windows, one after the other.
+        reversals = [item for item in items if item.kind is ForwardKind.REVERSAL]
+        advices = [item for item in items if item.kind is not ForwardKind.REVERSAL]
+        stopped = await self._send_window(reversals, answers, started)
+        if stopped is None and len(answers) == len(reversals):
+            stopped = await self._send_window(advices, answers, started)
+        in_order = [(seq, answers[seq]) for seq in seqs if seq in answers]
+        unsent = [seq for seq in seqs if seq not in started]
+        if in_order or unsent:
             try:
-                code = await send(item)
-            except UpstreamError as exc:
-                stopped = (item.row.seq, exc, "")
-                break
-            if advice_class(code) is ResponseClass.RETRY:
-                stopped = (item.row.seq, None, code)
-                break
-            answers.append((item.row.seq, code))
-            if not self._online:
-                break  # the link went down under us: keep what we have, stop sending
-        unsent = seqs[sent:]
-        if answers or unsent:
-            try:
-                self._journal.mark_forwarded_many(answers, unsent)
+                self._journal.mark_forwarded_many(in_order, unsent)
             except StorageError as exc:
                 return seqs[0], exc, ""  # they go again, as repeats the host deduplicates
-            self.stats.acknowledged += len(answers)
-            if answers:  # nothing answered: the failure report says why
-                answered = [by_seq[seq] for seq, _ in answers]
+            self.stats.acknowledged += len(in_order)
+            if in_order:  # nothing answered: the failure report says why
+                answered = [by_seq[seq] for seq, _ in in_order]
                 self._on_report(
-                    ForwardReport("answered", _report_items(answered, dict(answers)), len(unsent))
+                    ForwardReport("answered", _report_items(answered, answers), len(unsent))
                 )
             self._report_backlog()
         return stopped
+
+    async def _send_window(
+        self, items: list[ForwardItem], answers: dict[int, str], started: set[int]
+    ) -> tuple[int, Exception | None, str] | None:
+        """Send `items` in order with up to forward_window in flight, until all are answered or
+        one fails, answers a retry code, or the link goes down: then no more are started and
+        those in flight are waited for. Final answers go into `answers`, by seq."""
+        in_flight: dict[asyncio.Task[str], ForwardItem] = {}
+        stopped: tuple[int, Exception | None, str] | None = None
+        queue = iter(items)
+        try:
+            while True:
+                while stopped is None and self._online and len(in_flight) < self._window:
+                    item = next(queue, None)
+                    if item is None:
+                        break
+                    in_flight[asyncio.ensure_future(self._send(item))] = item
+                    started.add(item.row.seq)
+                    self.stats.max_in_flight = max(self.stats.max_in_flight, len(in_flight))
+                if not in_flight:
+                    return stopped
+                done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                for task in sorted(done, key=lambda t: in_flight[t].row.seq):
+                    seq = in_flight.pop(task).row.seq
+                    error = task.exception()
+                    if isinstance(error, UpstreamError):
+                        stopped = stopped or (seq, error, "")
+                    elif error is not None:
+                        raise error  # a bug, not the link
+                    elif advice_class(code := task.result()) is ResponseClass.RETRY:
+                        stopped = stopped or (seq, None, code)
+                    else:
+                        answers[seq] = code
+        finally:
+            for task in in_flight:  # cancelled ourselves: what is in flight goes again later
+                task.cancel()
+            if in_flight:
+                await asyncio.wait(in_flight)
+
+    async def _send(self, item: ForwardItem) -> str:
+        self.stats.sent += 1
+        self.stats.repeats += item.repeat
+        if item.kind is ForwardKind.REVERSAL:
+            return await self._sender.send_reversal(item)
+        return await self._sender.send_advice(item)
+
+    async def _heal_wait(self) -> None:
+        """After a heal: a random wait in [0, forward_jitter_s], cut short by a link change."""
+        delay_s = heal_delay_s(self._rng, self._jitter_s)
+        if delay_s > 0:
+            self.stats.heal_waits += 1
+            await self._wait_for_link_change(delay_s, self._link_epoch)
 
     async def _back_off(
         self, failures: int, seq: int, error: Exception | None, response_code: str
@@ -242,6 +309,10 @@ class Forwarder:
         epoch = self._link_epoch
         reason = f"host answered {response_code}" if response_code else str(error)
         self._on_failure(ForwardFailure(seq, reason, error, response_code, delay_s))
+        await self._wait_for_link_change(delay_s, epoch)
+
+    async def _wait_for_link_change(self, delay_s: float, epoch: int) -> None:
+        """Sleep delay_s unless the link changed since `epoch`; a kick() does not end it."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + delay_s
         while self._link_epoch == epoch and (remaining_s := deadline - loop.time()) > 0:

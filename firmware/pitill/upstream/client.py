@@ -1,6 +1,8 @@
 """UpstreamClient: the terminal's one persistent TCP (or TLS) connection to the authorization host.
 
-One request in flight at a time. The connection is opened on first use and after any failure;
+One request in flight at a time, except advices and reversals: the forwarder keeps up to
+upstream.forward_window of them in flight, each answer matched by STAN (window.py). The
+connection is opened on first use and after any failure;
 after a failure it is dropped, so a late answer can never be read as the answer to a later request.
 Before each request, frames already received are discarded, and only an answer that matches the
 request (MTI pair, STAN, terminal id, amount, transmission time) is taken (see exchange.py).
@@ -24,7 +26,8 @@ import itertools
 import logging
 import ssl
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 from pitill.config import TerminalConfig, UpstreamConfig
@@ -49,6 +52,7 @@ from pitill.upstream.messages import (
 )
 from pitill.upstream.resolver import Resolver
 from pitill.upstream.tls import client_context
+from pitill.upstream.window import Streams, Window
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +101,9 @@ class UpstreamClient:
         self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         self._echo_stans = itertools.cycle(range(1, 1_000_000))
         self.counts: Counter[str] = Counter()  # connects, fallbacks, dropped frames by Drop kind
+        self._window = Window(
+            self._hold, max_frame=max_frame, counts=self.counts, on_failure=self._signal
+        )
 
     @classmethod
     def from_config(
@@ -169,13 +176,14 @@ class UpstreamClient:
         return await self._answered(request, timeout_s)
 
     async def send_advice(self, item: ForwardItem, timeout_s: float | None = None) -> str:
-        """0220/0221 for an offline sale; the host's response code."""
-        answer = await self._answered(build_advice(item, self._terminal), timeout_s)
+        """0220/0221 for an offline sale; the host's response code. Several may be in flight."""
+        answer = await self._forwarded(build_advice(item, self._terminal), timeout_s)
         return answer.response_code
 
     async def send_reversal(self, item: ForwardItem, timeout_s: float | None = None) -> str:
-        """0420/0421 reversing a 0200 whose outcome was unknown; the host's response code."""
-        answer = await self._answered(build_reversal(item, self._terminal), timeout_s)
+        """0420/0421 reversing a 0200 whose outcome was unknown; the host's response code.
+        Several may be in flight."""
+        answer = await self._forwarded(build_reversal(item, self._terminal), timeout_s)
         return answer.response_code
 
     async def forward(self, item: ForwardItem, timeout_s: float | None = None) -> str:
@@ -199,13 +207,48 @@ class UpstreamClient:
 
     async def _answered(self, request: Message, timeout_s: float | None) -> AuthAnswer:
         response = await self.exchange(request, timeout_s)
+        return self._read_answer(request, response)
+
+    async def _forwarded(self, request: Message, timeout_s: float | None) -> AuthAnswer:
+        """Through the window: a window of answers saying 91 is one signal, as one answer was."""
+        wait_s = self._request_timeout_s if timeout_s is None else timeout_s
+        response = await self._window.exchange(request, wait_s)
+        return self._read_answer(request, response, self._window.signal_once)
+
+    @asynccontextmanager
+    async def _hold(self) -> AsyncIterator[Streams]:
+        """The connection for one window of requests (window.py); an error inside drops it."""
+        async with self._lock:
+            try:
+                reader, writer = await self._connection()
+                if not await discard_stale(reader, self._max_frame, self.counts):
+                    await self._drop()  # out of step, or gone: a fresh connection has no leftovers
+                    reader, writer = await self._connection()
+            except UnreachableError as exc:
+                await self._drop()
+                self._signal(exc.reason)
+                raise
+            try:
+                yield reader, writer
+            except BaseException:
+                self._abandon()  # a failed window: no late answer may meet a later request
+                raise
+
+    def _read_answer(
+        self,
+        request: Message,
+        response: Message,
+        signal_once: Callable[[LinkReason], bool] = lambda reason: True,
+    ) -> AuthAnswer:
         try:
             answer = parse_answer(response)
         except ProtocolError as exc:  # sent, and what came back cannot be used
-            self._signal(LinkReason.PROTOCOL)
+            if signal_once(LinkReason.PROTOCOL):
+                self._signal(LinkReason.PROTOCOL)
             raise OutcomeUnknown(LinkReason.PROTOCOL, f"unusable answer: {exc}") from None
         if answer.response_class is ResponseClass.RETRY:
-            self._signal(LinkReason.RETRY)
+            if signal_once(LinkReason.RETRY):
+                self._signal(LinkReason.RETRY)
         elif request["t"] != ECHO_REQUEST and self.on_answer is not None:
             self.on_answer()  # an echo answered proves little about sales
         return answer

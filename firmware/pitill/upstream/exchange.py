@@ -103,7 +103,7 @@ class DropLog:
 DROPS = DropLog()  # one for the process: the client and the monitor share the budget
 
 
-def _describe(message: Message) -> str:
+def describe(message: Message) -> str:
     """A frame in a log line: its MTI, STAN and terminal id, printable only."""
     return (
         f"{host_text(message, 't') or '?'} STAN {host_text(message, '11') or '?'}"
@@ -173,7 +173,7 @@ async def discard_stale(
         if end > len(data):
             break
         try:
-            what = _describe(decode(data[offset + 2 : end]))
+            what = describe(decode(data[offset + 2 : end]))
         except ProtocolError:
             what = f"{length} undecodable bytes"
         drops.dropped(Drop.STALE, f"{what}, received before the request was sent", counts)
@@ -213,4 +213,4 @@ async def await_response(
         drop = mismatch(request, message)
         if drop is None:
             return message
-        drops.dropped(drop, f"{_describe(message)} awaiting {what}", counts)
+        drops.dropped(drop, f"{describe(message)} awaiting {what}", counts)
