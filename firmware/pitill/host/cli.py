@@ -295,7 +295,8 @@ def add_parser(commands: Commands) -> None:
         type=number(Bound(0, 3600, "s")),
         default=0.0,
         metavar="S",
-        help="spread the forwarding starts over S seconds (default 0: a stampede)",
+        help="each terminal starts forwarding after a random 0..S s, the terminal's own rule "
+        "(upstream.forward_jitter_s; default 0: a stampede)",
     )
     load.add_argument(
         "--cards",

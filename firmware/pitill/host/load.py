@@ -7,9 +7,11 @@ pitill terminal sends, framed as on the wire). Three phases:
    reported: sales per second over all terminals and the p50/p99 time to each answer;
 2. the outage: each terminal approves `advices` sales offline (nothing reaches the host);
 3. the heal: every terminal forwards its backlog (0220, one in flight, as the forwarder does),
-   all starting at once, or each after a random delay of up to `jitter_s`; a share of the
+   all starting at once, or each after the terminal's own heal wait (journal/forwarder.py
+   heal_delay_s: uniform in [0, jitter_s], as upstream.forward_jitter_s); a share of the
    advices is sent twice (0221), as after a lost answer. Reported: the time from the heal until
-   the last advice is acknowledged.
+   the last advice is acknowledged, and the p50/p99 time an advice waited for its answer (what a
+   stampede costs: the host's queue).
 
 Then the host's own books are checked: each sale and each advice charged exactly once (the
 movements per terminal and STAN), none lost, none twice.
@@ -26,6 +28,7 @@ from typing import Any
 
 from pitill.host.cards import parse_card
 from pitill.host.store import HostStore
+from pitill.journal.forwarder import heal_delay_s
 from pitill.upstream.framing import frame, read_frame
 from pitill.upstream.messages import Message, decode, encode
 
@@ -52,6 +55,7 @@ class LoadResult:
     advices: int
     jitter_s: float
     sale_latencies_s: list[float] = field(default_factory=list)
+    advice_latencies_s: list[float] = field(default_factory=list)  # each advice's round trip
     steady_s: float = 0.0
     heal_s: float = 0.0
     answered: dict[str, int] = field(default_factory=dict)
@@ -63,8 +67,8 @@ class LoadResult:
     def sales_per_s(self) -> float:
         return len(self.sale_latencies_s) / self.steady_s if self.steady_s else 0.0
 
-    def percentile_s(self, share: float) -> float:
-        ordered = sorted(self.sale_latencies_s)
+    def percentile_s(self, share: float, latencies_s: list[float] | None = None) -> float:
+        ordered = sorted(self.sale_latencies_s if latencies_s is None else latencies_s)
         if not ordered:
             return 0.0
         return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
@@ -81,6 +85,8 @@ class LoadResult:
             "advices": self.terminals * self.advices,
             "jitter_s": self.jitter_s,
             "heal_settled_s": round(self.heal_s, 3),
+            "advice_p50_ms": round(1000 * self.percentile_s(0.5, self.advice_latencies_s), 2),
+            "advice_p99_ms": round(1000 * self.percentile_s(0.99, self.advice_latencies_s), 2),
             "answered": self.answered,
             "problems": self.problems[:20],
         }
@@ -182,11 +188,14 @@ async def run_load(
     backlog = {t.terminal_id: [t.stan + 1 + n for n in range(advices)] for t in fleet}
 
     async def forward(terminal: _Terminal) -> None:
-        if jitter_s > 0:
-            await asyncio.sleep(rng.uniform(0, jitter_s))
+        if (wait_s := heal_delay_s(rng, jitter_s)) > 0:
+            await asyncio.sleep(wait_s)
         for stan in backlog[terminal.terminal_id]:
             advice = _message("0220", terminal.terminal_id, stan, terminal.pan, day)
-            took(terminal, "offline_sale", stan, await terminal.ask(advice))
+            started = time.perf_counter()
+            answer = await terminal.ask(advice)
+            result.advice_latencies_s.append(time.perf_counter() - started)
+            took(terminal, "offline_sale", stan, answer)
             if rng.random() < REPEAT_SHARE:  # the answer was "lost": sent again as a repeat
                 took(terminal, "offline_sale", stan, await terminal.ask(dict(advice, t="0221")))
 

@@ -117,7 +117,7 @@ class Forwarder:
         self._retry_s = upstream.forward_retry_s
         self._retry_max_s = max(upstream.forward_retry_max_s, upstream.forward_retry_s)
         self._window = max(1, upstream.forward_window)
-        self._batch = max(BATCH_SIZE, 2 * self._window)  # a batch is at least two windows
+        self._batch = max(BATCH_SIZE, 4 * self._window)  # two fsyncs per batch: amortized
         self._jitter_s = upstream.forward_jitter_s
         self._rng = rng or random.Random()
         self._on_backlog = on_backlog
