@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import heapq
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -186,7 +187,8 @@ class ShellRig:
         self.forwarder = Forwarder(
             self.journal,
             self.upstream,
-            self.config.upstream,
+            # The rig runs on a fake clock: a heal's real-time jitter would only stall it.
+            dataclasses.replace(self.config.upstream, forward_jitter_s=0.0),
             on_backlog=lambda pending: terminal.on_backlog(pending),
         )
         terminal = Terminal(

@@ -60,6 +60,7 @@ FAST_UPSTREAM: dict[str, float | int] = {
     "recover_threshold": 1,
     "forward_retry_s": 0.05,
     "forward_retry_max_s": 0.3,
+    "forward_jitter_s": 0.2,  # a heal's wait before forwarding (3 s by default)
     "failing_hold_s": 0.5,  # a host that fails requests is held OFFLINE this long (not 10 s)
 }
 UPSTREAM_KEYS = frozenset(f.name for f in dataclasses.fields(UpstreamConfig))
