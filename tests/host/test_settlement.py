@@ -153,6 +153,8 @@ def test_outages_from_the_advices_and_the_links(tmp_path: Path, database: str | 
             assert (second.sales.count, second.debts) == (1, 1)
             # advices came in just now: the latest run may still grow, the older one is closed
             assert (first.state, second.state) == ("settled", "arriving")
+            tomorrow = (now + timedelta(days=1)).isoformat(timespec="seconds")
+            assert outage_view(host.store, now, tomorrow).outages == []  # a window of time
             later = outage_view(host.store, now + timedelta(seconds=SETTLE_QUIET_S + 1))
             assert [o.state for o in later.outages] == ["settled", "settled"]
             # each connection was recorded, up and down: no terminal is connected now

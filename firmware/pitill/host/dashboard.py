@@ -26,7 +26,7 @@ from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any, TypeVar
 
@@ -59,6 +59,7 @@ SESSION_IDLE_S = 30 * 60
 SESSION_MAX_S = 12 * 3600
 IP_MAX_FAILURES = 20
 IP_WINDOW_S = 15 * 60
+RECENT_DAYS = 7  # the terminals and outages pages read this far back (the report: any period)
 HEADERS = security_headers(form_action="'self'")  # on every answer, redirects and errors too
 T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -290,7 +291,7 @@ class Dashboard:
 
         def read(store: HostStore) -> str:
             program, terminals = settle(store, since, until)
-            rows = terminal_rows(store, outage_view(store, now))
+            rows = terminal_rows(store, outage_view(store, now, self._recent(now)))
             return pages.today_page(program, terminals, outstanding(store), rows)
 
         return self._page(f"Today, {now.date()}", await self._db(read), session)
@@ -298,7 +299,8 @@ class Dashboard:
     async def _terminals(self, request: web.Request) -> web.Response:
         session = self._need(request)
         now = self.clock()
-        rows = await self._db(lambda store: terminal_rows(store, outage_view(store, now)))
+        recent = self._recent(now)
+        rows = await self._db(lambda store: terminal_rows(store, outage_view(store, now, recent)))
         return self._page("Terminals", pages.terminals_page(rows), session)
 
     async def _accounts(self, request: web.Request) -> web.Response:
@@ -411,8 +413,13 @@ class Dashboard:
     async def _outages(self, request: web.Request) -> web.Response:
         session = self._need(request)
         now = self.clock()
-        view = await self._db(lambda store: outage_view(store, now))
-        return self._page("Outages", pages.outages_page(view), session)
+        recent = self._recent(now)
+        view = await self._db(lambda store: outage_view(store, now, recent))
+        return self._page(f"Outages since {recent[:10]}", pages.outages_page(view), session)
+
+    @staticmethod
+    def _recent(now: datetime) -> str:
+        return (now - timedelta(days=RECENT_DAYS)).isoformat(timespec="seconds")
 
     async def _operators(self, request: web.Request) -> web.Response:
         session = self._need(request, "operators")

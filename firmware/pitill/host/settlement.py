@@ -313,12 +313,16 @@ class OutageView:
 
 
 def outage_view(store: HostStore, now: datetime, since: str = "") -> OutageView:
-    """Every terminal's offline runs and connection gaps whose sales or gaps end after `since`."""
+    """Every terminal's offline runs and connection gaps, from the advices that arrived and the
+    links that ended at or after `since` (host time; '' for all: the dashboard reads a recent
+    window, not every row the program ever had)."""
     gaps: list[LinkGap] = []
     online: dict[str, bool] = {}
     links: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for terminal_id, up_at, down_at in store.execute(
-        "SELECT terminal_id, up_at, down_at FROM links ORDER BY terminal_id, up_at, id"
+        "SELECT terminal_id, up_at, down_at FROM links WHERE down_at = '' OR down_at >= ? "
+        "ORDER BY terminal_id, up_at, id",
+        (since,),
     ):
         links[terminal_id].append((up_at, down_at))
     for terminal_id, spans in links.items():
@@ -341,13 +345,15 @@ def outage_view(store: HostStore, now: datetime, since: str = "") -> OutageView:
 
     rows = store.execute(
         "SELECT terminal_id, class, stan, transmission, amount_minor, response_code, at, "
-        "movement_id FROM messages WHERE class IN ('sale', 'advice') ORDER BY terminal_id"
+        "movement_id FROM messages WHERE class IN ('sale', 'advice') AND at >= ?",
         # an 0200 of any kind (a sale, a top-up, a balance inquiry) says the link was up
+        (since,),
     ).fetchall()
     debt_ids = {
         int(row[0])
         for row in store.execute(
-            "SELECT id FROM movements WHERE kind = 'offline_sale' AND flag = 'debt'"
+            "SELECT id FROM movements WHERE kind = 'offline_sale' AND flag = 'debt' AND at >= ?",
+            (since,),
         )
     }
     per_terminal: dict[str, list[tuple[str, Any]]] = defaultdict(list)
