@@ -5,6 +5,8 @@ loopback Host rule, the pages' figures, and no card number beyond first 6 and la
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import logging
 import re
 import subprocess
@@ -349,6 +351,11 @@ def test_the_today_page_and_settlement_show_the_store_figures(
                 assert "<td>Net sales</td><td>0.00</td>" in page
                 _, page = await browser.get("/settlement?from=bad")
                 assert "give a date as YYYY-MM-DD" in page
+                async with browser.http.get(browser.base + "/settlement.csv") as r:
+                    assert r.headers["Content-Type"].startswith("text/csv")
+                    rows = list(csv.DictReader(io.StringIO(await r.text())))
+                assert [row["terminal"] for row in rows] == ["TERMA001", "host", "program"]
+                assert rows[-1]["net_sales_minor"] == "500"
             finally:
                 await browser.close()
 
@@ -413,3 +420,30 @@ def test_the_operator_command(tmp_path: Path, database: str | None) -> None:
     assert "a long password" not in added.stdout + added.stderr + listed.stdout
     removed = host("operator", "remove", "ada")
     assert removed.returncode == 0 and host("operator", "list").stdout == ""
+
+
+def test_an_operator_removed_or_given_another_role_is_so_at_once(
+    tmp_path: Path, database: str | None
+) -> None:
+    async def main() -> None:
+        async with dashboard(tmp_path, database) as (board, store):
+            admin, other = Browser(board.url.rstrip("/")), Browser(board.url.rstrip("/"))
+            try:
+                add_operator(store, "bea", "admin", "bea password 1")
+                await other.login("bea", "bea password 1")
+                assert (await other.get("/operators"))[0] == 200
+                add_operator(store, "bea", "cashier", "bea password 1")  # the command line
+                assert (await other.get("/operators"))[0] == 403
+                await admin.login("ada", ADMIN_PW)
+                await admin.get("/operators")
+                _, page = await admin.post("/operators/bea/remove", {})
+                assert "operator bea removed" in page
+                async with other.http.get(other.base + "/", allow_redirects=False) as r:
+                    assert (r.status, r.headers["Location"]) == (303, "/login")
+                _, page = await admin.post("/operators/ada/remove", {})
+                assert "you cannot remove yourself" in page
+            finally:
+                await admin.close()
+                await other.close()
+
+    run(main())

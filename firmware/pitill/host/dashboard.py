@@ -18,7 +18,9 @@ terminals never wait for a page.
 from __future__ import annotations
 
 import asyncio
+import csv
 import hmac
+import io
 import logging
 import secrets
 import time
@@ -41,11 +43,19 @@ from pitill.host.operators import (
     Operator,
     add_operator,
     login,
+    operator_role,
     operators,
     record_action,
     remove_operator,
 )
-from pitill.host.settlement import outage_view, outstanding, period, settle, terminal_rows
+from pitill.host.settlement import (
+    outage_view,
+    outstanding,
+    period,
+    settle,
+    settlement_csv,
+    terminal_rows,
+)
 from pitill.host.store import HostStore
 from pitill.logs import log_event
 from pitill.web.bind import BindAddress
@@ -115,6 +125,7 @@ class Dashboard:
             "/accounts/{id:[0-9]{1,18}}/{action:topup|payout|block|unblock|replace}", self._act
         )
         r.add_get("/settlement", self._settlement)
+        r.add_get("/settlement.csv", self._settlement_csv)
         r.add_get("/outages", self._outages)
         r.add_get("/operators", self._operators)
         r.add_post("/operators", self._operator_add)
@@ -182,10 +193,18 @@ class Dashboard:
         session.last_s = now_s
         return session
 
-    def _need(self, request: web.Request, action: str = "view") -> Session:
+    async def _need(self, request: web.Request, action: str = "view") -> Session:
+        """The request's session, its operator's role read again from the store (an operator
+        removed or given another role, here or with `pitill host operator`, is so at once)."""
         session = self._session(request)
         if session is None:
             raise web.HTTPSeeOther("/login")
+        name = session.operator.name
+        role = await self._db(lambda store: operator_role(store, name))
+        if role is None:
+            self.sessions.pop(request.cookies.get(SESSION_COOKIE, ""), None)
+            raise web.HTTPSeeOther("/login")
+        session.operator = Operator(name, role)
         if not session.operator.can(action):
             log_event(
                 log, "dashboard_refused", level=logging.WARNING,
@@ -199,7 +218,7 @@ class Dashboard:
 
     async def _posted(self, request: web.Request, action: str) -> tuple[Session, dict[str, str]]:
         """The session and form of a state-changing request, after the CSRF checks."""
-        session = self._need(request, action)
+        session = await self._need(request, action)
         form = await request.post()
         given = form.get("csrf")
         if (
@@ -285,7 +304,7 @@ class Dashboard:
     # --- pages ---------------------------------------------------------------------------
 
     async def _today(self, request: web.Request) -> web.Response:
-        session = self._need(request)
+        session = await self._need(request)
         now = self.clock()
         since, until = period(None, None, None, now.date())
 
@@ -297,14 +316,14 @@ class Dashboard:
         return self._page(f"Today, {now.date()}", await self._db(read), session)
 
     async def _terminals(self, request: web.Request) -> web.Response:
-        session = self._need(request)
+        session = await self._need(request)
         now = self.clock()
         recent = self._recent(now)
         rows = await self._db(lambda store: terminal_rows(store, outage_view(store, now, recent)))
         return self._page("Terminals", pages.terminals_page(rows), session)
 
     async def _accounts(self, request: web.Request) -> web.Response:
-        session = self._need(request)
+        session = await self._need(request)
         return self._page("Accounts", pages.accounts_page(session.csrf, None), session)
 
     async def _search(self, request: web.Request) -> web.Response:
@@ -328,7 +347,7 @@ class Dashboard:
         )
 
     async def _account(self, request: web.Request) -> web.Response:
-        session = self._need(request)
+        session = await self._need(request)
         account_id = int(request.match_info["id"])
 
         def read(store: HostStore) -> str | None:
@@ -395,7 +414,7 @@ class Dashboard:
         raise response
 
     async def _settlement(self, request: web.Request) -> web.Response:
-        session = self._need(request)
+        session = await self._need(request)
         today = self.clock().date()
         given_from = request.query.get("from") or None
         given_to = request.query.get("to") or None
@@ -407,11 +426,38 @@ class Dashboard:
             given_from = given_to = None
         program, terminals = await self._db(lambda store: settle(store, since, until))
         body = pages.period_form(given_from or str(today), given_to or str(today))
+        body += (
+            f"<p><a href='/settlement.csv?from={since[:10]}&amp;"
+            f"to={pages.esc(given_to or since[:10])}'>"
+            "Download as CSV</a></p>"
+        )
         body += pages.settlement_table(program, terminals)
         return self._page(f"Settlement {since[:10]} to {given_to or since[:10]}", body, session)
 
+    async def _settlement_csv(self, request: web.Request) -> web.Response:
+        """The period's settlement as `pitill host report --settlement-csv` writes it."""
+        await self._need(request)
+        try:
+            since, until = period(
+                None,
+                request.query.get("from") or None,
+                request.query.get("to") or None,
+                self.clock().date(),
+            )
+        except ConfigError as exc:
+            raise web.HTTPBadRequest(text=f"{exc}\n") from None
+        rows = await self._db(lambda store: settlement_csv(*settle(store, since, until)))
+        out = io.StringIO()
+        csv.writer(out).writerows(rows)
+        return web.Response(
+            text=out.getvalue(),
+            content_type="text/csv",
+            charset="utf-8",
+            headers={"Content-Disposition": f'attachment; filename="settlement-{since[:10]}.csv"'},
+        )
+
     async def _outages(self, request: web.Request) -> web.Response:
-        session = self._need(request)
+        session = await self._need(request)
         now = self.clock()
         recent = self._recent(now)
         view = await self._db(lambda store: outage_view(store, now, recent))
@@ -422,7 +468,7 @@ class Dashboard:
         return (now - timedelta(days=RECENT_DAYS)).isoformat(timespec="seconds")
 
     async def _operators(self, request: web.Request) -> web.Response:
-        session = self._need(request, "operators")
+        session = await self._need(request, "operators")
         rows = await self._db(operators)
         return self._page("Operators", pages.operators_page(rows, session.csrf), session)
 

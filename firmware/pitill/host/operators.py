@@ -94,6 +94,12 @@ def remove_operator(store: HostStore, name: str) -> None:
             raise ConfigError(f"operator {name!r}: no such operator")
 
 
+def operator_role(store: HostStore, name: str) -> str | None:
+    """NAME's role now, or None if there is no such operator any more."""
+    row = store.execute("SELECT role FROM operators WHERE name = ?", (name,)).fetchone()
+    return str(row[0]) if row else None
+
+
 def operators(store: HostStore) -> list[tuple[str, str, str]]:
     """(name, role, locked until or '') of every operator."""
     return [
