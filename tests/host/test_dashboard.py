@@ -215,6 +215,9 @@ def test_roles_a_cashier_tops_up_but_may_not_block_pay_out_replace_or_manage(
                 status, page = await admin.post(f"{target}/block", {})
                 assert status == 200 and "is blocked" in page
                 assert store.require(parse_card(PAN)).status == "blocked"
+                _, page = await admin.get("/accounts")
+                blocked = page.split("aria-label='blocked cards'")[1]
+                assert "411111******1111" in blocked and "555555******4444" not in blocked
                 status, page = await admin.post(f"{target}/payout", {"amount": "99"})
                 assert "refused: card 411111******1111: the balance 12.50 is less" in page
                 status, page = await admin.post(f"{target}/unblock", {})
@@ -340,13 +343,18 @@ def test_the_today_page_and_settlement_show_the_store_figures(
             await host.send(
                 request("0200", 1, 300, pan="6280001234567895", terminal_id="TERMA001"),
                 request("0220", 2, 200, pan="6280001234567895", terminal_id="TERMA001"),
+                request("0220", 3, 2000, pan="6280001234567895", terminal_id="TERMA001"),
             )
         async with dashboard(tmp_path, database) as (board, _):
             browser = Browser(board.url.rstrip("/"))
             try:
                 await browser.login("cas", CASHIER_PW)
                 _, page = await browser.get("/")
-                assert "<dd id='net-sales'>5.00</dd>" in page
+                assert "<dd id='net-sales'>25.00</dd>" in page
+                assert "<dt>Debts owed</dt><dd>5.00 (1 accounts)</dd>" in page
+                _, page = await browser.get("/accounts")
+                owing = page.split("aria-label='accounts owing'")[1].split("</table>")[0]
+                assert "628000******7895" in owing and "<td>-5.00</td><td>5.00</td>" in owing
                 _, page = await browser.get("/settlement?from=2099-01-01&to=2099-01-02")
                 assert "<td>Net sales</td><td>0.00</td>" in page
                 _, page = await browser.get("/settlement?from=bad")
@@ -355,7 +363,7 @@ def test_the_today_page_and_settlement_show_the_store_figures(
                     assert r.headers["Content-Type"].startswith("text/csv")
                     rows = list(csv.DictReader(io.StringIO(await r.text())))
                 assert [row["terminal"] for row in rows] == ["TERMA001", "host", "program"]
-                assert rows[-1]["net_sales_minor"] == "500"
+                assert rows[-1]["net_sales_minor"] == "2500"
             finally:
                 await browser.close()
 

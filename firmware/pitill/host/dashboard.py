@@ -324,7 +324,8 @@ class Dashboard:
 
     async def _accounts(self, request: web.Request) -> web.Response:
         session = await self._need(request)
-        return self._page("Accounts", pages.accounts_page(session.csrf, None), session)
+        watch = await self._db(lambda store: store.accounts_to_watch())
+        return self._page("Accounts", pages.accounts_page(session.csrf, None, watch), session)
 
     async def _search(self, request: web.Request) -> web.Response:
         # a POST so a card number never sits in a URL, a history or a log

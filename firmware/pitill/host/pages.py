@@ -174,7 +174,27 @@ def terminals_page(rows: list[TerminalRow]) -> str:
     return table(headers, cells, label="terminals")
 
 
-def accounts_page(csrf: str, found: list[Account] | None) -> str:
+def account_rows(accounts: list[Account]) -> list[list[str]]:
+    return [
+        [
+            f"<a href='/accounts/{a.id}'>{esc(a.card_shown)}</a>",
+            esc(a.holder),
+            esc(a.status),
+            money(a.balance_minor),
+            money(a.debt_minor) if a.debt_minor else "",
+        ]
+        for a in accounts
+    ]
+
+
+ACCOUNT_HEADERS = ["Card", "Holder", "Status", "Balance", "Debt"]
+
+
+def accounts_page(
+    csrf: str,
+    found: list[Account] | None,
+    watch: tuple[list[Account], list[Account]] = ([], []),
+) -> str:
     search = form(
         "/accounts",
         csrf,
@@ -183,20 +203,15 @@ def accounts_page(csrf: str, found: list[Account] | None) -> str:
         "Search",
     )
     if found is None:
-        return search
-    rows = [
-        [
-            f"<a href='/accounts/{a.id}'>{esc(a.card_shown)}</a>",
-            esc(a.holder),
-            esc(a.status),
-            money(a.balance_minor),
-            money(a.debt_minor) if a.debt_minor else "",
-        ]
-        for a in found
-    ]
-    return search + table(
-        ["Card", "Holder", "Status", "Balance", "Debt"], rows, label="accounts found"
-    )
+        owing, refused = watch
+        return (
+            search
+            + "<h3>Owing a debt</h3>"
+            + table(ACCOUNT_HEADERS, account_rows(owing), label="accounts owing")
+            + "<h3>Blocked or lost</h3>"
+            + table(ACCOUNT_HEADERS, account_rows(refused), label="blocked cards")
+        )
+    return search + table(ACCOUNT_HEADERS, account_rows(found), label="accounts found")
 
 
 def account_page(account: Account, history: list[Movement], operator: Operator, csrf: str) -> str:

@@ -590,6 +590,17 @@ class HostStore:
         ).fetchall()
         return [Account(*row) for row in rows]
 
+    def accounts_to_watch(self, limit: int = 100) -> tuple[list[Account], list[Account]]:
+        """(accounts owing a debt, largest first; blocked or lost cards), at most `limit` each."""
+        columns = "SELECT id, card_shown, holder, status, balance_minor FROM accounts "
+        owing = self.execute(
+            columns + "WHERE balance_minor < 0 ORDER BY balance_minor, id LIMIT ?", (limit,)
+        ).fetchall()
+        refused = self.execute(
+            columns + "WHERE status IN ('blocked', 'lost') ORDER BY id LIMIT ?", (limit,)
+        ).fetchall()
+        return [Account(*row) for row in owing], [Account(*row) for row in refused]
+
     def losses(self) -> dict[str, int]:
         """Offline sales the host declined after the fact (unknown, blocked, lost cards)."""
         count, amount = self.execute(
