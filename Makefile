@@ -33,7 +33,7 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest -q
 
-bench: $(STAMP)  ## the benchmark suite P1-P8 (about 8 minutes): one table, into docs/bench.md and README
+bench: $(STAMP)  ## the benchmark suite P1-P8 (about 13 minutes): one table, into docs/bench.md and README
 	$(BIN)/python tools/bench/run.py --write-docs
 
 bench-quick: $(STAMP)  ## the same suite on small sizes, no verdicts: checks the bench still runs

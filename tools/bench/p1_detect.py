@@ -23,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import p1_netns
 from benchlib import Figure, Options, load_tool
 
 from pitill.config import Config
@@ -156,4 +157,4 @@ def measure(options: Options) -> list[Figure]:
             ),
         )
     )
-    return figures
+    return figures + p1_netns.measure(options)  # the same faults and more, on a real network

@@ -41,6 +41,7 @@ from pitill.upstream.resolver import SystemResolver
 
 LIMIT_S = 20.0  # every wait gives up after this
 SETTLE_S = 2.0  # after the first ONLINE, before the idle window
+IDLE_POLL_S = 0.25  # how often the idle window asks the host for its counts
 SALE_MINOR = 700
 CARD = TEST_CARDS["approved"]
 
@@ -72,6 +73,8 @@ class Round:
 class Result:
     idle_window_s: float = 0.0
     idle_counts: dict[str, int] = field(default_factory=dict)
+    echo_span_s: float = 0.0  # from the window's first echo to its last...
+    echoes_in_span: int = 0  # ...and the echoes after the first in between
     rounds: list[Round] = field(default_factory=list)
     port: int = 0
 
@@ -150,6 +153,30 @@ async def _round(
     return result
 
 
+async def _idle_window(site: HostSite, window_s: float, result: Result) -> None:
+    """Count what the host receives from the idle terminal, asking it every IDLE_POLL_S, so the
+    echoes' arrival times are known to within that: the rate is then taken between the first
+    and the last echo of the window (a count over the window alone is off by one echo)."""
+    loop = asyncio.get_running_loop()
+    before: dict[str, int] = await _in_thread(site.acquirer_counts)
+    started_s = loop.time()
+    arrivals: list[tuple[float, int]] = []  # (when seen, echoes so far in the window)
+    seen = 0
+    while loop.time() - started_s < window_s:
+        await asyncio.sleep(IDLE_POLL_S)
+        counts: dict[str, int] = await _in_thread(site.acquirer_counts)
+        echoes = counts.get("echoes", 0) - before.get("echoes", 0)
+        if echoes > seen:
+            arrivals.append((loop.time(), echoes))
+            seen = echoes
+    result.idle_window_s = loop.time() - started_s
+    result.idle_counts = {k: v - before.get(k, 0) for k, v in counts.items()}
+    if len(arrivals) >= 2:
+        (first_s, first_n), (last_s, last_n) = arrivals[0], arrivals[-1]
+        result.echo_span_s = last_s - first_s
+        result.echoes_in_span = last_n - first_n
+
+
 async def run(lab: Lab, directory: Path, plan: Plan, config: Config) -> Result:
     result = Result()
     rng = random.Random(plan.seed)
@@ -173,13 +200,7 @@ async def run(lab: Lab, directory: Path, plan: Plan, config: Config) -> Result:
             raise SystemExit("netns trials: the terminal never showed ONLINE against the lab host")
         if plan.idle_s > 0:
             await asyncio.sleep(SETTLE_S)
-            loop = asyncio.get_running_loop()
-            before: dict[str, int] = await _in_thread(site.acquirer_counts)
-            started_s = loop.time()
-            await asyncio.sleep(plan.idle_s)
-            after: dict[str, int] = await _in_thread(site.acquirer_counts)
-            result.idle_window_s = loop.time() - started_s
-            result.idle_counts = {k: v - before.get(k, 0) for k, v in after.items()}
+            await _idle_window(site, plan.idle_s, result)
         for fault in plan.faults:
             for _ in range(plan.rounds):
                 result.rounds.append(await _round(fault, "detect", plan, site, driver, watch, rng))
