@@ -702,6 +702,12 @@ def _serve(args: argparse.Namespace) -> int:
                 await server.close()
                 raise
             print(f"pitill host: dashboard at {dashboard.url}", flush=True)
+            if not web.loopback:
+                log_event(
+                    log_host, "dashboard_not_loopback", level=logging.WARNING, address=web.host,
+                    advice="plain HTTP: passwords cross the network in clear; use an SSH tunnel "
+                    "or a TLS reverse proxy in front of a loopback --web",
+                )  # fmt: skip
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
