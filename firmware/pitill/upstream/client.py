@@ -101,8 +101,13 @@ class UpstreamClient:
         self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         self._echo_stans = itertools.cycle(range(1, 1_000_000))
         self.counts: Counter[str] = Counter()  # connects, fallbacks, dropped frames by Drop kind
+        self._queued = 0  # sales and echoes waiting for the connection: a window yields to them
         self._window = Window(
-            self._hold, max_frame=max_frame, counts=self.counts, on_failure=self._signal
+            self._hold,
+            max_frame=max_frame,
+            counts=self.counts,
+            on_failure=self._signal,
+            yield_to=lambda: self._queued > 0,
         )
 
     @classmethod
@@ -140,7 +145,7 @@ class UpstreamClient:
         timeout_s bounds the wait for the answer once sent (connecting has its own bound).
         """
         wait_s = self._request_timeout_s if timeout_s is None else timeout_s
-        async with self._lock:
+        async with self._turn():
             try:
                 reader, writer = await self._connection()
                 if not await discard_stale(reader, self._max_frame, self.counts):
@@ -214,6 +219,20 @@ class UpstreamClient:
         wait_s = self._request_timeout_s if timeout_s is None else timeout_s
         response = await self._window.exchange(request, wait_s)
         return self._read_answer(request, response, self._window.signal_once)
+
+    @asynccontextmanager
+    async def _turn(self) -> AsyncIterator[None]:
+        """The connection's lock for one request; while waiting for it, no newcomer joins a
+        window of advices (window.py), so the request waits one window at most."""
+        self._queued += 1
+        try:
+            await self._lock.acquire()
+        finally:
+            self._queued -= 1
+        try:
+            yield
+        finally:
+            self._lock.release()
 
     @asynccontextmanager
     async def _hold(self) -> AsyncIterator[Streams]:

@@ -8,9 +8,11 @@ order the host answers in:
 
 - A session holds the connection (the client's lock, so a sale or echo waits for it) from the
   first request until no request is in flight; frames received before it began are discarded
-  (the client's hold does that). One reader task reads every frame and hands each to the request
-  whose STAN (field 11) it carries, when it also has that request's response MTI, terminal id
-  (41), amount (4) and transmission time (7) (exchange.mismatch). Anything else (a STAN not in
+  (the client's hold does that). While a sale or echo waits for the connection (`yield_to`), the
+  session takes no newcomers: they queue behind the sale, which waits one window at most.
+- One reader task reads every frame and hands each to the request whose STAN (field 11) it
+  carries, when it also has that request's response MTI, terminal id (41), amount (4) and
+  transmission time (7) (exchange.mismatch). Anything else (a STAN not in
   flight, a late answer, a lie) is dropped and counted, never taken as an answer.
 - Two requests in flight with one STAN would make an answer ambiguous: the second is refused.
 - The first failure ends the session for everyone in flight: a request without an answer within
@@ -56,9 +58,11 @@ class _Session:
         counts: Counter[str],
         drops: DropLog,
         joining: Callable[[], bool],
+        yield_to: Callable[[], bool],
     ) -> None:
         self.reader, self.writer = streams
         self._joining = joining
+        self._yield_to = yield_to
         self._max_frame = max_frame
         self._counts = counts
         self._drops = drops
@@ -70,7 +74,7 @@ class _Session:
 
     @property
     def open(self) -> bool:
-        return self.failure is None and not self.closing
+        return self.failure is None and not self.closing and not self._yield_to()
 
     def fail(self, failure: OutcomeUnknown) -> None:
         """End the session: every request in flight gets `failure` (first failure wins)."""
@@ -91,9 +95,11 @@ class _Session:
             if not self.pending:
                 for _ in range(_IDLE_TURNS):  # the forwarder refills the window within a turn
                     await asyncio.sleep(0)
-                    if self.pending or self.failure is not None or self._joining():
+                    if self.pending or self.failure is not None:
                         break
                 else:
+                    if self._joining() and self.open:
+                        continue  # a caller is on its way in (it saw this session start)
                     self.closing = True  # at a frame boundary: the connection stays usable
                     return
                 continue
@@ -183,8 +189,10 @@ class Window:
         counts: Counter[str] | None = None,
         on_failure: FailureHook = lambda reason: None,
         drops: DropLog | None = None,
+        yield_to: Callable[[], bool] = lambda: False,
     ) -> None:
         self._hold = hold
+        self._yield_to = yield_to
         self._max_frame = max_frame
         self._counts: Counter[str] = counts if counts is not None else Counter()
         self._on_failure = on_failure
@@ -244,6 +252,7 @@ class Window:
                     self._counts,
                     self._drops,
                     lambda: self._joining > 0,
+                    self._yield_to,
                 )
                 session.reader_task = asyncio.current_task()
                 self._session = session
