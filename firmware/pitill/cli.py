@@ -57,7 +57,8 @@ def _report(args: argparse.Namespace) -> int:
 def _acquirer(args: argparse.Namespace) -> int:
     from pitill.sim.acquirer import main as acquirer_main
 
-    return acquirer_main(["--data-dir", str(args.data_dir), "--port", str(args.port)])
+    wan = ["--latency-ms", f"{args.latency_ms:g}", "--latency-jitter-ms", f"{args.jitter_ms:g}"]
+    return acquirer_main(["--data-dir", str(args.data_dir), "--port", str(args.port), *wan])
 
 
 def _diagram(args: argparse.Namespace) -> int:
@@ -227,6 +228,22 @@ def build_parser() -> argparse.ArgumentParser:
         type=number(Bound(0, 65535), integer=True),
         default=8583,
         help="TCP port on 127.0.0.1 (0 picks a free one)",
+    )
+    acquirer.add_argument(
+        "--latency-ms",
+        type=number(Bound(0, 60_000, "ms")),
+        default=0.0,
+        metavar="MS",
+        help="a WAN: each answer leaves MS after its request came, the next ones answered "
+        "meanwhile (30: a 30 ms round trip)",
+    )
+    acquirer.add_argument(
+        "--latency-jitter-ms",
+        dest="jitter_ms",
+        type=number(Bound(0, 60_000, "ms")),
+        default=0.0,
+        metavar="MS",
+        help="plus a random 0..MS per answer: answers overtake each other",
     )
     acquirer.set_defaults(handler=_acquirer)
 

@@ -240,7 +240,8 @@ def test_a_lying_answer_for_a_stan_not_in_flight_is_dropped(
             await client.close()
             relay.cancel()
             ledger = host.ledger()
-        assert client.counts["other STAN"] >= 1  # the lie, read and dropped
+        # The lie, read and dropped: in a window ("other STAN") or before one began ("stale").
+        assert client.counts["other STAN"] + client.counts["stale"] >= 1
         assert [e["mti"] for e in ledger if e["stan"] == last.row.stan] == ["0221"]
         assert_reconciled(journal, ledger)
 

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import random
 import sqlite3
+import time
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -17,7 +18,13 @@ from pitill.config import UpstreamConfig
 from pitill.core.responses import ResponseClass, advice_class, is_response_code
 from pitill.core.types import TxnStatus
 from pitill.errors import SealError, UpstreamError, UpstreamTimeout
-from pitill.journal.forwarder import Forwarder, ForwardFailure, ForwardReport, heal_delay_s
+from pitill.journal.forwarder import (
+    Forwarder,
+    ForwardFailure,
+    ForwardReport,
+    WindowSize,
+    heal_delay_s,
+)
 from pitill.journal.store import Journal
 from pitill.records import ForwardItem, ForwardKind
 
@@ -530,3 +537,48 @@ def test_heal_delay_is_uniform_up_to_the_jitter_reproducible_and_off_at_zero() -
     assert all(0.0 <= d <= 4.0 for d in spread)
     assert min(spread) < 0.5 and max(spread) > 3.5  # spread over the whole range
     assert heal_delay_s(random.Random(5), 0.0) == 0.0
+
+
+def test_the_window_grows_with_prompt_answers_and_halves_once_per_round_trip_when_slow() -> None:
+    size = WindowSize(limit=16, prompt_s=0.5)
+    assert size.size == 1
+    for n in range(20):  # prompt answers: one more each, up to the limit
+        size.answered(sent_at=n, now=n + 0.03)
+    assert size.size == 16
+    size.answered(sent_at=100.0, now=101.0)  # a slow one: halved
+    assert size.size == 8
+    size.answered(sent_at=100.1, now=101.1)  # sent before that cut: the same round trip
+    assert size.size == 8
+    size.answered(sent_at=101.5, now=102.5)  # sent after it: slow again, halved again
+    assert size.size == 4
+    for n in range(5):
+        size.answered(sent_at=200.0 + n, now=201.5 + n)
+    assert size.size == 1  # never below one
+    size.size = 9
+    size.restart()
+    assert size.size == 1
+
+
+def test_a_host_answering_slowly_keeps_the_window_small(journal: Journal) -> None:
+    for seq in range(1, 41):
+        journal.record(offline_sale(seq))
+    host = FakeHost()
+    slow = dataclasses.replace(FAST, forward_window=16, slow_threshold_s=0.001)
+
+    async def scenario() -> None:
+        forwarder, _ = make_forwarder(journal, host, upstream=slow)
+        original = host._handle
+
+        async def slowly(item: ForwardItem) -> str:
+            time.sleep(0.002)  # the host's queue: each answer takes longer than slow_threshold_s
+            return await original(item)
+
+        host._handle = slowly  # type: ignore[method-assign]
+        forwarder.start()
+        forwarder.set_online(True)
+        await until(lambda: journal.pending_count() == 0, "backlog drained")
+        await forwarder.stop()
+        assert host.applied == dict.fromkeys(range(1, 41), 1)
+        assert forwarder.stats.max_in_flight <= 2  # never opened up to 16
+
+    run(scenario())

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pitill.cliargs import number
-from pitill.config import Bound
+from pitill.config import Bound, UpstreamConfig
 from pitill.core.types import format_amount, parse_amount
 from pitill.errors import ConfigError
 from pitill.host.cards import parse_card
@@ -299,6 +299,13 @@ def add_parser(commands: Commands) -> None:
         "(upstream.forward_jitter_s; default 0: a stampede)",
     )
     load.add_argument(
+        "--window",
+        type=number(Bound(1, 256), integer=True),
+        default=UpstreamConfig.forward_window,
+        help="advices each terminal keeps in flight (upstream.forward_window; default "
+        f"{UpstreamConfig.forward_window}; 1: one at a time)",
+    )
+    load.add_argument(
         "--cards",
         type=number(COUNT, integer=True),
         default=0,
@@ -428,6 +435,7 @@ def _load(args: argparse.Namespace) -> int:
                 advices=args.advices,
                 jitter_s=args.jitter,
                 cards=cards,
+                window=args.window,
             )
         )
         result.problems = check_books(store, result)

@@ -6,12 +6,13 @@ pitill terminal sends, framed as on the wire). Three phases:
 1. steady: every terminal sells online (0200), one sale in flight each, for `sales` sales;
    reported: sales per second over all terminals and the p50/p99 time to each answer;
 2. the outage: each terminal approves `advices` sales offline (nothing reaches the host);
-3. the heal: every terminal forwards its backlog (0220, one in flight, as the forwarder does),
-   all starting at once, or each after the terminal's own heal wait (journal/forwarder.py
-   heal_delay_s: uniform in [0, jitter_s], as upstream.forward_jitter_s); a share of the
-   advices is sent twice (0221), as after a lost answer. Reported: the time from the heal until
-   the last advice is acknowledged, and the p50/p99 time an advice waited for its answer (what a
-   stampede costs: the host's queue).
+3. the heal: every terminal forwards its backlog (0220, up to `window` in flight, answers
+   matched by STAN, the window sized by the forwarder's own rule: WindowSize), all starting at
+   once, or each after the terminal's own heal wait (heal_delay_s: uniform in [0, jitter_s], as
+   upstream.forward_jitter_s); a share of the advices is sent twice (0221, after the first
+   pass), as after a lost answer. Reported: the time from the heal until the last advice is
+   acknowledged, and the p50/p99 time an advice waited for its answer (what a stampede costs:
+   the host's queue).
 
 Then the host's own books are checked: each sale and each advice charged exactly once (the
 movements per terminal and STAN), none lost, none twice.
@@ -26,9 +27,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from pitill.config import UpstreamConfig
 from pitill.host.cards import parse_card
 from pitill.host.store import HostStore
-from pitill.journal.forwarder import heal_delay_s
+from pitill.journal.forwarder import WindowSize, heal_delay_s
 from pitill.upstream.framing import frame, read_frame
 from pitill.upstream.messages import Message, decode, encode
 
@@ -132,6 +134,54 @@ class _Terminal:
             raise ConnectionError("the host closed the connection")
         return decode(data)
 
+    async def ask_window(self, messages: list[Message], window: int) -> list[tuple[Message, float]]:
+        """Each message's answer and round trip, up to `window` in flight as the terminal's
+        forwarder sizes it (WindowSize), answers matched by STAN (distinct in `messages`), in
+        whatever order the host gives them."""
+        assert self.reader is not None and self.writer is not None
+        reader, writer = self.reader, self.writer
+        loop = asyncio.get_running_loop()
+        answers: dict[str, asyncio.Future[Message]] = {
+            m["11"]: loop.create_future() for m in messages
+        }
+
+        async def read() -> None:
+            try:
+                for _ in messages:
+                    data = await read_frame(reader)
+                    if data is None:
+                        raise ConnectionError("the host closed the connection")
+                    answer = decode(data)
+                    waiting = answers.get(answer.get("11", ""))
+                    if waiting is None or waiting.done():
+                        raise ConnectionError(f"an answer to no advice in flight: {answer}")
+                    waiting.set_result(answer)
+            except Exception as exc:  # every advice still waiting fails with it
+                for waiting in answers.values():
+                    if not waiting.done():
+                        waiting.set_exception(exc)
+
+        size = WindowSize(window, UpstreamConfig.slow_threshold_s)  # the terminal's own rule
+        queue = iter(messages)
+        in_flight: dict[asyncio.Future[Message], float] = {}
+        done: list[tuple[Message, float]] = []
+        reading = asyncio.ensure_future(read())
+        try:
+            while True:
+                while len(in_flight) < size.size and (message := next(queue, None)) is not None:
+                    writer.write(frame(encode(message)))
+                    in_flight[answers[message["11"]]] = time.perf_counter()
+                await writer.drain()
+                if not in_flight:
+                    return done
+                answered, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                for future in answered:
+                    sent_at, now = in_flight.pop(future), time.perf_counter()
+                    done.append((future.result(), now - sent_at))
+                    size.answered(sent_at, now)
+        finally:
+            reading.cancel()
+
     async def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
@@ -156,6 +206,7 @@ async def run_load(
     cards: int,
     seed: int = 1,
     day: str = "1130",
+    window: int = UpstreamConfig.forward_window,
 ) -> LoadResult:
     rng = random.Random(seed)
     result = LoadResult(terminals, sales, advices, jitter_s)
@@ -190,14 +241,16 @@ async def run_load(
     async def forward(terminal: _Terminal) -> None:
         if (wait_s := heal_delay_s(rng, jitter_s)) > 0:
             await asyncio.sleep(wait_s)
-        for stan in backlog[terminal.terminal_id]:
-            advice = _message("0220", terminal.terminal_id, stan, terminal.pan, day)
-            started = time.perf_counter()
-            answer = await terminal.ask(advice)
-            result.advice_latencies_s.append(time.perf_counter() - started)
-            took(terminal, "offline_sale", stan, answer)
-            if rng.random() < REPEAT_SHARE:  # the answer was "lost": sent again as a repeat
-                took(terminal, "offline_sale", stan, await terminal.ask(dict(advice, t="0221")))
+        first = [
+            _message("0220", terminal.terminal_id, stan, terminal.pan, day)
+            for stan in backlog[terminal.terminal_id]
+        ]
+        # Some answers were "lost": those advices go again as repeats once the first pass ended.
+        again = [dict(advice, t="0221") for advice in first if rng.random() < REPEAT_SHARE]
+        for advices_now in (first, again):
+            for answer, round_trip_s in await terminal.ask_window(advices_now, window):
+                result.advice_latencies_s.append(round_trip_s)
+                took(terminal, "offline_sale", int(answer["11"]), answer)
 
     healed = time.perf_counter()
     await asyncio.gather(*(forward(t) for t in fleet))

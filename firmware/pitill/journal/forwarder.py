@@ -4,7 +4,9 @@ One asyncio task. Every reversal goes before any advice, each by seq (the journa
 order), and no advice leaves while a reversal of the batch is unanswered. Up to
 upstream.forward_window messages are in flight at once (each in its own task; the sender matches
 answers by STAN, upstream/window.py), started in that order and acknowledged in whatever order
-the host answers. Before a send the attempt is counted durably, so after a timeout, a reset or a
+the host answers; the window opens one more per prompt answer and halves when answers come
+slowly (WindowSize), so a fleet healing together does not fill the host's queue. Before a send
+the attempt is counted durably, so after a timeout, a reset or a
 crash the next send is flagged as a repeat (0221 / 0421, same STAN) and the host deduplicates it:
 resending can never charge twice. Each answer is committed once, with its batch.
 
@@ -87,6 +89,35 @@ class ForwarderStats:
     heal_waits: int = 0  # heals whose drain waited its jitter first
 
 
+@dataclass
+class WindowSize:
+    """How many messages may be in flight now, from 1 up to `limit` (upstream.forward_window).
+
+    A prompt answer (round trip <= prompt_s, the link's slow_threshold_s) lets one more go; a
+    slow one halves it, at most once per round trip (only answers sent after the last cut
+    count); a failure or a heal starts again from 1. So one terminal over a 30 ms WAN is at 16
+    within a few round trips, while 200 terminals healing at once stop growing as soon as the
+    host's queue makes answers slow, instead of queueing 200 x 16 advices there, each past its
+    timeout. `pitill host load` sizes its windows with this same rule.
+    """
+
+    limit: int
+    prompt_s: float
+    size: int = 1
+    _cut_at: float = float("-inf")
+
+    def answered(self, sent_at: float, now: float) -> None:
+        if now - sent_at <= self.prompt_s:
+            self.size = min(self.limit, self.size + 1)
+        elif sent_at >= self._cut_at:
+            self.size = max(1, self.size // 2)
+            self._cut_at = now
+
+    def restart(self) -> None:
+        self.size = 1
+        self._cut_at = float("-inf")
+
+
 def heal_delay_s(rng: random.Random, jitter_s: float) -> float:
     """How long a terminal waits after a heal before it drains its backlog: uniform in
     [0, jitter_s] (0 disables). `pitill host load` spreads its fleet with this same rule."""
@@ -116,8 +147,9 @@ class Forwarder:
         self._sender = sender
         self._retry_s = upstream.forward_retry_s
         self._retry_max_s = max(upstream.forward_retry_max_s, upstream.forward_retry_s)
-        self._window = max(1, upstream.forward_window)
-        self._batch = max(BATCH_SIZE, 4 * self._window)  # two fsyncs per batch: amortized
+        limit = max(1, upstream.forward_window)
+        self.window = WindowSize(limit, upstream.slow_threshold_s)
+        self._batch = max(BATCH_SIZE, 4 * limit)  # two fsyncs per batch: amortized
         self._jitter_s = upstream.forward_jitter_s
         self._rng = rng or random.Random()
         self._on_backlog = on_backlog
@@ -254,15 +286,18 @@ class Forwarder:
         one fails, answers a retry code, or the link goes down: then no more are started and
         those in flight are waited for. Final answers go into `answers`, by seq."""
         in_flight: dict[asyncio.Task[str], ForwardItem] = {}
+        sent_at: dict[int, float] = {}
+        loop = asyncio.get_running_loop()
         stopped: tuple[int, Exception | None, str] | None = None
         queue = iter(items)
         try:
             while True:
-                while stopped is None and self._online and len(in_flight) < self._window:
+                while stopped is None and self._online and len(in_flight) < self.window.size:
                     item = next(queue, None)
                     if item is None:
                         break
                     in_flight[asyncio.ensure_future(self._send(item))] = item
+                    sent_at[item.row.seq] = loop.time()
                     started.add(item.row.seq)
                     self.stats.max_in_flight = max(self.stats.max_in_flight, len(in_flight))
                 if not in_flight:
@@ -273,12 +308,15 @@ class Forwarder:
                     error = task.exception()
                     if isinstance(error, UpstreamError):
                         stopped = stopped or (seq, error, "")
+                        self.window.restart()
                     elif error is not None:
                         raise error  # a bug, not the link
                     elif advice_class(code := task.result()) is ResponseClass.RETRY:
                         stopped = stopped or (seq, None, code)
+                        self.window.restart()
                     else:
                         answers[seq] = code
+                        self.window.answered(sent_at[seq], loop.time())
         finally:
             for task in in_flight:  # cancelled ourselves: what is in flight goes again later
                 task.cancel()
@@ -294,6 +332,7 @@ class Forwarder:
 
     async def _heal_wait(self) -> None:
         """After a heal: a random wait in [0, forward_jitter_s], cut short by a link change."""
+        self.window.restart()
         delay_s = heal_delay_s(self._rng, self._jitter_s)
         if delay_s > 0:
             self.stats.heal_waits += 1
