@@ -19,6 +19,7 @@ from upstream_helpers import TERMINAL, forward_item, sale
 
 from pitill.card.model import Card
 from pitill.core.responses import APPROVED, OFFLINE_APPROVED
+from pitill.core.settlement import Reconciliation
 from pitill.core.txn import Txn
 from pitill.records import ForwardKind
 from pitill.upstream import fields
@@ -76,7 +77,23 @@ def sent_messages() -> dict[str, m.Message]:
         "reversal by stan": m.build_forward(lost, TERMINAL),
         "echo": m.build_echo(5, m.transmission_stamp(datetime.now(UTC)), "PITILL01"),
         "echo no terminal": m.build_echo(6, "1128101530"),
+        "end of day": m.build_reconciliation(
+            m.Batch(3, 41, 57), DAY_TOTALS, "EUR", "1128101530", TERMINAL
+        ),
     }
+
+
+DAY_TOTALS = Reconciliation(debits=12, debits_minor=45_600, debit_reversals=1, credits=2)
+
+
+def host_answer(request: m.Message) -> m.Message:
+    """As a host answers: an approval code for a sale, a reference for a financial message,
+    its own totals (here: the same) for an end of day."""
+    if request["t"] == m.RECONCILIATION:
+        return m.build_reconciliation_response(request, True, m.reconciliation_of(request))
+    auth = "A1B2C3" if request["t"] == "0200" else ""
+    rrn = "" if request["t"] == "0800" else "000000000001"
+    return m.build_response(request, APPROVED, auth_code=auth, rrn=rrn)
 
 
 def test_doc_is_generated_from_the_table() -> None:
@@ -94,11 +111,7 @@ def test_every_sent_message_follows_the_doc(kind: str) -> None:
 
 @pytest.mark.parametrize("kind", sorted(sent_messages()))
 def test_every_answer_follows_the_doc(kind: str) -> None:
-    request = sent_messages()[kind]
-    # as a host answers: an approval code for a sale, a reference for a financial message
-    auth = "A1B2C3" if request["t"] == "0200" else ""
-    rrn = "" if request["t"] == "0800" else "000000000001"
-    answer = m.build_response(request, APPROVED, auth_code=auth, rrn=rrn)
+    answer = host_answer(sent_messages()[kind])
     assert fields.problems(answer, doc_table()) == []
 
 

@@ -13,17 +13,16 @@ from typing import Any
 import pytest
 from py8583 import py8583spec
 from py8583.py8583 import Iso8583
-from test_fields import sent_messages
+from test_fields import host_answer, sent_messages
 
-from pitill.core.responses import APPROVED
 from pitill.upstream import fields
 from pitill.upstream import messages as m
 
 SPEC_1987 = py8583spec.IsoSpec1987ASCII()
 LENGTH_TYPES = {"fixed": "FIXED", "LLVAR": "LLVAR", "LLLVAR": "LLLVAR"}
 # Where py8583's 1987 table says "an" and ours is stricter or wider, both standard readings:
-# 48 is ans (any printable) in ISO 8583:1987, 49 is a or n (we send the ISO 4217 number).
-FORMAT_READINGS = {"48": {"an", "ans"}, "49": {"an", "n"}}
+# 48 is ans (any printable) in ISO 8583:1987, 49 and 50 are a or n (we send the ISO 4217 number).
+FORMAT_READINGS = {"48": {"an", "ans"}, "49": {"an", "n"}, "50": {"an", "n"}}
 
 
 def their_text(field: str, value: Any) -> str:
@@ -40,12 +39,6 @@ def unpack(raw: bytes) -> dict[str, str]:
     return {"t": iso.MTI(), **{str(f): their_text(str(f), iso.FieldData(f)) for f in present}}
 
 
-def answer_to(request: m.Message) -> m.Message:
-    auth = "A1B2C3" if request["t"] == "0200" else ""
-    rrn = "" if request["t"] == "0800" else "000000000001"
-    return m.build_response(request, APPROVED, auth_code=auth, rrn=rrn)
-
-
 @pytest.mark.parametrize("kind", sorted(sent_messages()))
 def test_py8583_reads_what_the_terminal_sends(kind: str) -> None:
     message = sent_messages()[kind]
@@ -54,7 +47,7 @@ def test_py8583_reads_what_the_terminal_sends(kind: str) -> None:
 
 @pytest.mark.parametrize("kind", sorted(sent_messages()))
 def test_py8583_reads_what_the_host_answers(kind: str) -> None:
-    answer = answer_to(sent_messages()[kind])
+    answer = host_answer(sent_messages()[kind])
     assert unpack(m.encode(answer)) == answer
 
 

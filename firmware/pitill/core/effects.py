@@ -108,6 +108,29 @@ class PrintReceipt:
     seq: int
 
 
+@dataclass(frozen=True)
+class CloseDay:
+    """End of day (FN 5): close the open day in one journal commit, print its Z report, and
+    when online ask the host to check it (0500/0510); the answer comes back as DayClosed."""
+
+
+@dataclass(frozen=True)
+class FindReceipt:
+    """Read the newest journaled receipt older than `before_seq` (0: the newest of all); the
+    answer comes back as ReceiptFound."""
+
+    before_seq: int = 0
+
+
+@dataclass(frozen=True)
+class ReprintReceipt:
+    """Print receipt `seq` again (0: the newest journaled one), the customer's or the
+    merchant's copy; the answer comes back as ReceiptPrinted, like a first print."""
+
+    seq: int = 0
+    merchant: bool = False
+
+
 Effect = (
     Show
     | Beep
@@ -123,4 +146,7 @@ Effect = (
     | FindLastSale
     | VoidSale
     | PrintReceipt
+    | CloseDay
+    | FindReceipt
+    | ReprintReceipt
 )

@@ -169,6 +169,25 @@ class ReceiptPrinted:
     reason: str = ""
 
 
+@dataclass(frozen=True)
+class DayClosed:
+    """The day was closed (ok) and its Z report built, or it could not be (the journal refused):
+    the lines for the screen either way (the host's verdict, or that its check is owed)."""
+
+    now_s: float
+    ok: bool
+    lines: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ReceiptFound:
+    """The receipt FindReceipt asked for: its seq and a one-line summary; seq 0 if none."""
+
+    now_s: float
+    seq: int
+    summary: str = ""
+
+
 class TimerName(StrEnum):
     PHASE = "phase"  # the timeout of the current waiting step
 
@@ -198,4 +217,6 @@ Event = (
     | LastSaleFound
     | VoidDone
     | ReceiptPrinted
+    | DayClosed
+    | ReceiptFound
 )

@@ -60,6 +60,7 @@ from pitill.core.events import (
     CardSwiped,
     CardUnreadable,
     ClockChecked,
+    DayClosed,
     Event,
     KeyPressed,
     LastSaleFound,
@@ -67,6 +68,7 @@ from pitill.core.events import (
     PinChecked,
     PinSaved,
     ReaderChanged,
+    ReceiptFound,
     ReceiptPrinted,
     RecordFailed,
     ReportReady,
@@ -121,6 +123,8 @@ class Trigger(StrEnum):
     LAST_SALE_FOUND = "last_sale_found"
     VOID_DONE = "void_done"
     RECEIPT_PRINTED = "receipt_printed"
+    DAY_CLOSED = "day_closed"
+    RECEIPT_FOUND = "receipt_found"
 
 
 _KEY_TRIGGERS = {Key.OK: Trigger.OK, Key.CLEAR: Trigger.CLEAR, Key.CANCEL: Trigger.CANCEL}
@@ -142,6 +146,8 @@ _EVENT_TRIGGERS: dict[type, Trigger] = {
     LastSaleFound: Trigger.LAST_SALE_FOUND,
     VoidDone: Trigger.VOID_DONE,
     ReceiptPrinted: Trigger.RECEIPT_PRINTED,
+    DayClosed: Trigger.DAY_CLOSED,
+    ReceiptFound: Trigger.RECEIPT_FOUND,
 }
 
 
@@ -245,6 +251,9 @@ _PHASE_TIMEOUT_S: dict[Phase, Callable[[TerminalState], float]] = {
     Phase.STAFFED_AUTHORIZING: lambda s: s.settings.timeouts.authorizing_s,
     Phase.TOPPED_UP: lambda s: s.settings.timeouts.change_s,  # the cash goes in meanwhile
     Phase.BALANCE_SHOWN: lambda s: s.settings.timeouts.result_s,
+    Phase.END_OF_DAY: lambda s: s.settings.timeouts.menu_s,
+    Phase.CLOSING_DAY: lambda s: s.settings.timeouts.menu_s,
+    Phase.REPRINT: lambda s: s.settings.timeouts.menu_s,
 }
 
 
@@ -380,6 +389,8 @@ COMMON_ROWS: dict[Trigger, Handler] = {
     Trigger.LAST_SALE_FOUND: ignore,  # the supervisor left the void before the journal answered
     Trigger.VOID_DONE: ignore,  # cannot come late: VOIDING waits for it (a bug would show here)
     Trigger.RECEIPT_PRINTED: receipt_printed,
+    Trigger.DAY_CLOSED: ignore,  # CLOSING_DAY waits for it (a late one: the day is closed)
+    Trigger.RECEIPT_FOUND: ignore,  # the supervisor left FN 6 before the journal answered
 }
 
 
@@ -722,9 +733,11 @@ def pin_clear(state: TerminalState, event: Event) -> Result:
     return enter(state, Phase.PIN_ENTRY, Beep(BeepPattern.CLICK), pin_entry=state.pin_entry[:-1])
 
 
-@leads_to(Phase.PIN_ENTRY, Phase.PIN_CHECKING)
+@leads_to(Phase.PIN_ENTRY, Phase.PIN_CHECKING, Phase.IDLE)
 def pin_ok(state: TerminalState, event: Event) -> Result:
     entry = state.pin_entry
+    if entry == endofday.REPRINT_LAST_KEYS:  # FN 6 OK: the last receipt, no PIN (endofday.py)
+        return endofday.reprint_last(state)
     if len(entry) < PIN_MIN_DIGITS:
         notice = f"{PIN_MIN_DIGITS} to {PIN_MAX_DIGITS} digits"
         return state.but(notice=notice), (Beep(BeepPattern.ERROR),)
@@ -779,7 +792,15 @@ def pin_saved(state: TerminalState, event: Event) -> Result:
     return new_state, (Beep(BeepPattern.ERROR), *effects)
 
 
-@leads_to(Phase.MENU, Phase.REPORT, Phase.VOID_LOOKUP, Phase.TOPUP_AMOUNT, Phase.BALANCE_CARD)
+@leads_to(
+    Phase.MENU,
+    Phase.REPORT,
+    Phase.VOID_LOOKUP,
+    Phase.TOPUP_AMOUNT,
+    Phase.BALANCE_CARD,
+    Phase.END_OF_DAY,
+    Phase.REPRINT,
+)
 def menu_digit(state: TerminalState, event: Event) -> Result:
     choice = digit_of(event)
     if choice in staffed.MENU_CHOICES:
@@ -793,7 +814,11 @@ def menu_digit(state: TerminalState, event: Event) -> Result:
         )
     if choice == 3:
         return enter(state, Phase.VOID_LOOKUP, FindLastSale(), Beep(BeepPattern.CLICK))
-    return state.but(notice="Press 1-3, 7 or 8"), (Beep(BeepPattern.ERROR),)
+    if choice == 5:
+        return endofday.ask_end_of_day(state)
+    if choice == 6:
+        return endofday.open_reprint(state)
+    return state.but(notice="Press 1-3, 5-8"), (Beep(BeepPattern.ERROR),)
 
 
 # --- void the last sale (FN 3) -------------------------------------------------------------------
@@ -817,6 +842,8 @@ def void_refusal(state: TerminalState, sale: SaleOnRecord | None) -> str | None:
         return "No sale to void"
     if sale.status in _VOIDED_ALREADY:
         return "Last sale is voided"
+    if sale.day_closed:
+        return "Day closed: no void"
     if sale.kind is TxnKind.CARD and (sale.sent or sale.status is TxnStatus.FORWARDED):
         return "Sent to host: no void"
     if (sale.kind, sale.mode, sale.status) not in VOIDS:
@@ -1083,4 +1110,7 @@ def _with_common_rows(
     return table
 
 
-TABLE: Mapping[Phase, Mapping[Trigger, Handler]] = _with_common_rows(_ROWS)
+# End of day and reprint (FN 5, FN 6) use the helpers above: imported last, merged in.
+from pitill.core import endofday  # noqa: E402
+
+TABLE: Mapping[Phase, Mapping[Trigger, Handler]] = _with_common_rows({**_ROWS, **endofday.ROWS})

@@ -58,6 +58,7 @@ INSUFFICIENT_FUNDS = "51"
 EXPIRED_CARD = "54"
 SECURITY_VIOLATION = "63"  # e.g. an NTAG 424 DNA tap whose SUN message is forged or replayed
 ISSUER_INOPERATIVE = "91"
+RECONCILE_ERROR = "95"  # an 0510: the host's end-of-day totals differ from the terminal's
 SYSTEM_MALFUNCTION = "96"
 # Written by the terminal itself for decisions taken without the host (EMV vocabulary).
 OFFLINE_APPROVED = "Y3"  # approved, unable to go online
@@ -101,6 +102,8 @@ _TABLE = (
     ResponseCode("92", "no route to the issuer", _F, _F, "NO ROUTE TO ISSUER"),
     # A repeat the host already holds: for an advice or reversal that means it was taken.
     ResponseCode("94", "duplicate transmission", _F, _A, "DUPLICATE"),
+    # An 0510's verdict on the day's totals (end of day): they differ from the host's.
+    ResponseCode(RECONCILE_ERROR, "reconcile error", _F, _F, "HOST DISAGREES"),
     ResponseCode(SYSTEM_MALFUNCTION, "system malfunction", _R, _R, "SYSTEM ERROR"),
     ResponseCode(OFFLINE_APPROVED, "approved offline by the terminal", _A, _A, "APPROVED OFFLINE"),
     ResponseCode(OFFLINE_DECLINED, "declined offline by the terminal", _F, _F, "DECLINED OFFLINE"),

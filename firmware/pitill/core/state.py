@@ -46,6 +46,9 @@ class Phase(StrEnum):
     STAFFED_AUTHORIZING = "STAFFED_AUTHORIZING"  # the 0200 (code 21 or 31) is in flight
     TOPPED_UP = "TOPPED_UP"  # credited by the host, journaled, drawer open for the cash
     BALANCE_SHOWN = "BALANCE_SHOWN"  # the host's answer to an inquiry on screen
+    END_OF_DAY = "END_OF_DAY"  # FN 5: "close the day?" (OK closes it)
+    CLOSING_DAY = "CLOSING_DAY"  # the shell closes it, prints the Z report, asks the host
+    REPRINT = "REPRINT"  # FN 6: a journaled receipt on screen, OK prints it again
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,8 @@ class TerminalState:
     void_target: SaleOnRecord | None = None  # the sale FN 3 is voiding (VOID_CONFIRM on)
     void_seq: int = 0  # the seq of the VOID row being journaled / just journaled
     pin_locked_until_s: float = 0.0  # now_s until which the menu is locked after wrong tries
+    reprint_seq: int = 0  # the receipt FN 6 shows (0: none found yet)
+    reprint_line: str = ""  # its one-line summary, from the journal (ReceiptFound)
 
     def but(self, **changes: object) -> TerminalState:
         """A copy with `changes`; the fields of Sale go into the sale in progress, and changing

@@ -51,6 +51,7 @@ class SaleOnRecord:
     masked_pan: str
     age_s: float  # running time since it was recorded (never jumps with the wall clock)
     sent: bool  # the forwarder has sent it at least once (an advice may be at the host)
+    day_closed: bool = False  # its day was closed (end of day, FN 5): no void any more
 
 
 def stan_for(seq: int) -> int:

@@ -202,13 +202,14 @@ def _content(state: TerminalState) -> tuple[str, tuple[str, ...], Emphasis]:
     if phase is Phase.MENU:
         return (
             "MENU",
-            (f"1 Mode: {state.mode.label}", "2 Report 3 Void", "7 Top-up 8 Balance"),
+            (f"1 Mode: {state.mode.label}", "2 Report 3 Void 5 Z", "6 Print 7 Top-up 8 Bal"),
             (Emphasis.NORMAL),
         )
     if phase is Phase.PIN_ENTRY:
         stars = "*" * len(state.pin_entry) or "_"  # the digits themselves are never drawn
         unlock = state.pin_purpose is PinPurpose.UNLOCK
-        second = "Supervisor only" if unlock else f"{PIN_MIN_DIGITS}-{PIN_MAX_DIGITS} digits"
+        # FN 6 OK prints the last receipt again without a PIN (core/endofday.py).
+        second = "6 OK: last receipt" if unlock else f"{PIN_MIN_DIGITS}-{PIN_MAX_DIGITS} digits"
         lines = (stars, second, "OK=go CANCEL=leave")
         return PIN_TITLES[state.pin_purpose], lines, Emphasis.NORMAL
     if phase in (Phase.VOID_CONFIRM, Phase.VOIDED) and state.void_target is not None:
@@ -217,6 +218,13 @@ def _content(state: TerminalState) -> tuple[str, tuple[str, ...], Emphasis]:
         return "VOID", ("Reading journal",), Emphasis.NORMAL
     if phase is Phase.VOIDING:
         return "VOIDING", ("Please wait",), Emphasis.NORMAL
+    if phase is Phase.END_OF_DAY:
+        return "END OF DAY?", ("Z report, new day", "OK=close CANCEL=no"), Emphasis.WARNING
+    if phase is Phase.CLOSING_DAY:
+        return "END OF DAY", ("Closing the day", "Please wait"), Emphasis.NORMAL
+    if phase is Phase.REPRINT:
+        title = f"REPRINT #{state.reprint_seq}" if state.reprint_seq else "REPRINT"
+        return title, (state.reprint_line, "OK=copy FN=merchant", "CLEAR=older"), Emphasis.NORMAL
     if phase is Phase.PIN_CHECKING:
         return "CHECKING PIN", ("Please wait",), Emphasis.NORMAL
     if phase is Phase.REPORT:

@@ -103,6 +103,20 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # A closed-loop host answers with the card's balance (field 54): shown and printed.
         "ALTER TABLE txns ADD COLUMN balance_minor INTEGER",
     ),
+    (
+        # End of day (journal/days.py): day N is the seqs after day N-1's last_seq up to its
+        # own; the host's check of it (the 0500/0510) is kept beside it, owed until it is done.
+        """CREATE TABLE days (
+            day INTEGER PRIMARY KEY CHECK (day > 0),
+            first_seq INTEGER NOT NULL,
+            last_seq INTEGER NOT NULL,
+            closed_at TEXT NOT NULL,
+            host_status TEXT NOT NULL,
+            host_code TEXT NOT NULL DEFAULT '',
+            host_note TEXT NOT NULL DEFAULT '',
+            host_checked_at TEXT NOT NULL DEFAULT ''
+        )""",
+    ),
 )
 
 _SUFFIXES = ("", "-wal", "-shm")  # a database and the files SQLite keeps beside it

@@ -40,6 +40,7 @@ from pitill.core.responses import ResponseClass, advice_class
 from pitill.core.txn import SaleOnRecord, Txn, stan_for
 from pitill.core.types import TxnKind, TxnMode, TxnStatus
 from pitill.errors import SealError, StorageError
+from pitill.journal import days
 from pitill.journal.dbfile import (
     JournalMovedAside,
     check_rows,
@@ -714,6 +715,8 @@ class Journal:
         if found is None:
             return None
         seq, kind, mode, status, amount, currency, masked, created_s, attempts = found
+        with self._read("read of the closed days") as conn:
+            closed_through = days.last_closed_seq(conn)
         return SaleOnRecord(
             seq=int(seq),
             kind=TxnKind(kind),
@@ -724,6 +727,7 @@ class Journal:
             masked_pan=str(masked),
             age_s=max(0.0, self.runtime_s() - float(created_s)),
             sent=int(attempts) > 0,
+            day_closed=int(seq) <= closed_through,
         )
 
     def record_void(
@@ -764,6 +768,33 @@ class Journal:
             conn.execute(f"INSERT INTO txns ({columns}) VALUES ({marks})", values)
             self._append_history(conn, void.seq, void.status, now, f"void of seq {seq}")
         return True
+
+    # -- end of day (FN 5): journal/days.py ------------------------------------------------------
+
+    def close_day(self) -> days.ZReport:
+        """Close the open day at the newest seq, in one commit; its Z report (host check owed)."""
+        now = self._local_now()
+        with self._write("end of day") as conn:
+            (newest,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM txns").fetchone()
+            day = days.insert_closed_day(conn, int(newest), now, days.HostCheck.OWED)
+        return self.z_report(day.day)
+
+    def z_report(self, day: int) -> days.ZReport:
+        """The Z report of day `day` (closed, or the open one)."""
+        with self._read(f"Z report of day {day}") as conn:
+            (record,) = days.find_days(conn, str(day))
+            return days.z_report(conn, record)
+
+    def days_owed_to_host(self) -> list[int]:
+        """Closed days whose host check (0500) has not been done, oldest first."""
+        with self._read("read of the days owed to the host") as conn:
+            return [d.day for d in days.closed_days(conn) if d.host_status is days.HostCheck.OWED]
+
+    def set_host_check(self, day: int, status: days.HostCheck, code: str, note: str) -> None:
+        """The host's verdict on a day (one commit): agreed, or disagreed with what differs."""
+        now = self._local_now()
+        with self._write(f"host check of day {day}") as conn:
+            days.set_host_check(conn, day, status, code, note, now)
 
     def last_sun_counter(self, identity: str) -> int | None:
         """The highest SUN read counter journaled for the card (Card.identity), None if never.

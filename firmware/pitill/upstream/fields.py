@@ -16,9 +16,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 # The message columns of the table; a repeat (0221, 0421) follows its first send's rules.
-COLUMNS = ("0800", "0810", "0200", "0210", "0220/0221", "0230", "0420/0421", "0430")
+COLUMNS = (
+    "0800",
+    "0810",
+    "0200",
+    "0210",
+    "0220/0221",
+    "0230",
+    "0420/0421",
+    "0430",
+    "0500",
+    "0510",
+)
 _COLUMN_OF = {mti: col for col in COLUMNS for mti in col.split("/")}
-REQUESTS = ("0800", "0200", "0220", "0221", "0420", "0421")
+REQUESTS = ("0800", "0200", "0220", "0221", "0420", "0421", "0500")
 
 
 @dataclass(frozen=True)
@@ -33,14 +44,15 @@ class FieldRule:
 
 
 FIELDS: tuple[FieldRule, ...] = (
-    # field, name, format, length, max, presence (0800 0810 0200 0210 0220 0230 0420 0430), source
+    # field, name, format, length, max, presence (0800 0810 0200 0210 0220 0230 0420 0430 0500
+    # 0510), source
     FieldRule(
         "2",
         "primary account number",
         "n",
         "LLVAR",
         19,
-        "--C-C-C-",
+        "--C-C-C---",
         "the card's PAN (stripe card only; an NFC card sends field 48 instead)",
     ),
     FieldRule(
@@ -49,7 +61,7 @@ FIELDS: tuple[FieldRule, ...] = (
         "n",
         "fixed",
         6,
-        "--MMMMMM",
+        "--MMMMMM--",
         "000000: goods and services, default accounts; 0200 only: 210000 deposit (a cash "
         "top-up of a closed-loop card, FN 7), 310000 balance inquiry (FN 8); the host echoes it",
     ),
@@ -59,7 +71,7 @@ FIELDS: tuple[FieldRule, ...] = (
         "n",
         "fixed",
         12,
-        "--MMMMMM",
+        "--MMMMMM--",
         "the sale's (or top-up's) amount in minor units of field 49, 0 for a balance inquiry; "
         "the host echoes it",
     ),
@@ -69,9 +81,9 @@ FIELDS: tuple[FieldRule, ...] = (
         "n",
         "fixed",
         10,
-        "MMMMMMMM",
+        "MMMMMMMMMM",
         "MMDDhhmmss in UTC: the transaction's journal stamp converted to UTC (the same in a "
-        "repeat); an echo's sending instant; the host echoes it",
+        "repeat); an echo's or an 0500's sending instant; the host echoes it",
     ),
     FieldRule(
         "11",
@@ -79,8 +91,9 @@ FIELDS: tuple[FieldRule, ...] = (
         "n",
         "fixed",
         6,
-        "MMMMMMMM",
-        "the STAN: from the transaction's journal sequence (an echo: its own counter)",
+        "MMMMMMMMMM",
+        "the STAN: from the transaction's journal sequence (an echo: its own counter; an 0500: "
+        "the STAN of the closed day's last seq)",
     ),
     FieldRule(
         "12",
@@ -88,7 +101,7 @@ FIELDS: tuple[FieldRule, ...] = (
         "n",
         "fixed",
         6,
-        "--MMMMMM",
+        "--MMMMMM--",
         "hhmmss of the journal stamp, the terminal's local time",
     ),
     FieldRule(
@@ -97,7 +110,7 @@ FIELDS: tuple[FieldRule, ...] = (
         "n",
         "fixed",
         4,
-        "--MMMMMM",
+        "--MMMMMM--",
         "MMDD of the journal stamp, the terminal's local date",
     ),
     FieldRule(
@@ -106,7 +119,7 @@ FIELDS: tuple[FieldRule, ...] = (
         "n",
         "fixed",
         4,
-        "--C-C-C-",
+        "--C-C-C---",
         "the card's expiry YYMM (stripe card only)",
     ),
     FieldRule(
@@ -115,7 +128,7 @@ FIELDS: tuple[FieldRule, ...] = (
         "n",
         "fixed",
         3,
-        "--M-M-O-",
+        "--M-M-O---",
         "902: full magnetic stripe read (90), cannot accept PIN (2); 072: contactless (07), "
         "cannot accept PIN (2)",
     ),
@@ -125,7 +138,7 @@ FIELDS: tuple[FieldRule, ...] = (
         "an",
         "fixed",
         12,
-        "---O-O-O",
+        "---O-O-O--",
         "set by the host; the terminal journals and prints it",
     ),
     FieldRule(
@@ -134,7 +147,7 @@ FIELDS: tuple[FieldRule, ...] = (
         "an",
         "fixed",
         6,
-        "---CMO--",
+        "---CMO----",
         "0210: the host's approval code (when approved); 0220: the offline approval code "
         "the terminal made (from the STAN)",
     ),
@@ -144,10 +157,11 @@ FIELDS: tuple[FieldRule, ...] = (
         "an",
         "fixed",
         2,
-        "-M-MMMMM",
+        "-M-MMMMM-M",
         "answers: the host's code (docs/response-codes.md); 0220: Y3, the terminal's own "
         "offline approval; 0420: the reason, 17 when the supervisor voided the sale, 68 "
-        "(response received too late) when the 0200's answer never came",
+        "(response received too late) when the 0200's answer never came; 0510: 00 the host's "
+        "totals agree, 95 (reconcile error) they do not",
     ),
     FieldRule(
         "41",
@@ -155,7 +169,7 @@ FIELDS: tuple[FieldRule, ...] = (
         "ans",
         "fixed",
         8,
-        "OOMMMMMM",
+        "OOMMMMMMMM",
         "[terminal] terminal_id; the host echoes it",
     ),
     FieldRule(
@@ -164,7 +178,7 @@ FIELDS: tuple[FieldRule, ...] = (
         "ans",
         "fixed",
         15,
-        "--MMMMMM",
+        "--MMMMMMMM",
         "[terminal] merchant_id; the host echoes it",
     ),
     FieldRule(
@@ -173,8 +187,10 @@ FIELDS: tuple[FieldRule, ...] = (
         "ans",
         "LLLVAR",
         999,
-        "--C-C-O-",
-        "NFC card only: uid_only:UID, or sun:PICCDATA:SDMMAC for the host to verify",
+        "--C-C-O-MM",
+        "NFC card only: uid_only:UID, or sun:PICCDATA:SDMMAC for the host to verify; 0500: "
+        "the day closed, day=N stan=FIRST-LAST (the STANs of its seqs, which the host "
+        "totals from its ledger; echoed in the 0510)",
     ),
     FieldRule(
         "49",
@@ -182,8 +198,17 @@ FIELDS: tuple[FieldRule, ...] = (
         "n",
         "fixed",
         3,
-        "--MMMMMM",
+        "--MMMMMM--",
         "ISO 4217 numeric of [terminal] currency; the host echoes it",
+    ),
+    FieldRule(
+        "50",
+        "currency code, settlement",
+        "n",
+        "fixed",
+        3,
+        "--------MM",
+        "ISO 4217 numeric of [terminal] currency, the currency of fields 86-89; echoed",
     ),
     FieldRule(
         "54",
@@ -191,7 +216,7 @@ FIELDS: tuple[FieldRule, ...] = (
         "an",
         "LLLVAR",
         120,
-        "---O-O-O",
+        "---O-O-O--",
         "closed-loop host (pitill host): the card's balance after the message, one amount of 20: "
         "account type 00, amount type 02 (available balance), ISO 4217 numeric currency, C "
         "(credit) or D (debit: a debt), 12 digits in minor units; the terminal shows it and "
@@ -203,8 +228,154 @@ FIELDS: tuple[FieldRule, ...] = (
         "n",
         "fixed",
         3,
-        "MM------",
+        "MM--------",
         "301: echo test; the host echoes it",
+    ),
+    FieldRule(
+        "74",
+        "credits, number",
+        "n",
+        "fixed",
+        10,
+        "--------MO",
+        "refunds the host accepted (processing code 20); 0510: the host's own figure",
+    ),
+    FieldRule(
+        "75",
+        "credits, reversal number",
+        "n",
+        "fixed",
+        10,
+        "--------MO",
+        "refunds voided from FN 3 and reversed (reason 17); 0510: the host's own figure",
+    ),
+    FieldRule(
+        "76",
+        "debits, number",
+        "n",
+        "fixed",
+        10,
+        "--------MO",
+        "card sales the host approved: 0200 approved and 0220 accepted; a sale reversed "
+        "because its answer never came (reason 68) counts on neither side; 0510: the host's "
+        "own figure",
+    ),
+    FieldRule(
+        "77",
+        "debits, reversal number",
+        "n",
+        "fixed",
+        10,
+        "--------MO",
+        "card sales voided from FN 3 and reversed (0420 reason 17); 0510: the host's own figure",
+    ),
+    FieldRule(
+        "78",
+        "transfer, number",
+        "n",
+        "fixed",
+        10,
+        "--------MO",
+        "0: pitill makes no transfers; 0510: the host's own figure",
+    ),
+    FieldRule(
+        "79",
+        "transfer, reversal number",
+        "n",
+        "fixed",
+        10,
+        "--------MO",
+        "0; 0510: the host's own figure",
+    ),
+    FieldRule(
+        "80",
+        "inquiries, number",
+        "n",
+        "fixed",
+        10,
+        "--------MO",
+        "0: balance inquiries are not counted; 0510: the host's own figure",
+    ),
+    FieldRule(
+        "81",
+        "authorizations, number",
+        "n",
+        "fixed",
+        10,
+        "--------MO",
+        "0: pitill sends no 0100 authorizations; 0510: the host's own figure",
+    ),
+    FieldRule(
+        "82",
+        "credits, processing fee amount",
+        "n",
+        "fixed",
+        12,
+        "--------MO",
+        "0: no fees; 0510: the host's own figure",
+    ),
+    FieldRule(
+        "83",
+        "credits, transaction fee amount",
+        "n",
+        "fixed",
+        12,
+        "--------MO",
+        "0; 0510: the host's own figure",
+    ),
+    FieldRule(
+        "84",
+        "debits, processing fee amount",
+        "n",
+        "fixed",
+        12,
+        "--------MO",
+        "0; 0510: the host's own figure",
+    ),
+    FieldRule(
+        "85",
+        "debits, transaction fee amount",
+        "n",
+        "fixed",
+        12,
+        "--------MO",
+        "0; 0510: the host's own figure",
+    ),
+    FieldRule(
+        "86",
+        "credits, amount",
+        "n",
+        "fixed",
+        16,
+        "--------MO",
+        "the amount of field 74, minor units of field 50; 0510: the host's own figure",
+    ),
+    FieldRule(
+        "87",
+        "credits, reversal amount",
+        "n",
+        "fixed",
+        16,
+        "--------MO",
+        "the amount of field 75; 0510: the host's own figure",
+    ),
+    FieldRule(
+        "88",
+        "debits, amount",
+        "n",
+        "fixed",
+        16,
+        "--------MO",
+        "the amount of field 76; 0510: the host's own figure",
+    ),
+    FieldRule(
+        "89",
+        "debits, reversal amount",
+        "n",
+        "fixed",
+        16,
+        "--------MO",
+        "the amount of field 77; 0510: the host's own figure",
     ),
     FieldRule(
         "90",
@@ -212,7 +383,7 @@ FIELDS: tuple[FieldRule, ...] = (
         "n",
         "fixed",
         42,
-        "------MM",
+        "------MM--",
         "the reversed 0200 as sent: its MTI (4), STAN (6), field 7 (10, UTC; zeros when a "
         "power cut lost it: the host then goes by STAN), then the "
         "acquiring and forwarding institution ids, zero-filled (11 + 11)",

@@ -2,7 +2,8 @@
 
 pyiso8583 only turns dicts into bytes and back; this module owns what goes into the dicts:
 0800/0810 echo, 0200/0210 online sale, 0220/0221 advice of an offline sale (0230), 0420/0421
-reversal (0430). Every field value is a string, as pyiso8583 wants it.
+reversal (0430), 0500/0510 end-of-day reconciliation (fields 74-89, core/settlement.py).
+Every field value is a string, as pyiso8583 wants it.
 
 Dates: pitill stamps each transaction with a local YYMMDDhhmmss when it is first recorded. Field 13
 is its MMDD, field 12 its hhmmss, and field 7 the same instant in UTC (MMDDhhmmss), so a repeat
@@ -18,7 +19,8 @@ Every field, its format and when it is sent: upstream/fields.py (docs/iso8583.md
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 
 import iso8583
@@ -28,14 +30,17 @@ from iso8583.specs import default_ascii
 
 from pitill.card.model import Card, CardTier
 from pitill.config import CURRENCIES, TerminalConfig
+from pitill.core.responses import APPROVED as APPROVED_CODE
 from pitill.core.responses import (
     OFFLINE_APPROVED,
+    RECONCILE_ERROR,
     REVERSAL_REASON_CUSTOMER_CANCELLATION,
     AnswerKind,
     ResponseClass,
     classify,
     is_response_code,
 )
+from pitill.core.settlement import Reconciliation
 from pitill.core.txn import Txn
 from pitill.core.types import TxnKind
 from pitill.errors import ProtocolError
@@ -59,6 +64,8 @@ ADVICE_RESPONSE = "0230"
 REVERSAL = "0420"
 REVERSAL_REPEAT = "0421"
 REVERSAL_RESPONSE = "0430"
+RECONCILIATION = "0500"
+RECONCILIATION_RESPONSE = "0510"
 
 RESPONSE_MTI: dict[str, str] = {
     ECHO_REQUEST: ECHO_RESPONSE,
@@ -67,6 +74,7 @@ RESPONSE_MTI: dict[str, str] = {
     ADVICE_REPEAT: ADVICE_RESPONSE,
     REVERSAL: REVERSAL_RESPONSE,
     REVERSAL_REPEAT: REVERSAL_RESPONSE,
+    RECONCILIATION: RECONCILIATION_RESPONSE,
 }
 
 ECHO_TEST_CODE = "301"  # field 70: network management, echo test
@@ -83,7 +91,23 @@ POS_ENTRY_MAGSTRIPE = "902"  # 90: full magnetic stripe read
 POS_ENTRY_CONTACTLESS = "072"  # 07: contactless
 REVERSAL_REASON_LATE = "68"  # field 39 of a reversal whose 0200 got no answer: response too late
 
-_NUMERIC_FIELDS = ("t", "2", "3", "4", "7", "11", "12", "13", "14", "22", "49", "70", "90")
+# Fields 74-89 of an 0500/0510: counts (n10), fee amounts (n12), amounts (n16).
+RECONCILIATION_FIELDS = {
+    "74": "credits",
+    "75": "credit_reversals",
+    "76": "debits",
+    "77": "debit_reversals",
+    "86": "credits_minor",
+    "87": "credit_reversals_minor",
+    "88": "debits_minor",
+    "89": "debit_reversals_minor",
+}
+_ZERO_FIELDS = {"78": 10, "79": 10, "80": 10, "81": 10, "82": 12, "83": 12, "84": 12, "85": 12}
+_WIDTHS = {"74": 10, "75": 10, "76": 10, "77": 10, "86": 16, "87": 16, "88": 16, "89": 16}
+_NUMERIC_FIELDS = (
+    *("t", "2", "3", "4", "7", "11", "12", "13", "14", "22", "49", "50", "70", "90"),
+    *(str(f) for f in range(74, 90)),
+)
 _ORIGINAL_PAD = "0" * 22
 UNKNOWN_TRANSMISSION = "0" * 10  # field 90's original date/time when only the STAN is known
 
@@ -303,6 +327,90 @@ def build_forward(item: ForwardItem, terminal: TerminalConfig) -> Message:
     if item.kind is ForwardKind.REVERSAL:
         return build_reversal(item, terminal)
     return build_advice(item, terminal)
+
+
+# --- end of day: 0500 / 0510 ----------------------------------------------------------------
+
+_BATCH = re.compile(r"day=(\d{1,9}) stan=(\d{6})-(\d{6})")
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Which day an 0500 reconciles (field 48): its number and the STANs of its seqs."""
+
+    day: int
+    first_stan: int
+    last_stan: int
+
+    def text(self) -> str:
+        return f"day={self.day} stan={self.first_stan:06d}-{self.last_stan:06d}"
+
+    def holds(self, stan: int) -> bool:
+        """STANs cycle at 999999: a range may wrap."""
+        if self.first_stan <= self.last_stan:
+            return self.first_stan <= stan <= self.last_stan
+        return stan >= self.first_stan or stan <= self.last_stan
+
+
+def _totals_fields(totals: Reconciliation) -> Message:
+    message = {
+        key: f"{getattr(totals, name):0{_WIDTHS[key]}d}"
+        for key, name in RECONCILIATION_FIELDS.items()
+    }
+    message.update({key: "0" * width for key, width in _ZERO_FIELDS.items()})
+    for key, value in message.items():
+        if len(value) > (_WIDTHS.get(key) or _ZERO_FIELDS[key]):
+            raise ProtocolError(f"field {key} total {value} does not fit its digits")
+    return message
+
+
+def build_reconciliation(
+    batch: Batch,
+    totals: Reconciliation,
+    currency: str,
+    transmission: str,
+    terminal: TerminalConfig,
+) -> Message:
+    """0500 for a closed day: what the terminal says the host holds (fields 74-89)."""
+    return {
+        "t": RECONCILIATION,
+        "7": transmission,
+        "11": format_stan(batch.last_stan),
+        **_acceptor(terminal),
+        "48": batch.text(),
+        "50": currency_numeric(currency),
+        **_totals_fields(totals),
+    }
+
+
+def parse_batch(message: Message) -> Batch:
+    found = _BATCH.fullmatch(_required(message, "48"))
+    if found is None:
+        raise ProtocolError(f"0500 field 48 {host_text(message, '48')!r} is not day=N stan=A-B")
+    return Batch(int(found[1]), int(found[2]), int(found[3]))
+
+
+def reconciliation_of(message: Message) -> Reconciliation:
+    """Fields 74-89 of an 0500 (or an 0510 that carries the host's figures)."""
+    values = {}
+    for key, name in RECONCILIATION_FIELDS.items():
+        value = _required(message, key)
+        if not value.isdigit():
+            raise ProtocolError(f"ISO 8583 field {key} must be digits, got {value!r}")
+        values[name] = int(value)
+    assert set(values) == {f.name for f in fields(Reconciliation)}
+    return Reconciliation(**values)
+
+
+def build_reconciliation_response(
+    request: Message, agrees: bool, host_totals: Reconciliation
+) -> Message:
+    """0510: field 39 says whether the host's own totals agree; 74-89 carry them either way."""
+    response: Message = {"t": RECONCILIATION_RESPONSE}
+    response.update({k: request[k] for k in ("7", "11", "41", "42", "48", "50") if k in request})
+    response["39"] = APPROVED_CODE if agrees else RECONCILE_ERROR
+    response.update(_totals_fields(host_totals))
+    return response
 
 
 # --- what the host sees and answers ----------------------------------------------------------

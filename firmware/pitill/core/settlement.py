@@ -1,0 +1,188 @@
+"""End of day: what each journaled row counts as, for the Z report and for the host's check.
+
+One home for the rule, used by the journal (the Z report, `pitill report --day`), the 0500 the
+terminal sends and the sandbox acquirer's own count. Totals are generic over TxnKind: a kind this
+module has never heard of still gets its own line in the Z report.
+
+Two views of one day:
+- The Z report (what the shop did): sold by kind (card online, card offline, cash, then any other
+  kind by name), refunds, voids, offline sales still awaiting the host, declines.
+- The reconciliation (what the host must hold, ISO 8583:1987 fields 74-89): debits are card sales
+  the host approved (online, or an offline sale whose advice it accepted), credits are refunds it
+  accepted; a reversal counts when the supervisor voided the sale (reason 17). A sale reversed
+  because its answer never came (reason 68) counts on neither side: the terminal never learned
+  whether the host had approved it. Rows still owed to the host (PENDING, REVERSAL_PENDING) make
+  the check premature: it waits until they are sent (`ready_for_host`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from pitill.core.types import TxnKind, TxnMode, TxnStatus
+
+# Rows that are money the shop took (or gave back) and that stand.
+STANDING = (
+    TxnStatus.APPROVED,
+    TxnStatus.COMPLETED,
+    TxnStatus.PENDING,
+    TxnStatus.FORWARDED,
+    TxnStatus.DECLINED_AFTER,  # approved offline: the shop handed the goods over (its loss)
+)
+OWED_TO_HOST = (TxnStatus.PENDING, TxnStatus.REVERSAL_PENDING, TxnStatus.AUTHORIZING)
+# Kinds whose money goes back to the customer (the refund helper's TxnKind.REFUND, by value, so
+# this module needs no change when it lands); every other kind is money taken.
+CREDIT_KINDS = frozenset({"refund"})
+# Kinds the host holds (cash never reaches it).
+HOST_KINDS = frozenset({"card", "refund"})
+
+CARD_ONLINE = "card online"
+CARD_OFFLINE = "card offline"
+CASH = "cash"
+
+
+@dataclass(frozen=True)
+class DayLine:
+    """One group of a day's rows (the journal's aggregate query)."""
+
+    kind: str  # TxnKind value (a str, so kinds added later need no change here)
+    mode: TxnMode
+    status: TxnStatus
+    voided: bool  # the row was voided from FN 3 (voided_by_seq set)
+    count: int
+    amount_minor: int
+
+
+@dataclass
+class Tally:
+    count: int = 0
+    amount_minor: int = 0
+
+    def add(self, count: int, amount_minor: int) -> None:
+        self.count += count
+        self.amount_minor += amount_minor
+
+
+def kind_label(kind: str, mode: TxnMode) -> str:
+    """The Z report's line for a kind: card splits into online and offline."""
+    if kind == TxnKind.CARD.value:
+        return CARD_ONLINE if mode is TxnMode.ONLINE else CARD_OFFLINE
+    return kind
+
+
+@dataclass
+class ZTotals:
+    """The Z report's figures for one day."""
+
+    by_kind: dict[str, Tally] = field(default_factory=dict)  # standing rows, credits included
+    voids: Tally = field(default_factory=Tally)
+    awaiting_host: Tally = field(default_factory=Tally)  # offline sales not yet at the host
+    reversals_due: int = 0
+    declined: Tally = field(default_factory=Tally)
+    declined_after: Tally = field(default_factory=Tally)
+
+    @property
+    def refunds(self) -> Tally:
+        total = Tally()
+        for label, tally in self.by_kind.items():
+            if label in CREDIT_KINDS:
+                total.add(tally.count, tally.amount_minor)
+        return total
+
+    @property
+    def net_minor(self) -> int:
+        """Money taken less money given back (voided sales are not in by_kind)."""
+        return sum(
+            -t.amount_minor if label in CREDIT_KINDS else t.amount_minor
+            for label, t in self.by_kind.items()
+        )
+
+
+def z_totals(lines: Iterable[DayLine]) -> ZTotals:
+    z = ZTotals(by_kind={CARD_ONLINE: Tally(), CARD_OFFLINE: Tally(), CASH: Tally()})
+    for line in lines:
+        if line.status is TxnStatus.VOID:
+            z.voids.add(line.count, line.amount_minor)
+            continue
+        if line.status in STANDING:
+            z.by_kind.setdefault(kind_label(line.kind, line.mode), Tally()).add(
+                line.count, line.amount_minor
+            )
+        if line.status is TxnStatus.PENDING:
+            z.awaiting_host.add(line.count, line.amount_minor)
+        elif line.status is TxnStatus.DECLINED_AFTER:
+            z.declined_after.add(line.count, line.amount_minor)
+        elif line.status is TxnStatus.DECLINED:
+            z.declined.add(line.count, line.amount_minor)
+        elif line.status in (TxnStatus.REVERSAL_PENDING, TxnStatus.AUTHORIZING):
+            z.reversals_due += line.count
+    return z
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """ISO 8583:1987 fields 74-77 and 86-89 of one day (the others pitill sends as zeros)."""
+
+    credits: int = 0  # 74
+    credit_reversals: int = 0  # 75
+    debits: int = 0  # 76
+    debit_reversals: int = 0  # 77
+    credits_minor: int = 0  # 86
+    credit_reversals_minor: int = 0  # 87
+    debits_minor: int = 0  # 88
+    debit_reversals_minor: int = 0  # 89
+
+    def differences(self, other: Reconciliation) -> list[str]:
+        """What differs, as short lines ("debits 3/2"): ours first, then the other's."""
+        found = []
+        for name in (
+            "debits",
+            "debit_reversals",
+            "credits",
+            "credit_reversals",
+            "debits_minor",
+            "debit_reversals_minor",
+            "credits_minor",
+            "credit_reversals_minor",
+        ):
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if mine != theirs:
+                found.append(f"{name.replace('_', ' ')} {mine}/{theirs}")
+        return found
+
+
+def add_to_reconciliation(
+    totals: dict[str, int], kind: str, *, reversal: bool, count: int, amount_minor: int
+) -> None:
+    """Count `count` rows of `kind` into the field totals (debit or credit, reversal or not)."""
+    side = "credit" if kind in CREDIT_KINDS else "debit"
+    name = f"{side}_reversals" if reversal else f"{side}s"
+    totals[name] = totals.get(name, 0) + count
+    totals[f"{name}_minor"] = totals.get(f"{name}_minor", 0) + amount_minor
+
+
+def reconciliation(lines: Iterable[DayLine]) -> Reconciliation:
+    """What the host must hold for a day whose rows are all sent (see ready_for_host)."""
+    totals: dict[str, int] = {}
+    for line in lines:
+        if line.kind not in HOST_KINDS:
+            continue
+        held = line.status in (TxnStatus.APPROVED, TxnStatus.FORWARDED)
+        voided_reversed = line.status is TxnStatus.REVERSED and line.voided
+        if held or voided_reversed:
+            add_to_reconciliation(
+                totals, line.kind, reversal=False, count=line.count, amount_minor=line.amount_minor
+            )
+        if voided_reversed:
+            add_to_reconciliation(
+                totals, line.kind, reversal=True, count=line.count, amount_minor=line.amount_minor
+            )
+    return Reconciliation(**totals)
+
+
+def owed_count(lines: Iterable[DayLine]) -> int:
+    """Rows of the day the host has not been told about yet (the check waits for them)."""
+    return sum(
+        line.count for line in lines if line.kind in HOST_KINDS and line.status in OWED_TO_HOST
+    )
