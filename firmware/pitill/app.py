@@ -22,16 +22,20 @@ from typing import Protocol
 
 from PIL import Image
 
+from pitill import dayend
 from pitill.card.model import Card, CardTier
 from pitill.config import Config
 from pitill.core.effects import (
     Authorize,
     Beep,
+    CloseDay,
     Effect,
     FindLastSale,
+    FindReceipt,
     OpenDrawer,
     PrintReceipt,
     Record,
+    ReprintReceipt,
     RequestReport,
     SaveMode,
     SetLeds,
@@ -49,6 +53,7 @@ from pitill.core.events import (
     CardSwiped,
     CardUnreadable,
     ClockChecked,
+    DayClosed,
     Event,
     KeyPressed,
     LastSaleFound,
@@ -56,6 +61,7 @@ from pitill.core.events import (
     PinChecked,
     PinSaved,
     ReaderChanged,
+    ReceiptFound,
     ReceiptPrinted,
     RecordFailed,
     ReportReady,
@@ -106,7 +112,7 @@ class TimerHandle(Protocol):
 CallLater = Callable[[float, Callable[[], None]], TimerHandle]
 
 
-class AuthClient(AdviceSender, Protocol):
+class AuthClient(AdviceSender, dayend.Reconciler, Protocol):
     """The upstream client as the Terminal uses it (UpstreamClient; a fake in tests)."""
 
     async def authorize(
@@ -217,6 +223,7 @@ class Terminal:
         self._queue: deque[Event] = deque()
         self.owed: dict[int, OwedReversal] = {}  # seq -> a reversal not yet recorded nor sent
         self._owed_wake = asyncio.Event()
+        self._days_wake = asyncio.Event()  # an owed end-of-day check may go now
         self._draining = False
         self._stepping = False  # a step and its effects are running (the re-entry guard)
         self.steps = 0  # events taken, for tests and the bench
@@ -365,6 +372,14 @@ class Terminal:
             self._void_sale(effect)
         elif isinstance(effect, PrintReceipt):
             self._spawn(self._print_receipt(effect.seq))
+        elif isinstance(effect, ReprintReceipt):  # FN 6: seq 0 is the newest receipt
+            self._spawn(self._print_receipt(effect.seq, merchant=effect.merchant, again=True))
+        elif isinstance(effect, FindReceipt):
+            row = self.journal.newest_before(effect.before_seq)
+            found = (row.seq, dayend.summary(row)) if row is not None else (0, "")
+            self.enqueue(ReceiptFound(self.now_s(), *found))
+        elif isinstance(effect, CloseDay):
+            self._spawn(self._close_day())
         elif isinstance(effect, VerifyPin):
             self._spawn(self._verify_pin(effect.pin))
         elif isinstance(effect, SetPin):
@@ -414,15 +429,21 @@ class Terminal:
         self.enqueue(VoidDone(self.now_s(), ok=True))
         self.enqueue(self.backlog_event())
 
-    async def _print_receipt(self, seq: int) -> None:
+    async def _print_receipt(self, seq: int, merchant: bool = False, again: bool = False) -> None:
         """Off the loop: a slow or dead printer never holds up keys, probes or the next sale.
-        The sale is journaled already; a failure is a notice, and `pitill receipt` reprints."""
-        sink, row = self.receipts, self.journal.get(seq)
-        if sink is None or row is None:
+        The sale is journaled already; a failure is a notice, and FN 6 reprints (seq 0 with
+        `again`: the newest receipt; a reprint without a printer says it was not printed)."""
+        sink = self.receipts
+        row = self.journal.newest_before(0) if again and seq == 0 else self.journal.get(seq)
+        if row is None or (sink is None and not again):
+            return
+        seq = row.seq
+        if sink is None:
+            self.enqueue(ReceiptPrinted(self.now_s(), seq, ok=False, reason="no printer"))
             return
         loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(None, sink.print_row, row)
+            await loop.run_in_executor(None, sink.print_row, row, merchant)
         except Exception as exc:  # a printer fails in many ways (USB, serial, paper, library)
             reason = f"{type(exc).__name__}: {exc}"
             log_event(log, "receipt_not_printed", level=logging.WARNING, seq=seq, error=reason)
@@ -431,6 +452,41 @@ class Terminal:
             return
         self.event_log.write(self.now_s(), "receipt", seq=seq, ok=True)
         self.enqueue(ReceiptPrinted(self.now_s(), seq, ok=True))
+
+    async def _close_day(self) -> None:
+        """FN 5: closed in one commit, Z printed, the host asked when it may be reached."""
+        online = self.state.link in (LinkStatus.ONLINE, LinkStatus.DEGRADED)
+        ok, lines, z = await dayend.close_day(
+            self.journal,
+            self.client,
+            self.receipts,
+            online=online,
+            currency=self.config.terminal.currency,
+            width=self.config.receipt.width,
+        )
+        if z is not None:
+            self.event_log.write(
+                self.now_s(),
+                "day_closed",
+                day=z.day.day,
+                last_seq=z.day.last_seq,
+                host=z.day.host_status.value,
+                note=z.day.host_note,
+            )
+        self.enqueue(DayClosed(self.now_s(), ok, lines))
+
+    async def _settle_days(self) -> None:
+        """Owed host checks of closed days: tried when the link is back and after forwarding."""
+        while True:
+            await self._days_wake.wait()
+            self._days_wake.clear()
+            if self.state.link in (LinkStatus.ONLINE, LinkStatus.DEGRADED):
+                try:
+                    await dayend.settle_owed(
+                        self.journal, self.client, self.config.terminal.currency
+                    )
+                except StorageError as exc:
+                    log_event(log, "day_check_not_saved", level=logging.ERROR, error=str(exc))
 
     async def _verify_pin(self, pin: str) -> None:
         """scrypt is slow on purpose: off the loop. The PIN itself is never logged."""
@@ -701,6 +757,7 @@ class Terminal:
         self.enqueue(LinkChanged(self.now_s(), status, reason))
         if status is not LinkStatus.OFFLINE:
             self._owed_wake.set()  # an owed reversal goes as soon as the host may be reached
+            self._days_wake.set()
 
     def on_backlog(self, pending: int) -> None:
         """The forwarder's count changed (also from inside an effect: a Record kicks it)."""
@@ -719,6 +776,8 @@ class Terminal:
             codes=[code for _, _, _, code in report.items if code],
             left=report.left,
         )
+        if report.stage != "sending":
+            self._days_wake.set()  # answers came: an owed day check may go (if all are through)
 
     def on_forward_failure(self, failure: ForwardFailure) -> None:
         self.event_log.write(
@@ -767,6 +826,7 @@ class Terminal:
         self._spawn(self._keep_time())
         self._spawn(self._watch_clock())
         self._spawn(self._settle_owed())
+        self._spawn(self._settle_days())
         self.notifier.ready()
         log_event(log, "ready", next_seq=self.state.next_seq, pending=self.state.pending)
 

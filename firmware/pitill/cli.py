@@ -16,6 +16,7 @@ from pitill.drill.cli import add_parser as add_drill
 from pitill.enroll import add_parser as add_card
 from pitill.errors import PitillError
 from pitill.host.cli import add_parser as add_host
+from pitill.journal.days import day_arg
 from pitill.receipt import add_parser as add_receipt
 from pitill.service_cli import add_parsers as add_run_and_doctor
 from pitill.supervisor import add_parser as add_pin
@@ -49,8 +50,10 @@ def _journal_init(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from pitill.journal.report import print_report
+    from pitill.journal.report import print_day_reports, print_report
 
+    if args.day is not None:
+        return print_day_reports(args.data_dir, args.day, as_json=args.json)
     return print_report(args.data_dir, as_json=args.json)
 
 
@@ -206,11 +209,21 @@ def build_parser() -> argparse.ArgumentParser:
             "sales still waiting for the host, sales the host declined after an offline "
             "approval (the shop's loss), and reversals due (a sale left AUTHORIZING counts: its "
             "outcome is unknown). One aggregate query on a read-only connection: safe while the "
-            "terminal runs. Example: pitill report --data-dir /var/lib/pitill"
+            "terminal runs. With --day, a day's Z report (end of day, FN 5): totals by kind, "
+            "voids, refunds, what the host must hold (ISO 8583 fields 74-89) and whether it "
+            "agreed. Examples: pitill report --data-dir /var/lib/pitill; "
+            "pitill report --data-dir /var/lib/pitill --day 3; pitill report --day 2026-11-30"
         ),
     )
     _data_dir_argument(report, "the terminal's data directory")
     report.add_argument("--json", action="store_true", help="the same figures as JSON")
+    report.add_argument(
+        "--day",
+        type=day_arg,
+        metavar="N|YYYY-MM-DD",
+        help="the Z report of day N (closed at end of day, FN 5; the open day's so far), or of "
+        "the days closed on that date",
+    )
     report.set_defaults(handler=_report)
 
     acquirer = commands.add_parser(

@@ -241,9 +241,12 @@ def _receipt_command(args: argparse.Namespace) -> int:
 
 
 class ReceiptSink(Protocol):
-    """Takes a journaled row's receipt; raises (any exception) when it could not print it."""
+    """Takes a journaled row's receipt (or a report's text, the Z report at end of day);
+    raises (any exception) when it could not print it."""
 
-    def print_row(self, row: JournalRow) -> None: ...
+    def print_row(self, row: JournalRow, merchant: bool = False) -> None: ...
+
+    def print_text(self, name: str, text: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -254,13 +257,19 @@ class FileReceipts:
     terminal_id: str
     header: ReceiptHeader
 
-    def print_row(self, row: JournalRow) -> None:
+    def print_row(self, row: JournalRow, merchant: bool = False) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        stem = self.directory / f"{row.seq:06d}-{row.status.value.lower()}"
+        copy = "-merchant" if merchant else ""
+        stem = self.directory / f"{row.seq:06d}-{row.status.value.lower()}{copy}"
         stem.with_suffix(".txt").write_text(
-            receipt_text(row, self.terminal_id, self.header), encoding="utf-8"
+            receipt_text(row, self.terminal_id, self.header, merchant=merchant), encoding="utf-8"
         )
-        receipt_png(row, self.terminal_id, self.header).save(stem.with_suffix(".png"))
+        image = receipt_png(row, self.terminal_id, self.header, merchant=merchant)
+        image.save(stem.with_suffix(".png"))
+
+    def print_text(self, name: str, text: str) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        (self.directory / f"{name}.txt").write_text(text, encoding="utf-8")
 
 
 @dataclass(frozen=True)
@@ -274,13 +283,25 @@ class SerialReceipts:
     baudrate: int = 9600
     timeout_s: float = 2.0
 
-    def print_row(self, row: JournalRow) -> None:
+    def print_row(self, row: JournalRow, merchant: bool = False) -> None:
         from escpos.printer import Serial
 
         printer = Serial(devfile=self.devfile, baudrate=self.baudrate, timeout=self.timeout_s)
         printer.open(raise_not_found=True)
         try:
-            print_receipt(printer, row, self.terminal_id, self.header)
+            print_receipt(printer, row, self.terminal_id, self.header, merchant=merchant)
+            printer.device.flush()
+        finally:
+            printer.close()
+
+    def print_text(self, name: str, text: str) -> None:
+        from escpos.printer import Serial
+
+        printer = Serial(devfile=self.devfile, baudrate=self.baudrate, timeout=self.timeout_s)
+        printer.open(raise_not_found=True)
+        try:
+            printer.text(text)
+            printer.cut()
             printer.device.flush()
         finally:
             printer.close()

@@ -163,14 +163,16 @@ class ZReport:
         def money(t: Tally) -> str:
             return f"{t.count} {format_amount(t.amount_minor)}"
 
+        # The host's verdict first (a disagreement with what differs, ours/host), then totals.
         lines = [f"Z day {self.day.day} #{self.day.first_seq}-{self.day.last_seq}"]
-        lines += [f"{label.title()} {money(t)}" for label, t in self.totals.by_kind.items()]
-        lines += [f"Voids {money(self.totals.voids)}"]
-        lines += [f"Waiting {money(self.totals.awaiting_host)}", self.host_line()]
+        lines.append(self.host_line())
         if self.day.host_status is HostCheck.DISAGREED and self.day.host_note:
-            lines += [part.strip() for part in self.day.host_note.split(";")]
+            lines += [part.strip() for part in self.day.host_note.split(";")]  # ours/host
         elif self.day.host_status is HostCheck.OWED and self.owed_to_host:
             lines.append(f"{self.owed_to_host} still to send")
+        lines += [f"{label.title()} {money(t)}" for label, t in self.totals.by_kind.items()]
+        lines += [f"Voids {money(self.totals.voids)}"]
+        lines += [f"Waiting {money(self.totals.awaiting_host)}"]
         return tuple(lines)
 
     def text(self, width: int = 32) -> str:
@@ -183,10 +185,11 @@ class ZReport:
 
         day = self.day
         out = [f"Z REPORT day {day.day}".center(width)]
-        out.append(f"closed {day.closed_at or '(open)'}"[:width])
+        out.append(f"closed {day.closed_at}" if day.closed_at else "open: not closed yet")
         out.append(f"seq {day.first_seq}-{day.last_seq}")
         out.append(f"STAN {day.first_stan:06d}-{day.last_stan:06d}")
-        out.append(f"{'kind':<{width - 15}}{'count':>4} {'amount ' + cur:>10}"[:width])
+        out.append(f"amounts in {cur or '-'}")
+        out.append(f"{'kind':<{width - 15}}{'count':>4} {'amount':>10}")
         for label, tally in self.totals.by_kind.items():
             out.append(row(label, tally))
         out.append(row("voids", self.totals.voids))
@@ -203,8 +206,8 @@ class ZReport:
         out.append(row("credits", Tally(h.credits, h.credits_minor)))
         out.append(row("credit reversals", Tally(h.credit_reversals, h.credit_reversals_minor)))
         out.append(self.host_line())
-        if day.host_note:
-            out += [part.strip() for part in day.host_note.split(";")]
+        if day.host_status is HostCheck.DISAGREED and day.host_note:
+            out += ["ours/host:", *(part.strip() for part in day.host_note.split(";"))]
         if day.host_status is HostCheck.OWED and self.owed_to_host:
             out.append(f"{self.owed_to_host} transaction(s) still to send")
         return "\n".join(line[:width] for line in out) + "\n"

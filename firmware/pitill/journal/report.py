@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pitill.core.types import TxnKind, TxnMode, TxnStatus, format_amount
 from pitill.journal.datadir import moved_aside_files
+from pitill.journal.days import find_days, z_report
 from pitill.journal.dbfile import check_rows
 from pitill.journal.listing import moved_aside_line, read_only, read_settings
 from pitill.journal.model import StatusTotal
@@ -167,6 +168,18 @@ def read_totals(data_dir: Path) -> list[StatusTotal]:
 def read_report(data_dir: Path) -> Report:
     """The reconciliation report of a data directory (what the FN menu and `pitill report` show)."""
     return report_from_totals(read_totals(data_dir))
+
+
+def print_day_reports(data_dir: Path, which: str, as_json: bool = False) -> int:
+    """`pitill report --day N|DATE`: the Z report of a day, from the journal, read-only."""
+    with read_only(data_dir) as (conn, path):
+        check_rows(conn, path)
+        reports = [z_report(conn, day) for day in find_days(conn, which)]
+    if as_json:
+        print("[" + ",\n".join(z.to_json() for z in reports) + "]")
+    else:
+        print("\n".join(z.text(width=42) for z in reports), end="")
+    return 0
 
 
 def print_report(data_dir: Path, as_json: bool = False) -> int:

@@ -785,6 +785,15 @@ class Journal:
             (record,) = days.find_days(conn, str(day))
             return days.z_report(conn, record)
 
+    def newest_before(self, before_seq: int = 0) -> JournalRow | None:
+        """The newest row older than `before_seq` (0: the newest of all): FN 6's reprints."""
+        bound = before_seq if before_seq > 0 else 2**63 - 1
+        with self._read("read of a receipt") as conn:
+            found = conn.execute(
+                "SELECT seq FROM txns WHERE seq < ? ORDER BY seq DESC LIMIT 1", (bound,)
+            ).fetchone()
+            return _fetch_row(conn, int(found[0])) if found else None
+
     def days_owed_to_host(self) -> list[int]:
         """Closed days whose host check (0500) has not been done, oldest first."""
         with self._read("read of the days owed to the host") as conn:

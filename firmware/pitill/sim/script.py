@@ -15,6 +15,7 @@ One command per line, `#` starts a comment:
     expect link offline           online | offline | degraded
     expect state IDLE             a phase name
     expect pending 2              card transactions waiting to go to the host
+    expect days_owed 0            closed days whose host check (end of day, 0500) is owed
     expect forwarded 3            offline sales the host has acknowledged
     expect drawer 1               times the cash drawer was opened
     expect clock wrong            right | wrong: whether the terminal flags its wall clock
@@ -40,7 +41,7 @@ UPSTREAM_MODES = ("up", "down", "blackhole", "dns-fail", "slow", "failing")
 SLOW_ANSWER_S = 0.65
 LINK_WORDS = ("online", "offline", "degraded")
 CLOCK_WORDS = ("right", "wrong")
-COUNT_SUBJECTS = ("pending", "forwarded", "drawer")
+COUNT_SUBJECTS = ("pending", "forwarded", "drawer", "days_owed")
 SWIPE_FORMATS = ("track2", "track1", "lines")
 TAP_KINDS = ("uid", "ntag424", "clone")
 
@@ -87,7 +88,7 @@ class Wait:
 
 @dataclass(frozen=True)
 class Expect:
-    subject: str  # screen | link | state | pending | forwarded | drawer
+    subject: str  # screen | link | state | pending | forwarded | drawer | days_owed
     value: str
 
 

@@ -132,6 +132,7 @@ class ScriptRunner:
             "pending": terminal.journal.pending_count,
             "forwarded": terminal.journal.forwarded_count,
             "drawer": lambda: terminal.drawer_opened,
+            "days_owed": lambda: len(terminal.journal.days_owed_to_host()),
         }
         actual = counts[subject]()
         return actual == int(value), str(actual)

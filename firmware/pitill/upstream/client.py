@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 
 from pitill.config import TerminalConfig, UpstreamConfig
 from pitill.core.responses import ResponseClass
+from pitill.core.settlement import Reconciliation
 from pitill.core.txn import Txn
 from pitill.errors import ProtocolError
 from pitill.records import ForwardItem, ForwardKind
@@ -42,12 +43,15 @@ from pitill.upstream.framing import MAX_FRAME
 from pitill.upstream.messages import (
     ECHO_REQUEST,
     AuthAnswer,
+    Batch,
     Message,
     build_advice,
     build_echo,
+    build_reconciliation,
     build_reversal,
     build_sale_request,
     parse_answer,
+    reconciliation_of,
     transmission_stamp,
 )
 from pitill.upstream.resolver import Resolver
@@ -196,6 +200,22 @@ class UpstreamClient:
         if item.kind is ForwardKind.REVERSAL:
             return await self.send_reversal(item, timeout_s)
         return await self.send_advice(item, timeout_s)
+
+    async def reconcile(
+        self, batch: Batch, totals: Reconciliation, currency: str, timeout_s: float | None = None
+    ) -> tuple[str, Reconciliation | None]:
+        """0500 for a closed day; the 0510's field 39 and the host's own totals (74-89, None
+        when it sent none)."""
+        stamp = transmission_stamp(self._wall_clock())
+        request = build_reconciliation(batch, totals, currency, stamp, self._terminal)
+        response = await self.exchange(request, timeout_s)
+        try:
+            answer = parse_answer(response)
+            theirs = reconciliation_of(response) if "76" in response else None
+        except ProtocolError as exc:  # sent, and what came back cannot be used
+            self._signal(LinkReason.PROTOCOL)
+            raise OutcomeUnknown(LinkReason.PROTOCOL, f"unusable 0510: {exc}") from None
+        return answer.response_code, theirs
 
     async def echo(self, timeout_s: float | None = None) -> str:
         """0800 echo test on the persistent connection; the host's response code."""

@@ -442,6 +442,7 @@ class Request:
     original: OriginalData | None = None
     card_data: str = ""  # field 48 of an NFC card (nfc_card_data); "" for a stripe card
     processing_code: str = ""  # field 3: what an 0200 asks (sale, top-up 21, balance 31)
+    reason: str = ""  # field 39 of a reversal: 17 voided by the supervisor, 68 answer lost
 
 
 def _required(message: Message, key: str) -> str:
@@ -475,6 +476,7 @@ def parse_request(message: Message) -> Request:
         original=original,
         card_data=message.get("48", ""),
         processing_code=message.get("3", ""),
+        reason=message.get("39", "") if mti in (REVERSAL, REVERSAL_REPEAT) else "",
     )
 
 

@@ -12,9 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from pitill.core.responses import REVERSAL_REASON_CUSTOMER_CANCELLATION
+from pitill.core.settlement import Reconciliation, add_to_reconciliation
 from pitill.errors import DataDirError
 from pitill.sim.acquirer.policy import MESSAGE_CLASS, MessageClass, accepted
 from pitill.upstream.messages import (
+    Batch,
     Request,
 )
 
@@ -61,6 +64,39 @@ def net_charged_minor(entries: Sequence[dict[str, Any]]) -> int:
         else:
             total += entry["amount_minor"]
     return total
+
+
+def day_totals(entries: Sequence[dict[str, Any]], terminal_id: str, batch: Batch) -> Reconciliation:
+    """What this host holds for one terminal's day (an 0500's batch: the STANs of its seqs),
+    by the rule of core/settlement.py: sales and advices it took, plus reversals of voided sales
+    (reason 17); a sale reversed because its answer was lost (68) counts nowhere."""
+    first = [
+        e for e in entries if e["terminal_id"] == terminal_id and not e["duplicate"] and accepted(e)
+    ]
+    lost: set[tuple[int, str]] = set()
+    totals: dict[str, int] = {}
+    for entry in first:
+        if MESSAGE_CLASS[entry["mti"]] is not MessageClass.REVERSAL or not entry.get("reversed"):
+            continue
+        _mti, stan, local = entry["original"].split(":")
+        if not batch.holds(int(stan)):
+            continue
+        if entry.get("reason") == REVERSAL_REASON_CUSTOMER_CANCELLATION:
+            kind = "refund" if entry.get("processing_code", "").startswith("20") else "card"
+            amount = int(entry["amount_minor"])
+            add_to_reconciliation(totals, kind, reversal=True, count=1, amount_minor=amount)
+        else:
+            lost.add((int(stan), local))
+    for entry in first:
+        klass = MESSAGE_CLASS[entry["mti"]]
+        if klass is MessageClass.REVERSAL or not batch.holds(entry["stan"]):
+            continue
+        if klass is MessageClass.SALE and (entry["stan"], entry["local_datetime"]) in lost:
+            continue
+        kind = "refund" if entry.get("processing_code", "").startswith("20") else "card"
+        amount = int(entry["amount_minor"])
+        add_to_reconciliation(totals, kind, reversal=False, count=1, amount_minor=amount)
+    return Reconciliation(**totals)
 
 
 def _dedup_key(entry_or_request: Request | dict[str, Any]) -> DedupKey:

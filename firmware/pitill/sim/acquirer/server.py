@@ -51,6 +51,7 @@ from pitill.sim.acquirer.ledger import (
     _dedup_key,
     _Ledger,
     _sale_key,
+    day_totals,
     read_ledger,
 )
 from pitill.sim.acquirer.policy import (
@@ -70,14 +71,18 @@ from pitill.upstream.fields import problems as field_problems
 from pitill.upstream.framing import MAX_FRAME, frame, read_frame
 from pitill.upstream.messages import (
     ECHO_REQUEST,
+    RECONCILIATION,
     RESPONSE_MTI,
     UNKNOWN_TRANSMISSION,
     Message,
     Request,
+    build_reconciliation_response,
     build_response,
     decode,
     encode,
+    parse_batch,
     parse_request,
+    reconciliation_of,
 )
 
 log = logging.getLogger("pitill.sim.acquirer")
@@ -118,6 +123,7 @@ class AcquirerHost:
         self._sun_sales: dict[DedupKey, tuple[str, int]] = {}  # sale -> its card and counter
         self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
         self.counts: Counter[str] = Counter()
+        self.reconciliations: list[dict[str, Any]] = []  # 0500s answered (end of day)
 
     # --- lifecycle ---
 
@@ -279,7 +285,7 @@ class AcquirerHost:
             log.warning("acquirer ignores MTI %r", mti)
             return None
         try:
-            request = parse_request(message)
+            request = parse_request(message) if mti != RECONCILIATION else None
             broken = field_problems(message)
             if broken:
                 raise ProtocolError("; ".join(broken) + " (see docs/iso8583.md)")
@@ -290,8 +296,37 @@ class AcquirerHost:
         if mti == ECHO_REQUEST:
             self.counts["echoes"] += 1
             return build_response(message, APPROVED)
+        if mti == RECONCILIATION:
+            return self._reconcile(message)
+        assert request is not None
         decision = self._decide(request)
         return build_response(message, decision.response_code, decision.auth_code, decision.rrn)
+
+    def _reconcile(self, message: Message) -> Message:
+        """0510 to an 0500: this host's own totals for that terminal's day, from its ledger;
+        field 39 00 when they equal the terminal's, 95 (reconcile error) when they do not."""
+        try:
+            batch = parse_batch(message)
+            theirs = reconciliation_of(message)
+        except ProtocolError as exc:
+            self.counts["format_errors"] += 1
+            log.warning("acquirer answers 0500 with format error: %s", exc)
+            return build_response(message, FORMAT_ERROR)
+        terminal_id = message.get("41", "")
+        ours = day_totals(self.ledger(), terminal_id, batch)
+        agrees = ours == theirs
+        self.counts["reconciled" if agrees else "reconcile_errors"] += 1
+        self.reconciliations.append(
+            {"terminal_id": terminal_id, "day": batch.day, "agrees": agrees, "ours": ours}
+        )
+        if not agrees:
+            log.warning(
+                "acquirer disagrees with %s day %d: %s",
+                terminal_id,
+                batch.day,
+                "; ".join(theirs.differences(ours)),
+            )
+        return build_reconciliation_response(message, agrees, ours)
 
     def _decide(self, request: Request) -> Decision:
         key = _dedup_key(request)
@@ -305,7 +340,10 @@ class AcquirerHost:
             "amount_minor": request.amount_minor or 0,
             "currency": request.currency_numeric,
             "duplicate": duplicate,
+            "processing_code": request.processing_code,
         }
+        if request.reason:
+            entry["reason"] = request.reason  # a reversal's: 17 voided, 68 answer lost
         if self._chaos.hits(self._chaos.plan.retry, request.mti):
             decision = Decision(self._chaos.plan.retry_code)  # not processed: no dedup key
         elif duplicate:

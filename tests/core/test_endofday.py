@@ -1,0 +1,186 @@
+"""End of day (FN 5) and reprints (FN 6; FN 6 OK without a PIN) in the core, and the settlement
+rule both the Z report and the host's check count with."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from till import Till
+
+from pitill.core.effects import CloseDay, FindReceipt, ReprintReceipt, VerifyPin
+from pitill.core.events import Booted, DayClosed, LastSaleFound, ReceiptFound
+from pitill.core.settlement import (
+    CARD_OFFLINE,
+    CARD_ONLINE,
+    CASH,
+    DayLine,
+    Reconciliation,
+    Tally,
+    owed_count,
+    reconciliation,
+    z_totals,
+)
+from pitill.core.state import Phase
+from pitill.core.txn import SaleOnRecord
+from pitill.core.types import TxnKind, TxnMode, TxnStatus
+
+ON, OFF = TxnMode.ONLINE, TxnMode.OFFLINE
+
+
+def booted() -> Till:
+    return Till(booted=Booted(0.0, next_seq=8, pin_set=True))
+
+
+def test_fn5_asks_then_closes_then_pages_the_z_report() -> None:
+    till = booted()
+    till.open_menu()
+    assert "5 End day 6 Print" in till.screen_text
+    till.keys("5")
+    assert till.state.phase is Phase.END_OF_DAY and "END OF DAY?" in till.screen_text
+    assert not any(isinstance(e, CloseDay) for e in till.effects)  # nothing before OK
+    effects = till.feed_key("OK")
+    assert CloseDay() in effects and till.state.phase is Phase.CLOSING_DAY
+    till.keys("OK", "CANCEL")  # the cashier cannot leave while the shell closes it
+    assert till.state.phase is Phase.CLOSING_DAY
+    lines = ("Z day 1 #1-7", "Card Online 2 25.00", "Cash 1 5.00", "Voids 0 0.00", "Host agrees")
+    till.feed(DayClosed(till.now_s, True, lines))
+    assert till.state.phase is Phase.REPORT and "1/2 OK: next" in till.screen_text
+    till.keys("OK")
+    assert "Host agrees" in till.screen_text
+    till.keys("OK")
+    assert till.state.phase is Phase.IDLE
+
+
+def test_fn5_cancel_closes_nothing() -> None:
+    till = booted()
+    till.open_menu()
+    till.keys("5", "CANCEL")
+    assert till.state.phase is Phase.IDLE
+    assert not any(isinstance(e, CloseDay) for e in till.effects)
+
+
+def test_a_day_not_closed_says_so() -> None:
+    till = booted()
+    till.open_menu()
+    till.keys("5", "OK")
+    till.feed(DayClosed(till.now_s, False, ("Day NOT closed",)))
+    assert till.state.phase is Phase.IDLE and "Day NOT closed" in till.screen_text
+
+
+def test_a_host_disagreement_is_on_screen() -> None:
+    till = booted()
+    till.open_menu()
+    till.keys("5", "OK")
+    till.feed(DayClosed(till.now_s, True, ("HOST DISAGREES (95)", "debits 2/3")))
+    assert "HOST DISAGREES (95)" in till.screen_text and "debits 2/3" in till.screen_text
+
+
+def test_fn_6_ok_reprints_the_last_receipt_without_a_pin() -> None:
+    till = booted()
+    till.keys("FN", "6")
+    effects = till.feed_key("OK")
+    assert ReprintReceipt(0, merchant=False) in effects
+    assert not any(isinstance(e, VerifyPin) for e in effects)  # no PIN was asked for
+    assert till.state.phase is Phase.IDLE and "Reprinting last" in till.screen_text
+
+
+def test_a_real_pin_starting_with_6_is_still_a_pin() -> None:
+    till = booted()
+    effects = [*till.feed_key("FN"), *till.feed_key("6"), *till.feed_key("1")]
+    effects += [*till.feed_key("2"), *till.feed_key("3"), *till.feed_key("OK")]
+    assert VerifyPin("6123") in effects
+    assert not any(isinstance(e, ReprintReceipt) for e in effects)
+
+
+def test_fn6_with_the_pin_browses_older_receipts_and_prints_either_copy() -> None:
+    till = booted()
+    till.open_menu()
+    effects = till.feed_key("6")
+    assert FindReceipt(0) in effects and till.state.phase is Phase.REPRINT
+    till.feed(ReceiptFound(till.now_s, 7, "12.50 APPROVED"))
+    assert "REPRINT #7" in till.screen_text and "12.50 APPROVED" in till.screen_text
+    assert FindReceipt(7) in till.feed_key("CLEAR")
+    till.feed(ReceiptFound(till.now_s, 5, "5.00 CASH"))
+    assert ReprintReceipt(5, merchant=True) in till.feed_key("FN")
+    assert "Merchant copy sent" in till.screen_text
+    assert ReprintReceipt(5, merchant=False) in till.feed_key("OK")
+    till.feed_key("CLEAR")
+    till.feed(ReceiptFound(till.now_s, 0))  # nothing older
+    assert till.state.reprint_seq == 5 and "No older receipt" in till.screen_text
+    till.keys("CANCEL")
+    assert till.state.phase is Phase.IDLE
+
+
+def test_a_sale_of_a_closed_day_is_not_voided() -> None:
+    till = booted()
+    till.open_menu()
+    till.keys("3")
+    sale = SaleOnRecord(7, TxnKind.CASH, ON, TxnStatus.COMPLETED, 500, "EUR", "", 10.0, False)
+    till.feed(LastSaleFound(till.now_s, dataclasses.replace(sale, day_closed=True)))
+    assert till.state.phase is Phase.IDLE and "Day closed: no void" in till.screen_text
+
+
+# --- the settlement rule -------------------------------------------------------------------
+
+
+def line(
+    kind: str, mode: TxnMode, status: TxnStatus, count: int, amount: int, voided: bool = False
+) -> DayLine:
+    return DayLine(kind, mode, status, voided, count, amount)
+
+
+DAY = [
+    line("card", ON, TxnStatus.APPROVED, 3, 3000),
+    line("card", ON, TxnStatus.REVERSED, 1, 700, voided=True),  # voided: reversal reason 17
+    line("card", ON, TxnStatus.REVERSED, 1, 900),  # its answer was lost (68): nowhere
+    line("card", ON, TxnStatus.DECLINED, 2, 400),
+    line("card", OFF, TxnStatus.FORWARDED, 2, 1500),
+    line("card", OFF, TxnStatus.DECLINED_AFTER, 1, 800),
+    line("cash", ON, TxnStatus.COMPLETED, 4, 2000),
+    line("cash", ON, TxnStatus.VOIDED, 1, 300, voided=True),
+    line("card", ON, TxnStatus.VOID, 1, 700),
+    line("cash", ON, TxnStatus.VOID, 1, 300),
+    line("refund", ON, TxnStatus.APPROVED, 1, 250),  # a kind this module never imports
+    line("topup", ON, TxnStatus.COMPLETED, 2, 1000),
+]
+
+
+def test_z_totals_by_kind_are_generic() -> None:
+    z = z_totals(DAY)
+    assert z.by_kind[CARD_ONLINE] == Tally(3, 3000)
+    assert z.by_kind[CARD_OFFLINE] == Tally(3, 2300)  # the refused one was handed over too
+    assert z.by_kind[CASH] == Tally(4, 2000)
+    assert z.by_kind["refund"] == Tally(1, 250) and z.refunds == Tally(1, 250)
+    assert z.by_kind["topup"] == Tally(2, 1000)
+    assert z.voids == Tally(2, 1000)
+    assert z.declined == Tally(2, 400) and z.declined_after == Tally(1, 800)
+    assert z.net_minor == 3000 + 2300 + 2000 + 1000 - 250
+
+
+def test_the_host_holds_approved_and_accepted_sales_and_void_reversals() -> None:
+    assert reconciliation(DAY) == Reconciliation(
+        debits=3 + 1 + 2,
+        debits_minor=3000 + 700 + 1500,
+        debit_reversals=1,
+        debit_reversals_minor=700,
+        credits=1,
+        credits_minor=250,
+    )
+    assert owed_count(DAY) == 0
+
+
+def test_rows_still_owed_to_the_host_hold_the_check_back() -> None:
+    owed = [
+        line("card", OFF, TxnStatus.PENDING, 2, 1000),
+        line("card", ON, TxnStatus.REVERSAL_PENDING, 1, 500),
+        line("cash", ON, TxnStatus.COMPLETED, 1, 100),
+    ]
+    assert owed_count(owed) == 3
+    assert z_totals(owed).awaiting_host == Tally(2, 1000)
+
+
+def test_differences_name_the_field_with_ours_then_theirs() -> None:
+    ours = Reconciliation(debits=2, debits_minor=2000)
+    theirs = Reconciliation(debits=3, debits_minor=2600)
+    assert ours.differences(theirs) == ["debits 2/3", "debits minor 2000/2600"]
+    assert ours.differences(ours) == []

@@ -1,0 +1,142 @@
+"""End of day as a shop runs it: `pitill sim --script` (a real process, journal, pty reader and
+the sandbox host on loopback), then the journal, the host's ledger and `pitill report --day`.
+
+The Z report's totals are checked against the journal's rows (counted here, in SQL) and the host
+check against the sandbox host's own ledger (its day_totals); a host holding a sale the terminal
+never recorded disagrees, and the disagreement is on screen, in the journal and in the report.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from pitill.core.settlement import Reconciliation
+from pitill.sim.acquirer import LEDGER_NAME, read_ledger
+from pitill.sim.acquirer.ledger import day_totals
+from pitill.upstream.messages import Batch
+from pitill_cli import PITILL
+
+SCENARIOS = Path(__file__).parent.parent / "scenarios"
+
+
+def run_script(name: str, data_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*PITILL, "sim", "--script", str(SCENARIOS / name), "--data-dir", str(data_dir), *extra],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def ledger(data_dir: Path) -> list[dict[str, Any]]:
+    return read_ledger(data_dir / LEDGER_NAME)
+
+
+def report(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*PITILL, "report", "--data-dir", str(data), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def days(data: Path) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(data / "journal.sqlite3") as conn:
+        return conn.execute(
+            "SELECT day, first_seq, last_seq, host_status, host_code, host_note FROM days"
+        ).fetchall()
+
+
+def test_an_end_of_day_the_host_agrees_with(tmp_path: Path) -> None:
+    data, receipts = tmp_path / "data", tmp_path / "receipts"
+    result = run_script("end_of_day.pitill", data, "--receipts", str(receipts))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert days(data) == [(1, 1, 5, "agreed", "00", "")]
+
+    # The Z report's totals are the journal's: counted here from the rows of seqs 1-5.
+    with sqlite3.connect(data / "journal.sqlite3") as conn:
+        sold = dict(
+            conn.execute(
+                "SELECT kind || ' ' || mode, SUM(amount_minor) FROM txns WHERE seq <= 5 AND"
+                " status IN ('APPROVED', 'COMPLETED', 'PENDING', 'FORWARDED') GROUP BY 1"
+            ).fetchall()
+        )
+        voids = conn.execute("SELECT SUM(amount_minor) FROM txns WHERE status = 'VOID'").fetchone()
+    assert sold == {"card online": 1200, "card offline": 800, "cash online": 500}
+    z = json.loads(report(data, "--day", "1", "--json").stdout)[0]
+    assert z["totals"]["by_kind"] == {
+        "card online": {"count": 1, "amount_minor": 1200},
+        "card offline": {"count": 1, "amount_minor": 800},
+        "cash": {"count": 1, "amount_minor": 500},
+    }
+    assert z["totals"]["voids"] == {"count": 1, "amount_minor": voids[0]}
+    # ... and what the terminal told the host equals the host's own ledger.
+    host = day_totals(ledger(data), "PITILL01", Batch(1, 1, 5))
+    assert host == Reconciliation(
+        debits=3, debits_minor=1200 + 900 + 800, debit_reversals=1, debit_reversals_minor=900
+    )
+    assert Reconciliation(**z["host_totals"]) == host
+
+    text = report(data, "--day", "1").stdout
+    assert "Z REPORT day 1" in text and "Host agrees" in text
+    assert "card online                   1      12.00" in text
+    printed = (receipts / "z-day-0001.txt").read_text(encoding="utf-8")
+    assert "Host agrees" in printed and "debit reversals     1       9.00" in printed
+    # The next sale opened day 2: its report so far, open.
+    day2 = report(data, "--day", "2").stdout
+    assert "open: not closed yet" in day2 and "cash                          1       3.00" in day2
+    # By date: the days closed that day (today, on the trusted clock).
+    closed_on = json.loads(report(data, "--day", "1", "--json").stdout)[0]["day"]["closed_at"]
+    assert "Z REPORT day 1" in report(data, "--day", closed_on[:10]).stdout
+
+
+def test_a_host_that_holds_another_sale_disagrees_and_it_is_kept(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    stray = {  # an approved 0200 of this terminal, STAN 1, that the terminal never recorded
+        "mti": "0200",
+        "stan": 1,
+        "terminal_id": "PITILL01",
+        "local_datetime": "0101000000",
+        "transmission": "0101000000",
+        "amount_minor": 4400,
+        "currency": "978",
+        "duplicate": False,
+        "processing_code": "000000",
+        "response_code": "00",
+        "auth_code": "000001",
+        "rrn": "000000000001",
+    }
+    (data / LEDGER_NAME).write_text(json.dumps(stray) + "\n", encoding="utf-8")
+    result = run_script("end_of_day_mismatch.pitill", data)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert days(data) == [(1, 1, 1, "disagreed", "95", "debits 1/2; debits minor 1200/5600")]
+    text = report(data, "--day", "1").stdout
+    assert "HOST DISAGREES (95)" in text and "ours/host:" in text and "debits 1/2" in text
+
+
+def test_a_bad_day_is_one_line(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert run_script("end_of_day_mismatch.pitill", data).returncode != 0  # no stray: agrees
+    missing = report(data, "--day", "9")
+    assert missing.returncode != 0 and "--day 9: no such day" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    typo = report(data, "--day", "30-11-2026")
+    assert typo.returncode != 0 and "YYYY-MM-DD" in typo.stderr
+    assert len(typo.stderr.strip().splitlines()) == 1
+
+
+def test_a_day_closed_offline_is_checked_once_its_sales_are_through(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    result = run_script("end_of_day_offline.pitill", data)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert days(data) == [(1, 1, 1, "agreed", "00", "")]
+    entries = ledger(data)
+    assert [e["mti"] for e in entries] == ["0220"]  # the advice; the 0500 is not a ledger line
