@@ -410,13 +410,24 @@ class WebConfig:
 
 @dataclass(frozen=True)
 class ReceiptConfig:
-    """A thermal receipt printer: ESC/POS on a serial port (python-escpos, the `receipt` extra)."""
+    """A thermal receipt printer: ESC/POS on a serial port or USB (python-escpos, the `receipt`
+    extra)."""
 
-    port: str = ""  # e.g. "/dev/ttyUSB1"; "" = no printer fitted: no receipts are printed
+    kind: Literal["serial", "usb"] = "serial"
+    port: str = ""  # serial: e.g. "/dev/ttyUSB1"; "" = no printer fitted: no receipts are printed
+    vendor_id: int = 0  # usb: the printer's ids as `lsusb` shows them, e.g. 0x04b8 and 0x0202
+    product_id: int = 0
     baudrate: int = 9600
     width: int = 32  # characters per line: 32 (58 mm paper), 42 or 48 (80 mm)
     shop: str = "pitill"  # the receipt's first line
     address: tuple[str, ...] = ()  # the lines under it
+
+    def validate(self, at: str) -> None:
+        if self.kind == "usb" and not (self.vendor_id and self.product_id):
+            raise ConfigError(
+                f"{at}: kind = 'usb' needs vendor_id and product_id (as `lsusb` shows them, "
+                "e.g. vendor_id = 0x04b8, product_id = 0x0202)"
+            )
 
 
 @dataclass(frozen=True)
@@ -735,7 +746,12 @@ BOUNDS: dict[type, dict[str, Bound]] = {
         "dim_contrast": Bound(0, 255),
     },
     ReaderConfig: {"baudrate": Bound(50, 4_000_000), "nfc_poll_s": _seconds(0.02, 2)},
-    ReceiptConfig: {"baudrate": Bound(1200, 115_200), "width": Bound(32, 48)},
+    ReceiptConfig: {
+        "baudrate": Bound(1200, 115_200),
+        "width": Bound(32, 48),
+        "vendor_id": Bound(0, 0xFFFF),
+        "product_id": Bound(0, 0xFFFF),
+    },
     KeypadConfig: {
         "row_pins": PIN_FITTED,
         "col_pins": PIN_FITTED,

@@ -76,6 +76,10 @@ class HardwareError(PitillError, OSError):
     """A configured device is absent or unusable; the message says what to check."""
 
 
+class PrinterError(PitillError, OSError):
+    """The receipt printer said it cannot print (out of paper, offline): the sale stands."""
+
+
 class SunError(PitillError, ValueError):
     """An NTAG 424 DNA SUN message that does not decrypt or whose SDMMAC does not match."""
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import sys
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -23,8 +25,11 @@ from pitill.cliargs import number
 from pitill.config import Bound, Config
 from pitill.core.responses import screen_text
 from pitill.core.types import TxnKind, TxnMode, TxnStatus, format_amount
-from pitill.errors import ConfigError
+from pitill.errors import ConfigError, PrinterError
+from pitill.logs import log_event
 from pitill.records import JournalRow
+
+log = logging.getLogger(__name__)
 
 WIDTHS = (32, 42, 48)  # characters per line of 58 mm and 80 mm thermal printers
 OFFLINE_WORDS = ("APPROVED OFFLINE", "Will be sent to the bank", "when the line is back.")
@@ -249,6 +254,68 @@ class ReceiptSink(Protocol):
     def print_text(self, name: str, text: str) -> None: ...
 
 
+# --- printer status: DLE EOT, as python-escpos sends it ------------------------------------------
+
+
+class PrinterStatus(StrEnum):
+    """What an ESC/POS printer said about itself (DLE EOT 1 and 4). A printer that does not
+    answer is UNKNOWN, never READY: python-escpos's paper_status() says "adequate" (2) and
+    is_online() False when nothing comes back, so pitill reads the bytes of query_status()."""
+
+    READY = "ready"
+    PAPER_LOW = "paper low"
+    NO_PAPER = "out of paper"
+    OFFLINE = "offline"
+    UNKNOWN = "unknown"  # no answer (many cheap printers, or a one-way cable): printed anyway
+
+
+# DLE EOT 1 (printer status): bit 3 set = offline. DLE EOT 4 (paper sensor): bits 5-6 paper end,
+# bits 2-3 near end, bits 1 and 4 always set (python-escpos's RT_MASK_* constants).
+STATUS_ONLINE = b"\x10\x04\x01"
+STATUS_PAPER = b"\x10\x04\x04"
+_MASK_OFFLINE = 0x08
+_MASK_NO_PAPER = 0x72
+_MASK_LOW_PAPER = 0x1E
+NOT_PRINTABLE = (PrinterStatus.NO_PAPER, PrinterStatus.OFFLINE)
+
+
+class StatusPrinter(EscposPrinter, Protocol):
+    def query_status(self, mode: bytes) -> bytes: ...
+
+
+def printer_status(printer: StatusPrinter) -> PrinterStatus:
+    """Ask the printer (query_status); no answer, or a failed read, is UNKNOWN."""
+    try:
+        online = printer.query_status(STATUS_ONLINE)
+        if not online:
+            return PrinterStatus.UNKNOWN
+        if online[0] & _MASK_OFFLINE:
+            return PrinterStatus.OFFLINE
+        paper = printer.query_status(STATUS_PAPER)
+    except Exception as exc:  # a read the device does not support: nothing learned
+        log_event(log, "printer_status_failed", level=logging.INFO, error=f"{exc}")
+        return PrinterStatus.UNKNOWN
+    if not paper:
+        return PrinterStatus.UNKNOWN
+    if paper[0] & _MASK_NO_PAPER == _MASK_NO_PAPER:
+        return PrinterStatus.NO_PAPER
+    if paper[0] & _MASK_LOW_PAPER == _MASK_LOW_PAPER:
+        return PrinterStatus.PAPER_LOW
+    return PrinterStatus.READY
+
+
+def checked(printer: StatusPrinter, where: str) -> PrinterStatus:
+    """The printer's status; raises PrinterError when it says it cannot print."""
+    status = printer_status(printer)
+    log_event(log, "printer_status", printer=where, status=status.value)
+    if status in NOT_PRINTABLE:
+        raise PrinterError(
+            f"receipt printer {where} is {status.value}: receipt NOT printed; "
+            "fix the printer, then FN 6 OK reprints the last receipt"
+        )
+    return status
+
+
 @dataclass(frozen=True)
 class FileReceipts:
     """The simulator's printer (`pitill sim --receipts DIR`): SEQ-STATUS.txt and .png each."""
@@ -283,36 +350,74 @@ class SerialReceipts:
     baudrate: int = 9600
     timeout_s: float = 2.0
 
+    status_timeout_s: float = 0.3  # how long a status query waits for the printer's byte
+
     def print_row(self, row: JournalRow, merchant: bool = False) -> None:
+        self._job(lambda p: print_receipt(p, row, self.terminal_id, self.header, merchant=merchant))
+
+    def print_text(self, name: str, text: str) -> None:
+        self._job(lambda p: (p.text(text), p.cut()))
+
+    def _job(self, job: Any) -> None:
         from escpos.printer import Serial
 
         printer = Serial(devfile=self.devfile, baudrate=self.baudrate, timeout=self.timeout_s)
         printer.open(raise_not_found=True)
         try:
-            print_receipt(printer, row, self.terminal_id, self.header, merchant=merchant)
+            printer.device.timeout = self.status_timeout_s  # read(16) waits this for the answer
+            checked(printer, self.devfile)
+            printer.device.timeout = self.timeout_s
+            job(printer)
             printer.device.flush()
         finally:
             printer.close()
 
-    def print_text(self, name: str, text: str) -> None:
-        from escpos.printer import Serial
 
-        printer = Serial(devfile=self.devfile, baudrate=self.baudrate, timeout=self.timeout_s)
+@dataclass(frozen=True)
+class UsbReceipts:
+    """An ESC/POS printer on USB (python-escpos's Usb, pyusb and libusb), found by its vendor and
+    product ids, opened for each receipt (unplugged: that receipt is not printed, the next one
+    is). The printer's status is asked on its IN endpoint before printing."""
+
+    vendor_id: int
+    product_id: int
+    terminal_id: str
+    header: ReceiptHeader
+    timeout_ms: int = 2000
+
+    @property
+    def name(self) -> str:
+        return f"usb {self.vendor_id:04x}:{self.product_id:04x}"
+
+    def print_row(self, row: JournalRow, merchant: bool = False) -> None:
+        self._job(lambda p: print_receipt(p, row, self.terminal_id, self.header, merchant=merchant))
+
+    def print_text(self, name: str, text: str) -> None:
+        self._job(lambda p: (p.text(text), p.cut()))
+
+    def _job(self, job: Any) -> None:
+        from escpos.printer import Usb
+
+        printer = Usb(self.vendor_id, self.product_id, timeout=self.timeout_ms)
         printer.open(raise_not_found=True)
         try:
-            printer.text(text)
-            printer.cut()
-            printer.device.flush()
+            checked(printer, self.name)
+            job(printer)
         finally:
             printer.close()
 
 
 def receipt_sink(config: Config) -> ReceiptSink | None:
-    """The printer `[receipt]` describes, or None when no port is configured."""
+    """The printer `[receipt]` describes: kind "usb" (vendor_id, product_id) or "serial" (port);
+    None when no printer is configured."""
     receipt = config.receipt
+    header = ReceiptHeader(shop=receipt.shop, address=receipt.address, width=receipt.width)
+    if receipt.kind == "usb":
+        return UsbReceipts(
+            receipt.vendor_id, receipt.product_id, config.terminal.terminal_id, header
+        )
     if not receipt.port:
         return None
-    header = ReceiptHeader(shop=receipt.shop, address=receipt.address, width=receipt.width)
     return SerialReceipts(
         receipt.port, config.terminal.terminal_id, header, baudrate=receipt.baudrate
     )
