@@ -34,7 +34,7 @@ def booted() -> Till:
 def test_fn5_asks_then_closes_then_pages_the_z_report() -> None:
     till = booted()
     till.open_menu()
-    assert "5 End day 6 Print" in till.screen_text
+    assert "5 End day" in till.screen_text and "6 Print" in till.screen_text
     till.keys("5")
     assert till.state.phase is Phase.END_OF_DAY and "END OF DAY?" in till.screen_text
     assert not any(isinstance(e, CloseDay) for e in till.effects)  # nothing before OK
@@ -141,7 +141,9 @@ DAY = [
     line("card", ON, TxnStatus.VOID, 1, 700),
     line("cash", ON, TxnStatus.VOID, 1, 300),
     line("refund", ON, TxnStatus.APPROVED, 1, 250),  # a kind this module never imports
-    line("topup", ON, TxnStatus.COMPLETED, 2, 1000),
+    line("topup", ON, TxnStatus.APPROVED, 2, 1000),  # cash onto a card: a credit at the host
+    line("balance", ON, TxnStatus.APPROVED, 3, 0),  # inquiries: no money, field 80
+    line("some_later_kind", ON, TxnStatus.COMPLETED, 1, 50),
 ]
 
 
@@ -152,9 +154,11 @@ def test_z_totals_by_kind_are_generic() -> None:
     assert z.by_kind[CASH] == Tally(4, 2000)
     assert z.by_kind["refund"] == Tally(1, 250) and z.refunds == Tally(1, 250)
     assert z.by_kind["topup"] == Tally(2, 1000)
+    assert z.by_kind["some_later_kind"] == Tally(1, 50)
+    assert "balance" not in z.by_kind and z.inquiries == Tally(3, 0)
     assert z.voids == Tally(2, 1000)
     assert z.declined == Tally(2, 400) and z.declined_after == Tally(1, 800)
-    assert z.net_minor == 3000 + 2300 + 2000 + 1000 - 250
+    assert z.net_minor == 3000 + 2300 + 2000 + 1000 + 50 - 250
 
 
 def test_the_host_holds_approved_and_accepted_sales_and_void_reversals() -> None:
@@ -163,8 +167,9 @@ def test_the_host_holds_approved_and_accepted_sales_and_void_reversals() -> None
         debits_minor=3000 + 700 + 1500,
         debit_reversals=1,
         debit_reversals_minor=700,
-        credits=1,
-        credits_minor=250,
+        credits=1 + 2,  # the refund and the top-ups
+        credits_minor=250 + 1000,
+        inquiries=3,
     )
     assert owed_count(DAY) == 0
 

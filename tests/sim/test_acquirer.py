@@ -496,3 +496,42 @@ def test_cli_runs_answers_and_switches_modes(tmp_path: Path) -> None:
             process.wait(timeout=10)
     assert process.returncode == 0
     assert [e["response_code"] for e in AcquirerHost(tmp_path).ledger()] == ["51"]
+
+
+# --- end of day -----------------------------------------------------------------------------
+
+
+def test_end_of_day_is_checked_against_the_ledger(tmp_path: Path) -> None:
+    """0500: debits are the sales and advices it took and the sales voided (reason 17, also a
+    debit reversal); a sale reversed for a lost answer (68) counts nowhere; 0510 says 00 or 95
+    and carries the host's own figures either way."""
+    from pitill.config import TerminalConfig
+    from pitill.core.settlement import Reconciliation
+    from pitill.upstream import messages as m
+
+    held = Reconciliation(
+        debits=3, debits_minor=1250 + 300 + 700, debit_reversals=1, debit_reversals_minor=300
+    )
+
+    def end_of_day(totals: Reconciliation) -> Message:
+        batch = m.Batch(1, 1, 5)
+        return m.build_reconciliation(batch, totals, "EUR", "1128235959", TerminalConfig())
+
+    async def body(host: AcquirerHost, line: Line) -> list[Message]:
+        return [
+            await line.ask(sale_request(1, 1250)),
+            await line.ask(sale_request(2, 300)),
+            await line.ask({**reversal_request(2, 300), "39": "17"}),
+            await line.ask(sale_request(3, 400)),
+            await line.ask(reversal_request(3, 400)),  # 68
+            await line.ask(sale_request(4, 700, mti="0220")),
+            await line.ask(sale_request(6, 900)),  # outside the day's STANs
+            await line.ask(end_of_day(held)),
+            await line.ask(end_of_day(Reconciliation(debits=3, debits_minor=2250))),
+        ]
+
+    answers = with_host(tmp_path, body)
+    agreed, disagreed = answers[-2:]
+    assert (agreed["t"], agreed["39"], disagreed["39"]) == ("0510", "00", "95")
+    assert m.reconciliation_of(agreed) == m.reconciliation_of(disagreed) == held
+    assert [e["mti"] for e in AcquirerHost(tmp_path).ledger()].count("0500") == 0

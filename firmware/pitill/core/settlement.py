@@ -31,11 +31,16 @@ STANDING = (
     TxnStatus.DECLINED_AFTER,  # approved offline: the shop handed the goods over (its loss)
 )
 OWED_TO_HOST = (TxnStatus.PENDING, TxnStatus.REVERSAL_PENDING, TxnStatus.AUTHORIZING)
-# Kinds whose money goes back to the customer (the refund helper's TxnKind.REFUND, by value, so
-# this module needs no change when it lands); every other kind is money taken.
-CREDIT_KINDS = frozenset({"refund"})
+# Kinds that credit the card's account at the host (ISO 8583 "credits", 74/86): a refund (the
+# refund helper's TxnKind.REFUND, by value, so this module needs no change when it lands) and a
+# top-up (a deposit, processing code 21). Every other money kind debits it (a sale).
+CREDIT_KINDS = frozenset({"refund", "topup"})
+# Money that goes back to the customer (the Z report's net).
+PAID_OUT_KINDS = frozenset({"refund"})
+# Kinds that move no money: counted apart (the host's field 80, inquiries).
+INQUIRY_KINDS = frozenset({"balance"})
 # Kinds the host holds (cash never reaches it).
-HOST_KINDS = frozenset({"card", "refund"})
+HOST_KINDS = frozenset({"card", "refund", "topup", "balance"})
 
 CARD_ONLINE = "card online"
 CARD_OFFLINE = "card offline"
@@ -76,6 +81,7 @@ class ZTotals:
     """The Z report's figures for one day."""
 
     by_kind: dict[str, Tally] = field(default_factory=dict)  # standing rows, credits included
+    inquiries: Tally = field(default_factory=Tally)  # balance inquiries answered (no money)
     voids: Tally = field(default_factory=Tally)
     awaiting_host: Tally = field(default_factory=Tally)  # offline sales not yet at the host
     reversals_due: int = 0
@@ -86,7 +92,7 @@ class ZTotals:
     def refunds(self) -> Tally:
         total = Tally()
         for label, tally in self.by_kind.items():
-            if label in CREDIT_KINDS:
+            if label in PAID_OUT_KINDS:
                 total.add(tally.count, tally.amount_minor)
         return total
 
@@ -94,7 +100,7 @@ class ZTotals:
     def net_minor(self) -> int:
         """Money taken less money given back (voided sales are not in by_kind)."""
         return sum(
-            -t.amount_minor if label in CREDIT_KINDS else t.amount_minor
+            -t.amount_minor if label in PAID_OUT_KINDS else t.amount_minor
             for label, t in self.by_kind.items()
         )
 
@@ -104,6 +110,10 @@ def z_totals(lines: Iterable[DayLine]) -> ZTotals:
     for line in lines:
         if line.status is TxnStatus.VOID:
             z.voids.add(line.count, line.amount_minor)
+            continue
+        if line.kind in INQUIRY_KINDS:
+            if line.status is TxnStatus.APPROVED:
+                z.inquiries.add(line.count, 0)
             continue
         if line.status in STANDING:
             z.by_kind.setdefault(kind_label(line.kind, line.mode), Tally()).add(
@@ -128,6 +138,7 @@ class Reconciliation:
     credit_reversals: int = 0  # 75
     debits: int = 0  # 76
     debit_reversals: int = 0  # 77
+    inquiries: int = 0  # 80
     credits_minor: int = 0  # 86
     credit_reversals_minor: int = 0  # 87
     debits_minor: int = 0  # 88
@@ -141,6 +152,7 @@ class Reconciliation:
             "debit_reversals",
             "credits",
             "credit_reversals",
+            "inquiries",
             "debits_minor",
             "debit_reversals_minor",
             "credits_minor",
@@ -156,6 +168,9 @@ def add_to_reconciliation(
     totals: dict[str, int], kind: str, *, reversal: bool, count: int, amount_minor: int
 ) -> None:
     """Count `count` rows of `kind` into the field totals (debit or credit, reversal or not)."""
+    if kind in INQUIRY_KINDS:
+        totals["inquiries"] = totals.get("inquiries", 0) + count
+        return
     side = "credit" if kind in CREDIT_KINDS else "debit"
     name = f"{side}_reversals" if reversal else f"{side}s"
     totals[name] = totals.get(name, 0) + count

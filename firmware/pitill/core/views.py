@@ -202,7 +202,7 @@ def _content(state: TerminalState) -> tuple[str, tuple[str, ...], Emphasis]:
     if phase is Phase.MENU:
         return (
             "MENU",
-            (f"1 Mode: {state.mode.label}", "2 Report 3 Void 5 Z", "6 Print 7 Top-up 8 Bal"),
+            (f"1 Mode: {state.mode.label}", "2 Report 3 Void 5 End day", "6 Print 7 Top-up 8 Bal"),
             (Emphasis.NORMAL),
         )
     if phase is Phase.PIN_ENTRY:

@@ -102,8 +102,8 @@ def _authorize_once(store: HostStore, request: Request, klass: str) -> Answer:
             answer, movement_id = _charge(store, request, offline=klass == "advice")
         store.execute(
             "INSERT INTO messages (terminal_id, class, stan, local_datetime, mti, transmission, "
-            "amount_minor, response_code, auth_code, balance_minor, movement_id, at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "amount_minor, response_code, auth_code, balance_minor, movement_id, at, reason) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 *key,
                 request.mti,
@@ -114,6 +114,7 @@ def _authorize_once(store: HostStore, request: Request, klass: str) -> Answer:
                 answer.balance_minor,
                 movement_id,
                 now_iso(),
+                request.reason,
             ),
         )
     return answer

@@ -29,18 +29,23 @@ from pitill.core.responses import APPROVED, FORMAT_ERROR, SYSTEM_MALFUNCTION
 from pitill.errors import PitillError, ProtocolError, StorageError
 from pitill.host.authorize import Answer, authorize
 from pitill.host.pki import fingerprint_of, peer_terminal_id
+from pitill.host.settle import day_totals
 from pitill.host.store import HostStore
 from pitill.logs import log_event
 from pitill.upstream.connect import close_stream
 from pitill.upstream.framing import frame, read_frame
 from pitill.upstream.messages import (
     ECHO_REQUEST,
+    RECONCILIATION,
     Message,
     balance_amount,
+    build_reconciliation_response,
     build_response,
     decode,
     encode,
+    parse_batch,
     parse_request,
+    reconciliation_of,
     response_mti,
 )
 
@@ -202,6 +207,37 @@ class HostServer:
             return None
         return terminal_id
 
+    async def _reconcile(self, message: Message, speaker: str | None) -> Message:
+        """0510 to an 0500 (end of day): this host's own totals of that terminal's day from its
+        tables (host/settle.py); 00 when they equal the terminal's, 95 when they do not."""
+        terminal_id = message.get("41", "")
+        try:
+            batch = parse_batch(message)
+            theirs = reconciliation_of(message)
+        except ProtocolError as exc:
+            self.counts["format_error"] += 1
+            log_event(log, "format_error", level=logging.WARNING, error=exc)
+            return build_response(message, FORMAT_ERROR)
+        if speaker is not None and terminal_id != speaker:
+            self.counts["impersonation"] += 1
+            return build_response(message, NOT_PERMITTED_TO_TERMINAL)
+        loop = asyncio.get_running_loop()
+        try:
+            ours = await loop.run_in_executor(
+                self._worker, lambda: day_totals(self._thread_store(), terminal_id, batch)
+            )
+        except (StorageError, PitillError) as exc:
+            self.counts["store_failed"] += 1
+            log_event(log, "store_failed", level=logging.ERROR, error=exc)
+            return build_response(message, SYSTEM_MALFUNCTION)
+        agrees = ours == theirs
+        self.counts["day_agreed" if agrees else "day_disagreed"] += 1
+        level = logging.INFO if agrees else logging.WARNING
+        differ = "; ".join(theirs.differences(ours))
+        log_event(log, "day_checked", level=level, terminal_id=terminal_id, day=batch.day,
+                  agrees=agrees, differ=differ)  # fmt: skip
+        return build_reconciliation_response(message, agrees, ours)
+
     async def _answer(self, data: bytes, speaker: str | None = None) -> Message | None:
         """The response to one frame, or None to close the connection."""
         try:
@@ -209,6 +245,8 @@ class HostServer:
         except ProtocolError:
             self.counts["undecodable"] += 1
             return None
+        if message.get("t") == RECONCILIATION:
+            return await self._reconcile(message, speaker)
         try:
             request = parse_request(message)
         except ProtocolError as exc:

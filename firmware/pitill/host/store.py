@@ -116,6 +116,11 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX movements_by_time ON movements (at);
     CREATE INDEX messages_by_time ON messages (at);
     """,
+    # A reversal's field 39 (17 voided by the supervisor, 68 answer lost): end of day counts
+    # the first kind (host/settle.py).
+    """
+    ALTER TABLE messages ADD COLUMN reason TEXT NOT NULL DEFAULT '';
+    """,
 )
 
 

@@ -238,7 +238,8 @@ FIELDS: tuple[FieldRule, ...] = (
         "fixed",
         10,
         "--------MO",
-        "refunds the host accepted (processing code 20); 0510: the host's own figure",
+        "refunds (processing code 20) and top-ups (21, a deposit) the host accepted; 0510: the "
+        "host's own figure",
     ),
     FieldRule(
         "75",
@@ -294,7 +295,8 @@ FIELDS: tuple[FieldRule, ...] = (
         "fixed",
         10,
         "--------MO",
-        "0: balance inquiries are not counted; 0510: the host's own figure",
+        "balance inquiries the host answered (FN 8, processing code 31); 0510: the host's own "
+        "figure",
     ),
     FieldRule(
         "81",

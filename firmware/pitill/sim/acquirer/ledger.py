@@ -73,6 +73,11 @@ def day_totals(entries: Sequence[dict[str, Any]], terminal_id: str, batch: Batch
     first = [
         e for e in entries if e["terminal_id"] == terminal_id and not e["duplicate"] and accepted(e)
     ]
+    kinds = {"20": "refund", "21": "topup", "31": "balance"}
+
+    def kind_of(entry: dict[str, Any]) -> str:
+        return kinds.get(str(entry.get("processing_code", ""))[:2], "card")
+
     lost: set[tuple[int, str]] = set()
     totals: dict[str, int] = {}
     for entry in first:
@@ -82,9 +87,10 @@ def day_totals(entries: Sequence[dict[str, Any]], terminal_id: str, batch: Batch
         if not batch.holds(int(stan)):
             continue
         if entry.get("reason") == REVERSAL_REASON_CUSTOMER_CANCELLATION:
-            kind = "refund" if entry.get("processing_code", "").startswith("20") else "card"
             amount = int(entry["amount_minor"])
-            add_to_reconciliation(totals, kind, reversal=True, count=1, amount_minor=amount)
+            add_to_reconciliation(
+                totals, kind_of(entry), reversal=True, count=1, amount_minor=amount
+            )
         else:
             lost.add((int(stan), local))
     for entry in first:
@@ -93,9 +99,8 @@ def day_totals(entries: Sequence[dict[str, Any]], terminal_id: str, batch: Batch
             continue
         if klass is MessageClass.SALE and (entry["stan"], entry["local_datetime"]) in lost:
             continue
-        kind = "refund" if entry.get("processing_code", "").startswith("20") else "card"
         amount = int(entry["amount_minor"])
-        add_to_reconciliation(totals, kind, reversal=False, count=1, amount_minor=amount)
+        add_to_reconciliation(totals, kind_of(entry), reversal=False, count=1, amount_minor=amount)
     return Reconciliation(**totals)
 
 

@@ -1,0 +1,49 @@
+"""End of day at the closed-loop host: its own totals of one terminal's day (the 0500's batch),
+from its `messages` and `movements` tables, by the rule of core/settlement.py.
+
+Sales and offline sales the host took are debits; top-ups (a deposit) are credits; balance
+inquiries it answered count in field 80; a reversal counts when it gave money back for a sale the
+supervisor voided (its field 39 was 17); a sale reversed because its answer was lost (68) counts
+nowhere, as on the terminal, which never learned whether it was approved.
+"""
+
+from __future__ import annotations
+
+from pitill.core.responses import REVERSAL_REASON_CUSTOMER_CANCELLATION, AnswerKind, classify
+from pitill.core.responses import ResponseClass as Class
+from pitill.core.settlement import Reconciliation, add_to_reconciliation
+from pitill.host.store import HostStore
+from pitill.upstream.messages import Batch
+
+# The movement a message made -> the kind core/settlement.py counts it as.
+KIND_OF_MOVEMENT = {"sale": "card", "offline_sale": "card", "topup": "topup"}
+
+
+def day_totals(store: HostStore, terminal_id: str, batch: Batch) -> Reconciliation:
+    rows = store.execute(
+        "SELECT m.class, m.stan, m.response_code, m.amount_minor, m.movement_id, m.reversed_by,"
+        " m.reason, v.kind FROM messages m LEFT JOIN movements v ON v.id = m.movement_id"
+        " WHERE m.terminal_id = ?",
+        (terminal_id,),
+    ).fetchall()
+    # The reason of each reversal that gave money back, by the movement it made.
+    reasons = {row[4]: row[6] for row in rows if row[0] == "reversal" and row[4] is not None}
+    totals: dict[str, int] = {}
+    for klass, stan, code, amount, movement, reversed_by, _reason, kind in rows:
+        if not batch.holds(int(stan)) or klass == "reversal":
+            continue
+        answer = AnswerKind.SALE if klass == "sale" else AnswerKind.ADVICE
+        if classify(code, answer) is not Class.APPROVED:
+            continue
+        if movement is None:  # approved without moving money: a balance inquiry
+            add_to_reconciliation(totals, "balance", reversal=False, count=1, amount_minor=0)
+            continue
+        voided = reasons.get(reversed_by) == REVERSAL_REASON_CUSTOMER_CANCELLATION
+        if reversed_by is not None and not voided:
+            continue  # reversed because its answer was lost: on neither side
+        what = KIND_OF_MOVEMENT.get(str(kind), "card")
+        taken = int(amount or 0)
+        add_to_reconciliation(totals, what, reversal=False, count=1, amount_minor=taken)
+        if voided:
+            add_to_reconciliation(totals, what, reversal=True, count=1, amount_minor=taken)
+    return Reconciliation(**totals)
