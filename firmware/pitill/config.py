@@ -298,9 +298,10 @@ class UpstreamConfig:
         1.0  # first backoff of the forwarder, doubled up to forward_retry_max_s
     )
     forward_retry_max_s: float = 30.0
-    # Advices (and reversals) in flight at once while the backlog drains: over a 30 ms round trip
-    # one at a time is ~33 a second, 16 is ~500 (journal/forwarder.py, upstream/window.py).
-    forward_window: int = 16
+    # Advices (and reversals) in flight at most while the backlog drains: over a 30 ms round trip
+    # one at a time is ~33 a second, 32 up to ~1000 (journal/forwarder.py, upstream/window.py);
+    # the window opens up to this while answers come within slow_threshold_s.
+    forward_window: int = 32
     # After a heal, wait a random time in [0, this] before draining the backlog, so a fleet
     # healing at once does not hit the host all in the same second; 0: drain at once.
     forward_jitter_s: float = 3.0

@@ -478,7 +478,7 @@ def test_no_advice_leaves_while_a_reversal_is_unanswered(journal: Journal) -> No
     host.send_reversal = answered_reversal  # type: ignore[method-assign]
 
     async def scenario() -> None:
-        forwarder, _ = make_forwarder(journal, host, upstream=FAST)  # a window of 16
+        forwarder, _ = make_forwarder(journal, host, upstream=FAST)  # a window of 32
 
         def check(seq: int) -> None:
             if seq not in (2, 5):  # an advice: both reversals already answered for good
