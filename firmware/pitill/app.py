@@ -443,7 +443,7 @@ class Terminal:
             return
         loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(None, sink.print_row, row, merchant)
+            await loop.run_in_executor(None, sink.print_row, row, merchant, again)
         except Exception as exc:  # a printer fails in many ways (USB, serial, paper, library)
             reason = f"{type(exc).__name__}: {exc}"
             log_event(log, "receipt_not_printed", level=logging.WARNING, seq=seq, error=reason)

@@ -101,7 +101,12 @@ def topup_lines(row: JournalRow) -> list[str]:
 
 
 def receipt_lines(
-    row: JournalRow, terminal_id: str, header: ReceiptHeader, *, merchant: bool = False
+    row: JournalRow,
+    terminal_id: str,
+    header: ReceiptHeader,
+    *,
+    merchant: bool = False,
+    reprint: bool = False,
 ) -> list[str]:
     """The whole receipt as lines of at most header.width characters (without the QR code)."""
     width = header.width
@@ -127,23 +132,36 @@ def receipt_lines(
         lines.append(pair("Balance", f"{row.currency} {format_amount(row.balance_minor)}"))
     lines.append("")
     lines.append(("MERCHANT COPY" if merchant else "CUSTOMER COPY").center(width))
+    if reprint:  # printed again (FN 6): not a second sale, not a second refund
+        lines.append("REPRINT - DUPLICATE".center(width))
     lines.append(reference(row, terminal_id).center(width))
     return [line[:width] for line in lines]
 
 
 def receipt_text(
-    row: JournalRow, terminal_id: str, header: ReceiptHeader, *, merchant: bool = False
+    row: JournalRow,
+    terminal_id: str,
+    header: ReceiptHeader,
+    *,
+    merchant: bool = False,
+    reprint: bool = False,
 ) -> str:
-    return "\n".join(receipt_lines(row, terminal_id, header, merchant=merchant)) + "\n"
+    lines = receipt_lines(row, terminal_id, header, merchant=merchant, reprint=reprint)
+    return "\n".join(lines) + "\n"
 
 
 def receipt_png(
-    row: JournalRow, terminal_id: str, header: ReceiptHeader, *, merchant: bool = False
+    row: JournalRow,
+    terminal_id: str,
+    header: ReceiptHeader,
+    *,
+    merchant: bool = False,
+    reprint: bool = False,
 ) -> Image.Image:
     """The receipt as the paper looks (the simulator's --receipts and the README gallery)."""
     import qrcode  # python-escpos depends on it: the `receipt` extra
 
-    lines = receipt_lines(row, terminal_id, header, merchant=merchant)
+    lines = receipt_lines(row, terminal_id, header, merchant=merchant, reprint=reprint)
     font = ImageFont.load_default(size=14)
     char_w = 9  # the font's capitals are at most this wide at 14 px
     line_h = 18
@@ -177,9 +195,10 @@ def print_receipt(
     header: ReceiptHeader,
     *,
     merchant: bool = False,
+    reprint: bool = False,
 ) -> None:
     """Send the receipt to an ESC/POS printer: the lines, the QR code, a cut."""
-    printer.text(receipt_text(row, terminal_id, header, merchant=merchant))
+    printer.text(receipt_text(row, terminal_id, header, merchant=merchant, reprint=reprint))
     # python-escpos prints a note to stdout when the printer profile has no paper width: keep
     # stdout for pitill's own output (`pitill receipt` writes the text there).
     with contextlib.redirect_stdout(sys.stderr):
@@ -249,7 +268,7 @@ class ReceiptSink(Protocol):
     """Takes a journaled row's receipt (or a report's text, the Z report at end of day);
     raises (any exception) when it could not print it."""
 
-    def print_row(self, row: JournalRow, merchant: bool = False) -> None: ...
+    def print_row(self, row: JournalRow, merchant: bool = False, reprint: bool = False) -> None: ...
 
     def print_text(self, name: str, text: str) -> None: ...
 
@@ -324,14 +343,14 @@ class FileReceipts:
     terminal_id: str
     header: ReceiptHeader
 
-    def print_row(self, row: JournalRow, merchant: bool = False) -> None:
+    def print_row(self, row: JournalRow, merchant: bool = False, reprint: bool = False) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        copy = "-merchant" if merchant else ""
+        copy = ("-merchant" if merchant else "") + ("-reprint" if reprint else "")
         stem = self.directory / f"{row.seq:06d}-{row.status.value.lower()}{copy}"
-        stem.with_suffix(".txt").write_text(
-            receipt_text(row, self.terminal_id, self.header, merchant=merchant), encoding="utf-8"
-        )
-        image = receipt_png(row, self.terminal_id, self.header, merchant=merchant)
+        how = {"merchant": merchant, "reprint": reprint}
+        text = receipt_text(row, self.terminal_id, self.header, **how)
+        stem.with_suffix(".txt").write_text(text, encoding="utf-8")
+        image = receipt_png(row, self.terminal_id, self.header, **how)
         image.save(stem.with_suffix(".png"))
 
     def print_text(self, name: str, text: str) -> None:
@@ -352,8 +371,9 @@ class SerialReceipts:
 
     status_timeout_s: float = 0.3  # how long a status query waits for the printer's byte
 
-    def print_row(self, row: JournalRow, merchant: bool = False) -> None:
-        self._job(lambda p: print_receipt(p, row, self.terminal_id, self.header, merchant=merchant))
+    def print_row(self, row: JournalRow, merchant: bool = False, reprint: bool = False) -> None:
+        how = {"merchant": merchant, "reprint": reprint}
+        self._job(lambda p: print_receipt(p, row, self.terminal_id, self.header, **how))
 
     def print_text(self, name: str, text: str) -> None:
         self._job(lambda p: (p.text(text), p.cut()))
@@ -389,8 +409,9 @@ class UsbReceipts:
     def name(self) -> str:
         return f"usb {self.vendor_id:04x}:{self.product_id:04x}"
 
-    def print_row(self, row: JournalRow, merchant: bool = False) -> None:
-        self._job(lambda p: print_receipt(p, row, self.terminal_id, self.header, merchant=merchant))
+    def print_row(self, row: JournalRow, merchant: bool = False, reprint: bool = False) -> None:
+        how = {"merchant": merchant, "reprint": reprint}
+        self._job(lambda p: print_receipt(p, row, self.terminal_id, self.header, **how))
 
     def print_text(self, name: str, text: str) -> None:
         self._job(lambda p: (p.text(text), p.cut()))

@@ -167,6 +167,7 @@ def test_out_of_paper_mid_sale_then_reprinted_from_the_keypad(
     try:
         rig.keys("5", "0", "0", "FN", "OK")  # seq 1, printed
         assert rig.settle_until(lambda: printed(b"CASH", b"\x1dV"))
+        assert b"REPRINT" not in got
         rig.keys("OK")
         printer.paper = NO_PAPER
         rig.keys("7", "0", "0", "FN", "OK")  # seq 2: no paper
@@ -178,6 +179,7 @@ def test_out_of_paper_mid_sale_then_reprinted_from_the_keypad(
         got.clear()
         rig.keys("FN", "6", "OK")  # any cashier: the last receipt, no PIN
         assert rig.settle_until(lambda: printed(b"Tendered 7.00", b"CUSTOMER COPY", b"\x1dV"))
+        assert b"REPRINT - DUPLICATE" in got
         assert rig.phase is Phase.IDLE
         # An older receipt, the merchant's copy: with the PIN.
         assert rig.open_menu()

@@ -87,6 +87,8 @@ def test_an_end_of_day_the_host_agrees_with(tmp_path: Path) -> None:
     text = report(data, "--day", "1").stdout
     assert "Z REPORT day 1" in text and "Host agrees" in text
     assert "card online                   1      12.00" in text
+    assert "REPRINT" in (receipts / "000006-completed-reprint.txt").read_text(encoding="utf-8")
+    assert "REPRINT" not in (receipts / "000006-completed.txt").read_text(encoding="utf-8")
     printed = (receipts / "z-day-0001.txt").read_text(encoding="utf-8")
     assert "Host agrees" in printed and "debit reversals     1       9.00" in printed
     # The next sale opened day 2: its report so far, open.
@@ -120,6 +122,8 @@ def test_a_host_that_holds_another_sale_disagrees_and_it_is_kept(tmp_path: Path)
     assert days(data) == [(1, 1, 1, "disagreed", "95", "debits 1/2; debits minor 1200/5600")]
     text = report(data, "--day", "1").stdout
     assert "HOST DISAGREES (95)" in text and "ours/host:" in text and "debits 1/2" in text
+    overall = report(data).stdout  # the plain report names it too: never hidden
+    assert "HOST DISAGREED on day 1" in overall
 
 
 def test_a_bad_day_is_one_line(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pitill.core.types import TxnKind, TxnMode, TxnStatus, format_amount
 from pitill.journal.datadir import moved_aside_files
-from pitill.journal.days import find_days, z_report
+from pitill.journal.days import DayRecord, HostCheck, closed_days, find_days, z_report
 from pitill.journal.dbfile import check_rows
 from pitill.journal.listing import moved_aside_line, read_only, read_settings
 from pitill.journal.model import StatusTotal
@@ -186,9 +186,35 @@ def print_report(data_dir: Path, as_json: bool = False) -> int:
     report = read_report(data_dir)
     report.mode = read_settings(data_dir).get(MODE_SETTING, "")
     moved = [str(p) for p in moved_aside_files(data_dir)]
+    days = read_days(data_dir)
     if as_json:
-        print(json.dumps(asdict(report) | {"moved_aside": moved}, indent=2, sort_keys=True))
+        extra = {"moved_aside": moved, "days": [asdict(day) for day in days]}
+        print(json.dumps(asdict(report) | extra, indent=2, sort_keys=True))
     else:
         notice = moved_aside_line(data_dir)
-        print(report.text() + (f"\n\n{notice}" if notice else ""))
+        day_line = days_line(days)
+        print(report.text() + "".join(f"\n\n{line}" for line in (day_line, notice) if line))
     return 0
+
+
+def read_days(data_dir: Path) -> list[DayRecord]:
+    """The closed days (end of day), read-only; none in a journal from before them."""
+    with read_only(data_dir) as (conn, _path):
+        if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'days'").fetchone():
+            return []
+        return closed_days(conn)
+
+
+def days_line(days: list[DayRecord]) -> str:
+    """The days' host checks in one paragraph: a disagreement is never left out."""
+    if not days:
+        return "end of day: no day closed yet (FN 5)"
+    parts = [f"end of day: {len(days)} day(s) closed, the last day {days[-1].day}"]
+    for status, words in (
+        (HostCheck.DISAGREED, "HOST DISAGREED"),
+        (HostCheck.OWED, "host check owed"),
+    ):
+        numbers = [str(day.day) for day in days if day.host_status is status]
+        if numbers:
+            parts.append(f"{words} on day {', '.join(numbers)} (pitill report --day N)")
+    return "; ".join(parts)
