@@ -153,6 +153,9 @@ BROKEN_ORDERS: dict[tuple[str, str], dict[str, Any]] = {
         "upstream": {"request_timeout_s": 15.0},
         "timeouts": {"authorizing_s": 15.0},
     },
+    ("upstream.probe_interval_s", "upstream.echo_interval_s"): {
+        "upstream": {"probe_interval_s": 61.0, "echo_interval_s": 60.0}
+    },
     ("upstream.forward_retry_s", "upstream.forward_retry_max_s"): {
         "upstream": {"forward_retry_s": 31.0, "forward_retry_max_s": 30.0}
     },

@@ -888,21 +888,17 @@ def build_terminal(
         )
     tls = client_context(upstream)
     terminal: Terminal
+    client = UpstreamClient.from_config(upstream, config.terminal, resolver, tls=tls)
+    # The monitor watches the client's one connection; the client's outcomes are its signals.
     monitor = LinkMonitor(
         upstream,
         config.terminal,
         resolver,
         on_change=lambda status, reason: terminal.on_link_change(status, reason),
-        tls=tls,
+        client=client,
     )
-    client = UpstreamClient.from_config(
-        upstream,
-        config.terminal,
-        resolver,
-        on_signal=monitor.report_failure,
-        on_answer=monitor.report_answer,
-        tls=tls,
-    )
+    client.on_signal = monitor.report_failure
+    client.on_answer = monitor.report_answer
     forwarder = Forwarder(
         journal,
         client,

@@ -289,8 +289,17 @@ class UpstreamConfig:
     host: str = "acquirer.pitill.test"
     port: int = 8583
     request_timeout_s: float = 3.0  # a 0200 with no answer by then has an unknown outcome
-    probe_interval_s: float = 0.5
+    # The link monitor (upstream/monitor.py) watches one persistent connection: TCP keepalive
+    # (the host's kernel answers, its application never sees it), the name re-resolved, and an
+    # 0800 echo only after echo_interval_s without any answer; echoes every probe_interval_s
+    # only while a fault is suspected or the link is down.
+    echo_interval_s: float = 60.0  # an idle link: one echo a minute at most
+    probe_interval_s: float = 0.5  # echo probes while suspected or down, start to start
     probe_timeout_s: float = 1.0
+    resolve_interval_s: float = 0.5  # the host's name re-resolved (DNS faults in <= 1 s)
+    keepalive_idle_s: int = 1  # kernel keepalive probe after this much silence (whole seconds)
+    keepalive_grace_s: float = 0.15  # a probe unanswered this long (or 3 RTTs): one failure
+    tcp_user_timeout_s: float = 2.0  # unacknowledged data this long: the kernel drops it
     fail_threshold: int = 2  # consecutive failed probes before OFFLINE
     recover_threshold: int = 2  # consecutive good probes before ONLINE again
     slow_threshold_s: float = 0.5  # an echo slower than this makes the link DEGRADED
@@ -720,8 +729,13 @@ BOUNDS: dict[type, dict[str, Bound]] = {
     UpstreamConfig: {
         "port": Bound(1, 65535),
         "request_timeout_s": _seconds(0.05, 120),
+        "echo_interval_s": _seconds(0.01, 3600),
         "probe_interval_s": _seconds(0.01, 600),
         "probe_timeout_s": _seconds(0.01, 120),
+        "resolve_interval_s": _seconds(0.05, 600),
+        "keepalive_idle_s": _seconds(1, 3600),
+        "keepalive_grace_s": _seconds(0.01, 10),
+        "tcp_user_timeout_s": _seconds(0.1, 600),
         "fail_threshold": COUNT,
         "recover_threshold": COUNT,
         "slow_threshold_s": _seconds(0.001, 120),
@@ -791,6 +805,12 @@ ORDERS: tuple[Order, ...] = (
         strict=True,
         why="the AUTHORIZING screen must outlast the request, or it gives up before the "
         "answer (or the reversal) is known",
+    ),
+    Order(
+        "upstream.probe_interval_s",
+        "upstream.echo_interval_s",
+        strict=False,
+        why="echoes come quicker only while a fault is suspected or the link is down",
     ),
     Order(
         "upstream.forward_retry_s",

@@ -1,4 +1,10 @@
-"""LinkMonitor against a real AcquirerHost on loopback: short intervals, polled with deadlines."""
+"""LinkMonitor against a real AcquirerHost on loopback: short intervals, polled with deadlines.
+
+The monitor watches the client's one persistent connection (keepalive, resets, the name) and
+echoes only after echo_interval_s of silence, or every probe_interval_s while in doubt. Tests
+that need echoes to find a fault set echo_interval_s short; the others keep the minute, so what
+they see came from the cheap checks. The idle hour runs on a loop with a fake clock.
+"""
 
 from __future__ import annotations
 
@@ -9,19 +15,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from upstream_helpers import HOST_TODAY, LOCAL_DATETIME, TERMINAL, eventually, sale
+import pytest
+from upstream_helpers import (
+    HOST_TODAY,
+    LOCAL_DATETIME,
+    TERMINAL,
+    VirtualTimeLoop,
+    eventually,
+    sale,
+)
 
 from pitill.config import UpstreamConfig
 from pitill.core.types import LinkStatus
 from pitill.sim.acquirer import AcquirerHost, ChaosPlan
 from pitill.sim.resolver import SIM_HOST, SimResolver
 from pitill.upstream.client import UpstreamClient
-from pitill.upstream.failures import LinkReason
+from pitill.upstream.failures import LinkReason, OutcomeUnknown
 from pitill.upstream.monitor import LinkMonitor
 from pitill.upstream.resolver import Resolver
 from pitill.upstream.resolver_cache import RESOLVED_HOSTS_NAME, CachingResolver
 
 ONLINE, OFFLINE, DEGRADED = LinkStatus.ONLINE, LinkStatus.OFFLINE, LinkStatus.DEGRADED
+FAST = {"probe_interval_s": 0.05, "probe_timeout_s": 0.2, "resolve_interval_s": 0.05}
 
 
 @dataclass
@@ -37,6 +52,10 @@ class Watch:
             lambda: (self.monitor.status, self.monitor.reason) == (status, reason)
         )
 
+    @property
+    def echoes_sent(self) -> int:
+        return self.monitor.client.counts["echoes"]
+
 
 @asynccontextmanager
 async def watching(
@@ -46,13 +65,12 @@ async def watching(
     remember: bool = False,
     **settings: Any,
 ) -> AsyncIterator[Watch]:
-    """A monitor probing a fresh host every 0.05 s; slow_threshold_s is generous unless a test
-    is about slowness, so a loaded CI machine does not turn a probe into DEGRADED. `remember`
-    puts a CachingResolver in front of the name; `settings` are more UpstreamConfig fields."""
+    """A monitor of a fresh host with quick bursts and lookups (FAST); slow_threshold_s is
+    generous unless a test is about slowness, so a loaded CI machine does not turn a probe into
+    DEGRADED. `remember` puts a CachingResolver in front of the name; `settings` are more
+    UpstreamConfig fields (echo_interval_s stays 60 s unless given)."""
     async with AcquirerHost(data_dir, today_yymm=lambda: HOST_TODAY) as host:
-        config = UpstreamConfig(
-            host=SIM_HOST, port=host.port, probe_interval_s=0.05, probe_timeout_s=0.2, **settings
-        )
+        config = UpstreamConfig(host=SIM_HOST, port=host.port, **(FAST | settings))
         sim = SimResolver()
         resolver: Resolver = sim
         if remember:
@@ -82,11 +100,56 @@ def _run(tmp_path: Path, body: Callable[[Watch], object], **kwargs: Any) -> Watc
     return asyncio.run(scenario())
 
 
+def test_an_idle_link_costs_one_echo_a_minute_on_one_connection(tmp_path: Path) -> None:
+    """An hour of an idle, healthy link (fake clock): 60 echoes (plus the first, at start),
+    all on one connection, and the link ONLINE throughout."""
+
+    async def scenario() -> Watch:
+        async with watching(tmp_path, **{**FAST, "resolve_interval_s": 0.5}) as watch:
+            await asyncio.sleep(3600)
+            return watch
+
+    loop = VirtualTimeLoop()
+    try:
+        w = loop.run_until_complete(scenario())
+    finally:
+        loop.close()
+    assert 60 <= w.host.counts["echoes"] <= 61
+    assert w.host.counts["connections"] == 1
+    assert w.changes == [(ONLINE, "")]
+
+
+def test_real_answers_stand_in_for_echoes(tmp_path: Path) -> None:
+    """A sale every 30 s for ten minutes (fake clock): no echo is due while answers come."""
+
+    async def scenario() -> Watch:
+        async with watching(tmp_path) as watch:
+            assert await watch.reaches(ONLINE)
+            first = watch.host.counts["echoes"]
+            for seq in range(1, 21):
+                await asyncio.sleep(30)
+                await watch.monitor.client.authorize(sale(seq=seq), LOCAL_DATETIME)
+            assert watch.host.counts["echoes"] == first
+            return watch
+
+    loop = VirtualTimeLoop()
+    try:
+        w = loop.run_until_complete(scenario())
+    finally:
+        loop.close()
+    assert w.changes == [(ONLINE, "")]
+
+
 def test_host_down_and_back(tmp_path: Path) -> None:
+    """A host that goes down resets the connection: OFFLINE REFUSED (the reconnect's reason)
+    without a single echo sent, then back ONLINE by the burst of probes."""
+
     async def body(w: Watch) -> None:
         assert await w.reaches(ONLINE)
+        sent = w.echoes_sent
         w.host.set_mode("down")
         assert await w.reaches(OFFLINE, "REFUSED")
+        assert w.echoes_sent == sent  # the reset and the refused reconnect said it all
         w.host.set_mode("up")
         assert await w.reaches(ONLINE)
 
@@ -94,7 +157,35 @@ def test_host_down_and_back(tmp_path: Path) -> None:
     assert w.changes == [(ONLINE, ""), (OFFLINE, "REFUSED"), (ONLINE, "")]
 
 
-def test_blackhole_and_back(tmp_path: Path) -> None:
+def test_a_host_that_stops_answering_is_found_by_the_first_request(tmp_path: Path) -> None:
+    """The sandbox's blackhole accepts and reads but never answers: nothing below the
+    application sees it. An idle terminal learns it from the first sale, whose customer waits
+    the request timeout; the link is OFFLINE the moment it times out, so the next one does not."""
+
+    async def body(w: Watch) -> None:
+        client = UpstreamClient.from_config(
+            w.config,
+            TERMINAL,
+            w.resolver,
+            on_signal=w.monitor.report_failure,
+            on_answer=w.monitor.report_answer,
+        )
+        try:
+            assert await w.reaches(ONLINE)
+            w.host.set_mode("blackhole")
+            with pytest.raises(OutcomeUnknown):
+                await client.authorize(sale(), LOCAL_DATETIME, timeout_s=0.3)
+            assert (w.monitor.status, w.monitor.reason) == (OFFLINE, "TIMEOUT")
+            w.host.set_mode("up")
+            assert await w.reaches(ONLINE)
+        finally:
+            await client.close()
+
+    w = _run(tmp_path, body)
+    assert w.changes == [(ONLINE, ""), (OFFLINE, "TIMEOUT"), (ONLINE, "")]
+
+
+def test_blackhole_found_by_the_echo_when_one_is_due(tmp_path: Path) -> None:
     async def body(w: Watch) -> None:
         assert await w.reaches(ONLINE)
         w.host.set_mode("blackhole")
@@ -102,7 +193,7 @@ def test_blackhole_and_back(tmp_path: Path) -> None:
         w.host.set_mode("up")
         assert await w.reaches(ONLINE)
 
-    w = _run(tmp_path, body)
+    w = _run(tmp_path, body, echo_interval_s=0.1)
     assert w.changes == [(ONLINE, ""), (OFFLINE, "TIMEOUT"), (ONLINE, "")]
 
 
@@ -124,10 +215,15 @@ def test_one_swallowed_echo_is_enough_to_go_offline(tmp_path: Path) -> None:
 
 
 def test_name_stops_resolving_and_comes_back(tmp_path: Path) -> None:
+    """Found by re-resolving the name (no echo needed), with nothing remembered: OFFLINE DNS
+    although the connection is still open."""
+
     async def body(w: Watch) -> None:
         assert await w.reaches(ONLINE)
+        sent = w.echoes_sent
         w.resolver.set_failing(True)
         assert await w.reaches(OFFLINE, "DNS")
+        assert w.echoes_sent == sent
         w.resolver.set_failing(False)
         assert await w.reaches(ONLINE)
 
@@ -144,19 +240,18 @@ def test_slow_echoes_degrade(tmp_path: Path) -> None:
         w.host.set_chaos(None)
         assert await w.reaches(ONLINE)
 
-    w = _run(tmp_path, body, slow_threshold_s=0.04)
+    w = _run(tmp_path, body, slow_threshold_s=0.04, echo_interval_s=0.1)
     assert w.changes == [(ONLINE, ""), (DEGRADED, "SLOW"), (ONLINE, "")]
 
 
-def test_each_probe_opens_and_closes_a_fresh_connection(tmp_path: Path) -> None:
+def test_echoes_share_one_connection(tmp_path: Path) -> None:
     async def body(w: Watch) -> None:
         assert await eventually(lambda: w.host.counts["echoes"] >= 4)
         await w.monitor.stop()
-        assert await eventually(lambda: not w.host._connections)  # every probe closed its own
+        assert await eventually(lambda: not w.host._connections)  # stop() closed it
 
-    w = _run(tmp_path, body)
-    # One connection per probe (the last may have been cut short by stop()).
-    assert w.host.counts["connections"] >= w.host.counts["echoes"] >= 4
+    w = _run(tmp_path, body, echo_interval_s=0.05)
+    assert w.host.counts["connections"] == 1
 
 
 def test_probe_results(tmp_path: Path) -> None:
@@ -171,13 +266,13 @@ def test_probe_results(tmp_path: Path) -> None:
 
 
 def test_passive_failures_take_it_offline(tmp_path: Path) -> None:
+    """A request that waited its whole timeout is conclusive: OFFLINE at once. Other failures
+    count one each."""
+
     async def body(w: Watch) -> None:
         w.monitor.report_failure(LinkReason.TIMEOUT)
-        assert w.monitor.status is LinkStatus.UNKNOWN
-        w.monitor.report_failure("TIMEOUT")
         assert (w.monitor.status, w.monitor.reason) == (OFFLINE, "TIMEOUT")
         w.monitor.report_failure("no such reason")  # counted, as RESET
-        w.monitor.report_failure("no such reason")
         assert w.monitor.reason == "RESET"
 
     w = _run(tmp_path, body, start=False)
@@ -187,9 +282,7 @@ def test_passive_failures_take_it_offline(tmp_path: Path) -> None:
 def test_a_failing_listener_does_not_stop_the_monitor(tmp_path: Path) -> None:
     async def scenario() -> LinkStatus:
         async with AcquirerHost(tmp_path) as host:
-            config = UpstreamConfig(
-                host=SIM_HOST, port=host.port, probe_interval_s=0.05, probe_timeout_s=0.2
-            )
+            config = UpstreamConfig(host=SIM_HOST, port=host.port, **FAST)
 
             def broken(status: LinkStatus, reason: str) -> None:
                 raise RuntimeError("listener bug")
@@ -239,8 +332,7 @@ def test_the_secondary_keeps_it_up_until_every_host_fails(tmp_path: Path) -> Non
             secondary = await stack.enter_async_context(AcquirerHost(tmp_path / "secondary"))
             config = UpstreamConfig(
                 hosts=(f"primary.test:{primary.port}", f"secondary.test:{secondary.port}"),
-                probe_interval_s=0.05,
-                probe_timeout_s=0.2,
+                **FAST,
             )
             resolver = SimResolver({"primary.test": "127.0.0.1", "secondary.test": "127.0.0.1"})
             changes: list[tuple[LinkStatus, str]] = []
@@ -267,7 +359,7 @@ def test_the_secondary_keeps_it_up_until_every_host_fails(tmp_path: Path) -> Non
             secondary.set_mode("up")
             assert await reaches(DEGRADED, "REFUSED")
             primary.set_mode("up")
-            assert await reaches(ONLINE)
+            assert await reaches(ONLINE)  # back to the primary as soon as it accepts
             assert secondary.counts["echoes"] > 0
             return changes
 
@@ -282,7 +374,8 @@ def test_the_secondary_keeps_it_up_until_every_host_fails(tmp_path: Path) -> Non
 
 def test_a_host_that_answers_echoes_but_fails_sales_is_offline_for_sales(tmp_path: Path) -> None:
     """Real sales answered 91 (echoes fine): OFFLINE RETRY after the threshold, for the hold;
-    then DEGRADED so one sale can try; a sale answered brings it back ONLINE."""
+    then DEGRADED so one sale can try; a sale answered brings it back ONLINE (the echoes it
+    prompts confirm the host: the link was degraded by the retry answers)."""
 
     async def body(w: Watch) -> None:
         client = UpstreamClient.from_config(
@@ -302,7 +395,7 @@ def test_a_host_that_answers_echoes_but_fails_sales_is_offline_for_sales(tmp_pat
             assert await w.reaches(DEGRADED, "RETRY")  # the hold is over
             w.host.set_chaos(None)
             assert (await client.authorize(sale(seq=3), LOCAL_DATETIME)).response_code == "00"
-            assert (w.monitor.status, w.monitor.reason) == (ONLINE, "")
+            assert await w.reaches(ONLINE)
         finally:
             await client.close()
 

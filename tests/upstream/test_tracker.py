@@ -113,8 +113,29 @@ def test_new_reason_while_offline_is_a_change() -> None:
 def test_passive_failure_counts_as_one() -> None:
     link = Clocked()
     link.feed(GOOD)
-    assert link.passive(LinkReason.TIMEOUT) is None
+    assert link.passive(LinkReason.RESET) is None
     assert link.feed(TIMEOUT) == [(OFFLINE, "TIMEOUT")]
+
+
+@pytest.mark.parametrize("fail", [1, 2, 5])
+def test_a_request_that_waited_its_whole_timeout_is_conclusive(fail: int) -> None:
+    """Probes are rare on an idle link: the sale that met a silent host must be the only one
+    that waits. Its timeout takes the link OFFLINE at once, whatever fail_threshold is."""
+    link = Clocked(fail=fail)
+    link.feed(GOOD)
+    assert link.passive(LinkReason.TIMEOUT) == (OFFLINE, "TIMEOUT")
+    assert link.feed(GOOD, GOOD) == [(ONLINE, "")]  # the echoes that follow may clear it
+
+
+def test_timed_out_requests_still_count_for_the_request_layer() -> None:
+    """Echoes answered after each timed-out sale do not hide a host that fails every sale."""
+    link = Clocked(request_fail=2, hold_s=60.0)
+    link.feed(GOOD)
+    link.passive(LinkReason.TIMEOUT)
+    link.feed(GOOD, GOOD)
+    assert link.passive(LinkReason.TIMEOUT) == (OFFLINE, "TIMEOUT")
+    assert link.feed(GOOD, GOOD) == []  # held: the host answers echoes, not sales
+    assert link.tracker.requests_failing
 
 
 def test_slow_answers_degrade_then_recover() -> None:

@@ -17,6 +17,11 @@ What the caller learns from an exception:
 Each failure, and each transient response code, is also reported to `on_signal`, the monitor's
 passive input; each useful answer to a real request (approved or a final decline, not an echo) to
 `on_answer`, so the monitor can tell a host that answers echoes but fails requests.
+
+The link monitor watches this same connection (monitor.py): TCP keepalive is tuned on it when
+the client is given a KeepAlive, `open` lets the monitor (re)connect within its own bound and
+go back to the primary, `heard_at_s` says when an answer last came (real answers are the
+monitor's passive probes), and echoes take their STAN from `stans`, the terminal's one counter.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import ssl
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pitill.config import TerminalConfig, UpstreamConfig
@@ -36,10 +42,11 @@ from pitill.core.settlement import Reconciliation
 from pitill.core.txn import Txn
 from pitill.errors import ProtocolError
 from pitill.records import ForwardItem, ForwardKind
-from pitill.upstream.connect import Endpoint, close_stream, connect_first
+from pitill.upstream.connect import Connection, Endpoint, close_stream, connect_first
 from pitill.upstream.exchange import Drop, await_response, discard_stale, send_request
 from pitill.upstream.failures import LinkReason, OutcomeUnknown, UnreachableError
 from pitill.upstream.framing import MAX_FRAME
+from pitill.upstream.keepalive import KeepAlive, tune
 from pitill.upstream.messages import (
     ECHO_REQUEST,
     AuthAnswer,
@@ -66,6 +73,26 @@ SignalHook = Callable[[LinkReason], None]
 AnswerHook = Callable[[], None]
 """Told that a real request got a useful answer."""
 
+StanSource = Callable[[], int]
+"""The next STAN (1..999999) for a message that has no transaction of its own (an echo). The
+shell injects the journal's counter, so an echo never reuses a sale's STAN; upstream/ does not
+import the journal."""
+
+
+def _cycling_stans() -> StanSource:
+    """A counter of its own, for a client without a terminal (tests, tools)."""
+    return itertools.cycle(range(1, 1_000_000)).__next__
+
+
+@dataclass(frozen=True)
+class Opened:
+    """The connection `open` left in place, the failures of the hosts tried before it, and
+    whether it was opened just now."""
+
+    connection: Connection
+    failures: list[UnreachableError]
+    fresh: bool
+
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
@@ -87,6 +114,8 @@ class UpstreamClient:
         wall_clock: Callable[[], datetime] = _utc_now,
         fallbacks: Sequence[tuple[str, int]] = (),
         tls: ssl.SSLContext | None = None,
+        keepalive: KeepAlive | None = None,
+        stans: StanSource | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -101,10 +130,13 @@ class UpstreamClient:
         self.on_signal = on_signal
         self.on_answer = on_answer
         self._wall_clock = wall_clock
+        self.keepalive = keepalive
+        self.stans = stans or _cycling_stans()
         self._lock = asyncio.Lock()
-        self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
-        self._echo_stans = itertools.cycle(range(1, 1_000_000))
-        self.counts: Counter[str] = Counter()  # connects, fallbacks, dropped frames by Drop kind
+        self._current: Connection | None = None
+        self._failures: list[UnreachableError] = []  # of the hosts tried before the current one
+        self.heard_at_s: float | None = None  # loop time of the latest answer matched
+        self.counts: Counter[str] = Counter()  # connects, fallbacks, echoes, dropped frames
         self._queued = 0  # sales and echoes waiting for the connection: a window yields to them
         self._window = Window(
             self._hold,
@@ -123,6 +155,7 @@ class UpstreamClient:
         on_signal: SignalHook | None = None,
         on_answer: AnswerHook | None = None,
         tls: ssl.SSLContext | None = None,
+        stans: StanSource | None = None,
     ) -> UpstreamClient:
         """The client of upstream's hosts; tls defaults to the context the config asks for."""
         (host, port), *fallbacks = upstream.endpoints()
@@ -137,16 +170,56 @@ class UpstreamClient:
             on_answer=on_answer,
             fallbacks=fallbacks,
             tls=tls if tls is not None else client_context(upstream),
+            keepalive=KeepAlive(
+                idle_s=upstream.keepalive_idle_s,
+                interval_s=upstream.keepalive_idle_s,
+                user_timeout_s=upstream.tcp_user_timeout_s,
+            ),
+            stans=stans,
         )
 
     @property
     def connected(self) -> bool:
-        return self._streams is not None and _usable(*self._streams)
+        return self._current is not None and _usable(*self._current.streams)
 
-    async def exchange(self, message: Message, timeout_s: float | None = None) -> Message:
+    @property
+    def current(self) -> Connection | None:
+        """The connection in place (usable or not: the monitor reads why it broke), or None."""
+        return self._current
+
+    async def open(self, timeout_s: float, first: int = 0) -> Opened:
+        """Have a connection to one of endpoints[first:] (each tried within timeout_s).
+
+        A usable connection to endpoints[first] is kept. One to a later host (a fallback) is
+        kept unless a host before it accepts now: the terminal goes back to its primary. One to
+        an earlier host is closed (the caller saw it fail). Raises UnreachableError when no
+        host is left to use. Nothing is reported to on_signal: the caller observes.
+        """
+        async with self._lock:
+            current = self._current if self.connected else None
+            index = self.endpoints.index(current.endpoint) if current is not None else None
+            if current is None or index is None or index < first:
+                await self._drop()
+                connection, failures = await self._connect(self.endpoints[first:], timeout_s)
+                self._adopt(connection, failures)
+                return Opened(connection, failures, fresh=True)
+            if index == first:
+                return Opened(current, self._failures, fresh=False)
+            try:
+                connection, failures = await self._connect(self.endpoints[first:index], timeout_s)
+            except UnreachableError as exc:
+                return Opened(current, [exc], fresh=False)  # still on the fallback, fresh reason
+            await self._drop()
+            self._adopt(connection, failures)
+            return Opened(connection, failures, fresh=True)
+
+    async def exchange(
+        self, message: Message, timeout_s: float | None = None, *, signal: bool = True
+    ) -> Message:
         """Send `message` and return the response with its MTI and STAN.
 
         timeout_s bounds the wait for the answer once sent (connecting has its own bound).
+        signal=False: a failure is not reported to on_signal (the monitor's own echoes).
         """
         wait_s = self._request_timeout_s if timeout_s is None else timeout_s
         async with self._turn():
@@ -159,7 +232,9 @@ class UpstreamClient:
                 dropped_before = self._dropped()
                 try:
                     async with asyncio.timeout(wait_s):
-                        return await await_response(reader, message, self._max_frame, self.counts)
+                        answer = await await_response(reader, message, self._max_frame, self.counts)
+                    self.heard_at_s = asyncio.get_running_loop().time()
+                    return answer
                 except OutcomeUnknown:
                     raise  # is a TimeoutError too: keep its own reason
                 except TimeoutError:
@@ -171,7 +246,8 @@ class UpstreamClient:
                     ) from None
             except (UnreachableError, OutcomeUnknown) as exc:
                 await self._drop()
-                self._signal(exc.reason)
+                if signal:
+                    self._signal(exc.reason)
                 raise
             except asyncio.CancelledError:
                 self._abandon()  # a half-read answer would leave the stream out of step
@@ -217,11 +293,15 @@ class UpstreamClient:
             raise OutcomeUnknown(LinkReason.PROTOCOL, f"unusable 0510: {exc}") from None
         return answer.response_code, theirs
 
-    async def echo(self, timeout_s: float | None = None) -> str:
-        """0800 echo test on the persistent connection; the host's response code."""
+    async def echo(self, timeout_s: float | None = None, *, signal: bool = True) -> str:
+        """0800 echo test on the persistent connection; the host's response code.
+
+        Its STAN comes from `stans`. signal=False: failures go only to the caller (the monitor).
+        """
         stamp = transmission_stamp(self._wall_clock())
-        request = build_echo(next(self._echo_stans), stamp, self._terminal.terminal_id)
-        answer = await self._answered(request, timeout_s)
+        request = build_echo(self.stans(), stamp, self._terminal.terminal_id)
+        self.counts["echoes"] += 1
+        answer = await self._answered(request, timeout_s, signal=signal)
         return answer.response_code
 
     async def close(self) -> None:
@@ -230,9 +310,11 @@ class UpstreamClient:
 
     # --- internals ---------------------------------------------------------------------------
 
-    async def _answered(self, request: Message, timeout_s: float | None) -> AuthAnswer:
-        response = await self.exchange(request, timeout_s)
-        return self._read_answer(request, response)
+    async def _answered(
+        self, request: Message, timeout_s: float | None, *, signal: bool = True
+    ) -> AuthAnswer:
+        response = await self.exchange(request, timeout_s, signal=signal)
+        return self._read_answer(request, response, None if signal else _never)
 
     async def _forwarded(self, request: Message, timeout_s: float | None) -> AuthAnswer:
         """Through the window: a window of answers saying 91 is one signal, as one answer was."""
@@ -277,53 +359,87 @@ class UpstreamClient:
         self,
         request: Message,
         response: Message,
-        signal_once: Callable[[LinkReason], bool] = lambda reason: True,
+        signal_once: Callable[[LinkReason], bool] | None = None,
     ) -> AuthAnswer:
+        """The answer read; `signal_once` says whether a failure or retry is signalled (None:
+        always)."""
+        self.heard_at_s = asyncio.get_running_loop().time()  # a real answer is a passive probe
+        should = signal_once or _always
         try:
             answer = parse_answer(response)
         except ProtocolError as exc:  # sent, and what came back cannot be used
-            if signal_once(LinkReason.PROTOCOL):
+            if should(LinkReason.PROTOCOL):
                 self._signal(LinkReason.PROTOCOL)
             raise OutcomeUnknown(LinkReason.PROTOCOL, f"unusable answer: {exc}") from None
         if answer.response_class is ResponseClass.RETRY:
-            if signal_once(LinkReason.RETRY):
+            if should(LinkReason.RETRY):
                 self._signal(LinkReason.RETRY)
         elif request["t"] != ECHO_REQUEST and self.on_answer is not None:
             self.on_answer()  # an echo answered proves little about sales
         return answer
 
     async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        if self._streams is not None and not _usable(*self._streams):
+        if self._current is not None and not self.connected:
             await self._drop()  # the host closed it while we were idle
-        if self._streams is None:
-            connection, failures = await connect_first(
-                self._resolver, self.endpoints, self._connect_timeout_s, self._tls
-            )
-            if failures:
-                self.counts["fallbacks"] += 1
-                log.info("connected to %s; before it: %s", connection.endpoint, failures[0])
-            self._streams = connection.streams
-            self.counts["connects"] += 1
-        return self._streams
+        if self._current is None:
+            connection, failures = await self._connect(self.endpoints, self._connect_timeout_s)
+            self._adopt(connection, failures)
+        assert self._current is not None
+        return self._current.streams
+
+    async def _connect(
+        self, endpoints: Sequence[Endpoint], timeout_s: float
+    ) -> tuple[Connection, list[UnreachableError]]:
+        connection, failures = await connect_first(self._resolver, endpoints, timeout_s, self._tls)
+        if self.keepalive is not None:
+            sock = connection.writer.get_extra_info("socket")
+            if sock is not None:
+                tune(sock, self.keepalive)
+        return connection, failures
+
+    def _adopt(self, connection: Connection, failures: list[UnreachableError]) -> None:
+        if failures:
+            self.counts["fallbacks"] += 1
+            log.info("connected to %s; before it: %s", connection.endpoint, failures[0])
+        self._current, self._failures = connection, failures
+        self.counts["connects"] += 1
 
     def _dropped(self) -> int:
         return sum(self.counts[drop.value] for drop in Drop)
 
     def _abandon(self) -> None:
         """Close without waiting (we may be being cancelled): the next request reconnects."""
-        streams, self._streams = self._streams, None
-        if streams is not None:
-            streams[1].close()
+        current, self._current = self._current, None
+        if current is not None:
+            current.writer.close()
+
+    def discard(self, connection: Connection) -> None:
+        """Close `connection` if it is still the one in place (the monitor saw it break)."""
+        if self._current is connection:
+            self._abandon()
+
+    @property
+    def busy(self) -> bool:
+        """A request (or an echo) is under way: its own failure will be reported."""
+        return self._lock.locked()
 
     async def _drop(self) -> None:
-        streams, self._streams = self._streams, None
-        if streams is None:
+        current, self._current = self._current, None
+        if current is None:
             return
-        await close_stream(streams[1])
+        await close_stream(current.writer)
 
     def _signal(self, reason: LinkReason) -> None:
         if self.on_signal is not None:
             self.on_signal(reason)
+
+
+def _always(reason: LinkReason) -> bool:
+    return True
+
+
+def _never(reason: LinkReason) -> bool:
+    return False
 
 
 def _usable(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:

@@ -8,8 +8,11 @@ The probe layer: is the host there?
   came, but slowly, with a retry code, or only by falling back: reason SLOW, RETRY, or the fault
   ridden out, e.g. DNS when the name failed and a remembered address answered, REFUSED when the
   primary refused and the secondary answered) or FAILED (no answer: DNS, REFUSED, TIMEOUT, RESET,
-  UNREACHABLE, PROTOCOL, TLS). A passive signal from a real request (a timeout, a refused
-  connect, a 91) is one observation like a probe.
+  UNREACHABLE, PROTOCOL, TLS). A passive signal from a real request (a refused connect, a reset,
+  a 91) is one observation like a probe. A request that waited its whole timeout for an answer
+  (TIMEOUT) is conclusive: it counts as fail_threshold failures, so the link is OFFLINE at once
+  and the next customer is served offline without waiting (a host that accepts and never
+  answers is seen no other way; the wait was longer than the probes' would have been).
 - UNKNOWN (at start): the first answer decides at once (GOOD -> ONLINE, DEGRADED -> DEGRADED);
   fail_threshold consecutive failures -> OFFLINE.
 - ONLINE or DEGRADED -> OFFLINE after fail_threshold consecutive failures.
@@ -125,17 +128,26 @@ class LinkTracker:
         """True while the host answers probes but has failed request_fail_threshold requests."""
         return self._request_streak >= self.request_fail_threshold
 
+    @property
+    def probe_status(self) -> LinkStatus:
+        """The probe layer's status alone (is the host there?), before the request layer."""
+        return self._probe[0]
+
     def observe_probe(self, now_s: float, result: ProbeResult) -> Change | None:
         """Feed one active probe."""
+        return self._observe(now_s, *self.verdict(result))
+
+    def verdict(self, result: ProbeResult) -> tuple[Verdict, LinkReason | None]:
+        """What one probe says, and why when it is not GOOD."""
         if result.reason is not None:
-            return self._observe(now_s, Verdict.FAILED, result.reason)
+            return Verdict.FAILED, result.reason
         if advice_class(result.response_code) is not ResponseClass.APPROVED:
-            return self._observe(now_s, Verdict.DEGRADED, LinkReason.RETRY)
+            return Verdict.DEGRADED, LinkReason.RETRY
         if result.fallback is not None:
-            return self._observe(now_s, Verdict.DEGRADED, result.fallback)
+            return Verdict.DEGRADED, result.fallback
         if result.rtt_s > self.slow_threshold_s:
-            return self._observe(now_s, Verdict.DEGRADED, LinkReason.SLOW)
-        return self._observe(now_s, Verdict.GOOD, None)
+            return Verdict.DEGRADED, LinkReason.SLOW
+        return Verdict.GOOD, None
 
     def observe_passive(self, now_s: float, reason: LinkReason) -> Change | None:
         """Feed what a real request ran into: SLOW / RETRY degrade, anything else is a failure."""
@@ -144,7 +156,13 @@ class LinkTracker:
             self._request_reason = str(reason)
             self._request_failed_s = now_s
         verdict = Verdict.DEGRADED if reason in _ANSWER_REASONS else Verdict.FAILED
+        if reason is LinkReason.TIMEOUT:  # conclusive; probes that follow may explain it
+            return self._observe(now_s, verdict, reason, weight=self.fail_threshold, explains=False)
         return self._observe(now_s, verdict, reason)
+
+    def tick(self, now_s: float) -> Change | None:
+        """No observation, only time passing: a request layer's hold may have ended."""
+        return self._publish(now_s)
 
     def observe_answer(self, now_s: float) -> Change | None:
         """Feed a real request that got a useful answer (approved, or a final decline)."""
@@ -152,12 +170,27 @@ class LinkTracker:
         self._request_reason = ""
         return self._publish(now_s)
 
-    def _observe(self, now_s: float, verdict: Verdict, reason: LinkReason | None) -> Change | None:
-        self._count(verdict, reason)
+    def _observe(
+        self,
+        now_s: float,
+        verdict: Verdict,
+        reason: LinkReason | None,
+        *,
+        weight: int = 1,
+        explains: bool = True,
+    ) -> Change | None:
+        for _ in range(weight):
+            self._count(verdict, reason)
         self._probe = self._next(verdict, reason)
-        if self._probe[0] is LinkStatus.OFFLINE:
-            self._request_streak = 0
+        if explains and verdict is Verdict.FAILED and self._probe[0] is LinkStatus.OFFLINE:
+            self._request_streak = 0  # the probes found the host down: that explains them
         return self._publish(now_s)
+
+    @property
+    def suspect(self) -> bool:
+        """The latest observation failed while the link is not (yet) OFFLINE: a fault may be
+        starting, worth a quick look."""
+        return self._fail_streak > 0 and self._probe[0] is not LinkStatus.OFFLINE
 
     def _publish(self, now_s: float) -> Change | None:
         status, reason = self._combined(now_s)
