@@ -401,3 +401,107 @@ def test_a_host_that_answers_echoes_but_fails_sales_is_offline_for_sales(tmp_pat
 
     w = _run(tmp_path, body, request_fail_threshold=2, failing_hold_s=0.3)
     assert w.changes == [(ONLINE, ""), (OFFLINE, "RETRY"), (DEGRADED, "RETRY"), (ONLINE, "")]
+
+
+class FakeAcks:
+    """A host's kernel as TCP_INFO shows it, on the loop's clock: our kernel probes idle_s
+    (1 s) after the last ACK and then every second, and at once when kicked; each probe is
+    answered at once, unless probes are being lost."""
+
+    def __init__(self) -> None:
+        self.last_ack_s: float | None = None
+        self.next_probe_s = 0.0
+        self.losing = 0  # probes still to lose; -1: every one (the link is cut)
+        self.kicks = 0
+
+    def _probe(self, now_s: float) -> None:
+        self.next_probe_s = now_s + 1.0
+        if self.losing == 0:
+            self.last_ack_s = now_s
+            return
+        if self.losing > 0:
+            self.losing -= 1
+
+    def ack_age_s(self, sock: object) -> float | None:
+        now_s = asyncio.get_running_loop().time()
+        if self.last_ack_s is None:
+            self.last_ack_s, self.next_probe_s = now_s, now_s + 1.0
+        if now_s >= self.next_probe_s:
+            self._probe(now_s)
+        return now_s - self.last_ack_s
+
+    def round_trip_s(self, sock: object) -> float | None:
+        return 0.0001
+
+    def kick(self, sock: object, keepalive: object) -> None:
+        self.kicks += 1
+        self._probe(asyncio.get_running_loop().time())
+
+
+def _on_fake_clock(tmp_path: Path, body: Callable[[Watch, FakeAcks], object]) -> Watch:
+    """`body` against a monitor whose keepalive figures come from FakeAcks, on a fake clock."""
+
+    async def scenario() -> Watch:
+        async with AcquirerHost(tmp_path, today_yymm=lambda: HOST_TODAY) as host:
+            config = UpstreamConfig(host=SIM_HOST, port=host.port)  # the defaults
+            sim = SimResolver()
+            changes: list[tuple[LinkStatus, str]] = []
+            acks = FakeAcks()
+            monitor = LinkMonitor(
+                config, TERMINAL, sim, lambda *change: changes.append(change), acks=acks
+            )
+            monitor.start()
+            watch = Watch(host, sim, monitor, config, changes)
+            try:
+                await body(watch, acks)  # type: ignore[misc]
+            finally:
+                await monitor.stop()
+            return watch
+
+    loop = VirtualTimeLoop()
+    try:
+        return loop.run_until_complete(scenario())
+    finally:
+        loop.close()
+
+
+def test_a_swallowed_link_is_offline_by_keepalive_alone(tmp_path: Path) -> None:
+    """Packets swallowed (a cut cable, a firewall): no ACK to the keepalive probe, nor to the
+    probes the monitor asks for. One failure per grace period: OFFLINE TIMEOUT at the second,
+    within idle + 2 grace (+ one read) of the fault on the fake clock, and no echo sent."""
+
+    async def body(w: Watch, acks: FakeAcks) -> None:
+        assert await w.reaches(ONLINE)
+        await asyncio.sleep(30.3)  # mid-way between two keepalive probes
+        sent, loop = w.echoes_sent, asyncio.get_running_loop()
+        cut_at = loop.time()
+        acks.losing = -1
+        assert await w.reaches(OFFLINE, "TIMEOUT")
+        limit_s = w.config.keepalive_idle_s + 2 * w.config.keepalive_grace_s + 0.05 + 1e-6
+        assert loop.time() - cut_at <= limit_s
+        assert w.echoes_sent == sent
+        assert w.monitor.counts["keepalive_misses"] == 2
+        assert acks.kicks >= 2  # probes asked for while overdue
+        acks.losing = 0
+        assert await w.reaches(ONLINE)
+
+    w = _on_fake_clock(tmp_path, body)
+    assert w.changes == [(ONLINE, ""), (OFFLINE, "TIMEOUT"), (ONLINE, "")]
+
+
+def test_one_lost_keepalive_probe_is_not_an_outage(tmp_path: Path) -> None:
+    """The kernel's probe is lost once: one failure, then the probe asked for at once is
+    answered. Still ONLINE, no echo sent for it."""
+
+    async def body(w: Watch, acks: FakeAcks) -> None:
+        assert await w.reaches(ONLINE)
+        await asyncio.sleep(10.0)
+        sent = w.echoes_sent
+        acks.losing = 1
+        assert await eventually(lambda: acks.losing == 0 and acks.kicks >= 1)
+        await asyncio.sleep(5.0)
+        assert w.monitor.counts["keepalive_misses"] == 1
+        assert w.echoes_sent == sent
+
+    w = _on_fake_clock(tmp_path, body)
+    assert w.changes == [(ONLINE, "")]

@@ -22,6 +22,7 @@ import socket
 import struct
 from contextlib import suppress
 from dataclasses import dataclass
+from typing import Protocol
 
 # struct tcp_info starts with 8 one-byte fields, then 32-bit counters; tcpi_last_ack_recv (ms) is
 # the 13th of those (linux/tcp.h, unchanged since 2.6).
@@ -101,3 +102,26 @@ def round_trip_s(sock: socket.socket) -> float | None:
         return None
     microseconds: int = _TCP_INFO_RTT.unpack_from(raw)[_RTT]
     return microseconds / 1_000_000.0
+
+
+class AckWatch(Protocol):
+    """How the monitor reads a connection's keepalive (the kernel's; a fake in tests)."""
+
+    def ack_age_s(self, sock: socket.socket) -> float | None: ...
+
+    def round_trip_s(self, sock: socket.socket) -> float | None: ...
+
+    def kick(self, sock: socket.socket, keepalive: KeepAlive) -> None: ...
+
+
+class KernelAckWatch:
+    """The kernel's own figures (TCP_INFO) and its keepalive timer."""
+
+    def ack_age_s(self, sock: socket.socket) -> float | None:
+        return ack_age_s(sock)
+
+    def round_trip_s(self, sock: socket.socket) -> float | None:
+        return round_trip_s(sock)
+
+    def kick(self, sock: socket.socket, keepalive: KeepAlive) -> None:
+        kick(sock, keepalive)

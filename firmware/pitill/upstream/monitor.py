@@ -53,7 +53,7 @@ from pitill.upstream.failures import (
     UnreachableError,
     reason_for_os_error,
 )
-from pitill.upstream.keepalive import ack_age_s, kick, round_trip_s
+from pitill.upstream.keepalive import AckWatch, KernelAckWatch
 from pitill.upstream.resolver import Remembered, Resolver
 from pitill.upstream.tls import client_context
 from pitill.upstream.tracker import Change, LinkTracker, ProbeResult, Verdict
@@ -91,8 +91,10 @@ class LinkMonitor:
         slow_threshold_s: float | None = None,
         wall_clock: Callable[[], datetime] = _utc_now,
         tls: ssl.SSLContext | None = None,
+        acks: AckWatch | None = None,
     ) -> None:
         self._config = config
+        self._acks = acks or KernelAckWatch()
         self._resolver = resolver
         self._on_change = on_change
         self._own_client = client is None
@@ -299,17 +301,17 @@ class LinkMonitor:
         sock = writer.get_extra_info("socket")
         if keepalive is None or sock is None:
             return
-        age_s = ack_age_s(sock)
+        age_s = self._acks.ack_age_s(sock)
         if age_s is None:
             return
-        grace_s = max(self._config.keepalive_grace_s, 3 * (round_trip_s(sock) or 0.0))
+        grace_s = max(self._config.keepalive_grace_s, 3 * (self._acks.round_trip_s(sock) or 0.0))
         over_s = age_s - keepalive.idle_s
         if over_s <= grace_s:
             if self._silent_failures:
                 self._silent_failures = 0
                 self._observe(now_s, self._answered_by_keepalive())
             return
-        kick(sock, keepalive)  # one more probe now: a lost one is not an outage
+        self._acks.kick(sock, keepalive)  # one more probe now: a lost one is not an outage
         due = int(over_s // grace_s)
         while self._silent_failures < due:
             self._silent_failures += 1
