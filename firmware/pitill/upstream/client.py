@@ -195,7 +195,7 @@ class UpstreamClient:
         an earlier host is closed (the caller saw it fail). Raises UnreachableError when no
         host is left to use. Nothing is reported to on_signal: the caller observes.
         """
-        async with self._lock:
+        async with self._turn():
             current = self._current if self.connected else None
             index = self.endpoints.index(current.endpoint) if current is not None else None
             if current is None or index is None or index < first:
