@@ -21,7 +21,7 @@ import pytest
 
 from host_messages import OTHER, PAN, request
 from pitill.host.cards import parse_card
-from pitill.host.dashboard import IP_MAX_FAILURES, Dashboard
+from pitill.host.dashboard import IP_MAX_FAILURES, SESSION_IDLE_S, Dashboard
 from pitill.host.operators import LOCKOUT_S, MAX_FAILURES, add_operator, login, password_matches
 from pitill.host.store import HostStore
 from pitill.web.bind import BindAddress
@@ -81,7 +81,10 @@ class Browser:
 
 @asynccontextmanager
 async def dashboard(
-    data_dir: Path, database: str | None, clock: Callable[[], datetime] | None = None
+    data_dir: Path,
+    database: str | None,
+    clock: Callable[[], datetime] | None = None,
+    monotonic: Callable[[], float] | None = None,
 ) -> AsyncIterator[tuple[Dashboard, HostStore]]:
     store = HostStore.open(data_dir, database)
     add_operator(store, "ada", "admin", ADMIN_PW)
@@ -92,6 +95,7 @@ async def dashboard(
         BindAddress("127.0.0.1", 0),
         lambda: HostStore.open(data_dir, database),
         **({"clock": clock} if clock else {}),
+        **({"monotonic": monotonic} if monotonic else {}),
     )
     await board.start()
     try:
@@ -453,5 +457,47 @@ def test_an_operator_removed_or_given_another_role_is_so_at_once(
             finally:
                 await admin.close()
                 await other.close()
+
+    run(main())
+
+
+def test_logins_sent_at_once_cannot_pass_the_address_limit(
+    tmp_path: Path, database: str | None
+) -> None:
+    async def main() -> None:
+        async with dashboard(tmp_path, database) as (board, _):
+            browsers = [Browser(board.url.rstrip("/")) for _ in range(IP_MAX_FAILURES + 5)]
+            try:
+                for browser in browsers:
+                    await browser.get("/login")
+                answers = await asyncio.gather(
+                    *(b.post("/login", {"name": f"n{i}", "password": "wrong password"})
+                      for i, b in enumerate(browsers))
+                )  # fmt: skip
+                statuses = sorted(status for status, _ in answers)
+                assert statuses == [401] * IP_MAX_FAILURES + [429] * 5
+            finally:
+                for browser in browsers:
+                    await browser.close()
+
+    run(main())
+
+
+def test_an_idle_session_ends(tmp_path: Path, database: str | None) -> None:
+    ticks = [1000.0]
+
+    async def main() -> None:
+        async with dashboard(tmp_path, database, monotonic=lambda: ticks[0]) as (board, _):
+            browser = Browser(board.url.rstrip("/"))
+            try:
+                await browser.login("cas", CASHIER_PW)
+                ticks[0] += SESSION_IDLE_S - 1
+                assert "cas (cashier)" in (await browser.get("/"))[1]  # a request renews it
+                ticks[0] += SESSION_IDLE_S + 1
+                async with browser.http.get(browser.base + "/", allow_redirects=False) as r:
+                    assert (r.status, r.headers["Location"]) == (303, "/login")
+                assert board.sessions == {}
+            finally:
+                await browser.close()
 
     run(main())

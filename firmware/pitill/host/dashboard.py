@@ -187,7 +187,7 @@ class Dashboard:
         if session is None:
             return None
         now_s = self.monotonic()
-        if now_s - session.last_s > SESSION_IDLE_S or now_s - session.started_s > SESSION_MAX_S:
+        if _expired(session, now_s):
             del self.sessions[token]
             return None
         session.last_s = now_s
@@ -275,24 +275,37 @@ class Dashboard:
             raise web.HTTPForbidden(text="this login form is stale or not from this page\n")
         client = request.remote or "?"
         now_s = self.monotonic()
+        self._forget_old(now_s)
         failures = self._ip_failures[client]
-        while failures and now_s - failures[0] > IP_WINDOW_S:
-            failures.popleft()
         if len(failures) >= IP_MAX_FAILURES:
             return self._login_response("too many failed logins from here: wait a while", 429)
+        # counted as a failure until it succeeds: attempts sent at once cannot pass the limit
+        failures.append(now_s)
         name, password = str(form.get("name", "")), str(form.get("password", ""))
         try:
             operator = await self._db(lambda store: login(store, name, password, self.clock()))
         except LoginRefused as exc:
-            failures.append(now_s)
             log_event(log, "login_refused", level=logging.WARNING, operator=name[:40])
             return self._login_response(str(exc), 401)
+        failures.remove(now_s)
         token = secrets.token_urlsafe(32)
         self.sessions[token] = Session(operator, secrets.token_urlsafe(32), now_s, now_s)
         log_event(log, "login", operator=operator.name, role=operator.role)
         response = web.HTTPSeeOther("/")
         response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="Strict", path="/")
         raise response
+
+    def _forget_old(self, now_s: float) -> None:
+        """Drop failures older than the window and sessions past their time (both dicts stay
+        as small as the recent traffic)."""
+        for client, failures in list(self._ip_failures.items()):
+            while failures and now_s - failures[0] > IP_WINDOW_S:
+                failures.popleft()
+            if not failures:
+                del self._ip_failures[client]
+        for token, session in list(self.sessions.items()):
+            if _expired(session, now_s):
+                del self.sessions[token]
 
     async def _logout(self, request: web.Request) -> web.StreamResponse:
         await self._posted(request, "view")
@@ -501,3 +514,7 @@ class Dashboard:
                 session.flash = f"refused: {exc}"
         response = web.HTTPSeeOther("/operators")
         raise response
+
+
+def _expired(session: Session, now_s: float) -> bool:
+    return now_s - session.last_s > SESSION_IDLE_S or now_s - session.started_s > SESSION_MAX_S
