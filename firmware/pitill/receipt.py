@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import logging
 import sys
+import threading
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -296,6 +297,9 @@ _MASK_OFFLINE = 0x08
 _MASK_NO_PAPER = 0x72
 _MASK_LOW_PAPER = 0x1E
 NOT_PRINTABLE = (PrinterStatus.NO_PAPER, PrinterStatus.OFFLINE)
+# One job at a time on the printer: a receipt and the Z report printed at once would interleave
+# their bytes, and one job would read the other's status answer.
+PRINTER_LOCK = threading.Lock()
 
 
 class StatusPrinter(EscposPrinter, Protocol):
@@ -381,7 +385,11 @@ class SerialReceipts:
     def _job(self, job: Any) -> None:
         from escpos.printer import Serial
 
-        printer = Serial(devfile=self.devfile, baudrate=self.baudrate, timeout=self.timeout_s)
+        with PRINTER_LOCK:
+            self._job_alone(Serial, job)
+
+    def _job_alone(self, serial: Any, job: Any) -> None:
+        printer = serial(devfile=self.devfile, baudrate=self.baudrate, timeout=self.timeout_s)
         printer.open(raise_not_found=True)
         try:
             printer.device.timeout = self.status_timeout_s  # read(16) waits this for the answer
@@ -419,13 +427,14 @@ class UsbReceipts:
     def _job(self, job: Any) -> None:
         from escpos.printer import Usb
 
-        printer = Usb(self.vendor_id, self.product_id, timeout=self.timeout_ms)
-        printer.open(raise_not_found=True)
-        try:
-            checked(printer, self.name)
-            job(printer)
-        finally:
-            printer.close()
+        with PRINTER_LOCK:
+            printer = Usb(self.vendor_id, self.product_id, timeout=self.timeout_ms)
+            printer.open(raise_not_found=True)
+            try:
+                checked(printer, self.name)
+                job(printer)
+            finally:
+                printer.close()
 
 
 def receipt_sink(config: Config) -> ReceiptSink | None:

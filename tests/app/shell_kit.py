@@ -22,6 +22,7 @@ from pitill.app import Devices, Terminal
 from pitill.card.model import Card
 from pitill.config import Config
 from pitill.core.screens import Screen
+from pitill.core.settlement import Reconciliation
 from pitill.core.state import Phase
 from pitill.core.txn import Txn
 from pitill.core.types import Key, LinkStatus, TxnStatus
@@ -33,7 +34,7 @@ from pitill.journal.store import Journal
 from pitill.receipt import ReceiptSink
 from pitill.records import ForwardItem
 from pitill.sim.indicators import SimIndicators
-from pitill.upstream.messages import AuthAnswer
+from pitill.upstream.messages import AuthAnswer, Batch
 
 GOOD = Card(pan="4111111111111111", expiry_yymm="3012")
 OTHER = Card(pan="5555555555554444", expiry_yymm="3012")
@@ -112,6 +113,7 @@ class FakeUpstream:
     approved: set[int] = field(default_factory=set)  # seqs the host approved (it charged them)
     reversed: dict[int, int] = field(default_factory=dict)  # seq -> reversals received
     advised: dict[int, int] = field(default_factory=dict)  # seq -> advices received
+    reconciled: list[tuple[Batch, Reconciliation]] = field(default_factory=list)  # 0500s
 
     async def authorize(
         self, txn: Txn, local_datetime: str, timeout_s: float | None = None
@@ -146,6 +148,15 @@ class FakeUpstream:
             raise UpstreamError("reversal not sent: host unreachable (injected)")
         self.reversed[item.row.seq] = self.reversed.get(item.row.seq, 0) + 1
         return "00"
+
+    async def reconcile(
+        self, batch: Batch, totals: Reconciliation, currency: str, timeout_s: float | None = None
+    ) -> tuple[str, Reconciliation | None]:
+        """End of day (0500): the host agrees with whatever it is told, and keeps it."""
+        if not self.reachable:
+            raise UpstreamError("0500 not sent: host unreachable (injected)")
+        self.reconciled.append((batch, totals))
+        return "00", totals
 
     async def close(self) -> None:
         for future in self.waiting.values():

@@ -18,8 +18,9 @@ from escpos.printer import Serial
 from shell_kit import ShellRig
 
 from pitill.config import Config, ReceiptConfig, TerminalConfig, config_from_dict
+from pitill.core.settlement import Reconciliation
 from pitill.core.state import Phase
-from pitill.core.types import TxnStatus
+from pitill.core.types import LinkStatus, TxnStatus
 from pitill.errors import ConfigError, PrinterError
 from pitill.receipt import (
     STATUS_ONLINE,
@@ -31,8 +32,10 @@ from pitill.receipt import (
     printer_status,
     receipt_sink,
 )
+from pitill.upstream.messages import Batch
 
 HEADER = ReceiptHeader()
+STATUS_S = 0.6  # how long a status query waits: room for a loaded machine, not a timed assert
 ONLINE, OFFLINE = 0x12, 0x1A  # DLE EOT 1: bit 3 = offline (bits 1 and 4 always set)
 PAPER_OK, PAPER_LOW, NO_PAPER = 0x12, 0x1E, 0x72  # DLE EOT 4
 
@@ -92,7 +95,7 @@ def printer() -> Iterator[AnsweringPrinter]:
 
 
 def status_of(printer: AnsweringPrinter) -> PrinterStatus:
-    device = Serial(devfile=printer.path, timeout=0.3)
+    device = Serial(devfile=printer.path, timeout=STATUS_S)
     device.open(raise_not_found=True)
     try:
         return printer_status(device)
@@ -122,7 +125,7 @@ def test_a_silent_printer_is_unknown_where_python_escpos_says_paper_is_fine(
     printer: AnsweringPrinter,
 ) -> None:
     printer.online = printer.paper = None
-    device = Serial(devfile=printer.path, timeout=0.3)
+    device = Serial(devfile=printer.path, timeout=STATUS_S)
     device.open(raise_not_found=True)
     try:
         assert device.paper_status() == 2  # "adequate": what pitill must not believe
@@ -134,7 +137,9 @@ def test_a_silent_printer_is_unknown_where_python_escpos_says_paper_is_fine(
 def test_out_of_paper_is_refused_before_a_byte_of_the_receipt(printer: AnsweringPrinter) -> None:
     rig_row = _row()
     printer.paper = NO_PAPER
-    sink = SerialReceipts(printer.path, "PITILL01", HEADER, timeout_s=1.0)
+    sink = SerialReceipts(
+        printer.path, "PITILL01", HEADER, timeout_s=1.0, status_timeout_s=STATUS_S
+    )
     with pytest.raises(PrinterError, match="out of paper: receipt NOT printed"):
         sink.print_row(rig_row)
     assert b"TOTAL" not in printer.received()
@@ -145,14 +150,18 @@ def test_out_of_paper_is_refused_before_a_byte_of_the_receipt(printer: Answering
 
 def test_a_printer_that_does_not_answer_still_prints(printer: AnsweringPrinter) -> None:
     printer.online = printer.paper = None
-    SerialReceipts(printer.path, "PITILL01", HEADER, timeout_s=1.0).print_row(_row())
+    SerialReceipts(
+        printer.path, "PITILL01", HEADER, timeout_s=1.0, status_timeout_s=STATUS_S
+    ).print_row(_row())
     assert b"TOTAL" in _wait_for(printer, b"\x1dV")
 
 
 def test_out_of_paper_mid_sale_then_reprinted_from_the_keypad(
     tmp_path: Path, printer: AnsweringPrinter
 ) -> None:
-    sink = SerialReceipts(printer.path, "PITILL01", HEADER, timeout_s=1.0)
+    sink = SerialReceipts(
+        printer.path, "PITILL01", HEADER, timeout_s=1.0, status_timeout_s=STATUS_S
+    )
     rig = ShellRig(tmp_path, receipts=sink)
 
     def screen_text() -> str:
@@ -260,3 +269,26 @@ def _wait_for(printer: AnsweringPrinter, end: bytes) -> bytes:
             break
         select.select([], [], [], 0.02)
     return data
+
+
+def test_end_of_day_with_no_paper_closes_the_day_and_says_the_z_was_not_printed(
+    tmp_path: Path, printer: AnsweringPrinter
+) -> None:
+    sink = SerialReceipts(
+        printer.path, "PITILL01", HEADER, timeout_s=1.0, status_timeout_s=STATUS_S
+    )
+    rig = ShellRig(tmp_path, receipts=sink)
+    try:
+        rig.link(LinkStatus.ONLINE)
+        rig.keys("5", "0", "0", "FN", "OK", "OK")  # a cash sale, its receipt printed
+        assert rig.settle_until(lambda: b"\x1dV" in printer.received())
+        printer.paper = NO_PAPER
+        assert rig.open_menu()
+        rig.keys("5", "OK")
+        assert rig.settle_until(lambda: rig.phase is Phase.REPORT)
+        lines = rig.terminal.state.report_lines
+        assert lines[:2] == ("Z day 1 #1-1", "Host agrees") and "Z report NOT printed" in lines
+        assert rig.upstream.reconciled == [(Batch(1, 1, 1), Reconciliation())]  # cash: none
+        assert rig.journal.z_report(1).totals.by_kind["cash"].count == 1
+    finally:
+        rig.close()

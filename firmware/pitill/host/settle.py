@@ -15,21 +15,23 @@ from pitill.core.settlement import Reconciliation, add_to_reconciliation
 from pitill.host.store import HostStore
 from pitill.upstream.messages import Batch
 
-# The movement a message made -> the kind core/settlement.py counts it as.
-KIND_OF_MOVEMENT = {"sale": "card", "offline_sale": "card", "topup": "topup"}
+# A movement that takes money from the card's account is a debit (a sale, online or offline); one
+# that puts money on it is a credit (a top-up, or a refund when refunds land): by its sign, so a
+# new kind of movement needs no change here. The kinds are core/settlement.py's.
+DEBIT, CREDIT = "card", "topup"
 
 
 def day_totals(store: HostStore, terminal_id: str, batch: Batch) -> Reconciliation:
     rows = store.execute(
         "SELECT m.class, m.stan, m.response_code, m.amount_minor, m.movement_id, m.reversed_by,"
-        " m.reason, v.kind FROM messages m LEFT JOIN movements v ON v.id = m.movement_id"
+        " m.reason, v.amount_minor FROM messages m LEFT JOIN movements v ON v.id = m.movement_id"
         " WHERE m.terminal_id = ?",
         (terminal_id,),
     ).fetchall()
     # The reason of each reversal that gave money back, by the movement it made.
     reasons = {row[4]: row[6] for row in rows if row[0] == "reversal" and row[4] is not None}
     totals: dict[str, int] = {}
-    for klass, stan, code, amount, movement, reversed_by, _reason, kind in rows:
+    for klass, stan, code, amount, movement, reversed_by, _reason, moved in rows:
         if not batch.holds(int(stan)) or klass == "reversal":
             continue
         answer = AnswerKind.SALE if klass == "sale" else AnswerKind.ADVICE
@@ -41,7 +43,7 @@ def day_totals(store: HostStore, terminal_id: str, batch: Batch) -> Reconciliati
         voided = reasons.get(reversed_by) == REVERSAL_REASON_CUSTOMER_CANCELLATION
         if reversed_by is not None and not voided:
             continue  # reversed because its answer was lost: on neither side
-        what = KIND_OF_MOVEMENT.get(str(kind), "card")
+        what = DEBIT if int(moved) < 0 else CREDIT
         taken = int(amount or 0)
         add_to_reconciliation(totals, what, reversal=False, count=1, amount_minor=taken)
         if voided:
