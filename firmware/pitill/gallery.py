@@ -17,12 +17,14 @@ from pitill.core.events import (
     BacklogChanged,
     Booted,
     CardSwiped,
+    DayClosed,
     Event,
     KeyPressed,
     LastSaleFound,
     LinkChanged,
     PinChecked,
     ReaderChanged,
+    ReceiptFound,
     RecordFailed,
     ReportReady,
     VoidDone,
@@ -77,6 +79,11 @@ REPORT_LINES = (
     "Declined after 0 0.00",
     "Reversals due 0",
 )
+
+
+# The Z report's first page (end of day, FN 5) as journal/days.py writes it, agreed and not.
+Z_AGREED = ("Z day 3 #118-164", "Host agrees", "Card Online 31 702.40", "Card Offline 4 61.00")
+Z_DISAGREES = ("Z day 3 #118-164", "HOST DISAGREES (95)", "debits 35/36", "debits minor")
 
 
 def core_gallery() -> dict[str, Screen]:
@@ -135,6 +142,12 @@ def core_gallery() -> dict[str, Screen]:
                 ReportReady(0.0, REPORT_LINES),
             ]
         ),
+        "end_of_day": run([*ONLINE, *SUPERVISOR, *keys("5")]),
+        "z_report": run([*ONLINE, *SUPERVISOR, *keys("5", "OK"), DayClosed(0.0, True, Z_AGREED)]),
+        "z_disagrees": run(
+            [*ONLINE, *SUPERVISOR, *keys("5", "OK"), DayClosed(0.0, True, Z_DISAGREES)]
+        ),
+        "reprint": run([*ONLINE, *SUPERVISOR, *keys("6"), ReceiptFound(0.0, 41, "12.50 APPROVED")]),
         "topped_up": run(
             [
                 *ONLINE,
