@@ -539,17 +539,17 @@ def test_heal_delay_is_uniform_up_to_the_jitter_reproducible_and_off_at_zero() -
     assert heal_delay_s(random.Random(5), 0.0) == 0.0
 
 
-def test_the_window_grows_with_prompt_answers_and_halves_once_per_round_trip_when_slow() -> None:
+def test_the_window_grows_by_one_per_prompt_answer_and_halves_per_slow_one() -> None:
     size = WindowSize(limit=16, prompt_s=0.5)
     assert size.size == 1
     for n in range(20):  # prompt answers: one more each, up to the limit
         size.answered(sent_at=n, now=n + 0.03)
     assert size.size == 16
+    size.answered(sent_at=100.0, now=100.5)  # exactly the threshold is still prompt
+    assert size.size == 16
     size.answered(sent_at=100.0, now=101.0)  # a slow one: halved
     assert size.size == 8
-    size.answered(sent_at=100.1, now=101.1)  # sent before that cut: the same round trip
-    assert size.size == 8
-    size.answered(sent_at=101.5, now=102.5)  # sent after it: slow again, halved again
+    size.answered(sent_at=100.1, now=101.1)
     assert size.size == 4
     for n in range(5):
         size.answered(sent_at=200.0 + n, now=201.5 + n)

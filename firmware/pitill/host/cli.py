@@ -302,7 +302,8 @@ def add_parser(commands: Commands) -> None:
         "--window",
         type=number(Bound(1, 256), integer=True),
         default=UpstreamConfig.forward_window,
-        help="advices each terminal keeps in flight (upstream.forward_window; default "
+        help="advices each terminal has in flight at most, the window opening and closing as "
+        "the terminal's forwarder does (upstream.forward_window; default "
         f"{UpstreamConfig.forward_window}; 1: one at a time)",
     )
     load.add_argument(

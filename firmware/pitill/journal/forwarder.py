@@ -93,29 +93,26 @@ class ForwarderStats:
 class WindowSize:
     """How many messages may be in flight now, from 1 up to `limit` (upstream.forward_window).
 
-    A prompt answer (round trip <= prompt_s, the link's slow_threshold_s) lets one more go; a
-    slow one halves it, at most once per round trip (only answers sent after the last cut
-    count); a failure or a heal starts again from 1. So one terminal over a 30 ms WAN is at 16
-    within a few round trips, while 200 terminals healing at once stop growing as soon as the
-    host's queue makes answers slow, instead of queueing 200 x 16 advices there, each past its
-    timeout. `pitill host load` sizes its windows with this same rule.
+    A prompt answer (round trip <= prompt_s, the link's slow_threshold_s) lets one more go: the
+    window doubles every round trip while the host keeps up. A slow one halves it, and a failure
+    or a heal starts it again from 1. So one terminal over a 30 ms WAN is at 32 within a few
+    round trips, while 200 terminals healing at once shrink back as soon as the host's queue
+    makes answers slow, instead of queueing 200 x 32 advices there, each past its timeout.
+    `pitill host load` sizes its windows with this same rule.
     """
 
     limit: int
     prompt_s: float
     size: int = 1
-    _cut_at: float = float("-inf")
 
     def answered(self, sent_at: float, now: float) -> None:
         if now - sent_at <= self.prompt_s:
             self.size = min(self.limit, self.size + 1)
-        elif sent_at >= self._cut_at:
+        else:
             self.size = max(1, self.size // 2)
-            self._cut_at = now
 
     def restart(self) -> None:
         self.size = 1
-        self._cut_at = float("-inf")
 
 
 def heal_delay_s(rng: random.Random, jitter_s: float) -> float:
