@@ -34,6 +34,7 @@ from pitill.drivers.evdev_keypad import find_device
 from pitill.drivers.hwconfig import PIN_FACTORY_FIX, open_pin_factory
 from pitill.drivers.pn532_reader import Pn532Reader, load_meta_key, open_nfcpy
 from pitill.errors import ConfigError, HardwareError
+from pitill.receipt import StatusSink, check_printer
 from pitill.wallclock import FIX as CLOCK_FIX
 from pitill.wallclock import clock_problem, to_utc
 
@@ -411,6 +412,7 @@ def run_doctor(
     reader: ReaderConfig | None = None,  # which reader; None: the serial stripe reader
     extra_pins: Sequence[PinUse] = (),  # pins other parts claim (an SPI display's DC/RST...)
     paths: SystemPaths | None = None,
+    printer: StatusSink | None = None,  # the receipt printer ([receipt]); None: none fitted
 ) -> list[Check]:
     gpio = gpio or GpioConfig()
     usb_keypad = usb_keypad or UsbKeypadConfig()
@@ -454,7 +456,17 @@ def run_doctor(
     if usb_keypad.enabled:
         device = usb_keypad.device
         checks.append(_guarded("USB keypad", lambda: check_usb_keypad(device)))
+    if printer is not None:
+        sink = printer
+        checks.append(_guarded("receipt printer", lambda: check_receipt_printer(sink)))
     return checks
+
+
+def check_receipt_printer(sink: StatusSink) -> Check:
+    """Out of paper or offline fails (sales go on, receipts do not print); silent is unknown."""
+    ok, detail = check_printer(sink)
+    fix = "load paper, switch the printer on, check its cable and [receipt] in the config"
+    return Check("receipt printer", ok, detail, fix)
 
 
 def format_report(checks: Sequence[Check]) -> str:

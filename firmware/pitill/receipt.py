@@ -382,6 +382,19 @@ class SerialReceipts:
     def print_text(self, name: str, text: str) -> None:
         self._job(lambda p: (p.text(text), p.cut()))
 
+    def status(self) -> PrinterStatus:
+        """What the printer says now (`pitill doctor`); raises when the port does not open."""
+        from escpos.printer import Serial
+
+        with PRINTER_LOCK:
+            printer = Serial(devfile=self.devfile, baudrate=self.baudrate, timeout=self.timeout_s)
+            printer.open(raise_not_found=True)
+            try:
+                printer.device.timeout = self.status_timeout_s
+                return printer_status(printer)
+            finally:
+                printer.close()
+
     def _job(self, job: Any) -> None:
         from escpos.printer import Serial
 
@@ -424,6 +437,18 @@ class UsbReceipts:
     def print_text(self, name: str, text: str) -> None:
         self._job(lambda p: (p.text(text), p.cut()))
 
+    def status(self) -> PrinterStatus:
+        """What the printer says now (`pitill doctor`); raises when it is not found."""
+        from escpos.printer import Usb
+
+        with PRINTER_LOCK:
+            printer = Usb(self.vendor_id, self.product_id, timeout=self.timeout_ms)
+            printer.open(raise_not_found=True)
+            try:
+                return printer_status(printer)
+            finally:
+                printer.close()
+
     def _job(self, job: Any) -> None:
         from escpos.printer import Usb
 
@@ -435,6 +460,21 @@ class UsbReceipts:
                 job(printer)
             finally:
                 printer.close()
+
+
+class StatusSink(Protocol):
+    def status(self) -> PrinterStatus: ...
+
+
+def check_printer(sink: StatusSink) -> tuple[bool, str]:
+    """`pitill doctor`'s look at the receipt printer: (fine to sell with, what it said)."""
+    try:
+        status = sink.status()
+    except Exception as exc:  # not found, no permission, no pyusb...
+        return False, f"cannot open it: {type(exc).__name__}: {exc}"
+    if status is PrinterStatus.UNKNOWN:
+        return True, "opens, but does not answer status queries (DLE EOT): state unknown"
+    return status not in NOT_PRINTABLE, f"says: {status.value}"
 
 
 def receipt_sink(config: Config) -> ReceiptSink | None:

@@ -16,6 +16,7 @@ from pitill.config import EXAMPLE_CONFIG, Config, load_config
 from pitill.doctor import Check, exit_code, format_report, run_doctor, run_journal_checks
 from pitill.errors import ConfigError
 from pitill.logs import configure_logging
+from pitill.receipt import SerialReceipts, StatusSink, UsbReceipts, receipt_sink
 
 DEFAULT_DATA_DIR = Path("/var/lib/pitill")  # the unit's StateDirectory
 
@@ -147,7 +148,14 @@ def doctor_checks(config: Config) -> list[Check]:
         serial_port=config.reader.port if config.reader.type != "usb-stripe" else None,
         reader=config.reader,
         extra_pins=spi_pins if on_bus and display.interface == "spi" else (),
+        printer=printer_of(config),
     )
+
+
+def printer_of(config: Config) -> StatusSink | None:
+    """The receipt printer [receipt] names, as the doctor asks it for its status."""
+    sink = receipt_sink(config)
+    return sink if isinstance(sink, (SerialReceipts, UsbReceipts)) else None
 
 
 def config_checks(path: Path | None) -> tuple[list[Check], Config | None]:

@@ -292,3 +292,20 @@ def test_end_of_day_with_no_paper_closes_the_day_and_says_the_z_was_not_printed(
         assert rig.journal.z_report(1).totals.by_kind["cash"].count == 1
     finally:
         rig.close()
+
+
+def test_the_doctor_asks_the_printer(printer: AnsweringPrinter, tmp_path: Path) -> None:
+    from pitill.doctor import check_receipt_printer
+
+    sink = SerialReceipts(printer.path, "PITILL01", HEADER, status_timeout_s=STATUS_S)
+    ready = check_receipt_printer(sink)
+    assert ready.ok and ready.detail == "says: ready"
+    printer.paper = NO_PAPER
+    empty = check_receipt_printer(sink)
+    assert empty.failed and empty.detail == "says: out of paper" and "load paper" in empty.fix
+    printer.online = printer.paper = None
+    silent = check_receipt_printer(sink)
+    assert silent.ok and "does not answer status queries" in silent.detail
+    gone = SerialReceipts(str(tmp_path / "ttyUSB9"), "PITILL01", HEADER)
+    missing = check_receipt_printer(gone)
+    assert missing.failed and missing.detail.startswith("cannot open it")
