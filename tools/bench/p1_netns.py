@@ -104,7 +104,9 @@ def measure(options: Options) -> list[Figure]:
     idle_s = 3.0 if options.quick else 130.0
     outcome = _run(network, DEFAULTS, options, idle_s)
     figures = _figures(outcome, network, DEFAULTS)
-    figures += _figures(_run(dns, NO_CACHE, options, 0.0), dns, NO_CACHE)
+    dns_outcome = _run(dns, NO_CACHE, options, 0.0)
+    figures += _figures(dns_outcome, dns, NO_CACHE)
+    doubts = outcome["not_online"] + dns_outcome["not_online"]
     counts: dict[str, int] = outcome["idle_counts"]
     window_s, span_s = outcome["idle_window_s"], outcome["echo_span_s"]
     if span_s > 0:
@@ -123,6 +125,7 @@ def measure(options: Options) -> list[Figure]:
                 f"{counts.get('echoes', 0)} echoes and {counts.get('connections', 0)} TCP "
                 f"connections reached the namespace's host in {window_s:.0f} s of an idle "
                 f"terminal; the rate is taken {how} echo"
+                + (f". Rounds that found it not ONLINE: {'; '.join(doubts)}" if doubts else "")
             ),
         )
     )

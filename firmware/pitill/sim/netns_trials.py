@@ -39,7 +39,8 @@ from pitill.sim.reader_emulator import TEST_CARDS
 from pitill.sim.world import SimWorld
 from pitill.upstream.resolver import SystemResolver
 
-LIMIT_S = 20.0  # every wait gives up after this
+LIMIT_S = 20.0  # every wait gives up after this...
+ONLINE_LIMIT_S = 90.0  # ...but the one for ONLINE before a round: a doubt may last an echo interval
 SETTLE_S = 2.0  # after the first ONLINE, before the idle window
 IDLE_POLL_S = 0.25  # how often the idle window asks the host for its counts
 SALE_MINOR = 700
@@ -77,6 +78,8 @@ class Result:
     echoes_in_span: int = 0  # ...and the echoes after the first in between
     rounds: list[Round] = field(default_factory=list)
     port: int = 0
+    # Rounds that found the terminal not ONLINE when they were due, and for how long it stayed so.
+    not_online: list[str] = field(default_factory=list)
 
 
 class Watch:
@@ -84,9 +87,11 @@ class Watch:
 
     def __init__(self) -> None:
         self.status = LinkStatus.UNKNOWN
+        self.reason = ""
         self.changes: list[tuple[float, LinkStatus]] = []
 
     def on_screen(self, screen: Screen, image: object) -> None:
+        self.reason = screen.status.reason
         if screen.status.link is not self.status:
             self.status = screen.status.link
             self.changes.append((asyncio.get_running_loop().time(), self.status))
@@ -115,14 +120,24 @@ async def _finish_sale(driver: Driver) -> str:
 
 
 async def _round(
-    fault: str, kind: str, plan: Plan, site: HostSite, driver: Driver, watch: Watch, rng: Any
+    fault: str,
+    kind: str,
+    plan: Plan,
+    site: HostSite,
+    driver: Driver,
+    watch: Watch,
+    rng: Any,
+    waited: list[str],
 ) -> Round:
     loop = asyncio.get_running_loop()
     result = Round(fault, kind)
     expect = LinkStatus[plan.expect]
     interval_s = driver.world.config.upstream.probe_interval_s
-    if not await driver.until(lambda: watch.status is LinkStatus.ONLINE, LIMIT_S):
-        raise SystemExit(f"netns trials: not ONLINE before {fault} (screen: {watch.status})")
+    due_s, was = loop.time(), f"{watch.status.value} {watch.reason}".strip()
+    if not await driver.until(lambda: watch.status is LinkStatus.ONLINE, ONLINE_LIMIT_S):
+        raise SystemExit(f"netns trials: not ONLINE before {fault} (screen: {was})")
+    if loop.time() - due_s > 1.0:
+        waited.append(f"before {fault}: {was} for {loop.time() - due_s:.1f} s")
     await driver.until(lambda: driver.phase is Phase.IDLE, LIMIT_S)
     await asyncio.sleep(rng.uniform(0, interval_s))
     started_s = loop.time()
@@ -203,10 +218,14 @@ async def run(lab: Lab, directory: Path, plan: Plan, config: Config) -> Result:
             await _idle_window(site, plan.idle_s, result)
         for fault in plan.faults:
             for _ in range(plan.rounds):
-                result.rounds.append(await _round(fault, "detect", plan, site, driver, watch, rng))
+                result.rounds.append(
+                    await _round(fault, "detect", plan, site, driver, watch, rng, result.not_online)
+                )
             for _ in range(plan.customers):
                 result.rounds.append(
-                    await _round(fault, "customer", plan, site, driver, watch, rng)
+                    await _round(
+                        fault, "customer", plan, site, driver, watch, rng, result.not_online
+                    )
                 )
     finally:
         await world.stop()
