@@ -6,8 +6,11 @@ dialling the host by its DNS name through the operating system's resolver. Per f
 from the fault to the screen's status bar showing OFFLINE (median and max over the rounds, each
 at a random phase of the probe schedule, idle), and the time the first customer waited: a sale
 keyed and swiped right after the fault, from the swipe to its answer (online, offline or cash).
-The network faults run with the default config; the DNS faults with `cache_resolved = false`
-(with remembered addresses a vanished name is ridden out: DEGRADED DNS, sales still online).
+A frozen host (SIGSTOP) keeps its connections: its kernel still acknowledges keepalives, so idle
+only the next echo shows it (up to echo_interval_s); its goal is the issue's: the first customer
+waits at most request_timeout_s. The network faults run with the default config; the DNS faults
+with `cache_resolved = false` (with remembered addresses a vanished name is ridden out: DEGRADED
+DNS, sales still online).
 
 The cost: the echo requests the host receives from an idle terminal (the default config), asked
 from the host over its stdin every quarter second of a bounded idle window, as a rate between
@@ -24,8 +27,9 @@ from typing import Any
 
 from benchlib import Figure, Options
 
+from pitill.config import Config
 from pitill.sim.netns import DNS_FAULTS, FAULTS, open_lab, unavailable
-from pitill.sim.netns_trials import Plan, spawn
+from pitill.sim.netns_trials import LIMIT_S, Plan, spawn
 
 NETWORK_FAULTS = tuple(f for f in FAULTS if f not in DNS_FAULTS)
 # The goals (today's sandbox figures): refused <= 1 s, blackhole <= 1.5 s, DNS <= 1 s.
@@ -36,6 +40,9 @@ GOAL_S = {
     **{fault: 1.0 for fault in DNS_FAULTS},
 }
 ECHOES_GOAL_PER_H = 60.0
+# A frozen host process: its kernel keeps the connection (and keepalives) alive.
+SHOWN_BY_ASKING = frozenset({"host-stopped"})
+SWIPE_TO_REQUEST_S = 0.1  # from the swipe to the request leaving, beside the request's timeout
 DEFAULTS, NO_CACHE = "defaults", "cache_resolved = false"
 
 
@@ -54,7 +61,9 @@ def _run(
         return spawn(lab, Path(directory) / "run", plan, config, limit_s=1800)
 
 
-def _figures(outcome: dict[str, Any], faults: tuple[str, ...], config_name: str) -> list[Figure]:
+def _figures(
+    outcome: dict[str, Any], faults: tuple[str, ...], config_name: str, request_timeout_s: float
+) -> list[Figure]:
     figures = []
     for fault in faults:
         rounds = [r for r in outcome["rounds"] if r["fault"] == fault]
@@ -65,21 +74,38 @@ def _figures(outcome: dict[str, Any], faults: tuple[str, ...], config_name: str)
         waits = [r["customer_s"] for r in customers]
         waited = max((w if w is not None else math.inf) for w in waits) if waits else math.nan
         median = statistics.median(got) if got else math.inf
-        goal = GOAL_S[fault]
         phases = ", ".join(r["customer_phase"] or "no answer" for r in customers)
+        note = (
+            f"{len(detect)} idle rounds, {len(got)} shown OFFLINE within {LIMIT_S:g} s; the "
+            f"first customer's sale ({len(customers)} round(s)) ended {phases}"
+        )
+        if fault in SHOWN_BY_ASKING:
+            # Its kernel still acknowledges: only an echo (one a minute idle) or a request shows
+            # it, so the goal is the issue's: the first customer waits at most the timeout.
+            limit_s = request_timeout_s + SWIPE_TO_REQUEST_S
+            goal = f"1st customer <= {request_timeout_s:g} + {SWIPE_TO_REQUEST_S:g} s"
+            meets = waited <= limit_s
+            waited_text = f"{waited:.3f} s"
+            note += (
+                f"; idle, only the next echo (echo_interval_s) shows it: the first request's "
+                f"request_timeout_s ({request_timeout_s:g} s) does"
+            )
+        else:
+            goal, meets = f"max <= {GOAL_S[fault]:g} s", worst <= GOAL_S[fault]
+            waited_text = f"{waited:.2f} s"
+        shown = f"median {median:.2f} s, max {worst:.2f} s; 1st customer {waited_text}"
+        if not got:
+            shown = f"idle: not within {LIMIT_S:g} s; 1st customer {waited_text}"
         figures.append(
             Figure(
                 "P1",
                 f"netns {fault} -> OFFLINE screen [{config_name}]",
                 median,
                 "s",
-                goal=f"max <= {goal:g} s",
-                meets=worst <= goal,
-                shown=f"median {median:.2f} s, max {worst:.2f} s; 1st customer {waited:.2f} s",
-                note=(
-                    f"{len(detect)} rounds ({len(got)} shown OFFLINE within the limit); the "
-                    f"first customer's sale ({len(customers)} round(s)) ended {phases}"
-                ),
+                goal=goal,
+                meets=meets,
+                shown=shown,
+                note=note,
             )
         )
     return figures
@@ -103,16 +129,23 @@ def measure(options: Options) -> list[Figure]:
     # 130 s holds at least two echoes at one a minute: the rate is taken between them.
     idle_s = 3.0 if options.quick else 130.0
     outcome = _run(network, DEFAULTS, options, idle_s)
-    figures = _figures(outcome, network, DEFAULTS)
+    request_timeout_s = Config().upstream.request_timeout_s
+    figures = _figures(outcome, network, DEFAULTS, request_timeout_s)
     dns_outcome = _run(dns, NO_CACHE, options, 0.0)
-    figures += _figures(dns_outcome, dns, NO_CACHE)
+    figures += _figures(dns_outcome, dns, NO_CACHE, request_timeout_s)
     doubts = outcome["not_online"] + dns_outcome["not_online"]
     counts: dict[str, int] = outcome["idle_counts"]
     window_s, span_s = outcome["idle_window_s"], outcome["echo_span_s"]
     if span_s > 0:
-        per_hour, how = outcome["echoes_in_span"] * 3600 / span_s, "between the first and last"
+        per_hour, how = (
+            outcome["echoes_in_span"] * 3600 / span_s,
+            "between the window's first and last echo",
+        )
     else:  # fewer than two echoes in the window: at most this many
-        per_hour, how = counts.get("echoes", 0) * 3600 / window_s, "over the whole window"
+        per_hour, how = (
+            counts.get("echoes", 0) * 3600 / window_s,
+            "over the whole window (fewer than two echoes in it)",
+        )
     figures.append(
         Figure(
             "P1",
@@ -124,7 +157,7 @@ def measure(options: Options) -> list[Figure]:
             note=(
                 f"{counts.get('echoes', 0)} echoes and {counts.get('connections', 0)} TCP "
                 f"connections reached the namespace's host in {window_s:.0f} s of an idle "
-                f"terminal; the rate is taken {how} echo"
+                f"terminal; the rate is taken {how}"
                 + (f". Rounds that found it not ONLINE: {'; '.join(doubts)}" if doubts else "")
             ),
         )
