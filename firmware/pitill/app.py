@@ -11,6 +11,7 @@ next event taken, ahead of anything already queued.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import time
@@ -85,7 +86,7 @@ from pitill.journal.seal import KEY_FILE_NAME, Sealer
 from pitill.journal.store import MODE_SETTING, Journal
 from pitill.logs import log_event
 from pitill.receipt import ReceiptSink
-from pitill.records import ForwardItem, ForwardKind, JournalRow
+from pitill.records import ForwardItem, ForwardKind, HotlistPage, JournalRow
 from pitill.sdnotify import Notifier, run_watchdog
 from pitill.supervisor import PinGuard
 from pitill.upstream.client import UpstreamClient
@@ -101,6 +102,8 @@ log = logging.getLogger("pitill.app")
 
 ScreenListener = Callable[[Screen, Image.Image], None]
 RUNTIME_SAVE_S = 60.0
+HOTLIST_REFRESH_S = 300.0  # besides each time the host comes back
+HOTLIST_MAX_PAGES = 1000  # one sync's bound: 48,000 changes
 CLOCK_CHECK_S = 5.0  # how soon a clock that NTP has just set right stops being flagged
 
 
@@ -120,6 +123,14 @@ class AuthClient(AdviceSender, dayend.Reconciler, Protocol):
     ) -> AuthAnswer: ...
 
     async def close(self) -> None: ...
+
+
+class HotlistSource(Protocol):
+    """Where the program's hotlist comes from (UpstreamClient.fetch_hotlist)."""
+
+    async def fetch_hotlist(
+        self, version: int, timeout_s: float | None = None
+    ) -> HotlistPage | None: ...
 
 
 class Monitor(Protocol):
@@ -192,8 +203,11 @@ class Terminal:
         monotonic: Callable[[], float] = time.monotonic,
         call_later: CallLater | None = None,
         receipts: ReceiptSink | None = None,
+        hotlist: HotlistSource | None = None,
     ) -> None:
         self.config = config
+        self.hotlist = hotlist  # None: no hotlist is fetched (the fakes of the shell's tests)
+        self._hotlist_wake = asyncio.Event()
         self.devices = devices
         self.journal = journal
         self.client = client
@@ -256,8 +270,19 @@ class Terminal:
                 self.calendar_yymm(),
                 last_sun_counter=self.last_sun_counter(card),
                 offline_sales_of_card=self.offline_sales_of_card(card),
+                hotlisted=self.is_hotlisted(card),
             )
         )
+
+    def is_hotlisted(self, card: Card) -> bool:
+        """The journal's hotlist lookup (one indexed query, on the loop). A journal that cannot
+        answer counts as "not listed": online the host declines anyway, offline it is the
+        merchant's loss, as it was before there was a hotlist."""
+        try:
+            return self.journal.is_hotlisted(card)
+        except StorageError as exc:
+            log_event(log, "hotlist_lookup_failed", level=logging.ERROR, error=str(exc))
+            return False
 
     def last_sun_counter(self, card: Card) -> int | None:
         """For a SUN tap, the highest read counter the journal holds for that card (one indexed
@@ -753,7 +778,10 @@ class Terminal:
         """Called by the monitor on this loop."""
         self.event_log.write(self.now_s(), "link", status=status.value, reason=reason)
         log_event(log, "link_changed", status=status.value, reason=reason)
-        self.forwarder.set_online(status in (LinkStatus.ONLINE, LinkStatus.DEGRADED))
+        online = status in (LinkStatus.ONLINE, LinkStatus.DEGRADED)
+        if online and self.state.link not in (LinkStatus.ONLINE, LinkStatus.DEGRADED):
+            self._hotlist_wake.set()  # after each (re)connect: what changed meanwhile
+        self.forwarder.set_online(online)
         self.enqueue(LinkChanged(self.now_s(), status, reason))
         if status is not LinkStatus.OFFLINE:
             self._owed_wake.set()  # an owed reversal goes as soon as the host may be reached
@@ -827,6 +855,8 @@ class Terminal:
         self._spawn(self._watch_clock())
         self._spawn(self._settle_owed())
         self._spawn(self._settle_days())
+        if self.hotlist is not None:
+            self._spawn(self._keep_hotlist(self.hotlist))
         self.notifier.ready()
         log_event(log, "ready", next_seq=self.state.next_seq, pending=self.state.pending)
 
@@ -839,6 +869,36 @@ class Terminal:
             except StorageError as exc:
                 log_event(log, "runtime_not_saved", level=logging.WARNING, error=str(exc))
             self.enqueue(self.backlog_event())
+
+    async def _keep_hotlist(self, source: HotlistSource) -> None:
+        """The program's hotlist, after each (re)connect and every HOTLIST_REFRESH_S."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._hotlist_wake.wait(), HOTLIST_REFRESH_S)
+            self._hotlist_wake.clear()
+            if self.state.link is not LinkStatus.OFFLINE:
+                await self.sync_hotlist(source)
+
+    async def sync_hotlist(self, source: HotlistSource) -> None:
+        """Ask for the changes since the journal's version, page by page, each page applied in
+        one commit; a failure leaves the list as it was for the next try."""
+        for _ in range(HOTLIST_MAX_PAGES):
+            have = self.journal.hotlist_version()
+            try:
+                page = await source.fetch_hotlist(have)
+                if page is None:
+                    return  # the host keeps no hotlist (the sandbox acquirer)
+                applied = self.journal.apply_hotlist(page, have)
+            except (UpstreamError, StorageError) as exc:  # ProtocolError is an UpstreamError
+                log_event(log, "hotlist_not_updated", level=logging.WARNING, error=str(exc))
+                return
+            if applied:
+                log_event(log, "hotlist_updated", version=page.version, changes=len(page.changes))
+                self.event_log.write(
+                    self.now_s(), "hotlist", version=page.version, changes=len(page.changes)
+                )
+                if not page.more:
+                    return
 
     async def _watch_clock(self) -> None:
         """A Pi's clock jumps when NTP answers: notice it within CLOCK_CHECK_S."""
@@ -916,5 +976,6 @@ def build_terminal(
         forwarder,
         event_log=event_log,
         receipts=receipts,
+        hotlist=client,
     )
     return terminal

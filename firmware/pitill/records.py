@@ -42,6 +42,18 @@ class JournalRow:
     balance_minor: int | None = None  # the card's balance after it, as the host answered (54)
 
 
+@dataclass(frozen=True)
+class HotlistPage:
+    """One answer to a hotlist request (0810, field 48): the program's hotlist key, the version
+    the terminal is at once it applied `changes` (entry, listed) in order, and whether more
+    changes wait after it. See card/hotlist.py for what an entry is."""
+
+    key_hex: str
+    version: int
+    more: bool
+    changes: tuple[tuple[str, bool], ...]
+
+
 class ForwardKind(StrEnum):
     REVERSAL = "reversal"  # 0420 / 0421: goes before everything else
     ADVICE = "advice"  # 0220 / 0221

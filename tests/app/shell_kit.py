@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pitill.app import Devices, Terminal
+from pitill.app import Devices, HotlistSource, Terminal
 from pitill.card.model import Card
 from pitill.config import Config
 from pitill.core.screens import Screen
@@ -183,7 +183,11 @@ class ShellRig:
     """A Terminal on the fakes above, on its own event loop. Call close() at the end."""
 
     def __init__(
-        self, data_dir: Path, config: Config | None = None, receipts: ReceiptSink | None = None
+        self,
+        data_dir: Path,
+        config: Config | None = None,
+        receipts: ReceiptSink | None = None,
+        hotlist: HotlistSource | None = None,
     ) -> None:
         self.loop = asyncio.new_event_loop()
         self.clock = FakeClock()
@@ -213,6 +217,7 @@ class ShellRig:
             monotonic=self.clock.monotonic,
             call_later=self.clock.call_later,
             receipts=receipts,
+            hotlist=hotlist,
         )
         self.terminal = terminal
         self.shown: list[Shown] = []

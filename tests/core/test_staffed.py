@@ -4,10 +4,10 @@ FN 7 top-up with cash and FN 8 balance inquiry."""
 from __future__ import annotations
 
 import pytest
-from till import EXPIRED, Till
+from till import EXPIRED, GOOD, TODAY, Till
 
 from pitill.core.effects import Authorize, OpenDrawer, PrintReceipt, Record, Show
-from pitill.core.events import AuthOutcome, AuthResult
+from pitill.core.events import AuthOutcome, AuthResult, CardSwiped
 from pitill.core.state import Phase, Settings
 from pitill.core.txn import Txn
 from pitill.core.types import LinkStatus, TxnKind, TxnStatus
@@ -151,3 +151,49 @@ def test_an_expired_card_never_reaches_the_host_for_a_top_up() -> None:
     effects = till.swipe(EXPIRED)
     assert not any(isinstance(e, (Record, Authorize)) for e in effects)
     assert till.state.phase is Phase.DECLINED
+
+
+# --- the program's hotlist ------------------------------------------------------------------------
+
+
+def hotlisted_swipe(till: Till) -> tuple[object, ...]:
+    return till.feed(CardSwiped(till.now_s, GOOD, TODAY, hotlisted=True))
+
+
+def test_offline_a_hotlisted_card_is_declined_and_journaled_as_the_terminals_decline() -> None:
+    till = Till(next_seq=5)
+    till.link(LinkStatus.OFFLINE)
+    till.keys("5", "0", "0", "OK")
+    effects = hotlisted_swipe(till)
+    record = next(e for e in effects if isinstance(e, Record))
+    assert (record.txn.status, record.txn.response_code, record.txn.seq) == (
+        TxnStatus.DECLINED, "Z3", 5,
+    )  # fmt: skip
+    assert till.state.phase is Phase.DECLINED and "CARD BLOCKED" in till.screen_text
+    assert till.state.offline_count == 0 and till.state.next_seq == 6
+
+
+def test_online_a_hotlisted_card_goes_to_the_host_which_decides() -> None:
+    till = Till()
+    till.link(LinkStatus.ONLINE)
+    till.keys("5", "0", "0", "OK")
+    effects = hotlisted_swipe(till)
+    assert any(isinstance(e, Authorize) for e in effects)  # unblocked meanwhile? the host knows
+    till.feed(AuthResult(till.now_s, 1, AuthOutcome.APPROVED, "00", "000001"))
+    assert till.state.phase is Phase.APPROVED
+
+
+@pytest.mark.parametrize("outcome", [AuthOutcome.UNREACHABLE, AuthOutcome.TIMEOUT])
+def test_a_hotlisted_card_whose_0200_failed_is_not_approved_offline(outcome: AuthOutcome) -> None:
+    till = Till()
+    till.link(LinkStatus.ONLINE)
+    till.keys("5", "0", "0", "OK")
+    hotlisted_swipe(till)
+    till.feed(AuthResult(till.now_s, 1, outcome))
+    assert till.state.phase is Phase.DECLINED and "CARD BLOCKED" in till.screen_text
+    statuses = [r.txn.status for r in till.records()]
+    if outcome is AuthOutcome.TIMEOUT:  # the 0200 may have charged: reversed, then declined
+        assert statuses[-2:] == [TxnStatus.REVERSAL_PENDING, TxnStatus.DECLINED]
+    else:  # never sent: its own seq is the decline
+        assert statuses == [TxnStatus.AUTHORIZING, TxnStatus.DECLINED]
+    assert not any(r.txn.status is TxnStatus.PENDING for r in till.records())

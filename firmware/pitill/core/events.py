@@ -36,7 +36,8 @@ class CardSwiped:
     today_yymm is the date the shell trusts (wallclock.py), for expiry; last_sun_counter is the
     highest SUN read counter the journal holds for this card (None: never seen, or not a SUN
     card); offline_sales_of_card is this card's offline approvals the journal counts against its
-    per-card limit.
+    per-card limit; hotlisted says the program's hotlist, as the journal last received it,
+    holds this card (refused offline; online the host decides).
     """
 
     now_s: float
@@ -44,6 +45,7 @@ class CardSwiped:
     today_yymm: str
     last_sun_counter: int | None = None
     offline_sales_of_card: int = 0
+    hotlisted: bool = False
 
 
 @dataclass(frozen=True)

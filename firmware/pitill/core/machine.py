@@ -516,8 +516,8 @@ def card_swiped(state: TerminalState, event: Event) -> Result:
             card=event.card,
             txn=None,
         )
-    # The journal's count for this card decides offline, now or after a failed 0200.
-    state = state.but(card_offline_sales=event.offline_sales_of_card)
+    # The journal's count and hotlist for this card decide offline, now or after a failed 0200.
+    state = state.but(card_offline_sales=event.offline_sales_of_card, hotlisted=event.hotlisted)
     if state.can_go_online:
         txn = new_txn(state, TxnKind.CARD, TxnMode.ONLINE, TxnStatus.AUTHORIZING, card=event.card)
         return enter(
@@ -548,7 +548,10 @@ def new_txn(
 
 
 def decide_offline(state: TerminalState, *before: Effect, reverses_seq: int = 0) -> Result:
-    """Approve offline within the limits (journaled before it is shown), else cash only."""
+    """Approve offline within the limits (journaled before it is shown), else cash only; a
+    card on the program's hotlist is declined, journaled as the terminal's own decline (Z3)."""
+    if state.hotlisted:
+        return blocked(state, *before, reverses_seq=reverses_seq)
     refusal = offline_refusal(state, state.card)
     if refusal is not None:
         return cash_only(state, refusal, *before)
@@ -573,6 +576,34 @@ def decide_offline(state: TerminalState, *before: Effect, reverses_seq: int = 0)
         offline_count=state.offline_count + 1,
         offline_minor=state.offline_minor + state.amount_minor,
         card_offline_sales=state.card_offline_sales + 1,
+    )
+
+
+CARD_BLOCKED = "CARD BLOCKED"
+
+
+def blocked(state: TerminalState, *before: Effect, reverses_seq: int = 0) -> Result:
+    """A hotlisted card while the host cannot decide: declined here, and journaled (a decline
+    the shop may be asked about), never forwarded."""
+    assert state.card is not None
+    txn = new_txn(
+        state,
+        TxnKind.CARD,
+        TxnMode.OFFLINE,
+        TxnStatus.DECLINED,
+        card=state.card,
+        response_code=OFFLINE_DECLINED,
+        reverses_seq=reverses_seq,
+    )
+    return enter(
+        state,
+        Phase.DECLINED,
+        *before,
+        Record(txn),
+        Beep(BeepPattern.DECLINE),
+        txn=txn,
+        next_seq=state.next_seq + 1,
+        decline_reason=CARD_BLOCKED,
     )
 
 
@@ -613,7 +644,7 @@ def auth_result(state: TerminalState, event: Event) -> Result:
 def unreachable(state: TerminalState, txn: Txn) -> Result:
     """The 0200 was never sent: the host knows nothing of it, so its seq is decided offline."""
     refusal = offline_refusal(state, state.card)
-    if refusal is not None:
+    if refusal is not None and not state.hotlisted:
         undone = txn.with_status(TxnStatus.DECLINED, response_code=OFFLINE_DECLINED)
         return cash_only(state.but(txn=undone), refusal, Record(undone))
     return decide_offline(state.but(next_seq=txn.seq))
@@ -625,7 +656,7 @@ def auth_timed_out(state: TerminalState, txn: Txn) -> Result:
     return decide_offline(state.but(txn=unknown), Record(unknown), reverses_seq=txn.seq)
 
 
-@leads_to(Phase.OFFLINE_APPROVED, Phase.CASH_ONLY)
+@leads_to(Phase.OFFLINE_APPROVED, Phase.CASH_ONLY, Phase.DECLINED)
 def authorizing_timer(state: TerminalState, event: Event) -> Result:
     assert state.txn is not None
     return auth_timed_out(state, state.txn)

@@ -111,6 +111,7 @@ class Sale:
     tendered_minor: int = 0
     card: Card | None = None
     card_offline_sales: int = 0  # the journal's count of offline sales for this card (CardSwiped)
+    hotlisted: bool = False  # the program's hotlist holds the card: never approved offline
     txn: Txn | None = None  # its transaction once journaled (the one just finished, on a result)
     decline_reason: str = ""
     cash_reason: str = ""  # why CASH ONLY was shown for this sale, "" if it was not
@@ -186,6 +187,10 @@ class TerminalState:
     @property
     def txn(self) -> Txn | None:
         return self.sale.txn if self.sale else None
+
+    @property
+    def hotlisted(self) -> bool:
+        return self.sale.hotlisted if self.sale else False
 
     @property
     def decline_reason(self) -> str:

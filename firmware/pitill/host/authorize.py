@@ -30,10 +30,13 @@ from pitill.core.responses import (
 from pitill.errors import ConfigError
 from pitill.host.cards import parse_card
 from pitill.host.store import Account, Conflict, HostStore, now_iso
+from pitill.records import HotlistPage
 from pitill.upstream.messages import (
     ADVICE,
     ADVICE_REPEAT,
     ECHO_REQUEST,
+    HOTLIST_CODE,
+    HOTLIST_PAGE_ENTRIES,
     PROCESSING_CODE_BALANCE,
     PROCESSING_CODE_TOPUP,
     REVERSAL,
@@ -41,6 +44,7 @@ from pitill.upstream.messages import (
     SALE_REQUEST,
     UNKNOWN_TRANSMISSION,
     Request,
+    hotlist_data,
 )
 
 TOPUP_CODE = PROCESSING_CODE_TOPUP[:2]
@@ -64,11 +68,30 @@ class Answer:
     auth_code: str = ""
     balance_minor: int | None = None
     duplicate: bool = False  # a repeat: the stored answer, nothing changed
+    data: str = ""  # field 48 of the answer (the hotlist's changes), "" for none
+
+
+def hotlist_answer(store: HostStore, request: Request) -> Answer:
+    """The hotlist's changes after the version the terminal has (field 48, 0 for none): blocked,
+    lost and replaced cards on, unblocked ones off, as card/hotlist.py entries. A version this
+    host never issued (a store restored from an older backup) is answered with version 0 and
+    no changes: the terminal drops its list and asks again from 0."""
+    have = int(request.card_data) if request.card_data.isdigit() else 0
+    changes, more = store.hotlist_changes(have, HOTLIST_PAGE_ENTRIES)
+    if have and not changes and not store.hotlist_changes(have - 1, 1)[0]:
+        changes, more, have = [], True, 0
+    version = changes[-1][0] if changes else have
+    page = HotlistPage(
+        store.hotlist_key.hex(), version, more, tuple((e, listed) for _, e, listed in changes)
+    )
+    return Answer(APPROVED, data=hotlist_data(page))
 
 
 def authorize(store: HostStore, request: Request) -> Answer:
     """The answer to one request, its effects committed before it is returned."""
     if request.mti == ECHO_REQUEST:
+        if request.network_code == HOTLIST_CODE:
+            return hotlist_answer(store, request)
         return Answer(APPROVED)
     klass = CLASS_OF_MTI[request.mti]
     for attempt in range(CONFLICT_RETRIES):

@@ -52,6 +52,7 @@ from pitill.upstream.messages import (
 log = logging.getLogger("pitill.host")
 
 BALANCE_FIELD = "54"
+DATA_FIELD = "48"
 NOT_PERMITTED_TO_TERMINAL = "58"
 
 
@@ -279,6 +280,8 @@ class HostServer:
             return build_response(message, SYSTEM_MALFUNCTION)  # retry later: nothing changed
         self.counts["duplicate" if answer.duplicate else answer.response_code] += 1
         response = build_response(message, answer.response_code, answer.auth_code)
+        if answer.data:
+            response[DATA_FIELD] = answer.data
         if answer.balance_minor is not None and answer.response_code in (APPROVED, "51"):
             response[BALANCE_FIELD] = balance_amount(answer.balance_minor, request.currency_numeric)
         return response

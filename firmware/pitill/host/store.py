@@ -19,6 +19,8 @@ Schema versions are applied in order (MIGRATIONS) and recorded in `meta`.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import secrets
 import sqlite3
 from collections.abc import Iterator
@@ -27,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pitill.card.hotlist import hotlist_entry
 from pitill.core.types import format_amount
 from pitill.errors import ConfigError, StorageError
 from pitill.host.cards import CardRef
@@ -121,7 +124,18 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE messages ADD COLUMN reason TEXT NOT NULL DEFAULT '';
     """,
+    """
+    ALTER TABLE accounts ADD COLUMN hotlist_entry TEXT;
+    CREATE TABLE hotlist_changes (
+        id {id},
+        entry TEXT NOT NULL,
+        listed INTEGER NOT NULL CHECK (listed IN (0, 1)),
+        at TEXT NOT NULL
+    );
+    """,
 )
+HOTLIST_KEY_LABEL = b"pitill hotlist key v1"
+HOTLISTED = ("blocked", "lost", "replaced")  # the statuses terminals refuse offline
 
 
 def now_iso() -> str:
@@ -350,8 +364,8 @@ class HostStore:
                 raise ConfigError(f"card {card.shown}: already has an account")
             (account_id,) = self.execute(
                 "INSERT INTO accounts (card_key, card_shown, holder, status, balance_minor, "
-                "created_at) VALUES (?, ?, ?, 'active', 0, ?) RETURNING id",
-                (card.key(self.secret), card.shown, holder, now_iso()),
+                "created_at, hotlist_entry) VALUES (?, ?, ?, 'active', 0, ?, ?) RETURNING id",
+                (card.key(self.secret), card.shown, holder, now_iso(), self.hotlist_entry(card)),
             ).fetchone()
             if balance_minor:
                 self._move(account_id, "topup", balance_minor)
@@ -420,7 +434,13 @@ class HostStore:
             account = self.require(card)
             if account.status == "replaced":
                 raise ConfigError(f"card {card.shown}: replaced by another card")
-            self.execute("UPDATE accounts SET status = ? WHERE id = ?", (status, account.id))
+            self.execute(
+                "UPDATE accounts SET status = ?, hotlist_entry = ? WHERE id = ?",
+                (status, self.hotlist_entry(card), account.id),
+            )
+            listed = status in HOTLISTED
+            if listed != (account.status in HOTLISTED):
+                self._hotlist_change(self.hotlist_entry(card), listed)
         return self.require(card)
 
     def replace(self, old: CardRef, new: CardRef) -> Account:
@@ -433,14 +453,66 @@ class HostStore:
                 raise ConfigError(f"card {new.shown}: already has an account")
             (new_id,) = self.execute(
                 "INSERT INTO accounts (card_key, card_shown, holder, status, balance_minor, "
-                "created_at) VALUES (?, ?, ?, 'active', 0, ?) RETURNING id",
-                (new.key(self.secret), new.shown, account.holder, now_iso()),
+                "created_at, hotlist_entry) VALUES (?, ?, ?, 'active', 0, ?, ?) RETURNING id",
+                (
+                    new.key(self.secret),
+                    new.shown,
+                    account.holder,
+                    now_iso(),
+                    self.hotlist_entry(new),
+                ),
             ).fetchone()
             if account.balance_minor:
                 self._move(account.id, "moved_out", -account.balance_minor)
                 self._move(new_id, "moved_in", account.balance_minor)
             self.execute("UPDATE accounts SET status = 'replaced' WHERE id = ?", (account.id,))
+            if account.status not in HOTLISTED:
+                self._hotlist_change(self.hotlist_entry(old), True)
         return self.require(new)
+
+    # --- the hotlist (card/hotlist.py) ----------------------------------------------------------
+
+    @property
+    def hotlist_key(self) -> bytes:
+        """The program's hotlist key, derived from the host's secret: the same in every host
+        process of the program, never stored, and no help in finding an account's card_key."""
+        return hmac.new(self.secret, HOTLIST_KEY_LABEL, hashlib.sha256).digest()
+
+    def hotlist_entry(self, card: CardRef) -> str:
+        return hotlist_entry(self.hotlist_key, card.canonical)
+
+    def _hotlist_change(self, entry: str, listed: bool) -> None:
+        """Append one change, inside the caller's transaction. On PostgreSQL the table is
+        locked first, so changes commit in the order of their ids and a terminal that read up
+        to one id never misses a lower one committed later."""
+        if self.engine.name == "postgresql":
+            self.execute("LOCK TABLE hotlist_changes IN SHARE ROW EXCLUSIVE MODE")
+        self.execute(
+            "INSERT INTO hotlist_changes (entry, listed, at) VALUES (?, ?, ?)",
+            (entry, int(listed), now_iso()),
+        )
+
+    def hotlist_changes(self, after: int, limit: int) -> tuple[list[tuple[int, str, bool]], bool]:
+        """The changes after version `after`, oldest first, at most `limit`; and whether more
+        wait after them."""
+        rows = self.execute(
+            "SELECT id, entry, listed FROM hotlist_changes WHERE id > ? ORDER BY id LIMIT ?",
+            (after, limit + 1),
+        ).fetchall()
+        changes = [(int(i), str(entry), bool(listed)) for i, entry, listed in rows[:limit]]
+        return changes, len(rows) > limit
+
+    def hotlisted(self) -> list[str]:
+        """Every entry on the list now (for people and tests; terminals get the changes)."""
+        marks = ", ".join("?" * len(HOTLISTED))
+        return [
+            str(entry)
+            for (entry,) in self.execute(
+                f"SELECT hotlist_entry FROM accounts WHERE status IN ({marks})"
+                " AND hotlist_entry IS NOT NULL ORDER BY hotlist_entry",
+                HOTLISTED,
+            )
+        ]
 
     def history(self, account: Account, limit: int = 50) -> list[Movement]:
         rows = self.execute(

@@ -117,6 +117,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             host_checked_at TEXT NOT NULL DEFAULT ''
         )""",
     ),
+    (
+        # The program's hotlist (card/hotlist.py): entries only, never a card number; its key
+        # and version are in meta.
+        "CREATE TABLE hotlist (entry TEXT PRIMARY KEY) WITHOUT ROWID",
+    ),
 )
 
 _SUFFIXES = ("", "-wal", "-shm")  # a database and the files SQLite keeps beside it

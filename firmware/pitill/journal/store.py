@@ -35,6 +35,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from pitill.card.hotlist import hotlist_entry, program_card
 from pitill.card.model import Card, CardTier
 from pitill.core.responses import ResponseClass, advice_class
 from pitill.core.txn import SaleOnRecord, Txn, stan_for
@@ -51,7 +52,7 @@ from pitill.journal.dbfile import (
 )
 from pitill.journal.model import OfflineExposure, OwedRow, StatusTotal
 from pitill.journal.seal import Sealer
-from pitill.records import ForwardItem, ForwardKind, JournalRow
+from pitill.records import ForwardItem, ForwardKind, HotlistPage, JournalRow
 from pitill.wallclock import clock_problem, parse_instant, recordable, to_utc, trusted
 
 JOURNAL_FILE_NAME = "journal.sqlite3"
@@ -71,6 +72,8 @@ OFFLINE_APPROVALS = (TxnStatus.PENDING, TxnStatus.FORWARDED, TxnStatus.DECLINED_
 FINGERPRINTED = (*OFFLINE_APPROVALS, TxnStatus.APPROVED)
 NEWEST_WALL_KEY = "newest_wall_utc"
 MODE_SETTING = "offline_mode"  # the OfflineMode chosen from the FN menu
+HOTLIST_KEY_SETTING = "hotlist_key"  # the program's hotlist key, hex, as the host sent it
+HOTLIST_VERSION_SETTING = "hotlist_version"  # the last hotlist change applied
 
 _ROW_FIELDS = tuple(field.name for field in dataclasses.fields(JournalRow))  # = column names
 _ROW_COLUMNS = ", ".join(_ROW_FIELDS)
@@ -303,6 +306,54 @@ class Journal:
         ]
         with self._write("fingerprint of the pending sales") as conn:
             conn.executemany("UPDATE txns SET card_fp = ? WHERE seq = ?", prints)
+
+    # -- the program's hotlist (card/hotlist.py) ------------------------------------------------
+
+    def hotlist_version(self) -> int:
+        """The version of the hotlist this journal holds (0: none yet)."""
+        value = self.setting(HOTLIST_VERSION_SETTING)
+        return int(value) if value and value.isdigit() else 0
+
+    def hotlist_count(self) -> int:
+        with self._read("count of the hotlist") as conn:
+            (count,) = conn.execute("SELECT COUNT(*) FROM hotlist").fetchone()
+        return int(count)
+
+    def apply_hotlist(self, page: HotlistPage, asked: int) -> bool:
+        """Apply one answer to a hotlist request for the changes after `asked`, in one commit.
+
+        False when the page cannot be applied on top of this list: the program's key changed
+        (another program, a new host secret) or the host's version went back (a restored
+        store). The list is then dropped, the version set to 0, and the caller asks again.
+        """
+        with self._write("update of the hotlist") as conn:
+            row = conn.execute(
+                "SELECT value FROM meta WHERE key = ?", (HOTLIST_KEY_SETTING,)
+            ).fetchone()
+            stored_key = str(row[0]) if row else ""
+            if (stored_key and stored_key != page.key_hex) or page.version < asked:
+                conn.execute("DELETE FROM hotlist")
+                self._set_meta(conn, HOTLIST_KEY_SETTING, page.key_hex)
+                self._set_meta(conn, HOTLIST_VERSION_SETTING, "0")
+                return False
+            for entry, listed in page.changes:
+                if listed:
+                    conn.execute("INSERT OR IGNORE INTO hotlist (entry) VALUES (?)", (entry,))
+                else:
+                    conn.execute("DELETE FROM hotlist WHERE entry = ?", (entry,))
+            self._set_meta(conn, HOTLIST_KEY_SETTING, page.key_hex)
+            self._set_meta(conn, HOTLIST_VERSION_SETTING, str(page.version))
+        return True
+
+    def is_hotlisted(self, card: Card) -> bool:
+        """Whether the program's hotlist, as last received, holds this card."""
+        key_hex = self.setting(HOTLIST_KEY_SETTING)
+        if not key_hex:
+            return False
+        entry = hotlist_entry(bytes.fromhex(key_hex), program_card(card))
+        with self._read("hotlist lookup") as conn:
+            found = conn.execute("SELECT 1 FROM hotlist WHERE entry = ?", (entry,)).fetchone()
+        return found is not None
 
     # -- settings that survive a restart (the meta table) ---------------------------------------
 

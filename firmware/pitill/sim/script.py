@@ -18,6 +18,7 @@ One command per line, `#` starts a comment:
     expect days_owed 0            closed days whose host check (end of day, 0500) is owed
     expect forwarded 3            offline sales the host has acknowledged
     expect drawer 1               times the cash drawer was opened
+    expect hotlisted 1            cards on the program's hotlist the terminal holds
     expect clock wrong            right | wrong: whether the terminal flags its wall clock
 
 An `expect` waits (up to the runner's expect timeout) for its condition to hold, so a script
@@ -41,7 +42,7 @@ UPSTREAM_MODES = ("up", "down", "blackhole", "dns-fail", "slow", "failing")
 SLOW_ANSWER_S = 0.65
 LINK_WORDS = ("online", "offline", "degraded")
 CLOCK_WORDS = ("right", "wrong")
-COUNT_SUBJECTS = ("pending", "forwarded", "drawer", "days_owed")
+COUNT_SUBJECTS = ("pending", "forwarded", "drawer", "days_owed", "hotlisted")
 SWIPE_FORMATS = ("track2", "track1", "lines")
 TAP_KINDS = ("uid", "ntag424", "clone")
 
@@ -88,7 +89,7 @@ class Wait:
 
 @dataclass(frozen=True)
 class Expect:
-    subject: str  # screen | link | state | pending | forwarded | drawer | days_owed
+    subject: str  # screen | link | state | pending | forwarded | drawer | days_owed | hotlisted
     value: str
 
 

@@ -133,6 +133,7 @@ class ScriptRunner:
             "forwarded": terminal.journal.forwarded_count,
             "drawer": lambda: terminal.drawer_opened,
             "days_owed": lambda: len(terminal.journal.days_owed_to_host()),
+            "hotlisted": terminal.journal.hotlist_count,
         }
         actual = counts[subject]()
         return actual == int(value), str(actual)

@@ -37,11 +37,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pitill.config import TerminalConfig, UpstreamConfig
-from pitill.core.responses import ResponseClass
+from pitill.core.responses import APPROVED, ResponseClass
 from pitill.core.settlement import Reconciliation
 from pitill.core.txn import Txn
 from pitill.errors import ProtocolError
-from pitill.records import ForwardItem, ForwardKind
+from pitill.records import ForwardItem, ForwardKind, HotlistPage
 from pitill.upstream.connect import Connection, Endpoint, close_stream, connect_first
 from pitill.upstream.exchange import Drop, await_response, discard_stale, send_request
 from pitill.upstream.failures import LinkReason, OutcomeUnknown, UnreachableError
@@ -54,10 +54,12 @@ from pitill.upstream.messages import (
     Message,
     build_advice,
     build_echo,
+    build_hotlist_request,
     build_reconciliation,
     build_reversal,
     build_sale_request,
     parse_answer,
+    parse_hotlist,
     reconciliation_of,
     transmission_stamp,
 )
@@ -303,6 +305,22 @@ class UpstreamClient:
         self.counts["echoes"] += 1
         answer = await self._answered(request, timeout_s, signal=signal)
         return answer.response_code
+
+    async def fetch_hotlist(
+        self, version: int, timeout_s: float | None = None
+    ) -> HotlistPage | None:
+        """0800 (field 70 890) for the hotlist's changes after `version`; None when the host
+        keeps no hotlist or does not answer 00."""
+        stamp = transmission_stamp(self._wall_clock())
+        request = build_hotlist_request(self.stans(), stamp, self._terminal.terminal_id, version)
+        response = await self.exchange(request, timeout_s)
+        if parse_answer(response).response_code != APPROVED:
+            return None
+        try:
+            return parse_hotlist(response)
+        except ProtocolError:
+            self._signal(LinkReason.PROTOCOL)
+            raise
 
     async def close(self) -> None:
         async with self._lock:

@@ -187,10 +187,13 @@ FIELDS: tuple[FieldRule, ...] = (
         "ans",
         "LLLVAR",
         999,
-        "--C-C-O-MM",
+        "CCC-C-O-MM",
         "NFC card only: uid_only:UID, or sun:PICCDATA:SDMMAC for the host to verify; 0500: "
         "the day closed, day=N stan=FIRST-LAST (the STANs of its seqs, which the host "
-        "totals from its ledger; echoed in the 0510)",
+        "totals from its ledger; echoed in the 0510); an 0800 with field 70 890: the hotlist "
+        "version the terminal has (digits, 0 for none); its 0810: the program's hotlist key "
+        "(64 hex), the new version, 1 if more changes wait else 0, then each change, +ENTRY "
+        "listed or -ENTRY taken off (16 hex: card/hotlist.py), separated by spaces",
     ),
     FieldRule(
         "49",
@@ -229,7 +232,8 @@ FIELDS: tuple[FieldRule, ...] = (
         "fixed",
         3,
         "MM--------",
-        "301: echo test; the host echoes it",
+        "301: echo test; 890 (not assigned by ISO 8583:1987): the hotlist's changes since the "
+        "version in field 48; the host echoes it",
     ),
     FieldRule(
         "74",

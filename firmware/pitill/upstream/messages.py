@@ -44,7 +44,7 @@ from pitill.core.settlement import Reconciliation
 from pitill.core.txn import Txn
 from pitill.core.types import TxnKind
 from pitill.errors import ProtocolError
-from pitill.records import ForwardItem, ForwardKind, JournalRow
+from pitill.records import ForwardItem, ForwardKind, HotlistPage, JournalRow
 
 Message = dict[str, str]
 """A decoded ISO 8583 message: "t" is the MTI, other keys are field numbers as strings."""
@@ -78,6 +78,10 @@ RESPONSE_MTI: dict[str, str] = {
 }
 
 ECHO_TEST_CODE = "301"  # field 70: network management, echo test
+# Field 70 of an 0800 asking for the hotlist's changes (field 48: the version the terminal has);
+# a value ISO 8583:1987 does not assign, so a host that does not know it treats it as an echo.
+HOTLIST_CODE = "890"
+HOTLIST_PAGE_ENTRIES = 48  # 64 + 2 + 12 + 48 x 17 characters: within field 48's 999
 PROCESSING_CODE_SALE = "000000"  # field 3: goods and services, default accounts
 PROCESSING_CODE_TOPUP = "210000"  # 21: deposit (cash onto a closed-loop card, FN 7)
 PROCESSING_CODE_BALANCE = "310000"  # 31: balance inquiry (FN 8), amount 0
@@ -257,6 +261,48 @@ def build_echo(stan: int, transmission: str, terminal_id: str = "") -> Message:
         message["41"] = terminal_id
     message["70"] = ECHO_TEST_CODE
     return message
+
+
+def build_hotlist_request(stan: int, transmission: str, terminal_id: str, version: int) -> Message:
+    """0800 asking for the hotlist's changes after `version` (0: the whole list)."""
+    message = build_echo(stan, transmission, terminal_id)
+    message["48"] = str(version)
+    message["70"] = HOTLIST_CODE
+    return message
+
+
+def hotlist_data(page: HotlistPage) -> str:
+    """Field 48 of the 0810 answering a hotlist request: key, version, more (1/0), then each
+    change as +ENTRY (listed) or -ENTRY (taken off), separated by spaces."""
+    changes = " ".join(("+" if listed else "-") + entry for entry, listed in page.changes)
+    head = f"{page.key_hex} {page.version} {int(page.more)}"
+    return f"{head} {changes}" if changes else head
+
+
+def parse_hotlist(message: Message) -> HotlistPage | None:
+    """The hotlist page in an 0810, or None when it holds none (a host without a hotlist, such
+    as the sandbox acquirer, answers the 0800 like an echo). A page that breaks the format
+    raises ProtocolError: applying half of it could leave a blocked card off the list."""
+    raw = message.get("48")
+    if message.get("70") != HOTLIST_CODE or raw is None:
+        return None
+    key_hex, version, more, *entries = raw.split(" ")
+    changes = tuple((entry[1:], entry[0] == "+") for entry in entries)
+    if (
+        len(key_hex) != 64
+        or not _hex(key_hex)
+        or not version.isdigit()
+        or more not in ("0", "1")
+        or any(len(entry) != 17 or entry[0] not in "+-" or not _hex(entry[1:]) for entry in entries)
+    ):
+        raise ProtocolError(
+            f"hotlist answer field 48 is not 'KEY VERSION MORE [+-]ENTRY...': {raw[:80]!r}"
+        )
+    return HotlistPage(key_hex, int(version), more == "1", changes)
+
+
+def _hex(text: str) -> bool:
+    return all(c in "0123456789abcdef" for c in text)
 
 
 def build_sale_request(txn: Txn, local_datetime: str, terminal: TerminalConfig) -> Message:
@@ -444,6 +490,7 @@ class Request:
     card_data: str = ""  # field 48 of an NFC card (nfc_card_data); "" for a stripe card
     processing_code: str = ""  # field 3: what an 0200 asks (sale, top-up 21, balance 31)
     reason: str = ""  # field 39 of a reversal: 17 voided by the supervisor, 68 answer lost
+    network_code: str = ""  # field 70 of an 0800: echo (301) or the hotlist (890)
 
 
 def _required(message: Message, key: str) -> str:
@@ -478,6 +525,7 @@ def parse_request(message: Message) -> Request:
         card_data=message.get("48", ""),
         processing_code=message.get("3", ""),
         reason=message.get("39", "") if mti in (REVERSAL, REVERSAL_REPEAT) else "",
+        network_code=message.get("70", ""),
     )
 
 
