@@ -29,6 +29,7 @@ UPSTREAM = UpstreamConfig(
     forward_retry_s=0.01, forward_retry_max_s=0.05, forward_jitter_s=0.0, forward_window=16
 )
 SALES = 70  # more than two batches of a 16-window (32 each)
+LIE_CODE = "08"  # an approval only the lying host's made-up answer carries
 FINALS = {TxnStatus.FORWARDED, TxnStatus.DECLINED_AFTER, TxnStatus.REVERSED}
 
 
@@ -196,15 +197,17 @@ def test_a_reset_mid_window_loses_nothing_and_charges_nothing_twice(
 async def _lying_relay(
     host: AcquirerHost, lie_for: ForwardItem, port_ready: asyncio.Future[int]
 ) -> None:
-    """A host in front of the sandbox one (its real decisions and ledger) that lies: with its
-    first answer it also sends a 0230 "00" for `lie_for`, a STAN not yet in flight, exact in
-    every other field; the first request for that STAN it then swallows. A terminal taking the
-    early "answer" would mark the sale FORWARDED while the host never got it (lost)."""
-    lie = frame(encode(build_response(build_advice(lie_for, TERMINAL), "00")))
-    lied = swallowed = False
+    """A host in front of the sandbox one (its real decisions and ledger) that lies: just before
+    its 20th answer (a window is open by then) it sends a 0230 "08" for `lie_for`, a STAN not
+    yet in flight, exact in every other field; the first request for that STAN it then
+    swallows. A terminal taking the early "answer" would mark that sale FORWARDED while the
+    host never got it (lost); one taking it for another request would journal its 08."""
+    lie = frame(encode(build_response(build_advice(lie_for, TERMINAL), LIE_CODE)))
+    answered = 0
+    swallowed = False
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal lied, swallowed
+        nonlocal answered, swallowed
         while (payload := await read_frame(reader)) is not None:
             message = decode(payload)
             if message["11"] == f"{lie_for.row.stan:06d}" and not swallowed:
@@ -212,8 +215,8 @@ async def _lying_relay(
                 continue
             answer = host.process(message)
             assert answer is not None
-            writer.write(frame(encode(answer)) + (b"" if lied else lie))
-            lied = True
+            answered += 1
+            writer.write((lie if answered == 20 else b"") + frame(encode(answer)))
             await writer.drain()
         writer.close()
 
@@ -240,8 +243,8 @@ def test_a_lying_answer_for_a_stan_not_in_flight_is_dropped(
             await client.close()
             relay.cancel()
             ledger = host.ledger()
-        # The lie, read and dropped: in a window ("other STAN") or before one began ("stale").
-        assert client.counts["other STAN"] + client.counts["stale"] >= 1
+        assert client.counts["other STAN"] == 1  # the lie, read in a window and dropped
+        assert not [row.seq for row in journal.rows() if row.response_code == LIE_CODE]
         assert [e["mti"] for e in ledger if e["stan"] == last.row.stan] == ["0221"]
         assert_reconciled(journal, ledger)
 
