@@ -20,6 +20,7 @@ from pitill.core.settlement import Reconciliation
 from pitill.core.types import TxnStatus, format_amount
 from pitill.errors import StorageError, UpstreamError
 from pitill.journal.days import HostCheck, ZReport
+from pitill.journal.report import read_z_report
 from pitill.journal.store import Journal
 from pitill.logs import log_event
 from pitill.receipt import ReceiptSink, outcome_lines
@@ -37,10 +38,16 @@ class Reconciler(Protocol):
     ) -> tuple[str, Reconciliation | None]: ...
 
 
+async def read_z(journal: Journal, day: int) -> ZReport:
+    """The day's Z report, read in a thread on a read-only connection (never on the loop)."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(None, read_z_report, journal.path.parent, day)
+
+
 async def check_with_host(journal: Journal, client: Reconciler, day: int, currency: str) -> bool:
     """Send the 0500 of closed day `day` if all its transactions are at the host; journal the
     verdict. False when the check is still owed (rows still to send, host unreachable, retry)."""
-    z = journal.z_report(day)
+    z = await read_z(journal, day)
     if z.owed_to_host:
         return False
     batch = Batch(day, z.day.first_stan, z.day.last_stan)
@@ -75,17 +82,21 @@ async def close_day(
 ) -> tuple[bool, tuple[str, ...], ZReport | None]:
     """FN 5: (closed, the Z report's screen lines, the report). The commit comes first."""
     try:
-        z = journal.close_day()
+        day = journal.close_day()
     except StorageError as exc:
         log_event(log, "day_not_closed", level=logging.ERROR, error=str(exc))
         return False, ("Day NOT closed",), None
-    log_event(log, "day_closed", day=z.day.day, first_seq=z.day.first_seq, last_seq=z.day.last_seq)
+    log_event(log, "day_closed", day=day.day, first_seq=day.first_seq, last_seq=day.last_seq)
     if online:
         try:
-            await check_with_host(journal, client, z.day.day, currency)
-            z = journal.z_report(z.day.day)
+            await check_with_host(journal, client, day.day, currency)
         except StorageError as exc:  # the verdict could not be kept: it stays owed
             log_event(log, "day_check_not_saved", level=logging.ERROR, error=str(exc))
+    try:
+        z = await read_z(journal, day.day)
+    except StorageError as exc:  # closed; its report can be read later (pitill report --day)
+        log_event(log, "z_not_read", level=logging.ERROR, error=str(exc))
+        return True, (f"Day {day.day} closed", "Z: report --day"), None
     lines = z.screen_lines()
     if receipts is not None:
         try:

@@ -14,7 +14,14 @@ from pathlib import Path
 
 from pitill.core.types import TxnKind, TxnMode, TxnStatus, format_amount
 from pitill.journal.datadir import moved_aside_files
-from pitill.journal.days import DayRecord, HostCheck, closed_days, find_days, z_report
+from pitill.journal.days import (
+    DayRecord,
+    HostCheck,
+    ZReport,
+    closed_days,
+    find_days,
+    z_report,
+)
 from pitill.journal.dbfile import check_rows
 from pitill.journal.listing import moved_aside_line, read_only, read_settings
 from pitill.journal.model import StatusTotal
@@ -168,6 +175,14 @@ def read_totals(data_dir: Path) -> list[StatusTotal]:
 def read_report(data_dir: Path) -> Report:
     """The reconciliation report of a data directory (what the FN menu and `pitill report` show)."""
     return report_from_totals(read_totals(data_dir))
+
+
+def read_z_report(data_dir: Path, day: int) -> ZReport:
+    """One day's Z report on a read-only connection of its own (the app runs it in a thread:
+    an aggregate over a busy day must not hold the loop, nor the journal's lock)."""
+    with read_only(data_dir) as (conn, _path):
+        (record,) = find_days(conn, str(day))
+        return z_report(conn, record)
 
 
 def print_day_reports(data_dir: Path, which: str, as_json: bool = False) -> int:

@@ -822,16 +822,17 @@ class Journal:
 
     # -- end of day (FN 5): journal/days.py ------------------------------------------------------
 
-    def close_day(self) -> days.ZReport:
-        """Close the open day at the newest seq, in one commit; its Z report (host check owed)."""
+    def close_day(self) -> days.DayRecord:
+        """Close the open day at the newest seq, in one commit (host check owed). Quick: the
+        Z report, an aggregate over the day, is read apart (journal.report.read_z_report)."""
         now = self._local_now()
         with self._write("end of day") as conn:
             (newest,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM txns").fetchone()
-            day = days.insert_closed_day(conn, int(newest), now, days.HostCheck.OWED)
-        return self.z_report(day.day)
+            return days.insert_closed_day(conn, int(newest), now, days.HostCheck.OWED)
 
     def z_report(self, day: int) -> days.ZReport:
-        """The Z report of day `day` (closed, or the open one)."""
+        """The Z report of day `day` (closed, or the open one), on this connection: for tests
+        and tools; the app reads it on a read-only connection of its own, off the loop."""
         with self._read(f"Z report of day {day}") as conn:
             (record,) = days.find_days(conn, str(day))
             return days.z_report(conn, record)
