@@ -104,6 +104,7 @@ ScreenListener = Callable[[Screen, Image.Image], None]
 RUNTIME_SAVE_S = 60.0
 HOTLIST_REFRESH_S = 300.0  # besides each time the host comes back
 HOTLIST_MAX_PAGES = 1000  # one sync's bound: 48,000 changes
+DAY_CHECK_RETRY_S = 300.0  # an owed end-of-day check is tried again this often while online
 CLOCK_CHECK_S = 5.0  # how soon a clock that NTP has just set right stops being flagged
 
 
@@ -501,9 +502,12 @@ class Terminal:
         self.enqueue(DayClosed(self.now_s(), ok, lines))
 
     async def _settle_days(self) -> None:
-        """Owed host checks of closed days: tried when the link is back and after forwarding."""
+        """Owed host checks of closed days: tried when the link is back, after forwarding, and
+        every DAY_CHECK_RETRY_S (an 0500 that got no answer is sent again)."""
         while True:
-            await self._days_wake.wait()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(DAY_CHECK_RETRY_S):
+                    await self._days_wake.wait()
             self._days_wake.clear()
             if self.state.link in (LinkStatus.ONLINE, LinkStatus.DEGRADED):
                 try:
