@@ -219,6 +219,11 @@ def test_roles_a_cashier_tops_up_but_may_not_block_pay_out_replace_or_manage(
                 status, page = await admin.post(f"{target}/block", {})
                 assert status == 200 and "is blocked" in page
                 assert store.require(parse_card(PAN)).status == "blocked"
+                # the terminals' hotlist lists the card (the same entry the command line makes)
+                listed = store.execute("SELECT entry, listed FROM hotlist_changes").fetchall()
+                assert [(e, int(n)) for e, n in listed] == [
+                    (store.hotlist_entry(parse_card(PAN)), 1)
+                ]
                 _, page = await admin.get("/accounts")
                 blocked = page.split("aria-label='blocked cards'")[1]
                 assert "411111******1111" in blocked and "555555******4444" not in blocked

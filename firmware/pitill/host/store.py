@@ -479,6 +479,13 @@ class HostStore:
         return hmac.new(self.secret, HOTLIST_KEY_LABEL, hashlib.sha256).digest()
 
     def hotlist_entry(self, card: CardRef) -> str:
+        if isinstance(card, StoredCard):  # the dashboard holds no card number: the row's entry
+            if not card.hotlist_entry:
+                raise ConfigError(
+                    f"card {card.shown}: its account predates the hotlist; block, unblock or "
+                    "replace it once with `pitill host account …` and the card number"
+                )
+            return card.hotlist_entry
         return hotlist_entry(self.hotlist_key, card.canonical)
 
     def _hotlist_change(self, entry: str, listed: bool) -> None:
@@ -649,13 +656,13 @@ class HostStore:
         """An account and a CardRef that finds it again (by its stored key: the dashboard
         never holds the card number), so the rules above apply to it unchanged."""
         row = self.execute(
-            "SELECT id, card_shown, holder, status, balance_minor, card_key FROM accounts "
-            "WHERE id = ?",
+            "SELECT id, card_shown, holder, status, balance_minor, card_key, hotlist_entry "
+            "FROM accounts WHERE id = ?",
             (account_id,),
         ).fetchone()
         if row is None:
             return None
-        return Account(*row[:5]), StoredCard("", row[1], row[5])
+        return Account(*row[:5]), StoredCard("", row[1], row[5], row[6] or "")
 
     def search_accounts(self, text: str, limit: int = 50) -> list[Account]:
         """Accounts whose holder contains `text`, or whose shown card ends with it (last 4)."""
@@ -689,9 +696,11 @@ class HostStore:
 
 @dataclass(frozen=True)
 class StoredCard(CardRef):
-    """A card known only by its stored lookup key (see HostStore.account_by_id)."""
+    """A card known only by what its account's row keeps: its lookup key and its hotlist entry
+    (see HostStore.account_by_id)."""
 
     card_key: str = ""
+    hotlist_entry: str = ""
 
     def key(self, secret: bytes) -> str:
         return self.card_key
