@@ -156,7 +156,7 @@ def _measure(
 
 def measure(options: Options) -> list[Figure]:
     window = Config().upstream.forward_window
-    loop_sales, wan_sales, one_sales = (300, 200, 30) if options.quick else (10_000, 3_000, 300)
+    loop_sales, wan_sales, one_sales = (200, 100, 20) if options.quick else (10_000, 3_000, 300)
     work = Path(tempfile.mkdtemp(prefix="bench-p4-", dir=options.work_dir))
     hosts = Path(tempfile.mkdtemp(prefix="bench-p4-host-", dir=SHM if SHM.is_dir() else work))
     try:
