@@ -1,13 +1,15 @@
 """The shell keeps the program's hotlist: fetched after each (re)connect, page by page, into the
-journal, and read for every card; nothing is asked while offline, and a failed fetch keeps the
-list as it was."""
+journal, and read for every card; asked again on a timer; nothing is asked while offline, and a
+failed fetch keeps the list as it was."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from shell_kit import ShellRig
 
+from pitill import app
 from pitill.card.hotlist import hotlist_entry, program_card
 from pitill.card.model import Card
 from pitill.core.state import Phase
@@ -75,5 +77,20 @@ def test_a_failed_fetch_keeps_the_list(tmp_path: Path) -> None:
         rig.link(LinkStatus.ONLINE)
         assert rig.settle_until(lambda: len(host.asked) == 2)
         assert rig.journal.is_hotlisted(CARD) and rig.journal.hotlist_version() == 1
+    finally:
+        rig.close()
+
+
+def test_the_list_is_asked_again_on_a_timer_while_online(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(app, "HOTLIST_REFRESH_S", 0.05)
+    host = FakeHost()
+    rig = ShellRig(tmp_path, hotlist=host)
+    try:
+        rig.link(LinkStatus.ONLINE)
+        assert rig.settle_until(lambda: len(host.asked) >= 1)
+        host.changes.append((ENTRY, True))  # blocked meanwhile; the link never changed
+        assert rig.settle_until(lambda: rig.journal.is_hotlisted(CARD))
     finally:
         rig.close()

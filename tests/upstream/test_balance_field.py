@@ -1,11 +1,17 @@
-"""Field 54: the balance pitill host answers with, written and read in one place."""
+"""Field 54: the balance pitill host answers with, written and read in one place; field 3 of a
+staffed terminal's messages."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from upstream_helpers import TERMINAL, forward_item
 
+from pitill.core.types import TxnKind
+from pitill.records import ForwardKind
 from pitill.upstream import messages as m
 from pitill.upstream.fields import problems
 
@@ -26,3 +32,10 @@ def test_the_answer_carries_the_balance_and_the_table_allows_it() -> None:
     assert m.parse_answer(m.decode(m.encode(response))).balance_minor == -250
     assert not [p for p in problems(response) if "54" in p]
     assert m.parse_answer({"t": "0210", "11": "000001", "39": "00"}).balance_minor is None
+
+
+def test_a_top_ups_reversal_carries_its_0200s_processing_code() -> None:
+    item = forward_item(ForwardKind.REVERSAL)
+    topup = dataclasses.replace(item, row=dataclasses.replace(item.row, kind=TxnKind.TOPUP))
+    assert m.build_reversal(topup, TERMINAL)["3"] == "210000"
+    assert m.build_reversal(item, TERMINAL)["3"] == "000000"

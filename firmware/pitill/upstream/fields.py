@@ -62,8 +62,9 @@ FIELDS: tuple[FieldRule, ...] = (
         "fixed",
         6,
         "--MMMMMM--",
-        "000000: goods and services, default accounts; 0200 only: 210000 deposit (a cash "
-        "top-up of a closed-loop card, FN 7), 310000 balance inquiry (FN 8); the host echoes it",
+        "000000: goods and services, default accounts; 210000 deposit (a cash top-up of a "
+        "closed-loop card, FN 7: its 0200 and the 0420 reversing it), 310000 balance inquiry "
+        "(FN 8, 0200 only); the host echoes it",
     ),
     FieldRule(
         "4",

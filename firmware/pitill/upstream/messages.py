@@ -323,7 +323,7 @@ def build_sale_request(txn: Txn, local_datetime: str, terminal: TerminalConfig) 
 
 def _row_fields(row: JournalRow, terminal: TerminalConfig) -> Message:
     return {
-        "3": PROCESSING_CODE_SALE,
+        "3": PROCESSING_CODES.get(row.kind, PROCESSING_CODE_SALE),  # a reversal: its 0200's
         "4": format_amount(row.amount_minor),
         **_dated(row.local_datetime),
         "11": format_stan(row.stan),
