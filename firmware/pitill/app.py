@@ -811,6 +811,11 @@ class Terminal:
         if report.stage != "sending":
             self._days_wake.set()  # answers came: an owed day check may go (if all are through)
 
+    def on_forward_wait(self, delay_s: float) -> None:
+        """Back online after an outage: the drain waits delay_s (forward_jitter_s) first, so the
+        events file and the simulator's log say why nothing is sent yet."""
+        self.event_log.write(self.now_s(), "forward_wait", wait_s=round(delay_s, 2))
+
     def on_forward_failure(self, failure: ForwardFailure) -> None:
         self.event_log.write(
             self.now_s(),
@@ -970,6 +975,7 @@ def build_terminal(
         on_backlog=lambda pending: terminal.on_backlog(pending),
         on_failure=lambda failure: terminal.on_forward_failure(failure),
         on_report=lambda report: terminal.on_forward_report(report),
+        on_heal_wait=lambda delay_s: terminal.on_forward_wait(delay_s),
     )
     terminal = Terminal(
         config,

@@ -507,9 +507,10 @@ def test_after_a_heal_the_drain_waits_its_jitter_but_not_at_boot(journal: Journa
     journal.record(offline_sale(2))
     host = FakeHost()
     slow_heal = dataclasses.replace(FAST, forward_jitter_s=3600.0)
+    waits_s: list[float] = []
 
     async def scenario() -> None:
-        forwarder = Forwarder(journal, host, slow_heal, rng=Highest())
+        forwarder = Forwarder(journal, host, slow_heal, rng=Highest(), on_heal_wait=waits_s.append)
         forwarder.start()
         forwarder.set_online(True)  # the first link at boot: at once
         await until(lambda: forwarder.stats.acknowledged == 2, "boot backlog drained")
@@ -521,6 +522,7 @@ def test_after_a_heal_the_drain_waits_its_jitter_but_not_at_boot(journal: Journa
         for _ in range(50):
             await asyncio.sleep(0.001)
         assert forwarder.stats.heal_waits == 1 and forwarder.stats.sent == 2
+        assert waits_s == [3600.0]  # said once, so the log can tell why nothing is sent yet
         forwarder.kick()  # a new sale does not cut the wait short
         for _ in range(20):
             await asyncio.sleep(0.001)

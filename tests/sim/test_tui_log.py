@@ -29,6 +29,11 @@ def test_a_paused_forward_says_why_and_when_it_tries_again() -> None:
     assert line == "forwarding paused at #7: host answered 91; retry in 2.5 s"
 
 
+def test_the_wait_after_a_heal_says_why_nothing_is_sent_yet() -> None:
+    line = describe_event("forward_wait", {"wait_s": 1.25})
+    assert line == "link back: forwarding starts in 1.25 s (spread, forward_jitter_s)"
+
+
 def test_the_panel_shows_screens_and_phases_itself() -> None:
     assert describe_event("screen", {"text": "READY"}) is None
     assert describe_event("state", {"phase": "IDLE", "was": "AMOUNT"}) is None

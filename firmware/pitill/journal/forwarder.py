@@ -139,6 +139,7 @@ class Forwarder:
         on_backlog: Callable[[int], None] = lambda pending: None,
         on_failure: Callable[[ForwardFailure], None] = lambda failure: None,
         on_report: Callable[[ForwardReport], None] = lambda report: None,
+        on_heal_wait: Callable[[float], None] = lambda delay_s: None,
     ) -> None:
         self._journal = journal
         self._sender = sender
@@ -152,6 +153,7 @@ class Forwarder:
         self._on_backlog = on_backlog
         self._on_failure = on_failure
         self._on_report = on_report
+        self._on_heal_wait = on_heal_wait
         self._online = False
         self._was_online = False  # the first link (at boot) is not a heal: no jitter
         self._healed = False  # online again since the last drain began: wait the jitter first
@@ -333,6 +335,7 @@ class Forwarder:
         delay_s = heal_delay_s(self._rng, self._jitter_s)
         if delay_s > 0:
             self.stats.heal_waits += 1
+            self._on_heal_wait(delay_s)  # the log says why nothing is sent yet
             await self._wait_for_link_change(delay_s, self._link_epoch)
 
     async def _back_off(

@@ -70,6 +70,8 @@ def describe_event(kind: str, fields: Mapping[str, object]) -> str | None:
     if kind == "forward_retry":
         retry = f"retry in {fields['retry_in_s']} s"
         return f"forwarding paused at #{fields['seq']}: {fields['reason']}; {retry}"
+    if kind == "forward_wait":  # forward_jitter_s: a fleet back at once must not all send at once
+        return f"link back: forwarding starts in {fields['wait_s']} s (spread, forward_jitter_s)"
     if kind == "web":
         return f"web page: {fields['url']}"
     if kind == "drawer":
