@@ -184,9 +184,12 @@ def _topup(store: HostStore, request: Request) -> tuple[Answer, int | None]:
     account, code = _account_for(store, request.pan)
     if account is None:
         return Answer(code), None  # the cashier takes no cash for a card the program refuses
-    movement_id, balance = store.credit(
-        account, amount, terminal_id=request.terminal_id, stan=request.stan
-    )
+    try:
+        movement_id, balance = store.credit(
+            account, amount, terminal_id=request.terminal_id, stan=request.stan
+        )
+    except ConfigError:
+        return Answer(INVALID_AMOUNT), None  # the balance would pass what it can hold
     return Answer(APPROVED, f"{movement_id % 1_000_000:06d}", balance), movement_id
 
 

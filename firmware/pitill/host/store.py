@@ -11,7 +11,9 @@ Every message is handled in one write transaction that first looks the message u
 key (terminal id, message class, STAN, local date and time): a repeat gets the stored answer and
 changes nothing. So two terminals selling on one card can never both spend the same balance.
 Money is integer minor units; a balance may go negative only
-through an offline sale (a debt), never through an online one.
+through an offline sale (a debt), never through an online one. No amount and no credited
+balance is above MAX_BALANCE_MINOR, the 12 digits of ISO 8583 fields 4 and 54 (SQLite turned a
+larger sum into a float and every page showing that account failed).
 
 Schema versions are applied in order (MIGRATIONS) and recorded in `meta`.
 """
@@ -37,6 +39,7 @@ from pitill.host.cards import CardRef
 DB_NAME = "host.sqlite3"
 SECRET_NAME = "host-card-key"  # the HMAC key of the card lookup keys (0600)
 BUSY_TIMEOUT_MS = 10_000
+MAX_BALANCE_MINOR = 999_999_999_999  # fields 4 and 54 carry 12 digits
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -368,6 +371,7 @@ class HostStore:
                 (card.key(self.secret), card.shown, holder, now_iso(), self.hotlist_entry(card)),
             ).fetchone()
             if balance_minor:
+                _positive(balance_minor)
                 self._move(account_id, "topup", balance_minor)
         return self.require(card)
 
@@ -411,7 +415,13 @@ class HostStore:
     ) -> tuple[int, int]:
         """The one top-up rule, inside a transaction (the CLI's and a terminal's): the amount
         goes onto the balance, so a debt (a negative balance) is paid first and only the rest
-        can be spent; (movement id, balance after)."""
+        can be spent; (movement id, balance after). A balance past MAX_BALANCE_MINOR is refused
+        (ConfigError) before anything moves."""
+        if account.balance_minor + amount_minor > MAX_BALANCE_MINOR:
+            raise ConfigError(
+                f"card {account.card_shown}: a top-up of {format_amount(amount_minor)} would take "
+                f"the balance past {format_amount(MAX_BALANCE_MINOR)}; top up less"
+            )
         return self._move(account.id, "topup", amount_minor, terminal_id=terminal_id, stan=stan)
 
     def payout(self, card: CardRef, amount_minor: int) -> Account:
@@ -718,8 +728,11 @@ class Terminal:
 
 
 def _positive(amount_minor: int) -> None:
-    if amount_minor <= 0:
-        raise ConfigError(f"amount {amount_minor}: must be more than 0")
+    if not 0 < amount_minor <= MAX_BALANCE_MINOR:
+        raise ConfigError(
+            f"amount {format_amount(amount_minor)}: must be more than 0 and at most "
+            f"{format_amount(MAX_BALANCE_MINOR)}"
+        )
 
 
 def _load_or_create_secret(path: Path) -> bytes:

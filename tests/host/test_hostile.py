@@ -1,0 +1,101 @@
+"""A hostile user against the host: amounts past what the wire and the store can hold, from the
+dashboard, the command line and a terminal, on SQLite and a real PostgreSQL."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from host_messages import PAN, request
+from pitill.errors import ConfigError
+from pitill.host.cards import parse_card
+from pitill.host.store import MAX_BALANCE_MINOR
+from pitill_cli import PITILL
+
+from .conftest import db_args
+from .test_dashboard import CASHIER_PW, Browser, account_id, dashboard
+from .test_host import Host, balance_of, run
+
+FLASH = re.compile(r"class='flash'>([^<]*)<")
+
+
+def test_a_cashier_cannot_top_up_past_what_a_balance_holds(
+    tmp_path: Path, database: str | None
+) -> None:
+    """SQLite turned 92233720368547758.07 + 10.00 into a float: the account's page, the today
+    page and `account show` failed from then on (and PostgreSQL answered 500)."""
+
+    async def main() -> None:
+        async with dashboard(tmp_path, database) as (board, store):
+            cashier = Browser(board.url.rstrip("/"))
+            try:
+                await cashier.login("cas", CASHIER_PW)
+                target = f"/accounts/{account_id(store)}"
+                await cashier.get(target)
+                for amount in ("92233720368547758.07", "9" * 30, "10000000000.00"):
+                    status, page = await cashier.post(f"{target}/topup", {"amount": amount})
+                    assert status == 200, (amount, page[:200])
+                    said = FLASH.search(page)
+                    assert said and "refused: amount" in said.group(1), page[:300]
+                    assert "at most 9999999999.99" in said.group(1)
+                # up to the ceiling, and not one cent past it
+                status, page = await cashier.post(f"{target}/topup", {"amount": "9999999989.99"})
+                assert "balance 9999999999.99" in page
+                status, page = await cashier.post(f"{target}/topup", {"amount": "0.01"})
+                said = FLASH.search(page)
+                assert said and "would take the balance past 9999999999.99" in said.group(1)
+                assert balance_of(store) == MAX_BALANCE_MINOR
+                assert (await cashier.get("/"))[0] == 200
+            finally:
+                await cashier.close()
+
+    run(main())
+
+
+def test_the_store_and_the_command_line_refuse_an_amount_past_12_digits(
+    tmp_path: Path, database: str | None
+) -> None:
+    store_args = ["--data-dir", str(tmp_path), *db_args(database)]
+    added = subprocess.run(
+        [*PITILL, "host", "account", "add", PAN, "--balance", "9" * 25, *store_args],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert added.returncode == 2, added.stderr
+    assert "at most 9999999999.99" in added.stderr and "unexpected" not in added.stderr
+    added = subprocess.run(
+        [*PITILL, "host", "account", "add", PAN, "--balance", "9999999999.99", *store_args],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    topup = subprocess.run(
+        [*PITILL, "host", "account", "topup", PAN, "0.01", *store_args],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert topup.returncode == 2 and "past 9999999999.99" in topup.stderr, topup.stderr
+    shown = subprocess.run(
+        [*PITILL, "host", "account", "show", PAN, *store_args],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert shown.returncode == 0 and "balance 9999999999.99" in shown.stdout, shown.stderr
+
+
+def test_a_terminal_top_up_past_the_ceiling_is_declined_and_moves_nothing(
+    tmp_path: Path, database: str | None
+) -> None:
+    async def main() -> None:
+        async with Host(tmp_path, database) as host:
+            host.store.add_account(parse_card(PAN), MAX_BALANCE_MINOR - 100)
+            over, under = await host.send(
+                request("0200", 1, 101, **{"3": "210000"}),
+                request("0200", 2, 100, **{"3": "210000"}),
+            )
+            assert over["39"] == "13"
+            assert under["39"] == "00" and under["54"].endswith("C999999999999")
+            assert balance_of(host.store) == MAX_BALANCE_MINOR
+            with pytest.raises(ConfigError, match=r"past 9999999999\.99"):
+                host.store.topup(parse_card(PAN), 1)
+
+    run(main())
