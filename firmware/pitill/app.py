@@ -882,8 +882,11 @@ class Terminal:
     async def _keep_hotlist(self, source: HotlistSource) -> None:
         """The program's hotlist, after each (re)connect and every HOTLIST_REFRESH_S."""
         while True:
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancel that
+            # arrives as the event is set, and stop() then waited for this task forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._hotlist_wake.wait(), HOTLIST_REFRESH_S)
+                async with asyncio.timeout(HOTLIST_REFRESH_S):
+                    await self._hotlist_wake.wait()
             self._hotlist_wake.clear()
             if self.state.link is not LinkStatus.OFFLINE:
                 await self.sync_hotlist(source)

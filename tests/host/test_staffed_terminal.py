@@ -40,3 +40,21 @@ def test_top_up_at_the_terminal_then_spend_it_and_ask_the_balance(
     report = json.loads(pitill("report", "--data-dir", str(tmp_path / "TERMA001"), "--json").stdout)
     assert report["topups"] == {"count": 1, "amount_minor": 2000}
     assert report["sold"]["card online"] == {"count": 1, "amount_minor": 1250}
+
+
+def test_a_top_up_whose_answer_came_too_late_is_reversed_once_and_takes_no_cash(
+    tmp_path: Path, host: tuple[list[str], list[int]]
+) -> None:
+    store, (port, _) = host
+    script = (
+        "expect link online\n"
+        + NEW_PIN
+        + "upstream slow\n"  # answers after the request timeout: the host credited, unknown here
+        + f"press 7 2 0 0 0 OK\nswipe {PAN} 3012\n"
+        + 'expect screen "No answer: no top-up"\nexpect drawer 0\npress OK\n'
+        + "upstream up\nexpect link online\nexpect pending 0\n"
+    )
+    terminal(tmp_path, "TERMA001", port, script)
+    shown = json.loads(pitill("host", "account", "show", PAN, "--json", *store).stdout)
+    kinds = [(m["kind"], m["amount_minor"]) for m in reversed(shown["history"])]
+    assert (shown["balance_minor"], kinds) == (0, [("topup", 2000), ("reversal", -2000)])
