@@ -12,11 +12,12 @@ import pytest
 from host_messages import PAN, request
 from pitill.errors import ConfigError
 from pitill.host.cards import parse_card
+from pitill.host.operators import add_operator, remove_operator
 from pitill.host.store import MAX_BALANCE_MINOR
 from pitill_cli import PITILL
 
 from .conftest import db_args
-from .test_dashboard import CASHIER_PW, Browser, account_id, dashboard
+from .test_dashboard import ADMIN_PW, CASHIER_PW, Browser, account_id, dashboard
 from .test_host import Host, balance_of, run
 
 FLASH = re.compile(r"class='flash'>([^<]*)<")
@@ -97,5 +98,38 @@ def test_a_terminal_top_up_past_the_ceiling_is_declined_and_moves_nothing(
             assert balance_of(host.store) == MAX_BALANCE_MINOR
             with pytest.raises(ConfigError, match=r"past 9999999999\.99"):
                 host.store.topup(parse_card(PAN), 1)
+
+    run(main())
+
+
+def test_a_new_password_or_a_name_added_again_ends_the_old_sessions(
+    tmp_path: Path, database: str | None
+) -> None:
+    """An admin who resets a leaked password shuts the one who used it out at once (the session
+    was bound to the name only and went on with the new password set)."""
+
+    async def main() -> None:
+        async with dashboard(tmp_path, database) as (board, store):
+            thief, again, same = (Browser(board.url.rstrip("/")) for _ in range(3))
+            try:
+                await thief.login("cas", CASHIER_PW)
+                await same.login("ada", ADMIN_PW)
+                add_operator(store, "cas", "cashier", "a brand new password")
+                async with thief.http.get(thief.base + "/", allow_redirects=False) as r:
+                    assert (r.status, r.headers.get("Location")) == (303, "/login")
+                # removed and added again under the same name and password, between two
+                # requests: a new hash, a new person as far as the session can tell
+                await again.login("cas", "a brand new password")
+                remove_operator(store, "cas")
+                add_operator(store, "cas", "admin", "a brand new password")
+                async with again.http.get(again.base + "/", allow_redirects=False) as r:
+                    assert (r.status, r.headers.get("Location")) == (303, "/login")
+                # a role given again with the same password keeps the session
+                add_operator(store, "ada", "admin", ADMIN_PW)
+                status, page = await same.get("/operators")
+                assert status == 200 and "ada (admin)" in page
+            finally:
+                for browser in (thief, again, same):
+                    await browser.close()
 
     run(main())

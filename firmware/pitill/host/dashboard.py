@@ -4,7 +4,8 @@ The web layer's rules hold here too (pitill.web.guard): 127.0.0.1 unless told ot
 loopback Host on a loopback address, a strict CSP, no asset from elsewhere. On top:
 - Operators log in (pitill.host.operators: scrypt, lockout after MAX_FAILURES). A session is a
   random token in an HttpOnly, SameSite=Strict cookie, ended by logging out, after SESSION_IDLE_S
-  without a request, or after SESSION_MAX_S.
+  without a request, after SESSION_MAX_S, or when its operator is removed or given a new
+  password (here or with `pitill host operator`: the session holds the hash it logged in with).
 - Every POST carries the session's CSRF token in a form field (the login form a token of its own,
   doubled in a cookie) and, when the browser sends an Origin, the page's own origin; anything
   else is refused (403) and changes nothing.
@@ -43,7 +44,7 @@ from pitill.host.operators import (
     Operator,
     add_operator,
     login,
-    operator_role,
+    operator_state,
     operators,
     record_action,
     remove_operator,
@@ -79,6 +80,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class Session:
     operator: Operator
     csrf: str
+    credential: str  # the operator's password hash at login: another one ends the session
     started_s: float
     last_s: float
     flash: str = ""
@@ -200,11 +202,11 @@ class Dashboard:
         if session is None:
             raise web.HTTPSeeOther("/login")
         name = session.operator.name
-        role = await self._db(lambda store: operator_role(store, name))
-        if role is None:
+        state = await self._db(lambda store: operator_state(store, name))
+        if state is None or not hmac.compare_digest(state[1], session.credential):
             self.sessions.pop(request.cookies.get(SESSION_COOKIE, ""), None)
             raise web.HTTPSeeOther("/login")
-        session.operator = Operator(name, role)
+        session.operator = Operator(name, state[0])
         if not session.operator.can(action):
             log_event(
                 log, "dashboard_refused", level=logging.WARNING,
@@ -282,14 +284,22 @@ class Dashboard:
         # counted as a failure until it succeeds: attempts sent at once cannot pass the limit
         failures.append(now_s)
         name, password = str(form.get("name", "")), str(form.get("password", ""))
+
+        def check(store: HostStore) -> tuple[Operator, tuple[str, str] | None]:
+            operator = login(store, name, password, self.clock())
+            return operator, operator_state(store, operator.name)
+
         try:
-            operator = await self._db(lambda store: login(store, name, password, self.clock()))
+            operator, state = await self._db(check)
         except LoginRefused as exc:
             log_event(log, "login_refused", level=logging.WARNING, operator=name[:40])
             return self._login_response(str(exc), 401)
         failures.remove(now_s)
         token = secrets.token_urlsafe(32)
-        self.sessions[token] = Session(operator, secrets.token_urlsafe(32), now_s, now_s)
+        credential = state[1] if state else ""
+        self.sessions[token] = Session(
+            operator, secrets.token_urlsafe(32), credential, now_s, now_s
+        )
         log_event(log, "login", operator=operator.name, role=operator.role)
         response = web.HTTPSeeOther("/")
         response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="Strict", path="/")

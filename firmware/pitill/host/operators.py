@@ -77,7 +77,14 @@ def add_operator(store: HostStore, name: str, role: str, password: str) -> Opera
     check_name(name)
     if role not in ROLES:
         raise ConfigError(f"role {role!r}: must be admin or cashier")
-    hashed = hash_password(check_password(password))
+    check_password(password)
+    # the same password keeps its hash: a role changed leaves the operator's sessions open,
+    # a new password (or the name removed and added again) ends them (the dashboard's _need)
+    before = store.execute("SELECT password_hash FROM operators WHERE name = ?", (name,)).fetchone()
+    if before is not None and password_matches(password, str(before[0])):
+        hashed = str(before[0])
+    else:
+        hashed = hash_password(password)
     with store.transaction():
         store.execute(
             "INSERT INTO operators (name, role, password_hash, created_at) VALUES (?, ?, ?, ?) "
@@ -94,10 +101,13 @@ def remove_operator(store: HostStore, name: str) -> None:
             raise ConfigError(f"operator {name!r}: no such operator")
 
 
-def operator_role(store: HostStore, name: str) -> str | None:
-    """NAME's role now, or None if there is no such operator any more."""
-    row = store.execute("SELECT role FROM operators WHERE name = ?", (name,)).fetchone()
-    return str(row[0]) if row else None
+def operator_state(store: HostStore, name: str) -> tuple[str, str] | None:
+    """NAME's role and stored password hash now, or None if there is no such operator any
+    more (a session holds the hash it logged in with: another one means a new password)."""
+    row = store.execute(
+        "SELECT role, password_hash FROM operators WHERE name = ?", (name,)
+    ).fetchone()
+    return (str(row[0]), str(row[1])) if row else None
 
 
 def operators(store: HostStore) -> list[tuple[str, str, str]]:
