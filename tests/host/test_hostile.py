@@ -133,3 +133,18 @@ def test_a_new_password_or_a_name_added_again_ends_the_old_sessions(
                     await browser.close()
 
     run(main())
+
+
+def test_a_terminal_name_is_one_printable_line(tmp_path: Path) -> None:
+    """An escape in NAME reached the operator's terminal through `terminal list` and the
+    report, and broke the terminal.toml comment it is written into (unexpected TOMLDecodeError,
+    exit 70)."""
+    for name in ("till\x1b[2J", "two\nlines", "x" * 81):
+        odd = subprocess.run(
+            [*PITILL, "host", "terminal", "add", name, "--id", "TILL0001",
+             "--data-dir", str(tmp_path), "--out", str(tmp_path / "t")],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert odd.returncode == 2 and odd.stderr.count("\n") == 1, odd.stderr
+        assert "terminal name" in odd.stderr and "printable characters, one line" in odd.stderr
+    assert not (tmp_path / "t").exists()

@@ -9,7 +9,7 @@ import json
 import logging
 import signal
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,13 +44,18 @@ EXAMPLES = """examples:
 COUNT = Bound(0, 1_000_000)  # sales, advices or cards of a load run
 
 
-def _holder(text: str) -> str:
-    """A holder's name is shown in `account show` and the report: one printable line."""
-    if not text.isprintable() or len(text) > MAX_HOLDER_CHARS:
-        raise argparse.ArgumentTypeError(
-            f"holder {text[:20]!r}: at most {MAX_HOLDER_CHARS} printable characters, one line"
-        )
-    return text
+def _one_line(what: str) -> Callable[[str], str]:
+    """A holder's or a terminal's name is echoed by show, list and the report (and a terminal's
+    written into its terminal.toml): one printable line, never an escape sequence."""
+
+    def check(text: str) -> str:
+        if not text.isprintable() or len(text) > MAX_HOLDER_CHARS:
+            raise argparse.ArgumentTypeError(
+                f"{what} {text[:20]!r}: at most {MAX_HOLDER_CHARS} printable characters, one line"
+            )
+        return text
+
+    return check
 
 
 def _amount(text: str) -> int:
@@ -172,7 +177,7 @@ def add_parser(commands: Commands) -> None:
             ),
         )
     )
-    enroll.add_argument("name", metavar="NAME", help="e.g. till-1")
+    enroll.add_argument("name", type=_one_line("terminal name"), metavar="NAME", help="e.g. till-1")
     enroll.add_argument("--out", type=Path, required=True, metavar="DIR")
     enroll.add_argument(
         "--id", default=None, help="its terminal id (8 characters; default: from NAME)"
@@ -203,7 +208,9 @@ def add_parser(commands: Commands) -> None:
     add = with_dir(acts.add_parser("add", help="open an account for CARD"))
     add.add_argument("card", metavar="CARD", help="a PAN, or uid:HEX for an NFC tag")
     add.add_argument("--balance", type=_amount, default=0, metavar="AMOUNT", help="e.g. 20.00")
-    add.add_argument("--holder", type=_holder, default="", help="the holder's name (optional)")
+    add.add_argument(
+        "--holder", type=_one_line("holder"), default="", help="the holder's name (optional)"
+    )
     add.set_defaults(handler=_account_add)
     show = with_dir(acts.add_parser("show", help="balance, status, debt and history"))
     show.add_argument("card", metavar="CARD")
