@@ -166,6 +166,12 @@ BROKEN_ORDERS: dict[tuple[str, str], dict[str, Any]] = {
     ("offline.uid_only_floor_limit_minor", "offline.floor_limit_minor"): {
         "offline": {"uid_only_floor_limit_minor": 1001, "floor_limit_minor": 1000}
     },
+    ("offline.refund_floor_limit_minor", "offline.floor_limit_minor"): {
+        "offline": {"refund_floor_limit_minor": 1001, "floor_limit_minor": 1000}
+    },
+    ("offline.refund_floor_limit_minor", "offline.refund_max_total_minor"): {
+        "offline": {"refund_floor_limit_minor": 1001, "refund_max_total_minor": 1000}
+    },
     ("offline.age_alarm_s", "offline.max_age_s"): {
         "offline": {"age_alarm_s": 3601.0, "max_age_s": 3600.0}
     },

@@ -33,6 +33,7 @@ from pitill.core.effects import (
     Effect,
     FindLastSale,
     FindReceipt,
+    FindRecentSales,
     OpenDrawer,
     PrintReceipt,
     Record,
@@ -64,6 +65,7 @@ from pitill.core.events import (
     ReaderChanged,
     ReceiptFound,
     ReceiptPrinted,
+    RecentSalesFound,
     RecordFailed,
     ReportReady,
     TimerFired,
@@ -105,6 +107,7 @@ RUNTIME_SAVE_S = 60.0
 HOTLIST_REFRESH_S = 300.0  # besides each time the host comes back
 HOTLIST_MAX_PAGES = 1000  # one sync's bound: 48,000 changes
 DAY_CHECK_RETRY_S = 300.0  # an owed end-of-day check is tried again this often while online
+REFUND_LIST_LENGTH = 10  # the recent sales FN 4 lists
 CLOCK_CHECK_S = 5.0  # how soon a clock that NTP has just set right stops being flagged
 
 
@@ -396,6 +399,8 @@ class Terminal:
             self.enqueue(LastSaleFound(self.now_s(), self.journal.last_sale()))
         elif isinstance(effect, VoidSale):
             self._void_sale(effect)
+        elif isinstance(effect, FindRecentSales):
+            self._find_recent_sales(effect)
         elif isinstance(effect, PrintReceipt):
             self._spawn(self._print_receipt(effect.seq))
         elif isinstance(effect, ReprintReceipt):  # FN 6: seq 0 is the newest receipt
@@ -454,6 +459,12 @@ class Terminal:
             self.forwarder.kick()
         self.enqueue(VoidDone(self.now_s(), ok=True))
         self.enqueue(self.backlog_event())
+
+    def _find_recent_sales(self, effect: FindRecentSales) -> None:
+        """FN 4: the newest refundable sales (of the swiped card), one indexed query."""
+        identity = effect.card.identity if effect.card is not None else None
+        sales = self.journal.recent_sales(REFUND_LIST_LENGTH, identity)
+        self.enqueue(RecentSalesFound(self.now_s(), tuple(sales), effect.card))
 
     async def _print_receipt(self, seq: int, merchant: bool = False, again: bool = False) -> None:
         """Off the loop: a slow or dead printer never holds up keys, probes or the next sale.
@@ -712,6 +723,7 @@ class Terminal:
             offline_count=exposure.count,
             offline_minor=exposure.amount_minor,
             oldest_age_s=exposure.oldest_age_s,
+            refund_offline_minor=self.journal.offline_refunds_minor(),
         )
 
     def _start_timer(self, effect: StartTimer) -> None:

@@ -273,6 +273,8 @@ class OfflineConfig:
     age_alarm_s: float = 20 * 3600.0  # screen and buzzer warn from this age on
     max_per_card: int = 3  # offline sales of one card until the host approves it online
     uid_only_floor_limit_minor: int = 0  # UID-only NFC cards are clonable: online only by default
+    refund_floor_limit_minor: int = 1000  # the largest card refund given offline (FN 4)
+    refund_max_total_minor: int = 2000  # all offline refunds not yet acknowledged, together
 
     def limits(self) -> OfflineLimits:
         """The core's view: every field but the mode."""
@@ -724,6 +726,8 @@ BOUNDS: dict[type, dict[str, Bound]] = {
         "age_alarm_s": _seconds(1, 30 * 86_400),
         "max_per_card": Bound(0, 1000),
         "uid_only_floor_limit_minor": AMOUNT,
+        "refund_floor_limit_minor": AMOUNT,
+        "refund_max_total_minor": AMOUNT,
     },
     PhaseTimeouts: {f.name: _seconds(0.1, 3600) for f in dataclasses.fields(PhaseTimeouts)},
     UpstreamConfig: {
@@ -798,6 +802,18 @@ ORDERS: tuple[Order, ...] = (
         "offline.floor_limit_minor",
         strict=False,
         why="a clonable UID-only card never gets more offline credit than any other card",
+    ),
+    Order(
+        "offline.refund_floor_limit_minor",
+        "offline.floor_limit_minor",
+        strict=False,
+        why="money given back without the host is never more than a sale approved without it",
+    ),
+    Order(
+        "offline.refund_floor_limit_minor",
+        "offline.refund_max_total_minor",
+        strict=False,
+        why="one offline refund must fit in the total of offline refunds",
     ),
     Order(
         "upstream.request_timeout_s",

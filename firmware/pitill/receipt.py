@@ -68,6 +68,8 @@ def outcome_lines(row: JournalRow) -> list[str]:
     if row.status is TxnStatus.VOID:
         done = "Cash given back" if row.kind is TxnKind.CASH else "Charge taken back"
         return ["VOID", f"Sale #{row.reverses_seq} cancelled", done]
+    if row.kind is TxnKind.REFUND:
+        return refund_lines(row)
     if row.status is TxnStatus.VOIDED or row.voided_by_seq:
         return ["VOIDED", f"Cancelled by #{row.voided_by_seq}" if row.voided_by_seq else ""]
     if row.kind is TxnKind.TOPUP:
@@ -101,6 +103,24 @@ def topup_lines(row: JournalRow) -> list[str]:
     return ["OUTCOME UNKNOWN", "Ask the shop to check"]
 
 
+def refund_lines(row: JournalRow) -> list[str]:
+    """A refund (FN 4): money back for sale #refunds_seq, and how it comes back."""
+    sale = f"For sale #{row.refunds_seq}"
+    if row.status is TxnStatus.COMPLETED:
+        return ["REFUND", sale, "Cash given back"]
+    if row.status is TxnStatus.APPROVED:
+        return ["REFUND", sale, f"Auth code {row.auth_code}" if row.auth_code else "Approved"]
+    if row.status is TxnStatus.PENDING:
+        return ["REFUND OFFLINE", sale, "Will be sent to the bank", "when the line is back."]
+    if row.status in (TxnStatus.FORWARDED, TxnStatus.DECLINED_AFTER):
+        return ["REFUND OFFLINE", sale, "Sent to the bank"]
+    if row.status is TxnStatus.DECLINED:
+        return ["REFUND DECLINED", sale, screen_text(row.response_code), "Nothing given back"]
+    if row.status in (TxnStatus.REVERSAL_PENDING, TxnStatus.REVERSED):
+        return ["REFUND NOT MADE", sale, "No answer in time:", "nothing given back"]
+    return ["OUTCOME UNKNOWN", "Ask the shop to check"]
+
+
 def receipt_lines(
     row: JournalRow,
     terminal_id: str,
@@ -119,11 +139,11 @@ def receipt_lines(
     lines.append(pair("Terminal", terminal_id.strip()))
     lines.append(pair("Date", _when(row.local_datetime)))
     lines.append(pair("Seq", str(row.seq)))
-    if row.kind in (TxnKind.CARD, TxnKind.TOPUP, TxnKind.BALANCE):
+    if row.kind in (TxnKind.CARD, TxnKind.TOPUP, TxnKind.BALANCE) or row.masked_pan:
         lines.append(pair("STAN", f"{row.stan:06d}"))
         lines.append(pair("Card", row.masked_pan))
     lines.append("")
-    sign = "-" if row.status is TxnStatus.VOID else ""
+    sign = "-" if row.status is TxnStatus.VOID or row.kind is TxnKind.REFUND else ""
     lines.append(pair("TOTAL", f"{row.currency} {sign}{format_amount(row.amount_minor)}"))
     lines.append("")
     outcome = [line for line in outcome_lines(row) if line]

@@ -40,6 +40,7 @@ class JournalRow:
     # date/time unknown, so the host matches it by STAN alone (journal/store.py recover_at_boot).
     stan_only: bool = False
     balance_minor: int | None = None  # the card's balance after it, as the host answered (54)
+    refunds_seq: int = 0  # a REFUND: the sale it gives money back for (core/refund.py)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
@@ -19,6 +21,7 @@ from pitill.core.events import (
     LinkChanged,
     PinChecked,
     PinSaved,
+    RecentSalesFound,
     TimerFired,
     TimerName,
     VoidDone,
@@ -68,7 +71,11 @@ class TerminalMachine(RuleBasedStateMachine):
     def press(self, key: Key) -> None:
         before = self.state.phase
         self.feed(KeyPressed(self.now_s, key))
-        if key is Key.CANCEL and before not in (Phase.AUTHORIZING, Phase.VOIDING):
+        if key is Key.CANCEL and before not in (
+            Phase.AUTHORIZING,
+            Phase.VOIDING,
+            Phase.REFUND_AUTHORIZING,
+        ):
             assert self.state.phase is Phase.IDLE
 
     @rule(card=st.sampled_from(CARDS))
@@ -113,6 +120,19 @@ class TerminalMachine(RuleBasedStateMachine):
         self.feed(LastSaleFound(self.now_s, found))
         if self.state.phase is Phase.VOIDING:
             self.feed(VoidDone(self.now_s, void_ok))
+
+    @rule(
+        kind=st.sampled_from([TxnKind.CARD, TxnKind.CASH]),
+        refunded_minor=st.sampled_from([0, 200, 500]),
+        by_card=st.booleans(),
+    )
+    def recent_sales(self, kind: TxnKind, refunded_minor: int, by_card: bool) -> None:
+        """The journal's refundable sales (FN 4), in any phase, late or not."""
+        status = TxnStatus.APPROVED if kind is TxnKind.CARD else TxnStatus.COMPLETED
+        pan = CARDS[0].masked_pan if kind is TxnKind.CARD else ""
+        found = SaleOnRecord(3, kind, TxnMode.ONLINE, status, 500, "EUR", pan, 10.0, False)
+        found = dataclasses.replace(found, refunded_minor=refunded_minor)
+        self.feed(RecentSalesFound(self.now_s, (found,), CARDS[0] if by_card else None))
 
     @rule(delay_s=st.floats(min_value=0.0, max_value=200.0))
     def time_passes(self, delay_s: float) -> None:

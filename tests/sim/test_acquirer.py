@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from pitill.core.types import TxnKind, TxnStatus
 from pitill.errors import ConfigError
 from pitill.sim.acquirer import (
     LEDGER_NAME,
@@ -21,6 +22,7 @@ from pitill.sim.acquirer import (
     decide_sale,
     net_charged_minor,
 )
+from pitill.sim.reconcile import JournalEntry, reconcile
 from pitill.upstream.connect import close_stream
 from pitill.upstream.exchange import mismatch
 from pitill.upstream.framing import frame, read_frame
@@ -535,3 +537,75 @@ def test_end_of_day_is_checked_against_the_ledger(tmp_path: Path) -> None:
     assert (agreed["t"], agreed["39"], disagreed["39"]) == ("0510", "00", "95")
     assert m.reconciliation_of(agreed) == m.reconciliation_of(disagreed) == held
     assert [e["mti"] for e in AcquirerHost(tmp_path).ledger()].count("0500") == 0
+
+
+# --- refunds (processing code 20) and the reversal of an advised offline sale ---
+
+
+def refund_request(stan: int, amount_minor: int, mti: str = "0200") -> Message:
+    return {**sale_request(stan, amount_minor, mti=mti), "3": "200000"}
+
+
+def test_refunds_count_negative_once_and_their_reversal_gives_them_back(tmp_path: Path) -> None:
+    async def body(host: AcquirerHost, line: Line) -> list[Message]:
+        return [
+            await line.ask(sale_request(1, 1250)),
+            await line.ask(refund_request(2, 500)),
+            await line.ask(refund_request(2, 500)),  # the same refund again: no second credit
+            await line.ask(refund_request(3, 300, mti="0220")),  # an offline refund's advice
+            await line.ask(refund_request(3, 300, mti="0221")),
+            await line.ask(refund_request(4, 200)),
+            await line.ask({**reversal_request(4, 200), "3": "200000"}),  # timed out: undone
+        ]
+
+    answers = with_host(tmp_path, body)
+    assert [a["39"] for a in answers] == ["00"] * 7
+    assert all(a["3"] == "200000" for a in answers[1:])  # the host echoes the processing code
+    entries = AcquirerHost(tmp_path).ledger()
+    assert [e["processing_code"] for e in entries][:2] == ["000000", "200000"]
+    assert net_charged_minor(entries) == 1250 - 500 - 300
+
+
+def test_reconciliation_expects_a_refund_negative_and_a_voided_advice_at_zero(
+    tmp_path: Path,
+) -> None:
+    advice_reversal = {
+        **reversal_request(5, 800),
+        "39": "17",
+        "90": "0220" + "000005" + "1128101500" + "0" * 22,
+    }
+
+    async def body(host: AcquirerHost, line: Line) -> list[Message]:
+        return [
+            await line.ask(sale_request(1, 1250)),
+            await line.ask(refund_request(2, 500)),
+            await line.ask(sale_request(5, 800, mti="0220")),
+            await line.ask(advice_reversal),
+            await line.ask({**advice_reversal, "t": "0421"}),  # a repeat: given back once
+        ]
+
+    with_host(tmp_path, body)
+    entries = AcquirerHost(tmp_path).ledger()
+    assert entries[3]["reversed"] is True and entries[3]["original"].startswith("0220:")
+    assert net_charged_minor(entries) == 1250 - 500
+
+    def row(seq: int, kind: TxnKind, amount: int, status: TxnStatus) -> JournalEntry:
+        return JournalEntry(seq, kind.value, amount, status.value, seq, "26" + "1128101500")
+
+    rows = [
+        row(1, TxnKind.CARD, 1250, TxnStatus.APPROVED),
+        row(2, TxnKind.REFUND, 500, TxnStatus.APPROVED),
+        row(5, TxnKind.CARD, 800, TxnStatus.REVERSED),
+        row(6, TxnKind.REFUND, 300, TxnStatus.COMPLETED),  # cash: never at the host
+    ]
+    check = reconcile(rows, entries, "PITILL01", settled=True)
+    assert check.problems() == []
+    assert (check.refund_rows, check.journal_refunded_minor) == (2, 500)
+    # A refund the journal says was given but the host never credited is lost; one the host
+    # credited twice as much as given is caught too.
+    missing = reconcile([*rows, row(7, TxnKind.REFUND, 100, TxnStatus.FORWARDED)], entries,
+                        "PITILL01", settled=True)  # fmt: skip
+    assert len(missing.lost) == 1
+    short = [row(1, TxnKind.CARD, 1250, TxnStatus.APPROVED), row(2, TxnKind.REFUND, 400,
+             TxnStatus.APPROVED)]  # fmt: skip
+    assert reconcile(short, entries[:2], "PITILL01", settled=True).duplicated

@@ -10,8 +10,9 @@ from hypothesis import strategies as st
 from upstream_helpers import LOCAL_DATETIME, TERMINAL, forward_item, sale
 
 from pitill.core.responses import APPROVED, AnswerKind, ResponseClass
+from pitill.core.types import TxnKind, TxnStatus
 from pitill.errors import ProtocolError
-from pitill.records import ForwardKind
+from pitill.records import ForwardItem, ForwardKind
 from pitill.upstream import messages as m
 
 stans = st.integers(min_value=1, max_value=999_999)
@@ -198,3 +199,34 @@ def test_a_void_says_customer_cancellation_in_field_39_a_timeout_reversal_too_la
     reversal = m.build_reversal(voided, TERMINAL)
     assert reversal["39"] == "17"
     assert m.decode(m.encode(reversal))["39"] == "17"  # it survives the wire
+
+
+def test_a_refund_goes_with_processing_code_20_in_every_message_about_it() -> None:
+    """0200, 0220/0221 and the 0420 of a refund all say 200000; a sale says 000000."""
+    refund = dataclasses.replace(sale(500, seq=9), kind=TxnKind.REFUND, refunds_seq=3)
+    request = m.build_sale_request(refund, LOCAL_DATETIME, TERMINAL)
+    assert request["3"] == m.PROCESSING_CODE_REFUND == "200000"
+    assert m.parse_request(m.decode(m.encode(request))).processing_code == "200000"
+    assert m.is_refund(m.parse_request(request))
+    assert m.build_sale_request(sale(), LOCAL_DATETIME, TERMINAL)["3"] == "000000"
+    for kind in (ForwardKind.ADVICE, ForwardKind.REVERSAL):
+        item = forward_item(kind)
+        item = dataclasses.replace(item, row=dataclasses.replace(item.row, kind=TxnKind.REFUND))
+        assert m.build_forward(item, TERMINAL)["3"] == "200000"
+    cash = dataclasses.replace(sale(), kind=TxnKind.CASH)
+    with pytest.raises(ProtocolError, match="never sent upstream"):
+        m.build_sale_request(cash, LOCAL_DATETIME, TERMINAL)
+
+
+def test_the_reversal_of_an_advised_offline_sale_names_its_0220() -> None:
+    """Field 90: the 0220 as sent, the same STAN and field 7 as every send of the advice."""
+    advice = forward_item(ForwardKind.ADVICE, seq=44)
+    sent = m.build_advice(advice, TERMINAL)
+    row = dataclasses.replace(
+        advice.row, status=TxnStatus.REVERSAL_PENDING, voided_by_seq=45, attempts=0
+    )
+    reversal = m.build_reversal(ForwardItem(ForwardKind.REVERSAL, row, None), TERMINAL)
+    assert reversal["90"][:20] == "0220" + sent["11"] + sent["7"]
+    assert reversal["39"] == "17" and reversal["t"] == "0420"
+    online = m.build_reversal(forward_item(ForwardKind.REVERSAL, seq=44), TERMINAL)
+    assert online["90"][:4] == "0200"

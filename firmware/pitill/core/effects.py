@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pitill.card.model import Card
 from pitill.core.events import TimerName
 from pitill.core.screens import Screen
 from pitill.core.txn import Txn
@@ -101,6 +102,14 @@ class VoidSale:
 
 
 @dataclass(frozen=True)
+class FindRecentSales:
+    """Read the newest sales that may still be refunded (of `card` only, when given), each with
+    what was refunded of it so far; the answer comes back as RecentSalesFound."""
+
+    card: Card | None = None
+
+
+@dataclass(frozen=True)
 class PrintReceipt:
     """Print the receipt of the journaled transaction `seq` (never before its Record); the
     answer comes back as ReceiptPrinted. A printer that fails never undoes or blocks a sale."""
@@ -149,4 +158,5 @@ Effect = (
     | CloseDay
     | FindReceipt
     | ReprintReceipt
+    | FindRecentSales
 )

@@ -98,6 +98,7 @@ class BacklogChanged:
     offline_count: int = 0  # offline approvals not yet acknowledged by the host
     offline_minor: int = 0  # their total amount
     oldest_age_s: float = 0.0  # age of the oldest of them (terminal running time, see journal)
+    refund_offline_minor: int = 0  # offline card refunds not yet acknowledged, their total
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,16 @@ class VoidDone:
 
 
 @dataclass(frozen=True)
+class RecentSalesFound:
+    """The journal's recent sales that may still be refunded (FindRecentSales), newest first;
+    `card` is the card they were looked up by (None: the newest of all)."""
+
+    now_s: float
+    sales: tuple[SaleOnRecord, ...]
+    card: Card | None = None
+
+
+@dataclass(frozen=True)
 class ReceiptPrinted:
     """The printer took the receipt of `seq`, or did not (out of paper, offline, unplugged)."""
 
@@ -221,4 +232,5 @@ Event = (
     | ReceiptPrinted
     | DayClosed
     | ReceiptFound
+    | RecentSalesFound
 )

@@ -40,6 +40,7 @@ from pitill.core.effects import (
     Beep,
     Effect,
     FindLastSale,
+    FindRecentSales,
     OpenDrawer,
     PrintReceipt,
     Record,
@@ -70,6 +71,7 @@ from pitill.core.events import (
     ReaderChanged,
     ReceiptFound,
     ReceiptPrinted,
+    RecentSalesFound,
     RecordFailed,
     ReportReady,
     TimerFired,
@@ -77,7 +79,7 @@ from pitill.core.events import (
     VoidDone,
 )
 from pitill.core.responses import OFFLINE_APPROVED, OFFLINE_DECLINED, ResponseClass, sale_class
-from pitill.core.state import Phase, Sale, TerminalState
+from pitill.core.state import Phase, RefundPick, Sale, TerminalState
 from pitill.core.txn import SaleOnRecord, Txn
 from pitill.core.types import (
     PIN_MAX_DIGITS,
@@ -125,6 +127,7 @@ class Trigger(StrEnum):
     RECEIPT_PRINTED = "receipt_printed"
     DAY_CLOSED = "day_closed"
     RECEIPT_FOUND = "receipt_found"
+    RECENT_SALES_FOUND = "recent_sales_found"
 
 
 _KEY_TRIGGERS = {Key.OK: Trigger.OK, Key.CLEAR: Trigger.CLEAR, Key.CANCEL: Trigger.CANCEL}
@@ -148,6 +151,7 @@ _EVENT_TRIGGERS: dict[type, Trigger] = {
     ReceiptPrinted: Trigger.RECEIPT_PRINTED,
     DayClosed: Trigger.DAY_CLOSED,
     ReceiptFound: Trigger.RECEIPT_FOUND,
+    RecentSalesFound: Trigger.RECENT_SALES_FOUND,
 }
 
 
@@ -188,6 +192,8 @@ RECEIPT_PHASES = frozenset(
         Phase.CHANGE,
         Phase.VOIDED,
         Phase.TOPPED_UP,
+        Phase.REFUNDED,
+        Phase.REFUND_DECLINED,
     }
 )
 
@@ -254,6 +260,13 @@ _PHASE_TIMEOUT_S: dict[Phase, Callable[[TerminalState], float]] = {
     Phase.END_OF_DAY: lambda s: s.settings.timeouts.menu_s,
     Phase.CLOSING_DAY: lambda s: s.settings.timeouts.menu_s,
     Phase.REPRINT: lambda s: s.settings.timeouts.menu_s,
+    Phase.REFUND_LOOKUP: lambda s: s.settings.timeouts.menu_s,
+    Phase.REFUND_PICK: lambda s: s.settings.timeouts.menu_s,
+    Phase.REFUND_AMOUNT: lambda s: s.settings.timeouts.amount_entry_s,
+    Phase.REFUND_CARD: lambda s: s.settings.timeouts.await_card_s,
+    Phase.REFUND_AUTHORIZING: lambda s: s.settings.timeouts.authorizing_s,
+    Phase.REFUNDED: lambda s: s.settings.timeouts.result_s,
+    Phase.REFUND_DECLINED: lambda s: s.settings.timeouts.result_s,
 }
 
 
@@ -271,7 +284,14 @@ def enter(state: TerminalState, phase: Phase, *effects: Effect, **changes: objec
 def to_idle(state: TerminalState, notice: str = "") -> Result:
     """Back to idle; the sale's record is dropped with everything in it (and any PIN keyed)."""
     return enter(
-        state, Phase.IDLE, notice=notice, sale=None, pin_entry="", pin_first="", void_target=None
+        state,
+        Phase.IDLE,
+        notice=notice,
+        sale=None,
+        pin_entry="",
+        pin_first="",
+        void_target=None,
+        refund=None,
     )
 
 
@@ -331,6 +351,7 @@ def on_backlog(state: TerminalState, event: Event) -> Result:
         offline_minor=event.offline_minor,
         oldest_age_s=event.oldest_age_s,
         age_alarm=alarm,
+        refund_offline_minor=event.refund_offline_minor,
     )
     return new_state, (Beep(BeepPattern.ALERT),) if alarm and not state.age_alarm else ()
 
@@ -391,6 +412,7 @@ COMMON_ROWS: dict[Trigger, Handler] = {
     Trigger.RECEIPT_PRINTED: receipt_printed,
     Trigger.DAY_CLOSED: ignore,  # CLOSING_DAY waits for it (a late one: the day is closed)
     Trigger.RECEIPT_FOUND: ignore,  # the supervisor left FN 6 before the journal answered
+    Trigger.RECENT_SALES_FOUND: ignore,  # the supervisor left the refund before the answer
 }
 
 
@@ -831,6 +853,7 @@ def pin_saved(state: TerminalState, event: Event) -> Result:
     Phase.BALANCE_CARD,
     Phase.END_OF_DAY,
     Phase.REPRINT,
+    Phase.REFUND_LOOKUP,
 )
 def menu_digit(state: TerminalState, event: Event) -> Result:
     choice = digit_of(event)
@@ -845,11 +868,14 @@ def menu_digit(state: TerminalState, event: Event) -> Result:
         )
     if choice == 3:
         return enter(state, Phase.VOID_LOOKUP, FindLastSale(), Beep(BeepPattern.CLICK))
+    if choice == 4:  # refund (core/refund.py): the recent sales first
+        lookup = (FindRecentSales(), Beep(BeepPattern.CLICK))
+        return enter(state, Phase.REFUND_LOOKUP, *lookup, refund=RefundPick())
     if choice == 5:
         return endofday.ask_end_of_day(state)
     if choice == 6:
         return endofday.open_reprint(state)
-    return state.but(notice="Press 1-3, 5-8"), (Beep(BeepPattern.ERROR),)
+    return state.but(notice="Press 1-8"), (Beep(BeepPattern.ERROR),)
 
 
 # --- void the last sale (FN 3) -------------------------------------------------------------------
@@ -860,6 +886,8 @@ VOIDS: Mapping[tuple[TxnKind, TxnMode, TxnStatus], TxnStatus] = {
     (TxnKind.CARD, TxnMode.ONLINE, TxnStatus.APPROVED): TxnStatus.REVERSAL_PENDING,
     # Not yet at the host: never forwarded (the shell checks it was never sent, in the commit).
     (TxnKind.CARD, TxnMode.OFFLINE, TxnStatus.PENDING): TxnStatus.VOIDED,
+    # The host took its advice: a reversal (0420, reason 17) whose field 90 names the 0220.
+    (TxnKind.CARD, TxnMode.OFFLINE, TxnStatus.FORWARDED): TxnStatus.REVERSAL_PENDING,
     # Cash: not sold after all; the VOID row is the cash that leaves the drawer.
     (TxnKind.CASH, TxnMode.ONLINE, TxnStatus.COMPLETED): TxnStatus.VOIDED,
     (TxnKind.CASH, TxnMode.OFFLINE, TxnStatus.COMPLETED): TxnStatus.VOIDED,
@@ -875,8 +903,10 @@ def void_refusal(state: TerminalState, sale: SaleOnRecord | None) -> str | None:
         return "Last sale is voided"
     if sale.day_closed:
         return "Day closed: no void"
-    if sale.kind is TxnKind.CARD and (sale.sent or sale.status is TxnStatus.FORWARDED):
-        return "Sent to host: no void"
+    if sale.refunded_minor:
+        return "Refunded: no void"
+    if sale.kind is TxnKind.CARD and sale.sent and sale.status is TxnStatus.PENDING:
+        return "Being sent: try later"  # its advice is in flight: void it once acknowledged
     if (sale.kind, sale.mode, sale.status) not in VOIDS:
         return f"Cannot void: {sale.status.value}"
     if sale.age_s > state.settings.void_window_s:
@@ -1127,6 +1157,11 @@ _ROWS: dict[Phase, dict[Trigger, Handler]] = {
 from pitill.core import staffed  # noqa: E402
 
 _ROWS.update(staffed.ROWS)
+
+# The refund phases' rows (FN 4) live with their rules in refund.py, imported here likewise.
+from pitill.core.refund import REFUND_ROWS  # noqa: E402
+
+_ROWS.update(REFUND_ROWS)
 
 
 def _with_common_rows(

@@ -49,6 +49,13 @@ class Phase(StrEnum):
     END_OF_DAY = "END_OF_DAY"  # FN 5: "close the day?" (OK closes it)
     CLOSING_DAY = "CLOSING_DAY"  # the shell closes it, prints the Z report, asks the host
     REPRINT = "REPRINT"  # FN 6: a journaled receipt on screen, OK prints it again
+    REFUND_LOOKUP = "REFUND_LOOKUP"  # FN 4: the journal's recent sales are read
+    REFUND_PICK = "REFUND_PICK"  # the recent sales on screen: scroll, OK picks, or swipe the card
+    REFUND_AMOUNT = "REFUND_AMOUNT"  # the amount to give back, at most the sale less refunds
+    REFUND_CARD = "REFUND_CARD"  # a card sale picked from the list: its card, please
+    REFUND_AUTHORIZING = "REFUND_AUTHORIZING"  # an 0200 with processing code 20 is in flight
+    REFUNDED = "REFUNDED"  # journaled: approved online, queued offline, or cash out of the drawer
+    REFUND_DECLINED = "REFUND_DECLINED"  # the host said no, or over the offline refund limits
 
 
 @dataclass(frozen=True)
@@ -80,6 +87,9 @@ class OfflineLimits:
     # host resets it.
     max_per_card: int = 3
     uid_only_floor_limit_minor: int = 0  # UID-only NFC cards are clonable: online only by default
+    # Card refunds while the host cannot be reached: money out on nobody's word, so lower.
+    refund_floor_limit_minor: int = 1000  # per refund
+    refund_max_total_minor: int = 2000  # all offline refunds not yet acknowledged by the host
 
 
 @dataclass(frozen=True)
@@ -121,6 +131,16 @@ SALE_FIELDS = frozenset(f.name for f in fields(Sale))
 
 
 @dataclass(frozen=True)
+class RefundPick:
+    """FN 4 from the list of recent sales to the sale picked (its amount and card go in Sale)."""
+
+    choices: tuple[SaleOnRecord, ...] = ()
+    index: int = 0  # the choice under the cursor
+    card: Card | None = None  # the card swiped to find the sale: the refund goes to it
+    target: SaleOnRecord | None = None  # the sale picked
+
+
+@dataclass(frozen=True)
 class TerminalState:
     settings: Settings = field(default_factory=Settings)
     phase: Phase = Phase.BOOTING
@@ -152,6 +172,8 @@ class TerminalState:
     pin_locked_until_s: float = 0.0  # now_s until which the menu is locked after wrong tries
     reprint_seq: int = 0  # the receipt FN 6 shows (0: none found yet)
     reprint_line: str = ""  # its one-line summary, from the journal (ReceiptFound)
+    refund: RefundPick | None = None  # FN 4 in progress (the list, the sale picked)
+    refund_offline_minor: int = 0  # offline card refunds the host has not acknowledged yet
 
     def but(self, **changes: object) -> TerminalState:
         """A copy with `changes`; the fields of Sale go into the sale in progress, and changing

@@ -25,6 +25,7 @@ class Txn:
     auth_code: str = ""
     reverses_seq: int = 0  # for a sale re-done offline after a timed-out 0200: the seq reversed
     balance_minor: int | None = None  # the card's balance after it, as the host answered
+    refunds_seq: int = 0  # a REFUND: the sale it gives money back for
 
     @property
     def stan(self) -> int:
@@ -40,7 +41,8 @@ class Txn:
 
 @dataclass(frozen=True)
 class SaleOnRecord:
-    """The newest sale in the journal, as the void decision needs it (LastSaleFound)."""
+    """A sale in the journal as the void (LastSaleFound) and refund (RecentSalesFound) decisions
+    need it."""
 
     seq: int
     kind: TxnKind
@@ -52,6 +54,7 @@ class SaleOnRecord:
     age_s: float  # running time since it was recorded (never jumps with the wall clock)
     sent: bool  # the forwarder has sent it at least once (an advice may be at the host)
     day_closed: bool = False  # its day was closed (end of day, FN 5): no void any more
+    refunded_minor: int = 0  # what refunds of it have given back so far (core/refund.py)
 
 
 def stan_for(seq: int) -> int:

@@ -60,10 +60,16 @@ class OfflineMode(StrEnum):
 
 
 class TxnKind(StrEnum):
+    """What a journal row is. A REFUND gives money back for the sale its refunds_seq names (FN 4):
+    to the card (online 0200 or offline 0220/0221, processing code 20) or, for a cash sale, out
+    of the drawer (status COMPLETED, never sent upstream). Its amount is positive, like a VOID's:
+    the kind says which way the money goes."""
+
     CARD = "card"
     CASH = "cash"
     TOPUP = "topup"  # cash onto a closed-loop card at a staffed terminal (FN 7, 0200 code 21)
     BALANCE = "balance"  # a balance inquiry (FN 8, 0200 code 31): moves no money
+    REFUND = "refund"
 
 
 class TxnMode(StrEnum):

@@ -99,6 +99,7 @@ def screen_for(state: TerminalState) -> Screen:
 VOID_OUTCOMES = {
     TxnStatus.APPROVED: "Reversal to host",
     TxnStatus.PENDING: "Not sent: cancelled",
+    TxnStatus.FORWARDED: "Reversal to host",
     TxnStatus.COMPLETED: "Give the cash back",
 }
 
@@ -121,6 +122,19 @@ STAFFED_PHASES = frozenset(
         Phase.STAFFED_AUTHORIZING,
         Phase.TOPPED_UP,
         Phase.BALANCE_SHOWN,
+    }
+)
+
+
+REFUND_PHASES = frozenset(
+    {
+        Phase.REFUND_LOOKUP,
+        Phase.REFUND_PICK,
+        Phase.REFUND_AMOUNT,
+        Phase.REFUND_CARD,
+        Phase.REFUND_AUTHORIZING,
+        Phase.REFUNDED,
+        Phase.REFUND_DECLINED,
     }
 )
 
@@ -150,6 +164,50 @@ def _staffed_content(state: TerminalState) -> tuple[str, tuple[str, ...], Emphas
     if state.txn is not None and state.txn.status is TxnStatus.APPROVED and balance is not None:
         return "BALANCE", (money(state, balance), pan), Emphasis.SUCCESS
     return "NO BALANCE", (state.decline_reason or "Host gave none", pan), Emphasis.ERROR
+
+
+def sale_line(state: TerminalState, sale: SaleOnRecord) -> str:
+    """One sale of the refund list: #seq, amount, card's last 4 or CASH."""
+    what = sale.masked_pan[-4:] if sale.masked_pan else "cash"
+    amount = format_amount(sale.amount_minor, state.settings.currency_exponent)
+    return f"#{sale.seq} {amount} {what}"
+
+
+def _refund_content(state: TerminalState) -> tuple[str, tuple[str, ...], Emphasis]:
+    phase, pick = state.phase, state.refund
+    if phase is Phase.REFUND_LOOKUP or pick is None:
+        return "REFUND", ("Reading journal", "or swipe the card"), Emphasis.NORMAL
+    if phase is Phase.REFUND_PICK:
+        # Two sales on screen, the cursor's first; the last line says how to move.
+        shown = pick.choices[pick.index : pick.index + 2]
+        lines = tuple(("> " if i == 0 else "  ") + sale_line(state, s) for i, s in enumerate(shown))
+        title = f"REFUND {pick.index + 1}/{len(pick.choices)}"
+        return title, (*lines, "2/8 OK=pick swipe"), Emphasis.NORMAL
+    target = pick.target
+    assert target is not None
+    left = target.amount_minor - target.refunded_minor
+    if phase is Phase.REFUND_AMOUNT:
+        amount = money(state, state.amount_minor)
+        return (
+            amount,
+            (f"Refund #{target.seq}", f"Max {money(state, left)}", "OK=all if 0"),
+            (Emphasis.NORMAL),
+        )
+    amount = money(state, state.amount_minor)
+    if phase is Phase.REFUND_CARD:
+        return "SWIPE CARD", (f"Refund {amount}", f"Card {target.masked_pan[-4:]}"), Emphasis.NORMAL
+    if phase is Phase.REFUND_AUTHORIZING:
+        return "REFUNDING", (amount, "Please wait"), Emphasis.NORMAL
+    if phase is Phase.REFUND_DECLINED:
+        return "NOT REFUNDED", (state.decline_reason, amount), Emphasis.ERROR
+    txn = state.txn
+    if target.kind is TxnKind.CASH:
+        how = "Give the cash back"
+    elif txn is not None and txn.status is TxnStatus.PENDING:
+        how = "OFFLINE - queued"
+    else:
+        how = f"Auth {txn.auth_code}" if txn is not None and txn.auth_code else "Approved"
+    return "REFUND", (amount, f"Sale #{target.seq}", how), Emphasis.SUCCESS
 
 
 def _content(state: TerminalState) -> tuple[str, tuple[str, ...], Emphasis]:
@@ -202,7 +260,11 @@ def _content(state: TerminalState) -> tuple[str, tuple[str, ...], Emphasis]:
     if phase is Phase.MENU:
         return (
             "MENU",
-            (f"1 Mode: {state.mode.label}", "2 Report 3 Void 5 End day", "6 Print 7 Top-up 8 Bal"),
+            (
+                f"1 Mode: {state.mode.label}",
+                "2 Report 3 Void 4 Refund",
+                "5 End day 6 Print 7 Top 8 Bal",
+            ),
             (Emphasis.NORMAL),
         )
     if phase is Phase.PIN_ENTRY:
@@ -237,6 +299,8 @@ def _content(state: TerminalState) -> tuple[str, tuple[str, ...], Emphasis]:
         return f"{state.report_page + 1}/{pages} OK: {action}", page_lines, Emphasis.NORMAL
     if phase in STAFFED_PHASES:
         return _staffed_content(state)
+    if phase in REFUND_PHASES:
+        return _refund_content(state)
     if phase is Phase.STORAGE_FAULT and state.sale is None:
         return "STORAGE FAULT", ("Journal NOT writable", "call support"), Emphasis.ERROR
     if phase is Phase.STORAGE_FAULT:  # the drawer opened with this screen (on_record_failed)

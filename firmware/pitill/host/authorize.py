@@ -9,8 +9,13 @@
   turns the balance negative and is flagged a debt (the next top-up pays it first). One on an
   unknown, blocked, lost or replaced card is recorded and declined after the fact (62/14/41):
   the merchant's loss, shown in the report, never dropped.
+- A refund (processing code 20: an 0200 online, an 0220/0221 given offline) credits the card's
+  account, never more than that card has spent at that terminal less what was refunded to it
+  there (the refund message does not name its sale, so the host caps what it can tell): online
+  over that is declined 13, an offline one over it is recorded and declined after the fact.
 - A reversal (0420/0421) gives back exactly what its sale took, once; a reversal of a sale the
-  host never approved (or never saw) changes nothing and is answered 00.
+  host never approved (or never saw) changes nothing and is answered 00. Its field 90 names an
+  0200 (an online sale or refund) or an 0220/0221 (an offline sale already advised, voided).
 - Every message is answered exactly once: a repeat (0221, 0421, or the same message again on
   another connection) finds its key in `messages` and gets the stored answer.
 """
@@ -45,6 +50,7 @@ from pitill.upstream.messages import (
     UNKNOWN_TRANSMISSION,
     Request,
     hotlist_data,
+    is_refund,
 )
 
 TOPUP_CODE = PROCESSING_CODE_TOPUP[:2]
@@ -121,6 +127,8 @@ def _authorize_once(store: HostStore, request: Request, klass: str) -> Answer:
             answer, movement_id = _topup(store, request)
         elif request.processing_code[:2] == BALANCE_CODE:
             answer, movement_id = _balance(store, request), None
+        elif is_refund(request):
+            answer, movement_id = _refund(store, request, offline=klass == "advice")
         else:
             answer, movement_id = _charge(store, request, offline=klass == "advice")
         store.execute(
@@ -193,6 +201,35 @@ def _topup(store: HostStore, request: Request) -> tuple[Answer, int | None]:
     return Answer(APPROVED, f"{movement_id % 1_000_000:06d}", balance), movement_id
 
 
+# Movements of one card at one terminal whose sum is what it has spent there, less refunds.
+_SPENDING = ("sale", "offline_sale", "reversal", "refund", "offline_refund", "refund_reversal")
+
+
+def _refund(store: HostStore, request: Request, *, offline: bool) -> tuple[Answer, int | None]:
+    amount = request.amount_minor
+    if amount is None or amount <= 0:
+        return Answer(INVALID_AMOUNT), None
+    account, code = _account_for(store, request.pan)
+    if account is None:
+        return Answer(code), None  # an offline one: declined after the fact, shown as a loss
+    marks = ", ".join("?" for _ in _SPENDING)
+    (net,) = store.execute(
+        "SELECT COALESCE(SUM(amount_minor), 0) FROM movements WHERE account_id = ? "
+        f"AND terminal_id = ? AND kind IN ({marks})",
+        (account.id, request.terminal_id, *_SPENDING),
+    ).fetchone()
+    if amount > -int(net):  # more than this card spent here, less its refunds
+        return Answer(INVALID_AMOUNT, balance_minor=account.balance_minor), None
+    movement_id, balance = store._move(
+        account.id,
+        "offline_refund" if offline else "refund",
+        amount,
+        terminal_id=request.terminal_id,
+        stan=request.stan,
+    )
+    return Answer(APPROVED, f"{movement_id % 1_000_000:06d}", balance), movement_id
+
+
 def _balance(store: HostStore, request: Request) -> Answer:
     account, code = _account_for(store, request.pan)
     if account is None:
@@ -208,26 +245,29 @@ def _reverse(store: HostStore, request: Request) -> tuple[Answer, int | None]:
     when, since = "m.transmission = ?", original.transmission
     if original.transmission == UNKNOWN_TRANSMISSION:
         when, since = "m.local_datetime >= ?", request.local_datetime
+    # An 0220/0221 named: an offline sale already advised, voided at the terminal since.
+    named = CLASS_OF_MTI.get(original.mti, "sale")
+    named = named if named in ("sale", "advice") else "sale"
     found = store.execute(
         "SELECT m.local_datetime, v.account_id, v.amount_minor FROM messages m "
-        "JOIN movements v ON v.id = m.movement_id WHERE m.terminal_id = ? AND m.class = 'sale' "
+        "JOIN movements v ON v.id = m.movement_id WHERE m.terminal_id = ? AND m.class = ? "
         f"AND m.stan = ? AND {when} AND m.reversed_by IS NULL"
         " ORDER BY m.local_datetime DESC LIMIT 1",
-        (request.terminal_id, original.stan, since),
+        (request.terminal_id, named, original.stan, since),
     ).fetchone()
     if found is None:
         return Answer(APPROVED), None  # nothing was charged: nothing to give back
     sale_datetime, account_id, taken_minor = found
     movement_id, balance = store._move(
         account_id,
-        "reversal",
+        "refund_reversal" if is_refund(request) else "reversal",  # a reversal carries field 3
         -taken_minor,
         terminal_id=request.terminal_id,
         stan=request.stan,
     )
     store.execute(
-        "UPDATE messages SET reversed_by = ? WHERE terminal_id = ? AND class = 'sale' "
+        "UPDATE messages SET reversed_by = ? WHERE terminal_id = ? AND class = ? "
         "AND stan = ? AND local_datetime = ?",
-        (movement_id, request.terminal_id, original.stan, sale_datetime),
+        (movement_id, request.terminal_id, named, original.stan, sale_datetime),
     )
     return Answer(APPROVED, balance_minor=balance), movement_id

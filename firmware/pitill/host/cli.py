@@ -510,6 +510,8 @@ def _report(args: argparse.Namespace) -> int:
     for line in _settlement_lines(program, terminals):
         print(line)
     print(f"held on cards   {format_amount(now_figures['held_minor']):>12}")
+    refunds = totals["refunds"]  # all time, online and offline (FN 4 at a terminal)
+    print(f"refunded        {format_amount(refunds['amount_minor']):>12}  ({refunds['count']})")
     print(
         f"owed (debts)    {format_amount(now_figures['debts_minor']):>12}  "
         f"({now_figures['accounts_owing']} accounts)"

@@ -38,6 +38,8 @@ KIND_CATEGORY = {
     "reversal": "reversals",
     "topup": "topups",
     "refund": "refunds",
+    "offline_refund": "refunds",  # given while the host was away, advised after (FN 4)
+    "refund_reversal": "refund_reversals",  # a refund whose 0200 timed out, taken back
     "payout": "payouts",
     "moved_out": "transfers",
     "moved_in": "transfers",

@@ -555,7 +555,17 @@ class HostStore:
         (debts,) = self.execute(
             "SELECT COALESCE(-SUM(balance_minor), 0) FROM accounts WHERE balance_minor < 0"
         ).fetchone()
-        return {"movements": by_kind, "balances_minor": int(held), "debts_minor": int(debts)}
+        refunds = [by_kind.get(kind, {}) for kind in ("refund", "offline_refund")]
+        return {
+            "movements": by_kind,
+            "balances_minor": int(held),
+            "debts_minor": int(debts),
+            # credited back to cards (FN 4 at a terminal), online and offline
+            "refunds": {
+                "count": sum(r.get("count", 0) for r in refunds),
+                "amount_minor": sum(r.get("amount_minor", 0) for r in refunds),
+            },
+        }
 
     def backup(self, target: Path) -> int:
         """An online copy of the SQLite store to `target` (the host may keep serving: SQLite's

@@ -122,6 +122,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # and version are in meta.
         "CREATE TABLE hotlist (entry TEXT PRIMARY KEY) WITHOUT ROWID",
     ),
+    (
+        # A refund (FN 4) names the sale it gives money back for; the partial index sums a
+        # sale's refunds (the cap) and costs nothing for any other row.
+        "ALTER TABLE txns ADD COLUMN refunds_seq INTEGER NOT NULL DEFAULT 0",
+        "CREATE INDEX txns_by_refunded_sale ON txns (refunds_seq) WHERE refunds_seq > 0",
+    ),
 )
 
 _SUFFIXES = ("", "-wal", "-shm")  # a database and the files SQLite keeps beside it
@@ -268,6 +274,7 @@ _INTEGER_COLUMNS = (
     "change_minor",
     "reverses_seq",
     "voided_by_seq",
+    "refunds_seq",
 )
 
 

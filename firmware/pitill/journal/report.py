@@ -53,6 +53,10 @@ class Report:
     reversals_pending: int = 0
     voids: Tally = field(default_factory=Tally)  # sales voided from FN 3 (not in `sold`)
     topups: Tally = field(default_factory=Tally)  # cash put on cards (FN 7): in the drawer
+    # money given back (FN 4), by how: card online, card offline (given; the host may still be
+    # waiting for it), cash out of the drawer; `sold` is not reduced by them
+    refunds: dict[str, Tally] = field(default_factory=dict)
+    refunds_awaiting_host: Tally = field(default_factory=Tally)  # offline refunds not yet sent
     # card sales by security tier (docs/cards.md): approved (online or offline), and of those
     # approved offline, the ones the host refused after the fact
     by_tier: dict[str, Tally] = field(default_factory=dict)
@@ -78,6 +82,7 @@ class Report:
             lines.append(f"Voids {money(self.voids)}")
         if self.topups.count:
             lines.append(f"Top-ups {money(self.topups)}")
+        lines += [f"Refund {kind} {money(t)}" for kind, t in self.refunds.items() if t.count]
         return tuple(lines)
 
     def text(self) -> str:
@@ -97,6 +102,15 @@ class Report:
             out.append(f"{label:16} {tally.count:>6} {format_amount(tally.amount_minor):>12} {cur}")
         if self.declined_after.count:
             out.append("  declined after = approved offline, refused by the host: the shop's loss")
+        if any(t.count for t in self.refunds.values()):
+            out.append("")
+            out.append(f"{'refunds':16} {'count':>6} {'amount':>12}")
+            for kind, tally in self.refunds.items():
+                amount = format_amount(tally.amount_minor)
+                out.append(f"{kind:16} {tally.count:>6} {amount:>12} {cur}")
+            waiting = self.refunds_awaiting_host
+            amount = format_amount(waiting.amount_minor)
+            out.append(f"{'  awaiting host':16} {waiting.count:>6} {amount:>12} {cur}")
         out.append(f"{'reversals due':16} {self.reversals_pending:>6}")
         if self.by_tier:
             out.append("")
@@ -119,7 +133,10 @@ class Report:
 
 def report_from_totals(totals: Iterable[StatusTotal]) -> Report:
     """The report from the journal's aggregate (Journal.report_totals / read_totals)."""
-    report = Report(sold={CARD_ONLINE: Tally(), CARD_OFFLINE: Tally(), CASH: Tally()})
+    report = Report(
+        sold={CARD_ONLINE: Tally(), CARD_OFFLINE: Tally(), CASH: Tally()},
+        refunds={CARD_ONLINE: Tally(), CARD_OFFLINE: Tally(), CASH: Tally()},
+    )
     statuses: Counter[str] = Counter()
     for t in totals:
         report.currency = report.currency or t.currency
@@ -133,6 +150,8 @@ def report_from_totals(totals: Iterable[StatusTotal]) -> Report:
                 report.reversals_pending += t.count
         elif t.kind is TxnKind.BALANCE:
             pass  # an inquiry moves no money
+        elif t.kind is TxnKind.REFUND:
+            _refund_total(report, t)
         elif t.kind is TxnKind.CASH:
             if t.status is TxnStatus.COMPLETED:
                 report.sold[CASH].add(t.count, t.amount_minor)
@@ -158,6 +177,20 @@ def report_from_totals(totals: Iterable[StatusTotal]) -> Report:
             report.reversals_pending += t.count
     report.by_status = dict(statuses)
     return report
+
+
+def _refund_total(report: Report, t: StatusTotal) -> None:
+    """A refund counts once it was given: approved online, given offline, or cash paid out."""
+    if t.status is TxnStatus.COMPLETED:
+        report.refunds[CASH].add(t.count, t.amount_minor)
+    elif t.status is TxnStatus.APPROVED:
+        report.refunds[CARD_ONLINE].add(t.count, t.amount_minor)
+    elif t.status in (TxnStatus.PENDING, TxnStatus.FORWARDED, TxnStatus.DECLINED_AFTER):
+        report.refunds[CARD_OFFLINE].add(t.count, t.amount_minor)
+        if t.status is TxnStatus.PENDING:
+            report.refunds_awaiting_host.add(t.count, t.amount_minor)
+    elif t.status in (TxnStatus.REVERSAL_PENDING, TxnStatus.AUTHORIZING):
+        report.reversals_pending += t.count
 
 
 def _tally(tallies: dict[str, Tally], total: StatusTotal) -> None:

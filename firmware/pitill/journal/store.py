@@ -37,6 +37,7 @@ from typing import Any
 
 from pitill.card.hotlist import hotlist_entry, program_card
 from pitill.card.model import Card, CardTier
+from pitill.core.refund import REFUND_COUNTED, REFUNDABLE
 from pitill.core.responses import ResponseClass, advice_class
 from pitill.core.txn import SaleOnRecord, Txn, stan_for
 from pitill.core.types import TxnKind, TxnMode, TxnStatus
@@ -75,6 +76,15 @@ MODE_SETTING = "offline_mode"  # the OfflineMode chosen from the FN menu
 HOTLIST_KEY_SETTING = "hotlist_key"  # the program's hotlist key, hex, as the host sent it
 HOTLIST_VERSION_SETTING = "hotlist_version"  # the last hotlist change applied
 
+# Refunds count against their sale in these statuses (core/refund.py: the cap's one home).
+_COUNTED = tuple(status.value for status in sorted(REFUND_COUNTED))
+_COUNTED_MARKS = ", ".join("?" for _ in _COUNTED)
+# A sale as the void and refund decisions read it (SaleOnRecord), from `txns s`.
+_SALE_COLUMNS = (
+    "seq, kind, mode, status, amount_minor, currency, masked_pan, created_runtime_s, attempts,"
+    " coalesce((SELECT sum(amount_minor) FROM txns r WHERE r.refunds_seq = s.seq"
+    f" AND r.status IN ({_COUNTED_MARKS})), 0)"
+)
 _ROW_FIELDS = tuple(field.name for field in dataclasses.fields(JournalRow))  # = column names
 _ROW_COLUMNS = ", ".join(_ROW_FIELDS)
 # The reconciliation report's one query: a handful of rows however long the journal is.
@@ -222,7 +232,7 @@ class Journal:
         with self._read("read of the offline exposure") as conn:
             count, total, oldest_runtime_s, oldest_local = conn.execute(
                 "SELECT COUNT(*), COALESCE(SUM(amount_minor), 0), MIN(created_runtime_s),"
-                " MIN(local_datetime) FROM txns WHERE status = 'PENDING'"
+                " MIN(local_datetime) FROM txns WHERE status = 'PENDING' AND kind = 'card'"
             ).fetchone()
         if not count:
             return OfflineExposure(0, 0, 0.0)
@@ -235,6 +245,16 @@ class Journal:
         if 0 <= wall_age_s < 366 * 86400:
             age_s = max(age_s, wall_age_s)
         return OfflineExposure(int(count), int(total), age_s)
+
+    def offline_refunds_minor(self) -> int:
+        """Offline card refunds the host has not acknowledged yet: their total (the limit
+        offline.refund_max_total_minor counts it)."""
+        with self._read("read of the offline refunds") as conn:
+            (total,) = conn.execute(
+                "SELECT COALESCE(SUM(amount_minor), 0) FROM txns"
+                " WHERE status = 'PENDING' AND kind = 'refund'"
+            ).fetchone()
+        return int(total)
 
     # -- the trusted date (wallclock.py) -------------------------------------------------------
 
@@ -398,7 +418,9 @@ class Journal:
             raise StorageError(f"cannot record seq {txn.seq}: sequence numbers start at 1")
         now = self._local_now()
         card_fp = None
-        if txn.card is not None and txn.status in FINGERPRINTED:
+        # A sale's card only: a refund to a card is not an offline sale of it (and a refund
+        # finds its sale by the sale's fingerprint).
+        if txn.card is not None and txn.status in FINGERPRINTED and txn.kind is TxnKind.CARD:
             card_fp = self._fingerprint(txn.card.identity)
         with self._lock:
             return self._record(txn, note, now, card_fp)
@@ -442,6 +464,7 @@ class Journal:
                 "change_minor": txn.change_minor,
                 "reverses_seq": txn.reverses_seq,
                 "balance_minor": txn.balance_minor,
+                "refunds_seq": txn.refunds_seq,
                 "sealed_card": self._sealed_card_for(txn, old_blob),
             }
             if txn.card is not None:
@@ -749,23 +772,44 @@ class Journal:
     # -- void of the last sale (FN 3) ------------------------------------------------------------
 
     def last_sale(self) -> SaleOnRecord | None:
-        """The newest sale (declines, VOID rows, top-ups and balance inquiries are not sales),
-        with its running-time age."""
+        """The newest sale (declines, VOID rows, refunds, top-ups and balance inquiries are not
+        sales), with its running-time age and what refunds gave back of it."""
         with self._read("read of the last sale") as conn:
             found = conn.execute(
-                "SELECT seq, kind, mode, status, amount_minor, currency, masked_pan,"
-                " created_runtime_s, attempts FROM txns WHERE status NOT IN (?, ?)"
-                " AND kind NOT IN (?, ?) ORDER BY seq DESC LIMIT 1",
-                (
-                    TxnStatus.DECLINED.value,
-                    TxnStatus.VOID.value,
-                    TxnKind.TOPUP.value,
-                    TxnKind.BALANCE.value,
-                ),
+                f"SELECT {_SALE_COLUMNS} FROM txns s WHERE status NOT IN (?, ?)"
+                " AND kind IN ('card', 'cash') ORDER BY seq DESC LIMIT 1",
+                (*_COUNTED, TxnStatus.DECLINED.value, TxnStatus.VOID.value),
             ).fetchone()
-        if found is None:
-            return None
-        seq, kind, mode, status, amount, currency, masked, created_s, attempts = found
+        return None if found is None else self._sale_on_record(found)
+
+    def recent_sales(self, limit: int, card_identity: str | None = None) -> list[SaleOnRecord]:
+        """The newest `limit` sales a refund may name (core/refund.py REFUNDABLE) that are not
+        refunded in full, newest first; with `card_identity`, only that card's (found by its
+        fingerprint, so within offline.max_age_s of the sale: older ones are picked by hand)."""
+        where, arguments = [], []
+        for kind, statuses in REFUNDABLE.items():
+            marks = ", ".join("?" for _ in statuses)
+            where.append(f"(kind = ? AND status IN ({marks}))")
+            arguments += [kind.value, *(status.value for status in sorted(statuses))]
+        refundable = " OR ".join(where)
+        if card_identity is not None:
+            fingerprint = self._sealer.fingerprint(card_identity, create_key=False)
+            if fingerprint is None:
+                return []  # no key yet: no card was ever fingerprinted here
+            refundable = f"card_fp = ? AND ({refundable})"
+            arguments = [fingerprint, *arguments]
+        with self._read("read of the recent sales") as conn:
+            found = conn.execute(
+                f"SELECT {_SALE_COLUMNS} FROM txns s WHERE {refundable}"
+                " AND amount_minor > coalesce((SELECT sum(amount_minor) FROM txns r"
+                f" WHERE r.refunds_seq = s.seq AND r.status IN ({_COUNTED_MARKS})), 0)"
+                " ORDER BY seq DESC LIMIT ?",
+                (*_COUNTED, *arguments, *_COUNTED, limit),
+            ).fetchall()
+        return [self._sale_on_record(values) for values in found]
+
+    def _sale_on_record(self, values: Sequence[Any]) -> SaleOnRecord:
+        seq, kind, mode, status, amount, currency, masked, created_s, attempts, refunded = values
         with self._read("read of the closed days") as conn:
             closed_through = days.last_closed_seq(conn)
         return SaleOnRecord(
@@ -778,6 +822,7 @@ class Journal:
             masked_pan=str(masked),
             age_s=max(0.0, self.runtime_s() - float(created_s)),
             sent=int(attempts) > 0,
+            refunded_minor=int(refunded),
             day_closed=int(seq) <= closed_through,
         )
 
@@ -788,13 +833,15 @@ class Journal:
         wiped) and the VOID row `void` is inserted. False, and nothing written, when the sale
         is no longer in `from_status` or was sent meanwhile (the forwarder counts an attempt
         durably before it sends, under the same lock, so an advice in flight is never voided).
+        An offline sale the host acknowledged (FORWARDED) becomes a reversal with no send
+        counted yet: its first 0420 is not a repeat.
         """
         now = self._local_now()
         with self._write(f"void of seq {seq}") as conn:
             changed = conn.execute(
-                "UPDATE txns SET status = ?, sealed_card = NULL, voided_by_seq = ?"
-                " WHERE seq = ? AND status = ? AND attempts = 0",
-                (to_status.value, void.seq, seq, from_status.value),
+                "UPDATE txns SET status = ?, sealed_card = NULL, voided_by_seq = ?, attempts = 0"
+                " WHERE seq = ? AND status = ? AND (attempts = 0 OR status = ?)",
+                (to_status.value, void.seq, seq, from_status.value, TxnStatus.FORWARDED.value),
             ).rowcount
             if changed != 1:
                 return False  # nothing written: the commit below is empty
@@ -884,7 +931,7 @@ class Journal:
             return None  # card data is kept only while a sale waits to be forwarded
         if old_blob is not None:
             return old_blob
-        if txn.card is None or txn.kind is not TxnKind.CARD:
+        if txn.card is None or txn.kind not in (TxnKind.CARD, TxnKind.REFUND):
             raise StorageError(
                 f"seq {txn.seq} is PENDING without card data: it could never be forwarded, so "
                 "it is not recorded (a bug in the caller)"

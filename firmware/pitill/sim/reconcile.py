@@ -9,6 +9,8 @@ the reversals that reversed something (`net_charged_minor`), and it must agree w
     DECLINED, REVERSED, DECLINED_AFTER, net = 0
     VOIDED, VOID (a void's own row)
     COMPLETED (cash)                    no ledger entry at all
+    a REFUND row                        the same, its net negative: -amount when given to the
+                                        card; a cash refund (COMPLETED) no ledger entry at all
     PENDING, REVERSAL_PENDING,          net = 0 or amount while not settled (the host may or may
     AUTHORIZING                         not have it yet); once settled, none may be left
 
@@ -106,6 +108,8 @@ class Reconciliation:
     keys_charged: int = 0
     host_net_minor: int = 0
     journal_charged_minor: int = 0  # what the journal says was sold by card
+    refund_rows: int = 0  # refunds (FN 4), to a card or in cash
+    journal_refunded_minor: int = 0  # what the journal says was given back to cards
     lost: list[str] = field(default_factory=list)
     duplicated: list[str] = field(default_factory=list)
     phantom: list[str] = field(default_factory=list)
@@ -175,27 +179,40 @@ def reconcile(
         net = nets.get(key, 0)
         status = TxnStatus(row.status)
         where = f"seq {row.seq} {row.kind} {row.amount_minor} {status.value}: host net {net}"
-        if _charges(mine) > 1 or net > row.amount_minor:
+        kind = TxnKind(row.kind)
+        # A refund's money goes the other way: the host's net for it is negative.
+        full = -row.amount_minor if kind is TxnKind.REFUND else row.amount_minor
+        if _charges(mine) > 1 or abs(net) > row.amount_minor:
             result.duplicated.append(f"charged twice: {where}")
-        if TxnKind(row.kind) is TxnKind.CASH:
+        if net * full < 0:
+            result.phantom.append(f"money moved the wrong way: {where}")
+        if kind is TxnKind.REFUND:
+            result.refund_rows += 1
+        if kind is TxnKind.CASH or (kind is TxnKind.REFUND and status is TxnStatus.COMPLETED):
             result.cash_rows += 1
             if mine:
                 result.phantom.append(f"a cash sale reached the host: {where}")
             continue
         result.card_rows += 1
-        result.charged_rows += net == row.amount_minor
+        result.charged_rows += net == full
         if status in CHARGED:
-            result.journal_charged_minor += row.amount_minor
-            if net != row.amount_minor:
+            if kind is TxnKind.REFUND:
+                result.journal_refunded_minor += row.amount_minor
+            else:
+                result.journal_charged_minor += row.amount_minor
+            if net != full:
                 result.lost.append(f"told approved, not charged once: {where}")
         elif status in NOT_CHARGED:
             if net != 0:
                 result.phantom.append(f"charged though not sold: {where}")
         elif status in IN_FLIGHT:
-            result.journal_charged_minor += row.amount_minor * (status is TxnStatus.PENDING)
+            if status is TxnStatus.PENDING and kind is TxnKind.REFUND:
+                result.journal_refunded_minor += row.amount_minor
+            elif status is TxnStatus.PENDING:
+                result.journal_charged_minor += row.amount_minor
             if settled:
                 result.unsettled.append(f"still {status.value} after the heal: {where}")
-            elif net not in (0, row.amount_minor):
+            elif net not in (0, full):
                 result.phantom.append(f"odd charge while in flight: {where}")
     for key, net in nets.items():
         if key not in known and key[0] == terminal_id and net:

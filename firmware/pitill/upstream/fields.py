@@ -62,9 +62,10 @@ FIELDS: tuple[FieldRule, ...] = (
         "fixed",
         6,
         "--MMMMMM--",
-        "000000: goods and services, default accounts; 210000 deposit (a cash top-up of a "
-        "closed-loop card, FN 7: its 0200 and the 0420 reversing it), 310000 balance inquiry "
-        "(FN 8, 0200 only); the host echoes it",
+        "000000: goods and services, default accounts; 200000: a refund (FN 4), money back to "
+        "the card, in each message about it (0200, 0220/0221, 0420); 210000 deposit (a cash "
+        "top-up of a closed-loop card, FN 7: its 0200 and the 0420 reversing it), 310000 balance "
+        "inquiry (FN 8, 0200 only); the host echoes it",
     ),
     FieldRule(
         "4",
@@ -391,7 +392,8 @@ FIELDS: tuple[FieldRule, ...] = (
         "fixed",
         42,
         "------MM--",
-        "the reversed 0200 as sent: its MTI (4), STAN (6), field 7 (10, UTC; zeros when a "
+        "the reversed 0200 (or, for a voided offline sale the host already took, its 0220) "
+        "as sent: its MTI (4), STAN (6), field 7 (10, UTC; zeros when a "
         "power cut lost it: the host then goes by STAN), then the "
         "acquiring and forwarding institution ids, zero-filled (11 + 11)",
     ),

@@ -42,7 +42,7 @@ from pitill.core.responses import (
 )
 from pitill.core.settlement import Reconciliation
 from pitill.core.txn import Txn
-from pitill.core.types import TxnKind
+from pitill.core.types import TxnKind, TxnMode
 from pitill.errors import ProtocolError
 from pitill.records import ForwardItem, ForwardKind, HotlistPage, JournalRow
 
@@ -82,11 +82,16 @@ ECHO_TEST_CODE = "301"  # field 70: network management, echo test
 # a value ISO 8583:1987 does not assign, so a host that does not know it treats it as an echo.
 HOTLIST_CODE = "890"
 HOTLIST_PAGE_ENTRIES = 48  # 64 + 2 + 12 + 48 x 17 characters: within field 48's 999
-PROCESSING_CODE_SALE = "000000"  # field 3: goods and services, default accounts
+# Field 3, processing code (transaction type 2 digits, from and to account types 2 + 2): the one
+# home of the codes pitill sends, by the kind of the journal row a message is built from (its
+# reversal carries the same).
+PROCESSING_CODE_SALE = "000000"  # goods and services, default accounts
+PROCESSING_CODE_REFUND = "200000"  # 20: returns (refund, FN 4): money back to the card
 PROCESSING_CODE_TOPUP = "210000"  # 21: deposit (cash onto a closed-loop card, FN 7)
 PROCESSING_CODE_BALANCE = "310000"  # 31: balance inquiry (FN 8), amount 0
 PROCESSING_CODES: dict[TxnKind, str] = {
     TxnKind.CARD: PROCESSING_CODE_SALE,
+    TxnKind.REFUND: PROCESSING_CODE_REFUND,
     TxnKind.TOPUP: PROCESSING_CODE_TOPUP,
     TxnKind.BALANCE: PROCESSING_CODE_BALANCE,
 }
@@ -230,6 +235,19 @@ def parse_balance(value: str) -> int | None:
     return None
 
 
+def processing_code(kind: TxnKind) -> str:
+    """Field 3 of every message about a transaction of this kind (its reversal too)."""
+    try:
+        return PROCESSING_CODES[kind]
+    except KeyError:
+        raise ProtocolError(f"a {kind.value} transaction is never sent upstream") from None
+
+
+def is_refund(request: Request) -> bool:
+    """The request gives money back (processing code 20): a host credits instead of charging."""
+    return request.processing_code[:2] == PROCESSING_CODE_REFUND[:2]
+
+
 def _card_fields(card: Card) -> Message:
     if card.is_nfc:
         return {"22": POS_ENTRY_CONTACTLESS, "48": nfc_card_data(card)}
@@ -306,13 +324,14 @@ def _hex(text: str) -> bool:
 
 
 def build_sale_request(txn: Txn, local_datetime: str, terminal: TerminalConfig) -> Message:
-    """0200 for an online card sale, top-up (code 21) or balance inquiry (code 31)."""
-    if txn.card is None or txn.kind not in PROCESSING_CODES:
+    """0200 for an online card sale, refund (code 20), top-up (code 21) or balance inquiry
+    (code 31)."""
+    if txn.card is None:
         raise ProtocolError(f"sale seq {txn.seq} has no card: only card sales go online")
     return {
         "t": SALE_REQUEST,
         **_card_fields(txn.card),
-        "3": PROCESSING_CODES[txn.kind],
+        "3": processing_code(txn.kind),
         "4": format_amount(txn.amount_minor),
         **_dated(local_datetime),
         "11": format_stan(txn.stan),
@@ -348,13 +367,17 @@ def build_advice(item: ForwardItem, terminal: TerminalConfig) -> Message:
 
 
 def build_reversal(item: ForwardItem, terminal: TerminalConfig) -> Message:
-    """0420 (0421 when sent before) reversing the 0200 of item.row, whose outcome was unknown."""
+    """0420 (0421 when sent before) reversing item.row: an 0200 whose outcome was unknown or that
+    the supervisor voided, or the 0220 of an offline sale voided after the host took it."""
     if item.kind is not ForwardKind.REVERSAL:
         raise ProtocolError(f"seq {item.row.seq}: a {item.kind} item is not a reversal")
     # A reserved STAN whose row a power loss took: its time is unknown, the host goes by STAN
     # alone (from the lower bound in fields 12/13, see journal/store.py recover_at_boot).
     when = UNKNOWN_TRANSMISSION if item.row.stan_only else transmission_of(item.row.local_datetime)
-    original = SALE_REQUEST + format_stan(item.row.stan) + when
+    # What it reverses: an 0200 (online sale or refund), or the advice of an offline one the host
+    # already took (voided since): the 0220, same STAN and field 7 as every send of it.
+    first = ADVICE if item.row.mode is TxnMode.OFFLINE else SALE_REQUEST
+    original = first + format_stan(item.row.stan) + when
     # Field 39 says why: the supervisor voided it (FN 3), or the 0200's answer never came.
     reason = (
         REVERSAL_REASON_CUSTOMER_CANCELLATION if item.row.voided_by_seq else REVERSAL_REASON_LATE
@@ -488,7 +511,7 @@ class Request:
     expiry_yymm: str = ""
     original: OriginalData | None = None
     card_data: str = ""  # field 48 of an NFC card (nfc_card_data); "" for a stripe card
-    processing_code: str = ""  # field 3: what an 0200 asks (sale, top-up 21, balance 31)
+    processing_code: str = ""  # field 3 (PROCESSING_CODES); "" in an echo
     reason: str = ""  # field 39 of a reversal: 17 voided by the supervisor, 68 answer lost
     network_code: str = ""  # field 70 of an 0800: echo (301) or the hotlist (890)
 

@@ -16,10 +16,7 @@ from pitill.core.responses import REVERSAL_REASON_CUSTOMER_CANCELLATION
 from pitill.core.settlement import Reconciliation, add_to_reconciliation
 from pitill.errors import DataDirError
 from pitill.sim.acquirer.policy import MESSAGE_CLASS, MessageClass, accepted
-from pitill.upstream.messages import (
-    Batch,
-    Request,
-)
+from pitill.upstream.messages import PROCESSING_CODE_REFUND, Batch, Request
 
 log = logging.getLogger("pitill.sim.acquirer")
 
@@ -53,16 +50,19 @@ def read_ledger(path: Path) -> list[dict[str, Any]]:
 
 
 def net_charged_minor(entries: Sequence[dict[str, Any]]) -> int:
-    """Money the host moved: approved sales and advices, less reversed sales; duplicates free."""
+    """Money the host moved: approved sales and advices, less reversed ones; duplicates free.
+    A refund (processing code 20) moves it the other way: it counts negative, and so its
+    reversal gives it back positive."""
     total = 0
     for entry in entries:
         if entry["duplicate"] or not accepted(entry):
             continue
+        sign = -1 if is_refund_entry(entry) else 1
         klass = MESSAGE_CLASS[entry["mti"]]
         if klass is MessageClass.REVERSAL:
-            total -= entry["amount_minor"] if entry.get("reversed") else 0
+            total -= sign * entry["amount_minor"] if entry.get("reversed") else 0
         else:
-            total += entry["amount_minor"]
+            total += sign * entry["amount_minor"]
     return total
 
 
@@ -104,6 +104,11 @@ def day_totals(entries: Sequence[dict[str, Any]], terminal_id: str, batch: Batch
     return Reconciliation(**totals)
 
 
+def is_refund_entry(entry: dict[str, Any]) -> bool:
+    """The ledger entry is a refund or its reversal (field 3 20xxxx; older ledgers lack it)."""
+    return str(entry.get("processing_code", "")).startswith(PROCESSING_CODE_REFUND[:2])
+
+
 def _dedup_key(entry_or_request: Request | dict[str, Any]) -> DedupKey:
     if isinstance(entry_or_request, Request):
         r = entry_or_request
@@ -112,8 +117,11 @@ def _dedup_key(entry_or_request: Request | dict[str, Any]) -> DedupKey:
     return MESSAGE_CLASS[e["mti"]], e["terminal_id"], e["stan"], e["local_datetime"]
 
 
-def _sale_key(terminal_id: str, stan: int, local_datetime: str) -> DedupKey:
-    return MessageClass.SALE, terminal_id, stan, local_datetime
+def _sale_key(
+    terminal_id: str, stan: int, local_datetime: str, klass: MessageClass = MessageClass.SALE
+) -> DedupKey:
+    """The key of a sale (or, with klass ADVICE, an offline sale) a reversal may name."""
+    return klass, terminal_id, stan, local_datetime
 
 
 class _Ledger:

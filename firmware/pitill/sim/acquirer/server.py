@@ -340,7 +340,7 @@ class AcquirerHost:
             "amount_minor": request.amount_minor or 0,
             "currency": request.currency_numeric,
             "duplicate": duplicate,
-            "processing_code": request.processing_code,
+            "processing_code": request.processing_code,  # 20xxxx: a refund (ledger.py)
         }
         if request.reason:
             entry["reason"] = request.reason  # a reversal's: 17 voided, 68 answer lost
@@ -376,7 +376,10 @@ class AcquirerHost:
             return Decision(self.advice_policy(request, self.today_yymm()), "", rrn)
         original = request.original
         assert original is not None  # parse_request requires field 90 on reversals
-        named = _sale_key(request.terminal_id, original.stan, original.transmission)
+        # It names an online sale (0200) or an offline one already advised (0220: a void of a
+        # forwarded offline sale).
+        named_class = MESSAGE_CLASS.get(original.mti, MessageClass.SALE)
+        named = _sale_key(request.terminal_id, original.stan, original.transmission, named_class)
         key = self._sale_sent.get(named, named)  # the sale's dedup key (local date/time)
         if original.transmission == UNKNOWN_TRANSMISSION:
             key = self._by_stan_alone(request, original.stan) or key
@@ -432,20 +435,22 @@ class AcquirerHost:
         key = _dedup_key(entry)
         self._seen[key] = Decision(entry["response_code"], entry["auth_code"], rrn)
         klass = key[0]
-        if klass is MessageClass.SALE:
+        if klass in (MessageClass.SALE, MessageClass.ADVICE):
             # A reversal names its sale by field 7 (UTC); a ledger from before lacks it.
             sent = entry.get("transmission", entry["local_datetime"])
-            self._sale_sent[_sale_key(entry["terminal_id"], entry["stan"], sent)] = key
+            named = _sale_key(entry["terminal_id"], entry["stan"], sent, MessageClass(klass))
+            self._sale_sent[named] = key
         if "sun_uid" in entry and not entry.get("sun_replay"):
             self._sun_used.setdefault(entry["sun_uid"], set()).add(entry["sun_counter"])
             if klass is MessageClass.SALE:
                 self._sun_sales[key] = (entry["sun_uid"], entry["sun_counter"])
-        if klass is MessageClass.SALE and accepted(entry):
+        if klass in (MessageClass.SALE, MessageClass.ADVICE) and accepted(entry):
             self._approved_sales.add(key)
             self._sale_amounts[key] = int(entry["amount_minor"])
         if klass is MessageClass.REVERSAL:
-            _mti, stan, transmission = entry["original"].split(":")
-            sale = _sale_key(entry["terminal_id"], int(stan), transmission)
+            mti, stan, transmission = entry["original"].split(":")
+            named_class = MESSAGE_CLASS.get(mti, MessageClass.SALE)
+            sale = _sale_key(entry["terminal_id"], int(stan), transmission, named_class)
             if entry.get("reversed"):
                 self._approved_sales.discard(sale)
             # A reversed sale never happened: its tap may come again in the offline advice.

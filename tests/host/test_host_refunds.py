@@ -1,0 +1,106 @@
+"""The closed-loop host and refunds (processing code 20): credited once, online and offline, never
+more than the card spent at that terminal; and the reversal of an offline sale already advised."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from host_messages import OTHER, PAN, request, reversal_of
+from pitill.host.cards import parse_card
+
+from .test_host import Host, balance_of, run
+from .test_host_with_terminals import PAN as TERMINAL_PAN
+from .test_host_with_terminals import host, pitill, terminal
+from .test_host_with_terminals import sale as terminal_sale
+
+__all__ = ["host"]  # the fixture of the two-terminal tests: two host processes on one store
+
+REFUND = {"3": "200000"}
+
+
+def test_refunds_credit_the_card_once_never_more_than_it_spent_here(
+    tmp_path: Path, database: str | None
+) -> None:
+    async def main() -> None:
+        async with Host(tmp_path, database) as host:
+            host.store.add_account(parse_card(PAN), 2000)
+            host.store.add_account(parse_card(OTHER), 2000)
+            answers = await host.send(
+                request("0200", 1, 1250),  # spent 12.50 here
+                request("0200", 2, 500, **REFUND),  # 5.00 back
+                request("0200", 2, 500, **REFUND),  # the same refund again: answered, once
+                request("0221", 3, 300, **REFUND),  # an offline refund's (repeated) advice
+                request("0200", 4, 500, **REFUND),  # 4.50 left to refund: over
+                request("0200", 5, 100, pan=OTHER, **REFUND),  # spent nothing here
+                request("0200", 6, 100, terminal_id="PITILL02", **REFUND),  # nor there
+                request("0220", 7, 9999, **REFUND),  # offline, over: declined after the fact
+            )
+            assert [a["39"] for a in answers] == ["00", "00", "00", "00", "13", "13", "13", "13"]
+            assert answers[1] == answers[2] and answers[1]["3"] == "200000"
+            assert balance_of(host.store) == 2000 - 1250 + 500 + 300
+            assert balance_of(host.store, OTHER) == 2000
+            totals = host.store.totals()
+            assert totals["refunds"] == {"count": 2, "amount_minor": 800}
+            assert totals["movements"]["offline_refund"]["amount_minor"] == 300
+            # A refund whose 0200 timed out is reversed: the credit is taken back, once.
+            refund = request("0200", 8, 200, **REFUND)
+            reversal = {**reversal_of(refund, 9), **REFUND}
+            await host.send(refund, reversal, {**reversal, "t": "0421"})
+            assert balance_of(host.store) == 2000 - 1250 + 500 + 300
+
+    run(main())
+
+
+def test_a_reversal_naming_an_advice_gives_the_offline_sale_back_once(
+    tmp_path: Path, database: str | None
+) -> None:
+    async def main() -> None:
+        async with Host(tmp_path, database) as host:
+            host.store.add_account(parse_card(PAN), 1000)
+            advice = request("0220", 1, 700)
+            void = reversal_of(advice, 1)
+            void["90"] = "0220" + void["90"][4:]  # it names the advice as sent
+            answers = await host.send(advice, void, {**void, "t": "0421"})
+            assert [a["39"] for a in answers] == ["00", "00", "00"]
+            assert balance_of(host.store) == 1000
+            kinds = [m.kind for m in host.store.history(host.store.require(parse_card(PAN)))]
+            assert kinds.count("reversal") == 1
+
+    run(main())
+
+
+MENU = "press FN 2 5 8 0 OK\nexpect state MENU\n"
+
+
+def test_a_terminal_refunds_online_and_offline_and_the_host_books_each_once(
+    tmp_path: Path, host: tuple[list[str], list[int]]
+) -> None:
+    """`pitill sim --upstream` against `pitill host serve`: the account is credited once per
+    refund the journal holds, online (0200/20) and offline (0220/20 after the heal)."""
+    store, (port, _) = host
+    assert pitill("host", "account", "topup", TERMINAL_PAN, "50", *store).returncode == 0
+    script = (
+        "expect link online\n"
+        + terminal_sale("2 0 0 0", "APPROVED")
+        + 'press FN\nexpect screen "NEW PIN"\npress 2 5 8 0 OK 2 5 8 0 OK\nexpect state MENU\n'
+        + f"press 4\nexpect state REFUND_PICK\nswipe {TERMINAL_PAN} 3012\n"
+        + 'press OK 5 0 0 OK\nexpect screen "REFUND"\nexpect screen "Auth"\npress OK\n'
+        + "upstream down\nexpect link offline\n"
+        + MENU
+        + f'press 4\npress OK 3 0 0 OK\nswipe {TERMINAL_PAN} 3012\nexpect screen "OFFLINE"\n'
+        + "press OK\nupstream up\nexpect link online\nexpect pending 0\n"
+    )
+    terminal(tmp_path, "TERMA001", port, script)
+    shown = json.loads(pitill("host", "account", "show", TERMINAL_PAN, "--json", *store).stdout)
+    kinds = [(m["kind"], m["amount_minor"]) for m in reversed(shown["history"])]
+    assert kinds == [("topup", 5000), ("sale", -2000), ("refund", 500), ("offline_refund", 300)]
+    assert shown["balance_minor"] == 5000 - 2000 + 500 + 300
+    with sqlite3.connect(tmp_path / "TERMA001" / "journal.sqlite3") as conn:
+        refunds = conn.execute(
+            "SELECT status, amount_minor FROM txns WHERE kind = 'refund' ORDER BY seq"
+        ).fetchall()
+    assert refunds == [("APPROVED", 500), ("FORWARDED", 300)]  # the journal agrees
+    report = json.loads(pitill("host", "report", "--json", *store).stdout)
+    assert report["refunds"] == {"count": 2, "amount_minor": 800}
