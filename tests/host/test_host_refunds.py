@@ -86,7 +86,7 @@ def test_a_terminal_refunds_online_and_offline_and_the_host_books_each_once(
         + terminal_sale("2 0 0 0", "APPROVED")
         + 'press FN\nexpect screen "NEW PIN"\npress 2 5 8 0 OK 2 5 8 0 OK\nexpect state MENU\n'
         + f"press 4\nexpect state REFUND_PICK\nswipe {TERMINAL_PAN} 3012\n"
-        + 'press OK 5 0 0 OK\nexpect screen "REFUND"\nexpect screen "Auth"\npress OK\n'
+        + 'press OK 5 0 0 OK\nexpect state REFUNDED\nexpect screen "Auth"\npress OK\n'
         + "upstream down\nexpect link offline\n"
         + MENU
         + f'press 4\npress OK 3 0 0 OK\nswipe {TERMINAL_PAN} 3012\nexpect screen "OFFLINE"\n'
