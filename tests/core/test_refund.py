@@ -31,7 +31,16 @@ def sale(
 ) -> SaleOnRecord:
     pan = GOOD.masked_pan if kind is TxnKind.CARD else ""
     return SaleOnRecord(
-        seq, kind, mode, status, amount_minor, "EUR", pan, 60.0, False, refunded_minor
+        seq,
+        kind,
+        mode,
+        status,
+        amount_minor,
+        "EUR",
+        pan,
+        60.0,
+        False,
+        refunded_minor=refunded_minor,
     )
 
 
