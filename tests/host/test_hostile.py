@@ -148,3 +148,22 @@ def test_a_terminal_name_is_one_printable_line(tmp_path: Path) -> None:
         assert odd.returncode == 2 and odd.stderr.count("\n") == 1, odd.stderr
         assert "terminal name" in odd.stderr and "printable characters, one line" in odd.stderr
     assert not (tmp_path / "t").exists()
+
+
+def test_serve_refuses_plain_iso_8583_on_a_network_address(tmp_path: Path) -> None:
+    """Plain ISO 8583 names no sender: on 0.0.0.0 without --tls anyone on the network topped up
+    a card by 9999.99 with one 0200 (processing code 21) and got 00."""
+    for listen in ("0.0.0.0:0", "[::]:0"):
+        served = subprocess.Popen(
+            [*PITILL, "host", "serve", "--data-dir", str(tmp_path), "--listen", listen],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            first = served.stdout.readline() if served.stdout else ""  # "listening" or EOF
+            assert "listening" not in first, f"{listen}: served plain ISO 8583 on the network"
+            _, stderr = served.communicate(timeout=60)
+        finally:
+            served.kill()
+            served.wait(timeout=10)
+        assert served.returncode == 2, stderr
+        assert stderr.count("\n") == 1 and "add --tls" in stderr, stderr

@@ -27,7 +27,7 @@ POSTGRES_WORKERS = 8  # connections of one host process to PostgreSQL
 DEFAULT_DIR = Path("host-data")
 MAX_HOLDER_CHARS = 80
 EXAMPLES = """examples:
-  pitill host serve --data-dir /var/lib/pitill-host --listen 0.0.0.0:8583
+  pitill host serve --data-dir /var/lib/pitill-host --listen 127.0.0.1:8583
   pitill host account add 6280001234567895 --balance 20.00 --holder "Ada"
   pitill host account add uid:04A1B2C3D4E5F6
   pitill host account topup 6280001234567895 10
@@ -39,7 +39,7 @@ EXAMPLES = """examples:
   pitill host report --json
   pitill host report --day 2026-11-30 --settlement-csv settlement.csv
   pitill host operator add ada --role admin
-  pitill host serve --data-dir host-data --listen 0.0.0.0:8583 --web 127.0.0.1:8590"""
+  pitill host serve --data-dir host-data --listen 0.0.0.0:8583 --tls --web 127.0.0.1:8590"""
 
 COUNT = Bound(0, 1_000_000)  # sales, advices or cards of a load run
 
@@ -114,7 +114,8 @@ def add_parser(commands: Commands) -> None:
     serve.add_argument(
         "--tls",
         action="store_true",
-        help="mutual TLS: only terminals enrolled with `pitill host terminal add` get in",
+        help="mutual TLS: only terminals enrolled with `pitill host terminal add` get in "
+        "(needed for any --listen but a loopback one)",
     )
     serve.add_argument(
         "--tls-name",
@@ -688,6 +689,13 @@ def _serve(args: argparse.Namespace) -> int:
     from pitill.web.bind import parse_bind
 
     bind = parse_bind(args.listen, what="--listen")
+    if not bind.loopback and not args.tls:
+        # plain ISO 8583 has no sender: anyone who reached the port could top up any card
+        raise ConfigError(
+            f"--listen {args.listen}: without --tls any machine that reaches this port could "
+            "top up any card, read balances and reverse sales; add --tls (terminals enrolled "
+            "with `pitill host terminal add`), or listen on 127.0.0.1"
+        )
     web = parse_bind(args.web, what="--web") if args.web is not None else None
     configure_logging(level="INFO", stream=sys.stderr)
     tls = None
