@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from host_messages import PAN, request
+from host_messages import PAN, request, reversal_of
 from pitill.errors import ConfigError
 from pitill.host.cards import parse_card
 from pitill.host.operators import add_operator, remove_operator
@@ -167,3 +167,28 @@ def test_serve_refuses_plain_iso_8583_on_a_network_address(tmp_path: Path) -> No
             served.wait(timeout=10)
         assert served.returncode == 2, stderr
         assert stderr.count("\n") == 1 and "add --tls" in stderr, stderr
+
+
+def test_a_reversed_top_up_is_no_spending_a_refund_can_give_back(
+    tmp_path: Path, database: str | None
+) -> None:
+    """A top-up whose answer was lost is reversed (money off the card again, a "reversal" with a
+    negative amount); the refund cap counted it as spending there, so a card that never bought
+    anything at that terminal was refunded money it never paid."""
+
+    async def main() -> None:
+        async with Host(tmp_path, database) as host:
+            host.store.add_account(parse_card(PAN), 1000)
+            topup = request("0200", 1, 5000, **{"3": "210000"})
+            answers = await host.send(
+                topup,
+                reversal_of(topup, 2),  # the top-up taken back: 10.00 again, nothing spent
+                request("0200", 3, 5000, **{"3": "200000"}),  # a refund of nothing bought
+                request("0200", 4, 1000),  # a real sale, then its refund: still allowed
+                request("0200", 5, 1000, **{"3": "200000"}),
+                request("0200", 6, 1, **{"3": "200000"}),  # and not a cent more
+            )
+            assert [a["39"] for a in answers] == ["00", "00", "13", "00", "00", "13"]
+            assert balance_of(host.store) == 1000
+
+    run(main())

@@ -213,9 +213,10 @@ def _refund(store: HostStore, request: Request, *, offline: bool) -> tuple[Answe
     if account is None:
         return Answer(code), None  # an offline one: declined after the fact, shown as a loss
     marks = ", ".join("?" for _ in _SPENDING)
-    (net,) = store.execute(
+    (net,) = store.execute(  # a reversal taking money off (a top-up's) is no spending
         "SELECT COALESCE(SUM(amount_minor), 0) FROM movements WHERE account_id = ? "
-        f"AND terminal_id = ? AND kind IN ({marks})",
+        f"AND terminal_id = ? AND kind IN ({marks}) "
+        "AND NOT (kind = 'reversal' AND amount_minor < 0)",
         (account.id, request.terminal_id, *_SPENDING),
     ).fetchone()
     if amount > -int(net):  # more than this card spent here, less its refunds
