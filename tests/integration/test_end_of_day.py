@@ -126,6 +126,23 @@ def test_a_host_that_holds_another_sale_disagrees_and_it_is_kept(tmp_path: Path)
     assert "HOST DISAGREED on day 1" in overall
 
 
+def test_refunds_are_credits_the_host_agrees_with(tmp_path: Path) -> None:
+    """The refund scenario (online, offline and cash refunds), then end of day: the card
+    refunds are the host's credits, the cash refund only the Z report's."""
+    script = tmp_path / "refunds_then_end_of_day.pitill"
+    end_of_day = 'press FN 2 5 8 0 OK\nexpect state MENU\npress 5 OK\nexpect screen "Host agrees"\n'
+    script.write_text((SCENARIOS / "refunds.pitill").read_text() + end_of_day)
+    data = tmp_path / "data"
+    result = run_script(str(script), data)
+    assert result.returncode == 0, result.stdout + result.stderr
+    z = json.loads(report(data, "--day", "1", "--json").stdout)[0]
+    assert z["refunds"] == {"count": 4, "amount_minor": 2000}  # 5 + 7 online, 6 offline, 2 cash
+    assert z["host_totals"]["credits"] == 3 and z["host_totals"]["credits_minor"] == 1800
+    host = day_totals(ledger(data), "PITILL01", Batch(1, 1, 7))
+    assert Reconciliation(**z["host_totals"]) == host
+    assert "kind                      count     amount" in report(data, "--day", "1").stdout
+
+
 def test_a_bad_day_is_one_line(tmp_path: Path) -> None:
     data = tmp_path / "data"
     assert run_script("end_of_day_mismatch.pitill", data).returncode != 0  # no stray: agrees

@@ -189,7 +189,7 @@ class ZReport:
         out.append(f"seq {day.first_seq}-{day.last_seq}")
         out.append(f"STAN {day.first_stan:06d}-{day.last_stan:06d}")
         out.append(f"amounts in {cur or '-'}")
-        out.append(f"{'kind':<{width - 15}}{'count':>4} {'amount':>10}")
+        out.append(f"{'kind':<{width - 16}}count {'amount':>10}")
         for label, tally in self.totals.by_kind.items():
             out.append(row(label, tally))
         out.append(row("voids", self.totals.voids))
