@@ -297,3 +297,35 @@ def test_a_staffed_terminals_top_ups_are_no_sales(tmp_path: Path, database: str 
             assert program.net_sales_minor == 300
 
     run(main())
+
+
+def test_refunds_and_their_reversals_in_the_settlement(
+    tmp_path: Path, database: str | None
+) -> None:
+    async def main() -> None:
+        async with Host(tmp_path, database) as host:
+            host.store.add_account(parse_card(PAN), 5000)
+            refund = {"3": "200000"}
+            lost = request("0200", 3, 200, terminal_id=A, **refund)
+            taken_back = reversal_of(lost, 4)
+            taken_back["3"] = "200000"
+            answers = await host.send(
+                request("0200", 1, 1000, terminal_id=A),
+                request("0200", 2, 300, terminal_id=A, **refund),
+                lost,
+                taken_back,  # its answer was lost: the refund is taken back
+                request("0220", 5, 100, terminal_id=A, **refund),  # given offline
+            )
+            assert [a["39"] for a in answers] == ["00"] * 5
+            today = datetime.now(UTC).date()
+            program, terminals = settle(host.store, *period(None, None, None, today))
+            m = terminals[A].money
+            assert (m["refunds"].count, m["refunds"].amount_minor) == (3, 600)
+            assert (m["refund_reversals"].count, m["refund_reversals"].amount_minor) == (1, 200)
+            assert terminals[A].net_sales_minor == 1000 - 600 + 200
+            assert (program.approved_online.count, program.approved_offline.count) == (1, 0)
+            assert program.losses.count == 0
+            (balance,) = host.store.execute("SELECT balance_minor FROM accounts").fetchone()
+            assert int(balance) == 5000 - terminals[A].net_sales_minor
+
+    run(main())

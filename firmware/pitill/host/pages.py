@@ -36,6 +36,7 @@ CATEGORY_LABEL = {
     "refunds": "Refunds",
     "topups": "Top-ups",
     "topup_reversals": "Top-ups reversed",
+    "refund_reversals": "Refunds reversed",
     "payouts": "Payouts",
     "transfers": "Moved to new cards",
 }

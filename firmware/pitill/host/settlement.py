@@ -54,6 +54,7 @@ CATEGORIES = (
     "refunds",
     "topups",
     TOPUP_REVERSALS,
+    "refund_reversals",
     "payouts",
     "transfers",
 )
@@ -88,6 +89,7 @@ class Settlement:
             + m["sales_offline"].amount_minor
             - m["reversals"].amount_minor
             - m["refunds"].amount_minor
+            + m["refund_reversals"].amount_minor
         )
 
     def offline_share(self) -> dict[str, float]:
