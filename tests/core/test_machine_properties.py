@@ -9,18 +9,21 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from pitill.card.model import Card
-from pitill.core.effects import Effect, Record, Show, StartTimer
+from pitill.core.effects import Effect, Record, ReprintReceipt, Show, StartTimer, VoidSale
 from pitill.core.events import (
     AuthOutcome,
     AuthResult,
     Booted,
     CardSwiped,
+    DayClosed,
     Event,
     KeyPressed,
     LastSaleFound,
     LinkChanged,
     PinChecked,
     PinSaved,
+    ReceiptFound,
+    ReceiptPrinted,
     RecentSalesFound,
     TimerFired,
     TimerName,
@@ -39,6 +42,14 @@ CARDS = [
 ]
 APPROVAL_PHASES = {Phase.APPROVED, Phase.OFFLINE_APPROVED, Phase.CHANGE}
 DONE = {TxnStatus.APPROVED, TxnStatus.PENDING, TxnStatus.COMPLETED}
+# Reached only through the supervisor PIN (FN, PIN, OK, a yes from the shell): the menu and
+# every power behind it (void, refund, end of day, reprint of any receipt, top-up, balance).
+OPEN_PHASES = {
+    Phase.IDLE, Phase.AMOUNT, Phase.AWAIT_CARD, Phase.AUTHORIZING, Phase.APPROVED,
+    Phase.OFFLINE_APPROVED, Phase.DECLINED, Phase.CASH_ONLY, Phase.TENDER, Phase.CHANGE,
+    Phase.STORAGE_FAULT, Phase.PIN_ENTRY, Phase.PIN_CHECKING, Phase.BOOTING,
+}  # fmt: skip
+SUPERVISOR_PHASES = set(Phase) - OPEN_PHASES
 
 
 class TerminalMachine(RuleBasedStateMachine):
@@ -48,12 +59,28 @@ class TerminalMachine(RuleBasedStateMachine):
         self.state, _ = step(TerminalState(), Booted(0.0, next_seq=1))
         self.durable: dict[int, TxnStatus] = {}
         self.approvals: list[int] = []
+        self.unlocked = False  # the supervisor PIN let this visit of the menu in
 
     def feed(self, event: Event) -> tuple[Effect, ...]:
         before = self.state.phase
+        pick = self.state.refund.target if self.state.refund else None
         self.state, effects = step(self.state, event)
+        if before is Phase.PIN_CHECKING and self.state.phase is Phase.MENU:
+            self.unlocked = True
+        elif self.state.phase in OPEN_PHASES:
+            self.unlocked = False
+        assert self.unlocked or self.state.phase not in SUPERVISOR_PHASES, (
+            f"{before} -> {self.state.phase} without the PIN"
+        )
         recorded_seqs: set[int] = set()
         for effect in effects:
+            if isinstance(effect, ReprintReceipt) and not self.unlocked:
+                # FN 6 OK without a PIN: the newest receipt, the customer's copy, nothing older
+                assert (effect.seq, effect.merchant) == (0, False), effect
+            if isinstance(effect, Record) and effect.txn.kind is TxnKind.REFUND:
+                target = pick or (self.state.refund.target if self.state.refund else None)
+                assert target is not None and effect.txn.refunds_seq == target.seq
+                assert effect.txn.amount_minor <= target.amount_minor - target.refunded_minor
             if isinstance(effect, Record):
                 self.durable[effect.txn.seq] = effect.txn.status
                 recorded_seqs.add(effect.txn.seq)
@@ -75,8 +102,73 @@ class TerminalMachine(RuleBasedStateMachine):
             Phase.AUTHORIZING,
             Phase.VOIDING,
             Phase.REFUND_AUTHORIZING,
+            Phase.STAFFED_AUTHORIZING,
+            Phase.CLOSING_DAY,
         ):
             assert self.state.phase is Phase.IDLE
+
+    @rule(
+        choice=st.sampled_from([Key.D3, Key.D4, Key.D5, Key.D6, Key.D7, Key.D8]),
+        then=st.lists(st.sampled_from([Key.OK, Key.D2, Key.D8, Key.D1, Key.CLEAR]), max_size=4),
+    )
+    def supervisor(self, choice: Key, then: list[Key]) -> None:
+        """FN, the PIN and a yes from the shell, a menu entry and a few keys: the powers behind
+        the PIN reached often enough to be mashed."""
+        self.log_in()
+        for key in (choice, *then):
+            self.feed(KeyPressed(self.now_s, key))
+
+    @rule(
+        kind=st.sampled_from([TxnKind.CARD, TxnKind.CASH]),
+        refunded_minor=st.sampled_from([0, 200, 500]),
+        amount=st.sampled_from(["100", "300", "301", "500", "501"]),
+    )
+    def refund(self, kind: TxnKind, refunded_minor: int, amount: str) -> None:
+        """FN 4 to the end: the sale from the journal, an amount maybe past what is left of it,
+        the card, the host's yes."""
+        self.log_in()
+        self.feed(KeyPressed(self.now_s, Key.D4))
+        self.recent_sales(kind, refunded_minor, by_card=False)
+        self.feed(KeyPressed(self.now_s, Key.OK))
+        for key in (*(Key(d) for d in amount), Key.OK):
+            self.feed(KeyPressed(self.now_s, key))
+        if self.state.phase is Phase.REFUND_CARD:
+            self.feed(CardSwiped(self.now_s, CARDS[0], "2611"))
+        if self.state.phase is Phase.REFUND_AUTHORIZING:
+            self.answer(AuthOutcome.APPROVED, "00")
+
+    @rule(
+        status=st.sampled_from([TxnStatus.APPROVED, TxnStatus.PENDING, TxnStatus.COMPLETED]),
+        day_closed=st.booleans(),
+        void_ok=st.booleans(),
+    )
+    def void(self, status: TxnStatus, day_closed: bool, void_ok: bool) -> None:
+        """FN 3 on the newest sale, its day closed or not."""
+        self.log_in()
+        self.feed(KeyPressed(self.now_s, Key.D3))
+        kind = TxnKind.CASH if status is TxnStatus.COMPLETED else TxnKind.CARD
+        self.void_answers(kind, status, 10.0, void_ok, day_closed)
+        if self.state.phase is Phase.VOID_CONFIRM:
+            self.feed(KeyPressed(self.now_s, Key.OK))
+            self.feed(VoidDone(self.now_s, void_ok))
+
+    def log_in(self) -> None:
+        self.feed(KeyPressed(self.now_s, Key.FN))
+        for _ in range(2):  # a new PIN is keyed twice
+            if self.state.phase is not Phase.PIN_ENTRY:
+                break
+            for key in (Key.D2, Key.D5, Key.D8, Key.D0, Key.OK):
+                self.feed(KeyPressed(self.now_s, key))
+        if self.state.phase is Phase.PIN_CHECKING:
+            self.feed(
+                PinChecked(self.now_s, True) if self.state.pin_set else PinSaved(self.now_s, True)
+            )
+
+    @rule()
+    def reprint_last(self) -> None:
+        """FN 6 OK, the one thing the PIN screen does without a PIN."""
+        for key in (Key.FN, Key.D6, Key.OK):
+            self.feed(KeyPressed(self.now_s, key))
 
     @rule(card=st.sampled_from(CARDS))
     def swipe(self, card: Card) -> None:
@@ -112,12 +204,18 @@ class TerminalMachine(RuleBasedStateMachine):
         status=st.sampled_from(list(TxnStatus)),
         age_s=st.sampled_from([10.0, 900.0]),
         void_ok=st.booleans(),
+        day_closed=st.booleans(),
     )
-    def void_answers(self, kind: TxnKind, status: TxnStatus, age_s: float, void_ok: bool) -> None:
+    def void_answers(
+        self, kind: TxnKind, status: TxnStatus, age_s: float, void_ok: bool, day_closed: bool
+    ) -> None:
         """The journal's newest sale and the void's outcome, in any phase, late or not."""
         mode = TxnMode.OFFLINE if status is TxnStatus.PENDING else TxnMode.ONLINE
-        found = SaleOnRecord(3, kind, mode, status, 500, "EUR", "", age_s, False)
-        self.feed(LastSaleFound(self.now_s, found))
+        found = SaleOnRecord(3, kind, mode, status, 500, "EUR", "", age_s, False, day_closed)
+        effects = self.feed(LastSaleFound(self.now_s, found))
+        if day_closed:  # after end of day a sale is refunded, never voided
+            assert self.state.phase is not Phase.VOID_CONFIRM
+            assert not any(isinstance(e, VoidSale) for e in effects)
         if self.state.phase is Phase.VOIDING:
             self.feed(VoidDone(self.now_s, void_ok))
 
@@ -133,6 +231,19 @@ class TerminalMachine(RuleBasedStateMachine):
         found = SaleOnRecord(3, kind, TxnMode.ONLINE, status, 500, "EUR", pan, 10.0, False)
         found = dataclasses.replace(found, refunded_minor=refunded_minor)
         self.feed(RecentSalesFound(self.now_s, (found,), CARDS[0] if by_card else None))
+
+    @rule(ok=st.booleans())
+    def day_closed(self, ok: bool) -> None:
+        """The shell's end of day (FN 5), in any phase, late or not."""
+        self.feed(DayClosed(self.now_s, ok, ("Z report", "day 1")))
+
+    @rule(seq=st.sampled_from([0, 2, 3]), printed=st.booleans())
+    def receipts(self, seq: int, printed: bool) -> None:
+        """A receipt found for FN 6, or a print's outcome, in any phase, late or not."""
+        if printed:
+            self.feed(ReceiptPrinted(self.now_s, seq, ok=seq != 2))
+        else:
+            self.feed(ReceiptFound(self.now_s, seq, f"#{seq} EUR 5.00" if seq else ""))
 
     @rule(delay_s=st.floats(min_value=0.0, max_value=200.0))
     def time_passes(self, delay_s: float) -> None:
