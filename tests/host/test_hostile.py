@@ -192,3 +192,30 @@ def test_a_reversed_top_up_is_no_spending_a_refund_can_give_back(
             assert balance_of(host.store) == 1000
 
     run(main())
+
+
+def test_a_period_ending_on_the_last_day_python_knows_is_refused_not_a_crash(
+    tmp_path: Path, database: str | None
+) -> None:
+    """--to 9999-12-31: the range's end (the next day) overflowed; the dashboard answered 500
+    and `pitill host report` 'unexpected OverflowError', exit 70."""
+
+    async def main() -> None:
+        async with dashboard(tmp_path, database) as (board, _):
+            cashier = Browser(board.url.rstrip("/"))
+            try:
+                await cashier.login("cas", CASHIER_PW)
+                status, page = await cashier.get("/settlement?from=2026-01-01&to=9999-12-31")
+                assert status == 200 and "give a date before 9999-12-31" in page
+                status, page = await cashier.get("/settlement.csv?to=9999-12-31")
+                assert status == 400 and "give a date before 9999-12-31" in page
+            finally:
+                await cashier.close()
+
+    run(main())
+    for when in (["--to", "9999-12-31"], ["--day", "9999-12-31"]):
+        report = subprocess.run(
+            [*PITILL, "host", "report", *when, "--data-dir", str(tmp_path), *db_args(database)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert report.returncode == 2 and "give a date before" in report.stderr, report.stderr

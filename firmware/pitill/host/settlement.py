@@ -122,9 +122,12 @@ def period(day: str | None, since: str | None, until: str | None, today: date) -
 
     def parse(text: str, what: str) -> date:
         try:
-            return date.fromisoformat(text)
+            given = date.fromisoformat(text)
         except ValueError:
             raise ConfigError(f"{what} {text!r}: give a date as YYYY-MM-DD") from None
+        if given == date.max:  # its range would end on a day Python has no date for
+            raise ConfigError(f"{what} {text!r}: give a date before {date.max}")
+        return given
 
     if day is not None and (since is not None or until is not None):
         raise ConfigError("--day and --from/--to: give one day, or a range, not both")
