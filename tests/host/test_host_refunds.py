@@ -89,8 +89,12 @@ def test_a_terminal_refunds_online_and_offline_and_the_host_books_each_once(
         + 'press OK 5 0 0 OK\nexpect state REFUNDED\nexpect screen "Auth"\npress OK\n'
         + "upstream down\nexpect link offline\n"
         + MENU
-        + f'press 4\npress OK 3 0 0 OK\nswipe {TERMINAL_PAN} 3012\nexpect screen "OFFLINE"\n'
+        + f"press 4\npress OK 3 0 0 OK\nswipe {TERMINAL_PAN} 3012\nexpect state REFUNDED\n"
+        + 'expect screen "OFFLINE - queued"\n'  # not the status bar's OFFLINE: the refund's own
         + "press OK\nupstream up\nexpect link online\nexpect pending 0\n"
+        # end of day: the host's own tables agree (refunds are credits, fields 74/86)
+        + MENU
+        + 'press 5\nexpect screen "END OF DAY?"\npress OK\nexpect screen "Host agrees"\n'
     )
     terminal(tmp_path, "TERMA001", port, script)
     shown = json.loads(pitill("host", "account", "show", TERMINAL_PAN, "--json", *store).stdout)
