@@ -22,17 +22,27 @@ DEBIT, CREDIT = "card", "topup"
 
 
 def day_totals(store: HostStore, terminal_id: str, batch: Batch) -> Reconciliation:
+    # Only the batch's STANs are read (through the primary key): reading every message the
+    # terminal ever sent took 0.6 s of the store's one worker per 0500 after 300,000 of them.
+    wraps = batch.first_stan > batch.last_stan
+    stans = "(m.stan >= ? OR m.stan <= ?)" if wraps else "m.stan BETWEEN ? AND ?"
     rows = store.execute(
         "SELECT m.class, m.stan, m.response_code, m.amount_minor, m.movement_id, m.reversed_by,"
         " m.reason, v.amount_minor FROM messages m LEFT JOIN movements v ON v.id = m.movement_id"
-        " WHERE m.terminal_id = ?",
-        (terminal_id,),
+        f" WHERE m.terminal_id = ? AND m.class IN ('sale', 'advice') AND {stans}",
+        (terminal_id, batch.first_stan, batch.last_stan),
     ).fetchall()
     # The reason of each reversal that gave money back, by the movement it made.
-    reasons = {row[4]: row[6] for row in rows if row[0] == "reversal" and row[4] is not None}
+    reasons = dict(
+        store.execute(
+            "SELECT movement_id, reason FROM messages WHERE terminal_id = ? "
+            "AND class = 'reversal' AND movement_id IS NOT NULL",
+            (terminal_id,),
+        ).fetchall()
+    )
     totals: dict[str, int] = {}
     for klass, stan, code, amount, movement, reversed_by, _reason, moved in rows:
-        if not batch.holds(int(stan)) or klass == "reversal":
+        if not batch.holds(int(stan)):
             continue
         answer = AnswerKind.SALE if klass == "sale" else AnswerKind.ADVICE
         if classify(code, answer) is not Class.APPROVED:
