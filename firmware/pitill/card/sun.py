@@ -19,13 +19,14 @@ Pure functions over bytes: no I/O, no clock; the random padding of a new message
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.cmac import CMAC
 
-from pitill.card.model import PICC_DATA_BYTES, SDMMAC_BYTES, SunMessage
+from pitill.card.model import PICC_DATA_BYTES, SDMMAC_BYTES, CardTier, SunMessage, uid_ok
 from pitill.errors import SunError
 
 KEY_BYTES = 16
@@ -37,6 +38,10 @@ _DIV_CONSTANT_AES128 = 0x01  # AN10922: diversification of an AES-128 key
 # pitill's diversification input after the UID: its "system identifier" (AN10922 lets a program
 # choose one; it keeps keys of this program apart from keys another system derives from a UID).
 SYSTEM_IDENTIFIER = b"pitill-sun"
+# The sandbox program's keys: public constants for the simulator's virtual cards, tests and demos
+# (`pitill sim`, `pitill host sun-keys init --sandbox`); a real program makes its own.
+SANDBOX_META_KEY = hashlib.sha256(b"pitill sandbox program: SDM meta read key").digest()[:16]
+SANDBOX_MASTER_KEY = hashlib.sha256(b"pitill sandbox program: master key").digest()[:16]
 
 
 @dataclass(frozen=True)
@@ -161,6 +166,35 @@ def verify_sun(meta_key: bytes, master_key: bytes, message: SunMessage) -> PiccD
             "not match: a forged or altered SUN message (or another program's card)"
         )
     return picc
+
+
+@dataclass(frozen=True)
+class NfcTap:
+    """An NFC card as a host knows it after checking field 48: its UID (upper-case hex) and,
+    for a SUN tap, the read counter it proved (None for a UID-only card)."""
+
+    uid: str
+    counter: int | None
+
+
+def check_nfc_card_data(card_data: str, meta_key: bytes, master_key: bytes) -> NfcTap:
+    """A host's check of field 48 (upstream/messages.py nfc_card_data): `uid_only:UID`, or
+    `sun:PICCDATA:SDMMAC` decrypted and its SDMMAC verified (verify_sun). SunError for a SUN tap
+    that is not genuine (garbled, forged, another program's card); ValueError for anything else
+    (an unknown tier, a malformed UID). Whether the counter is fresh is the caller's rule."""
+    tier, _, data = card_data.partition(":")
+    if tier == CardTier.UID_ONLY.value:
+        if not uid_ok(data):
+            raise ValueError(f"field 48 {card_data!r}: not a UID (4, 7 or 10 bytes in hex)")
+        return NfcTap(data, None)
+    if tier != CardTier.SUN.value:
+        raise ValueError(f"field 48 {card_data[:20]!r}: neither uid_only: nor sun:")
+    try:
+        message = SunMessage.from_hex(data)
+    except ValueError as exc:
+        raise SunError(str(exc)) from None
+    picc = verify_sun(meta_key, master_key, message)
+    return NfcTap(picc.uid.hex().upper(), picc.counter)
 
 
 def counter_is_fresh(last_seen: int | None, counter: int) -> bool:

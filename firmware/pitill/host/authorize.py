@@ -2,6 +2,9 @@
 
 - A sale (0200) is approved while the balance covers it, else 51; an unknown card 14, a blocked
   or replaced one 62, a lost one 41. The answer carries the balance after it.
+- A card is a PAN (field 2) or an NFC tap (field 48): `uid_only:UID`, or an NTAG 424 DNA's SUN
+  message, verified with the program's keys and whose counter must rise (_account_for); a forged
+  or replayed tap is 63.
 - A top-up (0200, processing code 21, from a staffed terminal that took the cash) credits the
   account by the store's one top-up rule (a debt is paid first); a balance inquiry (code 31)
   moves nothing. Both refuse the same cards a sale does and answer with the balance.
@@ -22,17 +25,21 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from dataclasses import dataclass
 
+from pitill.card.model import CardTier
+from pitill.card.sun import check_nfc_card_data
 from pitill.core.responses import (
     APPROVED,
     INSUFFICIENT_FUNDS,
     INVALID_AMOUNT,
     INVALID_CARD,
+    SECURITY_VIOLATION,
 )
-from pitill.errors import ConfigError
+from pitill.errors import ConfigError, SunError
 from pitill.host.cards import parse_card
 from pitill.host.store import Account, Conflict, HostStore, now_iso
 from pitill.records import HotlistPage
@@ -52,6 +59,8 @@ from pitill.upstream.messages import (
     hotlist_data,
     is_refund,
 )
+
+log = logging.getLogger(__name__)
 
 TOPUP_CODE = PROCESSING_CODE_TOPUP[:2]
 BALANCE_CODE = PROCESSING_CODE_BALANCE[:2]
@@ -148,18 +157,49 @@ def _authorize_once(store: HostStore, request: Request, klass: str) -> Answer:
                 request.reason,
             ),
         )
+        if movement_id is not None and request.card_data.startswith(f"{CardTier.SUN.value}:"):
+            # the counter this tap took (_account_for set it in this transaction): a reversal
+            # gives it back, for the offline advice of the same tap (a timed-out sale)
+            store.execute(
+                "UPDATE messages SET sun_counter = (SELECT a.sun_counter FROM accounts a "
+                "JOIN movements v ON v.account_id = a.id WHERE v.id = ?) WHERE terminal_id = ? "
+                "AND class = ? AND stan = ? AND local_datetime = ?",
+                (movement_id, *key),
+            )
     return answer
 
 
-def _account_for(store: HostStore, pan: str) -> tuple[Account | None, str]:
-    """The card's account, or None with the code that refuses it."""
+def _account_for(store: HostStore, request: Request) -> tuple[Account | None, str]:
+    """The account of the request's card, or None with the code that refuses it: the one way
+    every message finds its card. A stripe card by its PAN (field 2); an NFC card by field 48:
+    `uid_only:UID` is account uid:UID, a SUN tap is decrypted and its SDMMAC verified with the
+    program's keys (card/sun.py), then account uid:UID of the UID inside, and its counter must
+    rise above the last one this host took from that card (taken here, in the message's
+    transaction). A forged or replayed tap is refused 63; without the program's keys a SUN tap
+    cannot be told from a forgery and is refused 14."""
+    counter = None
     try:
-        card = parse_card(pan)
-    except ConfigError:
+        if request.card_data and not request.pan:
+            keys = store.sun_keys
+            meta, master = (keys.meta_key, keys.master_key) if keys else (b"", b"")
+            if not keys and request.card_data.startswith(f"{CardTier.SUN.value}:"):
+                log.warning("a SUN tap, and no SUN keys: `pitill host sun-keys init` makes them")
+                return None, INVALID_CARD
+            tap = check_nfc_card_data(request.card_data, meta, master)
+            card, counter = parse_card(f"uid:{tap.uid}"), tap.counter
+        else:
+            card = parse_card(request.pan)
+    except SunError as exc:
+        log.warning("host refuses a SUN tap: %s", exc)
+        return None, SECURITY_VIOLATION
+    except (ConfigError, ValueError):
         return None, INVALID_CARD
     account = store.account(card)
     if account is None:
         return None, INVALID_CARD
+    if counter is not None and not store.take_sun_counter(account.id, counter):
+        log.warning("host refuses card %s: SUN counter %d replayed", card.shown, counter)
+        return None, SECURITY_VIOLATION
     refused = REFUSED_BY_STATUS.get(account.status)
     return (None, refused) if refused else (account, APPROVED)
 
@@ -168,7 +208,7 @@ def _charge(store: HostStore, request: Request, *, offline: bool) -> tuple[Answe
     amount = request.amount_minor
     if amount is None or amount <= 0:
         return Answer(INVALID_AMOUNT), None
-    account, code = _account_for(store, request.pan)
+    account, code = _account_for(store, request)
     if account is None:
         return Answer(code), None  # an advice: declined after the fact, the merchant's loss
     if not offline and account.balance_minor < amount:
@@ -189,7 +229,7 @@ def _topup(store: HostStore, request: Request) -> tuple[Answer, int | None]:
     amount = request.amount_minor
     if request.mti != SALE_REQUEST or amount is None or amount <= 0:
         return Answer(INVALID_AMOUNT), None  # a top-up is only ever online, with an amount
-    account, code = _account_for(store, request.pan)
+    account, code = _account_for(store, request)
     if account is None:
         return Answer(code), None  # the cashier takes no cash for a card the program refuses
     try:
@@ -209,7 +249,7 @@ def _refund(store: HostStore, request: Request, *, offline: bool) -> tuple[Answe
     amount = request.amount_minor
     if amount is None or amount <= 0:
         return Answer(INVALID_AMOUNT), None
-    account, code = _account_for(store, request.pan)
+    account, code = _account_for(store, request)
     if account is None:
         return Answer(code), None  # an offline one: declined after the fact, shown as a loss
     marks = ", ".join("?" for _ in _SPENDING)
@@ -232,7 +272,7 @@ def _refund(store: HostStore, request: Request, *, offline: bool) -> tuple[Answe
 
 
 def _balance(store: HostStore, request: Request) -> Answer:
-    account, code = _account_for(store, request.pan)
+    account, code = _account_for(store, request)
     if account is None:
         return Answer(code)
     return Answer(APPROVED, balance_minor=account.balance_minor)
@@ -271,4 +311,16 @@ def _reverse(store: HostStore, request: Request) -> tuple[Answer, int | None]:
         "AND stan = ? AND local_datetime = ?",
         (movement_id, request.terminal_id, named, original.stan, sale_datetime),
     )
+    # A SUN tap's counter goes back while no later tap of the card was taken: the terminal that
+    # timed out re-does the same tap offline, and its advice must not look like a replay.
+    (counter,) = store.execute(
+        "SELECT sun_counter FROM messages WHERE terminal_id = ? AND class = ? AND stan = ? "
+        "AND local_datetime = ?",
+        (request.terminal_id, named, original.stan, sale_datetime),
+    ).fetchone()
+    if counter is not None:
+        store.execute(
+            "UPDATE accounts SET sun_counter = ? WHERE id = ? AND sun_counter = ?",
+            (int(counter) - 1, account_id, counter),
+        )
     return Answer(APPROVED, balance_minor=balance), movement_id

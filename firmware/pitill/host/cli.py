@@ -7,17 +7,25 @@ import asyncio
 import csv
 import json
 import logging
+import secrets
 import signal
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from pitill.card.sun import SANDBOX_MASTER_KEY, SANDBOX_META_KEY
 from pitill.cliargs import number
 from pitill.config import Bound, UpstreamConfig
 from pitill.core.types import format_amount, parse_amount
 from pitill.errors import ConfigError
-from pitill.host.cards import parse_card
+from pitill.host.cards import (
+    SUN_MASTER_KEY_NAME,
+    SUN_META_KEY_NAME,
+    SunKeys,
+    parse_card,
+    write_sun_keys,
+)
 from pitill.host.store import Account, HostStore
 from pitill.logs import configure_logging, log_event
 
@@ -273,6 +281,32 @@ def add_parser(commands: Commands) -> None:
     backup.add_argument("target", type=Path, metavar="FILE", help="a new file")
     backup.set_defaults(handler=_backup)
 
+    sun_keys = sub.add_parser("sun-keys", help="the program's NTAG 424 DNA (SUN) keys")
+    sun_acts = sun_keys.add_subparsers(dest="sun_keys_command", metavar="ACTION", required=True)
+    sun_init = with_dir(
+        sun_acts.add_parser(
+            "init",
+            help="make the program's SUN keys in --data-dir (sun-meta.key, sun-master.key)",
+            description=(
+                "Write the program's two AES-128 keys (32 hex digits, 0600) into --data-dir, "
+                "never over existing ones: sun-meta.key (the SDM meta read key: copy it to each "
+                "terminal's reader.sun_meta_key_file and to `pitill card enroll`) and "
+                "sun-master.key (each card's key is diversified from it: keep it on the host "
+                "and the enrolling machine only). The host verifies every SUN tap with them."
+            ),
+            epilog="examples:\n  pitill host sun-keys init --data-dir host-data\n"
+            "  pitill host sun-keys init --data-dir demo --sandbox   # the simulator's cards",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    )
+    sun_init.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="the sandbox program's public keys, which `pitill sim`'s virtual cards use: for "
+        "tests and demos only, never for real cards",
+    )
+    sun_init.set_defaults(handler=_sun_keys_init)
+
     load = with_dir(
         sub.add_parser(
             "load",
@@ -321,6 +355,24 @@ def add_parser(commands: Commands) -> None:
         help="distinct cards (default: one each)",
     )
     load.set_defaults(handler=_load)
+
+
+def _sun_keys_init(args: argparse.Namespace) -> int:
+    if args.sandbox:
+        keys = SunKeys(SANDBOX_META_KEY, SANDBOX_MASTER_KEY)
+    else:
+        keys = SunKeys(secrets.token_bytes(16), secrets.token_bytes(16))
+    try:
+        args.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--data-dir {args.data_dir}: {exc.strerror}") from None
+    write_sun_keys(args.data_dir, keys)
+    which = "the sandbox program's public keys" if args.sandbox else "new random keys"
+    print(
+        f"wrote {which} to {args.data_dir / SUN_META_KEY_NAME} (for terminals and enrolling) "
+        f"and {args.data_dir / SUN_MASTER_KEY_NAME} (host and enrolling only)"
+    )
+    return 0
 
 
 def _store(args: argparse.Namespace, *, create: bool = False) -> HostStore:

@@ -32,9 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from pitill.card.hotlist import hotlist_entry
+from pitill.card.sun import counter_is_fresh
 from pitill.core.types import format_amount
 from pitill.errors import ConfigError, StorageError
-from pitill.host.cards import CardRef
+from pitill.host.cards import CardRef, SunKeys, load_sun_keys
 
 DB_NAME = "host.sqlite3"
 SECRET_NAME = "host-card-key"  # the HMAC key of the card lookup keys (0600)
@@ -135,6 +136,12 @@ MIGRATIONS: tuple[str, ...] = (
         listed INTEGER NOT NULL CHECK (listed IN (0, 1)),
         at TEXT NOT NULL
     );
+    """,
+    # The last SUN read counter the host took from each NTAG 424 DNA card, and the one a charged
+    # message took (its reversal gives it back: authorize.py).
+    """
+    ALTER TABLE accounts ADD COLUMN sun_counter BIGINT;
+    ALTER TABLE messages ADD COLUMN sun_counter BIGINT;
     """,
 )
 HOTLIST_KEY_LABEL = b"pitill hotlist key v1"
@@ -263,9 +270,10 @@ class HostStore:
     """One connection to the store; use from one thread at a time (the server runs it in a
     worker thread of its own)."""
 
-    def __init__(self, engine: Engine, secret: bytes) -> None:
+    def __init__(self, engine: Engine, secret: bytes, sun_keys: SunKeys | None = None) -> None:
         self.engine = engine
         self.secret = secret
+        self.sun_keys = sun_keys  # the program's NTAG 424 DNA keys, None: no SUN cards
         self.path = engine.where
 
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
@@ -300,7 +308,7 @@ class HostStore:
             except sqlite3.Error as exc:
                 raise StorageError(f"{path}: cannot open the host's database ({exc})") from None
             engine = Engine(conn, str(path))
-        store = cls(engine, secret)
+        store = cls(engine, secret, load_sun_keys(data_dir))
         for _ in range(10):  # two processes starting at once: one creates, the other waits
             try:
                 store._migrate()
@@ -352,6 +360,23 @@ class HostStore:
             (card.key(self.secret),),
         ).fetchone()
         return Account(*row) if row else None
+
+    def take_sun_counter(self, account_id: int, counter: int) -> bool:
+        """Record `counter` as the card's last SUN tap, inside the caller's transaction, when it
+        is fresh (card/sun.py counter_is_fresh: strictly above the last one taken); False for a
+        replay. The conditional UPDATE makes it one step on both engines: of two hosts taking
+        the same counter at once, one changes no row (or collides and is run again)."""
+        (last,) = self.execute(
+            "SELECT sun_counter FROM accounts WHERE id = ?", (account_id,)
+        ).fetchone()
+        if not counter_is_fresh(None if last is None else int(last), counter):
+            return False
+        done = self.execute(
+            "UPDATE accounts SET sun_counter = ? WHERE id = ? "
+            "AND (sun_counter IS NULL OR sun_counter < ?)",
+            (counter, account_id, counter),
+        )
+        return bool(done.rowcount == 1)
 
     def require(self, card: CardRef) -> Account:
         found = self.account(card)

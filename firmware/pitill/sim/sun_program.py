@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 
-SANDBOX_META_KEY = hashlib.sha256(b"pitill sandbox program: SDM meta read key").digest()[:16]
-SANDBOX_MASTER_KEY = hashlib.sha256(b"pitill sandbox program: master key").digest()[:16]
+from pitill.card.sun import SANDBOX_MASTER_KEY, SANDBOX_META_KEY
+
+__all__ = ["SANDBOX_MASTER_KEY", "SANDBOX_META_KEY", "virtual_uid"]
 
 
 def virtual_uid(name: str) -> bytes:

@@ -31,8 +31,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from pitill.card.model import CardTier, SunMessage, uid_ok
-from pitill.card.sun import verify_sun
+from pitill.card.model import CardTier
+from pitill.card.sun import check_nfc_card_data
 from pitill.core.responses import (
     APPROVED,
     FORMAT_ERROR,
@@ -407,20 +407,21 @@ class AcquirerHost:
         counter was never used before by that card (a replay repeats one). Not "higher than the
         last": an offline sale's advice may arrive after a later online tap of the same card.
         """
-        tier, _, data = card_data.partition(":")
-        if tier == CardTier.UID_ONLY.value:
-            return APPROVED if uid_ok(data) else INVALID_CARD
-        if tier != CardTier.SUN.value:
+        if card_data.partition(":")[0] not in (CardTier.UID_ONLY.value, CardTier.SUN.value):
             return FORMAT_ERROR
         try:
-            picc = verify_sun(SANDBOX_META_KEY, SANDBOX_MASTER_KEY, SunMessage.from_hex(data))
-        except (ValueError, SunError) as exc:
+            tap = check_nfc_card_data(card_data, SANDBOX_META_KEY, SANDBOX_MASTER_KEY)
+        except SunError as exc:
             log.warning("acquirer declines a SUN tap: %s", exc)
             return SECURITY_VIOLATION
-        uid = picc.uid.hex().upper()
-        entry.update(sun_uid=uid, sun_counter=picc.counter)
-        if picc.counter in self._sun_used.get(uid, set()):
-            log.warning("acquirer declines card %s: SUN counter %d replayed", uid, picc.counter)
+        except ValueError:
+            return INVALID_CARD
+        if tap.counter is None:
+            return APPROVED
+        uid = tap.uid
+        entry.update(sun_uid=uid, sun_counter=tap.counter)
+        if tap.counter in self._sun_used.get(uid, set()):
+            log.warning("acquirer declines card %s: SUN counter %d replayed", uid, tap.counter)
             entry["sun_replay"] = True
             return SECURITY_VIOLATION
         return APPROVED
