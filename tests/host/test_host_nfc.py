@@ -14,11 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from host_messages import request, reversal_of
+from host_messages import request, reversal_of, serving_hosts
 from pitill.card.model import Card
 from pitill.card.sun import SANDBOX_MASTER_KEY, SANDBOX_META_KEY, card_file_key, make_sun
 from pitill.core.responses import INVALID_CARD, SECURITY_VIOLATION
 from pitill.host.cards import SunKeys, parse_card, write_sun_keys
+from pitill.host.store import HostStore
+from pitill.sim.sun_program import virtual_uid
 from pitill.upstream.messages import POS_ENTRY_CONTACTLESS, Message, nfc_card_data
 from pitill_cli import PITILL
 
@@ -199,3 +201,58 @@ def test_a_reversed_sun_sale_frees_its_tap_for_the_same_sales_advice(
             assert balance_of(host.store, card) == 3900
 
     run(main())
+
+
+SIM_SCRIPT = """expect link online
+press 5 0 0 OK
+tap ntag424 alice
+expect screen "APPROVED"
+press OK
+press 1 2 5 OK
+tap uid 04A1B2C3D4E5F6
+expect screen "APPROVED"
+press OK
+press 3 0 0 OK
+tap ntag424 alice
+expect screen "APPROVED"
+press OK
+"""
+# Another terminal whose virtual alice starts again at the same counters: a copy of her card.
+CLONE_SCRIPT = """expect link online
+press 2 0 0 OK
+tap ntag424 alice
+expect screen "NOT GENUINE"
+press OK
+"""
+
+
+def test_a_terminal_taps_cards_at_a_real_host(tmp_path: Path) -> None:
+    """`pitill sim --upstream` against `pitill host serve` with the sandbox program's keys: alice's
+    NTAG 424 DNA pays twice and a UID-only tag pays; at another terminal a copy of alice replaying
+    her first counter is declined by the host (that terminal never saw the counter)."""
+    data = tmp_path / "host"
+    for argv in (
+        ["sun-keys", "init", "--sandbox"],
+        ["account", "add", f"uid:{virtual_uid('alice').hex().upper()}", "--balance", "20"],
+        ["account", "add", f"uid:{UID}", "--balance", "5"],
+    ):
+        made = subprocess.run(
+            [*PITILL, "host", *argv, "--data-dir", str(data)], capture_output=True, text=True
+        )
+        assert made.returncode == 0, made.stderr
+    with serving_hosts("--data-dir", str(data)) as (port,):
+        for name, script in (("terminal", SIM_SCRIPT), ("other", CLONE_SCRIPT)):
+            (tmp_path / f"{name}.pitill").write_text(script, encoding="utf-8")
+            result = subprocess.run(
+                [*PITILL, "sim", "--upstream", f"127.0.0.1:{port}", "--script",
+                 str(tmp_path / f"{name}.pitill"), "--data-dir", str(tmp_path / name),
+                 "--expect-timeout", "20"],
+                capture_output=True, text=True, timeout=120, check=False,
+            )  # fmt: skip
+            assert result.returncode == 0, result.stdout + result.stderr
+    store = HostStore.open(data)
+    try:
+        assert balance_of(store, f"uid:{virtual_uid('alice').hex().upper()}") == 2000 - 500 - 300
+        assert balance_of(store, f"uid:{UID}") == 500 - 125
+    finally:
+        store.close()
