@@ -5,7 +5,10 @@ the stopwatch is tools/bench_link.py's, fed by the terminal's screen listener, s
 the status bar of a drawn screen changing, not a callback deep inside. Each fault is applied at a
 random phase of the probe schedule, several rounds, healed in between: refused (the host stops
 listening), blackhole (accepts, never answers), dns-fail (the name stops resolving) and slow
-(every answer takes SLOW_ANSWER_S). Each row names the config it ran with: the defaults, or the
+(every answer takes SLOW_ANSWER_S). The host's kernel still acknowledges in blackhole and slow,
+so idle only the next echo (one a minute) shows them: there each round starts a sale right after
+the fault and the first customer's wait is reported (and judged: at most request_timeout_s for
+blackhole, as the issue says). Each row names the config it ran with: the defaults, or the
 defaults without remembered addresses (with them a vanished name is ridden out: DEGRADED DNS).
 
 There is no baseline to divide by: detection is bought with probes, so the price is reported
@@ -28,7 +31,10 @@ from benchlib import Figure, Options, load_tool
 
 from pitill.config import Config
 from pitill.core.screens import Screen
-from pitill.core.types import LinkStatus
+from pitill.core.state import Phase
+from pitill.core.types import Key, LinkStatus
+from pitill.sim.driver import SETTLED_PHASES, Driver, amount_keys
+from pitill.sim.reader_emulator import TEST_CARDS
 from pitill.sim.world import SimWorld
 
 DEFAULTS = "defaults"
@@ -41,6 +47,11 @@ ROWS = (  # fault, the simulator's upstream mode, the config it runs with, the s
     ("slow", "slow", DEFAULTS, LinkStatus.DEGRADED),
 )
 LIMIT_S = 10.0
+# Modes that only an echo (one a minute when idle) or a request shows: the host's kernel still
+# acknowledges. Each round starts a sale right after the fault, as the first customer would.
+ASKED = frozenset({"blackhole", "slow"})
+SALE_MINOR = 700
+SWIPE_TO_REQUEST_S = 0.1  # from the swipe to the request leaving, beside the request's timeout
 SETTLE_S = 2.0  # after the first ONLINE, before the idle window
 
 
@@ -59,8 +70,24 @@ class Idle:
     connections: int = 0
 
 
+async def _first_customer(driver: Driver, waits: dict[str, list[float]], fault: str) -> None:
+    """A sale keyed and swiped right after the fault; the seconds from the swipe to its answer."""
+    loop = asyncio.get_running_loop()
+    card = TEST_CARDS["approved"]
+    await driver.type(*amount_keys(SALE_MINOR), Key.OK, gap_s=0.005)
+    swiped_s = loop.time()
+    await driver.swipe(card.pan, card.expiry_yymm)
+    await driver.until(lambda: driver.phase in SETTLED_PHASES, LIMIT_S)
+    waits.setdefault(fault, []).append(loop.time() - swiped_s)
+    if driver.phase is Phase.CASH_ONLY:
+        driver.press(Key.CANCEL)
+    else:
+        driver.press(Key.OK)
+    await driver.until(lambda: driver.phase is Phase.IDLE, LIMIT_S)
+
+
 async def _run(
-    config_name: str, rounds: int, idle_s: float, rng: random.Random
+    config_name: str, rounds: int, idle_s: float, rng: random.Random, waits: dict[str, list[float]]
 ) -> tuple[dict[tuple[str, str], list[float | None]], Idle]:
     bench_link = load_tool("bench_link")
     results: dict[tuple[str, str], list[float | None]] = {}
@@ -75,6 +102,7 @@ async def _run(
                 watch.on_change(screen.status.link, screen.status.reason)
 
         terminal.screen_listeners.append(on_screen)
+        driver = Driver(world)
         interval_s = world.config.upstream.probe_interval_s
         try:
             if await watch.until(LinkStatus.ONLINE, LIMIT_S) is None:
@@ -94,7 +122,12 @@ async def _run(
                 for _ in range(rounds):
                     await asyncio.sleep(rng.uniform(0, interval_s))
                     world.set_upstream(mode)
+                    sale = None
+                    if mode in ASKED:  # a customer right after the fault is what shows it
+                        sale = asyncio.create_task(_first_customer(driver, waits, fault))
                     times.append(await watch.until(shows, LIMIT_S))
+                    if sale is not None:
+                        await sale
                     await asyncio.sleep(rng.uniform(0, interval_s))
                     world.set_upstream("up")
                     if await watch.until(LinkStatus.ONLINE, LIMIT_S) is None:
@@ -106,28 +139,45 @@ async def _run(
 
 def measure(options: Options) -> list[Figure]:
     upstream = Config().upstream
-    interval_s, timeout_s = upstream.probe_interval_s, upstream.probe_timeout_s
+    interval_s = upstream.probe_interval_s
     rounds = 1 if options.quick else 5
     idle_s = 2.0 if options.quick else min(options.idle_s, 30.0)
     rng = random.Random(options.seed)
-    results, idle = asyncio.run(_run(DEFAULTS, rounds, idle_s, rng))
-    results.update(asyncio.run(_run(NO_CACHE, rounds, 0.0, rng))[0])
-    goals = {
-        ("refused", DEFAULTS): (2.0, "max <= 2 s"),
-        ("dns-fail", NO_CACHE): (2.0, "max <= 2 s"),
-        ("blackhole", DEFAULTS): (interval_s + timeout_s, f"max <= {interval_s + timeout_s:g} s"),
+    waits: dict[str, list[float]] = {}
+    results, idle = asyncio.run(_run(DEFAULTS, rounds, idle_s, rng, waits))
+    results.update(asyncio.run(_run(NO_CACHE, rounds, 0.0, rng, waits))[0])
+    request_timeout_s = upstream.request_timeout_s
+    goals = {  # the issue's: today's figures before the monitor stopped echoing twice a second
+        ("refused", DEFAULTS): (1.0, "max <= 1 s"),
+        ("dns-fail", NO_CACHE): (1.0, "max <= 1 s"),
     }
     figures = []
-    for fault, _, name, shows in ROWS:
+    for fault, mode, name, shows in ROWS:
         times = results[(fault, name)]
         got = [t for t in times if t is not None]
         worst = max(got) if len(got) == len(times) else float("inf")
         limit, goal = goals.get((fault, name), (None, ""))
+        meets = None if limit is None else worst <= limit
         note = f"max {worst:.2f} s over {len(times)} rounds"
-        if fault == "blackhole":
+        shown = ""
+        if mode in ASKED:
+            waited = max(waits.get(fault, [float("inf")]))
+            median = statistics.median(got) if got else float("inf")
+            shown = f"{median:.2f} s; 1st customer {waited:.3f} s"
             note += (
-                f"; an echo unanswered after {interval_s:g} s counts as one failure and its "
-                f"{timeout_s:g} s timeout as a second, so one swallowed probe is enough"
+                "; the host's kernel still acknowledges, so idle only the next echo (one a minute)"
+                " shows it: each round starts a sale right after the fault, and its request shows "
+                f"it; the first customer waited at most {waited:.3f} s (request_timeout_s = "
+                f"{request_timeout_s:g})"
+            )
+            if shows is LinkStatus.OFFLINE:
+                limit = request_timeout_s + SWIPE_TO_REQUEST_S
+                goal = f"1st customer <= {request_timeout_s:g} + {SWIPE_TO_REQUEST_S:g} s"
+                meets = waited <= limit
+        if mode in ASKED and not got:
+            note += (
+                f"; not shown within {LIMIT_S:g} s of the fault, the sale's answer included: "
+                "only the next echo would show it"
             )
         if shows is LinkStatus.DEGRADED:
             note += "; no goal in the issue (DEGRADED: sales still go online)"
@@ -138,8 +188,9 @@ def measure(options: Options) -> list[Figure]:
                 statistics.median(got) if got else float("inf"),
                 "s",
                 goal=goal,
-                meets=None if limit is None else worst <= limit,
+                meets=meets,
                 note=note,
+                shown=shown,
             )
         )
     per_hour = 3600 / idle.window_s
@@ -153,7 +204,8 @@ def measure(options: Options) -> list[Figure]:
                 f"counted at the sandbox host over {idle.window_s:.0f} s of an idle terminal "
                 f"({idle.echoes} echoes, {idle.connections} TCP connections = "
                 f"{idle.connections * per_hour:,.0f} connections/h); probe_interval_s = "
-                f"{interval_s:g}: the detection times above are bought with these"
+                f"{interval_s:g}. A window this short holds at most one echo at one a minute: the "
+                "netns cost row takes the rate over 130 s"
             ),
         )
     )
