@@ -42,7 +42,7 @@ from pitill.upstream.resolver import SystemResolver
 LIMIT_S = 20.0  # every wait gives up after this...
 ONLINE_LIMIT_S = 90.0  # ...but the one for ONLINE before a round: a doubt may last an echo interval
 SETTLE_S = 2.0  # after the first ONLINE, before the idle window
-IDLE_POLL_S = 0.25  # how often the idle window asks the host for its counts
+IDLE_POLL_S = 0.05  # how often the idle window asks the host for its counts
 SALE_MINOR = 700
 CARD = TEST_CARDS["approved"]
 
