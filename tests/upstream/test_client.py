@@ -89,6 +89,29 @@ def test_blackhole_is_outcome_unknown(tmp_path: Path) -> None:
     assert ledger == []  # the host never saw it: a blackhole drops, it does not process
 
 
+def test_a_request_queued_behind_one_that_timed_out_fails_at_once_unsent(tmp_path: Path) -> None:
+    """A background 0800 meets the blackhole first: the sale waiting behind it is not sent into
+    the same silence (its customer would wait two timeouts): unreachable, nothing to reverse."""
+
+    async def scenario() -> tuple[BaseException | str, BaseException | AuthAnswer, int]:
+        async with rig(tmp_path, request_timeout_s=0.3) as r:
+            assert await r.client.echo() == "00"
+            r.host.set_mode("blackhole")
+            blackholed_before = r.host.counts["blackholed"]
+            first, second = await asyncio.gather(
+                r.client.echo(),
+                r.client.authorize(sale(), LOCAL_DATETIME),
+                return_exceptions=True,
+            )
+            return first, second, r.host.counts["blackholed"] - blackholed_before
+
+    first, second, frames = asyncio.run(scenario())
+    assert isinstance(first, OutcomeUnknown)
+    assert isinstance(second, UnreachableError) and not isinstance(second, OutcomeUnknown)
+    assert second.reason is LinkReason.TIMEOUT
+    assert frames == 1  # only the echo reached the host
+
+
 def test_dns_failure(tmp_path: Path) -> None:
     async def scenario() -> tuple[UpstreamError, list[LinkReason]]:
         async with rig(tmp_path) as r:

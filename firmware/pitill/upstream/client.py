@@ -140,6 +140,10 @@ class UpstreamClient:
         self.heard_at_s: float | None = None  # loop time of the latest answer matched
         self.counts: Counter[str] = Counter()  # connects, fallbacks, echoes, dropped frames
         self._queued = 0  # sales and echoes waiting for the connection: a window yields to them
+        # Requests that waited their whole timeout. One that times out while others queue behind
+        # it is conclusive for them too: they fail at once, unsent (a customer waits one timeout,
+        # never the background 0800's and then their own).
+        self._timeouts = 0
         self._window = Window(
             self._hold,
             max_frame=max_frame,
@@ -240,6 +244,7 @@ class UpstreamClient:
                 except OutcomeUnknown:
                     raise  # is a TimeoutError too: keep its own reason
                 except TimeoutError:
+                    self._timeouts += 1
                     dropped = self._dropped() - dropped_before
                     but = f" ({dropped} frame(s) that did not answer it dropped)" if dropped else ""
                     raise OutcomeUnknown(
@@ -345,11 +350,17 @@ class UpstreamClient:
         """The connection's lock for one request; while waiting for it, no newcomer joins a
         window of advices (window.py), so the request waits one window at most."""
         self._queued += 1
+        timeouts_before = self._timeouts
         try:
             await self._lock.acquire()
         finally:
             self._queued -= 1
         try:
+            if self._timeouts != timeouts_before:
+                raise UnreachableError(
+                    LinkReason.TIMEOUT,
+                    "not sent: the request before it got no answer within its timeout",
+                )
             yield
         finally:
             self._lock.release()
