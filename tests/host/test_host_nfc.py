@@ -30,6 +30,7 @@ UID = "04A1B2C3D4E5F6"
 TAG = bytes.fromhex("04112233445566")
 TOPUP = {"3": "210000"}
 BALANCE = {"3": "310000"}
+REFUND = {"3": "200000"}
 
 
 def tapped(mti: str, stan: int, amount_minor: int, card_data: str, **extra: str) -> Message:
@@ -51,7 +52,9 @@ def sandbox_keys(data_dir: Path) -> None:
     write_sun_keys(data_dir, SunKeys(SANDBOX_META_KEY, SANDBOX_MASTER_KEY))
 
 
-def test_a_uid_only_tap_pays_from_the_uid_account(tmp_path: Path, database: str | None) -> None:
+def test_a_uid_only_tap_pays_tops_up_and_is_refunded_on_the_uid_account(
+    tmp_path: Path, database: str | None
+) -> None:
     async def main() -> None:
         async with Host(tmp_path, database) as host:
             host.store.add_account(parse_card(f"uid:{UID}"), 2000)
@@ -65,6 +68,8 @@ def test_a_uid_only_tap_pays_from_the_uid_account(tmp_path: Path, database: str 
             assert unknown["39"] == INVALID_CARD
             assert topup["39"] == "00" and inquiry["54"].endswith("000000001250")
             assert balance_of(host.store, f"uid:{UID}") == 1250
+            (refund,) = await host.send(tapped("0200", 5, 250, f"uid_only:{UID}", **REFUND))
+            assert refund["39"] == "00" and balance_of(host.store, f"uid:{UID}") == 1500
 
     run(main())
 

@@ -38,6 +38,7 @@ EXAMPLES = """examples:
   pitill host serve --data-dir /var/lib/pitill-host --listen 127.0.0.1:8583
   pitill host account add 6280001234567895 --balance 20.00 --holder "Ada"
   pitill host account add uid:04A1B2C3D4E5F6
+  pitill host sun-keys init   # NTAG 424 DNA cards: the keys the host checks their taps with
   pitill host account topup 6280001234567895 10
   pitill host account show 6280001234567895 --json
   pitill host account block 6280001234567895
