@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,6 +21,8 @@ from datetime import datetime, timedelta
 from pitill.errors import ConfigError
 from pitill.host.store import HostStore, now_iso
 from pitill.kdf import hash_secret, secret_matches
+
+log = logging.getLogger(__name__)
 
 ROLES = ("admin", "cashier")
 ROLE_CAN = {
@@ -121,7 +124,14 @@ def operators(store: HostStore) -> list[tuple[str, str, str]]:
 
 
 class LoginRefused(ConfigError):
-    """Wrong name or password, or locked out: the message says which of the two only."""
+    """Wrong name or password, or a name locked out: one message for all three, so that the
+    answer never tells a guesser which names exist (a locked name would)."""
+
+
+REFUSED = (
+    f"wrong name or password (after {MAX_FAILURES} wrong tries a name waits "
+    f"{LOCKOUT_S // 60} minutes, or an admin runs `pitill host operator add` again)"
+)
 
 
 def login(store: HostStore, name: str, password: str, now: datetime) -> Operator:
@@ -136,14 +146,13 @@ def login(store: HostStore, name: str, password: str, now: datetime) -> Operator
         password = ""
     if row is None:
         password_matches(password, _NOBODY)
-        raise LoginRefused("wrong name or password")
+        raise LoginRefused(REFUSED)
     role, stored, _failures, locked_until = row
+    matches = password_matches(password, stored)  # also while locked: the same time taken
     if locked_until and locked_until > stamp:
-        raise LoginRefused(
-            f"too many wrong passwords: locked until {locked_until}; wait, or an admin runs "
-            "`pitill host operator add` again"
-        )
-    if password_matches(password, stored):
+        log.info("operator %r refused: locked until %s", name, locked_until)  # for the admin
+        raise LoginRefused(REFUSED)
+    if matches:
         with store.transaction():
             store.execute(
                 "UPDATE operators SET failures = 0, locked_until = '' WHERE name = ?", (name,)
@@ -160,7 +169,7 @@ def login(store: HostStore, name: str, password: str, now: datetime) -> Operator
                 "UPDATE operators SET failures = 0, locked_until = ? WHERE name = ?",
                 (until, name),
             )
-    raise LoginRefused("wrong name or password")
+    raise LoginRefused(REFUSED)
 
 
 def record_action(
