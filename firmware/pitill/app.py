@@ -683,7 +683,8 @@ class Terminal:
         row = dataclasses.replace(owed.row, status=TxnStatus.REVERSAL_PENDING, attempts=owed.sends)
         owed.sends += 1
         try:
-            code = await self.client.send_reversal(ForwardItem(ForwardKind.REVERSAL, row, None))
+            item = ForwardItem(ForwardKind.REVERSAL, row, owed.txn.card)  # fields 2, 14, 22
+            code = await self.client.send_reversal(item)
         except UpstreamError as exc:
             log_event(log, "owed_reversal_not_sent", level=logging.WARNING, seq=seq, error=str(exc))
             return

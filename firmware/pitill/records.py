@@ -66,7 +66,9 @@ class ForwardItem:
 
     kind: ForwardKind
     row: JournalRow
-    card: Card | None  # unsealed for the advice; None for a reversal that needs no card data
+    # Unsealed for sending: an advice's card; a reversal's when the journal kept it (an unanswered
+    # 0200's), None for a void's or a STAN-only reversal
+    card: Card | None
 
     @property
     def repeat(self) -> bool:

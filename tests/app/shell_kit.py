@@ -114,6 +114,7 @@ class FakeUpstream:
     reversed: dict[int, int] = field(default_factory=dict)  # seq -> reversals received
     advised: dict[int, int] = field(default_factory=dict)  # seq -> advices received
     reconciled: list[tuple[Batch, Reconciliation]] = field(default_factory=list)  # 0500s
+    reversal_cards: dict[int, Card | None] = field(default_factory=dict)  # seq -> card in the 0420
 
     async def authorize(
         self, txn: Txn, local_datetime: str, timeout_s: float | None = None
@@ -147,6 +148,7 @@ class FakeUpstream:
         if not self.reachable:
             raise UpstreamError("reversal not sent: host unreachable (injected)")
         self.reversed[item.row.seq] = self.reversed.get(item.row.seq, 0) + 1
+        self.reversal_cards[item.row.seq] = item.card
         return "00"
 
     async def reconcile(

@@ -7,11 +7,12 @@ sent while the disk is still full, and recorded (with the host's answer) once th
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from shell_kit import ShellRig
+from shell_kit import GOOD, ShellRig
 
 from pitill.core.screens import Screen
 from pitill.core.state import Phase
@@ -85,6 +86,37 @@ def test_an_unknown_outcome_that_cannot_be_recorded_is_owed_too(rig: ShellRig) -
     rig.answer(1, "timeout")  # sent, no answer: the host may have charged it
     assert rig.phase is Phase.STORAGE_FAULT
     assert rig.upstream.reversed == {1: 1} and rig.status_of(1) is TxnStatus.AUTHORIZING
+
+
+def test_an_owed_reversal_carries_the_sales_card(rig: ShellRig) -> None:
+    rig.keys("1", "0", "0", "0", "OK")
+    rig.swipe()
+    rig.journal.full = True
+    rig.answer(1, "timeout")  # not journaled: the shell sends it from memory
+    assert rig.upstream.reversed == {1: 1} and rig.upstream.reversal_cards[1] == GOOD
+
+
+def test_a_journaled_reversal_carries_the_sales_card_and_it_is_wiped_at_the_0430(
+    rig: ShellRig,
+) -> None:
+    rig.keys("1", "0", "0", "0", "OK")
+    rig.swipe()
+    assert sealed_reversal_card(rig, 1) is not None  # sealed before the 0200 went
+    rig.upstream.reachable = False
+    rig.answer(1, "timeout")
+    assert rig.status_of(1) is TxnStatus.REVERSAL_PENDING and sealed_reversal_card(rig, 1)
+    rig.upstream.reachable = True
+    rig.link(LinkStatus.OFFLINE)
+    rig.link(LinkStatus.ONLINE)
+    assert rig.status_of(1) is TxnStatus.REVERSED and rig.upstream.reversal_cards[1] == GOOD
+    assert sealed_reversal_card(rig, 1) is None
+
+
+def sealed_reversal_card(rig: ShellRig, seq: int) -> bytes | None:
+    with sqlite3.connect(rig.journal.path) as raw:
+        (blob,) = raw.execute("SELECT reversal_card FROM txns WHERE seq = ?", (seq,)).fetchone()
+    raw.close()
+    return blob  # type: ignore[no-any-return]
 
 
 def test_a_cash_sale_on_a_full_disk_opens_the_drawer_the_screen_asks_for(rig: ShellRig) -> None:

@@ -164,7 +164,8 @@ def sale_0200(stan: int, amount_minor: int, when: str) -> Message:
         "12": when[4:],
         "13": when[:4],
         "14": "3012",
-        "22": "901",
+        "22": "902",
+        "35": "4111111111111111=30121010000",  # the swipe's track 2
         "41": "PITILL01",
         "42": "PITILLSHOP00001",
         "49": "978",

@@ -104,9 +104,11 @@ def test_salvage_recovers_what_was_owed_exactly_once(tmp_path: Path) -> None:
     } | {k: v for k, v in owed_by_host_key(live).items() if v == ("PENDING", 999)}
     with open_journal(data) as journal:  # the cards were sealed again under their new seqs
         items = journal.next_forward_items(10)
-        cards = {i.row.amount_minor: i.card.pan for i in items if i.card is not None}
-        assert cards == {200: card(2).pan, 300: card(3).pan, 400: card(4).pan, 999: card(1).pan}
-        assert [item.row.seq for item in items if item.card is None] == [5, 6]
+        cards = {i.row.seq: i.card.pan for i in items if i.card is not None}
+        # the reversals too: they carry the sale's card (fields 2, 14, 22)
+        assert cards == {n: card(n).pan for n in (1, 2, 3, 4, 5)} | {6: card(8).pan}
+        assert [item.row.seq for item in items if item.card is None] == []
+        assert [item.row.seq for item in items[:2]] == [5, 6]
         assert journal.history(6)[-1].note.startswith(f"salvaged from {MOVED} (seq 8 there")
 
     again = run_pitill("journal", "salvage", "--data-dir", str(data), str(data / MOVED))

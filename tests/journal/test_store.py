@@ -153,8 +153,49 @@ def test_forward_order_reversals_first_then_by_seq_never_by_clock(
     assert [r.seq for r in journal.rows()] == [1, 2, 3, 4, 5]
 
 
-def test_reversal_item_carries_no_card(journal: Journal) -> None:
-    journal.record(online_sale(1).with_status(TxnStatus.REVERSAL_PENDING))
+def reversal_column(journal: Journal, seq: int) -> bytes | None:
+    with sqlite3.connect(journal.path) as raw:
+        found = raw.execute("SELECT reversal_card FROM txns WHERE seq = ?", (seq,)).fetchone()
+    raw.close()
+    assert found is not None
+    return found[0]  # type: ignore[no-any-return]
+
+
+def test_a_reversal_carries_the_sealed_card_of_its_sale_until_the_0430(
+    open_journal: OpenJournal,
+) -> None:
+    journal = open_journal()
+    journal.record(online_sale(1))  # AUTHORIZING: the 0200 is about to go
+    blob = reversal_column(journal, 1)
+    assert blob is not None and pan_for(1).encode() not in blob
+    # The 0200 timed out: the reversal is recorded without the card, the sealed one stays.
+    journal.record(online_sale(1).with_status(TxnStatus.REVERSAL_PENDING, card=None))
+    assert reversal_column(journal, 1) == blob
+    journal.close()
+
+    restarted = open_journal()
+    item = restarted.next_forward_item()
+    assert item is not None and item.kind is ForwardKind.REVERSAL
+    assert item.card == Card(pan=pan_for(1), expiry_yymm="2812")
+    restarted.mark_attempt(1)
+    assert reversal_column(restarted, 1) == blob  # sent, not acknowledged: kept for the 0421
+    restarted.mark_forwarded(1, "00")  # the 0430
+    assert reversal_column(restarted, 1) is None
+
+
+@pytest.mark.parametrize("answer", [TxnStatus.APPROVED, TxnStatus.DECLINED])
+def test_an_answered_online_sale_keeps_no_card(journal: Journal, answer: TxnStatus) -> None:
+    journal.record(online_sale(1))
+    assert reversal_column(journal, 1) is not None
+    journal.record(online_sale(1).with_status(answer, response_code="00"))
+    assert reversal_column(journal, 1) is None and sealed_column(journal, 1) is None
+
+
+def test_a_void_or_a_stan_only_reversal_carries_no_card(journal: Journal) -> None:
+    journal.record(online_sale(1))
+    journal.record(online_sale(1).with_status(TxnStatus.APPROVED, response_code="00"))
+    void = Txn(2, TxnKind.CARD, TxnMode.ONLINE, 4200, "EUR", TxnStatus.VOID, reverses_seq=1)
+    assert journal.record_void(1, TxnStatus.APPROVED, TxnStatus.REVERSAL_PENDING, void)
     item = journal.next_forward_item()
     assert item is not None and item.kind is ForwardKind.REVERSAL and item.card is None
 
@@ -231,6 +272,8 @@ def test_recover_at_boot_queues_reversals_for_interrupted_authorizations(
     rebooted = open_journal()
     assert rebooted.recover_at_boot() == [1, 3]
     assert rebooted.recover_at_boot() == []
+    assert reversal_column(rebooted, 2) is None  # answered: nothing kept
+    assert reversal_column(rebooted, 1) is not None  # its 0420 carries fields 2, 14, 22
     assert row_of(rebooted, 1).status is TxnStatus.REVERSAL_PENDING
     assert row_of(rebooted, 2).status is TxnStatus.APPROVED
     assert rebooted.history(3)[-1].note == "crash during authorization"
@@ -238,6 +281,7 @@ def test_recover_at_boot_queues_reversals_for_interrupted_authorizations(
     order = []
     while (item := rebooted.next_forward_item()) is not None:
         order.append(item.row.seq)
+        assert item.card == Card(pan=pan_for(item.row.seq), expiry_yymm="2812")
         rebooted.mark_forwarded(item.row.seq, "00")
     assert order == [1, 3, 4]
 

@@ -154,6 +154,39 @@ def test_no_full_pan_in_any_file_and_sealed_data_wiped_after_forwarding(
     raw.close()
 
 
+def test_a_reversal_card_is_sealed_on_disk_and_wiped_after_the_0430(
+    open_journal: OpenJournal,
+) -> None:
+    journal = open_journal()
+    pans = [pan_for(seq).encode() for seq in range(1, 41)]
+    for seq in range(1, 41):
+        journal.record(online_sale(seq))  # AUTHORIZING: sealed in reversal_card
+        if seq % 2:
+            journal.record(online_sale(seq).with_status(TxnStatus.REVERSAL_PENDING))
+        else:
+            journal.record(online_sale(seq).with_status(TxnStatus.APPROVED, response_code="00"))
+    on_disk = file_bytes(journal.path)
+    assert not [pan for pan in pans if pan in on_disk]
+    with sqlite3.connect(journal.path) as raw:
+        blobs = [
+            b for (b,) in raw.execute("SELECT reversal_card FROM txns WHERE reversal_card NOTNULL")
+        ]
+    raw.close()
+    assert len(blobs) == 20  # the reversals' only: an answered sale keeps none
+    while (item := journal.next_forward_item()) is not None:
+        assert item.card is not None and item.card.pan.encode() in pans
+        journal.mark_attempt(item.row.seq)
+        journal.mark_forwarded(item.row.seq, "00")
+    on_disk = file_bytes(journal.path)
+    assert not [pan for pan in pans if pan in on_disk]
+    assert not [blob for blob in blobs if blob[-16:] in on_disk]  # wiped, and overwritten
+    journal.close()
+    with sqlite3.connect(journal.path) as raw:
+        left = raw.execute("SELECT count(*) FROM txns WHERE reversal_card NOTNULL").fetchone()
+    raw.close()
+    assert left == (0,)
+
+
 def test_full_disk_is_a_storage_error_and_leaves_nothing_half_written(journal: Journal) -> None:
     conn = journal._conn  # max_page_count is per connection: cap the journal's own one
     (pages,) = conn.execute("PRAGMA page_count").fetchone()

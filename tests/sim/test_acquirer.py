@@ -57,14 +57,13 @@ def sale_request(
         "42": "PITILLSHOP00001",
         "49": "978",
         **OFFLINE_DECISION.get(mti, {}),
+        **({"35": f"{pan}={expiry}1010000"} if mti == "0200" else {}),  # the swipe's track 2
     }
 
 
 def reversal_request(stan: int, amount_minor: int, mti: str = "0420") -> Message:
-    request = {
-        k: v for k, v in sale_request(stan, amount_minor).items() if k not in ("2", "14", "22")
-    }
-    request["t"] = mti
+    request = {k: v for k, v in sale_request(stan, amount_minor).items() if k != "35"}
+    request["t"] = mti  # with the sale's card (2, 14, 22), as the terminal sends it
     request["39"] = "68"  # reason: the 0200's answer came too late
     request["90"] = "0200" + f"{stan:06d}" + "1128101500" + "0" * 22
     return request

@@ -15,9 +15,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from upstream_helpers import TERMINAL, forward_item, sale
+from upstream_helpers import GOOD_PAN, TERMINAL, forward_item, sale
 
 from pitill.card.model import Card
+from pitill.card.track import build_track1, parse_track
 from pitill.core.responses import APPROVED, OFFLINE_APPROVED
 from pitill.core.settlement import Reconciliation
 from pitill.core.txn import Txn
@@ -58,15 +59,27 @@ def nfc_sale(seq: int) -> Txn:
     return dataclasses.replace(sale(700, seq=seq), card=Card.from_uid("04A1B2C3D4E5F6"))
 
 
+def track1_sale(seq: int) -> Txn:
+    """A swipe where only track 1 could be read: the 0200 carries it in field 45."""
+    card = parse_track(build_track1(GOOD_PAN, "3012", name="DOE/JANE"))
+    return dataclasses.replace(sale(800, seq=seq), card=card)
+
+
 def sent_messages() -> dict[str, m.Message]:
     """Every kind of message the terminal sends, made by the real builders."""
     void_row = dataclasses.replace(forward_item(ForwardKind.REVERSAL, seq=12).row, voided_by_seq=13)
-    void = dataclasses.replace(forward_item(ForwardKind.REVERSAL, seq=12), row=void_row)
+    # The journal keeps no card for these two (DECISIONS.md): a void's, and one by STAN alone.
+    void = dataclasses.replace(forward_item(ForwardKind.REVERSAL, seq=12), row=void_row, card=None)
     lost = forward_item(ForwardKind.REVERSAL, seq=14)
-    lost = dataclasses.replace(lost, row=dataclasses.replace(lost.row, stan_only=True))
+    lost = dataclasses.replace(lost, row=dataclasses.replace(lost.row, stan_only=True), card=None)
+    nfc_reversal = dataclasses.replace(
+        forward_item(ForwardKind.REVERSAL, seq=15), card=Card.from_uid("04A1B2C3D4E5F6")
+    )
     return {
         "sale": m.build_sale_request(sale(1250, seq=42), STAMP, TERMINAL),
         "sale nfc": m.build_sale_request(nfc_sale(43), STAMP, TERMINAL),
+        "sale track 1": m.build_sale_request(track1_sale(44), STAMP, TERMINAL),
+        "reversal nfc": m.build_forward(nfc_reversal, TERMINAL),
         "advice": m.build_forward(forward_item(seq=7), TERMINAL),
         "advice repeat": m.build_forward(forward_item(seq=7, attempts=2), TERMINAL),
         "reversal": m.build_forward(forward_item(ForwardKind.REVERSAL, seq=9), TERMINAL),
@@ -128,11 +141,64 @@ def test_each_rule_of_the_table_is_enforced() -> None:
         "0220: field 90 (original data elements) must not be sent"
     ]
     assert fields.problems({**good, "35": "4111111111111111=3012"}) == [
-        "0220: field 35 is not in docs/iso8583.md"
+        "0220: field 35 (track 2 data) must not be sent"  # track data only ever in the 0200
     ]
+    assert fields.problems({**good, "36": "1"}) == ["0220: field 36 is not in docs/iso8583.md"]
     assert fields.problems({**good, "2": "4" * 20}) == [
         "0220: field 2 is 20 long, must be at most 19"
     ]
+
+
+def test_a_swipe_sends_its_track_as_read_once_and_a_tap_none() -> None:
+    txn = sale(1250, seq=42)
+    assert txn.card is not None and txn.card.track is not None and txn.card.track.held
+    message = m.build_sale_request(txn, STAMP, TERMINAL)
+    assert message["35"] == f"{GOOD_PAN}=30121011234567" and "45" not in message
+    assert not txn.card.track.held  # taken for this 0200: nothing of it is kept
+    assert "35" not in m.build_sale_request(txn, STAMP, TERMINAL)
+    assert GOOD_PAN not in repr(txn) and "3012101" not in repr(txn.card.track)
+    messages = sent_messages()
+    assert messages["sale track 1"]["45"].startswith(f"B{GOOD_PAN}^DOE/JANE^3012")
+    assert "35" not in messages["sale track 1"]
+    assert not {"35", "45"} & set(messages["sale nfc"])
+    for kind in ("advice", "reversal", "reversal repeat"):  # never outside the 0200
+        assert not {"35", "45"} & set(messages[kind])
+
+
+def test_a_reversal_carries_the_card_of_its_sale() -> None:
+    messages = sent_messages()
+    reversal = messages["reversal"]
+    assert (reversal["2"], reversal["14"], reversal["22"]) == (GOOD_PAN, "3012", "902")
+    assert (messages["reversal nfc"]["22"], messages["reversal nfc"]["48"]) == (
+        "072",
+        "uid_only:04A1B2C3D4E5F6",
+    )
+    for kind in ("void reversal", "reversal by stan"):  # the journal kept no card for these
+        assert not {"2", "14", "22", "48"} & set(messages[kind])
+
+
+@pytest.mark.parametrize(
+    ("kind", "change", "problem"),
+    [
+        ("sale", {"35": None}, "0200: a swipe sends its track as read"),
+        ("sale", {"45": "B4111111111111111^A B^3012101"}, "got 2 of them"),
+        ("sale", {"35": "4111111111111112=3012101"}, "are not fields 2 and 14"),
+        ("sale", {"14": None}, "fields 2 and 14 go together"),
+        ("sale", {"22": "072"}, "with a stripe card must be 90x"),
+        ("sale nfc", {"22": "902"}, "with an NFC card must be 07x"),
+        ("sale nfc", {"35": "4111111111111111=3012101"}, "(track data) with no stripe card"),
+        ("sale", {"48": "uid_only:04A1B2C3D4E5F6"}, "not both"),
+        ("advice", {"2": None, "14": None}, "0220: no card"),
+        ("reversal", {"2": None, "14": None, "22": None}, "carries the sale's card"),
+        ("reversal", {"22": None}, "field 22 must say how the card was read"),
+    ],
+)
+def test_the_card_conditions_are_enforced(
+    kind: str, change: dict[str, str | None], problem: str
+) -> None:
+    message = {**sent_messages()[kind], **change}
+    broken = {key: value for key, value in message.items() if value is not None}
+    assert [p for p in fields.problems(broken) if problem in p], fields.problems(broken)
 
 
 def test_field_22_full_stripe_and_no_pin() -> None:

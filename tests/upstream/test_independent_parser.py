@@ -21,8 +21,14 @@ from pitill.upstream import messages as m
 SPEC_1987 = py8583spec.IsoSpec1987ASCII()
 LENGTH_TYPES = {"fixed": "FIXED", "LLVAR": "LLVAR", "LLLVAR": "LLLVAR"}
 # Where py8583's 1987 table says "an" and ours is stricter or wider, both standard readings:
-# 48 is ans (any printable) in ISO 8583:1987, 49 and 50 are a or n (we send the ISO 4217 number).
-FORMAT_READINGS = {"48": {"an", "ans"}, "49": {"an", "n"}, "50": {"an", "n"}}
+# 48 and 45 (track 1: '^' and spaces) are ans (any printable) in ISO 8583:1987, 49 and 50 are a
+# or n (we send the ISO 4217 number).
+FORMAT_READINGS = {
+    "45": {"an", "ans"},
+    "48": {"an", "ans"},
+    "49": {"an", "n"},
+    "50": {"an", "n"},
+}
 
 
 def their_text(field: str, value: Any) -> str:

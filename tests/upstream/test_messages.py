@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from upstream_helpers import LOCAL_DATETIME, TERMINAL, forward_item, sale
+from upstream_helpers import GOOD_PAN, LOCAL_DATETIME, TERMINAL, forward_item, sale
 
 from pitill.core.responses import APPROVED, AnswerKind, ResponseClass
 from pitill.core.types import TxnKind, TxnStatus
@@ -63,7 +63,7 @@ def test_reversal_carries_original_data() -> None:
     item = forward_item(ForwardKind.REVERSAL, seq=321, amount_minor=4000)
     reversal = m.build_reversal(item, TERMINAL)
     assert reversal["t"] == "0420"
-    assert "2" not in reversal  # a reversal needs no card data
+    assert (reversal["2"], reversal["14"], reversal["22"]) == (GOOD_PAN, "3012", "902")
     sent_7 = m.transmission_of(LOCAL_DATETIME)  # the 0200's field 7, UTC
     assert reversal["90"] == "0200" + "000321" + sent_7 + "0" * 22
     original = m.parse_request(m.decode(m.encode(reversal))).original

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pitill.card.model import Card
+from pitill.card.sealed_track import SealedTrack
 from pitill.config import TerminalConfig
 from pitill.core.txn import Txn
 from pitill.core.types import TxnKind, TxnMode, TxnStatus
@@ -28,7 +29,7 @@ TERMINAL = TerminalConfig()
 
 
 def sale(amount_minor: int = 1250, seq: int = 1, pan: str = GOOD_PAN, expiry: str = "3012") -> Txn:
-    """An online card sale about to be authorized."""
+    """An online card sale about to be authorized, its card swiped (track 2 read)."""
     return Txn(
         seq=seq,
         kind=TxnKind.CARD,
@@ -36,7 +37,7 @@ def sale(amount_minor: int = 1250, seq: int = 1, pan: str = GOOD_PAN, expiry: st
         amount_minor=amount_minor,
         currency="EUR",
         status=TxnStatus.AUTHORIZING,
-        card=Card(pan, expiry),
+        card=Card(pan, expiry, track=SealedTrack(2, f"{pan}={expiry}1011234567")),
     )
 
 
@@ -47,7 +48,7 @@ def forward_item(
     attempts: int = 0,
     local_datetime: str = LOCAL_DATETIME,
 ) -> ForwardItem:
-    """An advice (with its card) or a reversal of seq's 0200, as the journal hands them out."""
+    """An advice or a reversal of seq's 0200, with its card, as the journal hands them out."""
     advice = kind is ForwardKind.ADVICE
     row = JournalRow(
         seq=seq,
@@ -66,7 +67,7 @@ def forward_item(
         reverses_seq=0,
         attempts=attempts,
     )
-    return ForwardItem(kind=kind, row=row, card=Card(GOOD_PAN, "3012") if advice else None)
+    return ForwardItem(kind=kind, row=row, card=Card(GOOD_PAN, "3012"))
 
 
 async def eventually(condition: Callable[[], bool], timeout_s: float = 5.0) -> bool:

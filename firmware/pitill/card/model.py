@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from pitill.card.sealed_track import SealedTrack
+
 
 class CardTier(StrEnum):
     """How much a read proves about the card; the journal writes it into every card row."""
@@ -120,6 +122,9 @@ class Card:
     uid: str = field(default="", repr=False)
     sun_counter: int = -1  # SDMReadCtr decrypted from the SUN message; -1 when there is none
     sun: SunMessage | None = field(default=None, repr=False)
+    # A swipe's track as read, sealed in memory for its one 0200 (card/sealed_track.py); never
+    # journaled, never compared (a card is the same card with or without it)
+    track: SealedTrack | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_uid(cls, uid: str, read_by: ReadBy = ReadBy.PN532) -> Card:

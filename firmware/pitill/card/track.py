@@ -17,10 +17,12 @@ the PAN: they name the track, the field and what was wrong with it.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from functools import reduce
 
 from pitill.card.model import Card
+from pitill.card.sealed_track import SealedTrack
 from pitill.errors import CardDataError
 
 TRACK1_START = "%"
@@ -78,7 +80,13 @@ def parse_track1(text: str) -> Card:
             f"track 1: name must be {NAME_MIN_CHARS}..{NAME_MAX_CHARS} characters, got {len(name)}"
         )
     expiry, service, _ = _split_expiry_service(rest, "track 1")
-    return Card(pan=pan, expiry_yymm=expiry, service_code=service, cardholder_name=name.strip())
+    return Card(
+        pan=pan,
+        expiry_yymm=expiry,
+        service_code=service,
+        cardholder_name=name.strip(),
+        track=SealedTrack(1, body),
+    )
 
 
 def parse_track2(text: str) -> Card:
@@ -91,7 +99,7 @@ def parse_track2(text: str) -> Card:
     expiry, service, discretionary = _split_expiry_service(rest, "track 2")
     if discretionary and not (discretionary.isascii() and discretionary.isdecimal()):
         raise CardDataError("track 2: discretionary data must be digits")
-    return Card(pan=pan, expiry_yymm=expiry, service_code=service)
+    return Card(pan=pan, expiry_yymm=expiry, service_code=service, track=SealedTrack(2, body))
 
 
 def parse_track(text: str) -> Card:
@@ -122,8 +130,10 @@ def parse_track(text: str) -> Card:
             named = parse_track1(track1)
         except CardDataError:
             return card
+        if named.track is not None:
+            named.track.drop()  # track 2 is the one the 0200 carries
         if named.pan == card.pan:
-            return Card(card.pan, card.expiry_yymm, card.service_code, named.cardholder_name)
+            return dataclasses.replace(card, cardholder_name=named.cardholder_name)
     return card
 
 

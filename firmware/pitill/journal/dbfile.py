@@ -128,6 +128,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE txns ADD COLUMN refunds_seq INTEGER NOT NULL DEFAULT 0",
         "CREATE INDEX txns_by_refunded_sale ON txns (refunds_seq) WHERE refunds_seq > 0",
     ),
+    (
+        # The card of an online sale, sealed like sealed_card, while its reversal may be owed:
+        # from the AUTHORIZING row until the host's answer (the 0210), or, when it is reversed,
+        # until the 0430. The 0420 carries it (fields 2, 14, 22; DECISIONS.md). No index: the
+        # rows that hold one are found by status.
+        "ALTER TABLE txns ADD COLUMN reversal_card BLOB CHECK (reversal_card IS NULL"
+        " OR status IN ('AUTHORIZING', 'REVERSAL_PENDING'))",
+    ),
 )
 
 _SUFFIXES = ("", "-wal", "-shm")  # a database and the files SQLite keeps beside it

@@ -37,7 +37,7 @@ class OwedRow:
     response_code: str
     attempts: int
     created_at: str
-    card: Card | None  # unsealed for an advice; None for a reversal
+    card: Card | None  # unsealed: an advice's, or a reversal's when the file kept it
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from pitill.journal.store import JOURNAL_FILE_NAME, Journal
 OWED = (TxnStatus.PENDING, TxnStatus.REVERSAL_PENDING, TxnStatus.AUTHORIZING)
 _COLUMNS = (
     "seq, kind, mode, amount_minor, currency, status, masked_pan, stan, local_datetime, "
-    "response_code, attempts, created_at, sealed_card"
+    "response_code, attempts, created_at, "
 )
 _SUFFIXES = ("", "-wal")
 
@@ -92,10 +92,11 @@ def _read_records(
 ) -> tuple[list[tuple[object, ...]], list[str]]:
     marks = ", ".join("?" for _ in OWED)
     statuses = tuple(s.value for s in OWED)
+    columns = _COLUMNS + _card_column(conn)
     try:
         # NOT INDEXED: the damage is often in the (status, seq) index; the table may be sound.
         return conn.execute(
-            f"SELECT {_COLUMNS} FROM txns NOT INDEXED WHERE status IN ({marks}) ORDER BY seq",
+            f"SELECT {columns} FROM txns NOT INDEXED WHERE status IN ({marks}) ORDER BY seq",
             statuses,
         ).fetchall(), []
     except sqlite3.DatabaseError:
@@ -108,7 +109,7 @@ def _read_records(
     for seq in range(1, int(top or 0) + 1):
         try:
             found = conn.execute(
-                f"SELECT {_COLUMNS} FROM txns WHERE seq = ? AND status IN ({marks})",
+                f"SELECT {columns} FROM txns WHERE seq = ? AND status IN ({marks})",
                 (seq, *statuses),
             ).fetchone()
         except sqlite3.DatabaseError:
@@ -120,6 +121,15 @@ def _read_records(
     return records, problems
 
 
+def _card_column(conn: sqlite3.Connection) -> str:
+    """The sealed card of a row: an advice's, or (schema 7 on) the one its reversal carries."""
+    try:
+        names = {str(row[1]) for row in conn.execute("PRAGMA table_info(txns)")}
+    except sqlite3.DatabaseError:
+        names = set()
+    return "coalesce(sealed_card, reversal_card)" if "reversal_card" in names else "sealed_card"
+
+
 def _owed_row(record: tuple[object, ...], sealer: Sealer) -> tuple[OwedRow | None, str]:
     seq, kind, mode, amount, currency, status, pan, stan, local, code, attempts, at, blob = record
     try:
@@ -127,6 +137,8 @@ def _owed_row(record: tuple[object, ...], sealer: Sealer) -> tuple[OwedRow | Non
         if status == TxnStatus.PENDING.value:
             if not isinstance(blob, bytes):
                 return None, f"seq {seq} has no sealed card"
+            card = sealer.open(int(str(seq)), blob)
+        elif isinstance(blob, bytes):  # the card a reversal carries (fields 2, 14, 22)
             card = sealer.open(int(str(seq)), blob)
         row = OwedRow(
             seq=int(str(seq)),

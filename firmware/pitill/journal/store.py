@@ -15,6 +15,9 @@ an offline sale waiting to be forwarded sits in sealed_card (AES-GCM, see seal.p
 set to NULL in the commit that records the host's answer; secure_delete overwrites the freed
 bytes in the database and a WAL checkpoint (TRUNCATE) runs once no sealed data is left, so the
 old WAL frames go too. (An SD card's wear levelling may still keep old blocks: see seal.py.)
+The card of an online sale sits sealed in reversal_card from its AUTHORIZING row until the
+0210 is recorded, or, when its outcome stayed unknown, until the 0430 is: the 0420 carries it
+(fields 2, 14, 22), also after a restart (DECISIONS.md, "A reversal carries its card").
 
 At open the file is integrity-checked (dbfile.py); a corrupt file is moved aside, never
 deleted, and a fresh journal started, with `moved_aside` / `notice` telling the shell.
@@ -156,7 +159,8 @@ class Journal:
         try:
             check_rows(conn, path)  # an edited row stops the start here, not a sale later
             for seq, blob in conn.execute(
-                "SELECT seq, sealed_card FROM txns WHERE sealed_card IS NOT NULL ORDER BY seq"
+                "SELECT seq, coalesce(sealed_card, reversal_card) FROM txns"
+                " WHERE sealed_card IS NOT NULL OR reversal_card IS NOT NULL ORDER BY seq"
             ):
                 sealer.check(seq, blob)  # fail closed now, not when the backlog is sent
             held = _FileWatch(path)
@@ -441,9 +445,12 @@ class Journal:
             if reserve_through:
                 self._reserve(conn, reserve_through, now, txn.currency)
             old = conn.execute(
-                "SELECT status, masked_pan, sealed_card FROM txns WHERE seq = ?", (txn.seq,)
+                "SELECT status, masked_pan, sealed_card, reversal_card FROM txns WHERE seq = ?",
+                (txn.seq,),
             ).fetchone()
-            old_status, old_masked_pan, old_blob = old if old is not None else (None, "", None)
+            old_status, old_masked_pan, old_blob, old_reversal = (
+                old if old is not None else (None, "", None, None)
+            )
             if old_status in ACKNOWLEDGED and old_status != txn.status:
                 # Only the forwarder's mark_forwarded() writes these; undoing one could send twice.
                 raise StorageError(
@@ -466,6 +473,7 @@ class Journal:
                 "balance_minor": txn.balance_minor,
                 "refunds_seq": txn.refunds_seq,
                 "sealed_card": self._sealed_card_for(txn, old_blob),
+                "reversal_card": self._reversal_card_for(txn, old_reversal),
             }
             if txn.card is not None:
                 values |= _card_columns(txn.card)
@@ -543,8 +551,8 @@ class Journal:
                 else:
                     final = TxnStatus.DECLINED_AFTER
                 conn.execute(
-                    "UPDATE txns SET status = ?, response_code = ?, sealed_card = NULL"
-                    " WHERE seq = ?",
+                    "UPDATE txns SET status = ?, response_code = ?, sealed_card = NULL,"
+                    " reversal_card = NULL WHERE seq = ?",
                     (final.value, response_code, seq),
                 )
                 self._append_history(conn, seq, final, now, f"host answered {response_code}")
@@ -662,7 +670,8 @@ class Journal:
                 ).fetchone():
                     continue
                 new_seq += 1
-                status = TxnStatus.PENDING if row.card is not None else TxnStatus.REVERSAL_PENDING
+                pending = row.status is TxnStatus.PENDING
+                status = TxnStatus.PENDING if pending else TxnStatus.REVERSAL_PENDING
                 sealed = None
                 if row.card is not None:
                     try:
@@ -681,7 +690,8 @@ class Journal:
                     "local_datetime": row.local_datetime,
                     "response_code": row.response_code,
                     "attempts": row.attempts,
-                    "sealed_card": sealed,
+                    "sealed_card": sealed if pending else None,
+                    "reversal_card": None if pending else sealed,
                     "card_fp": self._fingerprint(row.card.identity) if row.card else None,
                     "created_at": row.created_at,
                     "created_runtime_s": self.runtime_s(),
@@ -754,7 +764,7 @@ class Journal:
             # backlog to take its head cost 6 ms a message at 10,000 pending.
             for status in TO_FORWARD:
                 found += conn.execute(
-                    f"SELECT {_ROW_COLUMNS}, sealed_card FROM txns"
+                    f"SELECT {_ROW_COLUMNS}, sealed_card, reversal_card FROM txns"
                     " WHERE status = ? ORDER BY seq LIMIT ?",
                     (status.value, limit - len(found)),
                 ).fetchall()
@@ -762,9 +772,10 @@ class Journal:
                     break
         items = []
         for record in found:
-            row, blob = _to_row(record[:-1]), record[-1]
+            row, blob, reversal = _to_row(record[:-2]), record[-2], record[-1]
             if row.status is TxnStatus.REVERSAL_PENDING:
-                items.append(ForwardItem(ForwardKind.REVERSAL, row, None))
+                card = self._sealer.open(row.seq, reversal) if reversal is not None else None
+                items.append(ForwardItem(ForwardKind.REVERSAL, row, card))
             else:
                 items.append(ForwardItem(ForwardKind.ADVICE, row, self._sealer.open(row.seq, blob)))
         return items
@@ -941,6 +952,17 @@ class Journal:
         except SealError as exc:
             raise StorageError(f"cannot seal the card of seq {txn.seq}: {exc}") from exc
 
+    def _reversal_card_for(self, txn: Txn, old_blob: bytes | None) -> bytes | None:
+        """The sealed card an online sale keeps while a reversal may be owed for it."""
+        if txn.status not in (TxnStatus.AUTHORIZING, TxnStatus.REVERSAL_PENDING):
+            return None  # answered (or never sent): no reversal can need it any more
+        if old_blob is not None or txn.card is None:
+            return old_blob  # a void's reversal, a row lost to a power cut: no card (17, STAN)
+        try:
+            return self._sealer.seal(txn.seq, txn.card)
+        except SealError as exc:
+            raise StorageError(f"cannot seal the card of seq {txn.seq}: {exc}") from exc
+
     def _waiting_status(self, conn: sqlite3.Connection, seq: int) -> TxnStatus:
         found = conn.execute("SELECT status FROM txns WHERE seq = ?", (seq,)).fetchone()
         status = TxnStatus(found[0]) if found is not None else None
@@ -972,9 +994,15 @@ class Journal:
         """Drop old WAL frames (which may hold wiped sealed blobs) once none are needed."""
         with self._lock:
             try:
-                # status PENDING <=> sealed_card IS NOT NULL (a CHECK constraint); uses the index
+                # status PENDING <=> sealed_card IS NOT NULL (a CHECK constraint), and only
+                # AUTHORIZING and REVERSAL_PENDING rows may hold a reversal_card; uses the index
                 if not self._conn.execute(
-                    "SELECT 1 FROM txns WHERE status = ? LIMIT 1", (TxnStatus.PENDING.value,)
+                    "SELECT 1 FROM txns WHERE status IN (?, ?, ?) LIMIT 1",
+                    (
+                        TxnStatus.PENDING.value,
+                        TxnStatus.AUTHORIZING.value,
+                        TxnStatus.REVERSAL_PENDING.value,
+                    ),
                 ).fetchone():
                     self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
             except sqlite3.Error:

@@ -53,7 +53,8 @@ FIELDS: tuple[FieldRule, ...] = (
         "LLVAR",
         19,
         "--C-C-C---",
-        "the card's PAN (stripe card only; an NFC card sends field 48 instead)",
+        "the card's PAN (stripe card only; an NFC card sends field 48 instead); 0420: the "
+        "sale's card, kept sealed until the 0430 (absent in a void's or a STAN-only reversal)",
     ),
     FieldRule(
         "3",
@@ -122,7 +123,7 @@ FIELDS: tuple[FieldRule, ...] = (
         "fixed",
         4,
         "--C-C-C---",
-        "the card's expiry YYMM (stripe card only)",
+        "the card's expiry YYMM (stripe card only; with field 2)",
     ),
     FieldRule(
         "22",
@@ -130,9 +131,20 @@ FIELDS: tuple[FieldRule, ...] = (
         "n",
         "fixed",
         3,
-        "--M-M-O---",
+        "--M-M-C---",
         "902: full magnetic stripe read (90), cannot accept PIN (2); 072: contactless (07), "
-        "cannot accept PIN (2)",
+        "cannot accept PIN (2); 0420: with the card (2 + 14, or 48)",
+    ),
+    FieldRule(
+        "35",
+        "track 2 data",
+        "z",
+        "LLVAR",
+        37,
+        "--C-------",
+        "a swipe's track 2 as read, between its sentinels (PAN=YYMM...): sealed in memory, "
+        "taken out once for the 0200, never journaled; absent when only track 1 was read "
+        "(then 45) and for an NFC tap (no track: field 48)",
     ),
     FieldRule(
         "37",
@@ -184,12 +196,22 @@ FIELDS: tuple[FieldRule, ...] = (
         "[terminal] merchant_id; the host echoes it",
     ),
     FieldRule(
+        "45",
+        "track 1 data",
+        "ans",
+        "LLVAR",
+        76,
+        "--C-------",
+        "a swipe's track 1 as read (B PAN^NAME^YYMM...), only when track 2 was not read; "
+        "handled as field 35",
+    ),
+    FieldRule(
         "48",
         "additional data, private",
         "ans",
         "LLLVAR",
         999,
-        "CCC-C-O-MM",
+        "CCC-C-C-MM",
         "NFC card only: uid_only:UID, or sun:PICCDATA:SDMMAC for the host to verify; 0500: "
         "the day closed, day=N stan=FIRST-LAST (the STANs of its seqs, which the host "
         "totals from its ledger; echoed in the 0510); an 0800 with field 70 890: the hotlist "
@@ -438,7 +460,63 @@ def problems(message: dict[str, str], table: Sequence[FieldRule] = FIELDS) -> li
             found.append(f"{mti}: field {rule.field} is {len(value)} long, must be {size}")
         if not _format_ok(rule.fmt, value):
             found.append(f"{mti}: field {rule.field} {value!r} is not {rule.fmt}")
+    return found + card_problems(message)
+
+
+_CARD_MESSAGES = ("0200", "0220", "0221", "0420", "0421")
+_REVERSAL_REASON_LATE = "68"  # messages.REVERSAL_REASON_LATE: the 0200's answer never came
+
+
+def card_problems(message: dict[str, str]) -> list[str]:
+    """How `message` breaks the conditions of the fields that carry the card (2, 14, 22, 35, 45,
+    48: their source column): one card, whole, read as field 22 says, with its track in a 0200."""
+    mti = message.get("t", "")
+    if mti not in _CARD_MESSAGES:
+        return []
+    found = []
+    pan, expiry, nfc, entry = (message.get(key) for key in ("2", "14", "48", "22"))
+    stripe = pan is not None or expiry is not None
+    if stripe and (pan is None or expiry is None):
+        found.append(f"{mti}: fields 2 and 14 go together (a stripe card's PAN and expiry)")
+    if stripe and nfc is not None:
+        found.append(f"{mti}: a card is a stripe card (2, 14) or an NFC card (48), not both")
+    if not stripe and nfc is None and mti in ("0200", "0220", "0221"):
+        found.append(f"{mti}: no card: a stripe card sends fields 2 and 14, an NFC card 48")
+    if (stripe or nfc is not None) and entry is None:
+        found.append(f"{mti}: field 22 must say how the card was read")
+    elif entry is not None and stripe and not entry.startswith("90"):
+        found.append(f"{mti}: field 22 {entry!r} with a stripe card must be 90x (full stripe)")
+    elif entry is not None and nfc is not None and not entry.startswith("07"):
+        found.append(f"{mti}: field 22 {entry!r} with an NFC card must be 07x (contactless)")
+    if mti == "0200":
+        tracks = [key for key in ("35", "45") if key in message]
+        if stripe and len(tracks) != 1:
+            found.append(
+                "0200: a swipe sends its track as read: field 35 (track 2), or 45 when only "
+                f"track 1 was read; got {len(tracks)} of them"
+            )
+        if not stripe and tracks:
+            found.append(f"0200: field {tracks[0]} (track data) with no stripe card (2, 14)")
+        if stripe and len(tracks) == 1 and _track_card(tracks[0], message) != (pan, expiry):
+            found.append(f"0200: the PAN and expiry in field {tracks[0]} are not fields 2 and 14")
+    original_time = message.get("90", "")[10:20]
+    late = message.get("39") == _REVERSAL_REASON_LATE and original_time.strip("0") != ""
+    if mti in ("0420", "0421") and late and not (stripe or nfc is not None):
+        found.append(
+            f"{mti}: a reversal of an unanswered 0200 (39 = 68) carries the sale's card: "
+            "fields 2, 14 and 22 (an NFC card: 22 and 48)"
+        )
     return found
+
+
+def _track_card(key: str, message: dict[str, str]) -> tuple[str, str]:
+    """(PAN, YYMM) in field 35 (PAN=YYMM...) or 45 (B PAN^NAME^YYMM...)."""
+    value = message[key]
+    if key == "35":
+        pan, _, rest = value.partition("=")
+        return pan, rest[:4]
+    parts = value[1:].split("^", 2)
+    return parts[0], parts[2][:4] if len(parts) == 3 else ""
 
 
 def render_doc() -> str:
@@ -471,10 +549,21 @@ def render_doc() -> str:
         "- Checked twice: against this table (tests/upstream/test_fields.py) and by py8583, an",
         "  ISO 8583 implementation pitill did not write, with its own 1987 definitions",
         "  (tests/upstream/test_independent_parser.py).",
-        "- Not yet: a reversal does not carry the card (2, 14, 22: the journal keeps card data",
-        "  only while an offline sale waits, PCI DSS 3.3.2), an online sale does not carry track 2",
-        "  (35), an echo's STAN comes from its own counter, and the bitmap encoding and length",
-        "  prefix are fixed to the ASCII / 2-byte defaults above.",
+        "- Card data (PCI DSS 4.0.1, DECISIONS.md): a swipe's track (35, or 45 when only track 1",
+        "  was read) is sealed in memory with a key that is never written and taken out once, for",
+        "  the 0200; it is never journaled nor kept after that message. An NFC tap has no track:",
+        "  pitill's NFC tiers are closed-loop tags (a UID, an NTAG 424 SUN message in 48), not",
+        "  EMV cards with track 2 equivalent data. PAN and expiry are journaled sealed only while",
+        "  a message still needs them: an offline sale's until its 0230, an online sale's from",
+        "  before its 0200 until its 0210, or, when that never came, until the 0430 of its",
+        "  reversal (so a 0420 sent after a restart still carries 2, 14, 22).",
+        "- Checked conditions besides the table (`card_problems`): 2 and 14 together; a stripe",
+        "  card (2, 14, 22 = 90x) or an NFC card (48, 22 = 07x), never both; a swiped 0200 carries",
+        "  exactly one of 35 / 45, with the PAN and expiry of 2 and 14; a 0420 / 0421 with 39 = 68",
+        "  and a known field 7 in 90 carries the card. A void's reversal (39 = 17) and one by STAN",
+        "  alone carry none: the journal wipes the card at the 0210.",
+        "- Not yet: an echo's STAN comes from its own counter, and the bitmap encoding and",
+        "  length prefix are fixed to the ASCII / 2-byte defaults above.",
         "- End of day (0500/0510, `core/settlement.py`): the day is named in field 48 by its",
         "  STAN range (1987 has no batch number field); 74-77, 80 and 86-89 are counted, 78-79",
         "  and 81-85 (transfers, 0100 authorizations, fees) are always zeros; the 0510's 39 is",

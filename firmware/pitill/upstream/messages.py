@@ -99,6 +99,7 @@ PROCESSING_CODES: dict[TxnKind, str] = {
 POS_ENTRY_MAGSTRIPE = "902"  # 90: full magnetic stripe read
 POS_ENTRY_CONTACTLESS = "072"  # 07: contactless
 REVERSAL_REASON_LATE = "68"  # field 39 of a reversal whose 0200 got no answer: response too late
+TRACK_FIELDS = {2: "35", 1: "45"}  # track 2 data; track 1 data when only track 1 was read
 
 # Fields 74-89 of an 0500/0510: counts (n10), fee amounts (n12), amounts (n16).
 RECONCILIATION_FIELDS = {
@@ -323,14 +324,23 @@ def _hex(text: str) -> bool:
     return all(c in "0123456789abcdef" for c in text)
 
 
+def swipe_fields(card: Card) -> Message:
+    """Field 35 (track 2 data) or 45 (track 1, when only it was read) of a swipe, as read; taken
+    out of its in-memory seal here, once: the journal never holds it (PCI DSS 3.3.1)."""
+    track = card.track
+    data = track.take() if track is not None else None
+    return {} if track is None or data is None else {TRACK_FIELDS[track.track]: data}
+
+
 def build_sale_request(txn: Txn, local_datetime: str, terminal: TerminalConfig) -> Message:
     """0200 for an online card sale, refund (code 20), top-up (code 21) or balance inquiry
-    (code 31)."""
+    (code 31); a swipe's track data goes in it, and nowhere else."""
     if txn.card is None:
         raise ProtocolError(f"sale seq {txn.seq} has no card: only card sales go online")
     return {
         "t": SALE_REQUEST,
         **_card_fields(txn.card),
+        **swipe_fields(txn.card),
         "3": processing_code(txn.kind),
         "4": format_amount(txn.amount_minor),
         **_dated(local_datetime),
