@@ -255,7 +255,7 @@ def test_ids_must_be_printable_ascii_of_their_iso_length(name: str, value: str) 
 
 def test_unknown_keys_stay_errors_and_odd_names_stay_on_one_line() -> None:
     assert _one_line_error({"upstream": {"prot": 1}}).startswith(
-        "upstream.prot: unknown key; known keys here: cache_resolved, "
+        "upstream.prot: unknown key; known keys here: bitmap, cache_resolved, "
     )
     assert _one_line_error({"a\nb": 1}).startswith("'a\\nb': unknown key")
 
@@ -488,3 +488,20 @@ def test_reader_type_and_wedge_layout_are_checked() -> None:
     )
     message = _one_line_error({"reader": {"type": "usb-stripe", "layout": "fr"}})
     assert message == "reader.layout: must be one of 'us', 'de', got 'fr'"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "allowed"),
+    [
+        ("bitmap", "hex", "'ascii', 'binary'"),
+        ("length_prefix", "2-byte", "'2-byte-binary', '4-digit-ascii', '4-byte-binary'"),
+    ],
+)
+def test_the_wire_format_is_one_a_host_uses(key: str, value: str, allowed: str) -> None:
+    assert _one_line_error({"upstream": {key: value}}) == (
+        f"upstream.{key}: must be one of {allowed}, got {value!r}"
+    )
+    wire = config_from_dict(
+        {"upstream": {"bitmap": "binary", "length_prefix": "4-byte-binary"}}
+    ).upstream.wire
+    assert (wire.bitmap, wire.length_prefix, wire.prefix_size) == ("binary", "4-byte-binary", 4)

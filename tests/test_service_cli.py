@@ -63,9 +63,13 @@ def test_the_doctor_checks_what_the_config_uses(pty_port: str) -> None:
             "display": {"interface": "spi"},
             "reader": {"port": pty_port},
             "buttons": {"enabled": True},
+            "upstream": {"bitmap": "binary", "length_prefix": "4-digit-ascii"},
         }
     )
     checks = {check.name: check for check in doctor_checks(config)}
+    assert checks["upstream"].detail.startswith(
+        "acquirer.pitill.test:8583 over plain TCP; bitmap binary, length prefix 4-digit-ascii"
+    )
     assert "I2C display" not in checks  # on SPI
     assert checks["pin factory"].ok and "MockFactory" in checks["pin factory"].detail
     pins = checks["GPIO pins"]

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pitill import __version__
-from pitill.cliargs import OneLineParser, number
+from pitill.cliargs import OneLineParser, add_wire_options, number
 from pitill.config import Bound
 from pitill.drill.cli import add_parser as add_drill
 from pitill.enroll import add_parser as add_card
@@ -61,7 +61,8 @@ def _acquirer(args: argparse.Namespace) -> int:
     from pitill.sim.acquirer import main as acquirer_main
 
     wan = ["--latency-ms", f"{args.latency_ms:g}", "--latency-jitter-ms", f"{args.jitter_ms:g}"]
-    return acquirer_main(["--data-dir", str(args.data_dir), "--port", str(args.port), *wan])
+    wire = ["--bitmap", args.bitmap, "--length-prefix", args.length_prefix]
+    return acquirer_main(["--data-dir", str(args.data_dir), "--port", str(args.port), *wan, *wire])
 
 
 def _diagram(args: argparse.Namespace) -> int:
@@ -232,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Run the sandbox acquirer host (ISO 8583 over TCP) on 127.0.0.1, writing its ledger "
             "to DATA_DIR/acquirer-ledger.jsonl. Example: pitill acquirer --data-dir /tmp/h "
-            "--port 8583"
+            "--port 8583 --bitmap binary --length-prefix 4-digit-ascii"
         ),
     )
     _data_dir_argument(acquirer, "where the ledger is kept")
@@ -258,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MS",
         help="plus a random 0..MS per answer: answers overtake each other",
     )
+    add_wire_options(acquirer)
     acquirer.set_defaults(handler=_acquirer)
 
     add_run_and_doctor(commands)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, NoReturn
 
 from pitill.config import Bound
+from pitill.upstream.wireformat import BITMAP_ENCODINGS, DEFAULT_WIRE, LENGTH_PREFIXES, WireFormat
 
 if TYPE_CHECKING:
     from _typeshed import SupportsWrite
@@ -47,3 +48,27 @@ def number(bound: Bound, *, integer: bool = False) -> Callable[[str], float]:
 
     parse.__name__ = "whole number" if integer else "number"
     return parse
+
+
+def add_wire_options(parser: argparse.ArgumentParser) -> None:
+    """--bitmap and --length-prefix of a host (`pitill acquirer`, `pitill host serve`): the same
+    choices and defaults as a terminal's [upstream] bitmap and length_prefix."""
+    wire = parser.add_argument_group("wire format (as the terminals' [upstream] section)")
+    wire.add_argument(
+        "--bitmap",
+        choices=BITMAP_ENCODINGS,
+        default=DEFAULT_WIRE.bitmap,
+        help="bitmap encoding: ascii (16 hex characters, the default) or binary (8 bytes)",
+    )
+    wire.add_argument(
+        "--length-prefix",
+        choices=LENGTH_PREFIXES,
+        default=DEFAULT_WIRE.length_prefix,
+        help="before each message: 2-byte-binary (big-endian, the default), 4-digit-ascii or "
+        "4-byte-binary",
+    )
+
+
+def wire_of(args: argparse.Namespace) -> WireFormat:
+    """The WireFormat that add_wire_options' arguments name."""
+    return WireFormat(args.bitmap, args.length_prefix)

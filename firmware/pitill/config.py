@@ -27,6 +27,7 @@ from pitill.core.state import OfflineLimits, PhaseTimeouts
 from pitill.core.types import Key, OfflineMode
 from pitill.errors import ConfigError
 from pitill.textfile import path_text, read_text
+from pitill.upstream.wireformat import BitmapEncoding, LengthPrefix, WireFormat
 from pitill.web.bind import parse_bind
 
 EXAMPLE_CONFIG = "hw/pitill.example.toml"
@@ -328,6 +329,13 @@ class UpstreamConfig:
     cache_resolved: bool = True  # remember resolved addresses (DATA_DIR/resolved-hosts.json)
     request_fail_threshold: int = 3  # real requests failing or answered 91/96 in a row: OFFLINE
     failing_hold_s: float = 10.0  # ...for this long, though echoes answer; then one tries again
+    # How messages look on the wire, as the host wants them (upstream/wireformat.py)
+    bitmap: BitmapEncoding = "ascii"  # "ascii": 16 hex characters; "binary": 8 bytes
+    length_prefix: LengthPrefix = "2-byte-binary"  # or "4-digit-ascii", "4-byte-binary"
+
+    @property
+    def wire(self) -> WireFormat:
+        return WireFormat(self.bitmap, self.length_prefix)
 
     def endpoints(self) -> tuple[tuple[str, int], ...]:
         """(host, port) of each upstream host, primary first."""

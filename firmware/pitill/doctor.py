@@ -26,6 +26,7 @@ from pitill.config import (
     KeypadConfig,
     PinUse,
     ReaderConfig,
+    UpstreamConfig,
     UsbKeypadConfig,
     check_pin_conflicts,
 )
@@ -331,6 +332,19 @@ def check_usb_stripe_reader(pattern: str) -> Check:
 
 
 # --- the clock and what the journal keeps --------------------------------------------------------
+
+
+def describe_upstream(upstream: UpstreamConfig) -> Check:
+    """What the terminal will dial and how it frames messages: nothing to test without the host,
+    but a host set to another bitmap or length prefix answers nothing, so it is listed."""
+    hosts = ", ".join(f"{host}:{port}" for host, port in upstream.endpoints())
+    tls = "TLS" if upstream.tls else "plain TCP"
+    return Check(
+        "upstream",
+        True,
+        f"{hosts} over {tls}; {upstream.wire.describe()} (the host must use the same: "
+        "[upstream] bitmap, length_prefix)",
+    )
 
 
 def check_clock(data_dir: Path, wall: datetime | None = None) -> Check:

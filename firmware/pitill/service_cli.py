@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import TypeAlias
 
 from pitill.config import EXAMPLE_CONFIG, Config, load_config
-from pitill.doctor import Check, exit_code, format_report, run_doctor, run_journal_checks
+from pitill.doctor import (
+    Check,
+    describe_upstream,
+    exit_code,
+    format_report,
+    run_doctor,
+    run_journal_checks,
+)
 from pitill.errors import ConfigError
 from pitill.logs import configure_logging
 from pitill.receipt import SerialReceipts, StatusSink, UsbReceipts, receipt_sink
@@ -134,22 +141,25 @@ def doctor_checks(config: Config) -> list[Check]:
         ("display.spi_gpio_dc", display.spi_gpio_dc),
         ("display.spi_gpio_rst", display.spi_gpio_rst),
     )
-    return run_doctor(
-        gpio=config.gpio,
-        keypad=config.keypad,
-        buttons=config.buttons,
-        usb_keypad=config.usb_keypad,
-        indicators=config.indicators,
-        display_i2c=(
-            (display.i2c_port, display.i2c_address)
-            if on_bus and display.interface == "i2c"
-            else None
+    return [
+        *run_doctor(
+            gpio=config.gpio,
+            keypad=config.keypad,
+            buttons=config.buttons,
+            usb_keypad=config.usb_keypad,
+            indicators=config.indicators,
+            display_i2c=(
+                (display.i2c_port, display.i2c_address)
+                if on_bus and display.interface == "i2c"
+                else None
+            ),
+            serial_port=config.reader.port if config.reader.type != "usb-stripe" else None,
+            reader=config.reader,
+            extra_pins=spi_pins if on_bus and display.interface == "spi" else (),
+            printer=printer_of(config),
         ),
-        serial_port=config.reader.port if config.reader.type != "usb-stripe" else None,
-        reader=config.reader,
-        extra_pins=spi_pins if on_bus and display.interface == "spi" else (),
-        printer=printer_of(config),
-    )
+        describe_upstream(config.upstream),
+    ]
 
 
 def printer_of(config: Config) -> StatusSink | None:

@@ -53,10 +53,11 @@ expect pending 0
 
 
 @pytest.fixture
-def acquirer(tmp_path: Path) -> Iterator[tuple[Path, int]]:
+def acquirer(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[Path, int]]:
     data = tmp_path / "acquirer"
+    wire: list[str] = getattr(request, "param", [])  # --bitmap, --length-prefix
     process = subprocess.Popen(
-        [*PITILL, "acquirer", "--data-dir", str(data), "--port", "0"],
+        [*PITILL, "acquirer", "--data-dir", str(data), "--port", "0", *wire],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -92,6 +93,22 @@ def test_a_sale_outages_and_the_forward_against_a_separate_acquirer(
     result = run(tmp_path, port, SCRIPT)
     assert result.returncode == 0, result.stdout + result.stderr
     assert not (tmp_path / "terminal" / LEDGER_NAME).exists()  # no sandbox host of its own
+    rows = read_journal(tmp_path / "terminal" / "journal.sqlite3")
+    ledger = read_ledger(data / LEDGER_NAME)
+    assert sorted(e["amount_minor"] for e in ledger if not e["duplicate"]) == [300, 400, 1250]
+    assert reconcile(rows, ledger, "PITILL01", settled=True).problems() == []
+
+
+@pytest.mark.parametrize(
+    "acquirer", [["--bitmap", "binary", "--length-prefix", "4-digit-ascii"]], indirect=True
+)
+def test_the_same_run_in_another_wire_format_set_alike_on_both_sides(
+    tmp_path: Path, acquirer: tuple[Path, int]
+) -> None:
+    data, port = acquirer
+    wire = 'bitmap = "binary"\nlength_prefix = "4-digit-ascii"\n'
+    result = run(tmp_path, port, SCRIPT, config=FAST + wire)
+    assert result.returncode == 0, result.stdout + result.stderr
     rows = read_journal(tmp_path / "terminal" / "journal.sqlite3")
     ledger = read_ledger(data / LEDGER_NAME)
     assert sorted(e["amount_minor"] for e in ledger if not e["duplicate"]) == [300, 400, 1250]

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pitill.card.sun import SANDBOX_MASTER_KEY, SANDBOX_META_KEY
-from pitill.cliargs import number
+from pitill.cliargs import add_wire_options, number, wire_of
 from pitill.config import Bound, UpstreamConfig
 from pitill.core.types import format_amount, parse_amount
 from pitill.errors import ConfigError
@@ -141,6 +141,7 @@ def add_parser(commands: Commands) -> None:
         help="serve the dashboard at ADDR (e.g. 127.0.0.1:8590; operators log in: add them "
         "with `pitill host operator add`)",
     )
+    add_wire_options(serve)
     serve.set_defaults(handler=_serve)
 
     operator = sub.add_parser(
@@ -765,11 +766,24 @@ def _serve(args: argparse.Namespace) -> int:
         # PostgreSQL takes many writers at once: a pool of connections; SQLite takes one.
         pool = (lambda: HostStore.open(args.data_dir, args.database)) if args.database else None
         server = HostServer(
-            store, bind.host, bind.port, tls=tls, open_store=pool, workers=POSTGRES_WORKERS
+            store,
+            bind.host,
+            bind.port,
+            tls=tls,
+            open_store=pool,
+            workers=POSTGRES_WORKERS,
+            wire=wire_of(args),
         )
         await server.start()
         print(f"pitill host: listening on {bind.host}:{server.port}", flush=True)
-        log_event(log_host, "host_listening", host=bind.host, port=server.port)
+        log_event(
+            log_host,
+            "host_listening",
+            host=bind.host,
+            port=server.port,
+            bitmap=server.wire.bitmap,
+            length_prefix=server.wire.length_prefix,
+        )
         dashboard = None
         if web is not None:
             from pitill.host.dashboard import Dashboard

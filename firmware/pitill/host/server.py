@@ -1,4 +1,5 @@
-"""`pitill host serve`: the program's host on TCP, ISO 8583 with the 2-byte length prefix.
+"""`pitill host serve`: the program's host on TCP, ISO 8583 behind a length prefix (2-byte binary
+unless --length-prefix says otherwise; --bitmap likewise: upstream/wireformat.py).
 
 With `tls` (a context from `server_context`) every terminal must present a certificate the
 program's CA issued: one without is refused in the handshake; one whose terminal was revoked (or
@@ -48,6 +49,7 @@ from pitill.upstream.messages import (
     reconciliation_of,
     response_mti,
 )
+from pitill.upstream.wireformat import DEFAULT_WIRE, WireFormat
 
 log = logging.getLogger("pitill.host")
 
@@ -77,11 +79,13 @@ class HostServer:
         *,
         open_store: Callable[[], HostStore] | None = None,
         workers: int = 1,
+        wire: WireFormat = DEFAULT_WIRE,
     ) -> None:
         """`store` serves one worker thread; with `open_store` (PostgreSQL, which takes many
         writers) `workers` threads each open a connection of their own."""
         self.store = store
         self.tls = tls
+        self.wire = wire  # bitmap encoding and length prefix, as the terminals' [upstream]
         self._open_store = open_store
         self._local = threading.local()
         self._opened: list[HostStore] = []
@@ -139,7 +143,7 @@ class HostServer:
                     return
             while True:
                 try:
-                    data = await read_frame(reader)
+                    data = await read_frame(reader, wire=self.wire)
                 except ProtocolError as exc:
                     log_event(log, "frame_refused", level=logging.WARNING, peer=peer, error=exc)
                     return
@@ -150,7 +154,7 @@ class HostServer:
                     return
                 if link_id is None and (speaker or answer.get("41")):
                     link_id = await self._link_up(speaker or answer["41"])
-                writer.write(frame(encode(answer)))
+                writer.write(frame(encode(answer, self.wire), wire=self.wire))
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
             return
@@ -242,7 +246,7 @@ class HostServer:
     async def _answer(self, data: bytes, speaker: str | None = None) -> Message | None:
         """The response to one frame, or None to close the connection."""
         try:
-            message = decode(data)
+            message = decode(data, self.wire)
         except ProtocolError:
             self.counts["undecodable"] += 1
             return None

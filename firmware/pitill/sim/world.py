@@ -85,7 +85,10 @@ class SimWorld:
         self.indicators = SimIndicators()
         self.resolver = SimResolver({config.upstream.host: "127.0.0.1"})
         self.dial_resolver = resolver  # what the terminal resolves with, when not self.resolver
-        self.host = AcquirerHost(data_dir=data_dir, host="127.0.0.1", port=0)
+        # the sandbox speaks the wire format the config's [upstream] asks the terminal for
+        self.host = AcquirerHost(
+            data_dir=data_dir, host="127.0.0.1", port=0, wire=config.upstream.wire
+        )
         # a host the simulator does not run (address, port), reached through a fault proxy
         self.proxy = FaultProxy(*external) if external is not None and proxy else None
         self.direct = external if external is not None and not proxy else None

@@ -66,6 +66,7 @@ from pitill.upstream.messages import (
 from pitill.upstream.resolver import Resolver
 from pitill.upstream.tls import client_context
 from pitill.upstream.window import Streams, Window
+from pitill.upstream.wireformat import DEFAULT_WIRE, WireFormat
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +119,10 @@ class UpstreamClient:
         tls: ssl.SSLContext | None = None,
         keepalive: KeepAlive | None = None,
         stans: StanSource | None = None,
+        wire: WireFormat = DEFAULT_WIRE,
     ) -> None:
         self.host = host
+        self.wire = wire  # bitmap encoding and length prefix the host speaks
         self.port = port
         # Tried in order when (re)connecting: host:port, then each fallback (secondary...).
         self.endpoints = (Endpoint(host, port), *(Endpoint(*pair) for pair in fallbacks))
@@ -150,6 +153,7 @@ class UpstreamClient:
             counts=self.counts,
             on_failure=self._signal,
             yield_to=lambda: self._queued > 0,
+            wire=wire,
         )
 
     @classmethod
@@ -182,6 +186,7 @@ class UpstreamClient:
                 user_timeout_s=upstream.tcp_user_timeout_s,
             ),
             stans=stans,
+            wire=upstream.wire,
         )
 
     @property
@@ -231,14 +236,16 @@ class UpstreamClient:
         async with self._turn():
             try:
                 reader, writer = await self._connection()
-                if not await discard_stale(reader, self._max_frame, self.counts):
+                if not await discard_stale(reader, self._max_frame, self.counts, wire=self.wire):
                     await self._drop()  # out of step, or gone: a fresh connection has no leftovers
                     reader, writer = await self._connection()
-                await send_request(writer, message, self._max_frame)
+                await send_request(writer, message, self._max_frame, self.wire)
                 dropped_before = self._dropped()
                 try:
                     async with asyncio.timeout(wait_s):
-                        answer = await await_response(reader, message, self._max_frame, self.counts)
+                        answer = await await_response(
+                            reader, message, self._max_frame, self.counts, wire=self.wire
+                        )
                     self.heard_at_s = asyncio.get_running_loop().time()
                     return answer
                 except OutcomeUnknown:
@@ -371,7 +378,7 @@ class UpstreamClient:
         async with self._lock:
             try:
                 reader, writer = await self._connection()
-                if not await discard_stale(reader, self._max_frame, self.counts):
+                if not await discard_stale(reader, self._max_frame, self.counts, wire=self.wire):
                     await self._drop()  # out of step, or gone: a fresh connection has no leftovers
                     reader, writer = await self._connection()
             except UnreachableError as exc:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import struct
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -32,6 +31,7 @@ from pitill.upstream.failures import (
 )
 from pitill.upstream.framing import MAX_FRAME, read_frame, write_frame
 from pitill.upstream.messages import Message, decode, encode, host_text, response_mti
+from pitill.upstream.wireformat import DEFAULT_WIRE, WireFormat
 
 log = logging.getLogger(__name__)
 
@@ -112,12 +112,15 @@ def describe(message: Message) -> str:
 
 
 async def send_request(
-    writer: asyncio.StreamWriter, request: Message, max_len: int = MAX_FRAME
+    writer: asyncio.StreamWriter,
+    request: Message,
+    max_len: int = MAX_FRAME,
+    wire: WireFormat = DEFAULT_WIRE,
 ) -> None:
     """Send `request`. A socket error here means the connection was already gone: not sent."""
-    payload = encode(request)
+    payload = encode(request, wire)
     try:
-        await write_frame(writer, payload, max_len)
+        await write_frame(writer, payload, max_len, wire)
     except OSError as exc:
         raise UnreachableError(
             reason_for_os_error(exc),
@@ -154,26 +157,30 @@ async def discard_stale(
     max_len: int = MAX_FRAME,
     counts: Counter[str] | None = None,
     drops: DropLog | None = None,
+    wire: WireFormat = DEFAULT_WIRE,
 ) -> bool:
     """Drop every frame received before a request is sent; False when the stream cannot be used
     for the next request (it ended, failed, or what was buffered ends inside a frame)."""
     drops = drops or DROPS
     data = b""
     for _ in range(_STALE_READS):
-        chunk = await _buffered(reader, max_len + 2)
+        chunk = await _buffered(reader, max_len + wire.prefix_size)
         if chunk is None:
             return False
         if not chunk:
             break
         data += chunk
-    offset = 0
-    while offset + 2 <= len(data):
-        (length,) = struct.unpack_from(">H", data, offset)
-        end = offset + 2 + length
+    offset, size = 0, wire.prefix_size
+    while offset + size <= len(data):
+        try:
+            length = wire.unpack_length(data[offset : offset + size])
+        except ProtocolError:
+            return False  # not a prefix: the stream is out of step
+        end = offset + size + length
         if end > len(data):
             break
         try:
-            what = describe(decode(data[offset + 2 : end]))
+            what = describe(decode(data[offset + size : end], wire))
         except ProtocolError:
             what = f"{length} undecodable bytes"
         drops.dropped(Drop.STALE, f"{what}, received before the request was sent", counts)
@@ -187,6 +194,7 @@ async def await_response(
     max_len: int = MAX_FRAME,
     counts: Counter[str] | None = None,
     drops: DropLog | None = None,
+    wire: WireFormat = DEFAULT_WIRE,
 ) -> Message:
     """The answer to `request` (already sent); OutcomeUnknown when the stream breaks first.
 
@@ -196,7 +204,7 @@ async def await_response(
     what = f"{request['t']} STAN {request['11']}"
     while True:
         try:
-            payload = await read_frame(reader, max_len)
+            payload = await read_frame(reader, max_len, wire)
         except ProtocolError as exc:
             raise OutcomeUnknown(LinkReason.PROTOCOL, f"{what}: unreadable stream: {exc}") from None
         except OSError as exc:
@@ -206,7 +214,7 @@ async def await_response(
         if payload is None:
             raise OutcomeUnknown(LinkReason.RESET, f"{what}: host closed before answering")
         try:
-            message = decode(payload)
+            message = decode(payload, wire)
         except ProtocolError as exc:
             drops.dropped(Drop.GARBAGE, f"awaiting {what}: {exc}", counts)
             continue

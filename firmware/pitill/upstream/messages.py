@@ -45,6 +45,7 @@ from pitill.core.txn import Txn
 from pitill.core.types import TxnKind, TxnMode
 from pitill.errors import ProtocolError
 from pitill.records import ForwardItem, ForwardKind, HotlistPage, JournalRow
+from pitill.upstream.wireformat import DEFAULT_WIRE, WireFormat
 
 Message = dict[str, str]
 """A decoded ISO 8583 message: "t" is the MTI, other keys are field numbers as strings."""
@@ -52,6 +53,11 @@ Message = dict[str, str]
 # The 1987 ASCII spec fits our fields; the copy keeps pyiso8583's module-level dict untouched.
 SPEC = copy.deepcopy(default_ascii)
 SPEC["90"]["desc"] = "Original Data Elements (MTI, STAN, UTC MMDDhhmmss, 22 zeros)"
+# [upstream] bitmap = "binary": both bitmaps as 8 bytes, every field still ASCII (wireformat.py).
+SPEC_BINARY_BITMAP = copy.deepcopy(SPEC)
+for _bitmap in ("p", "1"):
+    SPEC_BINARY_BITMAP[_bitmap].update(data_enc="b", max_len=8)
+SPECS = {"ascii": SPEC, "binary": SPEC_BINARY_BITMAP}
 
 # Message type indicators.
 ECHO_REQUEST = "0800"
@@ -126,19 +132,20 @@ UNKNOWN_TRANSMISSION = "0" * 10  # field 90's original date/time when only the S
 # --- bytes <-> dict --------------------------------------------------------------------------
 
 
-def encode(message: Message) -> bytes:
+def encode(message: Message, wire: WireFormat = DEFAULT_WIRE) -> bytes:
     """Pack a message; a value that does not fit its field raises ProtocolError."""
     try:
-        raw, _ = iso8583.encode(dict(message), SPEC)  # encode() adds the bitmap to its argument
+        # encode() adds the bitmap to its argument: a copy
+        raw, _ = iso8583.encode(dict(message), SPECS[wire.bitmap])
     except EncodeError as exc:
         raise ProtocolError(f"cannot pack ISO 8583 message {message.get('t')!r}: {exc}") from None
     return bytes(raw)
 
 
-def decode(data: bytes) -> Message:
+def decode(data: bytes, wire: WireFormat = DEFAULT_WIRE) -> Message:
     """Unpack a message; garbage raises ProtocolError naming what was wrong."""
     try:
-        decoded, _ = iso8583.decode(data, SPEC)
+        decoded, _ = iso8583.decode(data, SPECS[wire.bitmap])
     except DecodeError as exc:
         raise ProtocolError(f"cannot unpack ISO 8583 message ({len(data)} bytes): {exc}") from None
     message = {k: v for k, v in decoded.items() if k not in ("p", "1")}

@@ -36,6 +36,7 @@ from pitill.upstream.exchange import DROPS, Drop, DropLog, describe, mismatch, s
 from pitill.upstream.failures import LinkReason, OutcomeUnknown, reason_for_os_error
 from pitill.upstream.framing import MAX_FRAME, read_frame
 from pitill.upstream.messages import Message, decode
+from pitill.upstream.wireformat import DEFAULT_WIRE, WireFormat
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +60,10 @@ class _Session:
         drops: DropLog,
         joining: Callable[[], bool],
         yield_to: Callable[[], bool],
+        wire: WireFormat = DEFAULT_WIRE,
     ) -> None:
         self.reader, self.writer = streams
+        self._wire = wire
         self._joining = joining
         self._yield_to = yield_to
         self._max_frame = max_frame
@@ -108,7 +111,7 @@ class _Session:
     async def _next_frame(self) -> bytes | None:
         what = f"{len(self.pending)} request(s) in flight"
         try:
-            payload = await read_frame(self.reader, self._max_frame)
+            payload = await read_frame(self.reader, self._max_frame, self._wire)
         except ProtocolError as exc:
             self.fail(OutcomeUnknown(LinkReason.PROTOCOL, f"{what}: unreadable stream: {exc}"))
             return None
@@ -124,7 +127,7 @@ class _Session:
         if payload is None:
             return
         try:
-            message = decode(payload)
+            message = decode(payload, self._wire)
         except ProtocolError as exc:
             self._drops.dropped(Drop.GARBAGE, f"in a window: {exc}", self._counts)
             return
@@ -151,7 +154,7 @@ class _Session:
         answer: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
         self.pending[stan] = (request, answer)
         try:
-            await send_request(self.writer, request, self._max_frame)
+            await send_request(self.writer, request, self._max_frame, self._wire)
             async with asyncio.timeout(timeout_s):
                 return await answer
         except OutcomeUnknown:
@@ -190,9 +193,11 @@ class Window:
         on_failure: FailureHook = lambda reason: None,
         drops: DropLog | None = None,
         yield_to: Callable[[], bool] = lambda: False,
+        wire: WireFormat = DEFAULT_WIRE,
     ) -> None:
         self._hold = hold
         self._yield_to = yield_to
+        self._wire = wire  # [upstream] bitmap and length_prefix
         self._max_frame = max_frame
         self._counts: Counter[str] = counts if counts is not None else Counter()
         self._on_failure = on_failure
@@ -253,6 +258,7 @@ class Window:
                     self._drops,
                     lambda: self._joining > 0,
                     self._yield_to,
+                    self._wire,
                 )
                 session.reader_task = asyncio.current_task()
                 self._session = session

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pitill.cliargs import OneLineParser
+from pitill.cliargs import OneLineParser, add_wire_options, wire_of
 from pitill.cliargs import number as number_type  # `number` names ledger lines here
 from pitill.config import Bound
 from pitill.core.responses import (
@@ -39,8 +39,8 @@ LATENCY_MS = Bound(0, 60_000, "ms")
 def _parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="python -m pitill.sim.acquirer",
-        description="Run the simulator's ISO 8583 acquirer host (2-byte length framing) until "
-        "interrupted (SIGINT or SIGTERM).",
+        description="Run the simulator's ISO 8583 acquirer host until interrupted (SIGINT or "
+        "SIGTERM).",
     )
     parser.add_argument("--data-dir", type=Path, required=True, help="where the ledger lives")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
@@ -58,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
         help="switch modes by writing up, down or blackhole lines to stdin (a pipe); a line "
         "'counts' prints what the host has received as 'acquirer counts {JSON}'",
     )
+    add_wire_options(parser)
     chaos = parser.add_argument_group("chaos (probabilities 0..1 per financial message)")
     chaos.add_argument("--drop-request", type=number_type(CHANCE), default=0.0)
     chaos.add_argument("--drop-reply", type=number_type(CHANCE), default=0.0)
@@ -127,6 +128,7 @@ async def _run(args: argparse.Namespace) -> None:
         port=args.port,
         chaos=plan,
         today_yymm=(lambda: today) if today else _today_yymm,
+        wire=wire_of(args),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -134,7 +136,11 @@ async def _run(args: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, stop.set)
     async with host:
         host.set_mode(args.mode)
-        print(f"acquirer listening on {host.host}:{host.port} mode {host.mode}", flush=True)
+        print(
+            f"acquirer listening on {host.host}:{host.port} mode {host.mode} "
+            f"({host.wire.describe()})",
+            flush=True,
+        )
         control = asyncio.create_task(_control_from_stdin(host)) if args.stdin_control else None
         await stop.wait()
         if control is not None:

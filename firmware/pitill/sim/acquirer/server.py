@@ -84,6 +84,7 @@ from pitill.upstream.messages import (
     parse_request,
     reconciliation_of,
 )
+from pitill.upstream.wireformat import DEFAULT_WIRE, WireFormat
 
 log = logging.getLogger("pitill.sim.acquirer")
 
@@ -102,8 +103,10 @@ class AcquirerHost:
         advice_policy: AdvicePolicy = acknowledge,
         max_frame: int = MAX_FRAME,
         tls: ssl.SSLContext | None = None,
+        wire: WireFormat = DEFAULT_WIRE,
     ) -> None:
         self.host = host
+        self.wire = wire  # bitmap encoding and length prefix, as the terminals' [upstream]
         self.tls = tls  # a server context: TLS on every connection
         self.port = port  # the real port once started when 0 was asked for
         self.ledger_path = Path(data_dir) / LEDGER_NAME
@@ -234,14 +237,14 @@ class AcquirerHost:
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         while True:
-            payload = await read_frame(reader, self._max_frame)
+            payload = await read_frame(reader, self._max_frame, self.wire)
             if payload is None:
                 return
             if self._mode is not Mode.UP:
                 self.counts["blackholed"] += 1
                 continue
             try:
-                message = decode(payload)
+                message = decode(payload, self.wire)
             except ProtocolError as exc:
                 self.counts["garbage"] += 1
                 log.warning("acquirer dropped an undecodable frame: %s", exc)
@@ -262,7 +265,7 @@ class AcquirerHost:
                 await asyncio.sleep(delay_s)
             if self._mode is not Mode.UP:  # went silent while we waited
                 continue
-            data = frame(encode(answer), self._max_frame) * copies
+            data = frame(encode(answer, self.wire), self._max_frame, self.wire) * copies
             latency_s = self._chaos.latency_s()
             if latency_s > 0:  # a WAN: the answer is on its way while the next request is read
                 asyncio.get_running_loop().call_later(latency_s, self._deliver, writer, data)
