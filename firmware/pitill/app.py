@@ -590,6 +590,8 @@ class Terminal:
     def _record(self, txn: Txn) -> None:
         row = self.journal.record(txn)  # raises StorageError when not durable
         self._rows[txn.seq] = row
+        if txn.status is not TxnStatus.AUTHORIZING and txn.card and txn.card.track:
+            txn.card.track.drop()  # decided (offline, declined...): no 0200 will take the track
         self.event_log.write(
             self.now_s(),
             "journal",

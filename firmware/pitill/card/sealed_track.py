@@ -3,7 +3,8 @@
 Full track data is sensitive authentication data (PCI DSS 3.3.1): never stored after the
 authorization, not even encrypted. So it is never sealed with the journal's key nor written
 anywhere: it lives only in this object, encrypted under a key made at process start and held
-only in memory, and `take()` hands it out once, to the 0200 being built, and forgets it.
+only in memory, and `take()` hands it out once, to the 0200 being built, and forgets it; a sale
+decided without a 0200 (offline, refused) drops it when its outcome is journaled (app.py).
 
 What this protects against: the track showing up by accident (a repr in a log, a traceback's
 locals, a Card copied into an event or a report, a pickle). What it does not: someone who can
