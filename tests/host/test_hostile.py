@@ -15,7 +15,7 @@ from pitill.core.settlement import Reconciliation
 from pitill.errors import ConfigError
 from pitill.host.cards import parse_card
 from pitill.host.operators import add_operator, remove_operator
-from pitill.host.settle import day_totals
+from pitill.host.settlement import day_totals
 from pitill.host.store import MAX_BALANCE_MINOR, HostStore
 from pitill.upstream.messages import Batch
 from pitill_cli import PITILL

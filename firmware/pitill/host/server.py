@@ -30,7 +30,7 @@ from pitill.core.responses import APPROVED, FORMAT_ERROR, SYSTEM_MALFUNCTION
 from pitill.errors import PitillError, ProtocolError, StorageError
 from pitill.host.authorize import Answer, authorize
 from pitill.host.pki import fingerprint_of, peer_terminal_id
-from pitill.host.settle import day_totals
+from pitill.host.settlement import day_totals
 from pitill.host.store import HostStore
 from pitill.logs import log_event
 from pitill.upstream.connect import close_stream
@@ -214,7 +214,7 @@ class HostServer:
 
     async def _reconcile(self, message: Message, speaker: str | None) -> Message:
         """0510 to an 0500 (end of day): this host's own totals of that terminal's day from its
-        tables (host/settle.py); 00 when they equal the terminal's, 95 when they do not."""
+        tables (host/settlement.py); 00 when they equal the terminal's, 95 when they do not."""
         terminal_id = message.get("41", "")
         try:
             batch = parse_batch(message)

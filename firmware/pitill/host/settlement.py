@@ -10,6 +10,8 @@ arrived (the terminal's local time of the sale is in the outage view).
 - Debts: offline sales that overdrew, and how much each pushed the balance below zero.
 - Losses: offline sales the host declined after the fact (`messages`, advice not 00).
 - Offline share: approved online sales against approved offline ones, count and amount.
+- A terminal's day as its 0500 gives it (`day_totals`, the 0510's fields 74-89), counted by
+  core/settlement.py's rules over the same classification of messages (`classify_message`).
 - Outages: per terminal, runs of offline sales (advices between two online sales, ordered by the
   sale's own instant, field 7) with when they happened and when their advices arrived, and the
   gaps in the terminal's connections the host saw (`links`).
@@ -22,9 +24,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from pitill.core.responses import REVERSAL_REASON_CUSTOMER_CANCELLATION, AnswerKind, classify
+from pitill.core.responses import ResponseClass as Class
+from pitill.core.settlement import Reconciliation, add_to_reconciliation
 from pitill.core.types import format_amount
 from pitill.errors import ConfigError
 from pitill.host.store import HostStore
+from pitill.upstream.messages import Batch
 
 HOST_DESK = "host"  # movements no terminal made: the command line and the dashboard
 # Advices still coming in: the last one arrived less than this long ago, or the terminal is
@@ -58,6 +64,26 @@ CATEGORIES = (
     "payouts",
     "transfers",
 )
+# What a sale or advice the host answered was, besides the category of the movement it made.
+INQUIRY = "inquiry"  # approved without moving money: a balance inquiry
+LOSS = "losses"  # an advice the host declined after the fact: the merchant's loss
+DECLINED = "declined"  # a sale the host declined: nothing happened
+# core/settlement.py's kinds for the 0510: a movement that takes money from the card's account
+# is a debit (a sale, online or offline); one that puts money on it is a credit (a top-up, or a
+# refund): by its sign, so a new kind of movement needs no change here.
+DEBIT, CREDIT = "card", "topup"
+
+
+def classify_message(klass: str, code: str, moved_kind: str) -> str:
+    """What one sale (0200) or advice (0220) the host answered with `code` was, `moved_kind`
+    the kind of the movement it made ('' for none): the one rule behind the settlement's
+    approvals and losses and the 0510's totals. Approved is core/responses.py's rule."""
+    answer = AnswerKind.SALE if klass == "sale" else AnswerKind.ADVICE
+    if classify(code, answer) is not Class.APPROVED:
+        return LOSS if klass == "advice" else DECLINED
+    if not moved_kind:
+        return INQUIRY
+    return KIND_CATEGORY.get(moved_kind, moved_kind)
 
 
 @dataclass
@@ -173,22 +199,71 @@ def settle(store: HostStore, since: str, until: str) -> tuple[Settlement, dict[s
     # approvals: what each approved message moved (a top-up or a balance inquiry is an 0200
     # too, and is no sale)
     rows = store.execute(
-        "SELECT m.terminal_id, m.class, m.response_code = '00', COALESCE(v.kind, ''), COUNT(*), "
+        "SELECT m.terminal_id, m.class, m.response_code, COALESCE(v.kind, ''), COUNT(*), "
         "COALESCE(SUM(m.amount_minor), 0) FROM messages m "
         "LEFT JOIN movements v ON v.id = m.movement_id "
         "WHERE m.at >= ? AND m.at < ? AND m.class IN ('sale', 'advice') "
-        "GROUP BY m.terminal_id, m.class, m.response_code = '00', COALESCE(v.kind, '')",
+        "GROUP BY m.terminal_id, m.class, m.response_code, COALESCE(v.kind, '')",
         (since, until),
     ).fetchall()
-    for terminal_id, klass, approved, moved, count, total in rows:
+    for terminal_id, klass, code, moved, count, total in rows:
+        what = classify_message(klass, code, moved)
         for target in (program, terminals[terminal_id]):
-            if approved and moved == "sale":
+            if what == "sales_online":
                 target.approved_online.add(int(count), int(total))
-            elif approved and moved == "offline_sale":
+            elif what == "sales_offline":
                 target.approved_offline.add(int(count), int(total))
-            elif klass == "advice" and not approved:
+            elif what == LOSS:
                 target.losses.add(int(count), int(total))
     return program, dict(sorted(terminals.items()))
+
+
+def day_totals(store: HostStore, terminal_id: str, batch: Batch) -> Reconciliation:
+    """The host's own totals of one terminal's day (the 0500's batch of STANs), for the 0510:
+    each sale and advice classified as the settlement does (classify_message), then counted by
+    core/settlement.py. Debits and credits by the movement's sign (DEBIT, CREDIT); inquiries
+    in field 80; a reversal counts when it gave money back for a sale the supervisor voided
+    (its field 39 was 17); a sale reversed because its answer was lost (68) counts nowhere, as
+    on the terminal, which never learned whether it was approved. (The settlement's money
+    shows that sale and its reversal both: money moved and moved back.)"""
+    # Only the batch's STANs are read (through the primary key): reading every message the
+    # terminal ever sent took 0.6 s of the store's one worker per 0500 after 300,000 of them.
+    wraps = batch.first_stan > batch.last_stan
+    stans = "(m.stan >= ? OR m.stan <= ?)" if wraps else "m.stan BETWEEN ? AND ?"
+    rows = store.execute(
+        "SELECT m.class, m.stan, m.response_code, m.amount_minor, COALESCE(v.kind, ''),"
+        " v.amount_minor, m.reversed_by FROM messages m"
+        " LEFT JOIN movements v ON v.id = m.movement_id"
+        f" WHERE m.terminal_id = ? AND m.class IN ('sale', 'advice') AND {stans}",
+        (terminal_id, batch.first_stan, batch.last_stan),
+    ).fetchall()
+    # The reason of each reversal that gave money back, by the movement it made.
+    reasons = dict(
+        store.execute(
+            "SELECT movement_id, reason FROM messages WHERE terminal_id = ? "
+            "AND class = 'reversal' AND movement_id IS NOT NULL",
+            (terminal_id,),
+        ).fetchall()
+    )
+    totals: dict[str, int] = {}
+    for klass, stan, code, amount, moved_kind, moved, reversed_by in rows:
+        if not batch.holds(int(stan)):
+            continue
+        what = classify_message(klass, code, moved_kind)
+        if what in (DECLINED, LOSS):
+            continue
+        if what == INQUIRY:
+            add_to_reconciliation(totals, "balance", reversal=False, count=1, amount_minor=0)
+            continue
+        voided = reasons.get(reversed_by) == REVERSAL_REASON_CUSTOMER_CANCELLATION
+        if reversed_by is not None and not voided:
+            continue  # reversed because its answer was lost: on neither side
+        side = DEBIT if int(moved) < 0 else CREDIT
+        taken = int(amount or 0)
+        add_to_reconciliation(totals, side, reversal=False, count=1, amount_minor=taken)
+        if voided:
+            add_to_reconciliation(totals, side, reversal=True, count=1, amount_minor=taken)
+    return Reconciliation(**totals)
 
 
 def _all_categories(groups: list[Settlement]) -> list[str]:

@@ -124,7 +124,7 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX messages_by_time ON messages (at);
     """,
     # A reversal's field 39 (17 voided by the supervisor, 68 answer lost): end of day counts
-    # the first kind (host/settle.py).
+    # the first kind (host/settlement.py).
     """
     ALTER TABLE messages ADD COLUMN reason TEXT NOT NULL DEFAULT '';
     """,
