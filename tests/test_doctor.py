@@ -301,3 +301,13 @@ def test_on_this_machine_the_doctor_reports_missing_i2c_and_serial_without_a_tra
     assert "FAIL  I2C display: /dev/i2c-1 does not exist: the I2C bus is off" in done.stdout
     assert "raspi-config nonint do_i2c 0" in done.stdout
     assert "FAIL  serial port: /dev/serial0 does not exist" in done.stdout
+
+
+def test_the_link_watch_names_its_cadence_and_works_on_this_kernel() -> None:
+    from pitill.config import UpstreamConfig
+    from pitill.doctor import check_link_watch
+
+    check = check_link_watch(UpstreamConfig())
+    assert check.ok, check
+    assert "echo after 60 s without an answer (<= 60/h idle)" in check.detail
+    assert "keepalive 1 s + 0.15 s grace" in check.detail

@@ -159,6 +159,10 @@ async def _silent(rounds: int, limit_s: float) -> list[tuple[float, bool]]:
                     waited = loop.time() - start
                     results.append((waited, rig.monitor.status is LinkStatus.OFFLINE))
                     host.set_mode("up")
+                    # A sale answered: else three timed-out sales in a row are a host that
+                    # fails requests, held OFFLINE for failing_hold_s (tracker.py).
+                    client.on_answer = rig.monitor.report_answer
+                    await client.authorize(_sale(1000 + seq), "251128101500")
             finally:
                 await rig.monitor.stop()
     return results

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from pitill.drivers.hwconfig import PIN_FACTORY_FIX, open_pin_factory
 from pitill.drivers.pn532_reader import Pn532Reader, load_meta_key, open_nfcpy
 from pitill.errors import ConfigError, HardwareError
 from pitill.receipt import StatusSink, check_printer
+from pitill.upstream.keepalive import KeepAlive, ack_age_s, tune
 from pitill.wallclock import FIX as CLOCK_FIX
 from pitill.wallclock import clock_problem, to_utc
 
@@ -393,6 +395,33 @@ def check_supervisor_pin(data_dir: Path) -> Check:
         detail = "a PIN anyone tries first (0000, 1234...): the FN menu is barely guarded"
         return Check("supervisor PIN", False, detail, fix)
     return Check("supervisor PIN", True, "set (stored as a salted scrypt hash)")
+
+
+def check_link_watch(upstream: UpstreamConfig) -> Check:
+    """The link monitor's cadence, and whether this kernel lets it watch the connection by TCP
+    keepalive (tuned in seconds, TCP_INFO read): on a loopback connection of our own."""
+    cadence = (
+        f"echo after {upstream.echo_interval_s:g} s without an answer "
+        f"(<= {3600 / upstream.echo_interval_s:.0f}/h idle), every {upstream.probe_interval_s:g} s "
+        f"while in doubt; keepalive {upstream.keepalive_idle_s} s + "
+        f"{upstream.keepalive_grace_s:g} s grace; name every {upstream.resolve_interval_s:g} s"
+    )
+    keepalive = KeepAlive(upstream.keepalive_idle_s, upstream.keepalive_idle_s)
+    with (
+        socket.create_server(("127.0.0.1", 0)) as server,
+        socket.create_connection(server.getsockname()[:2], timeout=2) as sock,
+    ):
+        tuned = tune(sock, keepalive)
+        readable = ack_age_s(sock) is not None
+    if tuned and readable:
+        return Check("link watch", True, cadence)
+    return Check(
+        "link watch",
+        False,
+        f"this kernel cannot tune TCP keepalive or read TCP_INFO: a link that swallows packets "
+        f"shows only to an echo or a sale ({cadence})",
+        "run pitill on Linux (the Pi's kernel has both)",
+    )
 
 
 def run_journal_checks(data_dir: Path, config_mode: OfflineMode | None) -> list[Check]:

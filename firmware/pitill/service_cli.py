@@ -15,6 +15,7 @@ from typing import TypeAlias
 from pitill.config import EXAMPLE_CONFIG, Config, load_config
 from pitill.doctor import (
     Check,
+    check_link_watch,
     describe_upstream,
     exit_code,
     format_report,
@@ -187,6 +188,7 @@ def config_checks(path: Path | None) -> tuple[list[Check], Config | None]:
 def doctor_command(args: argparse.Namespace) -> int:
     checks, config = config_checks(args.config)
     checks += doctor_checks(config) if config is not None else []
+    checks += [check_link_watch(config.upstream)] if config is not None else []
     mode = config.offline.mode if config is not None else None
     checks += run_journal_checks(args.data_dir, mode)
     print(format_report(checks))
