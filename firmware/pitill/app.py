@@ -212,6 +212,7 @@ class Terminal:
         self.config = config
         self.hotlist = hotlist  # None: no hotlist is fetched (the fakes of the shell's tests)
         self._hotlist_wake = asyncio.Event()
+        self._no_hotlist_at_host = False  # it said so: no 0800 at each reconnect, only the timer
         self.devices = devices
         self.journal = journal
         self.client = client
@@ -798,7 +799,8 @@ class Terminal:
         self.event_log.write(self.now_s(), "link", status=status.value, reason=reason)
         log_event(log, "link_changed", status=status.value, reason=reason)
         online = status in (LinkStatus.ONLINE, LinkStatus.DEGRADED)
-        if online and self.state.link not in (LinkStatus.ONLINE, LinkStatus.DEGRADED):
+        coming_back = self.state.link not in (LinkStatus.ONLINE, LinkStatus.DEGRADED)
+        if online and coming_back and not self._no_hotlist_at_host:
             self._hotlist_wake.set()  # after each (re)connect: what changed meanwhile
         self.forwarder.set_online(online)
         self.enqueue(LinkChanged(self.now_s(), status, reason))
@@ -913,8 +915,10 @@ class Terminal:
             have = self.journal.hotlist_version()
             try:
                 page = await source.fetch_hotlist(have)
-                if page is None:
-                    return  # the host keeps no hotlist (the sandbox acquirer)
+                if page is None:  # the host keeps no hotlist (the sandbox acquirer, a bank):
+                    self._no_hotlist_at_host = True  # asked again on the timer, not at reconnects
+                    return
+                self._no_hotlist_at_host = False
                 applied = self.journal.apply_hotlist(page, have)
             except (UpstreamError, StorageError) as exc:  # ProtocolError is an UpstreamError
                 log_event(log, "hotlist_not_updated", level=logging.WARNING, error=str(exc))

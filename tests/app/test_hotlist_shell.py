@@ -94,3 +94,31 @@ def test_the_list_is_asked_again_on_a_timer_while_online(
         assert rig.settle_until(lambda: rig.journal.is_hotlisted(CARD))
     finally:
         rig.close()
+
+
+class NoHotlistHost:
+    """A host that keeps no hotlist (the sandbox acquirer, a bank): answers every ask with None."""
+
+    def __init__(self) -> None:
+        self.asked: list[int] = []
+
+    async def fetch_hotlist(self, version: int, timeout_s: float | None = None) -> None:
+        self.asked.append(version)
+        return None
+
+
+def test_a_host_that_keeps_no_hotlist_is_not_asked_at_every_reconnect(tmp_path: Path) -> None:
+    """Each 0800 costs the host, and one swallowed by a dead link delays the sale behind it: once
+    the host said it keeps none, only the timer asks again."""
+    host = NoHotlistHost()
+    rig = ShellRig(tmp_path, hotlist=host)
+    try:
+        rig.link(LinkStatus.ONLINE)
+        assert rig.settle_until(lambda: host.asked == [0])
+        for _ in range(3):
+            rig.link(LinkStatus.OFFLINE)
+            rig.link(LinkStatus.ONLINE)
+        rig.settle_until(lambda: len(host.asked) > 1, limit=30)
+        assert host.asked == [0]  # the timer still asks (HOTLIST_REFRESH_S)
+    finally:
+        rig.close()

@@ -14,7 +14,7 @@ One command per line, `#` starts a comment:
     expect screen "APPROVED"      case-insensitive substring of the text on the current screen
     expect link offline           online | offline | degraded
     expect state IDLE             a phase name
-    expect pending 2              card transactions waiting to go to the host
+    expect pending 2              card transactions waiting to go to the host (owed reversals too)
     expect days_owed 0            closed days whose host check (end of day, 0500) is owed
     expect forwarded 3            offline sales the host has acknowledged
     expect drawer 1               times the cash drawer was opened

@@ -129,7 +129,9 @@ class ScriptRunner:
             flagged = "wrong" if terminal.state.clock_wrong else "right"
             return flagged == value, flagged
         counts: dict[str, Callable[[], int]] = {
-            "pending": terminal.journal.pending_count,
+            # what is still to go upstream: the journal's backlog and any reversal owed from
+            # memory (the host charged a card and the journal could not say so)
+            "pending": lambda: terminal.journal.pending_count() + len(terminal.owed),
             "forwarded": terminal.journal.forwarded_count,
             "drawer": lambda: terminal.drawer_opened,
             "days_owed": lambda: len(terminal.journal.days_owed_to_host()),
