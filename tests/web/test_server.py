@@ -9,11 +9,13 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from pitill.errors import ConfigError
 from pitill.web import server as web_server
 from pitill.web.bind import BindAddress, parse_bind
 from pitill.web.server import WebServer
+from pitill.web.site import start_site
 
 
 @pytest.mark.parametrize(
@@ -197,3 +199,21 @@ def test_a_stalled_browser_is_dropped_and_never_slows_the_others(
             await server.close()
 
     asyncio.run(main())
+
+
+def test_a_port_in_use_is_one_line_naming_it_and_port_0_learns_its_port() -> None:
+    """web/site.py, for the workshop page and the host's dashboard alike."""
+
+    async def main() -> tuple[int, str]:
+        runner, port = await start_site(web.Application(), BindAddress("127.0.0.1", 0))
+        try:
+            with pytest.raises(ConfigError) as caught:
+                await start_site(web.Application(), BindAddress("127.0.0.1", port))
+            return port, str(caught.value)
+        finally:
+            await runner.cleanup()
+
+    port, message = asyncio.run(main())
+    assert port > 0
+    assert message.startswith(f"--web 127.0.0.1:{port}: cannot listen there (")
+    assert "\n" not in message

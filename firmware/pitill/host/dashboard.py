@@ -61,6 +61,7 @@ from pitill.host.store import HostStore
 from pitill.logs import log_event
 from pitill.web.bind import BindAddress
 from pitill.web.guard import loopback_host, same_origin, security_headers
+from pitill.web.site import start_site
 
 log = logging.getLogger("pitill.host.dashboard")
 
@@ -132,22 +133,7 @@ class Dashboard:
         r.add_get("/operators", self._operators)
         r.add_post("/operators", self._operator_add)
         r.add_post("/operators/{name}/remove", self._operator_remove)
-        self._runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, shutdown_timeout=1.0
-        )
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.bind.host, self.bind.port)
-        try:
-            await site.start()
-        except OSError as exc:
-            await self._runner.cleanup()
-            raise ConfigError(
-                f"--web {self.bind.host}:{self.bind.port}: cannot listen there ({exc.strerror}); "
-                "pick another port, e.g. --web 127.0.0.1:8581"
-            ) from None
-        sockets = [s for s in (site._server.sockets if site._server else ()) if s is not None]  # type: ignore[attr-defined]
-        if sockets:
-            self.port = int(sockets[0].getsockname()[1])
+        self._runner, self.port = await start_site(app, self.bind)
 
     @property
     def url(self) -> str:

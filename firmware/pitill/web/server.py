@@ -26,9 +26,9 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from pitill.errors import ConfigError
 from pitill.web.bind import BindAddress
 from pitill.web.guard import loopback_host, same_origin, security_headers
+from pitill.web.site import start_site
 
 log = logging.getLogger("pitill.web")
 
@@ -98,22 +98,7 @@ class WebServer:
             app.router.add_get(f"/{name}", self._static(name))
         for path, (content_type, make) in self.extra_routes.items():
             app.router.add_get(path, self._generated(content_type, make))
-        self._runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, shutdown_timeout=1.0
-        )
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.bind.host, self.bind.port)
-        try:
-            await site.start()
-        except OSError as exc:
-            await self._runner.cleanup()
-            raise ConfigError(
-                f"--web {self.bind.host}:{self.bind.port}: cannot listen there ({exc.strerror}); "
-                "pick another port, e.g. --web 127.0.0.1:8581"
-            ) from None
-        sockets = [s for s in (site._server.sockets if site._server else ()) if s is not None]  # type: ignore[attr-defined]
-        if sockets:
-            self.port = int(sockets[0].getsockname()[1])
+        self._runner, self.port = await start_site(app, self.bind)
 
     @property
     def url(self) -> str:
