@@ -63,15 +63,16 @@ async def watching(
     slow_threshold_s: float = 10.0,
     start: bool = True,
     remember: bool = False,
+    sim: SimResolver | None = None,
     **settings: Any,
 ) -> AsyncIterator[Watch]:
     """A monitor of a fresh host with quick bursts and lookups (FAST); slow_threshold_s is
     generous unless a test is about slowness, so a loaded CI machine does not turn a probe into
     DEGRADED. `remember` puts a CachingResolver in front of the name; `settings` are more
-    UpstreamConfig fields (echo_interval_s stays 60 s unless given)."""
+    UpstreamConfig fields (echo_interval_s stays 60 s unless given); `sim` the name's resolver."""
     async with AcquirerHost(data_dir, today_yymm=lambda: HOST_TODAY) as host:
         config = UpstreamConfig(host=SIM_HOST, port=host.port, **(FAST | settings))
-        sim = SimResolver()
+        sim = sim if sim is not None else SimResolver()
         resolver: Resolver = sim
         if remember:
             resolver = CachingResolver(sim, data_dir / RESOLVED_HOSTS_NAME, lookup_timeout_s=0.1)
@@ -323,6 +324,49 @@ def test_a_vanished_name_rides_on_the_remembered_address(tmp_path: Path) -> None
         (DEGRADED, "DNS"),
         (ONLINE, ""),
     ]
+
+
+class ScriptedResolver(SimResolver):
+    """A SimResolver whose next lookups fail or not as `script` says (True: fail), then as
+    set_failing says."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.script: list[bool] = []
+
+    async def resolve(self, host: str, port: int) -> list[tuple[str, int]]:
+        if self.script:
+            failing, self._failing = self._failing, self.script.pop(0)
+            try:
+                return await super().resolve(host, port)
+            finally:
+                self._failing = failing
+        return await super().resolve(host, port)
+
+
+def test_the_name_back_brings_the_link_back_whichever_lookup_failed_last(tmp_path: Path) -> None:
+    """DEGRADED DNS (remembered addresses) and the name resolves again, but the lookup of the
+    probe the heal earned still fails (a hung lookup from the outage, a lost answer): the next
+    lookup that works earns another probe, so the link is ONLINE within a few burst probes, not
+    at the next echo a minute later (fake clock)."""
+    scripted = ScriptedResolver()
+
+    async def scenario() -> tuple[LinkStatus, str]:
+        async with watching(tmp_path, remember=True, sim=scripted) as w:
+            assert await w.reaches(ONLINE)
+            scripted.set_failing(True)
+            assert await w.reaches(DEGRADED, "DNS")
+            scripted.script = [False, True]  # the name check's lookup works, the probe's not
+            scripted.set_failing(False)
+            await asyncio.sleep(5)  # the next echo would be due only at echo_interval_s (60 s)
+            return w.monitor.status, w.monitor.reason
+
+    loop = VirtualTimeLoop()
+    try:
+        assert loop.run_until_complete(scenario()) == (ONLINE, "")
+    finally:
+        loop.close()
+    assert not scripted.script  # both scripted lookups were made
 
 
 def test_the_secondary_keeps_it_up_until_every_host_fails(tmp_path: Path) -> None:

@@ -334,9 +334,12 @@ class LinkMonitor:
         error = await self._name_now(connection)
         now_s = asyncio.get_running_loop().time()
         if error is None:
-            if self._name_failed is not None:
+            # The name is back: an echo decides. Also when the failure the link shows was seen
+            # by another lookup (a probe's, a connect's): else a DEGRADED DNS answer is a calm
+            # state, and only the next echo (a minute on) would clear it.
+            if self._name_failed is not None or self._shows_dns():
                 self._name_failed = None
-                self._suspect()  # the name is back: an echo decides
+                self._suspect()
             return
         self._name_failed = error
         if isinstance(error, _Remembered):
@@ -344,6 +347,12 @@ class LinkMonitor:
             self._observe(now_s, by_remembered)
         else:
             self._observe(now_s, self._dns_failed(error))
+
+    def _shows_dns(self) -> bool:
+        """The link is shown DEGRADED or OFFLINE because of the name."""
+        return (
+            self.tracker.status is not LinkStatus.ONLINE and self.tracker.reason == LinkReason.DNS
+        )
 
     def _name_unshown(self) -> bool:
         """The name failed and the link does not show it yet (OFFLINE, or DEGRADED when
