@@ -4,18 +4,23 @@ and a real PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 from host_messages import PAN, request
 from pitill.core.settlement import Reconciliation
 from pitill.host.cards import parse_card
-from pitill.host.settlement import day_totals, period, settle
+from pitill.host.settlement import day_totals, losses, period, settle
 from pitill.upstream.messages import Batch
 
+from .conftest import db_args
+from .test_dashboard import CASHIER_PW, Browser, dashboard
 from .test_host import Host, run
+from .test_settlement import pitill
 
 T = "TERMA001"
+CARD, BLOCKED = "6011111111111117", "378282246310005"
 
 
 def test_an_advice_taken_with_another_approving_code_is_no_loss(
@@ -50,5 +55,51 @@ def test_an_advice_taken_with_another_approving_code_is_no_loss(
             assert day_totals(host.store, T, Batch(1, 1, 2)) == Reconciliation(
                 debits=2, debits_minor=700
             )
+
+    run(main())
+
+
+def test_the_report_and_the_dashboard_show_the_settlement_s_losses(
+    tmp_path: Path, database: str | None
+) -> None:
+    """`HostStore.losses()` kept its own rule (an advice not 00) beside classify_message: over
+    a mixed day the report's all-time losses, the settlement's and the dashboard's are one
+    figure (here every message is today's)."""
+
+    async def main() -> None:
+        async with Host(tmp_path, database) as host:
+            # not the dashboard fixture's cards (it adds PAN and OTHER)
+            host.store.add_account(parse_card(CARD), 1000)
+            host.store.add_account(parse_card(BLOCKED), 1000)
+            host.store.set_status(parse_card(BLOCKED), "blocked")
+            answers = await host.send(
+                request("0200", 1, 300, pan=CARD, terminal_id=T),  # online
+                request("0220", 2, 400, pan=CARD, terminal_id=T),  # offline, taken
+                request("0220", 3, 900, pan=CARD, terminal_id=T),  # offline, overdraws: a debt
+                request("0220", 4, 250, pan=BLOCKED, terminal_id=T),  # blocked: a loss
+                request("0221", 5, 50, pan="4000056655665556", terminal_id=T),  # unknown: loss
+                request("0220", 6, 70, pan=CARD, terminal_id=T),  # taken, then marked 08 below
+            )
+            assert [a["39"] for a in answers] == ["00", "00", "00", "62", "14", "00"]
+            with host.store.transaction():  # honour with identification: approved all the same
+                host.store.execute(
+                    "UPDATE messages SET response_code = '08' WHERE terminal_id = ? AND stan = 6",
+                    (T,),
+                )
+            program, _ = settle(host.store, *period(None, None, None, datetime.now(UTC).date()))
+            assert (program.losses.count, program.losses.amount_minor) == (2, 300)
+            assert losses(host.store) == program.losses
+        done = pitill("report", "--json", "--data-dir", str(tmp_path), *db_args(database))
+        assert done.returncode == 0, done.stderr
+        report = json.loads(done.stdout)
+        assert report["losses"] == report["program"]["losses"] == {"count": 2, "amount_minor": 300}
+        async with dashboard(tmp_path, database) as (board, _):
+            browser = Browser(board.url.rstrip("/"))
+            try:
+                await browser.login("cas", CASHIER_PW)
+                _, page = await browser.get("/")
+                assert "<td>Losses (declined after the fact)</td><td>2 · 3.00</td>" in page
+            finally:
+                await browser.close()
 
     run(main())

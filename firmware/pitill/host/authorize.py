@@ -16,7 +16,9 @@
   account, never more than that card has spent at that terminal less what was refunded to it
   there (the refund message does not name its sale, so the host caps what it can tell): online
   over that is declined 13, an offline one over it is recorded and declined after the fact.
-- A reversal (0420/0421) gives back exactly what its sale took, once; a reversal of a sale the
+- A reversal (0420/0421) gives back exactly what its sale took, once; the reversal of a top-up
+  or refund whose money the card has spent since leaves a debt (HostStore.debit, the offline
+  sale's rule), paid first by the next top-up. A reversal of a sale the
   host never approved (or never saw) changes nothing and is answered 00. Its field 90 names an
   0200 (an online sale or refund) or an 0220/0221 (an offline sale already advised, voided).
 - Every message is answered exactly once: a repeat (0221, 0421, or the same message again on
@@ -213,12 +215,10 @@ def _charge(store: HostStore, request: Request, *, offline: bool) -> tuple[Answe
         return Answer(code), None  # an advice: declined after the fact, the merchant's loss
     if not offline and account.balance_minor < amount:
         return Answer(INSUFFICIENT_FUNDS, balance_minor=account.balance_minor), None
-    overdraws = account.balance_minor < amount
-    movement_id, balance = store._move(
+    movement_id, balance = store.debit(
         account.id,
         "offline_sale" if offline else "sale",
-        -amount,
-        flag="debt" if overdraws else "",
+        amount,
         terminal_id=request.terminal_id,
         stan=request.stan,
     )
@@ -299,13 +299,15 @@ def _reverse(store: HostStore, request: Request) -> tuple[Answer, int | None]:
     if found is None:
         return Answer(APPROVED), None  # nothing was charged: nothing to give back
     sale_datetime, account_id, taken_minor = found
-    movement_id, balance = store._move(
-        account_id,
-        "refund_reversal" if is_refund(request) else "reversal",  # a reversal carries field 3
-        -taken_minor,
-        terminal_id=request.terminal_id,
-        stan=request.stan,
-    )
+    kind = "refund_reversal" if is_refund(request) else "reversal"  # a reversal carries field 3
+    if taken_minor > 0:  # a top-up or refund credited the card: taken off again, maybe a debt
+        movement_id, balance = store.debit(
+            account_id, kind, int(taken_minor), terminal_id=request.terminal_id, stan=request.stan
+        )
+    else:
+        movement_id, balance = store._move(
+            account_id, kind, -taken_minor, terminal_id=request.terminal_id, stan=request.stan
+        )
     store.execute(
         "UPDATE messages SET reversed_by = ? WHERE terminal_id = ? AND class = ? "
         "AND stan = ? AND local_datetime = ?",

@@ -529,8 +529,10 @@ def _write_csv(path: Path, option: str, rows: Iterable[list[str]]) -> None:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
     from datetime import UTC, datetime
 
+    from pitill.host import settlement
     from pitill.host.settlement import outage_view, outstanding, period, settle, settlement_csv
 
     now = datetime.now(UTC)
@@ -538,7 +540,7 @@ def _report(args: argparse.Namespace) -> int:
     store = _store(args)
     try:
         totals = store.totals()
-        losses = store.losses()
+        losses = asdict(settlement.losses(store))  # all time, by the settlement's rule
         program, terminals = settle(store, since, until)
         now_figures = outstanding(store)
         view = outage_view(store, now, since)

@@ -123,7 +123,8 @@ def settlement_table(program: Settlement, terminals: dict[str, Settlement]) -> s
     ]
     rows += [
         ["Net sales"] + [money(s.net_sales_minor) for _, s in columns],
-        ["Debts (overdrawn offline)"] + [figures(s.debts) for _, s in columns],
+        ["Debts (taken below zero: offline sales, spent top-ups reversed)"]
+        + [figures(s.debts) for _, s in columns],
         ["Losses (declined after the fact)"] + [figures(s.losses) for _, s in columns],
         ["Approved online"] + [figures(s.approved_online) for _, s in columns],
         ["Approved offline"] + [figures(s.approved_offline) for _, s in columns],

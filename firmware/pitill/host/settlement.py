@@ -7,8 +7,10 @@ arrived (the terminal's local time of the sale is in the outage view).
 
 - Money by category, from `movements` (each kind of movement has one category, KIND_CATEGORY;
   a kind this module does not know yet is still shown, as itself).
-- Debts: offline sales that overdrew, and how much each pushed the balance below zero.
-- Losses: offline sales the host declined after the fact (`messages`, advice not 00).
+- Debts: debits that overdrew (HostStore.debit: offline sales, reversals of spent top-ups),
+  and how much each pushed the balance below zero.
+- Losses: offline sales the host declined after the fact (classify_message; `losses` is the
+  same figure for any period, the report's all-time one).
 - Offline share: approved online sales against approved offline ones, count and amount.
 - A terminal's day as its 0500 gives it (`day_totals`, the 0510's fields 74-89), counted by
   core/settlement.py's rules over the same classification of messages (`classify_message`).
@@ -102,7 +104,7 @@ class Settlement:
     taken for sales, given back by reversals and refunds, loaded by top-ups."""
 
     money: dict[str, Figures] = field(default_factory=lambda: {c: Figures() for c in CATEGORIES})
-    debts: Figures = field(default_factory=Figures)  # overdrawing offline sales; the overdraft
+    debts: Figures = field(default_factory=Figures)  # debits past the balance; the shortfall
     losses: Figures = field(default_factory=Figures)
     approved_online: Figures = field(default_factory=Figures)
     approved_offline: Figures = field(default_factory=Figures)
@@ -196,8 +198,27 @@ def settle(store: HostStore, since: str, until: str) -> tuple[Settlement, dict[s
         for target in (program, terminals[terminal_id or HOST_DESK]):
             target.money.setdefault(category, Figures()).add(int(count), amount)
             target.debts.add(int(debt_count), int(debt_minor))
-    # approvals: what each approved message moved (a top-up or a balance inquiry is an 0200
-    # too, and is no sale)
+    _count_messages(store, since, until, program, terminals)
+    return program, dict(sorted(terminals.items()))
+
+
+def losses(store: HostStore, since: str = "", until: str = "9999") -> Figures:
+    """The program's losses in [since, until) of host time (all time by default): the same
+    figure as the settlement's, by the same rule (classify_message)."""
+    program = Settlement()
+    _count_messages(store, since, until, program, defaultdict(Settlement))
+    return program.losses
+
+
+def _count_messages(
+    store: HostStore,
+    since: str,
+    until: str,
+    program: Settlement,
+    terminals: dict[str, Settlement],
+) -> None:
+    """Approvals and losses: what each sale and advice answered in [since, until) was, by
+    classify_message (a top-up or a balance inquiry is an 0200 too, and is no sale)."""
     rows = store.execute(
         "SELECT m.terminal_id, m.class, m.response_code, COALESCE(v.kind, ''), COUNT(*), "
         "COALESCE(SUM(m.amount_minor), 0) FROM messages m "
@@ -215,7 +236,6 @@ def settle(store: HostStore, since: str, until: str) -> tuple[Settlement, dict[s
                 target.approved_offline.add(int(count), int(total))
             elif what == LOSS:
                 target.losses.add(int(count), int(total))
-    return program, dict(sorted(terminals.items()))
 
 
 def day_totals(store: HostStore, terminal_id: str, batch: Batch) -> Reconciliation:

@@ -11,7 +11,8 @@ Every message is handled in one write transaction that first looks the message u
 key (terminal id, message class, STAN, local date and time): a repeat gets the stored answer and
 changes nothing. So two terminals selling on one card can never both spend the same balance.
 Money is integer minor units; a balance may go negative only
-through an offline sale (a debt), never through an online one. No amount and no credited
+through a debit of money a terminal already handed over (HostStore.debit: an offline sale, the
+reversal of a spent top-up), flagged a debt, never through an online sale. No amount and no credited
 balance is above MAX_BALANCE_MINOR, the 12 digits of ISO 8583 fields 4 and 54 (SQLite turned a
 larger sum into a float and every page showing that account failed).
 
@@ -406,11 +407,12 @@ class HostStore:
         kind: str,
         amount_minor: int,
         *,
-        flag: str = "",
         terminal_id: str = "",
         stan: int | None = None,
+        debit: bool = False,
     ) -> tuple[int, int]:
-        """Add `amount_minor` (signed) to the balance; (movement id, balance after)."""
+        """Add `amount_minor` (signed) to the balance; (movement id, balance after). A `debit`
+        that leaves the balance below zero is flagged a debt (see `debit`)."""
         self.execute(
             "UPDATE accounts SET balance_minor = balance_minor + ? WHERE id = ?",
             (amount_minor, account_id),
@@ -418,6 +420,7 @@ class HostStore:
         (balance,) = self.execute(
             "SELECT balance_minor FROM accounts WHERE id = ?", (account_id,)
         ).fetchone()
+        flag = "debt" if debit and balance < 0 else ""
         (movement_id,) = self.execute(
             "INSERT INTO movements (account_id, kind, amount_minor, balance_after_minor, flag, "
             "terminal_id, stan, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
@@ -448,6 +451,19 @@ class HostStore:
                 f"the balance past {format_amount(MAX_BALANCE_MINOR)}; top up less"
             )
         return self._move(account.id, "topup", amount_minor, terminal_id=terminal_id, stan=stan)
+
+    def debit(
+        self, account_id: int, kind: str, amount_minor: int, *, terminal_id: str, stan: int
+    ) -> tuple[int, int]:
+        """The one debt rule, inside a transaction: take `amount_minor` (> 0) off the balance,
+        and when that leaves it below zero flag the movement a debt (the settlement's debts
+        count the shortfall it made). Money a terminal already handed over makes debts: an
+        offline sale past the balance, the reversal of a top-up or refund whose money the
+        card has spent since. The next credit pays a debt first (it is the negative balance).
+        An online sale checks the balance before, so it never gets here overdrawn."""
+        return self._move(
+            account_id, kind, -amount_minor, terminal_id=terminal_id, stan=stan, debit=True
+        )
 
     def payout(self, card: CardRef, amount_minor: int) -> Account:
         """Pay money back to the holder (or refund): never more than the balance."""
@@ -729,14 +745,6 @@ class HostStore:
             columns + "WHERE status IN ('blocked', 'lost') ORDER BY id LIMIT ?", (limit,)
         ).fetchall()
         return [Account(*row) for row in owing], [Account(*row) for row in refused]
-
-    def losses(self) -> dict[str, int]:
-        """Offline sales the host declined after the fact (unknown, blocked, lost cards)."""
-        count, amount = self.execute(
-            "SELECT COUNT(*), COALESCE(SUM(amount_minor), 0) FROM messages "
-            "WHERE class = 'advice' AND response_code != '00'"
-        ).fetchone()
-        return {"count": int(count), "amount_minor": int(amount)}
 
 
 @dataclass(frozen=True)
