@@ -424,12 +424,47 @@ def check_link_watch(upstream: UpstreamConfig) -> Check:
     )
 
 
+REVERSALS_FIX = (
+    "the host did NOT reverse these sales: the customer may be charged. Give the acquirer the "
+    "terminal id and each STAN (pitill journal list) to reverse or refund them by hand; pitill "
+    "does not send them again"
+)
+
+
+def check_reversals(data_dir: Path) -> Check:
+    """Reversals the host refused fail (the sale may stand); owed reversals without their card
+    (journaled before pitill kept it) are named, since a host that wants the card refuses them."""
+    from pitill.core.types import format_amount
+    from pitill.journal.report import read_reversal_trouble
+    from pitill.journal.store import JOURNAL_FILE_NAME
+
+    if not (data_dir / JOURNAL_FILE_NAME).exists():
+        return Check("reversals", True, "no journal yet")
+    trouble = read_reversal_trouble(data_dir)
+    owed = ""
+    if trouble.without_card:
+        seqs = ", ".join(map(str, trouble.without_card))
+        owed = (
+            f"; owed without the sale's card (journaled by an older pitill): seq {seqs}, sent "
+            "as they are (by field 90); a host that wants fields 2, 14, 22 refuses them"
+        )
+    if trouble.refused:
+        listed = ", ".join(
+            f"STAN {stan:06d} {format_amount(amount)} {currency} (code {code})"
+            for _seq, stan, amount, currency, code in trouble.refused
+        )
+        detail = f"{len(trouble.refused)} refused by the host, NOT reversed: {listed}{owed}"
+        return Check("reversals", False, detail, REVERSALS_FIX)
+    return Check("reversals", True, f"none refused by the host{owed}")
+
+
 def run_journal_checks(data_dir: Path, config_mode: OfflineMode | None) -> list[Check]:
     """The checks that read the data directory (read-only; no lock, no key needed)."""
     return [
         _guarded("clock", lambda: check_clock(data_dir)),
         _guarded("offline mode", lambda: check_offline_mode(data_dir, config_mode)),
         _guarded("supervisor PIN", lambda: check_supervisor_pin(data_dir)),
+        _guarded("reversals", lambda: check_reversals(data_dir)),
     ]
 
 

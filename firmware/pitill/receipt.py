@@ -89,6 +89,8 @@ def outcome_lines(row: JournalRow) -> list[str]:
         return ["DECLINED", screen_text(row.response_code), f"Amount {money} NOT charged"]
     if row.status in (TxnStatus.REVERSAL_PENDING, TxnStatus.REVERSED):
         return ["NOT CHARGED", "No answer in time:", "the charge is taken back"]
+    if row.status is TxnStatus.REVERSAL_REFUSED:  # the host did not take the charge back
+        return ["CHARGE NOT TAKEN BACK", "The bank refused it", "Shop: call acquirer"]
     return ["OUTCOME UNKNOWN", "Ask the shop to check"]  # AUTHORIZING: recovered at the next boot
 
 

@@ -13,6 +13,10 @@ Two views of one day:
   because its answer never came (reason 68) counts on neither side: the terminal never learned
   whether the host had approved it. Rows still owed to the host (PENDING, REVERSAL_PENDING) make
   the check premature: it waits until they are sent (`ready_for_host`).
+- A reversal the host refused (REVERSAL_REFUSED: a 30 format error, or another final refusal)
+  does not hold the check back (nothing the terminal sends will change it) and counts as the
+  reversal the terminal asked for: a host that still holds the charge then disagrees, and its
+  0510 names the difference. The Z report lists it apart, never as reversed.
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ INQUIRY_KINDS = frozenset({"balance"})
 HOST_KINDS = frozenset({"card", "refund", "topup", "balance"})
 
 CARD_ONLINE = "card online"
+# The Z report's line for reversals the host refused (end of day beeps an alert for it).
+REFUSED_LINE = "REVERSAL REFUSED"
 CARD_OFFLINE = "card offline"
 CASH = "cash"
 
@@ -85,6 +91,7 @@ class ZTotals:
     voids: Tally = field(default_factory=Tally)
     awaiting_host: Tally = field(default_factory=Tally)  # offline sales not yet at the host
     reversals_due: int = 0
+    reversals_refused: Tally = field(default_factory=Tally)  # NOT reversed: a person settles them
     declined: Tally = field(default_factory=Tally)
     declined_after: Tally = field(default_factory=Tally)
 
@@ -127,6 +134,8 @@ def z_totals(lines: Iterable[DayLine]) -> ZTotals:
             z.declined.add(line.count, line.amount_minor)
         elif line.status in (TxnStatus.REVERSAL_PENDING, TxnStatus.AUTHORIZING):
             z.reversals_due += line.count
+        elif line.status is TxnStatus.REVERSAL_REFUSED:
+            z.reversals_refused.add(line.count, line.amount_minor)
     return z
 
 
@@ -184,7 +193,9 @@ def reconciliation(lines: Iterable[DayLine]) -> Reconciliation:
         if line.kind not in HOST_KINDS:
             continue
         held = line.status in (TxnStatus.APPROVED, TxnStatus.FORWARDED)
-        voided_reversed = line.status is TxnStatus.REVERSED and line.voided
+        # A refused reversal counts as the one asked for: the host's 0510 shows what it holds.
+        asked_reversed = line.status in (TxnStatus.REVERSED, TxnStatus.REVERSAL_REFUSED)
+        voided_reversed = asked_reversed and line.voided
         if held or voided_reversed:
             add_to_reconciliation(
                 totals, line.kind, reversal=False, count=line.count, amount_minor=line.amount_minor

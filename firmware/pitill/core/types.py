@@ -88,6 +88,11 @@ class TxnStatus(StrEnum):
     DECLINED_AFTER the host declined the advice after an offline approval: the merchant's loss.
     REVERSAL_PENDING a 0200 whose outcome is unknown; an 0420/0421 must go before anything else.
     REVERSED      the host acknowledged the reversal (final).
+    REVERSAL_REFUSED the host answered the 0420/0421 with a final code other than an approval
+                  (30 format error, 12, an unknown code...): it did NOT reverse, the customer may
+                  still be charged. Final for the forwarder (never sent again by itself, its
+                  card wiped); shown by `pitill report`, the FN and Z reports and `pitill
+                  doctor` until a person settles it with the acquirer.
     COMPLETED     a cash sale (final; never sent upstream).
     VOIDED        the terminal said "NOT saved" after a failed write, or the supervisor voided
                   the sale before it reached the host: never forwarded, never counted as sold,
@@ -104,6 +109,7 @@ class TxnStatus(StrEnum):
     DECLINED_AFTER = "DECLINED_AFTER"
     REVERSAL_PENDING = "REVERSAL_PENDING"
     REVERSED = "REVERSED"
+    REVERSAL_REFUSED = "REVERSAL_REFUSED"
     COMPLETED = "COMPLETED"
     VOIDED = "VOIDED"
     VOID = "VOID"

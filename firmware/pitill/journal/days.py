@@ -16,6 +16,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from pitill.core.settlement import (
+    REFUSED_LINE,
     DayLine,
     Reconciliation,
     Tally,
@@ -137,6 +138,15 @@ def day_currency(conn: sqlite3.Connection, day: DayRecord) -> str:
     return str(found[0]) if found and found[0] else ""
 
 
+# A reversal the host refused (REVERSAL_REFUSED): never shown as reversed, always with what to do.
+REFUSED_NOTE = [
+    "  NOT reversed by the host: the",
+    "  customer may be charged. Call",
+    "  the acquirer with the STANs",
+    "  (pitill journal list)",
+]
+
+
 @dataclass(frozen=True)
 class ZReport:
     """One day's Z report: its totals by kind, and what the host must hold (74-89)."""
@@ -170,6 +180,8 @@ class ZReport:
             lines += [part.strip() for part in self.day.host_note.split(";")]  # ours/host
         elif self.day.host_status is HostCheck.OWED and self.owed_to_host:
             lines.append(f"{self.owed_to_host} still to send")
+        if self.totals.reversals_refused.count:  # the host did NOT reverse: a person must act
+            lines.append(f"{REFUSED_LINE} {money(self.totals.reversals_refused)}")
         lines += [f"{label.title()} {money(t)}" for label, t in self.totals.by_kind.items()]
         lines += [f"Voids {money(self.totals.voids)}"]
         lines += [f"Waiting {money(self.totals.awaiting_host)}"]
@@ -197,6 +209,9 @@ class ZReport:
         out.append(row("declined", self.totals.declined))
         out.append(row("awaiting host", self.totals.awaiting_host))
         out.append(row("declined after", self.totals.declined_after))
+        if self.totals.reversals_refused.count:
+            out.append(row(REFUSED_LINE, self.totals.reversals_refused))
+            out += REFUSED_NOTE
         out.append(f"net {format_amount(self.totals.net_minor)} {cur}".rjust(width))
         out.append("")
         out.append("host (ISO 8583 74-89)")

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from pitill.core.settlement import REFUSED_LINE
 from pitill.core.types import TxnKind, TxnMode, TxnStatus, format_amount
 from pitill.journal.datadir import moved_aside_files
 from pitill.journal.days import (
@@ -51,6 +52,9 @@ class Report:
     declined_after: Tally = field(default_factory=Tally)  # offline approvals the host refused
     awaiting_host: Tally = field(default_factory=Tally)  # offline approvals not yet forwarded
     reversals_pending: int = 0
+    # reversals the host answered with a refusal (30 format error...): NOT reversed, the
+    # customer may be charged; they wait for a person (DECISIONS.md), never for the forwarder
+    reversals_refused: Tally = field(default_factory=Tally)
     voids: Tally = field(default_factory=Tally)  # sales voided from FN 3 (not in `sold`)
     topups: Tally = field(default_factory=Tally)  # cash put on cards (FN 7): in the drawer
     # money given back (FN 4), by how: card online, card offline (given; the host may still be
@@ -72,7 +76,10 @@ class Report:
         def money(tally: Tally) -> str:
             return f"{tally.count} {format_amount(tally.amount_minor)}"
 
-        lines = [f"{kind.title()} {money(t)}" for kind, t in self.sold.items()]
+        lines = []
+        if self.reversals_refused.count:  # first: what a person must act on
+            lines.append(f"{REFUSED_LINE} {money(self.reversals_refused)}")
+        lines += [f"{kind.title()} {money(t)}" for kind, t in self.sold.items()]
         lines += [
             f"Waiting {money(self.awaiting_host)}",
             f"Declined after {money(self.declined_after)}",
@@ -112,6 +119,15 @@ class Report:
             amount = format_amount(waiting.amount_minor)
             out.append(f"{'  awaiting host':16} {waiting.count:>6} {amount:>12} {cur}")
         out.append(f"{'reversals due':16} {self.reversals_pending:>6}")
+        if self.reversals_refused.count:
+            refused = self.reversals_refused
+            amount = format_amount(refused.amount_minor)
+            out.append(f"{'REVERSAL REFUSED':16} {refused.count:>6} {amount:>12} {cur}")
+            out.append(
+                "  refused = the host answered the reversal with a refusal (e.g. 30, format"
+                " error): it did NOT reverse the sale and the customer may be charged. Call the"
+                " acquirer with the STANs (pitill journal list); pitill does not send it again"
+            )
         if self.by_tier:
             out.append("")
             out.append(f"{'cards by tier':16} {'count':>6} {'amount':>12}   declined after")
@@ -148,6 +164,8 @@ def report_from_totals(totals: Iterable[StatusTotal]) -> Report:
                 report.topups.add(t.count, t.amount_minor)
             elif t.status in (TxnStatus.REVERSAL_PENDING, TxnStatus.AUTHORIZING):
                 report.reversals_pending += t.count
+            elif t.status is TxnStatus.REVERSAL_REFUSED:
+                report.reversals_refused.add(t.count, t.amount_minor)
         elif t.kind is TxnKind.BALANCE:
             pass  # an inquiry moves no money
         elif t.kind is TxnKind.REFUND:
@@ -175,6 +193,8 @@ def report_from_totals(totals: Iterable[StatusTotal]) -> Report:
         elif t.status in (TxnStatus.REVERSAL_PENDING, TxnStatus.AUTHORIZING):
             # A sale left AUTHORIZING has an unknown outcome: the next boot queues its reversal.
             report.reversals_pending += t.count
+        elif t.status is TxnStatus.REVERSAL_REFUSED:
+            report.reversals_refused.add(t.count, t.amount_minor)
     report.by_status = dict(statuses)
     return report
 
@@ -191,6 +211,8 @@ def _refund_total(report: Report, t: StatusTotal) -> None:
             report.refunds_awaiting_host.add(t.count, t.amount_minor)
     elif t.status in (TxnStatus.REVERSAL_PENDING, TxnStatus.AUTHORIZING):
         report.reversals_pending += t.count
+    elif t.status is TxnStatus.REVERSAL_REFUSED:
+        report.reversals_refused.add(t.count, t.amount_minor)
 
 
 def _tally(tallies: dict[str, Tally], total: StatusTotal) -> None:
@@ -266,3 +288,41 @@ def days_line(days: list[DayRecord]) -> str:
         if numbers:
             parts.append(f"{words} on day {', '.join(numbers)} (pitill report --day N)")
     return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class ReversalTrouble:
+    """Reversals a person must know about (`pitill doctor`): the refused ones, as
+    (seq, STAN, amount, currency, the host's code), and the seqs of reversals still owed that
+    carry no card although their 0420 needs one (reason 68, the sale's time known): rows
+    journaled by a pitill from before the sale's card was kept sealed for its reversal."""
+
+    refused: tuple[tuple[int, int, int, str, str], ...]
+    without_card: tuple[int, ...]
+
+
+def read_reversal_trouble(data_dir: Path) -> ReversalTrouble:
+    """ReversalTrouble of a data directory, read-only (a journal not migrated yet too)."""
+    with read_only(data_dir) as (conn, _path):
+        columns = {str(row[1]) for row in conn.execute("PRAGMA table_info(txns)")}
+        refused = tuple(
+            (int(seq), int(stan), int(amount), str(currency), str(code))
+            for seq, stan, amount, currency, code in conn.execute(
+                "SELECT seq, stan, amount_minor, currency, response_code FROM txns"
+                " WHERE status = ? ORDER BY seq",
+                (TxnStatus.REVERSAL_REFUSED.value,),
+            )
+        )
+        # A void's reversal (17) and one by STAN alone carry no card by design (docs/iso8583.md).
+        where = ["status = ?"]
+        where += [f"{name} = 0" for name in ("voided_by_seq", "stan_only") if name in columns]
+        if "reversal_card" in columns:
+            where.append("reversal_card IS NULL")
+        without_card = tuple(
+            int(seq)
+            for (seq,) in conn.execute(
+                f"SELECT seq FROM txns WHERE {' AND '.join(where)} ORDER BY seq",
+                (TxnStatus.REVERSAL_PENDING.value,),
+            )
+        )
+    return ReversalTrouble(refused, without_card)

@@ -65,7 +65,14 @@ JOURNAL_FILE_NAME = "journal.sqlite3"
 STAN_BLOCK = 32
 BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
 TO_FORWARD = (TxnStatus.REVERSAL_PENDING, TxnStatus.PENDING)  # in the order they are sent
-ACKNOWLEDGED = (TxnStatus.FORWARDED, TxnStatus.DECLINED_AFTER, TxnStatus.REVERSED)
+# Answered for good: the forwarder never sends these again. REVERSAL_REFUSED is answered but
+# NOT reversed (the host refused the 0420): it waits for a person, not for the forwarder.
+ACKNOWLEDGED = (
+    TxnStatus.FORWARDED,
+    TxnStatus.DECLINED_AFTER,
+    TxnStatus.REVERSED,
+    TxnStatus.REVERSAL_REFUSED,
+)
 Clock = Callable[[], datetime]
 # Offline approvals of a card: they count against its per-card limit until the host approves
 # that card online (DECLINED_AFTER too: the host refused it, all the more reason to count it).
@@ -521,8 +528,11 @@ class Journal:
     def mark_forwarded(self, seq: int, response_code: str) -> JournalRow:
         """Record the host's final answer to a waiting item and wipe its sealed card data.
 
-        A reversal becomes REVERSED; an advice FORWARDED when the host accepted it, else
-        DECLINED_AFTER (the offline approval stands: the merchant carries the loss).
+        A reversal becomes REVERSED when the host took it (core/responses.py: approved, or 94
+        duplicate), else REVERSAL_REFUSED: a 30 (format error) or any other final refusal means
+        the sale was NOT reversed, so it is never counted as such (DECISIONS.md, "A refused
+        reversal is never counted as reversed"). An advice becomes FORWARDED when the host
+        accepted it, else DECLINED_AFTER (the offline approval stands: the merchant's loss).
         """
         return self.mark_forwarded_many([(seq, response_code)])[0]
 
@@ -544,9 +554,14 @@ class Journal:
         with self._write(f"forwarding of {len(answers)} item(s)") as conn:
             for seq, response_code in answers:
                 status = self._waiting_status(conn, seq)
-                if status is TxnStatus.REVERSAL_PENDING:
+                taken = advice_class(response_code) is ResponseClass.APPROVED  # the host took it
+                note = f"host answered {response_code}"
+                if status is TxnStatus.REVERSAL_PENDING and taken:
                     final = TxnStatus.REVERSED
-                elif advice_class(response_code) is ResponseClass.APPROVED:  # the host took it
+                elif status is TxnStatus.REVERSAL_PENDING:
+                    final = TxnStatus.REVERSAL_REFUSED
+                    note += ": NOT reversed, the sale may stand; settle it with the acquirer"
+                elif taken:
                     final = TxnStatus.FORWARDED
                 else:
                     final = TxnStatus.DECLINED_AFTER
@@ -555,7 +570,7 @@ class Journal:
                     " reversal_card = NULL WHERE seq = ?",
                     (final.value, response_code, seq),
                 )
-                self._append_history(conn, seq, final, now, f"host answered {response_code}")
+                self._append_history(conn, seq, final, now, note)
                 rows.append(_fetch_row(conn, seq))
             for seq in unsent:
                 conn.execute(

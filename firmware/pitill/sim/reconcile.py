@@ -7,7 +7,8 @@ the reversals that reversed something (`net_charged_minor`), and it must agree w
 
     APPROVED, FORWARDED                 net = amount          (told approved: charged once)
     DECLINED, REVERSED, DECLINED_AFTER, net = 0
-    VOIDED, VOID (a void's own row)
+    VOIDED, VOID (a void's own row),    (a charge kept after a refused reversal is phantom:
+    REVERSAL_REFUSED                    the customer was told it was taken back)
     COMPLETED (cash)                    no ledger entry at all
     a REFUND row                        the same, its net negative: -amount when given to the
                                         card; a cash refund (COMPLETED) no ledger entry at all
@@ -43,6 +44,7 @@ NOT_CHARGED = frozenset(
     {
         TxnStatus.DECLINED,
         TxnStatus.REVERSED,
+        TxnStatus.REVERSAL_REFUSED,  # the host refused to reverse: a charge it holds is phantom
         TxnStatus.DECLINED_AFTER,
         TxnStatus.VOIDED,
         TxnStatus.VOID,

@@ -1,0 +1,164 @@
+"""A reversal the host refuses is never counted as reversed (DECISIONS.md, "A refused reversal is
+never counted as reversed").
+
+The case that found it: a journal written by a pitill from before schema 11 (no reversal_card)
+holds a REVERSAL_PENDING online sale with no card anywhere. Its 0420 goes without fields 2, 14,
+22; the sandbox host answers 30 (format error) and still holds the charge. The row must end
+REVERSAL_REFUSED (not REVERSED), not be sent again, and show in `pitill report`, the Z report
+and `pitill doctor`. Real parts: the old file made with the shipped migrations, the real
+UpstreamClient and Forwarder, the sandbox host on 127.0.0.1, `pitill` run as a process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import random
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import pytest
+from journal_helpers import OpenJournal, card, online_sale, row_of
+from pitill_cli import PITILL
+
+from pitill.card.sealed_track import SealedTrack
+from pitill.config import TerminalConfig, UpstreamConfig
+from pitill.core.settlement import REFUSED_LINE, reconciliation
+from pitill.core.types import TxnStatus
+from pitill.journal import dbfile
+from pitill.journal.days import day_lines, find_days
+from pitill.journal.forwarder import Forwarder
+from pitill.journal.report import read_report, read_reversal_trouble
+from pitill.journal.store import JOURNAL_FILE_NAME, Journal
+from pitill.sim.acquirer import AcquirerHost, net_charged_minor
+from pitill.sim.resolver import SIM_HOST, SimResolver
+from pitill.upstream.client import UpstreamClient
+
+TERMINAL = TerminalConfig()
+UPSTREAM = UpstreamConfig(forward_retry_s=0.01, forward_retry_max_s=0.05, forward_jitter_s=0.0)
+STAMP = "251020093000"  # the old row's local date/time (the 0200 went with it)
+AMOUNT_MINOR = 4200
+SCHEMA_BEFORE_REVERSAL_CARD = 10  # migration 11 added reversal_card
+
+
+def write_old_journal(data: Path) -> None:
+    """A journal file as pitill wrote it at schema 10: an online sale whose 0200 got no answer
+    (REVERSAL_PENDING, reason 68), its card kept nowhere."""
+    data.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(data / JOURNAL_FILE_NAME, isolation_level=None)
+    for migration in dbfile.MIGRATIONS[:SCHEMA_BEFORE_REVERSAL_CARD]:
+        for statement in migration:
+            conn.execute(statement)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_BEFORE_REVERSAL_CARD}")
+    conn.execute(
+        "INSERT INTO txns (seq, kind, mode, amount_minor, currency, status, masked_pan, stan,"
+        " local_datetime, created_at, card_read_by, card_tier) VALUES (1, 'card', 'online', ?,"
+        " 'EUR', 'REVERSAL_PENDING', '400000******0001', 1, ?, '2025-10-20T09:30:00',"
+        " 'serial', 'stripe')",
+        (AMOUNT_MINOR, STAMP),
+    )
+    conn.close()
+
+
+def client_for(port: int) -> UpstreamClient:
+    return UpstreamClient(
+        SIM_HOST, port, SimResolver(), TERMINAL, request_timeout_s=2.0, connect_timeout_s=1.0
+    )
+
+
+async def settle(journal: Journal, forwarder: Forwarder) -> None:
+    """Run the forwarder until nothing is owed; bounded in turns, not timed."""
+    forwarder.set_online(True)
+    forwarder.start()
+    for _ in range(2000):
+        if journal.pending_count() == 0:
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("the reversal was never answered")
+
+
+def test_an_old_cardless_reversal_answered_30_is_refused_not_reversed_and_not_resent(
+    open_journal: OpenJournal, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    write_old_journal(data)
+    journal = open_journal(data)  # migrated to the newest schema
+    assert read_reversal_trouble(data).without_card == (1,)  # doctor names it before it goes
+
+    async def scenario() -> tuple[dict[str, int], list[dict[str, object]]]:
+        async with AcquirerHost(tmp_path / "host") as host:
+            client = client_for(host.port)
+            # The 0200 the old pitill sent: the host approved it, the answer never came back.
+            swiped = dataclasses.replace(card(1), track=SealedTrack(2, f"{card(1).pan}=2812101"))
+            sale = dataclasses.replace(online_sale(1), amount_minor=AMOUNT_MINOR, card=swiped)
+            assert (await client.authorize(sale, STAMP)).response_code == "00"
+            forwarder = Forwarder(journal, client, UPSTREAM, rng=random.Random(1))
+            await settle(journal, forwarder)
+            answered = dict(host.counts)
+            forwarder.kick()  # a new item recorded: the refused one must not go again
+            for _ in range(20):
+                await asyncio.sleep(0.005)
+            assert host.counts["format_errors"] == answered["format_errors"], "sent again"
+            await forwarder.stop()
+            await client.close()
+            return answered, host.ledger()
+
+    counts, ledger = asyncio.run(scenario())
+    assert counts["format_errors"] == 1  # the card-less 0420 broke the host's rule: 30
+    row = row_of(journal, 1)
+    assert row.status is TxnStatus.REVERSAL_REFUSED, row.status
+    assert row.response_code == "30"
+    assert net_charged_minor(ledger) == AMOUNT_MINOR  # the host still holds the charge
+    assert "NOT reversed" in journal.history(1)[-1].note
+    assert journal.pending_count() == 0 and journal.next_forward_items(8) == []
+
+    report = read_report(data)  # what `pitill report` and the FN report show
+    assert (report.reversals_refused.count, report.reversals_refused.amount_minor) == (1, 4200)
+    assert report.screen_lines()[0] == f"{REFUSED_LINE} 1 42.00"
+    assert "REVERSAL REFUSED" in report.text() and "did NOT reverse" in report.text()
+    trouble = read_reversal_trouble(data)
+    assert trouble.refused == ((1, 1, AMOUNT_MINOR, "EUR", "30"),) and trouble.without_card == ()
+
+    journal.close_day()  # FN 5: the Z report lists it apart, and the 0500 asks for it reversed
+    z = journal.z_report(1)
+    assert z.owed_to_host == 0  # nothing the terminal sends changes it: the check is not held
+    assert (z.totals.reversals_refused.count, z.totals.reversals_due) == (1, 0)
+    assert f"{REFUSED_LINE} 1 42.00" in z.screen_lines() and REFUSED_LINE in z.text()
+    with sqlite3.connect(data / JOURNAL_FILE_NAME) as raw:
+        (day,) = find_days(raw, "1")
+        assert reconciliation(day_lines(raw, day)).debits == 0  # 68: counted nowhere, as asked
+    journal.close()
+
+    doctor = subprocess.run(
+        [*PITILL, "doctor", "--data-dir", str(data)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    line = next(x for x in doctor.stdout.splitlines() if " reversals:" in x)
+    assert line.startswith("FAIL") and "STAN 000001 42.00 EUR (code 30)" in line, line
+    assert doctor.returncode == 1
+
+
+@pytest.mark.parametrize(
+    ("code", "final"),
+    [
+        ("00", TxnStatus.REVERSED),
+        ("94", TxnStatus.REVERSED),  # a duplicate: the host holds the reversal already
+        ("30", TxnStatus.REVERSAL_REFUSED),
+        ("12", TxnStatus.REVERSAL_REFUSED),
+        ("Q7", TxnStatus.REVERSAL_REFUSED),  # a code not in the table: final, not taken
+    ],
+)
+def test_only_an_answer_that_takes_the_reversal_marks_it_reversed(
+    journal: Journal, code: str, final: TxnStatus
+) -> None:
+    journal.record(online_sale(1))  # AUTHORIZING, its card sealed for the reversal
+    journal.record(online_sale(1).with_status(TxnStatus.REVERSAL_PENDING))
+    journal.mark_attempt(1)
+    (row,) = journal.mark_forwarded_many([(1, code)])
+    assert row.status is final and row.response_code == code
+    assert journal.pending_count() == 0  # answered either way: never retried in a loop
+    with pytest.raises(Exception, match="already acknowledged"):
+        journal.record(online_sale(1).with_status(TxnStatus.REVERSAL_PENDING))
