@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 from journal_helpers import OpenJournal, card, online_sale, row_of
-from pitill_cli import PITILL
 
 from pitill.card.sealed_track import SealedTrack
 from pitill.config import TerminalConfig, UpstreamConfig
@@ -34,6 +33,7 @@ from pitill.journal.store import JOURNAL_FILE_NAME, Journal
 from pitill.sim.acquirer import AcquirerHost, net_charged_minor
 from pitill.sim.resolver import SIM_HOST, SimResolver
 from pitill.upstream.client import UpstreamClient
+from pitill_cli import PITILL
 
 TERMINAL = TerminalConfig()
 UPSTREAM = UpstreamConfig(forward_retry_s=0.01, forward_retry_max_s=0.05, forward_jitter_s=0.0)
