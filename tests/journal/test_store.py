@@ -229,7 +229,10 @@ def test_mark_attempt_is_durable_and_makes_the_next_send_a_repeat(
         (TxnStatus.PENDING, "94", TxnStatus.FORWARDED),
         (TxnStatus.PENDING, "Q7", TxnStatus.DECLINED_AFTER),
         (TxnStatus.REVERSAL_PENDING, "00", TxnStatus.REVERSED),
-        (TxnStatus.REVERSAL_PENDING, "25", TxnStatus.REVERSED),
+        (TxnStatus.REVERSAL_PENDING, "94", TxnStatus.REVERSED),
+        # 25, original not found: the host may hold it under another key (field 90 built
+        # otherwise than the 0200 was sent): a person looks, it is never counted as reversed
+        (TxnStatus.REVERSAL_PENDING, "25", TxnStatus.REVERSAL_REFUSED),
     ],
 )
 def test_mark_forwarded_records_the_answer_and_wipes_the_card(
@@ -241,7 +244,7 @@ def test_mark_forwarded_records_the_answer_and_wipes_the_card(
     row = journal.mark_forwarded(1, code)
     assert row.status is final and row.response_code == code
     assert sealed_column(journal, 1) is None
-    assert journal.history(1)[-1].note == f"host answered {code}"
+    assert journal.history(1)[-1].note.startswith(f"host answered {code}")
     assert journal.pending_count() == 0 and journal.forwarded_count() == 1
     assert journal.next_forward_item() is None
 

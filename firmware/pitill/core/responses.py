@@ -10,7 +10,8 @@ Each code has a class per kind of answer, because the same code can mean differe
   is told so and the sale ends);
 - for an advice or a reversal (0230/0430, and the echo 0810): APPROVED (the host took it: the
   offline sale is acknowledged, the reversal done), RETRY (send the same message again later),
-  FINAL (the host refused it for good: an advice stays declined-after, the merchant's loss).
+  FINAL (the host refused it for good: an advice stays declined-after, the merchant's loss;
+  a reversal becomes REVERSAL_REFUSED, NOT reversed: the sale may stand, a person settles it).
 
 A code not in the table is a FINAL decline for both, shown as "CODE xx". Codes the terminal writes
 itself for decisions taken without the host (EMV's Y3/Z3) are in the table too, so the journal's
@@ -83,6 +84,9 @@ _TABLE = (
     ResponseCode(INVALID_AMOUNT, "invalid amount", _F, _F, "INVALID AMOUNT"),
     ResponseCode(INVALID_CARD, "invalid card number", _F, _F, "INVALID CARD"),
     ResponseCode("19", "re-enter transaction", _R, _R, "TRY AGAIN LATER"),
+    # To a reversal: the host found no original under field 90's key. It may still hold the
+    # sale under another (a 0200 sent otherwise): refused, never counted as reversed.
+    ResponseCode("25", "unable to locate original", _F, _F, "NOT FOUND"),
     ResponseCode(FORMAT_ERROR, "format error", _F, _F, "FORMAT ERROR"),
     ResponseCode("41", "lost card, pick up", _F, _F, "KEEP CARD"),
     ResponseCode("43", "stolen card, pick up", _F, _F, "KEEP CARD"),
