@@ -30,8 +30,9 @@ Rules of the table (read these before changing it):
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from pitill.card.model import Card, CardTier
 from pitill.card.sun import counter_is_fresh
@@ -629,59 +630,134 @@ def blocked(state: TerminalState, *before: Effect, reverses_seq: int = 0) -> Res
     )
 
 
-@leads_to(Phase.APPROVED, Phase.DECLINED, Phase.OFFLINE_APPROVED, Phase.CASH_ONLY)
-def auth_result(state: TerminalState, event: Event) -> Result:
-    assert isinstance(event, AuthResult)
+# --- the host's answer to an 0200, for every kind (sale, refund, top-up, balance inquiry) ---------
+
+
+class DecideOffline(Protocol):
+    """Decide without the host: journaled first (after `before`), or refused."""
+
+    def __call__(self, state: TerminalState, *before: Effect, reverses_seq: int = 0) -> Result: ...
+
+
+@dataclass(frozen=True)
+class OfflineRule:
+    """A kind the terminal may decide without the host, within the kind's own limits."""
+
+    decide: DecideOffline
+    refuses: Callable[[TerminalState], bool]  # decide() would end with no row of its own
+
+
+@dataclass(frozen=True)
+class HostOnly:
+    """A kind never decided without the host: what the screen says instead."""
+
+    unreachable: str  # the 0200 never went
+    no_answer: str  # it went and no answer came
+
+
+@dataclass(frozen=True)
+class AnswerRules:
+    """One kind's differences in the answer to its 0200 (`answered`, `unanswered`), as data."""
+
+    approved_phase: Phase
+    declined_phase: Phase
+    without_host: OfflineRule | HostOnly
+    approved_effects: tuple[Effect, ...] = ()  # after the Record, before the beep (the drawer)
+    keeps_balance: bool = True  # the answer's balance (field 54) is journaled, so shown
+    moves_money: bool = True  # unanswered, it is reversed; else closed as the terminal's decline
+
+
+def answered(state: TerminalState, event: AuthResult, rules: AnswerRules) -> Result:
+    """The host's answer to the 0200 in flight (state.txn), journaled before it is shown.
+    A decline of the RETRY class ("not now") settles this STAN; a kind decided offline then
+    stands in offline within its limits, any other kind is declined like a final decline."""
     txn = state.txn
     if txn is None or event.seq != txn.seq:
-        return state, ()  # an answer for an earlier sale, already resolved
+        return state, ()  # an answer for an earlier one, already resolved
+    balance = event.balance_minor if rules.keeps_balance else None
     if event.outcome is AuthOutcome.APPROVED:
         done = txn.with_status(
             TxnStatus.APPROVED,
             response_code=event.response_code,
             auth_code=event.auth_code,
-            balance_minor=event.balance_minor,
+            balance_minor=balance,
         )
-        return enter(state, Phase.APPROVED, Record(done), Beep(BeepPattern.APPROVE), txn=done)
+        approve = (Record(done), *rules.approved_effects, Beep(BeepPattern.APPROVE))
+        return enter(state, rules.approved_phase, *approve, txn=done)
     if event.outcome is AuthOutcome.DECLINED:
         done = txn.with_status(
-            TxnStatus.DECLINED, response_code=event.response_code, balance_minor=event.balance_minor
+            TxnStatus.DECLINED, response_code=event.response_code, balance_minor=balance
         )
-        if sale_class(event.response_code) is ResponseClass.RETRY:
-            # The host answered "not now": this STAN is settled, the sale stands in offline.
-            return decide_offline(state.but(txn=done), Record(done))
-        return enter(
-            state,
-            Phase.DECLINED,
-            Record(done),
-            Beep(BeepPattern.DECLINE),
-            txn=done,
-            decline_reason=decline_reason(event.response_code),
-        )
+        offline = rules.without_host
+        not_now = sale_class(event.response_code) is ResponseClass.RETRY
+        if not_now and isinstance(offline, OfflineRule):  # this STAN is settled: stands in offline
+            return offline.decide(state.but(txn=done), Record(done))
+        return _declined(state, done, rules, decline_reason(event.response_code))
     if event.outcome is AuthOutcome.UNREACHABLE:
-        return unreachable(state, txn)
-    return auth_timed_out(state, txn)
+        return _never_sent(state, txn, rules)
+    return unanswered(state, txn, rules)
 
 
-def unreachable(state: TerminalState, txn: Txn) -> Result:
-    """The 0200 was never sent: the host knows nothing of it, so its seq is decided offline."""
-    refusal = offline_refusal(state, state.card)
-    if refusal is not None and not state.hotlisted:
-        undone = txn.with_status(TxnStatus.DECLINED, response_code=OFFLINE_DECLINED)
-        return cash_only(state.but(txn=undone), refusal, Record(undone))
-    return decide_offline(state.but(next_seq=txn.seq))
+def _never_sent(state: TerminalState, txn: Txn, rules: AnswerRules) -> Result:
+    """The 0200 was never sent: the host knows nothing of it. Decided offline, its row keeps
+    the seq; otherwise the row ends as the terminal's decline (Z3)."""
+    offline = rules.without_host
+    if isinstance(offline, OfflineRule) and not offline.refuses(state):
+        return offline.decide(state.but(next_seq=txn.seq))
+    undone = txn.with_status(TxnStatus.DECLINED, response_code=OFFLINE_DECLINED)
+    if isinstance(offline, OfflineRule):
+        return offline.decide(state.but(txn=undone), Record(undone))
+    return _declined(state, undone, rules, offline.unreachable)
 
 
-def auth_timed_out(state: TerminalState, txn: Txn) -> Result:
-    """Sent, no answer: the outcome is unknown. Queue a reversal first, then decide offline."""
-    unknown = txn.with_status(TxnStatus.REVERSAL_PENDING)
-    return decide_offline(state.but(txn=unknown), Record(unknown), reverses_seq=txn.seq)
+def unanswered(state: TerminalState, txn: Txn, rules: AnswerRules) -> Result:
+    """Sent, no answer: the outcome is unknown. If it moves money a reversal is queued first
+    (REVERSAL_PENDING); then it is decided offline, or declined by the terminal."""
+    if rules.moves_money:
+        unknown = txn.with_status(TxnStatus.REVERSAL_PENDING)
+    else:
+        unknown = txn.with_status(TxnStatus.DECLINED, response_code=OFFLINE_DECLINED)
+    offline = rules.without_host
+    if isinstance(offline, OfflineRule):
+        reverses_seq = txn.seq if rules.moves_money else 0
+        return offline.decide(state.but(txn=unknown), Record(unknown), reverses_seq=reverses_seq)
+    return _declined(state, unknown, rules, offline.no_answer)
+
+
+def _declined(state: TerminalState, done: Txn, rules: AnswerRules, reason: str) -> Result:
+    return enter(
+        state,
+        rules.declined_phase,
+        Record(done),
+        Beep(BeepPattern.DECLINE),
+        txn=done,
+        decline_reason=reason,
+    )
+
+
+def _sale_refused_offline(state: TerminalState) -> bool:
+    """A sale decided offline takes a row unless it goes to cash only (a hotlisted card is
+    journaled as the terminal's decline)."""
+    return offline_refusal(state, state.card) is not None and not state.hotlisted
+
+
+SALE_ANSWERS = AnswerRules(
+    approved_phase=Phase.APPROVED,
+    declined_phase=Phase.DECLINED,
+    without_host=OfflineRule(decide=decide_offline, refuses=_sale_refused_offline),
+)
+
+
+@leads_to(Phase.APPROVED, Phase.DECLINED, Phase.OFFLINE_APPROVED, Phase.CASH_ONLY)
+def auth_result(state: TerminalState, event: Event) -> Result:
+    assert isinstance(event, AuthResult)
+    return answered(state, event, SALE_ANSWERS)
 
 
 @leads_to(Phase.OFFLINE_APPROVED, Phase.CASH_ONLY, Phase.DECLINED)
 def authorizing_timer(state: TerminalState, event: Event) -> Result:
     assert state.txn is not None
-    return auth_timed_out(state, state.txn)
+    return unanswered(state, state.txn, SALE_ANSWERS)
 
 
 # --- cash ----------------------------------------------------------------------------------------

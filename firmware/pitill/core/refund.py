@@ -20,11 +20,14 @@ from dataclasses import replace
 
 from pitill.card.model import Card
 from pitill.core.effects import Authorize, Beep, Effect, FindRecentSales, OpenDrawer, Record
-from pitill.core.events import AuthOutcome, AuthResult, CardSwiped, Event, RecentSalesFound
+from pitill.core.events import AuthResult, CardSwiped, Event, RecentSalesFound
 from pitill.core.machine import (
     _RESULT_ROWS,
+    AnswerRules,
     Handler,
+    OfflineRule,
     Trigger,
+    answered,
     cancel,
     digit_of,
     done,
@@ -35,12 +38,13 @@ from pitill.core.machine import (
     shift_in,
     timed_out,
     to_idle,
+    unanswered,
 )
-from pitill.core.responses import OFFLINE_APPROVED, OFFLINE_DECLINED, ResponseClass, sale_class
+from pitill.core.responses import OFFLINE_APPROVED
 from pitill.core.state import Phase, RefundPick, Sale, TerminalState
 from pitill.core.txn import SaleOnRecord, Txn
 from pitill.core.types import BeepPattern, OfflineMode, TxnKind, TxnMode, TxnStatus
-from pitill.core.views import decline_reason, money
+from pitill.core.views import money
 
 # The sales a refund may name, by kind: the statuses in which the money is the shop's.
 REFUNDABLE: dict[TxnKind, frozenset[TxnStatus]] = {
@@ -280,49 +284,30 @@ def _offline(state: TerminalState, *before: Effect, reverses_seq: int = 0) -> Re
     )
 
 
+def _refused_offline(state: TerminalState) -> bool:
+    return offline_refund_refusal(state, state.amount_minor) is not None
+
+
+# The host's answer to the refund's 0200, by the sale's rule (machine.answered): "not now",
+# never sent or no answer decide it offline within the refund limits. Its row keeps no balance.
+REFUND_ANSWERS = AnswerRules(
+    approved_phase=Phase.REFUNDED,
+    declined_phase=Phase.REFUND_DECLINED,
+    without_host=OfflineRule(decide=_offline, refuses=_refused_offline),
+    keeps_balance=False,
+)
+
+
 @leads_to(Phase.REFUNDED, Phase.REFUND_DECLINED)
 def auth_result(state: TerminalState, event: Event) -> Result:
-    """The host's answer to the refund's 0200, as for a sale: approved, declined, "not now"
-    (offline within the refund limits), never sent (offline), or unknown (reversed, offline)."""
     assert isinstance(event, AuthResult)
-    txn = state.txn
-    if txn is None or event.seq != txn.seq:
-        return state, ()
-    if event.outcome is AuthOutcome.APPROVED:
-        done = txn.with_status(
-            TxnStatus.APPROVED, response_code=event.response_code, auth_code=event.auth_code
-        )
-        return enter(state, Phase.REFUNDED, Record(done), Beep(BeepPattern.APPROVE), txn=done)
-    if event.outcome is AuthOutcome.DECLINED:
-        done = txn.with_status(TxnStatus.DECLINED, response_code=event.response_code)
-        if sale_class(event.response_code) is ResponseClass.RETRY:
-            return _offline(state.but(txn=done), Record(done))
-        return enter(
-            state,
-            Phase.REFUND_DECLINED,
-            Record(done),
-            Beep(BeepPattern.DECLINE),
-            txn=done,
-            decline_reason=decline_reason(event.response_code),
-        )
-    if event.outcome is AuthOutcome.UNREACHABLE:
-        # Never sent: the seq is decided offline, or declined by the terminal.
-        if offline_refund_refusal(state, state.amount_minor) is not None:
-            undone = txn.with_status(TxnStatus.DECLINED, response_code=OFFLINE_DECLINED)
-            return _offline(state.but(txn=undone), Record(undone))
-        return _offline(state.but(next_seq=txn.seq))
-    return _timed_out(state, txn)
-
-
-def _timed_out(state: TerminalState, txn: Txn) -> Result:
-    unknown = txn.with_status(TxnStatus.REVERSAL_PENDING)
-    return _offline(state.but(txn=unknown), Record(unknown), reverses_seq=txn.seq)
+    return answered(state, event, REFUND_ANSWERS)
 
 
 @leads_to(Phase.REFUNDED, Phase.REFUND_DECLINED)
 def authorizing_timer(state: TerminalState, event: Event) -> Result:
     assert state.txn is not None
-    return _timed_out(state, state.txn)
+    return unanswered(state, state.txn, REFUND_ANSWERS)
 
 
 _PLEASE_WAIT = refuse("Please wait")

@@ -24,11 +24,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from pitill.core.effects import Authorize, Beep, OpenDrawer, Record
-from pitill.core.events import AuthOutcome, AuthResult, CardSwiped, Event
+from pitill.core.events import AuthResult, CardSwiped, Event
 from pitill.core.machine import (
+    AnswerRules,
     Handler,
+    HostOnly,
     Result,
     Trigger,
+    answered,
     cancel,
     card_problem,
     digit_of,
@@ -41,12 +44,11 @@ from pitill.core.machine import (
     shift_in,
     timed_out,
     to_idle,
+    unanswered,
 )
-from pitill.core.responses import OFFLINE_DECLINED
 from pitill.core.state import Phase, Sale, TerminalState
-from pitill.core.txn import Txn
 from pitill.core.types import BeepPattern, TxnKind, TxnMode, TxnStatus
-from pitill.core.views import decline_reason, money
+from pitill.core.views import money
 
 TOPUP_OFFLINE = "Top-up needs host"
 BALANCE_OFFLINE = "Balance unavailable offline"
@@ -136,53 +138,37 @@ def staffed_card(state: TerminalState, event: Event) -> Result:
     )
 
 
+# The host's answer, by the sale's rule (machine.answered), but never decided offline (rule 1):
+# "not now" is a decline, and no answer declines it too (a top-up is reversed first, rule 2).
+_HOST_ONLY = HostOnly(unreachable=UNREACHABLE, no_answer=NO_ANSWER)
+ANSWERS: dict[TxnKind, AnswerRules] = {
+    TxnKind.TOPUP: AnswerRules(
+        approved_phase=Phase.TOPPED_UP,
+        declined_phase=Phase.DECLINED,
+        without_host=_HOST_ONLY,
+        approved_effects=(OpenDrawer(),),  # credited and journaled: now the cash goes in
+    ),
+    TxnKind.BALANCE: AnswerRules(
+        approved_phase=Phase.BALANCE_SHOWN,
+        declined_phase=Phase.BALANCE_SHOWN,
+        without_host=_HOST_ONLY,
+        moves_money=False,  # nothing to reverse: unanswered, it is the terminal's decline
+    ),
+}
+
+
 @leads_to(Phase.TOPPED_UP, Phase.BALANCE_SHOWN, Phase.DECLINED)
 def staffed_result(state: TerminalState, event: Event) -> Result:
     assert isinstance(event, AuthResult)
-    txn = state.txn
-    if txn is None or event.seq != txn.seq:
+    if state.txn is None:
         return state, ()  # an answer for something already resolved
-    if event.outcome is AuthOutcome.APPROVED:
-        done = txn.with_status(
-            TxnStatus.APPROVED,
-            response_code=event.response_code,
-            auth_code=event.auth_code,
-            balance_minor=event.balance_minor,
-        )
-        if txn.kind is TxnKind.TOPUP:  # credited and journaled: now the cash goes in
-            return enter(
-                state, Phase.TOPPED_UP, Record(done), OpenDrawer(), Beep(BeepPattern.APPROVE),
-                txn=done,
-            )  # fmt: skip
-        return enter(state, Phase.BALANCE_SHOWN, Record(done), Beep(BeepPattern.APPROVE), txn=done)
-    if event.outcome is AuthOutcome.DECLINED:
-        done = txn.with_status(
-            TxnStatus.DECLINED, response_code=event.response_code, balance_minor=event.balance_minor
-        )
-        return _declined(state, done, decline_reason(event.response_code))
-    return _no_answer(state, txn, sent=event.outcome is AuthOutcome.TIMEOUT)
+    return answered(state, event, ANSWERS[state.txn.kind])
 
 
 @leads_to(Phase.BALANCE_SHOWN, Phase.DECLINED)
 def staffed_timer(state: TerminalState, event: Event) -> Result:
     assert state.txn is not None
-    return _no_answer(state, state.txn, sent=True)
-
-
-def _no_answer(state: TerminalState, txn: Txn, *, sent: bool) -> Result:
-    """No answer: a top-up that went out may have been credited, so it is reversed; anything
-    else is over, declined by the terminal (Z3). Either way no cash is taken."""
-    if sent and txn.kind is TxnKind.TOPUP:
-        return _declined(state, txn.with_status(TxnStatus.REVERSAL_PENDING), NO_ANSWER)
-    done = txn.with_status(TxnStatus.DECLINED, response_code=OFFLINE_DECLINED)
-    return _declined(state, done, NO_ANSWER if sent else UNREACHABLE)
-
-
-def _declined(state: TerminalState, done: Txn, reason: str) -> Result:
-    phase = Phase.DECLINED if done.kind is TxnKind.TOPUP else Phase.BALANCE_SHOWN
-    return enter(
-        state, phase, Record(done), Beep(BeepPattern.DECLINE), txn=done, decline_reason=reason
-    )
+    return unanswered(state, state.txn, ANSWERS[state.txn.kind])
 
 
 _WAIT = refuse("Please wait")
