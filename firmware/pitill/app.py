@@ -827,6 +827,10 @@ class Terminal:
         )
         if report.stage != "sending":
             self._days_wake.set()  # answers came: an owed day check may go (if all are through)
+        for seq, kind, _, code in report.items:
+            if kind is ForwardKind.REVERSAL and code and advice_class(code) is ResponseClass.FINAL:
+                # The journal made it REVERSAL_REFUSED: the host did not take the charge back.
+                log_event(log, "reversal_refused", level=logging.ERROR, seq=seq, code=code)
 
     def on_forward_wait(self, delay_s: float) -> None:
         """Back online after an outage: the drain waits delay_s (forward_jitter_s) first, so the

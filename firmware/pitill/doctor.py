@@ -426,8 +426,8 @@ def check_link_watch(upstream: UpstreamConfig) -> Check:
 
 REVERSALS_FIX = (
     "the host did NOT reverse these sales: the customer may be charged. Give the acquirer the "
-    "terminal id and each STAN (pitill journal list) to reverse or refund them by hand; pitill "
-    "does not send them again"
+    "terminal id and each STAN above to reverse or refund them by hand; pitill does not send "
+    "them again"
 )
 
 

@@ -115,6 +115,7 @@ class FakeUpstream:
     advised: dict[int, int] = field(default_factory=dict)  # seq -> advices received
     reconciled: list[tuple[Batch, Reconciliation]] = field(default_factory=list)  # 0500s
     reversal_cards: dict[int, Card | None] = field(default_factory=dict)  # seq -> card in the 0420
+    reversal_code: str = "00"  # what the host answers a reversal (30: it refuses it)
 
     async def authorize(
         self, txn: Txn, local_datetime: str, timeout_s: float | None = None
@@ -149,7 +150,7 @@ class FakeUpstream:
             raise UpstreamError("reversal not sent: host unreachable (injected)")
         self.reversed[item.row.seq] = self.reversed.get(item.row.seq, 0) + 1
         self.reversal_cards[item.row.seq] = item.card
-        return "00"
+        return self.reversal_code
 
     async def reconcile(
         self, batch: Batch, totals: Reconciliation, currency: str, timeout_s: float | None = None
@@ -207,6 +208,7 @@ class ShellRig:
             # The rig runs on a fake clock: a heal's real-time jitter would only stall it.
             dataclasses.replace(self.config.upstream, forward_jitter_s=0.0),
             on_backlog=lambda pending: terminal.on_backlog(pending),
+            on_report=lambda report: terminal.on_forward_report(report),  # as app.py wires it
         )
         terminal = Terminal(
             self.config,

@@ -7,6 +7,7 @@ sent while the disk is still full, and recorded (with the host's answer) once th
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from shell_kit import GOOD, ShellRig
 from pitill.core.screens import Screen
 from pitill.core.state import Phase
 from pitill.core.types import LinkStatus, TxnStatus
+from pitill.logs import FIELDS_ATTR
 
 
 @pytest.fixture
@@ -110,6 +112,24 @@ def test_a_journaled_reversal_carries_the_sales_card_and_it_is_wiped_at_the_0430
     rig.link(LinkStatus.ONLINE)
     assert rig.status_of(1) is TxnStatus.REVERSED and rig.upstream.reversal_cards[1] == GOOD
     assert sealed_reversal_card(rig, 1) is None
+
+
+def test_a_reversal_the_host_refuses_is_logged_and_never_counted_reversed(
+    rig: ShellRig, caplog: pytest.LogCaptureFixture
+) -> None:
+    rig.keys("1", "0", "0", "0", "OK")
+    rig.swipe()
+    rig.upstream.reachable = False
+    rig.answer(1, "timeout")
+    assert rig.status_of(1) is TxnStatus.REVERSAL_PENDING
+    rig.upstream.reachable, rig.upstream.reversal_code = True, "30"  # format error
+    rig.link(LinkStatus.OFFLINE)
+    rig.link(LinkStatus.ONLINE)
+    assert rig.status_of(1) is TxnStatus.REVERSAL_REFUSED and rig.upstream.reversed == {1: 1}
+    assert sealed_reversal_card(rig, 1) is None  # not sent again: no need for the card
+    refused = [r for r in caplog.records if r.getMessage() == "reversal_refused"]
+    assert [getattr(r, FIELDS_ATTR) for r in refused] == [{"seq": 1, "code": "30"}]
+    assert refused[0].levelno == logging.ERROR
 
 
 def sealed_reversal_card(rig: ShellRig, seq: int) -> bytes | None:

@@ -23,14 +23,17 @@ from journal_helpers import OpenJournal, card, online_sale, row_of
 
 from pitill.card.sealed_track import SealedTrack
 from pitill.config import TerminalConfig, UpstreamConfig
-from pitill.core.settlement import REFUSED_LINE, reconciliation
-from pitill.core.types import TxnStatus
+from pitill.core.settlement import REFUSED_LINE, DayLine, reconciliation
+from pitill.core.types import TxnMode, TxnStatus
+from pitill.dayend import check_with_host
 from pitill.journal import dbfile
-from pitill.journal.days import day_lines, find_days
+from pitill.journal.days import HostCheck, day_lines, find_days
 from pitill.journal.forwarder import Forwarder
 from pitill.journal.report import read_report, read_reversal_trouble
 from pitill.journal.store import JOURNAL_FILE_NAME, Journal
+from pitill.receipt import outcome_lines
 from pitill.sim.acquirer import AcquirerHost, net_charged_minor
+from pitill.sim.reconcile import reconcile
 from pitill.sim.resolver import SIM_HOST, SimResolver
 from pitill.upstream.client import UpstreamClient
 from pitill_cli import PITILL
@@ -101,6 +104,10 @@ def test_an_old_cardless_reversal_answered_30_is_refused_not_reversed_and_not_re
                 await asyncio.sleep(0.005)
             assert host.counts["format_errors"] == answered["format_errors"], "sent again"
             await forwarder.stop()
+            # FN 5: the refused row holds nothing back, and the 0500 asks for it reversed (68:
+            # counted nowhere); the host, which kept the charge, disagrees and names it.
+            journal.close_day()
+            assert await check_with_host(journal, client, 1, "EUR")
             await client.close()
             return answered, host.ledger()
 
@@ -110,6 +117,8 @@ def test_an_old_cardless_reversal_answered_30_is_refused_not_reversed_and_not_re
     assert row.status is TxnStatus.REVERSAL_REFUSED, row.status
     assert row.response_code == "30"
     assert net_charged_minor(ledger) == AMOUNT_MINOR  # the host still holds the charge
+    check = reconcile(journal.rows(), ledger, TERMINAL.terminal_id, settled=True)
+    assert len(check.phantom) == 1 and "REVERSAL_REFUSED" in check.phantom[0]  # shown, not hidden
     assert "NOT reversed" in journal.history(1)[-1].note
     assert journal.pending_count() == 0 and journal.next_forward_items(8) == []
 
@@ -120,8 +129,9 @@ def test_an_old_cardless_reversal_answered_30_is_refused_not_reversed_and_not_re
     trouble = read_reversal_trouble(data)
     assert trouble.refused == ((1, 1, AMOUNT_MINOR, "EUR", "30"),) and trouble.without_card == ()
 
-    journal.close_day()  # FN 5: the Z report lists it apart, and the 0500 asks for it reversed
-    z = journal.z_report(1)
+    z = journal.z_report(1)  # the Z report lists it apart, never as reversed
+    assert (z.day.host_status, z.day.host_code) == (HostCheck.DISAGREED, "95")
+    assert "debits 0/1" in z.day.host_note  # ours/host: the host still holds the sale
     assert z.owed_to_host == 0  # nothing the terminal sends changes it: the check is not held
     assert (z.totals.reversals_refused.count, z.totals.reversals_due) == (1, 0)
     assert f"{REFUSED_LINE} 1 42.00" in z.screen_lines() and REFUSED_LINE in z.text()
@@ -162,3 +172,21 @@ def test_only_an_answer_that_takes_the_reversal_marks_it_reversed(
     assert journal.pending_count() == 0  # answered either way: never retried in a loop
     with pytest.raises(Exception, match="already acknowledged"):
         journal.record(online_sale(1).with_status(TxnStatus.REVERSAL_PENDING))
+
+
+def test_a_voided_sale_whose_reversal_was_refused_is_asked_reversed_in_the_0500() -> None:
+    """Reason 17: the host approved the sale; the 0500 counts the debit and its reversal, as for
+    REVERSED, so a host that refused (and kept the charge) disagrees on debit reversals."""
+    for status in (TxnStatus.REVERSED, TxnStatus.REVERSAL_REFUSED):
+        line = DayLine("card", TxnMode.ONLINE, status, voided=True, count=1, amount_minor=4200)
+        totals = reconciliation([line])
+        assert (totals.debits, totals.debit_reversals, totals.debit_reversals_minor) == (1, 1, 4200)
+
+
+def test_a_receipt_of_a_refused_reversal_never_says_taken_back(journal: Journal) -> None:
+    journal.record(online_sale(1))
+    journal.record(online_sale(1).with_status(TxnStatus.REVERSAL_PENDING))
+    journal.mark_attempt(1)
+    (row,) = journal.mark_forwarded_many([(1, "30")])
+    lines = outcome_lines(row)
+    assert lines[0] == "CHARGE NOT TAKEN BACK" and "the charge is taken back" not in lines

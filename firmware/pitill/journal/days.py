@@ -143,7 +143,7 @@ REFUSED_NOTE = [
     "  NOT reversed by the host: the",
     "  customer may be charged. Call",
     "  the acquirer with the STANs",
-    "  (pitill journal list)",
+    "  (`pitill doctor` lists them)",
 ]
 
 

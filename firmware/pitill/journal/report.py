@@ -126,7 +126,8 @@ class Report:
             out.append(
                 "  refused = the host answered the reversal with a refusal (e.g. 30, format"
                 " error): it did NOT reverse the sale and the customer may be charged. Call the"
-                " acquirer with the STANs (pitill journal list); pitill does not send it again"
+                " acquirer with their STANs (`pitill doctor` lists them); pitill does not send"
+                " them again"
             )
         if self.by_tier:
             out.append("")
