@@ -977,9 +977,9 @@ def build_terminal(
     note_journal_opened(data_dir)
     upstream = config.upstream
     if upstream.cache_resolved:
-        # Half the probe timeout for the lookup leaves the other half to reach a remembered address.
+        # The lookup's own bound; the rest of the probe timeout reaches a remembered address.
         resolver = CachingResolver(
-            resolver, data_dir / RESOLVED_HOSTS_NAME, lookup_timeout_s=upstream.probe_timeout_s / 2
+            resolver, data_dir / RESOLVED_HOSTS_NAME, lookup_timeout_s=upstream.lookup_timeout_s
         )
     tls = client_context(upstream)
     terminal: Terminal

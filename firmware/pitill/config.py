@@ -300,6 +300,9 @@ class UpstreamConfig:
     probe_interval_s: float = 0.5  # echo probes while suspected or down, start to start
     probe_timeout_s: float = 1.0
     resolve_interval_s: float = 0.5  # the host's name re-resolved (DNS faults in <= 1 s)
+    # A lookup of the name with no answer this long (asked again within it) is a dead DNS
+    # server (upstream/resolver.py); raise it where the DNS server is slow (a satellite link).
+    lookup_timeout_s: float = 0.4
     keepalive_idle_s: int = 1  # kernel keepalive probe after this much silence (whole seconds)
     keepalive_grace_s: float = 0.15  # a probe unanswered this long (or 3 RTTs): one failure
     tcp_user_timeout_s: float = 2.0  # unacknowledged data this long: the kernel drops it
@@ -745,6 +748,7 @@ BOUNDS: dict[type, dict[str, Bound]] = {
         "probe_interval_s": _seconds(0.01, 600),
         "probe_timeout_s": _seconds(0.01, 120),
         "resolve_interval_s": _seconds(0.05, 600),
+        "lookup_timeout_s": _seconds(0.05, 30),
         "keepalive_idle_s": _seconds(1, 3600),
         "keepalive_grace_s": _seconds(0.01, 10),
         "tcp_user_timeout_s": _seconds(0.1, 600),

@@ -67,7 +67,7 @@ class PiRunner:
         self.web_control = web_control  # the page's keypad works (off by default: read-only)
         self.mirror: Any = None
         self.data_dir = data_dir
-        self.resolver: Resolver = resolver or SystemResolver()
+        self.resolver: Resolver = resolver or SystemResolver(config.upstream.lookup_timeout_s)
         self._pin_factory = pin_factory
         self._display_serial = display_serial
         self._event_log = event_log

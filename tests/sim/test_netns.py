@@ -6,8 +6,10 @@ OFFLINE, sell offline, come back and forward its sale exactly once (pitill.sim.r
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from pitill.core.types import TxnStatus
 from pitill.errors import ConfigError
 from pitill.sim.acquirer import LEDGER_NAME, read_ledger
 from pitill.sim.netns import (
+    DNS_BACKEND_PORT,
     DNS_FAULTS,
     DNS_NAME,
     FAULTS,
@@ -164,6 +167,81 @@ def test_the_lab_dns_server_answers_as_each_fault_says(lab: Lab, tmp_path: Path)
         site.heal("dns-stopped")
         assert getent(lab).stdout.startswith(HOST_IP)
     finally:
+        site.close()
+
+
+# Run in the terminal's namespace: SystemResolver (glibc underneath, the lab's resolv.conf) looks
+# the lab's name up N times; one word per lookup.
+LOOKUPS = """
+import asyncio, json, sys
+from pitill.upstream.resolver import SystemResolver
+async def main() -> None:
+    resolver, said = SystemResolver(), []
+    for _ in range(int(sys.argv[1])):
+        try:
+            said.append("ok" if await resolver.resolve(sys.argv[2], 80) else "none")
+        except Exception as exc:
+            said.append("conclusive" if getattr(exc, "conclusive", False) else "failed")
+        await asyncio.sleep(0.1)
+    print(json.dumps(said))
+asyncio.run(main())
+"""
+# Run in the host's namespace: a DNS server that answers 0.3 s late (queries on HOST_IP:53 go on
+# to a dnsmasq on loopback after the delay; no qdisc needed).
+SLOW_DNS = """
+import socket, sys, threading, time
+front = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+front.bind((sys.argv[1], 53))
+def answer(query, client):
+    time.sleep(0.3)
+    back = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    back.settimeout(2)
+    back.sendto(query, ("127.0.0.1", int(sys.argv[2])))
+    front.sendto(back.recv(4096), client)
+print("relaying", flush=True)
+while True:
+    threading.Thread(target=answer, args=front.recvfrom(4096), daemon=True).start()
+"""
+
+
+def lookups(lab: Lab, count: int) -> list[str]:
+    done = subprocess.run(
+        lab.in_till([sys.executable, "-c", LOOKUPS, str(count), DNS_NAME]),
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    said: list[str] = json.loads(done.stdout)
+    return said
+
+
+def test_the_system_resolver_tells_a_slow_dns_server_from_a_dead_one(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """Through glibc and a real dnsmasq: answers 0.3 s late are answers, every time; a stopped
+    server is a conclusive failure at the first lookup (it asked again within its window)."""
+    site = HostSite(lab, tmp_path)
+    relay: subprocess.Popen[str] | None = None
+    try:
+        site.start_dns("servfail")  # its loopback dnsmasq holds the record: the relay's backend
+        front = site.dns.pop()  # the DNSSEC front goes: HOST_IP:53 is the relay's
+        front.terminate()
+        front.wait(timeout=10)
+        assert front.stderr is not None
+        front.stderr.close()
+        relay = subprocess.Popen(
+            lab.in_host([sys.executable, "-c", SLOW_DNS, HOST_IP, str(DNS_BACKEND_PORT)]),
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert relay.stdout is not None and relay.stdout.readline() == "relaying\n"
+        assert lookups(lab, 4) == ["ok"] * 4
+        relay.kill()
+        relay.wait(timeout=10)
+        relay = None
+        assert lookups(lab, 1) == ["conclusive"]
+    finally:
+        if relay is not None:
+            relay.kill()
+            relay.wait(timeout=10)
         site.close()
 
 

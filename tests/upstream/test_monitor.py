@@ -30,7 +30,7 @@ from pitill.core.types import LinkStatus
 from pitill.sim.acquirer import AcquirerHost, ChaosPlan
 from pitill.sim.resolver import SIM_HOST, SimResolver
 from pitill.upstream.client import UpstreamClient
-from pitill.upstream.failures import LinkReason, OutcomeUnknown
+from pitill.upstream.failures import LinkReason, OutcomeUnknown, ResolveError
 from pitill.upstream.monitor import LinkMonitor
 from pitill.upstream.resolver import Resolver
 from pitill.upstream.resolver_cache import RESOLVED_HOSTS_NAME, CachingResolver
@@ -231,6 +231,40 @@ def test_name_stops_resolving_and_comes_back(tmp_path: Path) -> None:
     w = _run(tmp_path, body)
     assert w.changes == [(ONLINE, ""), (OFFLINE, "DNS"), (ONLINE, "")]
     assert w.host.ledger() == []  # echoes are never in the ledger
+
+
+class ConclusiveResolver(SimResolver):
+    """Fails as SystemResolver does once its own queries were asked again (conclusive), and
+    notes the link's status at each failed lookup."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.monitor: LinkMonitor | None = None
+        self.seen: list[LinkStatus] = []
+
+    async def resolve(self, host: str, port: int) -> list[tuple[str, int]]:
+        if self.failing and self.monitor is not None:
+            self.seen.append(self.monitor.status)
+            raise ResolveError(host, "no answer within 0.4 s to 3 queries", conclusive=True)
+        return await super().resolve(host, port)
+
+
+def test_a_conclusive_lookup_failure_is_offline_at_once(tmp_path: Path) -> None:
+    """A lookup that already asked again (SystemResolver) and failed: OFFLINE DNS after that one
+    lookup, though fail_threshold is 3; back ONLINE when the name resolves."""
+    dns = ConclusiveResolver()
+
+    async def body(w: Watch) -> None:
+        dns.monitor = w.monitor
+        assert await w.reaches(ONLINE)
+        dns.set_failing(True)
+        assert await w.reaches(OFFLINE, "DNS")
+        dns.set_failing(False)
+        assert await w.reaches(ONLINE)
+
+    w = _run(tmp_path, body, sim=dns, fail_threshold=3)
+    assert w.changes == [(ONLINE, ""), (OFFLINE, "DNS"), (ONLINE, "")]
+    assert dns.seen[0] is ONLINE and set(dns.seen[1:]) <= {OFFLINE}
 
 
 def test_slow_echoes_degrade(tmp_path: Path) -> None:

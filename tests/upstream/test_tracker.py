@@ -127,6 +127,20 @@ def test_a_request_that_waited_its_whole_timeout_is_conclusive(fail: int) -> Non
     assert link.feed(GOOD, GOOD) == [(ONLINE, "")]  # the echoes that follow may clear it
 
 
+@pytest.mark.parametrize("fail", [1, 2, 5])
+def test_a_conclusive_probe_failure_takes_the_link_offline_at_once(fail: int) -> None:
+    """A lookup that asked again within itself (SystemResolver) and still failed is worth
+    fail_threshold failures; the same failure not conclusive counts as one."""
+    link = Clocked(fail=fail)
+    link.feed(GOOD)
+    conclusive = ProbeResult.failed(LinkReason.DNS, "no answer", conclusive=True)
+    assert link.feed(conclusive) == [(OFFLINE, "DNS")]
+    assert link.feed(*[GOOD] * 2) == [(ONLINE, "")]
+    plain = Clocked(fail=fail)
+    plain.feed(GOOD)
+    assert plain.feed(DNS) == ([] if fail > 1 else [(OFFLINE, "DNS")])
+
+
 def test_timed_out_requests_still_count_for_the_request_layer() -> None:
     """Echoes answered after each timed-out sale do not hide a host that fails every sale."""
     link = Clocked(request_fail=2, hold_s=60.0)

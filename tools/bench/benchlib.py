@@ -23,6 +23,7 @@ class Options:
     idle_s: float = 60.0  # P5's idle window
     seed: int = 1
     work_dir: Path = Path("/tmp")  # journals go here: measure on the medium you care about
+    netns_faults: tuple[str, ...] = ()  # P1: only these netns faults (none of the rest); () all
 
 
 @dataclass(frozen=True)

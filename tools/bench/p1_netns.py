@@ -19,6 +19,7 @@ the first and the last echo of the window.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 import tempfile
@@ -111,6 +112,24 @@ def _figures(
     return figures
 
 
+def _some(options: Options) -> list[Figure]:
+    """The rows of the faults in options.netns_faults alone (`run.py --netns-faults`)."""
+    request_timeout_s = Config().upstream.request_timeout_s
+    figures = []
+    for faults, config_name in (
+        (tuple(f for f in NETWORK_FAULTS if f in options.netns_faults), DEFAULTS),
+        (tuple(f for f in DNS_FAULTS if f in options.netns_faults), NO_CACHE),
+    ):
+        if not faults:
+            continue
+        outcome = _run(faults, config_name, options, 0.0)
+        doubts = "; ".join(outcome["not_online"])
+        for figure in _figures(outcome, faults, config_name, request_timeout_s):
+            note = f"{figure.note}. Rounds that found it not ONLINE: {doubts}" if doubts else ""
+            figures.append(dataclasses.replace(figure, note=note) if note else figure)
+    return figures
+
+
 def measure(options: Options) -> list[Figure]:
     reason = unavailable()
     if reason is not None:
@@ -126,6 +145,8 @@ def measure(options: Options) -> list[Figure]:
         ]
     network = ("host-killed",) if options.quick else NETWORK_FAULTS
     dns = ("dns-nxdomain",) if options.quick else DNS_FAULTS
+    if options.netns_faults:  # only these (--netns-faults), and no idle window: no cost row
+        return _some(options)
     # 130 s holds at least two echoes at one a minute: the rate is taken between them.
     idle_s = 3.0 if options.quick else 130.0
     outcome = _run(network, DEFAULTS, options, idle_s)

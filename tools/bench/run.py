@@ -8,6 +8,7 @@ ratio is what to compare between machines. The whole suite takes about three min
     python tools/bench/run.py --only P2,P3    # some of it
     python tools/bench/run.py --idle-s 10     # a shorter idle window (say so when quoting)
     python tools/bench/run.py --quick         # small samples, no verdicts: checks the suite runs
+    python tools/bench/run.py --only P1 --netns-faults dns-stopped   # some netns rows alone
     python tools/bench/run.py --write-docs    # `make bench`: the table into docs/ and README
 """
 
@@ -32,6 +33,8 @@ import p5_footprint
 import p6_scale
 import p7_web
 import p8_host
+
+from pitill.sim.netns import FAULTS
 
 SUITE: dict[str, Callable[[benchlib.Options], list[benchlib.Figure]]] = {
     "P1": p1_detect.measure,
@@ -61,6 +64,11 @@ def main(argv: list[str] | None = None) -> int:
         default=Path(tempfile.gettempdir()),
         help="where the journals go: the medium measured by P3, P4, P6 (default: TMPDIR)",
     )
+    parser.add_argument(
+        "--netns-faults",
+        metavar="F,F",
+        help="P1: only these network-namespace faults (pitill.sim.netns FAULTS), nothing else",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON")
     parser.add_argument(
@@ -77,10 +85,22 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--idle-s must be > 0, got {args.idle_s}")
     if not args.dir.is_dir():
         parser.error(f"--dir {args.dir} is not a directory")
-    if args.write_docs and (args.quick or args.only):
-        parser.error("--write-docs needs the whole suite at full size: no --quick, no --only")
+    if args.write_docs and (args.quick or args.only or args.netns_faults):
+        parser.error(
+            "--write-docs needs the whole suite at full size: no --quick, --only, --netns-faults"
+        )
+    netns_faults = tuple(f.strip() for f in (args.netns_faults or "").split(",") if f.strip())
+    unknown_faults = [f for f in netns_faults if f not in FAULTS]
+    if unknown_faults:
+        parser.error(
+            f"unknown netns fault(s) {', '.join(unknown_faults)}; faults: {', '.join(FAULTS)}"
+        )
     options = benchlib.Options(
-        quick=args.quick, idle_s=args.idle_s, seed=args.seed, work_dir=args.dir
+        quick=args.quick,
+        idle_s=args.idle_s,
+        seed=args.seed,
+        work_dir=args.dir,
+        netns_faults=netns_faults,
     )
     figures: list[benchlib.Figure] = []
     for key in chosen:

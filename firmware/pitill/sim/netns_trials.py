@@ -203,7 +203,7 @@ async def run(lab: Lab, directory: Path, plan: Plan, config: Config) -> Result:
         directory / "till",
         external=(DNS_NAME, site.port),
         proxy=False,
-        resolver=SystemResolver(),
+        resolver=SystemResolver(config.upstream.lookup_timeout_s),
     )
     try:
         await world.start()

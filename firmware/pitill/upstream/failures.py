@@ -40,15 +40,19 @@ class UnreachableError(UpstreamError):
 
 
 class ResolveError(UnreachableError):
-    """The upstream host name did not resolve (NXDOMAIN, no DNS server, resolver timeout)."""
+    """The upstream host name did not resolve (NXDOMAIN, no DNS server, resolver timeout).
 
-    def __init__(self, host: str, detail: str) -> None:
+    `conclusive`: the resolver already asked again and every query failed or went unanswered
+    (SystemResolver), so the link monitor takes it as an outage at once."""
+
+    def __init__(self, host: str, detail: str, *, conclusive: bool = False) -> None:
         super().__init__(
             LinkReason.DNS,
             f"upstream host name {host!r} did not resolve ({detail}); "
             "check upstream.host and the network's DNS",
         )
         self.host = host
+        self.conclusive = conclusive
 
 
 class OutcomeUnknown(UpstreamTimeout):

@@ -13,7 +13,8 @@ second or so. What it uses, cheapest first:
   OFFLINE about 1.3 s after its first unanswered probe. Each overdue check asks the kernel for
   one more probe, so one lost packet is not an outage.
 - The name, re-resolved every resolve_interval_s (and once more at once after a failure): a name
-  that does not resolve is a failure (OFFLINE "DNS" after two, within about a second); one that
+  that does not resolve is a failure (OFFLINE "DNS" after two, or at once when the lookup was
+  conclusive: it asked again within itself, see resolver.SystemResolver); one that
   resolves only to remembered addresses while the connection works is a degraded answer (DEGRADED
   "DNS"). Re-resolving costs the host nothing.
 - Real requests: their answers are passive probes (no echo is due while they come), their
@@ -202,7 +203,8 @@ class LinkMonitor:
             try:
                 opened = await self.client.open(max(0.01, deadline - loop.time()), first)
             except UnreachableError as exc:
-                return ProbeResult.failed(exc.reason, str(exc)), self.endpoints[-1]
+                conclusive = isinstance(exc, ResolveError) and exc.conclusive
+                return ProbeResult.failed(exc.reason, str(exc), conclusive), self.endpoints[-1]
             connection = opened.connection
             self._watch_connection(connection)
             fallback: LinkReason | None = None
@@ -267,7 +269,7 @@ class LinkMonitor:
         return None
 
     def _dns_failed(self, error: ResolveError) -> ProbeResult:
-        return ProbeResult.failed(LinkReason.DNS, str(error))
+        return ProbeResult.failed(LinkReason.DNS, str(error), conclusive=error.conclusive)
 
     # --- the cheap checks ----------------------------------------------------------------------
 

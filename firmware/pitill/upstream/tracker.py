@@ -13,6 +13,8 @@ The probe layer: is the host there?
   (TIMEOUT) is conclusive: it counts as fail_threshold failures, so the link is OFFLINE at once
   and the next customer is served offline without waiting (a host that accepts and never
   answers is seen no other way; the wait was longer than the probes' would have been).
+- A conclusive failure (a name whose lookup asked again within itself and got no answer or two
+  failures, see resolver.SystemResolver) counts as fail_threshold failures too.
 - UNKNOWN (at start): the first answer decides at once (GOOD -> ONLINE, DEGRADED -> DEGRADED);
   fail_threshold consecutive failures -> OFFLINE.
 - ONLINE or DEGRADED -> OFFLINE after fail_threshold consecutive failures.
@@ -63,6 +65,7 @@ class ProbeResult:
     response_code: str = ""
     detail: str = ""
     fallback: LinkReason | None = None  # answered, but only by riding out this fault
+    conclusive: bool = False  # a failure that already asked again (a lookup's queries): OFFLINE
 
     @classmethod
     def answered(
@@ -75,8 +78,8 @@ class ProbeResult:
         return cls(rtt_s=rtt_s, response_code=response_code, fallback=fallback, detail=detail)
 
     @classmethod
-    def failed(cls, reason: LinkReason, detail: str = "") -> ProbeResult:
-        return cls(reason=reason, detail=detail)
+    def failed(cls, reason: LinkReason, detail: str = "", conclusive: bool = False) -> ProbeResult:
+        return cls(reason=reason, detail=detail, conclusive=conclusive)
 
     @property
     def ok(self) -> bool:
@@ -134,8 +137,9 @@ class LinkTracker:
         return self._probe[0]
 
     def observe_probe(self, now_s: float, result: ProbeResult) -> Change | None:
-        """Feed one active probe."""
-        return self._observe(now_s, *self.verdict(result))
+        """Feed one active probe; a conclusive failure counts as fail_threshold of them."""
+        weight = self.fail_threshold if result.conclusive and not result.ok else 1
+        return self._observe(now_s, *self.verdict(result), weight=weight)
 
     def verdict(self, result: ProbeResult) -> tuple[Verdict, LinkReason | None]:
         """What one probe says, and why when it is not GOOD."""
