@@ -5,11 +5,20 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 from host_messages import OTHER, PAN, request, reversal_of
+from pitill.core.settlement import Reconciliation
 from pitill.host.cards import parse_card
+from pitill.host.settlement import Figures, day_totals, losses, outage_view, period, settle
+from pitill.host.store import MIGRATIONS
+from pitill.upstream.messages import Batch
+from pitill_cli import PITILL
 
+from .conftest import db_args
+from .test_dashboard import CASHIER_PW, Browser, dashboard
 from .test_host import Host, balance_of, run
 from .test_host_with_terminals import PAN as TERMINAL_PAN
 from .test_host_with_terminals import host, pitill, terminal
@@ -108,3 +117,105 @@ def test_a_terminal_refunds_online_and_offline_and_the_host_books_each_once(
     assert refunds == [("APPROVED", 500), ("FORWARDED", 300)]  # the journal agrees
     report = json.loads(pitill("host", "report", "--json", *store).stdout)
     assert report["refunds"] == {"count": 2, "amount_minor": 800}
+
+
+# not the dashboard fixture's cards (it adds PAN and OTHER)
+CARD, BLOCKED = "6011111111111117", "378282246310005"
+
+
+def test_a_refused_offline_refund_is_no_loss_and_has_its_own_heading(
+    tmp_path: Path, database: str | None
+) -> None:
+    """An offline refund (0220/20) the host refuses after the fact was counted as a loss, like an
+    offline sale it could not charge. The terminal promised the card a credit the host did not
+    make: no money of the program's is lost, the holder may be owed. Its own figure in the
+    settlement, the report and the dashboard; not a loss, not an outage's sale, not in the 0510."""
+
+    async def main() -> None:
+        async with Host(tmp_path, database) as host:
+            host.store.add_account(parse_card(CARD), 2000)
+            host.store.add_account(parse_card(BLOCKED), 2000)
+            host.store.set_status(parse_card(BLOCKED), "blocked")
+            answers = await host.send(
+                request("0200", 1, 1000, pan=CARD),  # spent 10.00 here
+                request("0220", 2, 300, pan=CARD, **REFUND),  # taken
+                request("0220", 3, 5000, pan=CARD, **REFUND),  # over what it spent: refused
+                request("0221", 4, 200, pan=BLOCKED, **REFUND),  # a blocked card: refused
+                request("0220", 5, 400, pan=BLOCKED),  # an offline sale on it: a loss
+            )
+            assert [a["39"] for a in answers] == ["00", "00", "13", "62", "62"]
+            program, _ = settle(host.store, *period(None, None, None, datetime.now(UTC).date()))
+            assert (program.losses.count, program.losses.amount_minor) == (1, 400)
+            assert (program.refused_refunds.count, program.refused_refunds.amount_minor) == (
+                2,
+                5200,
+            )
+            assert losses(host.store) == Figures(1, 400)
+            [outage] = outage_view(host.store, datetime.now(UTC)).outages
+            assert (outage.sales, outage.declined) == (Figures(1, 400), Figures(1, 400))
+            assert day_totals(host.store, "PITILL01", Batch(1, 1, 5)) == Reconciliation(
+                credits=1, credits_minor=300, debits=1, debits_minor=1000
+            )
+        done = pitill_host("report", "--json", "--data-dir", str(tmp_path), *db_args(database))
+        report = json.loads(done.stdout)
+        assert report["losses"] == report["program"]["losses"] == {"count": 1, "amount_minor": 400}
+        assert report["program"]["refused_refunds"] == {"count": 2, "amount_minor": 5200}
+        text = pitill_host("report", "--data-dir", str(tmp_path), *db_args(database)).stdout
+        assert "refused_refunds   2 x 52.00" in text
+        async with dashboard(tmp_path, database) as (board, _):
+            browser = Browser(board.url.rstrip("/"))
+            try:
+                await browser.login("cas", CASHIER_PW)
+                _, page = await browser.get("/")
+                assert "<td>Losses (declined after the fact)</td><td>1 · 4.00</td>" in page
+                assert "not credited: see the holder)</td><td>2 · 52.00</td>" in page
+            finally:
+                await browser.close()
+
+    run(main())
+
+
+def test_an_older_store_learns_its_refunds_processing_code(
+    tmp_path: Path, database: str | None
+) -> None:
+    """A host database from before the processing code was kept (schema 6) is migrated in
+    place: the refunds it booked are marked 20; a refusal it kept cannot be told from a sale's
+    and stays counted as a loss; what arrives after the upgrade is classified by its code."""
+
+    async def main() -> None:
+        async with Host(tmp_path, database) as host:
+            host.store.add_account(parse_card(PAN), 2000)
+            answers = await host.send(
+                request("0200", 1, 1000),
+                request("0220", 2, 300, **REFUND),  # taken
+                request("0220", 3, 5000, **REFUND),  # refused
+            )
+            assert [a["39"] for a in answers] == ["00", "00", "13"]
+            with host.store.transaction():  # the store as schema 6 left it
+                host.store.execute("ALTER TABLE messages DROP COLUMN processing_code")
+                host.store.execute("UPDATE meta SET value = '6' WHERE key = 'schema'")
+        assert len(MIGRATIONS) == 7
+        async with Host(tmp_path, database) as host:
+            (schema,) = host.store.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            codes = host.store.execute(
+                "SELECT stan, processing_code FROM messages ORDER BY stan"
+            ).fetchall()
+            assert (schema, codes) == ("7", [(1, ""), (2, "200000"), (3, "")])
+            [refused] = await host.send(request("0220", 4, 6000, **REFUND))
+            assert refused["39"] == "13"
+            program, _ = settle(host.store, *period(None, None, None, datetime.now(UTC).date()))
+            assert (program.losses.count, program.losses.amount_minor) == (1, 5000)
+            assert (program.refused_refunds.count, program.refused_refunds.amount_minor) == (
+                1,
+                6000,
+            )
+
+    run(main())
+
+
+def pitill_host(*args: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [*PITILL, "host", *args], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return done

@@ -11,7 +11,7 @@ from pathlib import Path
 from host_messages import PAN, request
 from pitill.core.settlement import Reconciliation
 from pitill.host.cards import parse_card
-from pitill.host.settlement import day_totals, losses, period, settle
+from pitill.host.settlement import day_totals, losses, outage_view, period, settle
 from pitill.upstream.messages import Batch
 
 from .conftest import db_args
@@ -89,6 +89,8 @@ def test_the_report_and_the_dashboard_show_the_settlement_s_losses(
             program, _ = settle(host.store, *period(None, None, None, datetime.now(UTC).date()))
             assert (program.losses.count, program.losses.amount_minor) == (2, 300)
             assert losses(host.store) == program.losses
+            [outage] = outage_view(host.store, datetime.now(UTC)).outages  # advices 2-6
+            assert (outage.declined.count, outage.declined.amount_minor) == (2, 300)
         done = pitill("report", "--json", "--data-dir", str(tmp_path), *db_args(database))
         assert done.returncode == 0, done.stderr
         report = json.loads(done.stdout)

@@ -15,7 +15,8 @@
 - A refund (processing code 20: an 0200 online, an 0220/0221 given offline) credits the card's
   account, never more than that card has spent at that terminal less what was refunded to it
   there (the refund message does not name its sale, so the host caps what it can tell): online
-  over that is declined 13, an offline one over it is recorded and declined after the fact.
+  over that is declined 13, an offline one over it is recorded and declined after the fact
+  (with its processing code: a refused refund, no loss, host/settlement.py).
 - A reversal (0420/0421) gives back exactly what its sale took, once; the reversal of a top-up
   or refund whose money the card has spent since leaves a debt (HostStore.debit, the offline
   sale's rule), paid first by the next top-up. A reversal of a sale the
@@ -144,8 +145,8 @@ def _authorize_once(store: HostStore, request: Request, klass: str) -> Answer:
             answer, movement_id = _charge(store, request, offline=klass == "advice")
         store.execute(
             "INSERT INTO messages (terminal_id, class, stan, local_datetime, mti, transmission, "
-            "amount_minor, response_code, auth_code, balance_minor, movement_id, at, reason) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "amount_minor, response_code, auth_code, balance_minor, movement_id, at, reason, "
+            "processing_code) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 *key,
                 request.mti,
@@ -157,6 +158,7 @@ def _authorize_once(store: HostStore, request: Request, klass: str) -> Answer:
                 movement_id,
                 now_iso(),
                 request.reason,
+                request.processing_code,
             ),
         )
         if movement_id is not None and request.card_data.startswith(f"{CardTier.SUN.value}:"):
@@ -251,7 +253,7 @@ def _refund(store: HostStore, request: Request, *, offline: bool) -> tuple[Answe
         return Answer(INVALID_AMOUNT), None
     account, code = _account_for(store, request)
     if account is None:
-        return Answer(code), None  # an offline one: declined after the fact, shown as a loss
+        return Answer(code), None  # an offline one: declined after the fact, a refused refund
     marks = ", ".join("?" for _ in _SPENDING)
     (net,) = store.execute(  # a reversal taking money off (a top-up's) is no spending
         "SELECT COALESCE(SUM(amount_minor), 0) FROM movements WHERE account_id = ? "

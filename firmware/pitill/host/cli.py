@@ -248,7 +248,8 @@ def add_parser(commands: Commands) -> None:
             description=(
                 "The settlement of a day (default today) or a range, by the host's clock in "
                 "UTC: sales online and offline, reversals, refunds, top-ups, payouts, debts, "
-                "losses and the offline share, per terminal and for the program; the money "
+                "losses, offline refunds the host refused (the holder may be owed: see them) "
+                "and the offline share, per terminal and for the program; the money "
                 "held and owed now; and the outages (offline sales by when they happened and "
                 "when their advices arrived, and the connection gaps the host saw)."
             ),

@@ -126,6 +126,8 @@ def settlement_table(program: Settlement, terminals: dict[str, Settlement]) -> s
         ["Debts (taken below zero: offline sales, spent top-ups reversed)"]
         + [figures(s.debts) for _, s in columns],
         ["Losses (declined after the fact)"] + [figures(s.losses) for _, s in columns],
+        ["Offline refunds refused (promised, not credited: see the holder)"]
+        + [figures(s.refused_refunds) for _, s in columns],
         ["Approved online"] + [figures(s.approved_online) for _, s in columns],
         ["Approved offline"] + [figures(s.approved_offline) for _, s in columns],
         ["Offline share (count / amount)"]

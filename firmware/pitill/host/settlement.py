@@ -11,6 +11,9 @@ arrived (the terminal's local time of the sale is in the outage view).
   and how much each pushed the balance below zero.
 - Losses: offline sales the host declined after the fact (classify_message; `losses` is the
   same figure for any period, the report's all-time one).
+- Refused refunds: offline refunds (processing code 20) the host declined after the fact: the
+  terminal told the customer the card was credited and the host did not credit it. No money
+  of the program's is lost, but the holder may be owed: its own heading, for the operator.
 - Offline share: approved online sales against approved offline ones, count and amount.
 - A terminal's day as its 0500 gives it (`day_totals`, the 0510's fields 74-89), counted by
   core/settlement.py's rules over the same classification of messages (`classify_message`).
@@ -32,7 +35,7 @@ from pitill.core.settlement import Reconciliation, add_to_reconciliation
 from pitill.core.types import format_amount
 from pitill.errors import ConfigError
 from pitill.host.store import HostStore
-from pitill.upstream.messages import Batch
+from pitill.upstream.messages import Batch, is_refund_code
 
 HOST_DESK = "host"  # movements no terminal made: the command line and the dashboard
 # Advices still coming in: the last one arrived less than this long ago, or the terminal is
@@ -69,6 +72,8 @@ CATEGORIES = (
 # What a sale or advice the host answered was, besides the category of the movement it made.
 INQUIRY = "inquiry"  # approved without moving money: a balance inquiry
 LOSS = "losses"  # an advice the host declined after the fact: the merchant's loss
+# An offline refund the host declined after the fact: promised at the terminal, not credited.
+REFUSED_REFUND = "refused_refunds"
 DECLINED = "declined"  # a sale the host declined: nothing happened
 # core/settlement.py's kinds for the 0510: a movement that takes money from the card's account
 # is a debit (a sale, online or offline); one that puts money on it is a credit (a top-up, or a
@@ -76,13 +81,17 @@ DECLINED = "declined"  # a sale the host declined: nothing happened
 DEBIT, CREDIT = "card", "topup"
 
 
-def classify_message(klass: str, code: str, moved_kind: str) -> str:
+def classify_message(klass: str, code: str, moved_kind: str, processing_code: str) -> str:
     """What one sale (0200) or advice (0220) the host answered with `code` was, `moved_kind`
-    the kind of the movement it made ('' for none): the one rule behind the settlement's
-    approvals and losses and the 0510's totals. Approved is core/responses.py's rule."""
+    the kind of the movement it made ('' for none), `processing_code` its field 3 ('' when
+    stored before the host kept it): the one rule behind the settlement's approvals, losses
+    and refused refunds, the outage view and the 0510's totals. Approved is
+    core/responses.py's rule."""
     answer = AnswerKind.SALE if klass == "sale" else AnswerKind.ADVICE
     if classify(code, answer) is not Class.APPROVED:
-        return LOSS if klass == "advice" else DECLINED
+        if klass != "advice":
+            return DECLINED
+        return REFUSED_REFUND if is_refund_code(processing_code) else LOSS
     if not moved_kind:
         return INQUIRY
     return KIND_CATEGORY.get(moved_kind, moved_kind)
@@ -106,6 +115,7 @@ class Settlement:
     money: dict[str, Figures] = field(default_factory=lambda: {c: Figures() for c in CATEGORIES})
     debts: Figures = field(default_factory=Figures)  # debits past the balance; the shortfall
     losses: Figures = field(default_factory=Figures)
+    refused_refunds: Figures = field(default_factory=Figures)  # see REFUSED_REFUND
     approved_online: Figures = field(default_factory=Figures)
     approved_offline: Figures = field(default_factory=Figures)
 
@@ -138,6 +148,7 @@ class Settlement:
             "net_sales_minor": self.net_sales_minor,
             "debts": asdict(self.debts),
             "losses": asdict(self.losses),
+            "refused_refunds": asdict(self.refused_refunds),
             "approved_online": asdict(self.approved_online),
             "approved_offline": asdict(self.approved_offline),
             "offline_share": self.offline_share(),
@@ -220,15 +231,16 @@ def _count_messages(
     """Approvals and losses: what each sale and advice answered in [since, until) was, by
     classify_message (a top-up or a balance inquiry is an 0200 too, and is no sale)."""
     rows = store.execute(
-        "SELECT m.terminal_id, m.class, m.response_code, COALESCE(v.kind, ''), COUNT(*), "
-        "COALESCE(SUM(m.amount_minor), 0) FROM messages m "
+        "SELECT m.terminal_id, m.class, m.response_code, COALESCE(v.kind, ''), "
+        "m.processing_code, COUNT(*), COALESCE(SUM(m.amount_minor), 0) FROM messages m "
         "LEFT JOIN movements v ON v.id = m.movement_id "
         "WHERE m.at >= ? AND m.at < ? AND m.class IN ('sale', 'advice') "
-        "GROUP BY m.terminal_id, m.class, m.response_code, COALESCE(v.kind, '')",
+        "GROUP BY m.terminal_id, m.class, m.response_code, COALESCE(v.kind, ''), "
+        "m.processing_code",
         (since, until),
     ).fetchall()
-    for terminal_id, klass, code, moved, count, total in rows:
-        what = classify_message(klass, code, moved)
+    for terminal_id, klass, code, moved, processing_code, count, total in rows:
+        what = classify_message(klass, code, moved, processing_code)
         for target in (program, terminals[terminal_id]):
             if what == "sales_online":
                 target.approved_online.add(int(count), int(total))
@@ -236,6 +248,8 @@ def _count_messages(
                 target.approved_offline.add(int(count), int(total))
             elif what == LOSS:
                 target.losses.add(int(count), int(total))
+            elif what == REFUSED_REFUND:
+                target.refused_refunds.add(int(count), int(total))
 
 
 def day_totals(store: HostStore, terminal_id: str, batch: Batch) -> Reconciliation:
@@ -252,7 +266,7 @@ def day_totals(store: HostStore, terminal_id: str, batch: Batch) -> Reconciliati
     stans = "(m.stan >= ? OR m.stan <= ?)" if wraps else "m.stan BETWEEN ? AND ?"
     rows = store.execute(
         "SELECT m.class, m.stan, m.response_code, m.amount_minor, COALESCE(v.kind, ''),"
-        " v.amount_minor, m.reversed_by FROM messages m"
+        " m.processing_code, v.amount_minor, m.reversed_by FROM messages m"
         " LEFT JOIN movements v ON v.id = m.movement_id"
         f" WHERE m.terminal_id = ? AND m.class IN ('sale', 'advice') AND {stans}",
         (terminal_id, batch.first_stan, batch.last_stan),
@@ -266,11 +280,11 @@ def day_totals(store: HostStore, terminal_id: str, batch: Batch) -> Reconciliati
         ).fetchall()
     )
     totals: dict[str, int] = {}
-    for klass, stan, code, amount, moved_kind, moved, reversed_by in rows:
+    for klass, stan, code, amount, moved_kind, processing_code, moved, reversed_by in rows:
         if not batch.holds(int(stan)):
             continue
-        what = classify_message(klass, code, moved_kind)
-        if what in (DECLINED, LOSS):
+        what = classify_message(klass, code, moved_kind, processing_code)
+        if what in (DECLINED, LOSS, REFUSED_REFUND):  # the terminal counts none of them either
             continue
         if what == INQUIRY:
             add_to_reconciliation(totals, "balance", reversal=False, count=1, amount_minor=0)
@@ -306,6 +320,7 @@ def settlement_rows(program: Settlement, terminals: dict[str, Settlement]) -> li
     rows.append(["net_sales", *[format_amount(s.net_sales_minor) for s in settlements]])
     rows.append(["debts", *[cell(s.debts) for s in settlements]])
     rows.append(["losses", *[cell(s.losses) for s in settlements]])
+    rows.append(["refused_refunds", *[cell(s.refused_refunds) for s in settlements]])
     rows.append(["approved_online", *[cell(s.approved_online) for s in settlements]])
     rows.append(["approved_offline", *[cell(s.approved_offline) for s in settlements]])
     rows.append(
@@ -326,7 +341,14 @@ def settlement_csv(program: Settlement, terminals: dict[str, Settlement]) -> lis
     groups = [*terminals.items(), ("program", program)]
     categories = _all_categories([s for _, s in groups])
     header = ["terminal"]
-    for name in [*categories, "debts", "losses", "approved_online", "approved_offline"]:
+    for name in [
+        *categories,
+        "debts",
+        "losses",
+        "refused_refunds",
+        "approved_online",
+        "approved_offline",
+    ]:
         header += [f"{name}_count", f"{name}_minor"]
     header += ["net_sales_minor", "offline_share_count", "offline_share_amount"]
     rows = [header]
@@ -336,6 +358,7 @@ def settlement_csv(program: Settlement, terminals: dict[str, Settlement]) -> lis
             *[s.money.get(c, Figures()) for c in categories],
             s.debts,
             s.losses,
+            s.refused_refunds,
             s.approved_online,
             s.approved_offline,
         ]:
@@ -446,8 +469,10 @@ def outage_view(store: HostStore, now: datetime, since: str = "") -> OutageView:
     gaps = [g for g in gaps if (g.up_at or "9999") >= since]
 
     rows = store.execute(
-        "SELECT terminal_id, class, stan, transmission, amount_minor, response_code, at, "
-        "movement_id FROM messages WHERE class IN ('sale', 'advice') AND at >= ?",
+        "SELECT m.terminal_id, m.class, m.stan, m.transmission, m.amount_minor, "
+        "m.response_code, m.at, m.movement_id, COALESCE(v.kind, ''), m.processing_code "
+        "FROM messages m LEFT JOIN movements v ON v.id = m.movement_id "
+        "WHERE m.class IN ('sale', 'advice') AND m.at >= ?",
         # an 0200 of any kind (a sale, a top-up, a balance inquiry) says the link was up
         (since,),
     ).fetchall()
@@ -467,10 +492,13 @@ def outage_view(store: HostStore, now: datetime, since: str = "") -> OutageView:
         items.sort(key=lambda item: (item[0], item[1][2]))
         current: Outage | None = None
         for instant, row in items:
-            _, klass, _stan, _tx, amount, code, arrived, movement_id = row
+            _, klass, _stan, _tx, amount, code, arrived, movement_id, moved, processing = row
             if klass == "sale":
                 current = None
                 continue
+            what = classify_message(klass, code, moved, processing)
+            if what not in ("sales_offline", LOSS):
+                continue  # an offline refund, taken or refused: the settlement shows it
             if current is None:
                 current = Outage(terminal_id, instant, instant, arrived, arrived)
                 outages.append(current)
@@ -479,7 +507,7 @@ def outage_view(store: HostStore, now: datetime, since: str = "") -> OutageView:
             current.last_arrival_at = max(current.last_arrival_at, arrived)
             amount_minor = int(amount or 0)
             current.sales.add(1, amount_minor)
-            if code == "00":
+            if what != LOSS:
                 current.approved.add(1, amount_minor)
                 if movement_id is not None and int(movement_id) in debt_ids:
                     current.debts += 1

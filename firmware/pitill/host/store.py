@@ -144,6 +144,14 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE accounts ADD COLUMN sun_counter BIGINT;
     ALTER TABLE messages ADD COLUMN sun_counter BIGINT;
     """,
+    # A message's processing code (field 3): a refused offline refund (20) is no loss
+    # (host/settlement.py). Earlier messages that moved money as a refund were refunds; one
+    # refused before this version cannot be told from a sale and keeps '' (counted as before).
+    """
+    ALTER TABLE messages ADD COLUMN processing_code TEXT NOT NULL DEFAULT '';
+    UPDATE messages SET processing_code = '200000' WHERE movement_id IN (
+        SELECT id FROM movements WHERE kind IN ('refund', 'offline_refund', 'refund_reversal'));
+    """,
 )
 HOTLIST_KEY_LABEL = b"pitill hotlist key v1"
 HOTLISTED = ("blocked", "lost", "replaced")  # the statuses terminals refuse offline

@@ -253,7 +253,12 @@ def processing_code(kind: TxnKind) -> str:
 
 def is_refund(request: Request) -> bool:
     """The request gives money back (processing code 20): a host credits instead of charging."""
-    return request.processing_code[:2] == PROCESSING_CODE_REFUND[:2]
+    return is_refund_code(request.processing_code)
+
+
+def is_refund_code(processing_code: str) -> bool:
+    """Field 3 says returns (20): money back to the card (a host keeps the code it was sent)."""
+    return processing_code[:2] == PROCESSING_CODE_REFUND[:2]
 
 
 def _card_fields(card: Card) -> Message:
