@@ -112,6 +112,21 @@ async def dashboard(
         store.close()
 
 
+# Cards the dashboard fixture does not add (it adds PAN and OTHER), for a test that reads it.
+CARD, BLOCKED = "6011111111111117", "378282246310005"
+
+
+async def today_page(data_dir: Path, database: str | None) -> str:
+    """The today page as a cashier sees it (the fixture adds PAN's and OTHER's accounts)."""
+    async with dashboard(data_dir, database) as (board, _):
+        browser = Browser(board.url.rstrip("/"))
+        try:
+            await browser.login("cas", CASHIER_PW)
+            return (await browser.get("/"))[1]
+        finally:
+            await browser.close()
+
+
 def account_id(store: HostStore, pan: str = PAN) -> int:
     return store.require(parse_card(pan)).id
 

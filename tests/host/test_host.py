@@ -14,7 +14,7 @@ from host_messages import OTHER, PAN, request, reversal_of, serving_hosts
 from pitill.errors import ConfigError
 from pitill.host.cards import parse_card
 from pitill.host.server import HostServer
-from pitill.host.settlement import Figures, losses
+from pitill.host.settlement import ALL_TIME, Figures, settle
 from pitill.host.store import HostStore
 from pitill.upstream.framing import frame, read_frame
 from pitill.upstream.messages import Message, decode, encode
@@ -124,7 +124,7 @@ def test_an_offline_sale_on_a_blocked_card_is_a_loss_never_dropped(
             host.store.set_status(parse_card(PAN), "blocked")
             (answer,) = await host.send(request("0220", 1, 300))
             assert answer["39"] == "62"  # declined after the fact: the terminal flags it
-            assert losses(host.store) == Figures(1, 300)
+            assert settle(host.store, *ALL_TIME)[0].losses == Figures(1, 300)
             assert balance_of(host.store) == 1000
 
     run(main())

@@ -19,7 +19,7 @@ from pitill.card.model import Card
 from pitill.card.sun import SANDBOX_MASTER_KEY, SANDBOX_META_KEY, card_file_key, make_sun
 from pitill.core.responses import INVALID_CARD, SECURITY_VIOLATION
 from pitill.host.cards import SunKeys, parse_card, write_sun_keys
-from pitill.host.settlement import Figures, losses
+from pitill.host.settlement import ALL_TIME, Figures, settle
 from pitill.host.store import HostStore
 from pitill.sim.sun_program import virtual_uid
 from pitill.upstream.messages import POS_ENTRY_CONTACTLESS, Message, nfc_card_data
@@ -101,7 +101,7 @@ def test_sun_taps_pay_once_per_counter_online_and_offline(
             assert answers[0] == answers[1]
             assert balance_of(host.store, card) == 5000 - 1000 - 200 - 400
             # the declined advices are the program's losses, recorded, never dropped
-            assert losses(host.store) == Figures(2, 400)
+            assert settle(host.store, *ALL_TIME)[0].losses == Figures(2, 400)
             # the clone's counters were never taken: the real card's tap 10 still pays
             (real,) = await host.send(tapped("0200", 9, 100, sun(10)))
             assert real["39"] == "00"

@@ -5,20 +5,18 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
 from host_messages import OTHER, PAN, request, reversal_of
 from pitill.core.settlement import Reconciliation
 from pitill.host.cards import parse_card
-from pitill.host.settlement import Figures, day_totals, losses, outage_view, period, settle
+from pitill.host.settlement import ALL_TIME, Figures, day_totals, outage_view, period, settle
 from pitill.host.store import MIGRATIONS
 from pitill.upstream.messages import Batch
-from pitill_cli import PITILL
 
 from .conftest import db_args
-from .test_dashboard import CASHIER_PW, Browser, dashboard
+from .test_dashboard import BLOCKED, CARD, today_page
 from .test_host import Host, balance_of, run
 from .test_host_with_terminals import PAN as TERMINAL_PAN
 from .test_host_with_terminals import host, pitill, terminal
@@ -50,9 +48,9 @@ def test_refunds_credit_the_card_once_never_more_than_it_spent_here(
             assert answers[1] == answers[2] and answers[1]["3"] == "200000"
             assert balance_of(host.store) == 2000 - 1250 + 500 + 300
             assert balance_of(host.store, OTHER) == 2000
-            totals = host.store.totals()
-            assert totals["refunds"] == {"count": 2, "amount_minor": 800}
-            assert totals["movements"]["offline_refund"]["amount_minor"] == 300
+            ever, _ = settle(host.store, *ALL_TIME)
+            assert ever.money["refunds"] == Figures(2, 800)
+            assert host.store.movements_by_kind()["offline_refund"]["amount_minor"] == 300
             # A refund whose 0200 timed out is reversed: the credit is taken back, once.
             refund = request("0200", 8, 200, **REFUND)
             reversal = {**reversal_of(refund, 9), **REFUND}
@@ -119,10 +117,6 @@ def test_a_terminal_refunds_online_and_offline_and_the_host_books_each_once(
     assert report["refunds"] == {"count": 2, "amount_minor": 800}
 
 
-# not the dashboard fixture's cards (it adds PAN and OTHER)
-CARD, BLOCKED = "6011111111111117", "378282246310005"
-
-
 def test_a_refused_offline_refund_is_no_loss_and_has_its_own_heading(
     tmp_path: Path, database: str | None
 ) -> None:
@@ -150,27 +144,22 @@ def test_a_refused_offline_refund_is_no_loss_and_has_its_own_heading(
                 2,
                 5200,
             )
-            assert losses(host.store) == Figures(1, 400)
+            assert settle(host.store, *ALL_TIME)[0].losses == Figures(1, 400)
             [outage] = outage_view(host.store, datetime.now(UTC)).outages
             assert (outage.sales, outage.declined) == (Figures(1, 400), Figures(1, 400))
             assert day_totals(host.store, "PITILL01", Batch(1, 1, 5)) == Reconciliation(
                 credits=1, credits_minor=300, debits=1, debits_minor=1000
             )
-        done = pitill_host("report", "--json", "--data-dir", str(tmp_path), *db_args(database))
+        done = pitill("host", "report", "--json", "--data-dir", str(tmp_path), *db_args(database))
+        assert done.returncode == 0, done.stderr
         report = json.loads(done.stdout)
         assert report["losses"] == report["program"]["losses"] == {"count": 1, "amount_minor": 400}
         assert report["program"]["refused_refunds"] == {"count": 2, "amount_minor": 5200}
-        text = pitill_host("report", "--data-dir", str(tmp_path), *db_args(database)).stdout
+        text = pitill("host", "report", "--data-dir", str(tmp_path), *db_args(database)).stdout
         assert "refused_refunds   2 x 52.00" in text
-        async with dashboard(tmp_path, database) as (board, _):
-            browser = Browser(board.url.rstrip("/"))
-            try:
-                await browser.login("cas", CASHIER_PW)
-                _, page = await browser.get("/")
-                assert "<td>Losses (declined after the fact)</td><td>1 · 4.00</td>" in page
-                assert "not credited: see the holder)</td><td>2 · 52.00</td>" in page
-            finally:
-                await browser.close()
+        page = await today_page(tmp_path, database)
+        assert "<td>Losses (declined after the fact)</td><td>1 · 4.00</td>" in page
+        assert "not credited: see the holder)</td><td>2 · 52.00</td>" in page
 
     run(main())
 
@@ -211,11 +200,3 @@ def test_an_older_store_learns_its_refunds_processing_code(
             )
 
     run(main())
-
-
-def pitill_host(*args: str) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [*PITILL, "host", *args], capture_output=True, text=True, timeout=120, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    return done

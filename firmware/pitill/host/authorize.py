@@ -208,13 +208,28 @@ def _account_for(store: HostStore, request: Request) -> tuple[Account | None, st
     return (None, refused) if refused else (account, APPROVED)
 
 
-def _charge(store: HostStore, request: Request, *, offline: bool) -> tuple[Answer, int | None]:
+def _amount_and_account(store: HostStore, request: Request) -> tuple[int, Account] | Answer:
+    """A money message's amount (more than 0) and its card's account, or the answer refusing
+    it: a refused advice is recorded, declined after the fact (host/settlement.py counts it)."""
     amount = request.amount_minor
     if amount is None or amount <= 0:
-        return Answer(INVALID_AMOUNT), None
+        return Answer(INVALID_AMOUNT)
     account, code = _account_for(store, request)
     if account is None:
-        return Answer(code), None  # an advice: declined after the fact, the merchant's loss
+        return Answer(code)
+    return amount, account
+
+
+def _approved(movement_id: int, balance_minor: int) -> tuple[Answer, int]:
+    """The approval of a message that moved money: its auth code is the movement's id."""
+    return Answer(APPROVED, f"{movement_id % 1_000_000:06d}", balance_minor), movement_id
+
+
+def _charge(store: HostStore, request: Request, *, offline: bool) -> tuple[Answer, int | None]:
+    found = _amount_and_account(store, request)
+    if isinstance(found, Answer):
+        return found, None
+    amount, account = found
     if not offline and account.balance_minor < amount:
         return Answer(INSUFFICIENT_FUNDS, balance_minor=account.balance_minor), None
     movement_id, balance = store.debit(
@@ -224,23 +239,23 @@ def _charge(store: HostStore, request: Request, *, offline: bool) -> tuple[Answe
         terminal_id=request.terminal_id,
         stan=request.stan,
     )
-    return Answer(APPROVED, f"{movement_id % 1_000_000:06d}", balance), movement_id
+    return _approved(movement_id, balance)
 
 
 def _topup(store: HostStore, request: Request) -> tuple[Answer, int | None]:
-    amount = request.amount_minor
-    if request.mti != SALE_REQUEST or amount is None or amount <= 0:
-        return Answer(INVALID_AMOUNT), None  # a top-up is only ever online, with an amount
-    account, code = _account_for(store, request)
-    if account is None:
-        return Answer(code), None  # the cashier takes no cash for a card the program refuses
+    if request.mti != SALE_REQUEST:
+        return Answer(INVALID_AMOUNT), None  # a top-up is only ever online
+    found = _amount_and_account(store, request)
+    if isinstance(found, Answer):
+        return found, None  # the cashier takes no cash for a card the program refuses
+    amount, account = found
     try:
         movement_id, balance = store.credit(
             account, amount, terminal_id=request.terminal_id, stan=request.stan
         )
     except ConfigError:
         return Answer(INVALID_AMOUNT), None  # the balance would pass what it can hold
-    return Answer(APPROVED, f"{movement_id % 1_000_000:06d}", balance), movement_id
+    return _approved(movement_id, balance)
 
 
 # Movements of one card at one terminal whose sum is what it has spent there, less refunds.
@@ -248,12 +263,10 @@ _SPENDING = ("sale", "offline_sale", "reversal", "refund", "offline_refund", "re
 
 
 def _refund(store: HostStore, request: Request, *, offline: bool) -> tuple[Answer, int | None]:
-    amount = request.amount_minor
-    if amount is None or amount <= 0:
-        return Answer(INVALID_AMOUNT), None
-    account, code = _account_for(store, request)
-    if account is None:
-        return Answer(code), None  # an offline one: declined after the fact, a refused refund
+    found = _amount_and_account(store, request)
+    if isinstance(found, Answer):
+        return found, None
+    amount, account = found
     marks = ", ".join("?" for _ in _SPENDING)
     (net,) = store.execute(  # a reversal taking money off (a top-up's) is no spending
         "SELECT COALESCE(SUM(amount_minor), 0) FROM movements WHERE account_id = ? "
@@ -270,7 +283,7 @@ def _refund(store: HostStore, request: Request, *, offline: bool) -> tuple[Answe
         terminal_id=request.terminal_id,
         stan=request.stan,
     )
-    return Answer(APPROVED, f"{movement_id % 1_000_000:06d}", balance), movement_id
+    return _approved(movement_id, balance)
 
 
 def _balance(store: HostStore, request: Request) -> Answer:

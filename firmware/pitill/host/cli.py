@@ -533,15 +533,21 @@ def _report(args: argparse.Namespace) -> int:
     from dataclasses import asdict
     from datetime import UTC, datetime
 
-    from pitill.host import settlement
-    from pitill.host.settlement import outage_view, outstanding, period, settle, settlement_csv
+    from pitill.host.settlement import (
+        ALL_TIME,
+        outage_view,
+        outstanding,
+        period,
+        settle,
+        settlement_csv,
+    )
 
     now = datetime.now(UTC)
     since, until = period(args.day, args.since, args.until, now.date())
     store = _store(args)
     try:
-        totals = store.totals()
-        losses = asdict(settlement.losses(store))  # all time, by the settlement's rule
+        movements = store.movements_by_kind()
+        ever, _ = settle(store, *ALL_TIME)
         program, terminals = settle(store, since, until)
         now_figures = outstanding(store)
         view = outage_view(store, now, since)
@@ -551,10 +557,17 @@ def _report(args: argparse.Namespace) -> int:
             _write_csv(args.settlement_csv, "--settlement-csv", settlement_csv(program, terminals))
     finally:
         store.close()
-    totals["losses"] = losses
+    refunds = asdict(ever.money["refunds"])  # credited back to cards, online and offline
+    losses, refused = asdict(ever.losses), asdict(ever.refused_refunds)
     if args.json:
         report = {
-            **totals,  # all time: movements by kind, balances_minor, debts_minor, losses
+            # all time (the settlement's rules; balances and debts: now)
+            "movements": movements,
+            "balances_minor": now_figures["held_minor"],
+            "debts_minor": now_figures["debts_minor"],
+            "refunds": refunds,
+            "losses": losses,
+            "refused_refunds": refused,
             "from": since,
             "to": until,
             "program": program.as_dict(),
@@ -568,7 +581,6 @@ def _report(args: argparse.Namespace) -> int:
     for line in _settlement_lines(program, terminals):
         print(line)
     print(f"held on cards   {format_amount(now_figures['held_minor']):>12}")
-    refunds = totals["refunds"]  # all time, online and offline (FN 4 at a terminal)
     print(f"refunded        {format_amount(refunds['amount_minor']):>12}  ({refunds['count']})")
     print(
         f"owed (debts)    {format_amount(now_figures['debts_minor']):>12}  "
@@ -577,6 +589,10 @@ def _report(args: argparse.Namespace) -> int:
     print(
         f"lost (offline sales on refused cards, all time) {losses['count']}: "
         f"{format_amount(losses['amount_minor'])}"
+    )
+    print(
+        f"offline refunds refused (not credited: see the holders, all time) {refused['count']}: "
+        f"{format_amount(refused['amount_minor'])}"
     )
     if view.outages or view.gaps:
         print("outages (offline sales: when sold, when their advices arrived):")

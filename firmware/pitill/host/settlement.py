@@ -9,8 +9,8 @@ arrived (the terminal's local time of the sale is in the outage view).
   a kind this module does not know yet is still shown, as itself).
 - Debts: debits that overdrew (HostStore.debit: offline sales, reversals of spent top-ups),
   and how much each pushed the balance below zero.
-- Losses: offline sales the host declined after the fact (classify_message; `losses` is the
-  same figure for any period, the report's all-time one).
+- Losses: offline sales the host declined after the fact (classify_message; the report's
+  all-time figures are the settlement of ALL_TIME).
 - Refused refunds: offline refunds (processing code 20) the host declined after the fact: the
   terminal told the customer the card was credited and the host did not credit it. No money
   of the program's is lost, but the holder may be owed: its own heading, for the operator.
@@ -42,6 +42,7 @@ HOST_DESK = "host"  # movements no terminal made: the command line and the dashb
 # disconnected now (whatever it sells meanwhile arrives when it is back).
 SETTLE_QUIET_S = 120
 GAP_MIN_S = 5  # a reconnect quicker than this is a blip, not an outage
+ALL_TIME = ("", "9999")  # every row: host times are ISO text
 
 KIND_CATEGORY = {
     "sale": "sales_online",
@@ -211,14 +212,6 @@ def settle(store: HostStore, since: str, until: str) -> tuple[Settlement, dict[s
             target.debts.add(int(debt_count), int(debt_minor))
     _count_messages(store, since, until, program, terminals)
     return program, dict(sorted(terminals.items()))
-
-
-def losses(store: HostStore, since: str = "", until: str = "9999") -> Figures:
-    """The program's losses in [since, until) of host time (all time by default): the same
-    figure as the settlement's, by the same rule (classify_message)."""
-    program = Settlement()
-    _count_messages(store, since, until, program, defaultdict(Settlement))
-    return program.losses
 
 
 def _count_messages(

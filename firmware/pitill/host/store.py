@@ -588,32 +588,15 @@ class HostStore:
         ).fetchall()
         return [Movement(*row) for row in rows]
 
-    def totals(self) -> dict[str, Any]:
-        """Money per movement kind and flag: what the program holds, took, owes and lost."""
-        by_kind = {
+    def movements_by_kind(self) -> dict[str, dict[str, int]]:
+        """Count and sum of every movement ever, by kind and flag ("offline_sale:debt")."""
+        return {
             # int(): PostgreSQL sums BIGINTs as NUMERIC (Decimal)
             f"{kind}{':' + flag if flag else ''}": {"count": int(count), "amount_minor": int(total)}
             for kind, flag, count, total in self.execute(
                 "SELECT kind, flag, COUNT(*), SUM(amount_minor) FROM movements "
                 "GROUP BY kind, flag ORDER BY kind, flag"
             )
-        }
-        (held,) = self.execute(
-            "SELECT COALESCE(SUM(balance_minor), 0) FROM accounts WHERE balance_minor > 0"
-        ).fetchone()
-        (debts,) = self.execute(
-            "SELECT COALESCE(-SUM(balance_minor), 0) FROM accounts WHERE balance_minor < 0"
-        ).fetchone()
-        refunds = [by_kind.get(kind, {}) for kind in ("refund", "offline_refund")]
-        return {
-            "movements": by_kind,
-            "balances_minor": int(held),
-            "debts_minor": int(debts),
-            # credited back to cards (FN 4 at a terminal), online and offline
-            "refunds": {
-                "count": sum(r.get("count", 0) for r in refunds),
-                "amount_minor": sum(r.get("amount_minor", 0) for r in refunds),
-            },
         }
 
     def backup(self, target: Path) -> int:
