@@ -320,6 +320,35 @@ def shift_in(value_minor: int, digit: int) -> int:
     return value_minor * 10 + digit
 
 
+def amount_keys(
+    phase: Phase, field: str, too_much: Callable[[TerminalState, int], str | None]
+) -> tuple[Handler, Handler]:
+    """The DIGIT and CLEAR rows of a phase that keys an amount into `field` (rule 6): a digit
+    shifts in from the right unless `too_much` says why not (shown, error beep); CLEAR takes
+    the last one back. The sale's amount, the cash tendered, a top-up and a refund key so."""
+
+    @leads_to(phase)
+    def key_digit(state: TerminalState, event: Event) -> Result:
+        value_minor = shift_in(getattr(state, field), digit_of(event))
+        refusal = too_much(state, value_minor)
+        if refusal is not None:
+            return state.but(notice=refusal), (Beep(BeepPattern.ERROR),)
+        return enter(state, phase, Beep(BeepPattern.CLICK), **{field: value_minor})
+
+    @leads_to(phase)
+    def key_clear(state: TerminalState, event: Event) -> Result:
+        return enter(state, phase, Beep(BeepPattern.CLICK), **{field: getattr(state, field) // 10})
+
+    return key_digit, key_clear
+
+
+def over_max_amount(state: TerminalState, amount_minor: int) -> str | None:
+    """A sale's or a top-up's amount past the configured maximum (as the screen says it)."""
+    if amount_minor > state.settings.max_amount_minor:
+        return f"Max {money(state, state.settings.max_amount_minor)}"
+    return None
+
+
 # --- status rows, common to every phase --------------------------------------------------------
 
 
@@ -446,20 +475,7 @@ def start_amount(state: TerminalState, event: Event) -> Result:
 # --- amount entry --------------------------------------------------------------------------------
 
 
-@leads_to(Phase.AMOUNT)
-def amount_digit(state: TerminalState, event: Event) -> Result:
-    amount = shift_in(state.amount_minor, digit_of(event))
-    if amount > state.settings.max_amount_minor:
-        limit = money(state, state.settings.max_amount_minor)
-        return state.but(notice=f"Max {limit}"), (Beep(BeepPattern.ERROR),)
-    return enter(state, Phase.AMOUNT, Beep(BeepPattern.CLICK), amount_minor=amount)
-
-
-@leads_to(Phase.AMOUNT)
-def amount_clear(state: TerminalState, event: Event) -> Result:
-    return enter(
-        state, Phase.AMOUNT, Beep(BeepPattern.CLICK), amount_minor=state.amount_minor // 10
-    )
+amount_digit, amount_clear = amount_keys(Phase.AMOUNT, "amount_minor", over_max_amount)
 
 
 @leads_to(Phase.AWAIT_CARD, Phase.CASH_ONLY)
@@ -776,19 +792,11 @@ def accept_cash(state: TerminalState, event: Event) -> Result:
     return enter(state, Phase.TENDER, Beep(BeepPattern.CLICK), tendered_minor=0)
 
 
-@leads_to(Phase.TENDER)
-def tender_digit(state: TerminalState, event: Event) -> Result:
-    tendered = shift_in(state.tendered_minor, digit_of(event))
-    if tendered > state.settings.max_tender_minor:
-        return state.but(notice="Amount too large"), (Beep(BeepPattern.ERROR),)
-    return enter(state, Phase.TENDER, Beep(BeepPattern.CLICK), tendered_minor=tendered)
+def _over_max_tender(state: TerminalState, tendered_minor: int) -> str | None:
+    return "Amount too large" if tendered_minor > state.settings.max_tender_minor else None
 
 
-@leads_to(Phase.TENDER)
-def tender_clear(state: TerminalState, event: Event) -> Result:
-    return enter(
-        state, Phase.TENDER, Beep(BeepPattern.CLICK), tendered_minor=state.tendered_minor // 10
-    )
+tender_digit, tender_clear = amount_keys(Phase.TENDER, "tendered_minor", _over_max_tender)
 
 
 @leads_to(Phase.CHANGE)

@@ -27,6 +27,7 @@ from pitill.core.machine import (
     Handler,
     OfflineRule,
     Trigger,
+    amount_keys,
     answered,
     cancel,
     digit_of,
@@ -35,7 +36,6 @@ from pitill.core.machine import (
     ignore,
     leads_to,
     refuse,
-    shift_in,
     timed_out,
     to_idle,
     unanswered,
@@ -172,20 +172,12 @@ def pick_card(state: TerminalState, event: Event) -> Result:
     return enter(state, Phase.REFUND_LOOKUP, FindRecentSales(event.card), Beep(BeepPattern.CLICK))
 
 
-@leads_to(Phase.REFUND_AMOUNT)
-def amount_digit(state: TerminalState, event: Event) -> Result:
-    amount = shift_in(state.amount_minor, digit_of(event))
+def _over_what_is_left(state: TerminalState, amount_minor: int) -> str | None:
     left = refundable_minor(_target(state))
-    if amount > left:
-        return state.but(notice=f"At most {money(state, left)}"), (Beep(BeepPattern.ERROR),)
-    return enter(state, Phase.REFUND_AMOUNT, Beep(BeepPattern.CLICK), amount_minor=amount)
+    return f"At most {money(state, left)}" if amount_minor > left else None
 
 
-@leads_to(Phase.REFUND_AMOUNT)
-def amount_clear(state: TerminalState, event: Event) -> Result:
-    return enter(
-        state, Phase.REFUND_AMOUNT, Beep(BeepPattern.CLICK), amount_minor=state.amount_minor // 10
-    )
+amount_digit, amount_clear = amount_keys(Phase.REFUND_AMOUNT, "amount_minor", _over_what_is_left)
 
 
 @leads_to(Phase.REFUNDED, Phase.REFUND_CARD, Phase.REFUND_AUTHORIZING, Phase.REFUND_DECLINED)

@@ -31,24 +31,23 @@ from pitill.core.machine import (
     HostOnly,
     Result,
     Trigger,
+    amount_keys,
     answered,
     cancel,
     card_problem,
-    digit_of,
     done,
     enter,
     ignore,
     leads_to,
     new_txn,
+    over_max_amount,
     refuse,
-    shift_in,
     timed_out,
     to_idle,
     unanswered,
 )
 from pitill.core.state import Phase, Sale, TerminalState
 from pitill.core.types import BeepPattern, TxnKind, TxnMode, TxnStatus
-from pitill.core.views import money
 
 TOPUP_OFFLINE = "Top-up needs host"
 BALANCE_OFFLINE = "Balance unavailable offline"
@@ -82,19 +81,7 @@ MENU_CHOICES: dict[int, Callable[[TerminalState, Event], Result]] = {
 }
 
 
-@leads_to(Phase.TOPUP_AMOUNT)
-def topup_digit(state: TerminalState, event: Event) -> Result:
-    amount = shift_in(state.amount_minor, digit_of(event))
-    if amount > state.settings.max_amount_minor:
-        return _refused(state, f"Max {money(state, state.settings.max_amount_minor)}")
-    return enter(state, Phase.TOPUP_AMOUNT, Beep(BeepPattern.CLICK), amount_minor=amount)
-
-
-@leads_to(Phase.TOPUP_AMOUNT)
-def topup_clear(state: TerminalState, event: Event) -> Result:
-    return enter(
-        state, Phase.TOPUP_AMOUNT, Beep(BeepPattern.CLICK), amount_minor=state.amount_minor // 10
-    )
+topup_digit, topup_clear = amount_keys(Phase.TOPUP_AMOUNT, "amount_minor", over_max_amount)
 
 
 @leads_to(Phase.TOPUP_CARD, Phase.IDLE)
