@@ -19,10 +19,10 @@ from pitill.core.events import DayClosed, Event, ReceiptFound
 from pitill.core.machine import (
     _NO_CARD_WANTED,
     _NOT_NOW,
-    _PLEASE_WAIT,
     Handler,
     Result,
     Trigger,
+    awaiting,
     cancel,
     done,
     enter,
@@ -134,18 +134,8 @@ ROWS: dict[Phase, dict[Trigger, Handler]] = {
         Trigger.CARD_UNREADABLE: ignore,
         Trigger.TIMEOUT: timed_out,
     },
-    Phase.CLOSING_DAY: {
-        # The journal commit is done within the step; the host's check is bounded by the shell.
-        Trigger.DIGIT: _PLEASE_WAIT,
-        Trigger.OK: _PLEASE_WAIT,
-        Trigger.CLEAR: _PLEASE_WAIT,
-        Trigger.CANCEL: _PLEASE_WAIT,
-        Trigger.FN: _PLEASE_WAIT,
-        Trigger.CARD: _PLEASE_WAIT,
-        Trigger.CARD_UNREADABLE: ignore,
-        Trigger.TIMEOUT: closing_timed_out,
-        Trigger.DAY_CLOSED: day_closed,
-    },
+    # The journal commit is done within the step; the host's check is bounded by the shell.
+    Phase.CLOSING_DAY: awaiting(Trigger.DAY_CLOSED, day_closed, closing_timed_out),
     Phase.REPRINT: {
         Trigger.DIGIT: _NOT_NOW,
         Trigger.OK: _reprint(merchant=False),

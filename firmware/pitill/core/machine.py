@@ -1063,6 +1063,15 @@ _NO_CARD_WANTED = refuse("No card wanted now")
 _PLEASE_WAIT = refuse("Please wait")
 
 
+def awaiting(answer: Trigger, on_answer: Handler, on_timeout: Handler) -> dict[Trigger, Handler]:
+    """The rows of a phase waiting for an answer whose outcome must be learned (a request in
+    flight, a journal commit): every key and card says "Please wait", CANCEL too, until the
+    answer or the phase timer."""
+    waits = (Trigger.DIGIT, Trigger.OK, Trigger.CLEAR, Trigger.CANCEL, Trigger.FN, Trigger.CARD)
+    rows: dict[Trigger, Handler] = {trigger: _PLEASE_WAIT for trigger in waits}
+    return {**rows, Trigger.CARD_UNREADABLE: ignore, answer: on_answer, Trigger.TIMEOUT: on_timeout}
+
+
 @leads_to(Phase.IDLE)
 def done(state: TerminalState, event: Event) -> Result:
     return to_idle(state)
@@ -1117,18 +1126,8 @@ _ROWS: dict[Phase, dict[Trigger, Handler]] = {
         Trigger.CARD_UNREADABLE: refuse("Card not read, swipe again"),
         Trigger.TIMEOUT: timed_out,
     },
-    Phase.AUTHORIZING: {
-        # The request is in flight: its outcome must be learned, so CANCEL cannot abandon it.
-        Trigger.DIGIT: _PLEASE_WAIT,
-        Trigger.OK: _PLEASE_WAIT,
-        Trigger.CLEAR: _PLEASE_WAIT,
-        Trigger.CANCEL: _PLEASE_WAIT,
-        Trigger.FN: _PLEASE_WAIT,
-        Trigger.CARD: _PLEASE_WAIT,
-        Trigger.CARD_UNREADABLE: ignore,
-        Trigger.AUTH_RESULT: auth_result,
-        Trigger.TIMEOUT: authorizing_timer,
-    },
+    # The request is in flight: its outcome must be learned, so CANCEL cannot abandon it.
+    Phase.AUTHORIZING: awaiting(Trigger.AUTH_RESULT, auth_result, authorizing_timer),
     Phase.APPROVED: _RESULT_ROWS,
     Phase.OFFLINE_APPROVED: _RESULT_ROWS,
     Phase.DECLINED: _RESULT_ROWS,
@@ -1208,18 +1207,8 @@ _ROWS: dict[Phase, dict[Trigger, Handler]] = {
         Trigger.CARD_UNREADABLE: ignore,
         Trigger.TIMEOUT: timed_out,
     },
-    Phase.VOIDING: {
-        # The shell journals the void within the step; VoidDone is the next event taken.
-        Trigger.DIGIT: _PLEASE_WAIT,
-        Trigger.OK: _PLEASE_WAIT,
-        Trigger.CLEAR: _PLEASE_WAIT,
-        Trigger.CANCEL: _PLEASE_WAIT,
-        Trigger.FN: _PLEASE_WAIT,
-        Trigger.CARD: _PLEASE_WAIT,
-        Trigger.CARD_UNREADABLE: ignore,
-        Trigger.TIMEOUT: done,
-        Trigger.VOID_DONE: void_done,
-    },
+    # The shell journals the void within the step; VoidDone is the next event taken.
+    Phase.VOIDING: awaiting(Trigger.VOID_DONE, void_done, done),
     Phase.VOIDED: _RESULT_ROWS,
     Phase.REPORT: {
         Trigger.DIGIT: _NOT_NOW,

@@ -29,6 +29,7 @@ from pitill.core.machine import (
     Trigger,
     amount_keys,
     answered,
+    awaiting,
     cancel,
     digit_of,
     done,
@@ -347,18 +348,8 @@ REFUND_ROWS: dict[Phase, dict[Trigger, Handler]] = {
         Trigger.CARD_UNREADABLE: refuse("Card not read, swipe again"),
         Trigger.TIMEOUT: timed_out,
     },
-    Phase.REFUND_AUTHORIZING: {
-        # In flight: its outcome must be learned, so CANCEL cannot abandon it.
-        Trigger.DIGIT: _PLEASE_WAIT,
-        Trigger.OK: _PLEASE_WAIT,
-        Trigger.CLEAR: _PLEASE_WAIT,
-        Trigger.CANCEL: _PLEASE_WAIT,
-        Trigger.FN: _PLEASE_WAIT,
-        Trigger.CARD: _PLEASE_WAIT,
-        Trigger.CARD_UNREADABLE: ignore,
-        Trigger.AUTH_RESULT: auth_result,
-        Trigger.TIMEOUT: authorizing_timer,
-    },
+    # In flight: its outcome must be learned, so CANCEL cannot abandon it.
+    Phase.REFUND_AUTHORIZING: awaiting(Trigger.AUTH_RESULT, auth_result, authorizing_timer),
     Phase.REFUNDED: _RESULT_ROWS,
     Phase.REFUND_DECLINED: _RESULT_ROWS,
 }

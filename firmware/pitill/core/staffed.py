@@ -33,6 +33,7 @@ from pitill.core.machine import (
     Trigger,
     amount_keys,
     answered,
+    awaiting,
     cancel,
     card_problem,
     done,
@@ -158,7 +159,6 @@ def staffed_timer(state: TerminalState, event: Event) -> Result:
     return unanswered(state, state.txn, ANSWERS[state.txn.kind])
 
 
-_WAIT = refuse("Please wait")
 _NOT_NOW = refuse("")
 _NO_CARD = refuse("No card wanted now")
 _CARD_ROWS: dict[Trigger, Handler] = {
@@ -197,18 +197,8 @@ ROWS: dict[Phase, dict[Trigger, Handler]] = {
     },
     Phase.TOPUP_CARD: _CARD_ROWS,
     Phase.BALANCE_CARD: _CARD_ROWS,
-    Phase.STAFFED_AUTHORIZING: {
-        # The 0200 is in flight: its outcome must be learned, so CANCEL cannot abandon it.
-        Trigger.DIGIT: _WAIT,
-        Trigger.OK: _WAIT,
-        Trigger.CLEAR: _WAIT,
-        Trigger.CANCEL: _WAIT,
-        Trigger.FN: _WAIT,
-        Trigger.CARD: _WAIT,
-        Trigger.CARD_UNREADABLE: ignore,
-        Trigger.AUTH_RESULT: staffed_result,
-        Trigger.TIMEOUT: staffed_timer,
-    },
+    # The 0200 is in flight: its outcome must be learned, so CANCEL cannot abandon it.
+    Phase.STAFFED_AUTHORIZING: awaiting(Trigger.AUTH_RESULT, staffed_result, staffed_timer),
     Phase.TOPPED_UP: _RESULT_ROWS,
     Phase.BALANCE_SHOWN: _RESULT_ROWS,
 }
