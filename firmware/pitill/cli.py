@@ -49,6 +49,13 @@ def _journal_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _journal_settle(args: argparse.Namespace) -> int:
+    from pitill.journal.settle import settle_by_hand
+
+    print(settle_by_hand(args.data_dir, args.seq, args.note))
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     from pitill.journal.report import print_day_reports, print_report
 
@@ -201,6 +208,33 @@ def build_parser() -> argparse.ArgumentParser:
     _data_dir_argument(init, "the terminal's data directory")
     init.add_argument("--force", action="store_true", help="even where sales were written before")
     init.set_defaults(handler=_journal_init)
+
+    settle = journal_commands.add_parser(
+        "settle",
+        help="record that the acquirer settled a reversal the host had refused",
+        description=(
+            "A reversal the host refused (REVERSAL_REFUSED: `pitill doctor` lists them with "
+            "their STAN) is never sent again: the sale may still be charged. Once the acquirer "
+            "has reversed it by hand, or confirmed it never held the charge, record it here: "
+            "the row becomes REVERSED, NOTE in its history. Stop the terminal first."
+        ),
+        epilog=(
+            "example:\n  pitill journal settle --data-dir /var/lib/pitill --seq 17 "
+            '--note "acquirer ticket 4711: reversed by hand"'
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _data_dir_argument(settle, "the terminal's data directory")
+    settle.add_argument(
+        "--seq",
+        required=True,
+        type=number(Bound(1, 2**63 - 1), integer=True),
+        help="the refused reversal's seq, as `pitill doctor` lists it",
+    )
+    settle.add_argument(
+        "--note", required=True, help="who confirmed it and their reference (kept in its history)"
+    )
+    settle.set_defaults(handler=_journal_settle)
 
     report = commands.add_parser(
         "report",

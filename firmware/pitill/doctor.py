@@ -426,8 +426,8 @@ def check_link_watch(upstream: UpstreamConfig) -> Check:
 
 REVERSALS_FIX = (
     "the host did NOT reverse these sales: the customer may be charged. Give the acquirer the "
-    "terminal id and each STAN above to reverse or refund them by hand; pitill does not send "
-    "them again"
+    "terminal id and each STAN above to reverse them by hand (pitill does not send them "
+    "again), then record it: pitill journal settle --data-dir DIR --seq SEQ --note REFERENCE"
 )
 
 
@@ -450,8 +450,8 @@ def check_reversals(data_dir: Path) -> Check:
         )
     if trouble.refused:
         listed = ", ".join(
-            f"STAN {stan:06d} {format_amount(amount)} {currency} (code {code})"
-            for _seq, stan, amount, currency, code in trouble.refused
+            f"seq {seq}, STAN {stan:06d} {format_amount(amount)} {currency} (code {code})"
+            for seq, stan, amount, currency, code in trouble.refused
         )
         detail = f"{len(trouble.refused)} refused by the host, NOT reversed: {listed}{owed}"
         return Check("reversals", False, detail, REVERSALS_FIX)

@@ -140,15 +140,37 @@ def test_an_old_cardless_reversal_answered_30_is_refused_not_reversed_and_not_re
         assert reconciliation(day_lines(raw, day)).debits == 0  # 68: counted nowhere, as asked
     journal.close()
 
-    doctor = subprocess.run(
-        [*PITILL, "doctor", "--data-dir", str(data)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    doctor = pitill("doctor", "--data-dir", str(data))
     line = next(x for x in doctor.stdout.splitlines() if " reversals:" in x)
     assert line.startswith("FAIL") and "STAN 000001 42.00 EUR (code 30)" in line, line
     assert doctor.returncode == 1
+
+    # The acquirer reversed it by hand: a person records it, and nothing flags it any more.
+    wrong = pitill(
+        "journal", "settle", "--data-dir", str(data), "--seq", "2", "--note", "ticket 4711"
+    )
+    assert wrong.returncode != 0 and "not a reversal the host refused" in wrong.stderr
+    assert len(wrong.stderr.strip().splitlines()) == 1  # one line, no traceback
+    done = pitill(
+        "journal", "settle", "--data-dir", str(data), "--seq", "1", "--note", "ticket 4711"
+    )
+    assert done.returncode == 0, done.stderr
+    assert "STAN 000001, 42.00 EUR) is REVERSED" in done.stdout
+    doctor_line = next(
+        x
+        for x in pitill("doctor", "--data-dir", str(data)).stdout.splitlines()
+        if " reversals:" in x
+    )
+    assert doctor_line.startswith("ok"), doctor_line
+    assert read_report(data).reversals_refused.count == 0
+    with sqlite3.connect(data / JOURNAL_FILE_NAME) as raw:
+        notes = [n for (n,) in raw.execute("SELECT note FROM txn_history WHERE seq = 1")]
+    assert notes[-1] == "settled by hand: ticket 4711" and "NOT reversed" in notes[-2]
+
+
+def pitill(*arguments: str) -> subprocess.CompletedProcess[str]:
+    """`pitill` run as a process, as a user would."""
+    return subprocess.run([*PITILL, *arguments], capture_output=True, text=True, timeout=120)
 
 
 @pytest.mark.parametrize(

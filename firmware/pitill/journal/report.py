@@ -127,7 +127,7 @@ class Report:
                 "  refused = the host answered the reversal with a refusal (e.g. 30, format"
                 " error): it did NOT reverse the sale and the customer may be charged. Call the"
                 " acquirer with their STANs (`pitill doctor` lists them); pitill does not send"
-                " them again"
+                " them again. Once settled: pitill journal settle --seq SEQ --note REFERENCE"
             )
         if self.by_tier:
             out.append("")

@@ -579,6 +579,25 @@ class Journal:
         self._truncate_wal_when_nothing_sealed()
         return rows
 
+    def settle_refused_reversal(self, seq: int, note: str) -> JournalRow:
+        """A person had the acquirer reverse a REVERSAL_REFUSED sale by hand (or it confirmed it
+        never held the charge): the row becomes REVERSED, the note in its history, one commit.
+        The 0500 counts REVERSED and REVERSAL_REFUSED alike, so a day's totals do not change."""
+        now = self._local_now()
+        with self._write(f"settlement of seq {seq}") as conn:
+            found = conn.execute("SELECT status FROM txns WHERE seq = ?", (seq,)).fetchone()
+            if found is None or found[0] != TxnStatus.REVERSAL_REFUSED.value:
+                status = found[0] if found is not None else "no such seq"
+                raise StorageError(
+                    f"seq {seq} is not a reversal the host refused ({status}): nothing to "
+                    "settle; `pitill doctor` lists the refused ones"
+                )
+            conn.execute(
+                "UPDATE txns SET status = ? WHERE seq = ?", (TxnStatus.REVERSED.value, seq)
+            )
+            self._append_history(conn, seq, TxnStatus.REVERSED, now, f"settled by hand: {note}")
+            return _fetch_row(conn, seq)
+
     def recover_at_boot(self) -> list[int]:
         """Queue a reversal for every txn caught mid-authorization by a crash; their seqs.
 
