@@ -585,3 +585,87 @@ def test_a_host_answering_slowly_keeps_the_window_small(journal: Journal) -> Non
         assert forwarder.stats.max_in_flight <= 2  # never opened up to 16
 
     run(scenario())
+
+
+def test_a_backlog_of_many_batches_streams_each_attempt_durable_first_answers_once(
+    journal: Journal,
+) -> None:
+    # A window of 8: batches of 32. The next batch is read ahead and its attempts committed
+    # while the last ones are on the wire, so the window does not drain between batches.
+    for seq in range(1, 101):
+        journal.record(offline_sale(seq))
+    host = FakeHost()
+    reports: list[ForwardReport] = []
+    durable_first: list[bool] = []
+    before_committed: dict[int, TxnStatus] = {}
+
+    def check(seq: int) -> None:
+        row = journal.get(seq)  # what a crash now would leave: the attempt is committed
+        durable_first.append(row is not None and row.attempts >= 1)
+        before = journal.get(seq - 1)
+        before_committed[seq] = before.status if before is not None else TxnStatus.FORWARDED
+
+    host.on_message = check
+    window = dataclasses.replace(FAST, forward_window=8)
+
+    async def scenario() -> None:
+        forwarder = Forwarder(journal, host, window, on_report=reports.append)
+        forwarder.start()
+        forwarder.set_online(True)
+        await until(lambda: journal.pending_count() == 0, "backlog drained")
+        await forwarder.stop()
+        assert forwarder.stats.acknowledged == 100 and forwarder.stats.repeats == 0
+
+    run(scenario())
+    assert durable_first == [True] * 100
+    # The first of each later batch left before the batch before it was answered and committed.
+    assert [before_committed[seq] for seq in (33, 65, 97)] == [TxnStatus.PENDING] * 3
+    batches = [list(range(1, 33)), list(range(33, 65)), list(range(65, 97)), [97, 98, 99, 100]]
+    sent = [[item[0] for item in r.items] for r in reports if r.stage == "sending"]
+    answered = [[item[0] for item in r.items] for r in reports if r.stage == "answered"]
+    assert sent == answered == batches  # one commit per batch for each, in order
+    assert host.applied == dict.fromkeys(range(1, 101), 1) and host.unflagged_duplicates == []
+    assert [final_entries(journal, seq) for seq in range(1, 101)] == [1] * 100
+    assert all(row.attempts == 1 for row in journal.rows())
+
+
+def test_a_reversal_queued_while_advices_stream_goes_before_the_next_batch(
+    journal: Journal,
+) -> None:
+    for seq in range(1, 65):
+        journal.record(offline_sale(seq))
+    host = FakeHost()
+    reversal_answered: list[bool] = []
+    answered_before: list[bool] = []  # per advice past the first batch
+    send_reversal = host.send_reversal
+
+    async def answered_reversal(item: ForwardItem) -> str:
+        code = await send_reversal(item)
+        reversal_answered.append(True)
+        return code
+
+    host.send_reversal = answered_reversal  # type: ignore[method-assign]
+
+    def reversal_during_the_first_batch(seq: int) -> None:
+        if seq == 10:  # a sale times out meanwhile: its reversal is owed
+            journal.record(online_sale(65).with_status(TxnStatus.REVERSAL_PENDING))
+        if 33 <= seq <= 64:
+            answered_before.append(reversal_answered == [True])
+
+    host.on_message = reversal_during_the_first_batch
+    window = dataclasses.replace(FAST, forward_window=8)
+
+    async def scenario() -> None:
+        forwarder = Forwarder(journal, host, window)
+        forwarder.start()
+        forwarder.set_online(True)
+        await until(lambda: journal.pending_count() == 0, "backlog drained")
+        await forwarder.stop()
+
+    run(scenario())
+    order = host.first_seen()
+    # The batch on the wire finishes; the reversal goes before any advice not yet taken.
+    assert order.index(65) > max(order.index(seq) for seq in range(1, 33))
+    assert order.index(65) < min(order.index(seq) for seq in range(33, 65))
+    assert answered_before == [True] * 32  # and was answered before any of them left
+    assert host.applied == dict.fromkeys(range(1, 66), 1)

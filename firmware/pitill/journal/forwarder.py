@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from pitill.config import UpstreamConfig
@@ -77,6 +78,19 @@ class ForwardReport:
     stage: str  # "sending" or "answered"
     items: tuple[tuple[int, ForwardKind, bool, str], ...]  # (seq, kind, repeat, response code)
     left: int = 0  # answered stage: items of the batch not sent (the link went down)
+
+
+@dataclass
+class _Batch:
+    """Items whose attempts are counted in one commit and whose answers share another."""
+
+    items: list[ForwardItem]
+    answers: dict[int, str] = field(default_factory=dict)  # final answers, by seq
+    started: set[int] = field(default_factory=set)  # seqs handed to the sender
+
+    @property
+    def complete(self) -> bool:
+        return len(self.answers) == len(self.items)
 
 
 @dataclass
@@ -238,6 +252,18 @@ class Forwarder:
             await self._back_off(failures, seq, error, response_code)
 
     async def _forward(self, items: list[ForwardItem]) -> tuple[int, Exception | None, str] | None:
+        """Send from `items` on; None when every item sent got its final answer, else (seq,
+        error, retry code) of the first item that stopped the drain.
+
+        A batch that holds a reversal is sent alone (its reversals answered before any advice
+        leaves). A batch of advices is streamed: the next batches are read ahead."""
+        if any(item.kind is ForwardKind.REVERSAL for item in items):
+            return await self._forward_batch(items)
+        return await self._stream(items)
+
+    async def _forward_batch(
+        self, items: list[ForwardItem]
+    ) -> tuple[int, Exception | None, str] | None:
         """Send a batch, up to a window in flight; None when every item got its final answer,
         else (seq, error, retry code) of the first item that stopped the batch.
 
@@ -247,36 +273,132 @@ class Forwarder:
         makes some messages go again, as repeats with the same key, which the host answers
         without charging twice. Items never started have their attempt taken back.
         """
-        seqs = [item.row.seq for item in items]
+        batch = _Batch(items)
+        if (stopped := self._take(batch)) is not None:
+            return stopped
+        # Reversals first, all answered before any advice leaves: two windows, one after the other.
+        reversals = [item for item in items if item.kind is ForwardKind.REVERSAL]
+        advices = [item for item in items if item.kind is not ForwardKind.REVERSAL]
+        stopped = await self._send_window(reversals, batch.answers, batch.started)
+        if stopped is None and len(batch.answers) == len(reversals):
+            stopped = await self._send_window(advices, batch.answers, batch.started)
+        return self._settle(batch) or stopped
+
+    async def _stream(self, first: list[ForwardItem]) -> tuple[int, Exception | None, str] | None:
+        """Advices, batch after batch, with the window kept full across batches.
+
+        Once the queue holds less than a window, the next batch is read (its cards unsealed)
+        and its attempts counted durably, while the last ones are still on the wire; a batch
+        whose every item is answered is committed at once, while the next ones are in flight
+        (one commit per batch; make bench P4). The rules are those of a batch: no item leaves
+        before its attempt is durable; answers are committed once, per batch; when the drain
+        stops, what was answered is committed and what never left is taken back. A reversal
+        found while reading ahead ends the stream (run() sends it before any further advice).
+        """
+        batches: deque[_Batch] = deque()
+        queue: deque[tuple[_Batch, ForwardItem]] = deque()
+        in_flight: dict[asyncio.Task[str], tuple[_Batch, ForwardItem]] = {}
+        sent_at: dict[int, float] = {}
+        loop = asyncio.get_running_loop()
+        stopped: tuple[int, Exception | None, str] | None = None
+        batch: _Batch | None = _Batch(first)
+        more = len(first) == self._batch  # a full batch: the journal may hold more
+        after = 0  # the last seq taken
+        try:
+            while True:
+                if batch is not None:  # a batch to take: its attempts counted, then queued
+                    stopped = self._take(batch)
+                    if stopped is None:
+                        batches.append(batch)
+                        queue.extend((batch, item) for item in batch.items)
+                        after = batch.items[-1].row.seq
+                    batch = None
+                while stopped is None and self._online and len(in_flight) < self.window.size:
+                    if not queue:
+                        break
+                    owner, item = queue.popleft()
+                    in_flight[asyncio.ensure_future(self._send(item))] = (owner, item)
+                    sent_at[item.row.seq] = loop.time()
+                    owner.started.add(item.row.seq)
+                    self.stats.max_in_flight = max(self.stats.max_in_flight, len(in_flight))
+                if more and stopped is None and self._online and len(queue) < self.window.limit:
+                    items, stopped = self._read_ahead(after)
+                    more = len(items) == self._batch
+                    if items:
+                        batch = _Batch(items)
+                        continue  # taken before waiting: its first items fill the window
+                if not in_flight:
+                    break
+                done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                for task in sorted(done, key=lambda t: in_flight[t][1].row.seq):
+                    owner, item = in_flight.pop(task)
+                    seq = item.row.seq
+                    error = task.exception()
+                    if isinstance(error, UpstreamError):
+                        stopped = stopped or (seq, error, "")
+                        self.window.restart()
+                    elif error is not None:
+                        raise error  # a bug, not the link
+                    elif advice_class(code := task.result()) is ResponseClass.RETRY:
+                        stopped = stopped or (seq, None, code)
+                        self.window.restart()
+                    else:
+                        owner.answers[seq] = code
+                        self.window.answered(sent_at.pop(seq), loop.time())
+                while batches and batches[0].complete:  # in order, as they were taken
+                    stopped = self._settle(batches.popleft()) or stopped
+        finally:
+            for task in in_flight:  # cancelled ourselves: what is in flight goes again later
+                task.cancel()
+            if in_flight:
+                await asyncio.wait(in_flight)
+        while batches:  # stopped, offline or done: answers committed, unsent taken back
+            stopped = self._settle(batches.popleft()) or stopped
+        return stopped
+
+    def _read_ahead(
+        self, after: int
+    ) -> tuple[list[ForwardItem], tuple[int, Exception | None, str] | None]:
+        """Up to a batch of the advices past seq `after`, none when a reversal is waiting (the
+        stream ends: run() sends it first); a journal error stops the stream."""
+        try:
+            items = self._journal.next_forward_items(self._batch, advices_after=after)
+        except (StorageError, SealError) as exc:
+            return [], (0, exc, "")
+        if any(item.kind is ForwardKind.REVERSAL for item in items):
+            return [], None
+        return items, None
+
+    def _take(self, batch: _Batch) -> tuple[int, Exception | None, str] | None:
+        """Count the batch's attempts durably (before any of it is sent) and report it."""
+        seqs = [item.row.seq for item in batch.items]
         try:
             self._journal.mark_attempts(seqs)
         except StorageError as exc:
             return seqs[0], exc, ""
-        by_seq = {item.row.seq: item for item in items}
-        self._on_report(ForwardReport("sending", _report_items(items, {})))
-        answers: dict[int, str] = {}
-        started: set[int] = set()
-        # Reversals first, all answered before any advice leaves: two windows, one after the other.
-        reversals = [item for item in items if item.kind is ForwardKind.REVERSAL]
-        advices = [item for item in items if item.kind is not ForwardKind.REVERSAL]
-        stopped = await self._send_window(reversals, answers, started)
-        if stopped is None and len(answers) == len(reversals):
-            stopped = await self._send_window(advices, answers, started)
-        in_order = [(seq, answers[seq]) for seq in seqs if seq in answers]
-        unsent = [seq for seq in seqs if seq not in started]
-        if in_order or unsent:
-            try:
-                self._journal.mark_forwarded_many(in_order, unsent)
-            except StorageError as exc:
-                return seqs[0], exc, ""  # they go again, as repeats the host deduplicates
-            self.stats.acknowledged += len(in_order)
-            if in_order:  # nothing answered: the failure report says why
-                answered = [by_seq[seq] for seq, _ in in_order]
-                self._on_report(
-                    ForwardReport("answered", _report_items(answered, answers), len(unsent))
-                )
-            self._report_backlog()
-        return stopped
+        self._on_report(ForwardReport("sending", _report_items(batch.items, {})))
+        return None
+
+    def _settle(self, batch: _Batch) -> tuple[int, Exception | None, str] | None:
+        """Commit a batch's answers, in one transaction, and take back the attempts of its items
+        never sent; the failure when the commit failed (they all go again, as repeats)."""
+        seqs = [item.row.seq for item in batch.items]
+        in_order = [(seq, batch.answers[seq]) for seq in seqs if seq in batch.answers]
+        unsent = [seq for seq in seqs if seq not in batch.started]
+        if not in_order and not unsent:
+            return None
+        try:
+            self._journal.mark_forwarded_many(in_order, unsent)
+        except StorageError as exc:
+            return seqs[0], exc, ""  # they go again, as repeats the host deduplicates
+        self.stats.acknowledged += len(in_order)
+        if in_order:  # nothing answered: the failure report says why
+            answered = [item for item in batch.items if item.row.seq in batch.answers]
+            self._on_report(
+                ForwardReport("answered", _report_items(answered, batch.answers), len(unsent))
+            )
+        self._report_backlog()
+        return None
 
     async def _send_window(
         self, items: list[ForwardItem], answers: dict[int, str], started: set[int]
