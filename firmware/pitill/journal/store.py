@@ -539,19 +539,16 @@ class Journal:
         reversal is never counted as reversed"). An advice becomes FORWARDED when the host
         accepted it, else DECLINED_AFTER (the offline approval stands: the merchant's loss).
         """
-        with self._lock:
-            self.mark_forwarded_many([(seq, response_code)])
-            with self._read(f"read of seq {seq}") as conn:
-                return _fetch_row(conn, seq)
+        return self.mark_forwarded_many([(seq, response_code)])[0]
 
     def mark_forwarded_many(
         self, answers: Sequence[tuple[int, str]], unsent: Sequence[int] = ()
-    ) -> None:
+    ) -> list[JournalRow]:
         """mark_forwarded for a batch of (seq, response code), in one commit; `unsent` are items
         of the batch whose attempt was counted but that were never sent (the batch stopped
         first): their count is taken back in the same commit, so they do not go as repeats."""
         if not answers and not unsent:
-            return
+            return []
         for seq, response_code in answers:
             if not (len(response_code) == 2 and response_code.isalnum()):
                 raise StorageError(
@@ -589,7 +586,9 @@ class Journal:
                 "UPDATE txns SET attempts = attempts - 1 WHERE seq = ? AND attempts > 0",
                 _one(unsent),
             )
+            rows = _fetch_rows(conn, seqs)
         self._truncate_wal_when_nothing_sealed()
+        return rows
 
     def settle_refused_reversal(self, seq: int, note: str) -> JournalRow:
         """A person had the acquirer reverse a REVERSAL_REFUSED sale by hand (or it confirmed it
@@ -1184,6 +1183,17 @@ def _fetch_row(conn: sqlite3.Connection, seq: int) -> JournalRow:
     return _to_row(
         conn.execute(f"SELECT {_ROW_COLUMNS} FROM txns WHERE seq = ?", (seq,)).fetchone()
     )
+
+
+def _fetch_rows(conn: sqlite3.Connection, seqs: Sequence[int]) -> list[JournalRow]:
+    """The rows of `seqs`, in that order, read in a few queries (not one per row)."""
+    found: dict[int, JournalRow] = {}
+    for start in range(0, len(seqs), _IN_CHUNK):
+        chunk = list(seqs[start : start + _IN_CHUNK])
+        marks = ", ".join("?" for _ in chunk)
+        query = f"SELECT {_ROW_COLUMNS} FROM txns WHERE seq IN ({marks})"
+        found.update((row.seq, row) for row in map(_to_row, conn.execute(query, chunk)))
+    return [found[seq] for seq in seqs]
 
 
 def _one(seqs: Sequence[int]) -> list[tuple[int]]:
