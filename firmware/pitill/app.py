@@ -68,6 +68,7 @@ from pitill.core.events import (
     RecentSalesFound,
     RecordFailed,
     ReportReady,
+    SeqTaken,
     TimerFired,
     TimerName,
     VoidDone,
@@ -76,7 +77,7 @@ from pitill.core.machine import step
 from pitill.core.responses import ResponseClass, advice_class
 from pitill.core.screens import Screen
 from pitill.core.state import Settings, TerminalState
-from pitill.core.txn import Txn
+from pitill.core.txn import Txn, stan_for
 from pitill.core.types import Key, LinkStatus, OfflineMode, TxnStatus
 from pitill.drivers.protocols import CardReader, Display, Indicators, KeySource
 from pitill.errors import ReentryError, StorageError, UpstreamError, UpstreamTimeout
@@ -808,6 +809,19 @@ class Terminal:
             self._owed_wake.set()  # an owed reversal goes as soon as the host may be reached
             self._days_wake.set()
 
+    def take_stan(self) -> int:
+        """A STAN for an echo (the client's StanSource), from the one counter of seqs and STANs:
+        the journal keeps it taken across restarts and the core moves its next seq past it, so
+        no transaction of the terminal ever reuses it. Called by the monitor on this loop,
+        outside a step (the event is taken at once)."""
+        seq = self.state.next_seq
+        try:
+            self.journal.take_message_seq(seq)
+        except StorageError as exc:  # the journal is failing: the terminal shows it elsewhere
+            log_event(log, "message_seq_not_saved", level=logging.WARNING, error=str(exc))
+        self.enqueue(SeqTaken(self.now_s(), seq))
+        return stan_for(seq)
+
     def on_backlog(self, pending: int) -> None:
         """The forwarder's count changed (also from inside an effect: a Record kicks it)."""
         self.event_log.write(self.now_s(), "backlog", pending=pending)
@@ -1014,4 +1028,5 @@ def build_terminal(
         receipts=receipts,
         hotlist=client,
     )
+    client.stans = terminal.take_stan  # echoes draw from the sales' counter
     return terminal

@@ -293,3 +293,22 @@ def test_fn_takes_cash_instead_of_a_card_online_too() -> None:
     assert (sale.kind, sale.mode, sale.change_minor) == (TxnKind.CASH, TxnMode.ONLINE, 800)
     till.keys("OK", "FN")
     assert till.state.phase is Phase.PIN_ENTRY  # FN in idle is still the (guarded) menu
+
+
+def test_a_seq_taken_by_an_echo_moves_the_next_seq_past_it_in_every_phase() -> None:
+    """The monitor's echoes take seqs (STANs) from the sales' counter at any moment."""
+    from pitill.core.events import SeqTaken
+
+    assert all(Trigger.SEQ_TAKEN in rows for rows in TABLE.values())
+    handler = TABLE[Phase.AUTHORIZING][Trigger.SEQ_TAKEN]
+    for phase in TABLE:
+        state, effects = TABLE[phase][Trigger.SEQ_TAKEN](
+            TerminalState(phase=phase, next_seq=7), SeqTaken(1.0, 7)
+        )
+        assert state.next_seq == 8 and state.phase is phase and not effects
+    assert handler(TerminalState(next_seq=8), SeqTaken(2.0, 3))[0].next_seq == 8  # not back
+    till = Till(next_seq=7)
+    till.feed(SeqTaken(1.0, 7))
+    till.keys("1", "2", "5", "0", "OK")
+    effects = till.swipe()
+    assert [e.txn.seq for e in effects if isinstance(e, Authorize)] == [8]

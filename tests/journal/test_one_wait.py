@@ -226,3 +226,28 @@ def test_the_host_reverses_by_stan_alone_and_charges_nobody_for_an_unknown_stan(
     assert [e.get("reversed") for e in ledger[2:]] == [True, False, False]
     assert ledger[2]["original"] == "0200:000002:1020093005"
     assert net_charged_minor(ledger) == 700  # the lost sale undone, the older one kept
+
+
+def test_a_seq_taken_by_an_echo_is_never_a_transactions(tmp_path: Path) -> None:
+    """Echoes take their STAN from the sales' counter (the shell's StanSource): the journal keeps
+    the seq taken across a crash and a clean restart, and reverses no echo after a power loss."""
+    data = tmp_path / "data"
+    journal = open_in(data, "boot-1")
+    journal.recover_at_boot()  # reserves 1..STAN_BLOCK
+    journal.record(online_sale(1))
+    journal.record(online_sale(1, TxnStatus.APPROVED))
+    journal.take_message_seq(2)  # in the block: one commit, no fsync
+    assert journal.next_seq() == 3
+    journal.take_message_seq(STAN_BLOCK + 5)  # past the block: the block moves on, fsynced
+    synced = (data / WAL).stat().st_size
+
+    crashed = open_in(shutil.copytree(data, tmp_path / "crashed"), "boot-1")
+    assert crashed.recover_at_boot() == []
+    assert crashed.next_seq() == STAN_BLOCK + 6  # past the echo, after a kill -9 too
+    crashed.close()
+    lost = open_in(power_loss_copy(data, tmp_path / "lost", synced), "boot-2")
+    reversed_seqs = lost.recover_at_boot()
+    assert reversed_seqs == list(range(STAN_BLOCK + 6, 2 * STAN_BLOCK + 6))  # the new block's
+    assert 2 not in reversed_seqs and STAN_BLOCK + 5 not in reversed_seqs
+    lost.close()
+    journal.close()

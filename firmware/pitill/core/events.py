@@ -72,6 +72,15 @@ class LinkChanged:
     reason: str = ""
 
 
+@dataclass(frozen=True)
+class SeqTaken:
+    """The shell gave `seq` (its STAN) to a message of no transaction, an echo: sequence numbers
+    and STANs are one counter, so the next transaction takes a later one."""
+
+    now_s: float
+    seq: int
+
+
 class AuthOutcome(StrEnum):
     APPROVED = "approved"
     DECLINED = "declined"
@@ -219,6 +228,7 @@ Event = (
     | CardUnreadable
     | ReaderChanged
     | LinkChanged
+    | SeqTaken
     | AuthResult
     | BacklogChanged
     | ClockChecked

@@ -75,6 +75,7 @@ from pitill.core.events import (
     RecentSalesFound,
     RecordFailed,
     ReportReady,
+    SeqTaken,
     TimerFired,
     TimerName,
     VoidDone,
@@ -116,6 +117,7 @@ class Trigger(StrEnum):
     AUTH_RESULT = "auth_result"
     TIMEOUT = "timeout"
     LINK = "link"
+    SEQ_TAKEN = "seq_taken"
     BACKLOG = "backlog"
     CLOCK = "clock"
     READER = "reader"
@@ -140,6 +142,7 @@ _EVENT_TRIGGERS: dict[type, Trigger] = {
     AuthResult: Trigger.AUTH_RESULT,
     TimerFired: Trigger.TIMEOUT,
     LinkChanged: Trigger.LINK,
+    SeqTaken: Trigger.SEQ_TAKEN,
     BacklogChanged: Trigger.BACKLOG,
     ClockChecked: Trigger.CLOCK,
     ReaderChanged: Trigger.READER,
@@ -365,6 +368,12 @@ def on_link(state: TerminalState, event: Event) -> Result:
     return new_state, tuple(effects)
 
 
+def on_seq_taken(state: TerminalState, event: Event) -> Result:
+    """An echo took a seq: the next transaction's is past it."""
+    assert isinstance(event, SeqTaken)
+    return state.but(next_seq=max(state.next_seq, event.seq + 1)), ()
+
+
 def leds(state: TerminalState) -> tuple[bool, bool]:
     """(green, red): green while the host answers, red while it does not."""
     online = state.link in (LinkStatus.ONLINE, LinkStatus.DEGRADED)
@@ -429,6 +438,7 @@ def receipt_printed(state: TerminalState, event: Event) -> Result:
 
 COMMON_ROWS: dict[Trigger, Handler] = {
     Trigger.LINK: on_link,
+    Trigger.SEQ_TAKEN: on_seq_taken,
     Trigger.BACKLOG: on_backlog,
     Trigger.CLOCK: on_clock,
     Trigger.READER: on_reader,
@@ -1244,7 +1254,8 @@ def _with_common_rows(
     for phase, phase_rows in rows.items():
         common: dict[Trigger, Handler] = dict(COMMON_ROWS)
         if phase is Phase.BOOTING:  # before Booted only the monitors can speak
-            common = {t: h for t, h in common.items() if t in (Trigger.LINK, Trigger.BACKLOG)}
+            monitors = (Trigger.LINK, Trigger.BACKLOG, Trigger.SEQ_TAKEN)
+            common = {t: h for t, h in common.items() if t in monitors}
         table[phase] = {**common, **phase_rows}
     return table
 

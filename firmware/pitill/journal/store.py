@@ -82,6 +82,13 @@ OFFLINE_APPROVALS = (TxnStatus.PENDING, TxnStatus.FORWARDED, TxnStatus.DECLINED_
 # key file and the masked PAN, a fingerprint could be matched against the few PANs they leave.
 FINGERPRINTED = (*OFFLINE_APPROVALS, TxnStatus.APPROVED)
 NEWEST_WALL_KEY = "newest_wall_utc"
+# The highest seq whose STAN went to the host in a message of no transaction (an echo): seqs
+# and STANs are one counter, so the next transaction's seq is past it (see take_message_seq).
+MESSAGE_SEQ_KEY = "message_seq_through"
+_TOP_SQL = (
+    "SELECT max(coalesce((SELECT max(seq) FROM txns), 0),"
+    f" coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = '{MESSAGE_SEQ_KEY}'), 0))"
+)
 MODE_SETTING = "offline_mode"  # the OfflineMode chosen from the FN menu
 HOTLIST_KEY_SETTING = "hotlist_key"  # the program's hotlist key, hex, as the host sent it
 HOTLIST_VERSION_SETTING = "hotlist_version"  # the last hotlist change applied
@@ -637,7 +644,7 @@ class Journal:
                     conn, seq, TxnStatus.REVERSAL_PENDING, now, "crash during authorization"
                 )
             self._close_block(conn)
-            (top,) = conn.execute("SELECT coalesce(max(seq), 0) FROM txns").fetchone()
+            (top,) = conn.execute(_TOP_SQL).fetchone()
             self._reserve(conn, int(top) + STAN_BLOCK, now, "")
         self._reserved_through = int(top) + STAN_BLOCK
         return seqs + orphans
@@ -657,7 +664,7 @@ class Journal:
         reserved_through, boot_id, reserved_at, currency = conn.execute(
             "SELECT reserved_through, boot_id, reserved_at, currency FROM stan_block WHERE id = 1"
         ).fetchone()
-        (top,) = conn.execute("SELECT coalesce(max(seq), 0) FROM txns").fetchone()
+        (top,) = conn.execute(_TOP_SQL).fetchone()  # an echo's seq is owed no reversal
         if reserved_through <= top or (self._boot_id and boot_id == self._boot_id):
             return []
         seqs = list(range(int(top) + 1, int(reserved_through) + 1))
@@ -689,7 +696,7 @@ class Journal:
 
     def _close_block(self, conn: sqlite3.Connection) -> None:
         """No reserved seq is left open: the next online sale reserves a new block."""
-        (top,) = conn.execute("SELECT coalesce(max(seq), 0) FROM txns").fetchone()
+        (top,) = conn.execute(_TOP_SQL).fetchone()
         conn.execute("UPDATE stan_block SET reserved_through = ? WHERE id = 1", (int(top),))
         self._reserved_through = 0
 
@@ -752,10 +759,28 @@ class Journal:
     # -- reads ---------------------------------------------------------------------------------
 
     def next_seq(self) -> int:
-        """The seq for the next transaction: one past the highest recorded (1 when empty)."""
+        """The seq for the next transaction: one past the highest recorded or taken by a
+        message (1 when empty)."""
         with self._read("next_seq") as conn:
-            (top,) = conn.execute("SELECT coalesce(max(seq), 0) FROM txns").fetchone()
+            (top,) = conn.execute(_TOP_SQL).fetchone()
             return int(top) + 1
+
+    def take_message_seq(self, seq: int) -> None:
+        """`seq` (so its STAN) goes to the host in a message of no transaction (an echo): no
+        transaction may take it, also after a restart. One commit, without an fsync while `seq`
+        is in the reserved block (after a power loss the block's seqs are all skipped: reversed
+        by STAN alone, harmless for an echo's); past it, the block moves on, fsynced."""
+        if seq < 1:
+            raise StorageError(f"cannot take seq {seq}: sequence numbers start at 1")
+        now = self._local_now()
+        with self._lock:
+            reserve = seq > self._reserved_through
+            with self._write(f"message seq {seq}", fsync=reserve) as conn:
+                if reserve:
+                    self._reserve(conn, seq + STAN_BLOCK, now, "")
+                self._set_meta(conn, MESSAGE_SEQ_KEY, str(seq))
+            if reserve:
+                self._reserved_through = seq + STAN_BLOCK
 
     def pending_count(self) -> int:
         """Card transactions still to go upstream (advices and reversals)."""
