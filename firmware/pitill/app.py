@@ -247,6 +247,7 @@ class Terminal:
         self._draining = False
         self._stepping = False  # a step and its effects are running (the re-entry guard)
         self.steps = 0  # events taken, for tests and the bench
+        self._seq_taken = 0  # the latest seq take_stan gave a message
 
     # --- time and posting ----------------------------------------------------------------------
 
@@ -810,16 +811,20 @@ class Terminal:
             self._days_wake.set()
 
     def take_stan(self) -> int:
-        """A STAN for an echo (the client's StanSource), from the one counter of seqs and STANs:
-        the journal keeps it taken across restarts and the core moves its next seq past it, so
-        no transaction of the terminal ever reuses it. Called by the monitor on this loop,
-        outside a step (the event is taken at once)."""
-        seq = self.state.next_seq
+        """A STAN for a message of no transaction (an 0800 echo or hotlist request, an 0500):
+        the client's StanSource, called as the message goes out. One counter of seqs and
+        STANs: the journal keeps the seq taken across restarts and the core moves its next seq
+        past it, so no message of the terminal ever reuses it. Its SeqTaken goes ahead of any
+        queued event (a swipe queued behind it would take the same seq)."""
+        seq = max(self.state.next_seq, self._seq_taken + 1)  # its SeqTaken may still be queued
         try:
-            self.journal.take_message_seq(seq)
+            seq = self.journal.take_message_seq(seq)
         except StorageError as exc:  # the journal is failing: the terminal shows it elsewhere
             log_event(log, "message_seq_not_saved", level=logging.WARNING, error=str(exc))
-        self.enqueue(SeqTaken(self.now_s(), seq))
+        self._seq_taken = seq
+        self._queue.appendleft(SeqTaken(self.now_s(), seq))
+        if not self._draining:
+            self.drain()
         return stan_for(seq)
 
     def on_backlog(self, pending: int) -> None:
@@ -1028,5 +1033,5 @@ def build_terminal(
         receipts=receipts,
         hotlist=client,
     )
-    client.stans = terminal.take_stan  # echoes draw from the sales' counter
+    client.stans = terminal.take_stan  # 0800s and 0500s draw from the sales' counter
     return terminal

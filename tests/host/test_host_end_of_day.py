@@ -20,7 +20,8 @@ TERMINAL = TerminalConfig()
 
 
 def end_of_day(totals: Reconciliation, first: int, last: int) -> m.Message:
-    return m.build_reconciliation(m.Batch(1, first, last), totals, "EUR", "1130235959", TERMINAL)
+    batch = m.Batch(1, first, last)  # the 0500's own STAN follows the day's last
+    return m.build_reconciliation(batch, totals, "EUR", last + 1, "1130235959", TERMINAL)
 
 
 def test_the_host_checks_a_day_from_its_own_tables(tmp_path: Path, database: str | None) -> None:

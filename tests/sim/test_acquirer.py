@@ -515,8 +515,8 @@ def test_end_of_day_is_checked_against_the_ledger(tmp_path: Path) -> None:
     )
 
     def end_of_day(totals: Reconciliation) -> Message:
-        batch = m.Batch(1, 1, 5)
-        return m.build_reconciliation(batch, totals, "EUR", "1128235959", TerminalConfig())
+        batch = m.Batch(1, 1, 5)  # the 0500's own STAN (6) follows the day's
+        return m.build_reconciliation(batch, totals, "EUR", 6, "1128235959", TerminalConfig())
 
     async def body(host: AcquirerHost, line: Line) -> list[Message]:
         return [

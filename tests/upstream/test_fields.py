@@ -91,7 +91,7 @@ def sent_messages() -> dict[str, m.Message]:
         "echo": m.build_echo(5, m.transmission_stamp(datetime.now(UTC)), "PITILL01"),
         "echo no terminal": m.build_echo(6, "1128101530"),
         "end of day": m.build_reconciliation(
-            m.Batch(3, 41, 57), DAY_TOTALS, "EUR", "1128101530", TERMINAL
+            m.Batch(3, 41, 57), DAY_TOTALS, "EUR", 58, "1128101530", TERMINAL
         ),
     }
 

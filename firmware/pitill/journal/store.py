@@ -765,15 +765,20 @@ class Journal:
             (top,) = conn.execute(_TOP_SQL).fetchone()
             return int(top) + 1
 
-    def take_message_seq(self, seq: int) -> None:
-        """`seq` (so its STAN) goes to the host in a message of no transaction (an echo): no
-        transaction may take it, also after a restart. One commit, without an fsync while `seq`
-        is in the reserved block (after a power loss the block's seqs are all skipped: reversed
-        by STAN alone, harmless for an echo's); past it, the block moves on, fsynced."""
-        if seq < 1:
-            raise StorageError(f"cannot take seq {seq}: sequence numbers start at 1")
+    def take_message_seq(self, at_least: int) -> int:
+        """A seq (so its STAN) for a message of no transaction (an 0800, an 0500): `at_least`
+        (the core's next seq) or, when the journal already holds or gave out that one, one past
+        its highest; no transaction may take it, also after a restart. One commit, without an
+        fsync while the seq is in the reserved block (after a power loss the block's seqs are
+        all skipped: reversed by STAN alone, harmless for a message's); past it, the block
+        moves on, fsynced. Returns the seq taken."""
+        if at_least < 1:
+            raise StorageError(f"cannot take seq {at_least}: sequence numbers start at 1")
         now = self._local_now()
         with self._lock:
+            with self._read("next_seq") as conn:
+                (top,) = conn.execute(_TOP_SQL).fetchone()
+            seq = max(at_least, int(top) + 1)
             reserve = seq > self._reserved_through
             with self._write(f"message seq {seq}", fsync=reserve) as conn:
                 if reserve:
@@ -781,6 +786,7 @@ class Journal:
                 self._set_meta(conn, MESSAGE_SEQ_KEY, str(seq))
             if reserve:
                 self._reserved_through = seq + STAN_BLOCK
+        return seq
 
     def pending_count(self) -> int:
         """Card transactions still to go upstream (advices and reversals)."""

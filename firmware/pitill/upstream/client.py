@@ -48,7 +48,7 @@ from pitill.upstream.failures import LinkReason, OutcomeUnknown, UnreachableErro
 from pitill.upstream.framing import MAX_FRAME
 from pitill.upstream.keepalive import KeepAlive, tune
 from pitill.upstream.messages import (
-    ECHO_REQUEST,
+    ECHO_RESPONSE,
     AuthAnswer,
     Batch,
     Message,
@@ -80,6 +80,11 @@ StanSource = Callable[[], int]
 """The next STAN (1..999999) for a message that has no transaction of its own (an echo). The
 shell injects the journal's counter, so an echo never reuses a sale's STAN; upstream/ does not
 import the journal."""
+
+Fresh = Callable[[int], Message]
+"""A message of no transaction (0800, 0500), built with its STAN (from `stans`) only once the
+connection is ready: a STAN is spent on a message that goes out, not on every probe that finds
+the host unreachable."""
 
 
 def _cycling_stans() -> StanSource:
@@ -225,10 +230,11 @@ class UpstreamClient:
             return Opened(connection, failures, fresh=True)
 
     async def exchange(
-        self, message: Message, timeout_s: float | None = None, *, signal: bool = True
+        self, message: Message | Fresh, timeout_s: float | None = None, *, signal: bool = True
     ) -> Message:
         """Send `message` and return the response with its MTI and STAN.
 
+        A Fresh message is built with the next STAN of `stans` once the connection is ready.
         timeout_s bounds the wait for the answer once sent (connecting has its own bound).
         signal=False: a failure is not reported to on_signal (the monitor's own echoes).
         """
@@ -239,12 +245,13 @@ class UpstreamClient:
                 if not await discard_stale(reader, self._max_frame, self.counts, wire=self.wire):
                     await self._drop()  # out of step, or gone: a fresh connection has no leftovers
                     reader, writer = await self._connection()
-                await send_request(writer, message, self._max_frame, self.wire)
+                request = message(self.stans()) if callable(message) else message
+                await send_request(writer, request, self._max_frame, self.wire)
                 dropped_before = self._dropped()
                 try:
                     async with asyncio.timeout(wait_s):
                         answer = await await_response(
-                            reader, message, self._max_frame, self.counts, wire=self.wire
+                            reader, request, self._max_frame, self.counts, wire=self.wire
                         )
                     self.heard_at_s = asyncio.get_running_loop().time()
                     return answer
@@ -256,7 +263,7 @@ class UpstreamClient:
                     but = f" ({dropped} frame(s) that did not answer it dropped)" if dropped else ""
                     raise OutcomeUnknown(
                         LinkReason.TIMEOUT,
-                        f"{message['t']} STAN {message['11']}: no answer within {wait_s:g} s{but}",
+                        f"{request['t']} STAN {request['11']}: no answer within {wait_s:g} s{but}",
                     ) from None
             except (UnreachableError, OutcomeUnknown) as exc:
                 await self._drop()
@@ -297,8 +304,10 @@ class UpstreamClient:
         """0500 for a closed day; the 0510's field 39 and the host's own totals (74-89, None
         when it sent none)."""
         stamp = transmission_stamp(self._wall_clock())
-        request = build_reconciliation(batch, totals, currency, stamp, self._terminal)
-        response = await self.exchange(request, timeout_s)
+        response = await self.exchange(
+            lambda stan: build_reconciliation(batch, totals, currency, stan, stamp, self._terminal),
+            timeout_s,
+        )
         try:
             answer = parse_answer(response)
             theirs = reconciliation_of(response) if "76" in response else None
@@ -313,9 +322,11 @@ class UpstreamClient:
         Its STAN comes from `stans`. signal=False: failures go only to the caller (the monitor).
         """
         stamp = transmission_stamp(self._wall_clock())
-        request = build_echo(self.stans(), stamp, self._terminal.terminal_id)
+        terminal_id = self._terminal.terminal_id
         self.counts["echoes"] += 1
-        answer = await self._answered(request, timeout_s, signal=signal)
+        answer = await self._answered(
+            lambda stan: build_echo(stan, stamp, terminal_id), timeout_s, signal=signal
+        )
         return answer.response_code
 
     async def fetch_hotlist(
@@ -324,8 +335,10 @@ class UpstreamClient:
         """0800 (field 70 890) for the hotlist's changes after `version`; None when the host
         keeps no hotlist or does not answer 00."""
         stamp = transmission_stamp(self._wall_clock())
-        request = build_hotlist_request(self.stans(), stamp, self._terminal.terminal_id, version)
-        response = await self.exchange(request, timeout_s)
+        terminal_id = self._terminal.terminal_id
+        response = await self.exchange(
+            lambda stan: build_hotlist_request(stan, stamp, terminal_id, version), timeout_s
+        )
         if parse_answer(response).response_code != APPROVED:
             return None
         try:
@@ -341,16 +354,16 @@ class UpstreamClient:
     # --- internals ---------------------------------------------------------------------------
 
     async def _answered(
-        self, request: Message, timeout_s: float | None, *, signal: bool = True
+        self, request: Message | Fresh, timeout_s: float | None, *, signal: bool = True
     ) -> AuthAnswer:
         response = await self.exchange(request, timeout_s, signal=signal)
-        return self._read_answer(request, response, None if signal else _never)
+        return self._read_answer(response, None if signal else _never)
 
     async def _forwarded(self, request: Message, timeout_s: float | None) -> AuthAnswer:
         """Through the window: a window of answers saying 91 is one signal, as one answer was."""
         wait_s = self._request_timeout_s if timeout_s is None else timeout_s
         response = await self._window.exchange(request, wait_s)
-        return self._read_answer(request, response, self._window.signal_once)
+        return self._read_answer(response, self._window.signal_once)
 
     @asynccontextmanager
     async def _turn(self) -> AsyncIterator[None]:
@@ -393,7 +406,6 @@ class UpstreamClient:
 
     def _read_answer(
         self,
-        request: Message,
         response: Message,
         signal_once: Callable[[LinkReason], bool] | None = None,
     ) -> AuthAnswer:
@@ -410,7 +422,7 @@ class UpstreamClient:
         if answer.response_class is ResponseClass.RETRY:
             if should(LinkReason.RETRY):
                 self._signal(LinkReason.RETRY)
-        elif request["t"] != ECHO_REQUEST and self.on_answer is not None:
+        elif response["t"] != ECHO_RESPONSE and self.on_answer is not None:
             self.on_answer()  # an echo answered proves little about sales
         return answer
 

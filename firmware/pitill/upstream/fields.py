@@ -95,8 +95,10 @@ FIELDS: tuple[FieldRule, ...] = (
         "fixed",
         6,
         "MMMMMMMMMM",
-        "the STAN: from the transaction's journal sequence (an echo: its own counter; an 0500: "
-        "the STAN of the closed day's last seq)",
+        "the STAN, from the terminal's one counter of journal seqs: 0200, 0220 the "
+        "transaction's own; 0221 its 0220's; 0420/0421 the STAN of the message it reverses "
+        "(as in 90); 0800 (echo or hotlist) and 0500 a new one taken as it goes out, each send "
+        "its own; an answer echoes its request's",
     ),
     FieldRule(
         "12",
@@ -213,10 +215,10 @@ FIELDS: tuple[FieldRule, ...] = (
         999,
         "CCC-C-C-MM",
         "NFC card only: uid_only:UID, or sun:PICCDATA:SDMMAC for the host to verify; 0500: "
-        "the day closed, day=N stan=FIRST-LAST (the STANs of its seqs, which the host "
-        "totals from its ledger; echoed in the 0510); an 0800 with field 70 890: the hotlist "
-        "version the terminal has (digits, 0 for none); its 0810: the program's hotlist key "
-        "(64 hex), the new version, 1 if more changes wait else 0, then each change, +ENTRY "
+        "the day closed, day=N stan=FIRST-LAST (the STANs of all its seqs, 0800s' too, in "
+        "which the host totals its ledger; echoed in the 0510); an 0800 with field 70 890: "
+        "the hotlist version the terminal has (digits, 0 for none); its 0810: the program's "
+        "hotlist key (64 hex), the new version, 1 if more changes wait else 0, then each change, +ENTRY "
         "listed or -ENTRY taken off (16 hex: card/hotlist.py), separated by spaces",
     ),
     FieldRule(
@@ -576,14 +578,25 @@ def render_doc() -> str:
         "  30, 25, ...) leaves the sale NOT reversed: the row becomes REVERSAL_REFUSED, is not",
         "  sent again, and `pitill report`, the Z report and `pitill doctor` show it until a",
         "  person settles it with the acquirer (DECISIONS.md, docs/response-codes.md).",
-        "- Not yet: an echo's STAN comes from its own counter.",
+        "- STANs (field 11) are one counter with the journal's seqs (`stan_for`: 1..999999, then",
+        "  1 again), so no two messages of a terminal share one unless one repeats or reverses",
+        "  the other: each 0200, 0220, 0800 (echo 301, hotlist 890) and 0500 takes a new one; an",
+        "  0221 keeps its 0220's, an 0421 its 0420's, and an 0420 carries the STAN of the 0200",
+        "  (or voided sale's 0220) it reverses, also named in 90. A seq an 0800 or an 0500 took",
+        "  is journaled and never goes to a sale, also after a restart (sale numbers have gaps).",
+        "  After a power loss the seqs reserved ahead are skipped, each reversed by STAN alone in",
+        "  case its 0200 went out, and numbering goes on after them: nothing is reused.",
         "- End of day (0500/0510, `core/settlement.py`): the day is named in field 48 by its",
-        "  STAN range (1987 has no batch number field); 74-77, 80 and 86-89 are counted, 78-79",
+        "  STAN range (1987 has no batch number field): every seq after the day before's last up",
+        "  to the day's last transaction, so also STANs 0800s took, which the host's ledger of",
+        "  financial messages does not hold (they count for nothing); the 0500's own STAN is a",
+        "  new one, after the range. 74-77, 80 and 86-89 are counted, 78-79",
         "  and 81-85 (transfers, 0100 authorizations, fees) are always zeros; the 0510's 39 is",
         "  00 (the host's totals agree) or 95 (reconcile error), and it carries the host's own",
         "  74-89. No field 15 (settlement date) and no 0501/0520 repeats: an unanswered 0500",
-        "  leaves the day's check owed and it is sent again later. A refused reversal counts as",
-        "  the reversal asked for, so a host that kept the charge answers 95 and names it.",
+        "  leaves the day's check owed and it is sent again later (a new 0500, a new STAN). A",
+        "  refused reversal counts as the reversal asked for, so a host that kept the charge",
+        "  answers 95 and names it.",
         "",
         f"| field | name | format | length | len | {head} | source |",
         "|" + "---|" * (6 + len(COLUMNS)),

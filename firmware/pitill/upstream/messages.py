@@ -460,14 +460,16 @@ def build_reconciliation(
     batch: Batch,
     totals: Reconciliation,
     currency: str,
+    stan: int,
     transmission: str,
     terminal: TerminalConfig,
 ) -> Message:
-    """0500 for a closed day: what the terminal says the host holds (fields 74-89)."""
+    """0500 for a closed day: what the terminal says the host holds (fields 74-89). Its STAN
+    is a fresh one of the terminal's counter (each send of it), not one of the day's."""
     return {
         "t": RECONCILIATION,
         "7": transmission,
-        "11": format_stan(batch.last_stan),
+        "11": format_stan(stan),
         **_acceptor(terminal),
         "48": batch.text(),
         "50": currency_numeric(currency),
