@@ -218,8 +218,9 @@ FIELDS: tuple[FieldRule, ...] = (
         "the day closed, day=N stan=FIRST-LAST (the STANs of all its seqs, 0800s' too, in "
         "which the host totals its ledger; echoed in the 0510); an 0800 with field 70 890: "
         "the hotlist version the terminal has (digits, 0 for none); its 0810: the program's "
-        "hotlist key (64 hex), the new version, 1 if more changes wait else 0, then each change, +ENTRY "
-        "listed or -ENTRY taken off (16 hex: card/hotlist.py), separated by spaces",
+        "hotlist key (64 hex), the new version, 1 if more changes wait else 0, then each "
+        "change, +ENTRY listed or -ENTRY taken off (16 hex: card/hotlist.py), separated by "
+        "spaces",
     ),
     FieldRule(
         "49",
