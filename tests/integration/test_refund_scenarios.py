@@ -21,7 +21,11 @@ def test_refunds_online_offline_and_cash_each_once_capped_by_the_sale(tmp_path: 
         rows = conn.execute(
             "SELECT seq, kind, mode, status, amount_minor, refunds_seq FROM txns ORDER BY seq"
         ).fetchall()
-    assert rows == [
+    # Seqs skip those the link's 0800s took (one counter of seqs and STANs): rows by rank.
+    seq = [0, *(row[0] for row in rows)]  # seq[n]: the nth row's
+    assert seq[1:] == sorted(set(seq[1:]))
+    rank = {number: n for n, number in enumerate(seq)}
+    assert [(rank[row[0]], *row[1:5], rank[row[5]]) for row in rows] == [
         (1, "card", "online", "APPROVED", 1200, 0),
         (2, "refund", "online", "APPROVED", 500, 1),
         (3, "refund", "online", "APPROVED", 700, 1),  # what was left: 12.00 in all, no more
@@ -32,11 +36,11 @@ def test_refunds_online_offline_and_cash_each_once_capped_by_the_sale(tmp_path: 
     ]
     entries = ledger(data)
     assert [(e["mti"], e["processing_code"], e["stan"]) for e in entries] == [
-        ("0200", "000000", 1),
-        ("0200", "200000", 2),
-        ("0200", "200000", 3),
-        ("0220", "000000", 4),
-        ("0220", "200000", 5),
+        ("0200", "000000", seq[1]),
+        ("0200", "200000", seq[2]),
+        ("0200", "200000", seq[3]),
+        ("0220", "000000", seq[4]),
+        ("0220", "200000", seq[5]),
     ]
     check = reconcile(read_journal(data / "journal.sqlite3"), entries, "PITILL01", settled=True)
     assert check.problems() == []
@@ -50,10 +54,10 @@ def test_refunds_online_offline_and_cash_each_once_capped_by_the_sale(tmp_path: 
     assert "card offline" in refunds[2] and "6.00" in refunds[2]
     assert "cash" in refunds[3] and "2.00" in refunds[3]
     texts = {p.stem: p.read_text() for p in receipts.glob("*.txt")}
-    assert "REFUND" in texts["000002-approved"] and "For sale #1" in texts["000002-approved"]
-    assert "EUR -5.00" in texts["000002-approved"]
-    assert "REFUND OFFLINE" in texts["000005-pending"]
-    assert "Cash given back" in texts["000007-completed"]
+    refund = texts[f"{seq[2]:06d}-approved"]
+    assert "REFUND" in refund and f"For sale #{seq[1]}" in refund and "EUR -5.00" in refund
+    assert "REFUND OFFLINE" in texts[f"{seq[5]:06d}-pending"]
+    assert "Cash given back" in texts[f"{seq[7]:06d}-completed"]
 
 
 def test_void_of_an_offline_sale_already_sent_reverses_its_advice_once(tmp_path: Path) -> None:
@@ -64,11 +68,12 @@ def test_void_of_an_offline_sale_already_sent_reverses_its_advice_once(tmp_path:
         rows = conn.execute(
             "SELECT seq, mode, status, reverses_seq, voided_by_seq FROM txns ORDER BY seq"
         ).fetchall()
-    assert rows == [(1, "offline", "REVERSED", 0, 2), (2, "offline", "VOID", 1, 0)]
+    sale, void = rows[0][0], rows[1][0]  # after the seqs the link's 0800s took
+    assert rows == [(sale, "offline", "REVERSED", 0, void), (void, "offline", "VOID", sale, 0)]
     entries = ledger(data)
-    assert [(e["mti"], e["stan"]) for e in entries] == [("0220", 1), ("0420", 1)]
+    assert [(e["mti"], e["stan"]) for e in entries] == [("0220", sale), ("0420", sale)]
     advice, reversal = entries
-    assert reversal["original"] == f"0220:000001:{advice['local_datetime']}"
+    assert reversal["original"] == f"0220:{sale:06d}:{advice['local_datetime']}"
     assert reversal["reversed"] is True
     check = reconcile(read_journal(data / "journal.sqlite3"), entries, "PITILL01", settled=True)
     assert check.problems() == [] and check.host_net_minor == 0

@@ -7,16 +7,19 @@ to its last fsync (what an SD card keeps when the page cache is lost); strace co
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
+import sqlite3
 import subprocess
 import sys
 import textwrap
 from collections import Counter
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 import pytest
-from journal_helpers import StepClock, online_sale, row_of
+from journal_helpers import StepClock, offline_sale, online_sale, row_of
 
 from pitill.config import TerminalConfig
 from pitill.core.types import TxnStatus
@@ -251,3 +254,78 @@ def test_a_seq_taken_by_an_echo_is_never_a_transactions(tmp_path: Path) -> None:
     assert 2 not in reversed_seqs and STAN_BLOCK + 5 not in reversed_seqs
     lost.close()
     journal.close()
+
+
+class SyncedJournal(Journal):
+    """The real journal, noting the WAL's size after each commit it makes fsynced: what a power
+    cut at that moment leaves on the card at least."""
+
+    synced_wal_bytes = 0
+
+    @contextlib.contextmanager
+    def _write(self, what: str, *, fsync: bool = True) -> Iterator[sqlite3.Connection]:
+        with super()._write(what, fsync=fsync) as conn:
+            yield conn
+        if fsync:
+            self.synced_wal_bytes = (self.path.parent / WAL).stat().st_size
+
+
+def test_no_stan_is_given_twice_across_a_crash_or_a_power_loss_at_any_moment(
+    tmp_path: Path,
+) -> None:
+    """A shell's run, as the journal sees it: 0800s and 0500s take seqs (take_message_seq, from
+    the core's next seq), online sales record AUTHORIZING before their 0200 and then the answer,
+    offline sales one record. After each step the machine loses power (the WAL cut back to its
+    last fsync, a new boot id) or the program is killed (all kept, same boot): at the next
+    start no seq given to a message before (a STAN that may be at the host) goes to a message
+    again; the ones a power loss may have taken are reversed by STAN alone, never reused."""
+    data = tmp_path / "data"
+    sealer = Sealer.load_or_create(data / KEY_FILE_NAME)
+    journal = SyncedJournal.open(data, sealer, clock=StepClock(), boot_id=lambda: "boot-1")
+    assert isinstance(journal, SyncedJournal)
+    journal.recover_at_boot()
+    core_next = journal.next_seq()  # the core's next seq (Booted), moved as the shell moves it
+    given: list[int] = []  # seqs whose STAN went out in a message
+    shop = ["echo", "online", "echo", "echo", "offline", "pending", "echo", "online"] * 5
+    idle = ["echo"] * (STAN_BLOCK + 8)  # an hour of echoes, no sale: past the reserved block
+    steps = [*shop, *idle, *shop]
+    for n, kind in enumerate(steps):
+        if kind == "echo":  # an 0800 (or 0500): SeqTaken moves the core past it
+            seq = journal.take_message_seq(core_next)
+            given.append(seq)
+            core_next = seq + 1
+        elif kind == "offline":
+            journal.record(offline_sale(core_next))
+            given.append(core_next)
+            core_next += 1
+        else:  # an 0200 goes after its AUTHORIZING record; "pending": no answer yet
+            journal.record(online_sale(core_next))
+            given.append(core_next)
+            if kind == "online":
+                journal.record(online_sale(core_next, TxnStatus.APPROVED))
+            core_next += 1
+        assert len(set(given)) == len(given)  # while running, too
+        if n % 3:
+            continue  # every third step: keep the test short, every kind of step is met
+        cut = tmp_path / f"cut-{n}"
+        for boot, copy in (
+            ("boot-1", shutil.copytree(data, cut / "killed")),  # kill -9: the page cache kept all
+            ("boot-2", power_loss_copy(data, cut / "lost", journal.synced_wal_bytes)),
+        ):
+            again = open_in(copy, boot)
+            reversed_seqs = again.recover_at_boot()
+            restart_next = again.next_seq()
+            after = [again.take_message_seq(restart_next)]  # the first 0800 after the start
+            after.append(again.next_seq())  # and the first sale
+            assert not set(after) & set(given), (n, boot, after)
+            # What a power loss took is reversed by STAN alone (its 0200 may have gone out);
+            # that reversal names the STAN, it gives it to no new message.
+            lost = {s for s in given if again.get(s) is None} - set(reversed_seqs)
+            assert not lost & _transaction_seqs(steps, given), (n, boot, lost)
+            again.close()
+    journal.close()
+
+
+def _transaction_seqs(steps: list[str], given: list[int]) -> set[int]:
+    """The seqs of transactions among those given (not 0800s)."""
+    return {seq for kind, seq in zip(steps, given, strict=False) if kind != "echo"}

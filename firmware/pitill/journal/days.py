@@ -1,7 +1,9 @@
 """Days (batches): end of day closes one, the Z report reads one, `pitill report --day` any.
 
-Day N holds the seqs after day N-1's last up to the newest seq when N was closed; the next sale
-is the first of day N+1. So a day is a seq range, and the sales need no column of their own.
+Day N holds the seqs after day N-1's last up to the newest transaction's when N was closed; the
+next sale is the first of day N+1. So a day is a seq range, and the sales need no column of their
+own. Seqs and STANs are one counter: the seqs 0800s and 0500s took (no row) lie in the range too,
+and the 0500's stan=A-B names them with the rest; a host totals its financial messages in it.
 The host's verdict on a day (the 0500/0510 check) is kept beside it: owed, agreed or disagreed.
 """
 
@@ -198,7 +200,7 @@ class ZReport:
         day = self.day
         out = [f"Z REPORT day {day.day}".center(width)]
         out.append(f"closed {day.closed_at}" if day.closed_at else "open: not closed yet")
-        out.append(f"seq {day.first_seq}-{day.last_seq}")
+        out.append(f"seq {day.first_seq}-{day.last_seq} (0800s' too)")  # one counter
         out.append(f"STAN {day.first_stan:06d}-{day.last_stan:06d}")
         out.append(f"amounts in {cur or '-'}")
         out.append(f"{'kind':<{width - 16}}count {'amount':>10}")

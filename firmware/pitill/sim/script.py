@@ -11,7 +11,9 @@ One command per line, `#` starts a comment:
     tap clone alice               use), or a copy of alice replaying her last SUN message
     upstream down                 also: up, blackhole, dns-fail, slow, failing
     wait 2.5                      seconds
-    expect screen "APPROVED"      case-insensitive substring of the text on the current screen
+    expect screen "APPROVED"      case-insensitive substring of the text on the current screen;
+    expect screen "#{2} 12.00"    #{N} is the number (seq) of the journal's Nth transaction: 0800s
+                                  and 0500s take numbers too, so a sale's is not known ahead
     expect link offline           online | offline | degraded
     expect state IDLE             a phase name
     expect pending 2              card transactions waiting to go to the host (owed reversals too)

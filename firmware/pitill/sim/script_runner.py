@@ -8,6 +8,7 @@ expect timeout passes, then the run fails naming the line and printing the scree
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import TextIO
 
 from pitill.core.types import LinkStatus
+from pitill.records import JournalRow
 from pitill.sim.driver import Driver
 from pitill.sim.script import (
     Expect,
@@ -117,7 +119,8 @@ class ScriptRunner:
         subject, value = expect.subject, expect.value
         if subject == "screen":
             text = terminal.screen.text() if terminal.screen else ""
-            return value.lower() in text.lower(), text.replace("\n", " | ")
+            wanted = _numbered(value, terminal.journal.rows)
+            return wanted.lower() in text.lower(), text.replace("\n", " | ")
         if subject == "link":
             link = terminal.state.link
             wanted = LinkStatus(value.upper())
@@ -139,6 +142,23 @@ class ScriptRunner:
         }
         actual = counts[subject]()
         return actual == int(value), str(actual)
+
+
+_NTH = re.compile(r"#\{(\d+)\}")
+
+
+def _numbered(value: str, rows: Callable[[], list[JournalRow]]) -> str:
+    """`value` with each #{N} made #SEQ, the seq of the journal's Nth transaction (in seq
+    order; #? while there is none)."""
+    if _NTH.search(value) is None:
+        return value
+    seqs = sorted(row.seq for row in rows())
+
+    def seq_of(found: re.Match[str]) -> str:
+        n = int(found[1])
+        return f"#{seqs[n - 1]}" if 1 <= n <= len(seqs) else "#?"
+
+    return _NTH.sub(seq_of, value)
 
 
 def report_failure(failure: Failure, out: TextIO) -> None:
