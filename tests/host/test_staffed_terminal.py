@@ -5,6 +5,7 @@ and its refusal offline, and the terminal's report counting the top-up (SQLite a
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 from .test_host_with_terminals import PAN, host, pitill, sale, terminal
@@ -58,3 +59,35 @@ def test_a_top_up_whose_answer_came_too_late_is_reversed_once_and_takes_no_cash(
     shown = json.loads(pitill("host", "account", "show", PAN, "--json", *store).stdout)
     kinds = [(m["kind"], m["amount_minor"]) for m in reversed(shown["history"])]
     assert (shown["balance_minor"], kinds) == (0, [("topup", 2000), ("reversal", -2000)])
+
+
+def test_a_day_with_the_links_0800s_in_its_range_is_one_the_host_agrees_with(
+    tmp_path: Path, host: tuple[list[str], list[int]]
+) -> None:
+    """The 0800s (echoes, the hotlist's at each reconnect) take seqs from the sales' counter, so
+    the day's range (the 0500's stan=A-B) holds seqs no transaction has: the closed-loop host
+    totals its own messages in it and still agrees."""
+    _, (port, _) = host
+    script = (
+        "expect link online\n"
+        + NEW_PIN
+        + f'press 7 2 0 0 0 OK\nswipe {PAN} 3012\nexpect screen "TOPPED UP"\npress OK\n'
+        + sale("1 2 5 0", "Balance EUR 7.50")
+        + PIN
+        + f"press 8\nswipe {PAN} 3012\nexpect state BALANCE_SHOWN\npress OK\n"
+        + "upstream down\nexpect link offline\n"
+        + sale("5 0 0", "OFFLINE")
+        + "upstream up\nexpect link online\nexpect pending 0\n"
+        + PIN
+        + 'press 5\nexpect screen "END OF DAY?"\npress OK\nexpect screen "Host agrees"\n'
+    )
+    terminal(tmp_path, "TERMA001", port, script)
+    journal = tmp_path / "TERMA001" / "journal.sqlite3"
+    with sqlite3.connect(journal) as conn:
+        [(first, last, status)] = conn.execute(
+            "SELECT first_seq, last_seq, host_status FROM days"
+        ).fetchall()
+        seqs = [seq for (seq,) in conn.execute("SELECT seq FROM txns ORDER BY seq")]
+    assert status == "agreed"
+    assert (first, last) == (1, seqs[-1]) and len(seqs) == 4  # top-up, sale, inquiry, offline
+    assert len(seqs) < last - first + 1  # 0800s' seqs among them: no row, nothing to total
