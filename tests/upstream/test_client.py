@@ -317,3 +317,31 @@ def test_every_host_down_is_unreachable_with_the_primary_reason(tmp_path: Path) 
     error, signals = asyncio.run(scenario())
     assert error.reason is LinkReason.DNS and signals == [LinkReason.DNS]  # primary.test unknown
     assert "primary.test" in str(error) and "refused" in str(error)
+
+
+def test_an_0800_or_0500_takes_its_stan_only_when_it_goes_out(tmp_path: Path) -> None:
+    """A STAN of the terminal's counter (the shell's StanSource) is spent on a message of no
+    transaction only once the connection is ready: a probe that finds the host refusing takes
+    none (while a link is down, the monitor probes every 0.5 s)."""
+    taken: list[int] = []
+
+    def stans() -> int:
+        taken.append(len(taken) + 41)
+        return taken[-1]
+
+    async def scenario() -> list[int]:
+        async with rig(tmp_path) as r:
+            r.client.stans = stans
+            r.host.set_mode("down")
+            for _ in range(3):
+                with pytest.raises(UnreachableError):
+                    await r.client.echo(signal=False)
+                with pytest.raises(UnreachableError):
+                    await r.client.fetch_hotlist(0)
+            assert taken == []
+            r.host.set_mode("up")
+            assert await r.client.echo() == "00"
+            assert await r.client.fetch_hotlist(0) is None  # the sandbox keeps no hotlist
+            return taken
+
+    assert asyncio.run(scenario()) == [41, 42]  # one each, for the two that went out
