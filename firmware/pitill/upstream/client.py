@@ -21,7 +21,8 @@ passive input; each useful answer to a real request (approved or a final decline
 The link monitor watches this same connection (monitor.py): TCP keepalive is tuned on it when
 the client is given a KeepAlive, `open` lets the monitor (re)connect within its own bound and
 go back to the primary, `heard_at_s` says when an answer last came (real answers are the
-monitor's passive probes), and echoes take their STAN from `stans`, the terminal's one counter.
+monitor's passive probes), and 0800s and 0500s take their STAN from `stans`, the terminal's one
+counter.
 """
 
 from __future__ import annotations
@@ -77,9 +78,9 @@ AnswerHook = Callable[[], None]
 """Told that a real request got a useful answer."""
 
 StanSource = Callable[[], int]
-"""The next STAN (1..999999) for a message that has no transaction of its own (an echo). The
-shell injects the journal's counter, so an echo never reuses a sale's STAN; upstream/ does not
-import the journal."""
+"""The next STAN (1..999999) for a message that has no transaction of its own (an 0800, an
+0500). The shell injects the journal's counter, so such a message never reuses a sale's STAN;
+upstream/ does not import the journal."""
 
 Fresh = Callable[[int], Message]
 """A message of no transaction (0800, 0500), built with its STAN (from `stans`) only once the
