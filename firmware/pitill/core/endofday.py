@@ -23,12 +23,11 @@ from pitill.core.machine import (
     Result,
     Trigger,
     awaiting,
-    cancel,
+    confirming,
     done,
     enter,
     ignore,
     leads_to,
-    timed_out,
     to_idle,
 )
 from pitill.core.settlement import REFUSED_LINE
@@ -124,16 +123,7 @@ def _reprint(merchant: bool) -> Handler:
 
 
 ROWS: dict[Phase, dict[Trigger, Handler]] = {
-    Phase.END_OF_DAY: {
-        Trigger.DIGIT: _NOT_NOW,
-        Trigger.OK: close_day,
-        Trigger.CLEAR: cancel,
-        Trigger.CANCEL: cancel,
-        Trigger.FN: cancel,
-        Trigger.CARD: _NO_CARD_WANTED,
-        Trigger.CARD_UNREADABLE: ignore,
-        Trigger.TIMEOUT: timed_out,
-    },
+    Phase.END_OF_DAY: confirming(close_day),
     # The journal commit is done within the step; the host's check is bounded by the shell.
     Phase.CLOSING_DAY: awaiting(Trigger.DAY_CLOSED, day_closed, closing_timed_out),
     Phase.REPRINT: {

@@ -1082,6 +1082,21 @@ def awaiting(answer: Trigger, on_answer: Handler, on_timeout: Handler) -> dict[T
     return {**rows, Trigger.CARD_UNREADABLE: ignore, answer: on_answer, Trigger.TIMEOUT: on_timeout}
 
 
+def confirming(on_ok: Handler) -> dict[Trigger, Handler]:
+    """The rows of a supervisor's yes/no question (void this sale? close the day?): OK is the
+    yes, CLEAR, CANCEL and FN the no, digits and cards are not wanted."""
+    return {
+        Trigger.DIGIT: _NOT_NOW,
+        Trigger.OK: on_ok,
+        Trigger.CLEAR: cancel,
+        Trigger.CANCEL: cancel,
+        Trigger.FN: cancel,
+        Trigger.CARD: _NO_CARD_WANTED,
+        Trigger.CARD_UNREADABLE: ignore,
+        Trigger.TIMEOUT: timed_out,
+    }
+
+
 @leads_to(Phase.IDLE)
 def done(state: TerminalState, event: Event) -> Result:
     return to_idle(state)
@@ -1207,16 +1222,7 @@ _ROWS: dict[Phase, dict[Trigger, Handler]] = {
         Trigger.TIMEOUT: done,
         Trigger.LAST_SALE_FOUND: last_sale_found,
     },
-    Phase.VOID_CONFIRM: {
-        Trigger.DIGIT: _NOT_NOW,
-        Trigger.OK: void_ok,
-        Trigger.CLEAR: cancel,
-        Trigger.CANCEL: cancel,
-        Trigger.FN: cancel,
-        Trigger.CARD: _NO_CARD_WANTED,
-        Trigger.CARD_UNREADABLE: ignore,
-        Trigger.TIMEOUT: timed_out,
-    },
+    Phase.VOID_CONFIRM: confirming(void_ok),
     # The shell journals the void within the step; VoidDone is the next event taken.
     Phase.VOIDING: awaiting(Trigger.VOID_DONE, void_done, done),
     Phase.VOIDED: _RESULT_ROWS,

@@ -1,5 +1,6 @@
-"""Phases waiting for an answer whose outcome must be learned (machine.awaiting): every key and
-card, CANCEL too, says "Please wait" and leaves the phase as it was."""
+"""Rows that several phases share, from one place each: phases waiting for an answer whose outcome
+must be learned (machine.awaiting), where every key and card, CANCEL too, says "Please wait";
+the supervisor's yes/no questions (machine.confirming), where only OK goes on."""
 
 from __future__ import annotations
 
@@ -45,3 +46,16 @@ def test_only_the_waiting_phases_keep_the_cashier_from_cancelling() -> None:
     assert {phase for phase, rows in TABLE.items() if rows.get(cancel) is please_wait} == set(
         WAITING
     )
+
+
+@pytest.mark.parametrize("phase", [Phase.VOID_CONFIRM, Phase.END_OF_DAY])
+def test_a_question_goes_on_only_with_ok(phase: Phase) -> None:
+    state = TerminalState(phase=phase, notice="old")
+    for key in (Key.CLEAR, Key.CANCEL, Key.FN):
+        event = KeyPressed(0.0, key)
+        after, _ = TABLE[phase][trigger_of(event)](state, event)
+        assert (after.phase, after.notice) == (Phase.IDLE, "Cancelled")
+    unwanted: tuple[Event, ...] = (KeyPressed(0.0, Key.D5), CardSwiped(0.0, GOOD, TODAY))
+    for other in unwanted:
+        after, effects = TABLE[phase][trigger_of(other)](state, other)
+        assert after.phase is phase and effects == (Beep(BeepPattern.ERROR),)
