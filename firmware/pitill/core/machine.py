@@ -556,29 +556,41 @@ def card_swiped(state: TerminalState, event: Event) -> Result:
     assert isinstance(event, CardSwiped)
     problem = card_problem(event)
     if problem is not None:
-        # A card that fails local checks never reaches the host: no money moved, nothing to journal.
-        return enter(
-            state,
-            Phase.DECLINED,
-            Beep(BeepPattern.DECLINE),
-            decline_reason=problem,
-            card=event.card,
-            txn=None,
-        )
+        return declined_here(state, event.card, problem)
     # The journal's count and hotlist for this card decide offline, now or after a failed 0200.
     state = state.but(card_offline_sales=event.offline_sales_of_card, hotlisted=event.hotlisted)
     if state.can_go_online:
         txn = new_txn(state, TxnKind.CARD, TxnMode.ONLINE, TxnStatus.AUTHORIZING, card=event.card)
-        return enter(
-            state,
-            Phase.AUTHORIZING,
-            Record(txn),
-            Authorize(txn),
-            card=event.card,
-            txn=txn,
-            next_seq=state.next_seq + 1,
-        )
+        return journal_new(state, Phase.AUTHORIZING, txn, Authorize(txn), card=event.card)
     return decide_offline(state.but(card=event.card))
+
+
+def declined_here(state: TerminalState, card: Card, problem: str) -> Result:
+    """A card that fails the terminal's own checks never reaches the host: declined on screen,
+    no money moved, nothing journaled (so no receipt)."""
+    return enter(
+        state,
+        Phase.DECLINED,
+        Beep(BeepPattern.DECLINE),
+        decline_reason=problem,
+        card=card,
+        txn=None,
+    )
+
+
+def journal_new(
+    state: TerminalState,
+    phase: Phase,
+    txn: Txn,
+    *after: Effect,
+    before: Effects = (),
+    **changes: object,
+) -> Result:
+    """Enter `phase` with `txn`, a new row: it took state.next_seq, which moves past it. Its
+    Record comes after `before` (an earlier row's end) and ahead of `after` (its 0200, the
+    beep, the drawer): neither the host nor the customer hears of a row not yet durable."""
+    next_seq = state.next_seq + 1
+    return enter(state, phase, *before, Record(txn), *after, txn=txn, next_seq=next_seq, **changes)
 
 
 def new_txn(
@@ -596,6 +608,23 @@ def new_txn(
     )
 
 
+def decided_here(
+    state: TerminalState, status: TxnStatus, response_code: str, reverses_seq: int
+) -> Txn:
+    """The card sale as the terminal decided it without the host, under its own code (Y3, Z3);
+    reverses_seq names the timed-out 0200 it follows, if any."""
+    assert state.card is not None
+    return new_txn(
+        state,
+        TxnKind.CARD,
+        TxnMode.OFFLINE,
+        status,
+        card=state.card,
+        response_code=response_code,
+        reverses_seq=reverses_seq,
+    )
+
+
 def decide_offline(state: TerminalState, *before: Effect, reverses_seq: int = 0) -> Result:
     """Approve offline within the limits (journaled before it is shown), else cash only; a
     card on the program's hotlist is declined, journaled as the terminal's own decline (Z3)."""
@@ -604,24 +633,13 @@ def decide_offline(state: TerminalState, *before: Effect, reverses_seq: int = 0)
     refusal = offline_refusal(state, state.card)
     if refusal is not None:
         return cash_only(state, refusal, *before)
-    assert state.card is not None
-    txn = new_txn(
-        state,
-        TxnKind.CARD,
-        TxnMode.OFFLINE,
-        TxnStatus.PENDING,
-        card=state.card,
-        response_code=OFFLINE_APPROVED,
-        reverses_seq=reverses_seq,
-    )
-    return enter(
+    txn = decided_here(state, TxnStatus.PENDING, OFFLINE_APPROVED, reverses_seq)
+    return journal_new(
         state,
         Phase.OFFLINE_APPROVED,
-        *before,
-        Record(txn),
+        txn,
         Beep(BeepPattern.APPROVE),
-        txn=txn,
-        next_seq=state.next_seq + 1,
+        before=before,
         offline_count=state.offline_count + 1,
         offline_minor=state.offline_minor + state.amount_minor,
         card_offline_sales=state.card_offline_sales + 1,
@@ -634,24 +652,13 @@ CARD_BLOCKED = "CARD BLOCKED"
 def blocked(state: TerminalState, *before: Effect, reverses_seq: int = 0) -> Result:
     """A hotlisted card while the host cannot decide: declined here, and journaled (a decline
     the shop may be asked about), never forwarded."""
-    assert state.card is not None
-    txn = new_txn(
-        state,
-        TxnKind.CARD,
-        TxnMode.OFFLINE,
-        TxnStatus.DECLINED,
-        card=state.card,
-        response_code=OFFLINE_DECLINED,
-        reverses_seq=reverses_seq,
-    )
-    return enter(
+    txn = decided_here(state, TxnStatus.DECLINED, OFFLINE_DECLINED, reverses_seq)
+    return journal_new(
         state,
         Phase.DECLINED,
-        *before,
-        Record(txn),
+        txn,
         Beep(BeepPattern.DECLINE),
-        txn=txn,
-        next_seq=state.next_seq + 1,
+        before=before,
         decline_reason=CARD_BLOCKED,
     )
 
@@ -824,16 +831,8 @@ def tender_ok(state: TerminalState, event: Event) -> Result:
         tendered_minor=tendered,
         change_minor=tendered - state.amount_minor,
     )
-    return enter(
-        state,
-        Phase.CHANGE,
-        Record(sale),
-        OpenDrawer(),
-        Beep(BeepPattern.APPROVE),
-        txn=sale,
-        tendered_minor=tendered,
-        next_seq=state.next_seq + 1,
-    )
+    paid = (OpenDrawer(), Beep(BeepPattern.APPROVE))
+    return journal_new(state, Phase.CHANGE, sale, *paid, tendered_minor=tendered)
 
 
 # --- FN menu: offline mode and the reconciliation report ------------------------------------------
@@ -1106,16 +1105,22 @@ def dismiss_notice(state: TerminalState, event: Event) -> Result:
     return state.but(notice=""), ()
 
 
-_RESULT_ROWS: dict[Trigger, Handler] = {
-    Trigger.DIGIT: start_amount,
-    Trigger.OK: done,
-    Trigger.CLEAR: done,
-    Trigger.CANCEL: done,
-    Trigger.FN: done,
-    Trigger.CARD: _NO_CARD_WANTED,
-    Trigger.CARD_UNREADABLE: ignore,
-    Trigger.TIMEOUT: done,
-}
+def any_key_leaves(on_digit: Handler) -> dict[Trigger, Handler]:
+    """The rows of a screen the cashier only reads (a result, the menu): OK, CLEAR, CANCEL, FN
+    and its timeout go back to idle, a card is not wanted; a digit does what `on_digit` says."""
+    return {
+        Trigger.DIGIT: on_digit,
+        Trigger.OK: done,
+        Trigger.CLEAR: done,
+        Trigger.CANCEL: done,
+        Trigger.FN: done,
+        Trigger.CARD: _NO_CARD_WANTED,
+        Trigger.CARD_UNREADABLE: ignore,
+        Trigger.TIMEOUT: done,
+    }
+
+
+_RESULT_ROWS: dict[Trigger, Handler] = any_key_leaves(start_amount)  # a sale may begin at once
 
 _ROWS: dict[Phase, dict[Trigger, Handler]] = {
     Phase.BOOTING: {
@@ -1177,17 +1182,8 @@ _ROWS: dict[Phase, dict[Trigger, Handler]] = {
         Trigger.TIMEOUT: timed_out,
     },
     Phase.CHANGE: _RESULT_ROWS,
-    Phase.STORAGE_FAULT: {**_RESULT_ROWS, Trigger.DIGIT: _NOT_NOW},
-    Phase.MENU: {
-        Trigger.DIGIT: menu_digit,
-        Trigger.OK: done,
-        Trigger.CLEAR: done,
-        Trigger.CANCEL: done,
-        Trigger.FN: done,
-        Trigger.CARD: _NO_CARD_WANTED,
-        Trigger.CARD_UNREADABLE: ignore,
-        Trigger.TIMEOUT: done,
-    },
+    Phase.STORAGE_FAULT: any_key_leaves(_NOT_NOW),
+    Phase.MENU: any_key_leaves(menu_digit),
     Phase.PIN_ENTRY: {
         Trigger.DIGIT: pin_digit,
         Trigger.OK: pin_ok,

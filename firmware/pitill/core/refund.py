@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from pitill.card.model import Card
-from pitill.core.effects import Authorize, Beep, Effect, FindRecentSales, OpenDrawer, Record
+from pitill.core.effects import Authorize, Beep, Effect, FindRecentSales, OpenDrawer
 from pitill.core.events import AuthResult, CardSwiped, Event, RecentSalesFound
 from pitill.core.machine import (
     _RESULT_ROWS,
@@ -35,6 +35,7 @@ from pitill.core.machine import (
     done,
     enter,
     ignore,
+    journal_new,
     leads_to,
     refuse,
     timed_out,
@@ -192,15 +193,7 @@ def amount_ok(state: TerminalState, event: Event) -> Result:
     state = state.but(amount_minor=amount)
     if target.kind is TxnKind.CASH:
         refund = _refund_txn(state, TxnMode.OFFLINE, TxnStatus.COMPLETED)
-        return enter(
-            state,
-            Phase.REFUNDED,
-            Record(refund),
-            OpenDrawer(),
-            Beep(BeepPattern.APPROVE),
-            txn=refund,
-            next_seq=state.next_seq + 1,
-        )
+        return journal_new(state, Phase.REFUNDED, refund, OpenDrawer(), Beep(BeepPattern.APPROVE))
     if state.card is None:
         return enter(state, Phase.REFUND_CARD, Beep(BeepPattern.CLICK))
     return _send(state)
@@ -236,14 +229,7 @@ def _refund_txn(state: TerminalState, mode: TxnMode, status: TxnStatus, **fields
 def _send(state: TerminalState) -> Result:
     if state.can_go_online:
         txn = _refund_txn(state, TxnMode.ONLINE, TxnStatus.AUTHORIZING)
-        return enter(
-            state,
-            Phase.REFUND_AUTHORIZING,
-            Record(txn),
-            Authorize(txn),
-            txn=txn,
-            next_seq=state.next_seq + 1,
-        )
+        return journal_new(state, Phase.REFUND_AUTHORIZING, txn, Authorize(txn))
     return _offline(state)
 
 
@@ -265,14 +251,12 @@ def _offline(state: TerminalState, *before: Effect, reverses_seq: int = 0) -> Re
         response_code=OFFLINE_APPROVED,
         reverses_seq=reverses_seq,
     )
-    return enter(
+    return journal_new(
         state,
         Phase.REFUNDED,
-        *before,
-        Record(txn),
+        txn,
         Beep(BeepPattern.APPROVE),
-        txn=txn,
-        next_seq=state.next_seq + 1,
+        before=before,
         refund_offline_minor=state.refund_offline_minor + state.amount_minor,
     )
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pitill.core.effects import Authorize, Beep, OpenDrawer, Record
+from pitill.core.effects import Authorize, Beep, OpenDrawer
 from pitill.core.events import AuthResult, CardSwiped, Event
 from pitill.core.machine import (
     AnswerRules,
@@ -33,12 +33,14 @@ from pitill.core.machine import (
     Trigger,
     amount_keys,
     answered,
+    any_key_leaves,
     awaiting,
     cancel,
     card_problem,
-    done,
+    declined_here,
     enter,
     ignore,
+    journal_new,
     leads_to,
     new_txn,
     over_max_amount,
@@ -101,29 +103,14 @@ def staffed_card(state: TerminalState, event: Event) -> Result:
     assert isinstance(event, CardSwiped)
     problem = card_problem(event)
     if problem is not None:  # refused here, nothing asked of the host: no row (as for a sale)
-        return enter(
-            state,
-            Phase.DECLINED,
-            Beep(BeepPattern.DECLINE),
-            decline_reason=problem,
-            card=event.card,
-            txn=None,
-        )
+        return declined_here(state, event.card, problem)
     topup = state.phase is Phase.TOPUP_CARD
     if state.offline:
         new_state, effects = to_idle(state, notice=TOPUP_OFFLINE if topup else BALANCE_OFFLINE)
         return new_state, (Beep(BeepPattern.ERROR), *effects)
     kind = TxnKind.TOPUP if topup else TxnKind.BALANCE
     txn = new_txn(state, kind, TxnMode.ONLINE, TxnStatus.AUTHORIZING, card=event.card)
-    return enter(
-        state,
-        Phase.STAFFED_AUTHORIZING,
-        Record(txn),
-        Authorize(txn),
-        card=event.card,
-        txn=txn,
-        next_seq=state.next_seq + 1,
-    )
+    return journal_new(state, Phase.STAFFED_AUTHORIZING, txn, Authorize(txn), card=event.card)
 
 
 # The host's answer, by the sale's rule (machine.answered), but never decided offline (rule 1):
@@ -160,7 +147,6 @@ def staffed_timer(state: TerminalState, event: Event) -> Result:
 
 
 _NOT_NOW = refuse("")
-_NO_CARD = refuse("No card wanted now")
 _CARD_ROWS: dict[Trigger, Handler] = {
     Trigger.DIGIT: _NOT_NOW,
     Trigger.OK: refuse("Tap or swipe the card"),
@@ -173,16 +159,7 @@ _CARD_ROWS: dict[Trigger, Handler] = {
 }
 
 
-_RESULT_ROWS: dict[Trigger, Handler] = {
-    Trigger.DIGIT: _NOT_NOW,
-    Trigger.OK: done,
-    Trigger.CLEAR: done,
-    Trigger.CANCEL: done,
-    Trigger.FN: done,
-    Trigger.CARD: _NO_CARD,
-    Trigger.CARD_UNREADABLE: ignore,
-    Trigger.TIMEOUT: done,
-}
+_RESULT_ROWS: dict[Trigger, Handler] = any_key_leaves(_NOT_NOW)
 
 ROWS: dict[Phase, dict[Trigger, Handler]] = {
     Phase.TOPUP_AMOUNT: {
