@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from hypothesis import given
+from hypothesis import strategies as st
 from till import Till
 
 from pitill.core.effects import CloseDay, FindReceipt, ReprintReceipt, VerifyPin
@@ -13,6 +15,9 @@ from pitill.core.settlement import (
     CARD_OFFLINE,
     CARD_ONLINE,
     CASH,
+    REFUND_CARD,
+    REFUND_CASH,
+    STANDING,
     DayLine,
     Reconciliation,
     Tally,
@@ -141,6 +146,9 @@ DAY = [
     line("card", ON, TxnStatus.VOID, 1, 700),
     line("cash", ON, TxnStatus.VOID, 1, 300),
     line("refund", ON, TxnStatus.APPROVED, 1, 250),  # a kind this module never imports
+    line("refund", OFF, TxnStatus.COMPLETED, 1, 200),  # a cash sale's: out of the drawer
+    line("refund", OFF, TxnStatus.FORWARDED, 1, 300),  # offline, the host credited it
+    line("refund", OFF, TxnStatus.DECLINED_AFTER, 1, 400),  # offline, the host refused it
     line("topup", ON, TxnStatus.APPROVED, 2, 1000),  # cash onto a card: a credit at the host
     line("balance", ON, TxnStatus.APPROVED, 3, 0),  # inquiries: no money, field 80
     line("some_later_kind", ON, TxnStatus.COMPLETED, 1, 50),
@@ -152,13 +160,18 @@ def test_z_totals_by_kind_are_generic() -> None:
     assert z.by_kind[CARD_ONLINE] == Tally(3, 3000)
     assert z.by_kind[CARD_OFFLINE] == Tally(3, 2300)  # the refused one was handed over too
     assert z.by_kind[CASH] == Tally(4, 2000)
-    assert z.by_kind["refund"] == Tally(1, 250) and z.refunds == Tally(1, 250)
+    # Refunds to the card (online, offline, refused or not) and in cash: two lines, last.
+    assert z.by_kind[REFUND_CARD] == Tally(3, 250 + 300 + 400)
+    assert z.by_kind[REFUND_CASH] == Tally(1, 200) and z.refunds == Tally(4, 1150)
+    assert list(z.by_kind)[-2:] == [REFUND_CARD, REFUND_CASH]
     assert z.by_kind["topup"] == Tally(2, 1000)
     assert z.by_kind["some_later_kind"] == Tally(1, 50)
     assert "balance" not in z.by_kind and z.inquiries == Tally(3, 0)
     assert z.voids == Tally(2, 1000)
     assert z.declined == Tally(2, 400) and z.declined_after == Tally(1, 800)
-    assert z.net_minor == 3000 + 2300 + 2000 + 1000 + 50 - 250
+    # The refund the host refused is no loss of the shop's: its own line, the customer owed it.
+    assert z.refunds_refused == Tally(1, 400)
+    assert z.net_minor == 3000 + 2300 + 2000 + 1000 + 50 - 1150
 
 
 def test_the_host_holds_approved_and_accepted_sales_and_void_reversals() -> None:
@@ -167,8 +180,9 @@ def test_the_host_holds_approved_and_accepted_sales_and_void_reversals() -> None
         debits_minor=3000 + 700 + 1500,
         debit_reversals=1,
         debit_reversals_minor=700,
-        credits=1 + 2,  # the refund and the top-ups
-        credits_minor=250 + 1000,
+        # the refunds the host credited (not the cash one, not the refused one) and the top-ups
+        credits=2 + 2,
+        credits_minor=250 + 300 + 1000,
         inquiries=3,
     )
     assert owed_count(DAY) == 0
@@ -189,3 +203,53 @@ def test_differences_name_the_field_with_ours_then_theirs() -> None:
     theirs = Reconciliation(debits=3, debits_minor=2600)
     assert ours.differences(theirs) == ["debits 2/3", "debits minor 2000/2600"]
     assert ours.differences(ours) == []
+
+
+# Any day's rows, as the journal's aggregate groups them (the kinds the terminal journals).
+DAY_LINES = st.lists(
+    st.builds(
+        DayLine,
+        kind=st.sampled_from([k.value for k in TxnKind]),
+        mode=st.sampled_from(TxnMode),
+        status=st.sampled_from(TxnStatus),
+        voided=st.booleans(),
+        count=st.integers(1, 5),
+        amount_minor=st.integers(0, 10_000),
+    ),
+    max_size=12,
+)
+
+
+def total(lines: list[DayLine]) -> Tally:
+    return Tally(sum(x.count for x in lines), sum(x.amount_minor for x in lines))
+
+
+@given(DAY_LINES)
+def test_a_refused_refund_is_its_own_line_never_a_loss_and_never_at_the_host(
+    lines: list[DayLine],
+) -> None:
+    z = z_totals(lines)
+    refused = [x for x in lines if x.status is TxnStatus.DECLINED_AFTER]
+    refunds = [x for x in refused if x.kind == TxnKind.REFUND]
+    sales = [x for x in refused if x.kind not in (TxnKind.REFUND, TxnKind.BALANCE)]
+    assert z.refunds_refused == total(refunds)
+    assert z.declined_after == total(sales)  # the shop's loss: offline sales only
+    # What the host must hold (74-89) is the same with or without them: it holds none.
+    assert reconciliation(lines) == reconciliation([x for x in lines if x not in refused])
+
+
+@given(DAY_LINES)
+def test_refunds_split_by_card_and_cash_add_up_to_every_refund_given(
+    lines: list[DayLine],
+) -> None:
+    z = z_totals(lines)
+    given_back = [x for x in lines if x.kind == TxnKind.REFUND and x.status in STANDING]
+    cash = [x for x in given_back if x.status is TxnStatus.COMPLETED]
+    card = [x for x in given_back if x.status is not TxnStatus.COMPLETED]
+    assert z.by_kind.get(REFUND_CASH, Tally()) == total(cash)
+    assert z.by_kind.get(REFUND_CARD, Tally()) == total(card)
+    assert z.refunds == total(given_back)
+    taken = [
+        x for x in lines if x.status in STANDING and x.kind not in (TxnKind.REFUND, TxnKind.BALANCE)
+    ]
+    assert z.net_minor == total(taken).amount_minor - total(given_back).amount_minor

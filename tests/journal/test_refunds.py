@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from journal_helpers import card, cash_sale, offline_sale, online_sale
 
+from pitill.core.settlement import REFUND_CARD, REFUND_CASH, REFUSED_REFUND_LINE, Tally
 from pitill.core.txn import Txn
 from pitill.core.types import TxnKind, TxnMode, TxnStatus
 from pitill.journal.report import CARD_OFFLINE, CARD_ONLINE, CASH, report_from_totals
@@ -102,6 +103,55 @@ def test_report_counts_refunds_by_how_they_were_given_and_not_as_sales(journal: 
     assert given == {CARD_ONLINE: (1, 1000), CARD_OFFLINE: (1, 700), CASH: (1, 300)}
     assert report.refunds_awaiting_host.amount_minor == 700
     assert "refunds" in report.text() and "Refund cash 1 3.00" in report.screen_lines()
+
+
+def test_an_offline_refund_the_host_refused_is_its_own_line_not_the_shops_loss(
+    journal: Journal,
+) -> None:
+    """The host refuses an offline refund's advice: the row is DECLINED_AFTER like a refused
+    offline sale, but the Z report (screen, print, --day) and `pitill report` show it apart
+    from "declined after" (the shop's loss): the customer is still owed it. The 0500 holds
+    neither; card and cash refunds are two lines of the Z report."""
+    journal.record(online_sale(1, TxnStatus.APPROVED))  # 42.00
+    journal.record(cash_sale(2))  # 8.00
+    journal.record(offline_sale(3, amount_minor=900))
+    journal.record(refund(4, of=1, amount_minor=700, status=TxnStatus.PENDING))
+    journal.record(refund(5, of=1, amount_minor=600, status=TxnStatus.PENDING))
+    journal.record(refund(6, of=2, amount_minor=300, status=TxnStatus.COMPLETED))
+    for seq in (3, 4, 5):
+        journal.mark_attempts([seq])
+    journal.mark_forwarded(3, "51")  # the offline sale: the shop's loss
+    journal.mark_forwarded(4, "62")  # the offline refund: refused, the customer owed it
+    journal.mark_forwarded(5, "00")  # credited
+    assert [journal.get(seq).status for seq in (3, 4, 5)] == [  # type: ignore[union-attr]
+        TxnStatus.DECLINED_AFTER,
+        TxnStatus.DECLINED_AFTER,
+        TxnStatus.FORWARDED,
+    ]
+    journal.close_day()
+    z = journal.z_report(1)
+    assert z.totals.declined_after == Tally(1, 900)
+    assert z.totals.refunds_refused == Tally(1, 700)
+    assert z.totals.by_kind[REFUND_CARD] == Tally(2, 1300)  # the customer was told refunded
+    assert z.totals.by_kind[REFUND_CASH] == Tally(1, 300)
+    assert z.totals.refunds == Tally(3, 1600)
+    assert (z.host_totals.credits, z.host_totals.credits_minor) == (1, 600)  # the credited one
+    assert (z.host_totals.debits, z.host_totals.debits_minor) == (1, 4200)
+    screen = z.screen_lines()
+    assert f"{REFUSED_REFUND_LINE} 1 7.00" in screen
+    assert "Refund Card 2 13.00" in screen and "Refund Cash 1 3.00" in screen
+    for width in (32, 42):  # the printer's, `pitill report --day`'s
+        printed = z.text(width).splitlines()
+        figures = f"{1:>4} {'7.00':>10}"
+        assert "refunds refused".ljust(width - len(figures)) + figures in printed
+        assert "declined after".ljust(width - len(figures)) + f"{1:>4} {'9.00':>10}" in printed
+        assert "  by the host: the card was NOT" in printed
+        assert "refund cash".ljust(width - len(figures)) + f"{1:>4} {'3.00':>10}" in printed
+    report = report_from_totals(journal.report_totals())  # `pitill report`
+    assert (report.declined_after.count, report.declined_after.amount_minor) == (1, 900)
+    assert (report.refunds_refused.count, report.refunds_refused.amount_minor) == (1, 700)
+    assert f"{REFUSED_REFUND_LINE} 1 7.00" in report.screen_lines()
+    assert "the customer is still owed it" in report.text()
 
 
 def test_receipts_say_refund_and_how_the_money_comes_back(journal: Journal) -> None:

@@ -61,7 +61,7 @@ REFUND_COUNTED = frozenset(
         TxnStatus.APPROVED,
         TxnStatus.PENDING,
         TxnStatus.FORWARDED,
-        TxnStatus.DECLINED_AFTER,  # the customer was told refunded: it stands, the shop's loss
+        TxnStatus.DECLINED_AFTER,  # the host refused it, but the customer was told refunded
         TxnStatus.COMPLETED,
     }
 )

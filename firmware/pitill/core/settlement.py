@@ -6,7 +6,11 @@ module has never heard of still gets its own line in the Z report.
 
 Two views of one day:
 - The Z report (what the shop did): sold by kind (card online, card offline, cash, then any other
-  kind by name), refunds, voids, offline sales still awaiting the host, declines.
+  kind by name), refunds (to the card, in cash), voids, offline sales still awaiting the host,
+  declines. The host's refusals after the fact come in two lines: "declined after" (offline
+  sales it would not pay: the shop's loss) and refunds refused by host (offline refunds it
+  would not credit: the customer was told refunded and is still owed it; no cash left the
+  drawer). Both stay in their kind's line, as the customer was told; neither is in 74-89.
 - The reconciliation (what the host must hold, ISO 8583:1987 fields 74-89): debits are card sales
   the host approved (online, or an offline sale whose advice it accepted), credits are refunds it
   accepted; a reversal counts when the supervisor voided the sale (reason 17). A sale reversed
@@ -32,7 +36,9 @@ STANDING = (
     TxnStatus.COMPLETED,
     TxnStatus.PENDING,
     TxnStatus.FORWARDED,
-    TxnStatus.DECLINED_AFTER,  # approved offline: the shop handed the goods over (its loss)
+    # approved offline, refused by the host after the fact: a sale's goods were handed over (the
+    # shop's loss), a refund was promised to the card (the customer is still owed it)
+    TxnStatus.DECLINED_AFTER,
 )
 OWED_TO_HOST = (TxnStatus.PENDING, TxnStatus.REVERSAL_PENDING, TxnStatus.AUTHORIZING)
 # Kinds that credit the card's account at the host (ISO 8583 "credits", 74/86): a refund (the
@@ -41,6 +47,11 @@ OWED_TO_HOST = (TxnStatus.PENDING, TxnStatus.REVERSAL_PENDING, TxnStatus.AUTHORI
 CREDIT_KINDS = frozenset({"refund", "topup"})
 # Money that goes back to the customer (the Z report's net).
 PAID_OUT_KINDS = frozenset({"refund"})
+# The Z report's refund lines: to the card (online, or offline and forwarded like a sale) or in
+# cash out of the drawer (a cash sale's refund, COMPLETED like a cash sale: never at the host).
+REFUND_CARD = "refund card"
+REFUND_CASH = "refund cash"
+PAID_OUT_LABELS = (REFUND_CARD, REFUND_CASH)  # in the Z report's order, after every sale
 # Kinds that move no money: counted apart (the host's field 80, inquiries).
 INQUIRY_KINDS = frozenset({"balance"})
 # Kinds the host holds (cash never reaches it).
@@ -49,6 +60,8 @@ HOST_KINDS = frozenset({"card", "refund", "topup", "balance"})
 CARD_ONLINE = "card online"
 # The Z report's line for reversals the host refused (end of day beeps an alert for it).
 REFUSED_LINE = "REVERSAL REFUSED"
+# The Z report's line (screen, `pitill report`) for offline refunds the host refused after the fact.
+REFUSED_REFUND_LINE = "Refunds refused by host"
 CARD_OFFLINE = "card offline"
 CASH = "cash"
 
@@ -75,10 +88,13 @@ class Tally:
         self.amount_minor += amount_minor
 
 
-def kind_label(kind: str, mode: TxnMode) -> str:
-    """The Z report's line for a kind: card splits into online and offline."""
+def kind_label(kind: str, mode: TxnMode, status: TxnStatus) -> str:
+    """The Z report's line for a kind: card splits into online and offline, a refund into to
+    the card and in cash (a COMPLETED row never goes to the host: cash, out of the drawer)."""
     if kind == TxnKind.CARD.value:
         return CARD_ONLINE if mode is TxnMode.ONLINE else CARD_OFFLINE
+    if kind in PAID_OUT_KINDS:
+        return REFUND_CASH if status is TxnStatus.COMPLETED else REFUND_CARD
     return kind
 
 
@@ -93,13 +109,18 @@ class ZTotals:
     reversals_due: int = 0
     reversals_refused: Tally = field(default_factory=Tally)  # NOT reversed: a person settles them
     declined: Tally = field(default_factory=Tally)
-    declined_after: Tally = field(default_factory=Tally)
+    declined_after: Tally = field(default_factory=Tally)  # offline sales: the shop's loss
+    # Offline card refunds the host refused after the fact (in by_kind's REFUND_CARD too: the
+    # customer was told refunded). The card was NOT credited and no cash left the drawer: the
+    # customer is still owed it. Not the shop's loss, and not in 74-89 (the host holds none).
+    refunds_refused: Tally = field(default_factory=Tally)
 
     @property
     def refunds(self) -> Tally:
+        """Every refund given, to the card and in cash."""
         total = Tally()
         for label, tally in self.by_kind.items():
-            if label in PAID_OUT_KINDS:
+            if label in PAID_OUT_LABELS:
                 total.add(tally.count, tally.amount_minor)
         return total
 
@@ -107,7 +128,7 @@ class ZTotals:
     def net_minor(self) -> int:
         """Money taken less money given back (voided sales are not in by_kind)."""
         return sum(
-            -t.amount_minor if label in PAID_OUT_KINDS else t.amount_minor
+            -t.amount_minor if label in PAID_OUT_LABELS else t.amount_minor
             for label, t in self.by_kind.items()
         )
 
@@ -123,11 +144,13 @@ def z_totals(lines: Iterable[DayLine]) -> ZTotals:
                 z.inquiries.add(line.count, 0)
             continue
         if line.status in STANDING:
-            z.by_kind.setdefault(kind_label(line.kind, line.mode), Tally()).add(
+            z.by_kind.setdefault(kind_label(line.kind, line.mode, line.status), Tally()).add(
                 line.count, line.amount_minor
             )
         if line.status is TxnStatus.PENDING:
             z.awaiting_host.add(line.count, line.amount_minor)
+        elif line.status is TxnStatus.DECLINED_AFTER and line.kind in PAID_OUT_KINDS:
+            z.refunds_refused.add(line.count, line.amount_minor)
         elif line.status is TxnStatus.DECLINED_AFTER:
             z.declined_after.add(line.count, line.amount_minor)
         elif line.status is TxnStatus.DECLINED:
@@ -136,6 +159,9 @@ def z_totals(lines: Iterable[DayLine]) -> ZTotals:
             z.reversals_due += line.count
         elif line.status is TxnStatus.REVERSAL_REFUSED:
             z.reversals_refused.add(line.count, line.amount_minor)
+    # Refunds after every sale, card then cash, whatever order the rows came in.
+    refunds = {label: z.by_kind.pop(label) for label in PAID_OUT_LABELS if label in z.by_kind}
+    z.by_kind.update(refunds)
     return z
 
 

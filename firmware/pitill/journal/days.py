@@ -19,6 +19,7 @@ from enum import StrEnum
 
 from pitill.core.settlement import (
     REFUSED_LINE,
+    REFUSED_REFUND_LINE,
     DayLine,
     Reconciliation,
     Tally,
@@ -147,6 +148,13 @@ REFUSED_NOTE = [
     "  the acquirer with the STANs",
     "  (`pitill doctor` lists them)",
 ]
+# An offline refund the host refused after the fact (ZTotals.refunds_refused): what it means.
+REFUSED_REFUND_NOTE = [
+    "  by the host: the card was NOT",
+    "  credited and no cash left the",
+    "  drawer. The customer is still",
+    "  owed it: settle by hand",
+]
 
 
 @dataclass(frozen=True)
@@ -184,6 +192,8 @@ class ZReport:
             lines.append(f"{self.owed_to_host} still to send")
         if self.totals.reversals_refused.count:  # the host did NOT reverse: a person must act
             lines.append(f"{REFUSED_LINE} {money(self.totals.reversals_refused)}")
+        if self.totals.refunds_refused.count:  # the customer is still owed it
+            lines.append(f"{REFUSED_REFUND_LINE} {money(self.totals.refunds_refused)}")
         lines += [f"{label.title()} {money(t)}" for label, t in self.totals.by_kind.items()]
         lines += [f"Voids {money(self.totals.voids)}"]
         lines += [f"Waiting {money(self.totals.awaiting_host)}"]
@@ -211,6 +221,9 @@ class ZReport:
         out.append(row("declined", self.totals.declined))
         out.append(row("awaiting host", self.totals.awaiting_host))
         out.append(row("declined after", self.totals.declined_after))
+        out.append(row("refunds refused", self.totals.refunds_refused))
+        if self.totals.refunds_refused.count:
+            out += REFUSED_REFUND_NOTE
         if self.totals.reversals_refused.count:
             out.append(row(REFUSED_LINE, self.totals.reversals_refused))
             out += REFUSED_NOTE

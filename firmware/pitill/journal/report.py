@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from pitill.core.settlement import REFUSED_LINE
+from pitill.core.settlement import REFUSED_LINE, REFUSED_REFUND_LINE
 from pitill.core.types import TxnKind, TxnMode, TxnStatus, format_amount
 from pitill.journal.datadir import moved_aside_files
 from pitill.journal.days import (
@@ -61,6 +61,9 @@ class Report:
     # waiting for it), cash out of the drawer; `sold` is not reduced by them
     refunds: dict[str, Tally] = field(default_factory=dict)
     refunds_awaiting_host: Tally = field(default_factory=Tally)  # offline refunds not yet sent
+    # offline refunds the host refused after the fact (in refunds' card offline too): the card
+    # was NOT credited, no cash left the drawer; the customer is still owed it (no shop's loss)
+    refunds_refused: Tally = field(default_factory=Tally)
     # card sales by security tier (docs/cards.md): approved (online or offline), and of those
     # approved offline, the ones the host refused after the fact
     by_tier: dict[str, Tally] = field(default_factory=dict)
@@ -90,6 +93,8 @@ class Report:
         if self.topups.count:
             lines.append(f"Top-ups {money(self.topups)}")
         lines += [f"Refund {kind} {money(t)}" for kind, t in self.refunds.items() if t.count]
+        if self.refunds_refused.count:
+            lines.append(f"{REFUSED_REFUND_LINE} {money(self.refunds_refused)}")
         return tuple(lines)
 
     def text(self) -> str:
@@ -118,6 +123,15 @@ class Report:
             waiting = self.refunds_awaiting_host
             amount = format_amount(waiting.amount_minor)
             out.append(f"{'  awaiting host':16} {waiting.count:>6} {amount:>12} {cur}")
+            refused = self.refunds_refused
+            amount = format_amount(refused.amount_minor)
+            out.append(f"{'  refused by host':16} {refused.count:>6} {amount:>12} {cur}")
+            if refused.count:
+                out.append(
+                    "  refused by host = refunded offline, the host did not credit the card"
+                    " (no cash left the drawer): the customer is still owed it, not the shop's"
+                    " loss; settle it by hand"
+                )
         out.append(f"{'reversals due':16} {self.reversals_pending:>6}")
         if self.reversals_refused.count:
             refused = self.reversals_refused
@@ -210,6 +224,8 @@ def _refund_total(report: Report, t: StatusTotal) -> None:
         report.refunds[CARD_OFFLINE].add(t.count, t.amount_minor)
         if t.status is TxnStatus.PENDING:
             report.refunds_awaiting_host.add(t.count, t.amount_minor)
+        if t.status is TxnStatus.DECLINED_AFTER:
+            report.refunds_refused.add(t.count, t.amount_minor)
     elif t.status in (TxnStatus.REVERSAL_PENDING, TxnStatus.AUTHORIZING):
         report.reversals_pending += t.count
     elif t.status is TxnStatus.REVERSAL_REFUSED:
