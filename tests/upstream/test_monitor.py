@@ -279,6 +279,45 @@ def test_slow_echoes_degrade(tmp_path: Path) -> None:
     assert w.changes == [(ONLINE, ""), (DEGRADED, "SLOW"), (ONLINE, "")]
 
 
+def _slow_sale(tmp_path: Path, chaos: ChaosPlan) -> tuple[list[tuple[LinkStatus, str]], int]:
+    """ONLINE and idle (echoes a minute apart), then one sale answered under `chaos`; the link's
+    changes and the echoes sent after the sale (fake clock: the threshold is 0.04 s exactly)."""
+
+    async def scenario() -> tuple[list[tuple[LinkStatus, str]], int]:
+        # A probe interval longer than the delay: the echo is slow, not overdue.
+        async with watching(tmp_path, slow_threshold_s=0.04, probe_interval_s=0.2) as w:
+            w.monitor.client.on_signal = w.monitor.report_failure  # wired as app.py does
+            w.monitor.client.on_answer = w.monitor.report_answer
+            assert await w.reaches(ONLINE)
+            w.host.set_chaos(chaos)
+            sent = w.echoes_sent
+            await w.monitor.client.authorize(sale(), LOCAL_DATETIME)
+            await asyncio.sleep(5)  # the next echo would be due only at echo_interval_s (60 s)
+            return w.changes, w.echoes_sent - sent
+
+    loop = VirtualTimeLoop()
+    try:
+        return loop.run_until_complete(scenario())
+    finally:
+        loop.close()
+
+
+def test_a_slow_answer_to_a_sale_is_confirmed_by_an_echo(tmp_path: Path) -> None:
+    """A sale answered later than slow_threshold_s is a passive signal: an echo looks at once,
+    and when it is slow too the link is DEGRADED SLOW (no need to wait for the minute's echo)."""
+    every_answer = ChaosPlan().mtis | {"0800"}
+    changes, echoes = _slow_sale(tmp_path, ChaosPlan(delay_s=0.08, mtis=every_answer))
+    assert changes == [(ONLINE, ""), (DEGRADED, "SLOW")]
+    assert echoes >= 1
+
+
+def test_one_slow_sale_with_quick_echoes_is_not_degraded(tmp_path: Path) -> None:
+    """The sale was slow, the echo that checks is not: one slow answer is no trend."""
+    changes, echoes = _slow_sale(tmp_path, ChaosPlan(delay_s=0.08))  # sales only, not echoes
+    assert changes == [(ONLINE, "")]
+    assert echoes >= 1
+
+
 def test_echoes_share_one_connection(tmp_path: Path) -> None:
     async def body(w: Watch) -> None:
         assert await eventually(lambda: w.host.counts["echoes"] >= 4)

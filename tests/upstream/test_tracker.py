@@ -141,6 +141,17 @@ def test_a_conclusive_probe_failure_takes_the_link_offline_at_once(fail: int) ->
     assert plain.feed(DNS) == ([] if fail > 1 else [(OFFLINE, "DNS")])
 
 
+def test_slow_answers_to_requests_degrade_but_are_not_failing_requests() -> None:
+    """A sale answered slowly is a passive signal (SLOW), but it was answered: however many,
+    they never make the request layer hold the link OFFLINE."""
+    link = Clocked(request_fail=3)
+    link.feed(GOOD)
+    assert link.passive(LinkReason.SLOW) is None  # one: no trend yet
+    assert link.passive(LinkReason.SLOW) == (DEGRADED, "SLOW")
+    assert link.passive(LinkReason.SLOW) is None
+    assert not link.tracker.requests_failing and link.tracker.status is DEGRADED
+
+
 def test_timed_out_requests_still_count_for_the_request_layer() -> None:
     """Echoes answered after each timed-out sale do not hide a host that fails every sale."""
     link = Clocked(request_fail=2, hold_s=60.0)

@@ -14,9 +14,10 @@ What the caller learns from an exception:
   (to any host), the sale is not authorized and nothing needs reversing.
 - OutcomeUnknown (an UpstreamTimeout; reason TIMEOUT, RESET, PROTOCOL): the request went out and
   no usable answer came. The host may have approved it: reverse it.
-Each failure, and each transient response code, is also reported to `on_signal`, the monitor's
-passive input; each useful answer to a real request (approved or a final decline, not an echo) to
-`on_answer`, so the monitor can tell a host that answers echoes but fails requests.
+Each failure, each transient response code, and each answer to a real request that came later
+than slow_threshold_s (SLOW) is also reported to `on_signal`, the monitor's passive input; each
+useful answer to a real request (approved or a final decline, not an echo) to `on_answer`, so
+the monitor can tell a host that answers echoes but fails requests.
 
 The link monitor watches this same connection (monitor.py): TCP keepalive is tuned on it when
 the client is given a KeepAlive, `open` lets the monitor (re)connect within its own bound and
@@ -126,6 +127,7 @@ class UpstreamClient:
         keepalive: KeepAlive | None = None,
         stans: StanSource | None = None,
         wire: WireFormat = DEFAULT_WIRE,
+        slow_threshold_s: float | None = None,
     ) -> None:
         self.host = host
         self.wire = wire  # bitmap encoding and length prefix the host speaks
@@ -140,6 +142,8 @@ class UpstreamClient:
         self._max_frame = max_frame
         self.on_signal = on_signal
         self.on_answer = on_answer
+        # A real request answered later than this is a passive signal (SLOW); None: never.
+        self.slow_threshold_s = slow_threshold_s
         self._wall_clock = wall_clock
         self.keepalive = keepalive
         self.stans = stans or _cycling_stans()
@@ -193,6 +197,7 @@ class UpstreamClient:
             ),
             stans=stans,
             wire=upstream.wire,
+            slow_threshold_s=upstream.slow_threshold_s,
         )
 
     @property
@@ -248,6 +253,7 @@ class UpstreamClient:
                     reader, writer = await self._connection()
                 request = message(self.stans()) if callable(message) else message
                 await send_request(writer, request, self._max_frame, self.wire)
+                sent_s = asyncio.get_running_loop().time()
                 dropped_before = self._dropped()
                 try:
                     async with asyncio.timeout(wait_s):
@@ -255,6 +261,9 @@ class UpstreamClient:
                             reader, request, self._max_frame, self.counts, wire=self.wire
                         )
                     self.heard_at_s = asyncio.get_running_loop().time()
+                    slow_s = self.slow_threshold_s
+                    if signal and slow_s is not None and self.heard_at_s - sent_s > slow_s:
+                        self._signal(LinkReason.SLOW)  # answered, but slowly: a passive signal
                     return answer
                 except OutcomeUnknown:
                     raise  # is a TimeoutError too: keep its own reason

@@ -18,8 +18,10 @@ second or so. What it uses, cheapest first:
   resolves only to remembered addresses while the connection works is a degraded answer (DEGRADED
   "DNS"). Re-resolving costs the host nothing.
 - Real requests: their answers are passive probes (no echo is due while they come), their
-  failures passive signals (`report_failure`, `report_answer`; see tracker.py). A request that
-  waited its whole timeout (a host that accepts and never answers) takes the link OFFLINE at once.
+  failures and their answers slower than slow_threshold_s passive signals (`report_failure`,
+  `report_answer`; see tracker.py), each but a retry code earning a quick echo to confirm. A
+  request that waited its whole timeout (a host that accepts and never answers) takes the link
+  OFFLINE at once.
 - Echo probes: resolve, have a connection (primary first), send an 0800 and wait up to
   probe_timeout_s; unanswered past probe_interval_s is one failure already and the timeout a
   second. One after echo_interval_s without any answer on the link; every probe_interval_s
@@ -99,14 +101,15 @@ class LinkMonitor:
         self._resolver = resolver
         self._on_change = on_change
         self._own_client = client is None
+        slow_s = config.slow_threshold_s if slow_threshold_s is None else slow_threshold_s
         if client is None:  # a monitor alone (tests, tools): a client of its own
             client = UpstreamClient.from_config(
                 config, terminal, resolver, tls=tls if tls is not None else client_context(config)
             )
             client._wall_clock = wall_clock
+            client.slow_threshold_s = slow_s
         self.client = client
         self.endpoints = client.endpoints
-        slow_s = config.slow_threshold_s if slow_threshold_s is None else slow_threshold_s
         self.tracker = LinkTracker(
             config.fail_threshold,
             config.recover_threshold,
@@ -139,7 +142,8 @@ class LinkMonitor:
 
         A LinkReason or its value; RETRY and SLOW degrade, TIMEOUT (a request that waited its
         whole timeout) takes the link OFFLINE at once, anything else counts as one failed probe
-        (an unknown word as RESET). Call it on the monitor's loop.
+        (an unknown word as RESET). All but RETRY earn a quick echo to confirm (a slow sale: is
+        the echo slow too?). Call it on the monitor's loop.
         """
         try:
             link_reason = LinkReason(reason)
@@ -148,7 +152,7 @@ class LinkMonitor:
             link_reason = LinkReason.RESET
         now_s = asyncio.get_running_loop().time()
         self._publish(self.tracker.observe_passive(now_s, link_reason))
-        if link_reason not in (LinkReason.RETRY, LinkReason.SLOW):
+        if link_reason is not LinkReason.RETRY:
             self._suspect()
 
     def report_answer(self) -> None:

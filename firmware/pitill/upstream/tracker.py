@@ -154,8 +154,10 @@ class LinkTracker:
         return Verdict.GOOD, None
 
     def observe_passive(self, now_s: float, reason: LinkReason) -> Change | None:
-        """Feed what a real request ran into: SLOW / RETRY degrade, anything else is a failure."""
-        if self._probe[0] is not LinkStatus.OFFLINE:  # an outage explains it otherwise
+        """Feed what a real request ran into: SLOW / RETRY degrade, anything else is a failure.
+        A slow answer is still an answer: it does not count toward requests failing."""
+        # An outage explains it otherwise.
+        if self._probe[0] is not LinkStatus.OFFLINE and reason is not LinkReason.SLOW:
             self._request_streak += 1
             self._request_reason = str(reason)
             self._request_failed_s = now_s
