@@ -8,8 +8,10 @@ listening), blackhole (accepts, never answers), dns-fail (the name stops resolvi
 (every answer takes SLOW_ANSWER_S). The host's kernel still acknowledges in blackhole and slow,
 so idle only the next echo (one a minute) shows them: there each round starts a sale right after
 the fault and the first customer's wait is reported (and judged: at most request_timeout_s for
-blackhole, as the issue says). Each row names the config it ran with: the defaults, or the
-defaults without remembered addresses (with them a vanished name is ridden out: DEGRADED DNS).
+blackhole, as the issue says). A slow answer to it is a passive signal, confirmed by one echo;
+DEGRADED SLOW then lasts until an answer comes quickly, so after healing slow a sale shows it.
+Each row names the config it ran with: the defaults, or the defaults without remembered
+addresses (with them a vanished name is ridden out: DEGRADED DNS).
 
 There is no baseline to divide by: detection is bought with probes, so the price is reported
 beside it: the echo requests (and TCP connections) the sandbox host receives per hour from an
@@ -130,6 +132,10 @@ async def _run(
                         await sale
                     await asyncio.sleep(rng.uniform(0, interval_s))
                     world.set_upstream("up")
+                    if mode in ASKED and shows is LinkStatus.DEGRADED:
+                        # DEGRADED SLOW is a calm state: idle, only the next echo (a minute)
+                        # shows the heal, as only asking showed the fault. A sale does at once.
+                        await _first_customer(driver, {}, fault)
                     if await watch.until(LinkStatus.ONLINE, LIMIT_S) is None:
                         raise SystemExit(f"P1: the terminal did not heal after {fault} ({name})")
         finally:
