@@ -352,3 +352,20 @@ def test_a_void_is_one_commit_and_never_touches_a_sale_already_sent(journal: Jou
     assert [item.row.seq for item in journal.next_forward_items(10)] == [1]  # 2 never goes
     last = journal.last_sale()
     assert last is not None and (last.seq, last.status) == (2, TxnStatus.VOIDED)
+
+
+def test_the_backlog_count_follows_every_change_here_and_through_another_connection(
+    journal: Journal,
+) -> None:
+    # pending_count is kept between changes (it walks the index): it must never go stale.
+    for seq in (1, 2, 3):
+        journal.record(offline_sale(seq))
+    assert journal.pending_count() == 3
+    journal.mark_attempts([1, 2])
+    journal.mark_forwarded_many([(1, "00")], unsent=[2])
+    assert journal.pending_count() == 2 and journal.forwarded_count() == 1
+    other = sqlite3.connect(journal.path)  # another process (pitill journal settle, a tool)
+    with other:
+        other.execute("UPDATE txns SET status = 'DECLINED_AFTER', sealed_card = NULL WHERE seq = 3")
+    other.close()
+    assert journal.pending_count() == 1 and journal.forwarded_count() == 2

@@ -388,7 +388,7 @@ class Forwarder:
         if not in_order and not unsent:
             return None
         try:
-            self._journal.mark_forwarded_many(in_order, unsent)
+            self._journal.mark_forwarded_many(in_order, unsent, read_back=False)
         except StorageError as exc:
             return seqs[0], exc, ""  # they go again, as repeats the host deduplicates
         self.stats.acknowledged += len(in_order)

@@ -155,6 +155,7 @@ class Journal:
         self._newest_wall: datetime | None = None  # the newest wall-clock date recorded (UTC)
         self._boot_id = boot_id
         self._reserved_through = 0  # seqs up to here were reserved durably (STAN_BLOCK)
+        self._counts: dict[tuple[TxnStatus, ...], tuple[tuple[Any, ...], int]] = {}  # _count
 
     @classmethod
     def open(
@@ -503,12 +504,14 @@ class Journal:
                 }
                 columns = ", ".join(values)
                 marks = ", ".join(f":{name}" for name in values)
-                conn.execute(f"INSERT INTO txns ({columns}) VALUES ({marks})", values)
+                change = f"INSERT INTO txns ({columns}) VALUES ({marks})"
             else:
                 sets = ", ".join(f"{name} = :{name}" for name in values if name != "seq")
-                conn.execute(f"UPDATE txns SET {sets} WHERE seq = :seq", values)
+                change = f"UPDATE txns SET {sets} WHERE seq = :seq"
+            # The row as written comes back from the write itself: no read after it.
+            (written,) = conn.execute(f"{change} RETURNING {_ROW_COLUMNS}", values).fetchall()
+            row = _to_row(written)
             self._append_history(conn, txn.seq, txn.status, now, note)
-            row = _fetch_row(conn, txn.seq)
         self._reserved_through = max(self._reserved_through, reserve_through)
         return row
 
@@ -549,11 +552,16 @@ class Journal:
         return self.mark_forwarded_many([(seq, response_code)])[0]
 
     def mark_forwarded_many(
-        self, answers: Sequence[tuple[int, str]], unsent: Sequence[int] = ()
+        self,
+        answers: Sequence[tuple[int, str]],
+        unsent: Sequence[int] = (),
+        *,
+        read_back: bool = True,
     ) -> list[JournalRow]:
         """mark_forwarded for a batch of (seq, response code), in one commit; `unsent` are items
         of the batch whose attempt was counted but that were never sent (the batch stopped
-        first): their count is taken back in the same commit, so they do not go as repeats."""
+        first): their count is taken back in the same commit, so they do not go as repeats.
+        Returns the rows as committed ([] with read_back=False: the forwarder needs none)."""
         if not answers and not unsent:
             return []
         for seq, response_code in answers:
@@ -593,7 +601,7 @@ class Journal:
                 "UPDATE txns SET attempts = attempts - 1 WHERE seq = ? AND attempts > 0",
                 _one(unsent),
             )
-            rows = _fetch_rows(conn, seqs)
+            rows = _fetch_rows(conn, seqs) if read_back else []
         self._truncate_wal_when_nothing_sealed()
         return rows
 
@@ -1071,10 +1079,18 @@ class Journal:
         statuses only ever belong to card transactions, so no kind filter is needed."""
         marks = ", ".join("?" for _ in statuses)
         with self._read("count") as conn:
+            # Counting walks the index (0.3 ms at 10,000 pending) and the backlog is asked
+            # after every commit and kick: the count is kept until a row changes, here
+            # (total_changes) or through another connection (data_version).
+            (version,) = conn.execute("PRAGMA data_version").fetchone()
+            key = (statuses, conn.total_changes, int(version))
+            if (kept := self._counts.get(statuses)) is not None and kept[0] == key:
+                return kept[1]
             (count,) = conn.execute(
                 f"SELECT count(*) FROM txns WHERE status IN ({marks})",
                 tuple(s.value for s in statuses),
             ).fetchone()
+            self._counts[statuses] = (key, int(count))
             return int(count)
 
     def _truncate_wal_when_nothing_sealed(self) -> None:
