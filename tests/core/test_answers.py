@@ -9,7 +9,7 @@ from till import GOOD, Till
 
 from pitill.core import staffed
 from pitill.core.effects import OpenDrawer, Record
-from pitill.core.events import AuthOutcome, AuthResult, Booted, RecentSalesFound
+from pitill.core.events import AuthOutcome, AuthResult, Booted, RecentSalesFound, SeqTaken
 from pitill.core.machine import (
     SALE_ANSWERS,
     AnswerRules,
@@ -120,6 +120,16 @@ def test_never_sent_is_decided_offline_under_the_same_seq(kind: str) -> None:
     (pending,) = rows(result)  # the host knows nothing of it: the seq is reused, not wasted
     assert (pending.seq, pending.mode, pending.status) == (SEQ, TxnMode.OFFLINE, TxnStatus.PENDING)
     assert result[0].phase is OFFLINE_PHASE[kind] and result[0].next_seq == SEQ + 1
+
+
+@pytest.mark.parametrize("kind", OFFLINE_KINDS)
+def test_never_sent_reuses_its_seq_but_never_one_an_echo_took_meanwhile(kind: str) -> None:
+    till = in_flight(kind)
+    till.feed(SeqTaken(till.now_s, SEQ + 1))  # an 0800 went out while the 0200 was tried
+    event = AuthResult(till.now_s, SEQ, AuthOutcome.UNREACHABLE)
+    result = answered(till.state, event, RULES[kind])
+    (pending,) = rows(result)
+    assert pending.seq == SEQ and result[0].next_seq == SEQ + 2  # not the echo's STAN again
 
 
 @pytest.mark.parametrize("kind", OFFLINE_KINDS)

@@ -733,10 +733,12 @@ def answered(state: TerminalState, event: AuthResult, rules: AnswerRules) -> Res
 
 def _never_sent(state: TerminalState, txn: Txn, rules: AnswerRules) -> Result:
     """The 0200 was never sent: the host knows nothing of it. Decided offline, its row keeps
-    the seq; otherwise the row ends as the terminal's decline (Z3)."""
+    the seq (the next one stays past any an echo took meanwhile: SeqTaken); otherwise the row
+    ends as the terminal's decline (Z3)."""
     offline = rules.without_host
     if isinstance(offline, OfflineRule) and not offline.refuses(state):
-        return offline.decide(state.but(next_seq=txn.seq))
+        decided, effects = offline.decide(state.but(next_seq=txn.seq))
+        return decided.but(next_seq=max(decided.next_seq, state.next_seq)), effects
     undone = txn.with_status(TxnStatus.DECLINED, response_code=OFFLINE_DECLINED)
     if isinstance(offline, OfflineRule):
         return offline.decide(state.but(txn=undone), Record(undone))
