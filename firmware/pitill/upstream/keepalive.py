@@ -30,6 +30,12 @@ _TCP_INFO = struct.Struct("8B13I")
 _LAST_ACK_RECV = 8 + 12
 _TCP_INFO_RTT = struct.Struct("8B17I")  # ...then pmtu, rcv_ssthresh, rtt (us), rttvar
 _RTT = 8 + 15
+# ...and after rcv_rtt, rcv_space, total_retrans, four 64-bit rates and byte counts, segs_out,
+# segs_in and notsent_bytes: tcpi_min_rtt (us; Linux 4.10+), the least round trip of the last
+# five minutes, ~0 before the first sample.
+_TCP_INFO_MIN_RTT = struct.Struct("8B24I4Q4I")
+_MIN_RTT = 8 + 24 + 4 + 3
+_NO_SAMPLE = 0xFFFFFFFF
 
 
 @dataclass(frozen=True)
@@ -90,14 +96,29 @@ def kick(sock: socket.socket, keepalive: KeepAlive) -> None:
 
 
 def round_trip_s(sock: socket.socket) -> float | None:
-    """The kernel's smoothed round-trip time of the connection (tcpi_rtt); None if unknown."""
+    """The connection's round trip as the kernel knows it (see rtt_from_info); None if unknown."""
     option = getattr(socket, "TCP_INFO", None)
     if option is None:
         return None
     try:
-        raw = sock.getsockopt(socket.IPPROTO_TCP, option, _TCP_INFO_RTT.size)
+        raw = sock.getsockopt(socket.IPPROTO_TCP, option, _TCP_INFO_MIN_RTT.size)
     except OSError:
         return None
+    return rtt_from_info(raw)
+
+
+def rtt_from_info(raw: bytes) -> float | None:
+    """The least round trip of the last five minutes (tcpi_min_rtt), else the smoothed one
+    (tcpi_rtt: older kernels, no sample yet); None when `raw` holds neither.
+
+    The least, not the smoothed: one answer that spanned a heal (an echo sent into a dead link,
+    acknowledged once it came back) can lift the smoothed figure to half a second for minutes
+    of an idle link, and the monitor's keepalive grace (three round trips) with it: the next
+    outage would show seconds late. A slow link's least round trip is still slow."""
+    if len(raw) >= _TCP_INFO_MIN_RTT.size:
+        least: int = _TCP_INFO_MIN_RTT.unpack_from(raw)[_MIN_RTT]
+        if least != _NO_SAMPLE:
+            return least / 1_000_000.0
     if len(raw) < _TCP_INFO_RTT.size:
         return None
     microseconds: int = _TCP_INFO_RTT.unpack_from(raw)[_RTT]
