@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shell_kit import ShellRig
+from shell_kit import GOOD, TODAY, ShellRig
 
+from pitill.core.events import CardSwiped
+from pitill.core.screens import Screen
 from pitill.core.state import Phase
 from pitill.core.txn import stan_for
 from pitill.core.types import LinkStatus, TxnStatus
@@ -49,3 +51,51 @@ def test_an_echo_and_the_sales_around_it_never_share_a_stan(tmp_path: Path) -> N
         assert stans == {stan_for(2), stan_for(4)} and not stans & {first, during}
     finally:
         after.close()
+
+
+def test_a_stan_taken_while_a_swipe_waits_in_the_queue_is_not_the_sales(tmp_path: Path) -> None:
+    """take_stan called while the terminal drains its queue (a step's effects running) with a
+    swipe already queued: its SeqTaken goes ahead of the swipe, so the sale takes the next seq,
+    not the 0800's."""
+    rig = ShellRig(tmp_path)
+    taken: list[int] = []
+
+    def on_screen(screen: Screen, image: object) -> None:
+        if rig.terminal.state.phase is Phase.AWAIT_CARD and not taken:
+            now_s = rig.terminal.now_s()
+            rig.terminal.enqueue(CardSwiped(now_s, GOOD, TODAY))  # queued: a step is running
+            taken.append(rig.terminal.take_stan())
+
+    try:
+        rig.link(LinkStatus.ONLINE)
+        rig.terminal.screen_listeners.append(on_screen)
+        rig.keys("1", "0", "0", "0", "OK")
+        assert rig.phase is Phase.AUTHORIZING
+        sale = rig.terminal.state.txn
+        assert sale is not None and taken and sale.stan != taken[0]
+        assert sale.seq == taken[0] + 1
+    finally:
+        rig.close()
+
+
+def test_two_stans_taken_in_one_step_differ_while_the_journal_refuses_writes(
+    tmp_path: Path,
+) -> None:
+    """A failing journal cannot keep the seq taken: the shell still never hands it out twice,
+    even before the core took the first SeqTaken (both taken while a step's effects run)."""
+    rig = ShellRig(tmp_path)
+    taken: list[int] = []
+
+    def on_screen(screen: Screen, image: object) -> None:
+        if rig.terminal.state.phase is Phase.AWAIT_CARD and not taken:
+            taken.extend((rig.terminal.take_stan(), rig.terminal.take_stan()))
+
+    try:
+        rig.link(LinkStatus.ONLINE)
+        rig.terminal.screen_listeners.append(on_screen)
+        rig.journal.full = True
+        rig.keys("1", "0", "0", "0", "OK")
+        assert len(set(taken)) == 2, taken
+        assert rig.terminal.state.next_seq == max(taken) + 1
+    finally:
+        rig.close()
