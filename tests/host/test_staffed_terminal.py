@@ -76,7 +76,7 @@ def test_a_day_with_the_links_0800s_in_its_range_is_one_the_host_agrees_with(
         + PIN
         + f"press 8\nswipe {PAN} 3012\nexpect state BALANCE_SHOWN\npress OK\n"
         + "upstream down\nexpect link offline\n"
-        + sale("5 0 0", "OFFLINE")
+        + sale("5 0 0", "OFFLINE - queued")  # (not the status line's OFFLINE)
         + "upstream up\nexpect link online\nexpect pending 0\n"
         + PIN
         + 'press 5\nexpect screen "END OF DAY?"\npress OK\nexpect screen "Host agrees"\n'
