@@ -1224,15 +1224,9 @@ _ROWS: dict[Phase, dict[Trigger, Handler]] = {
     # The shell journals the void within the step; VoidDone is the next event taken.
     Phase.VOIDING: awaiting(Trigger.VOID_DONE, void_done, done),
     Phase.VOIDED: _RESULT_ROWS,
-    Phase.REPORT: {
-        Trigger.DIGIT: _NOT_NOW,
+    Phase.REPORT: {  # the FN 2 report and the Z report (end of day): OK pages on
+        **any_key_leaves(_NOT_NOW),
         Trigger.OK: report_next_page,
-        Trigger.CLEAR: done,
-        Trigger.CANCEL: done,
-        Trigger.FN: done,
-        Trigger.CARD: _NO_CARD_WANTED,
-        Trigger.CARD_UNREADABLE: ignore,
-        Trigger.TIMEOUT: done,
         Trigger.REPORT_READY: report_ready,
     },
 }
