@@ -242,10 +242,13 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Counts and totals by kind (card online, card offline, cash), by status, offline "
             "sales still waiting for the host, sales the host declined after an offline "
-            "approval (the shop's loss), and reversals due (a sale left AUTHORIZING counts: its "
+            "approval (the shop's loss), refunds (those the host refused after an offline "
+            "refund: the customer is still owed them), and reversals due (a sale left "
+            "AUTHORIZING counts: its "
             "outcome is unknown). One aggregate query on a read-only connection: safe while the "
             "terminal runs. With --day, a day's Z report (end of day, FN 5): totals by kind, "
-            "voids, refunds, what the host must hold (ISO 8583 fields 74-89) and whether it "
+            "voids, refunds (card, cash, refused by host), what the host must hold (ISO 8583 "
+            "fields 74-89) and whether it "
             "agreed. Examples: pitill report --data-dir /var/lib/pitill; "
             "pitill report --data-dir /var/lib/pitill --day 3; pitill report --day 2026-11-30"
         ),

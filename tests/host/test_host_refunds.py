@@ -117,6 +117,54 @@ def test_a_terminal_refunds_online_and_offline_and_the_host_books_each_once(
     assert report["refunds"] == {"count": 2, "amount_minor": 800}
 
 
+def test_a_refund_the_host_refused_is_the_terminals_own_z_line_and_the_day_agrees(
+    tmp_path: Path, host: tuple[list[str], list[int]]
+) -> None:
+    """`pitill sim --upstream` against `pitill host serve`: an offline refund whose card is
+    blocked before its advice arrives is refused (62). The terminal's Z report shows it as
+    refunds refused by host, not as declined after; the host has it as a refused refund, not
+    a loss; neither counts it in fields 74-89, so the end of day agrees."""
+    store, (port, _) = host
+    assert pitill("host", "account", "topup", TERMINAL_PAN, "50", *store).returncode == 0
+    offline = (
+        "expect link online\n"
+        + terminal_sale("2 0 0 0", "APPROVED")
+        + "upstream down\nexpect link offline\n"
+        + 'press FN\nexpect screen "NEW PIN"\npress 2 5 8 0 OK 2 5 8 0 OK\nexpect state MENU\n'
+        + f"press 4\npress OK 3 0 0 OK\nswipe {TERMINAL_PAN} 3012\nexpect state REFUNDED\n"
+        + 'expect screen "OFFLINE - queued"\npress OK\nexpect pending 1\n'
+    )
+    terminal(tmp_path, "TERMA001", port, offline)  # it stops with the refund still queued
+    assert pitill("host", "account", "block", TERMINAL_PAN, *store).returncode == 0
+    back = (
+        "expect link online\nexpect pending 0\n"
+        + MENU
+        + 'press 5\nexpect screen "END OF DAY?"\npress OK\nexpect screen "Host agrees"\n'
+        + 'expect screen "Refunds refused by host 1 3.00"\n'
+    )
+    terminal(tmp_path, "TERMA001", port, back)
+    with sqlite3.connect(tmp_path / "TERMA001" / "journal.sqlite3") as conn:
+        rows = conn.execute("SELECT kind, status, response_code FROM txns ORDER BY seq").fetchall()
+        (checked,) = conn.execute("SELECT host_status FROM days").fetchone()
+    assert [r for r in rows if r[0] in ("card", "refund")] == [
+        ("card", "APPROVED", "00"),
+        ("refund", "DECLINED_AFTER", "62"),
+    ]
+    assert checked == "agreed"
+    data = ["--data-dir", str(tmp_path / "TERMA001")]
+    [z] = json.loads(pitill("report", *data, "--day", "1", "--json").stdout)
+    assert z["totals"]["refunds_refused"] == {"count": 1, "amount_minor": 300}
+    assert z["totals"]["declined_after"] == {"count": 0, "amount_minor": 0}
+    assert z["totals"]["by_kind"]["refund card"] == {"count": 1, "amount_minor": 300}
+    assert (z["host_totals"]["credits"], z["host_totals"]["debits"]) == (0, 1)
+    printed = pitill("report", *data, "--day", "1").stdout
+    assert "refunds refused" in printed and "credited and no cash left the" in printed
+    assert f"{'  host refused':16} {1:>6} {'3.00':>12} EUR" in pitill("report", *data).stdout
+    program = json.loads(pitill("host", "report", "--json", *store).stdout)["program"]
+    assert program["refused_refunds"] == {"count": 1, "amount_minor": 300}
+    assert program["losses"] == {"count": 0, "amount_minor": 0}
+
+
 def test_a_refused_offline_refund_is_no_loss_and_has_its_own_heading(
     tmp_path: Path, database: str | None
 ) -> None:

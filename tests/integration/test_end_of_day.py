@@ -8,15 +8,22 @@ never recorded disagrees, and the disagreement is on screen, in the journal and 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import subprocess
 from pathlib import Path
 from typing import Any
 
+from pitill.config import Config
 from pitill.core.settlement import Reconciliation
+from pitill.core.state import Phase
+from pitill.core.types import Key, LinkStatus
 from pitill.sim.acquirer import LEDGER_NAME, read_ledger
 from pitill.sim.acquirer.ledger import day_totals
+from pitill.sim.acquirer.policy import decide_sale
+from pitill.sim.driver import Driver, amount_keys
+from pitill.sim.world import SimWorld
 from pitill.upstream.messages import Batch
 from pitill_cli import PITILL
 
@@ -167,3 +174,59 @@ def test_a_day_closed_offline_is_checked_once_its_sales_are_through(tmp_path: Pa
     assert (day, first, *verdict) == (1, 1, "agreed", "00", "")
     entries = ledger(data)
     assert [e["mti"] for e in entries] == ["0220"]  # the advice; the 0500 is not a ledger line
+
+
+def test_a_refund_the_sandbox_host_refused_is_its_own_z_line_and_the_day_agrees(
+    tmp_path: Path,
+) -> None:
+    """The sandbox acquirer (the `pitill acquirer` server, in the simulator's world) declines
+    advices by its issuer rules: an offline refund of 5.51 gets 51 after the fact. The Z report
+    (screen, --day, JSON) shows it as refunds refused by host, not as declined after, and the
+    0500 holds it no more than the host's ledger does: the host agrees."""
+    wait_s = 10.0
+
+    async def scenario() -> str:
+        world = SimWorld(Config(), tmp_path)
+        world.host.advice_policy = decide_sale  # as `pitill drill`: advices by the issuer rules
+        await world.start()
+        try:
+            driver = Driver(world)
+            assert await driver.until_link(LinkStatus.ONLINE, wait_s)
+            sold = await driver.sell(1200, "4111111111111111", "3012", wait_s, tender_extra=0)
+            assert sold is Phase.APPROVED
+            driver.host("down")
+            assert await driver.until_link(LinkStatus.OFFLINE, wait_s)
+            await driver.type(Key.FN, *[Key(d) for d in "2580"], Key.OK)
+            await driver.type(*[Key(d) for d in "2580"], Key.OK)
+            assert await driver.until(lambda: driver.phase is Phase.MENU, wait_s)
+            await driver.type(Key("4"))
+            assert await driver.until(lambda: driver.phase is Phase.REFUND_PICK, wait_s)
+            await driver.type(Key.OK, *amount_keys(551), Key.OK)
+            await driver.swipe("4111111111111111", "3012")
+            assert await driver.until_screen("OFFLINE - queued", wait_s), driver.screen_text()
+            await driver.type(Key.OK)
+            driver.host("up")
+            journal = world.terminal.journal  # type: ignore[union-attr]
+            assert await driver.until(lambda: journal.pending_count() == 0, wait_s)
+            await driver.type(Key.FN, *[Key(d) for d in "2580"], Key.OK)
+            assert await driver.until(lambda: driver.phase is Phase.MENU, wait_s)
+            await driver.type(Key("5"))
+            assert await driver.until(lambda: driver.phase is Phase.END_OF_DAY, wait_s)
+            await driver.type(Key.OK)
+            assert await driver.until_screen("Host agrees", wait_s), driver.screen_text()
+            return driver.screen_text()
+        finally:
+            await world.stop()
+
+    screen = asyncio.run(scenario())
+    assert "Refunds refused by host 1 5.51" in screen
+    (refund,) = [e for e in ledger(tmp_path) if e["processing_code"] == "200000"]
+    assert (refund["mti"], refund["response_code"]) == ("0220", "51")
+    assert days(tmp_path)[0][3] == "agreed"
+    z = json.loads(report(tmp_path, "--day", "1", "--json").stdout)[0]
+    assert z["totals"]["refunds_refused"] == {"count": 1, "amount_minor": 551}
+    assert z["totals"]["declined_after"] == {"count": 0, "amount_minor": 0}
+    host = day_totals(ledger(tmp_path), "PITILL01", Batch(1, 1, z["day"]["last_seq"]))
+    assert Reconciliation(**z["host_totals"]) == host == Reconciliation(debits=1, debits_minor=1200)
+    text = report(tmp_path, "--day", "1").stdout
+    assert "refunds refused               1       5.51" in text and "owed it" in text

@@ -125,10 +125,10 @@ class Report:
             out.append(f"{'  awaiting host':16} {waiting.count:>6} {amount:>12} {cur}")
             refused = self.refunds_refused
             amount = format_amount(refused.amount_minor)
-            out.append(f"{'  refused by host':16} {refused.count:>6} {amount:>12} {cur}")
+            out.append(f"{'  host refused':16} {refused.count:>6} {amount:>12} {cur}")
             if refused.count:
                 out.append(
-                    "  refused by host = refunded offline, the host did not credit the card"
+                    "  host refused = refunded offline, the host did not credit the card"
                     " (no cash left the drawer): the customer is still owed it, not the shop's"
                     " loss; settle it by hand"
                 )
