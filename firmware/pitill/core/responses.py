@@ -10,7 +10,8 @@ Each code has a class per kind of answer, because the same code can mean differe
   is told so and the sale ends);
 - for an advice or a reversal (0230/0430, and the echo 0810): APPROVED (the host took it: the
   offline sale is acknowledged, the reversal done), RETRY (send the same message again later),
-  FINAL (the host refused it for good: an advice stays declined-after, the merchant's loss;
+  FINAL (the host refused it for good: an advice stays declined-after, the merchant's loss for
+  a sale, a refund refused by host for a refund (the customer is still owed it);
   a reversal becomes REVERSAL_REFUSED, NOT reversed: the sale may stand, a person settles it).
 
 A code not in the table is a FINAL decline for both, shown as "CODE xx". Codes the terminal writes
