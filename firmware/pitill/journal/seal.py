@@ -74,6 +74,7 @@ class Sealer:
         self.path = path
         self._key = key
         self._aead = AESGCM(key) if key is not None else None
+        self._fingerprint_key: tuple[bytes, bytes] | None = None  # (key, its fingerprint key)
 
     @classmethod
     def load_or_create(cls, path: Path) -> Sealer:
@@ -109,7 +110,10 @@ class Sealer:
         if self._key is None and not create_key:
             return None
         _, key = self._ensure_key()
-        fingerprint_key = hmac.new(key, _FINGERPRINT_DOMAIN, hashlib.sha256).digest()
+        if self._fingerprint_key is None or self._fingerprint_key[0] != key:  # once per key
+            derived = hmac.new(key, _FINGERPRINT_DOMAIN, hashlib.sha256).digest()
+            self._fingerprint_key = (key, derived)
+        fingerprint_key = self._fingerprint_key[1]
         digest = hmac.new(fingerprint_key, identity.encode("utf-8"), hashlib.sha256).digest()
         return digest[:FINGERPRINT_SIZE_BYTES].hex()
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 import sqlite3
 import threading
@@ -502,14 +503,9 @@ class Journal:
                     "local_datetime": _local(now),
                     "created_at": _iso(now),
                 }
-                columns = ", ".join(values)
-                marks = ", ".join(f":{name}" for name in values)
-                change = f"INSERT INTO txns ({columns}) VALUES ({marks})"
-            else:
-                sets = ", ".join(f"{name} = :{name}" for name in values if name != "seq")
-                change = f"UPDATE txns SET {sets} WHERE seq = :seq"
             # The row as written comes back from the write itself: no read after it.
-            (written,) = conn.execute(f"{change} RETURNING {_ROW_COLUMNS}", values).fetchall()
+            change = _write_sql(tuple(values), insert=old is None)
+            (written,) = conn.execute(change, values).fetchall()
             row = _to_row(written)
             self._append_history(conn, txn.seq, txn.status, now, note)
         self._reserved_through = max(self._reserved_through, reserve_through)
@@ -1140,6 +1136,7 @@ class _FileWatch:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._name = os.fspath(path)  # stat()ed twice a commit: no Path conversion each time
         try:
             self._fd: int | None = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as exc:
@@ -1149,7 +1146,7 @@ class _FileWatch:
         assert self._fd is not None
         held = os.fstat(self._fd)
         try:
-            now = os.stat(self.path)
+            now = os.stat(self._name)
         except FileNotFoundError:
             now = None
         except OSError as exc:
@@ -1241,6 +1238,18 @@ def _fetch_rows(conn: sqlite3.Connection, seqs: Sequence[int]) -> list[JournalRo
         query = f"SELECT {_ROW_COLUMNS} FROM txns WHERE seq IN ({marks})"
         found.update((row.seq, row) for row in map(_to_row, conn.execute(query, chunk)))
     return [found[seq] for seq in seqs]
+
+
+@functools.lru_cache(maxsize=64)
+def _write_sql(columns: tuple[str, ...], *, insert: bool) -> str:
+    """record()'s INSERT or UPDATE of these columns, returning the row: built once per shape."""
+    if insert:
+        marks = ", ".join(f":{name}" for name in columns)
+        change = f"INSERT INTO txns ({', '.join(columns)}) VALUES ({marks})"
+    else:
+        sets = ", ".join(f"{name} = :{name}" for name in columns if name != "seq")
+        change = f"UPDATE txns SET {sets} WHERE seq = :seq"
+    return f"{change} RETURNING {_ROW_COLUMNS}"
 
 
 def _one(seqs: Sequence[int]) -> list[tuple[int]]:
