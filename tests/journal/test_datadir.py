@@ -130,3 +130,32 @@ def test_a_refused_sim_in_the_same_process_keeps_the_holder_lock(tmp_path: Path)
 
 def test_the_evidence_names_are_the_owners_names() -> None:
     assert RESOLVED_HOSTS_NAME in EVIDENCE_NAMES
+
+
+def test_a_refused_starter_always_reads_the_holders_pid(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every write to the lock file leaves a PID on its first line at every step: a second pitill
+    reading it at that moment names the holder, never "PID unknown" (seen once in CI, when the
+    journal's note truncated the file before writing it again)."""
+    from pitill.journal import datadir
+
+    data = tmp_path / "data"
+    seen: list[str] = []
+
+    def after(call: object) -> object:
+        def spy(fd: int, *args: object) -> object:
+            result = call(fd, *args)  # type: ignore[operator]
+            seen.append(os.pread(fd, 256, 0).decode().split("\n")[0])
+            return result
+
+        return spy
+
+    monkeypatch.setattr(datadir.os, "ftruncate", after(os.ftruncate))
+    monkeypatch.setattr(datadir.os, "pwrite", after(os.pwrite))
+    (data).mkdir()
+    (data / LOCK_FILE_NAME).write_text("4242\n")  # a holder that died
+    with DataDirLock.acquire(data):
+        datadir.note_journal_opened(data)
+    assert seen and all(line.isdigit() for line in seen), seen
+    assert seen[-1] == str(os.getpid())

@@ -80,9 +80,8 @@ class DataDirLock:
             ) from exc
         try:
             opened_before = JOURNAL_OPENED in _read_lines(fd)
-            os.ftruncate(fd, 0)
             history = f"{JOURNAL_OPENED}\n" if opened_before else ""
-            os.pwrite(fd, f"{os.getpid()}\n{history}".encode(), 0)
+            _overwrite(fd, f"{os.getpid()}\n{history}")
         except OSError as exc:
             os.close(fd)
             raise StorageError(f"cannot write the lock file {path}: {exc.strerror}") from exc
@@ -116,6 +115,14 @@ def _read_lines(fd: int) -> list[str]:
     return os.pread(fd, 256, 0).decode("ascii", "replace").split()
 
 
+def _overwrite(fd: int, text: str) -> None:
+    # Write first, then cut: a refused starter reading the file meanwhile sees a PID, never
+    # the empty file that truncating first left for a moment ("PID unknown").
+    data = text.encode()
+    os.pwrite(fd, data, 0)
+    os.ftruncate(fd, len(data))
+
+
 def _read_pid(fd: int) -> str:
     try:
         lines = _read_lines(fd)
@@ -134,8 +141,7 @@ def note_journal_opened(data_dir: Path) -> None:
             lines = _read_lines(fd)
             if JOURNAL_OPENED not in lines:
                 pid = lines[0] if lines and lines[0].isdigit() else str(os.getpid())
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, f"{pid}\n{JOURNAL_OPENED}\n".encode(), 0)
+                _overwrite(fd, f"{pid}\n{JOURNAL_OPENED}\n")
         finally:
             os.close(fd)
 
