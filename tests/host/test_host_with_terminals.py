@@ -13,28 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from fast_config import write_config
 from host_messages import serving_hosts
 from pitill_cli import PITILL
 
 from .conftest import db_args
 
 PAN = "4111111111111111"
-FAST = """
-[terminal]
-terminal_id = "{tid}"
-
-[upstream]
-request_timeout_s = 0.5
-probe_interval_s = 0.1
-probe_timeout_s = 0.3
-fail_threshold = 2
-recover_threshold = 1
-forward_retry_s = 0.05
-forward_retry_max_s = 0.3
-
-[timeouts]
-authorizing_s = 3.0
-"""
 
 
 def pitill(*args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
@@ -53,8 +38,7 @@ def host(tmp_path: Path, database: str | None) -> Iterator[tuple[list[str], list
 
 
 def terminal(tmp_path: Path, tid: str, port: int, script: str) -> None:
-    config = tmp_path / f"{tid}.toml"
-    config.write_text(FAST.format(tid=tid), encoding="utf-8")
+    config = write_config(tmp_path / f"{tid}.toml", {"terminal": {"terminal_id": tid}})
     path = tmp_path / f"{tid}.pitill"
     path.write_text(script, encoding="utf-8")
     result = pitill(

@@ -1,5 +1,6 @@
-"""Shared parts of the reliability suite: the size knob, a fast sim config, test PANs, script
-writing, running `pitill sim` as a child, and the audit of the host ledger against the journal.
+"""Shared parts of the reliability suite: the size knob, test PANs, script writing, running
+`pitill sim` as a child, and the audit of the host ledger against the journal (the fast sim config
+is tests/fast_config.py, shared with every other suite).
 
 The audit is the project's one reconciliation (pitill.sim.reconcile: lost, duplicated, phantom,
 unsettled), for this suite's terminal id; `healed` says the backlog should have settled.
@@ -7,21 +8,19 @@ unsettled), for this suite's terminal id; `healed` says the backlog should have 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import random
 import re
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fast_config import UPSTREAM_KEYS
 from pitill.card.model import luhn_ok
-from pitill.config import UpstreamConfig
 from pitill.sim.acquirer import LEDGER_NAME, read_ledger
 from pitill.sim.reconcile import (
     TOLD_PAID,
@@ -30,10 +29,10 @@ from pitill.sim.reconcile import (
     read_journal,
     reconcile,
 )
+from pitill_cli import PITILL
 
 TERMINAL_ID = "PITILL01"
 EXPIRY_YYMM = "3012"
-PITILL = (sys.executable, "-m", "pitill.cli")
 SCALE_ENV = "PITILL_TORTURE_SCALE"
 
 
@@ -51,30 +50,8 @@ def scaled(count: int) -> int:
     return max(1, round(count * scale()))
 
 
-# Faster than the defaults so an outage is noticed in a fraction of a second; same code paths.
-FAST_UPSTREAM: dict[str, float | int] = {
-    "request_timeout_s": 0.5,
-    "probe_interval_s": 0.1,
-    "probe_timeout_s": 0.3,
-    "fail_threshold": 2,
-    "recover_threshold": 1,
-    "forward_retry_s": 0.05,
-    "forward_retry_max_s": 0.3,
-    "forward_jitter_s": 0.2,  # a heal's wait before forwarding (3 s by default)
-    "failing_hold_s": 0.5,  # a host that fails requests is held OFFLINE this long (not 10 s)
-}
-UPSTREAM_KEYS = frozenset(f.name for f in dataclasses.fields(UpstreamConfig))
 # The name's last addresses are remembered: a dead name is ridden out (DEGRADED), not an outage.
 DNS_RIDDEN_OUT = "cache_resolved" in UPSTREAM_KEYS
-
-
-def write_config(path: Path, **upstream: float | int) -> Path:
-    """A sim config with FAST_UPSTREAM (and `upstream` overrides) for the keys this pitill has."""
-    values = {**FAST_UPSTREAM, **upstream}
-    lines = ["[upstream]", *(f"{k} = {v}" for k, v in values.items() if k in UPSTREAM_KEYS)]
-    lines += ["", "[timeouts]", "authorizing_s = 3.0"]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
 
 
 def pan_for(index: int, prefix: str = "45") -> str:

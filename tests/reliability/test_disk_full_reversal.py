@@ -26,9 +26,9 @@ from reliability_kit import (
     keys_for,
     ledger,
     sim_command,
-    write_config,
 )
 
+from fast_config import write_config
 from pitill.sim.acquirer import MESSAGE_CLASS, MessageClass
 
 SHIM_SOURCE = Path(__file__).with_name("iofault.c")

@@ -26,19 +26,19 @@ from pathlib import Path
 
 from reliability_kit import (
     EXPIRY_YYMM,
-    PITILL,
     ScriptWriter,
     pan_for,
     scaled,
-    write_config,
 )
 
+from fast_config import write_config
 from pitill.card.model import Card
 from pitill.core.txn import Txn
 from pitill.core.types import TxnKind, TxnMode, TxnStatus
 from pitill.journal.seal import KEY_FILE_NAME, Sealer
 from pitill.journal.store import Journal
 from pitill.sim.reader_emulator import TEST_CARDS
+from pitill_cli import PITILL
 
 SALES = scaled(1000)
 FORWARD_SHARE = 0.7  # of the backlog, forwarded before the scan; the rest stays sealed

@@ -29,9 +29,9 @@ from reliability_kit import (
     ledger,
     pan_for,
     scaled,
-    write_config,
 )
 
+from fast_config import write_config
 from pitill.config import load_config
 from pitill.core.types import LinkStatus
 from pitill.sim.acquirer import ChaosPlan

@@ -48,8 +48,9 @@ from reliability_kit import (
     run_sim,
     scaled,
     sim_command,
-    write_config,
 )
+
+from fast_config import write_config
 
 SHIM_SOURCE = Path(__file__).with_name("iofault.c")
 KINDS = ("online", "offline", "cash", "timeout")

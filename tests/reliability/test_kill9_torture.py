@@ -46,9 +46,9 @@ from reliability_kit import (
     ledger,
     scaled,
     sim_command,
-    write_config,
 )
 
+from fast_config import write_config
 from pitill.sim.reconcile import IN_FLIGHT, Reconciliation
 
 KILL_POINTS = scaled(32)

@@ -10,23 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from fast_config import ECHO_FAST_S, write_config
 from pitill.sim.acquirer import LEDGER_NAME, read_ledger
 from pitill.sim.reconcile import read_journal, reconcile
 from pitill_cli import PITILL
 
-# An idle terminal echoes once a minute and a host that accepts but never answers (the proxy's
-# blackhole) shows only to an echo or a request: echoes every 0.2 s here, so the script's idle
-# `expect link offline` after `upstream blackhole` (and `slow`) need not wait a minute.
-FAST = """[upstream]
-request_timeout_s = 0.5
-echo_interval_s = 0.2
-probe_interval_s = 0.1
-probe_timeout_s = 0.3
-fail_threshold = 2
-recover_threshold = 1
-forward_retry_s = 0.05
-forward_retry_max_s = 0.3
-"""
+# A host that accepts but never answers (the proxy's blackhole) shows only to an echo or a
+# request: echoes every ECHO_FAST_S, so the script's idle `expect link offline` after `upstream
+# blackhole` (and `slow`) need not wait a minute.
 SCRIPT = """expect link online
 press 1 2 5 0 OK
 swipe approved
@@ -74,12 +65,14 @@ def acquirer(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[P
 
 
 def run(
-    tmp_path: Path, port: int, script: str, config: str = FAST
+    tmp_path: Path, port: int, script: str, config: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
-    (tmp_path / "fast.toml").write_text(config, encoding="utf-8")
+    """The script through `pitill sim --upstream`; the fast config with fast echoes by default."""
+    if config is None:
+        config = write_config(tmp_path / "fast.toml", echo_interval_s=ECHO_FAST_S)
     (tmp_path / "s.pitill").write_text(script, encoding="utf-8")
     return subprocess.run(
-        [*PITILL, "sim", "--config", str(tmp_path / "fast.toml"), "--upstream",
+        [*PITILL, "sim", "--config", str(config), "--upstream",
          f"127.0.0.1:{port}", "--script", str(tmp_path / "s.pitill"), "--data-dir",
          str(tmp_path / "terminal"), "--expect-timeout", "10"],
         capture_output=True, text=True, timeout=120, check=False,
@@ -106,8 +99,9 @@ def test_the_same_run_in_another_wire_format_set_alike_on_both_sides(
     tmp_path: Path, acquirer: tuple[Path, int]
 ) -> None:
     data, port = acquirer
-    wire = 'bitmap = "binary"\nlength_prefix = "4-digit-ascii"\n'
-    result = run(tmp_path, port, SCRIPT, config=FAST + wire)
+    wire = {"bitmap": "binary", "length_prefix": "4-digit-ascii"}
+    config = write_config(tmp_path / "fast.toml", echo_interval_s=ECHO_FAST_S, **wire)
+    result = run(tmp_path, port, SCRIPT, config)
     assert result.returncode == 0, result.stdout + result.stderr
     rows = read_journal(tmp_path / "terminal" / "journal.sqlite3")
     ledger = read_ledger(data / LEDGER_NAME)
@@ -122,7 +116,9 @@ def test_a_slow_host_through_the_proxy_is_degraded(
     script += "expect link online\n"
     _, port = acquirer
     # The default probe timeout (a slow answer is not a failed one); echoes every second.
-    result = run(tmp_path, port, script, "[upstream]\necho_interval_s = 1.0\n")
+    config = tmp_path / "slow.toml"
+    config.write_text("[upstream]\necho_interval_s = 1.0\n", encoding="utf-8")
+    result = run(tmp_path, port, script, config)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from fast_config import ECHO_FAST_S, write_config
 from pitill.config import Config
 from pitill.core.types import TxnStatus
 from pitill.errors import ConfigError
@@ -37,21 +38,10 @@ from pitill.sim.reconcile import read_journal, reconcile
 from pitill.sim.world import SimWorld
 from pitill_cli import PITILL
 
-# An idle terminal echoes once a minute, and a stopped host (SIGSTOP: its kernel still answers
-# keepalives) shows only to an echo or a request: echoes every 0.2 s here, so an idle trial sees
-# it without waiting a minute (P1 in make bench times the defaults).
-FAST = """[upstream]
-request_timeout_s = 0.5
-echo_interval_s = 0.2
-probe_interval_s = 0.1
-probe_timeout_s = 0.3
-fail_threshold = 2
-recover_threshold = 1
-forward_retry_s = 0.05
-forward_retry_max_s = 0.3
-[offline]
-max_per_card = 100  # every round sells offline with the same test card
-"""
+# A stopped host (SIGSTOP: its kernel still answers keepalives) shows only to an echo or a
+# request: echoes every ECHO_FAST_S here, so an idle trial sees it without waiting a minute (P1 in
+# make bench times the defaults). Every round sells offline with the same test card.
+OFFLINE = {"offline": {"max_per_card": 100}}
 NETWORK_FAULTS = [f for f in FAULTS if f not in DNS_FAULTS]
 
 
@@ -66,10 +56,8 @@ def lab() -> Iterator[Lab]:
         yield made
 
 
-def fast_config(tmp_path: Path, extra: str = "") -> Path:
-    path = tmp_path / "fast.toml"
-    path.write_text(FAST.replace("[offline]", extra + "[offline]"), encoding="utf-8")
-    return path
+def fast_config(tmp_path: Path, **upstream: bool) -> Path:
+    return write_config(tmp_path / "fast.toml", OFFLINE, echo_interval_s=ECHO_FAST_S, **upstream)
 
 
 def check_rounds(outcome: dict[str, Any], faults: list[str]) -> None:
@@ -107,7 +95,7 @@ def test_each_dns_fault_shows_offline_without_remembered_addresses(
     # The terminal resolves the lab's name through the system resolver and the lab's dnsmasq:
     # with no remembered addresses, a name that does not resolve is an unreachable host.
     faults = list(DNS_FAULTS)
-    config = fast_config(tmp_path, "cache_resolved = false\n")
+    config = fast_config(tmp_path, cache_resolved=False)
     outcome = spawn(lab, tmp_path, Plan(faults=faults, offline_sale=True), config, limit_s=300)
     check_rounds(outcome, faults)
     check_forwarded_once(tmp_path, len(faults))
