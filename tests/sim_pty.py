@@ -102,7 +102,8 @@ class SimInPty:
         if pid == 0:  # the child: size its terminal before anything reads it, then run pitill
             try:
                 set_size(0, cols, rows)
-                os.execv(PITILL[0], [*PITILL, "sim", "--data-dir", str(data_dir)])
+                env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # stdout as in a container
+                os.execve(PITILL[0], [*PITILL, "sim", "--data-dir", str(data_dir)], env)
             finally:
                 os._exit(127)
         self.pid, self.fd = pid, fd

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import time
+import tty
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from pitill.sim.tty_display import FULL_COLS, FULL_ROWS
-from sim_pty import JUNK, Screen, SimInPty
+from sim_pty import JUNK, READ_WAIT_S, Screen, SimInPty
 
 BIG = (200, 60)
 assert BIG[0] >= FULL_COLS and BIG[1] >= FULL_ROWS  # 200x60 gets the full layout
@@ -113,3 +121,48 @@ def test_nfc_taps_from_the_keyboard(start: Start) -> None:
     sim.send("c")  # a copy replaying her last message
     fits(sim.wait_text("a clone of 'alice'", "CARD REPLAYED"))
     assert sim.quit() == 0
+
+
+WRITER = """
+import signal, sys
+from pitill.sim.tui import write_all
+signal.signal(signal.SIGWINCH, lambda *_: None)  # a handler: the signal interrupts the write
+write_all(1, "".join(f"{i:07d}|" for i in range(40_000)))
+"""
+
+
+def test_a_write_cut_short_by_a_signal_is_finished(tmp_path: Path) -> None:
+    """The panel's writer on a pty nobody reads: the write blocks once the pty is full, a SIGWINCH
+    cuts it short, and every byte still arrives, in order (a plain sys.stdout write under
+    PYTHONUNBUFFERED=1 lost the rest: a resized panel missed its bottom lines)."""
+    master, slave = pty.openpty()
+    tty.setraw(slave)
+    unbuffered = {**os.environ, "PYTHONUNBUFFERED": "1"}  # as in a container
+    child = subprocess.Popen([sys.executable, "-c", WRITER], stdout=slave, env=unbuffered)
+    os.close(slave)
+    expected = "".join(f"{i:07d}|" for i in range(40_000)).encode()
+    got = bytearray()
+    try:
+        deadline = time.monotonic() + READ_WAIT_S
+        stat = Path(f"/proc/{child.pid}/stat")
+        # Blocked in its write: output waiting and the child asleep (it sleeps nowhere else).
+        while time.monotonic() < deadline:
+            waiting = select.select([master], [], [], 0.05)[0]
+            if waiting and stat.read_text().split(")")[-1].split()[0] == "S":
+                break
+        child.send_signal(signal.SIGWINCH)
+        while time.monotonic() < deadline and len(got) < len(expected):
+            if select.select([master], [], [], 0.2)[0]:
+                try:
+                    got += os.read(master, 65536)
+                except OSError:  # EIO: the child has gone and closed its end
+                    break
+            elif child.poll() is not None:
+                break
+        assert child.wait(timeout=READ_WAIT_S) == 0
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        os.close(master)
+    assert len(got) == len(expected) and bytes(got) == expected

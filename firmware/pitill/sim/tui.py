@@ -44,6 +44,17 @@ def terminal_size(fd: int) -> tuple[int, int]:
     return size.columns, size.lines
 
 
+def write_all(fd: int, text: str) -> None:
+    """All of `text` to `fd`, however many writes it takes. A signal (SIGWINCH, a child's SIGCHLD)
+    cuts a blocked tty write short, and sys.stdout over an unbuffered stream (PYTHONUNBUFFERED=1,
+    common in containers) drops the rest: the lost lines stayed blank, only changed lines are
+    redrawn."""
+    sys.stdout.flush()  # anything printed before stays before
+    data = memoryview(text.encode())
+    while data:
+        data = data[os.write(fd, data) :]
+
+
 def describe_event(kind: str, fields: Mapping[str, object]) -> str | None:
     """One log line for an event of the terminal, or None for those the panel shows itself."""
     if kind in ("screen", "state"):
@@ -133,7 +144,7 @@ class SimUI:
         loop = asyncio.get_running_loop()
         try:
             tty.setraw(fd)
-            sys.stdout.write(ENTER_ALT_SCREEN)
+            write_all(sys.stdout.fileno(), ENTER_ALT_SCREEN)
             loop.add_reader(fd, self._on_input, fd)
             loop.add_signal_handler(signal.SIGWINCH, self._on_resize)
             while not self.quit.is_set():
@@ -144,8 +155,7 @@ class SimUI:
             loop.remove_signal_handler(signal.SIGWINCH)
             loop.remove_reader(fd)
             termios.tcsetattr(fd, termios.TCSADRAIN, saved)
-            sys.stdout.write(LEAVE_ALT_SCREEN)
-            sys.stdout.flush()
+            write_all(sys.stdout.fileno(), LEAVE_ALT_SCREEN)
             await self.world.stop()
 
     def _note(self, text: str) -> None:
@@ -170,7 +180,7 @@ class SimUI:
     def _on_resize(self) -> None:
         """SIGWINCH: forget what is on screen, clear it and draw for the new size."""
         self._last_lines = []
-        sys.stdout.write(CLEAR_SCREEN)
+        write_all(sys.stdout.fileno(), CLEAR_SCREEN)
         self._draw()
 
     def _hotkey(self, hotkey: Hotkey) -> None:
@@ -241,6 +251,5 @@ class SimUI:
             if row > len(self._last_lines) or self._last_lines[row - 1] != line
         ]
         if out:
-            sys.stdout.write("".join(out))
-            sys.stdout.flush()
+            write_all(sys.stdout.fileno(), "".join(out))
         self._last_lines = lines
