@@ -1,6 +1,6 @@
 """Shared by the benchmark suite (tools/bench/run.py): a measured figure, the machine it ran on,
-the one table, and loading the stand-alone bench tools beside this directory (bench_link.py,
-bench_journal.py) so their measuring code is reused, not copied.
+the one table, and loading the stand-alone bench tools beside this directory (bench_journal.py,
+bench_drivers.py) so their measuring code is reused, not copied.
 """
 
 from __future__ import annotations

@@ -1,17 +1,17 @@
 """P1: from a fault to the screen showing it, and what that watchfulness costs the host.
 
-The whole simulated terminal runs (SimWorld: the real Terminal, the sandbox host on loopback);
-the stopwatch is tools/bench_link.py's, fed by the terminal's screen listener, so what is timed is
-the status bar of a drawn screen changing, not a callback deep inside. Each fault is applied at a
-random phase of the probe schedule, several rounds, healed in between: refused (the host stops
-listening), blackhole (accepts, never answers), dns-fail (the name stops resolving) and slow
-(every answer takes SLOW_ANSWER_S). The host's kernel still acknowledges in blackhole and slow,
-so idle only the next echo (one a minute) shows them: there each round starts a sale right after
-the fault and the first customer's wait is reported (and judged: at most request_timeout_s for
-blackhole, as the issue says). A slow answer to it is a passive signal, confirmed by one echo;
-DEGRADED SLOW then lasts until an answer comes quickly, so after healing slow a sale shows it.
-Each row names the config it ran with: the defaults, or the defaults without remembered
-addresses (with them a vanished name is ridden out: DEGRADED DNS).
+The whole simulated terminal runs (SimWorld: the real Terminal, the sandbox host on loopback); the
+stopwatch is sim/driver.py's LinkWatch (the netns trials' too), fed by the terminal's screen
+listener, so what is timed is the status bar of a drawn screen changing, not a callback deep
+inside. Each fault is applied at a random phase of the probe schedule, several rounds, healed in
+between: refused (the host stops listening), blackhole (accepts, never answers), dns-fail (the name
+stops resolving) and slow (every answer takes SLOW_ANSWER_S). The host's kernel still acknowledges
+in blackhole and slow, so idle only the next echo (one a minute) shows them: there each round
+starts a sale right after the fault and the first customer's wait is reported (and judged: at most
+request_timeout_s for blackhole, as the issue says). A slow answer to it is a passive signal,
+confirmed by one echo; DEGRADED SLOW then lasts until an answer comes quickly, so after healing
+slow a sale shows it. Each row names the config it ran with: the defaults, or the defaults without
+remembered addresses (with them a vanished name is ridden out: DEGRADED DNS).
 
 There is no baseline to divide by: detection is bought with probes, so the price is reported
 beside it: the echo requests (and TCP connections) the sandbox host receives per hour from an
@@ -29,13 +29,12 @@ import time
 from pathlib import Path
 
 import p1_netns
-from benchlib import Figure, Options, load_tool
+from benchlib import Figure, Options
 
 from pitill.config import Config
-from pitill.core.screens import Screen
 from pitill.core.state import Phase
 from pitill.core.types import Key, LinkStatus
-from pitill.sim.driver import SETTLED_PHASES, Driver, amount_keys
+from pitill.sim.driver import SETTLED_PHASES, Driver, LinkWatch, amount_keys
 from pitill.sim.reader_emulator import TEST_CARDS
 from pitill.sim.world import SimWorld
 
@@ -91,23 +90,17 @@ async def _first_customer(driver: Driver, waits: dict[str, list[float]], fault: 
 async def _run(
     config_name: str, rounds: int, idle_s: float, rng: random.Random, waits: dict[str, list[float]]
 ) -> tuple[dict[tuple[str, str], list[float | None]], Idle]:
-    bench_link = load_tool("bench_link")
     results: dict[tuple[str, str], list[float | None]] = {}
     idle = Idle()
     with tempfile.TemporaryDirectory() as data_dir:
         world = SimWorld(config_for(config_name), Path(data_dir))
         terminal = await world.start()
-        watch = bench_link.Stopwatch()
-
-        def on_screen(screen: Screen, image: object) -> None:
-            if screen.status.link is not watch.status:
-                watch.on_change(screen.status.link, screen.status.reason)
-
-        terminal.screen_listeners.append(on_screen)
+        watch = LinkWatch(terminal)
         driver = Driver(world)
+        loop = asyncio.get_running_loop()
         interval_s = world.config.upstream.probe_interval_s
         try:
-            if await watch.until(LinkStatus.ONLINE, LIMIT_S) is None:
+            if not await driver.until(lambda: watch.status is LinkStatus.ONLINE, LIMIT_S):
                 raise SystemExit("P1: the terminal never showed ONLINE against a healthy host")
             if idle_s > 0:
                 await asyncio.sleep(SETTLE_S)
@@ -123,11 +116,12 @@ async def _run(
                 times = results.setdefault((fault, name), [])
                 for _ in range(rounds):
                     await asyncio.sleep(rng.uniform(0, interval_s))
+                    started_s = loop.time()
                     world.set_upstream(mode)
                     sale = None
                     if mode in ASKED:  # a customer right after the fault is what shows it
                         sale = asyncio.create_task(_first_customer(driver, waits, fault))
-                    times.append(await watch.until(shows, LIMIT_S))
+                    times.append(await watch.seconds_to(driver, shows, started_s, LIMIT_S))
                     if sale is not None:
                         await sale
                     await asyncio.sleep(rng.uniform(0, interval_s))
@@ -136,7 +130,7 @@ async def _run(
                         # DEGRADED SLOW is a calm state: idle, only the next echo (a minute)
                         # shows the heal, as only asking showed the fault. A sale does at once.
                         await _first_customer(driver, {}, fault)
-                    if await watch.until(LinkStatus.ONLINE, LIMIT_S) is None:
+                    if not await driver.until(lambda: watch.status is LinkStatus.ONLINE, LIMIT_S):
                         raise SystemExit(f"P1: the terminal did not heal after {fault} ({name})")
         finally:
             await world.stop()

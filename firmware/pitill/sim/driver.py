@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pitill.app import Terminal
+from pitill.core.screens import Screen
 from pitill.core.state import Phase
 from pitill.core.types import Key, LinkStatus
 from pitill.sim.world import SimWorld
@@ -32,6 +33,40 @@ SETTLED_PHASES = frozenset(
 def amount_keys(amount_minor: int) -> list[Key]:
     """The digit keys that key in an amount (digits shift in from the right)."""
     return [Key(digit) for digit in str(amount_minor)]
+
+
+class LinkWatch:
+    """When the drawn screen's status bar changed, and to what: the one stopwatch of link
+    detection (netns trials, make bench P1), timing what a cashier sees, not a callback deep
+    inside the monitor."""
+
+    def __init__(self, terminal: Terminal) -> None:
+        self.status = LinkStatus.UNKNOWN
+        self.reason = ""
+        self.changes: list[tuple[float, LinkStatus]] = []  # (loop time, the new status)
+        terminal.screen_listeners.append(self.on_screen)
+
+    def on_screen(self, screen: Screen, image: object) -> None:
+        self.reason = screen.status.reason
+        if screen.status.link is not self.status:
+            self.status = screen.status.link
+            self.changes.append((asyncio.get_running_loop().time(), self.status))
+
+    def first(self, status: LinkStatus, since_s: float) -> float | None:
+        """The loop time at which the screen first showed `status` at or after since_s."""
+        for at_s, seen in self.changes:
+            if at_s >= since_s and seen is status:
+                return at_s
+        return None
+
+    async def seconds_to(
+        self, driver: Driver, status: LinkStatus, since_s: float, timeout_s: float
+    ) -> float | None:
+        """Seconds from since_s (loop time) to the screen showing `status`; None if it did not
+        within timeout_s."""
+        await driver.until(lambda: self.first(status, since_s) is not None, timeout_s)
+        at_s = self.first(status, since_s)
+        return None if at_s is None else at_s - since_s
 
 
 class Driver:

@@ -30,10 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from pitill.config import Config, load_config
-from pitill.core.screens import Screen
 from pitill.core.state import Phase
 from pitill.core.types import Key, LinkStatus
-from pitill.sim.driver import SETTLED_PHASES, Driver, amount_keys
+from pitill.sim.driver import SETTLED_PHASES, Driver, LinkWatch, amount_keys
 from pitill.sim.netns import DNS_NAME, FAULTS, HostSite, Lab
 from pitill.sim.reader_emulator import TEST_CARDS
 from pitill.sim.world import SimWorld
@@ -82,27 +81,6 @@ class Result:
     not_online: list[str] = field(default_factory=list)
 
 
-class Watch:
-    """When the drawn screen's status bar last changed, and to what."""
-
-    def __init__(self) -> None:
-        self.status = LinkStatus.UNKNOWN
-        self.reason = ""
-        self.changes: list[tuple[float, LinkStatus]] = []
-
-    def on_screen(self, screen: Screen, image: object) -> None:
-        self.reason = screen.status.reason
-        if screen.status.link is not self.status:
-            self.status = screen.status.link
-            self.changes.append((asyncio.get_running_loop().time(), self.status))
-
-    def first(self, status: LinkStatus, since_s: float) -> float | None:
-        for at_s, seen in self.changes:
-            if at_s >= since_s and seen is status:
-                return at_s
-        return None
-
-
 async def _in_thread(function: Any, *args: Any) -> Any:
     """Lab commands fork processes: never on the terminal's loop."""
     return await asyncio.get_running_loop().run_in_executor(None, function, *args)
@@ -125,7 +103,7 @@ async def _round(
     plan: Plan,
     site: HostSite,
     driver: Driver,
-    watch: Watch,
+    watch: LinkWatch,
     rng: Any,
     waited: list[str],
 ) -> Round:
@@ -149,18 +127,14 @@ async def _round(
         if await driver.until(lambda: driver.phase in SETTLED_PHASES, LIMIT_S):
             result.customer_s = loop.time() - swiped_s
         result.customer_phase = await _finish_sale(driver)
-    await driver.until(lambda: watch.first(expect, started_s) is not None, LIMIT_S)
-    shown_s = watch.first(expect, started_s)
-    result.detect_s = None if shown_s is None else shown_s - started_s
+    result.detect_s = await watch.seconds_to(driver, expect, started_s, LIMIT_S)
     if plan.offline_sale and kind == "detect":
         phase = await driver.sell(SALE_MINOR, CARD.pan, CARD.expiry_yymm, LIMIT_S, 300)
         result.offline_phase = phase.name
     await asyncio.sleep(rng.uniform(0, interval_s))
     healed_s = loop.time()
     await _in_thread(site.heal, fault)
-    result.healed = await driver.until(
-        lambda: watch.first(LinkStatus.ONLINE, healed_s) is not None, LIMIT_S
-    )
+    result.healed = await watch.seconds_to(driver, LinkStatus.ONLINE, healed_s, LIMIT_S) is not None
     if result.customer_phase or result.offline_phase:
         journal = driver.terminal.journal
         await driver.until(lambda: journal.pending_count() == 0, LIMIT_S)
@@ -208,9 +182,7 @@ async def run(lab: Lab, directory: Path, plan: Plan, config: Config) -> Result:
     try:
         await world.start()
         driver = Driver(world)
-        watch = Watch()
-        assert world.terminal is not None
-        world.terminal.screen_listeners.append(watch.on_screen)
+        watch = LinkWatch(driver.terminal)
         if not await driver.until(lambda: watch.status is LinkStatus.ONLINE, LIMIT_S):
             raise SystemExit("netns trials: the terminal never showed ONLINE against the lab host")
         if plan.idle_s > 0:
