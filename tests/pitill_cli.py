@@ -3,12 +3,33 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 PITILL = (sys.executable, "-m", "pitill.cli")
+
+
+def run_pitill(
+    *args: str,
+    timeout_s: float = 120,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """`pitill ARGS` to its end: its text output captured, a non-zero exit returned, not raised.
+    `env` is added to this process's environment."""
+    return subprocess.run(
+        [*PITILL, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+        env=None if env is None else {**os.environ, **env},
+        cwd=cwd,
+    )
 
 
 def journal_rows(data_dir: Path) -> list[dict[str, Any]]:

@@ -10,7 +10,6 @@ import argparse
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from pitill.cli import build_parser
+from pitill_cli import PITILL
 
-PITILL = (sys.executable, "-m", "pitill.cli")
 SCRIPTS = Path(__file__).resolve().parent / "scenarios"
 NOBODY = (65534, 65534)
 

@@ -31,8 +31,8 @@ from pitill.config import (
     load_config,
 )
 from pitill.errors import ConfigError
+from pitill_cli import PITILL
 
-PITILL = (sys.executable, "-m", "pitill.cli")
 SECTIONS = {f.name: type(getattr(Config(), f.name)) for f in dataclasses.fields(Config)}
 NUMERIC = [
     (section, name, bound)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,8 +20,8 @@ from pitill.service_cli import (
     run_command,
 )
 from pitill.sim.reader_emulator import open_pty_pair
+from pitill_cli import PITILL
 
-PITILL = (sys.executable, "-m", "pitill.cli")
 on_a_pi = os.path.exists("/dev/i2c-1") or os.path.exists("/dev/serial0")
 
 

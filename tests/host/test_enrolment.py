@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,13 +15,7 @@ from host_messages import PAN, request, serving_hosts
 from pitill.host.cli import terminal_id_for
 from pitill.upstream.framing import frame, read_frame
 from pitill.upstream.messages import decode, encode
-from pitill_cli import PITILL
-
-
-def pitill(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*PITILL, *args], capture_output=True, text=True, timeout=120, check=False
-    )
+from pitill_cli import run_pitill as pitill
 
 
 @pytest.fixture

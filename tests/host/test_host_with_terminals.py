@@ -7,7 +7,6 @@ showing the debt, every message once."""
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,17 +14,11 @@ import pytest
 
 from fast_config import write_config
 from host_messages import serving_hosts
-from pitill_cli import PITILL
+from pitill_cli import run_pitill as pitill
 
 from .conftest import db_args
 
 PAN = "4111111111111111"
-
-
-def pitill(*args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*PITILL, *args], capture_output=True, text=True, timeout=timeout_s, check=False
-    )
 
 
 @pytest.fixture

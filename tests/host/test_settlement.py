@@ -23,7 +23,7 @@ from pitill.host.settlement import (
     terminal_rows,
 )
 from pitill.host.store import HostStore
-from pitill_cli import PITILL
+from pitill_cli import run_pitill
 
 from .conftest import db_args
 from .test_host import Host, run
@@ -220,9 +220,7 @@ def test_an_open_connection_is_online_until_it_closes(tmp_path: Path, database: 
 
 
 def pitill(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*PITILL, "host", *args], capture_output=True, text=True, timeout=120, check=False
-    )
+    return run_pitill("host", *args)
 
 
 def test_the_report_command_text_json_and_csv(tmp_path: Path, database: str | None) -> None:

@@ -11,7 +11,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -29,10 +28,10 @@ from pitill.journal.store import JOURNAL_FILE_NAME
 from pitill.service import PiRunner
 from pitill.sim.acquirer import AcquirerHost
 from pitill.sim.reader_emulator import TEST_CARDS, ReaderEmulator, open_pty_pair
+from pitill_cli import PITILL
 
 pytestmark = pytest.mark.filterwarnings("ignore:Image.Image.getdata:DeprecationWarning")
 
-PITILL = (sys.executable, "-m", "pitill.cli")
 FAST_LINK = {"probe_interval_s": 0.1, "probe_timeout_s": 0.5}
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from pitill_cli import PITILL, journal_rows
+from pitill_cli import run_pitill as pitill
 
 SCENARIOS = Path(__file__).parent.parent / "scenarios"
 # Debian puts it under the architecture's directory (x86_64-linux-gnu, aarch64-linux-gnu...).
@@ -43,17 +44,6 @@ def run_sim(script: str | Path, data: Path, env: dict[str, str] | None = None) -
     out, _ = process.communicate(timeout=180)
     assert process.returncode == 0, out
     return out
-
-
-def pitill(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*PITILL, *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def stamps(data: Path) -> list[tuple[int, str, str]]:

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
+import pitill_cli
 from pitill.journal.datadir import EVIDENCE_NAMES, LOCK_FILE_NAME, DataDirLock
 from pitill.upstream.resolver_cache import RESOLVED_HOSTS_NAME
+from pitill_cli import PITILL
 
 REPO = Path(__file__).resolve().parents[2]
-PITILL = (sys.executable, "-m", "pitill.cli")
 HOLD = (
     "import sys, time; from pathlib import Path; from pitill.journal.datadir import DataDirLock\n"
     "lock = DataDirLock.acquire(Path(sys.argv[1])); print('held', flush=True); time.sleep(120)\n"
@@ -24,9 +25,7 @@ HOLD = (
 
 
 def run_pitill(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*PITILL, *args], capture_output=True, text=True, timeout=60, check=False, cwd=REPO
-    )
+    return pitill_cli.run_pitill(*args, cwd=REPO)
 
 
 @pytest.fixture

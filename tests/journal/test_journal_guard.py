@@ -12,11 +12,11 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+import pitill_cli
 from pitill.config import load_config
 from pitill.core.state import Phase
 from pitill.core.types import Key, LinkStatus
@@ -24,15 +24,12 @@ from pitill.sim.driver import Driver, amount_keys
 from pitill.sim.world import SimWorld
 
 REPO = Path(__file__).resolve().parents[2]
-PITILL = (sys.executable, "-m", "pitill.cli")
 WAIT_S = 20.0  # a bound on each wait, not an expectation
 JOURNAL = "journal.sqlite3"
 
 
 def run_pitill(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*PITILL, *args], capture_output=True, text=True, timeout=120, check=False, cwd=REPO
-    )
+    return pitill_cli.run_pitill(*args, cwd=REPO)
 
 
 def one_line_error(done: subprocess.CompletedProcess[str]) -> str:

@@ -11,19 +11,17 @@ from pathlib import Path
 
 from journal_helpers import card, cash_sale, offline_sale, online_sale
 
+import pitill_cli
 from pitill.core.types import TxnStatus
 from pitill.journal.seal import KEY_FILE_NAME, Sealer
 from pitill.journal.store import JOURNAL_FILE_NAME, Journal
 
 REPO = Path(__file__).resolve().parents[2]
-PITILL = (sys.executable, "-m", "pitill.cli")
 MOVED = f"{JOURNAL_FILE_NAME}.corrupt-1"
 
 
 def run_pitill(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*PITILL, *args], capture_output=True, text=True, timeout=120, check=False, cwd=REPO
-    )
+    return pitill_cli.run_pitill(*args, cwd=REPO)
 
 
 def open_journal(data: Path) -> Journal:
