@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 PITILL = (sys.executable, "-m", "pitill.cli")
+SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 
 
 def run_pitill(
@@ -30,6 +31,14 @@ def run_pitill(
         env=None if env is None else {**os.environ, **env},
         cwd=cwd,
     )
+
+
+def run_scenario(name: str, data_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """`pitill sim --script tests/scenarios/NAME`, with the config beside it (NAME.toml) if any."""
+    config = (SCENARIOS / name).with_suffix(".toml")
+    if config.exists():
+        extra = ("--config", str(config), *extra)
+    return run_pitill("sim", "--script", str(SCENARIOS / name), "--data-dir", str(data_dir), *extra)
 
 
 def journal_rows(data_dir: Path) -> list[dict[str, Any]]:

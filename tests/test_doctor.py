@@ -31,13 +31,6 @@ from pitill.doctor import (
 
 
 @pytest.fixture
-def factory() -> Iterator[MockFactory]:
-    factory = MockFactory()
-    yield factory
-    factory.reset()
-
-
-@pytest.fixture
 def pty_port() -> Iterator[str]:
     controller, device = os.openpty()
     yield os.ttyname(device)

@@ -3,7 +3,6 @@ program whose taps the host verifies; an enrolled tag is locked."""
 
 from __future__ import annotations
 
-import queue
 import subprocess
 from pathlib import Path
 
@@ -16,25 +15,11 @@ from pitill.drivers.pn532_reader import Pn532Reader
 from pitill.enroll import EnrollError, enroll
 from pitill.sim.pn532_emulator import Ntag424Tag, Pn532Emulator
 from pitill_cli import PITILL
+from reader_sink import QueueSink
 
 MASTER = bytes(range(32, 48))
 META = bytes(range(48, 64))
 UID = bytes.fromhex("04112233445566")
-WAIT_S = 10.0
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.got: queue.Queue[object] = queue.Queue()
-
-    def card(self, card: Card) -> None:
-        self.got.put(card)
-
-    def unreadable(self, reason: str) -> None:
-        self.got.put(reason)
-
-    def reader_status(self, connected: bool, detail: str) -> None:
-        pass
 
 
 def test_enroll_a_blank_tag_then_its_taps_verify_on_the_host() -> None:
@@ -51,11 +36,12 @@ def test_enroll_a_blank_tag_then_its_taps_verify_on_the_host() -> None:
         reader = Pn532Reader(
             ReaderConfig(port=emulator.slave_path, type="pn532", nfc_poll_s=0.02), meta_key=META
         )
-        sink = Sink()
+        sink = QueueSink()
         reader.start(sink)
         try:
             emulator.tap(blank)
-            card = sink.got.get(timeout=WAIT_S)
+            sink.until_connected()
+            card = sink.next_card()
         finally:
             reader.close()
     assert isinstance(card, Card) and card.tier is CardTier.SUN and card.sun is not None

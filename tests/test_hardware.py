@@ -27,13 +27,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:Image.Image.getdata:DeprecationW
 
 
 @pytest.fixture
-def factory() -> Iterator[MockFactory]:
-    factory = MockFactory()
-    yield factory
-    factory.reset()  # close() alone leaves the mock's reservations behind
-
-
-@pytest.fixture
 def reader_port() -> Iterator[str]:
     master_fd, slave_path = open_pty_pair()
     yield slave_path

@@ -23,13 +23,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:Image.Image.getdata:DeprecationW
 
 
 @pytest.fixture
-def factory() -> Iterator[MockFactory]:
-    factory = MockFactory()
-    yield factory
-    factory.reset()
-
-
-@pytest.fixture
 def config() -> Iterator[Config]:
     master_fd, slave_path = open_pty_pair()
     yield config_from_dict(

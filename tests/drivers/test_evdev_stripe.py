@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import queue
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,8 +17,8 @@ from pitill.card.track import build_track1, build_track2
 from pitill.card.wedge import LAYOUTS
 from pitill.config import ReaderConfig
 from pitill.drivers.evdev_stripe import UsbStripeReader
+from reader_sink import QueueSink
 
-WAIT_S = 5.0  # bound on every wait for the reader thread; never reached when things work
 PAN, EXPIRY = "4111111111111111", "3012"
 
 
@@ -65,25 +64,10 @@ class PipeEventDevice(EventIO):
         os.close(self.fd)
 
 
-class Sink:
-    def __init__(self) -> None:
-        self.got: queue.Queue[tuple[str, object]] = queue.Queue()
-
-    def card(self, card: Card) -> None:
-        self.got.put(("card", card))
-
-    def unreadable(self, reason: str) -> None:
-        self.got.put(("unreadable", reason))
-
-    def reader_status(self, connected: bool, detail: str) -> None:
-        self.got.put(("status", connected))
-
-    def next(self) -> tuple[str, object]:
-        return self.got.get(timeout=WAIT_S)
-
-
 @pytest.fixture
-def wedge(tmp_path: Path) -> Iterator[tuple[UsbStripeReader, Sink, int, list[PipeEventDevice]]]:
+def wedge(
+    tmp_path: Path,
+) -> Iterator[tuple[UsbStripeReader, QueueSink, int, list[PipeEventDevice]]]:
     path = tmp_path / "usb-MagTek_Swipe-event-kbd"
     path.touch()
     read_fd, write_fd = os.pipe()
@@ -98,16 +82,17 @@ def wedge(tmp_path: Path) -> Iterator[tuple[UsbStripeReader, Sink, int, list[Pip
         open_device=open_device,
         poll_s=0.01,
     )
-    sink = Sink()
+    sink = QueueSink()
     reader.start(sink)
-    assert sink.next() == ("status", True)
+    kind, (connected, _) = sink.next()  # type: ignore[misc]
+    assert (kind, connected) == ("status", True)
     yield reader, sink, write_fd, opened
     reader.close()
     os.close(write_fd)
 
 
 def test_a_swipe_typed_as_keys_becomes_one_card_and_the_device_is_grabbed(
-    wedge: tuple[UsbStripeReader, Sink, int, list[PipeEventDevice]],
+    wedge: tuple[UsbStripeReader, QueueSink, int, list[PipeEventDevice]],
 ) -> None:
     reader, sink, write_fd, opened = wedge
     os.write(write_fd, typed(build_track1(PAN, EXPIRY, "DOE/JANE") + build_track2(PAN, EXPIRY)))
@@ -118,7 +103,7 @@ def test_a_swipe_typed_as_keys_becomes_one_card_and_the_device_is_grabbed(
 
 
 def test_garbage_is_unreadable_and_the_next_swipe_still_reads(
-    wedge: tuple[UsbStripeReader, Sink, int, list[PipeEventDevice]],
+    wedge: tuple[UsbStripeReader, QueueSink, int, list[PipeEventDevice]],
 ) -> None:
     reader, sink, write_fd, _ = wedge
     os.write(write_fd, typed("hello") + typed(build_track2(PAN, EXPIRY)))

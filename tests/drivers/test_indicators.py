@@ -23,13 +23,6 @@ CONFIG = IndicatorsConfig()
 
 
 @pytest.fixture
-def factory() -> Iterator[MockFactory]:
-    factory = MockFactory()
-    yield factory
-    factory.reset()
-
-
-@pytest.fixture
 def indicators(factory: MockFactory) -> Iterator[GpioIndicators]:
     indicators = GpioIndicators(CONFIG, pin_factory=factory)
     yield indicators

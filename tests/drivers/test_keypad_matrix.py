@@ -27,13 +27,6 @@ from pitill.drivers.keypad_matrix import (
 CONFIG = KeypadConfig()
 
 
-@pytest.fixture
-def factory() -> Iterator[MockFactory]:
-    factory = MockFactory()
-    yield factory
-    factory.reset()  # close() alone leaves the mock's reservations behind
-
-
 class RecordingWiring(MockKeypadWiring):
     """The fake keypad, also recording the most rows ever driven low at the same moment."""
 

@@ -2,44 +2,22 @@
 
 from __future__ import annotations
 
-import queue
 import time
 from collections.abc import Iterator
 
 import pytest
 
-from pitill.card.model import Card, CardTier, ReadBy
+from pitill.card.model import CardTier, ReadBy
 from pitill.card.sun import verify_sun
 from pitill.config import ReaderConfig
 from pitill.drivers.pn532_reader import Pn532Reader
 from pitill.sim.pn532_emulator import ClonedTag, Ntag424Tag, Pn532Emulator, UidTag
+from reader_sink import QueueSink
 
 WAIT_S = 10.0  # bound on every wait for the reader thread; never reached when things work
 META_KEY = bytes(range(16))
 MASTER_KEY = bytes(range(16, 32))
 UID = bytes.fromhex("04A1B2C3D4E5F6")
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.got: queue.Queue[tuple[str, object]] = queue.Queue()
-
-    def card(self, card: Card) -> None:
-        self.got.put(("card", card))
-
-    def unreadable(self, reason: str) -> None:
-        self.got.put(("unreadable", reason))
-
-    def reader_status(self, connected: bool, detail: str) -> None:
-        self.got.put(("status", (connected, detail)))
-
-    def next(self) -> tuple[str, object]:
-        return self.got.get(timeout=WAIT_S)
-
-    def next_card(self) -> Card:
-        kind, card = self.next()
-        assert kind == "card" and isinstance(card, Card), (kind, card)
-        return card
 
 
 @pytest.fixture
@@ -48,15 +26,15 @@ def emulator() -> Iterator[Pn532Emulator]:
         yield emulator
 
 
-def start(emulator: Pn532Emulator, meta_key: bytes | None = META_KEY) -> tuple[Pn532Reader, Sink]:
+def start(
+    emulator: Pn532Emulator, meta_key: bytes | None = META_KEY
+) -> tuple[Pn532Reader, QueueSink]:
     config = ReaderConfig(port=emulator.slave_path, type="pn532", nfc_poll_s=0.02)
     reader = Pn532Reader(config, meta_key=meta_key)
-    sink = Sink()
+    sink = QueueSink()
     reader.start(sink)
     # A busy machine can miss nfcpy's 100 ms wait for the first ACK: the reader then retries.
-    while (status := sink.next())[1][0] is False:  # type: ignore[index]
-        pass
-    assert status == ("status", (True, f"PN532v1.6 on {emulator.slave_path}"))
+    assert sink.until_connected() == f"PN532v1.6 on {emulator.slave_path}"
     return reader, sink
 
 
@@ -159,7 +137,7 @@ def test_without_a_meta_key_every_tag_is_uid_only(emulator: Pn532Emulator) -> No
 
 def test_no_pn532_on_the_port_is_reported_and_retried(tmp_path: object) -> None:
     reader = Pn532Reader(ReaderConfig(port="/dev/nonexistent-pn532", type="pn532"))
-    sink = Sink()
+    sink = QueueSink()
     reader.start(sink)
     try:
         kind, (connected, detail) = sink.next()  # type: ignore[misc]

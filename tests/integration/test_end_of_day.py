@@ -25,19 +25,7 @@ from pitill.sim.acquirer.policy import decide_sale
 from pitill.sim.driver import Driver, amount_keys
 from pitill.sim.world import SimWorld
 from pitill.upstream.messages import Batch
-from pitill_cli import PITILL
-
-SCENARIOS = Path(__file__).parent.parent / "scenarios"
-
-
-def run_script(name: str, data_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*PITILL, "sim", "--script", str(SCENARIOS / name), "--data-dir", str(data_dir), *extra],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+from pitill_cli import PITILL, SCENARIOS, run_scenario
 
 
 def ledger(data_dir: Path) -> list[dict[str, Any]]:
@@ -63,7 +51,7 @@ def days(data: Path) -> list[tuple[Any, ...]]:
 
 def test_an_end_of_day_the_host_agrees_with(tmp_path: Path) -> None:
     data, receipts = tmp_path / "data", tmp_path / "receipts"
-    result = run_script("end_of_day.pitill", data, "--receipts", str(receipts))
+    result = run_scenario("end_of_day.pitill", data, "--receipts", str(receipts))
     assert result.returncode == 0, result.stdout + result.stderr
     # The day's last seq: its sales' seqs follow the monitor's echoes (one counter).
     [(_, _, last, *verdict)] = days(data)
@@ -129,7 +117,7 @@ def test_a_host_that_holds_another_sale_disagrees_and_it_is_kept(tmp_path: Path)
         "rrn": "000000000001",
     }
     (data / LEDGER_NAME).write_text(json.dumps(stray) + "\n", encoding="utf-8")
-    result = run_script("end_of_day_mismatch.pitill", data)
+    result = run_scenario("end_of_day_mismatch.pitill", data)
     assert result.returncode == 0, result.stdout + result.stderr
     [(day, first, _, *verdict)] = days(data)  # its one sale's seq follows an echo's
     assert (day, first, *verdict) == (1, 1, "disagreed", "95", "debits 1/2; debits minor 1200/5600")
@@ -144,7 +132,7 @@ def test_refunds_are_credits_the_host_agrees_with(tmp_path: Path) -> None:
     host agrees with: the card refunds are the host's credits, the cash refund only the Z's."""
     assert (SCENARIOS / "refunds.pitill").read_text().rstrip().endswith('"Host agrees"')
     data = tmp_path / "data"
-    result = run_script("refunds.pitill", data)
+    result = run_scenario("refunds.pitill", data)
     assert result.returncode == 0, result.stdout + result.stderr
     z = json.loads(report(data, "--day", "1", "--json").stdout)[0]
     assert z["refunds"] == {"count": 4, "amount_minor": 2000}  # 5 + 7 online, 6 offline, 2 cash
@@ -157,7 +145,7 @@ def test_refunds_are_credits_the_host_agrees_with(tmp_path: Path) -> None:
 
 def test_a_bad_day_is_one_line(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    assert run_script("end_of_day_mismatch.pitill", data).returncode != 0  # no stray: agrees
+    assert run_scenario("end_of_day_mismatch.pitill", data).returncode != 0  # no stray: agrees
     missing = report(data, "--day", "9")
     assert missing.returncode != 0 and "--day 9: no such day" in missing.stderr
     assert "Traceback" not in missing.stderr
@@ -168,7 +156,7 @@ def test_a_bad_day_is_one_line(tmp_path: Path) -> None:
 
 def test_a_day_closed_offline_is_checked_once_its_sales_are_through(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    result = run_script("end_of_day_offline.pitill", data)
+    result = run_scenario("end_of_day_offline.pitill", data)
     assert result.returncode == 0, result.stdout + result.stderr
     [(day, first, _, *verdict)] = days(data)  # its one sale's seq follows an echo's
     assert (day, first, *verdict) == (1, 1, "agreed", "00", "")

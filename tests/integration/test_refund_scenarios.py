@@ -8,14 +8,14 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
-from integration.test_scenarios import ledger, run_script
+from integration.test_scenarios import ledger
 from pitill.sim.reconcile import read_journal, reconcile
-from pitill_cli import PITILL
+from pitill_cli import PITILL, run_scenario
 
 
 def test_refunds_online_offline_and_cash_each_once_capped_by_the_sale(tmp_path: Path) -> None:
     data, receipts = tmp_path / "data", tmp_path / "receipts"
-    result = run_script("refunds.pitill", data, "--receipts", str(receipts))
+    result = run_scenario("refunds.pitill", data, "--receipts", str(receipts))
     assert result.returncode == 0, result.stdout + result.stderr
     with sqlite3.connect(data / "journal.sqlite3") as conn:
         rows = conn.execute(
@@ -62,7 +62,7 @@ def test_refunds_online_offline_and_cash_each_once_capped_by_the_sale(tmp_path: 
 
 def test_void_of_an_offline_sale_already_sent_reverses_its_advice_once(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    result = run_script("void_forwarded.pitill", data)
+    result = run_scenario("void_forwarded.pitill", data)
     assert result.returncode == 0, result.stdout + result.stderr
     with sqlite3.connect(data / "journal.sqlite3") as conn:
         rows = conn.execute(

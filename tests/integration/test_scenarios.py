@@ -18,22 +18,7 @@ import pytest
 from pitill.core.txn import stan_for
 from pitill.sim.acquirer import LEDGER_NAME, read_ledger
 from pitill.sim.reconcile import read_journal, reconcile
-from pitill_cli import PITILL, journal_rows
-
-SCENARIOS = Path(__file__).parent.parent / "scenarios"
-
-
-def run_script(name: str, data_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    config = (SCENARIOS / name).with_suffix(".toml")
-    if config.exists():
-        extra = ("--config", str(config), *extra)
-    return subprocess.run(
-        [*PITILL, "sim", "--script", str(SCENARIOS / name), "--data-dir", str(data_dir), *extra],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+from pitill_cli import PITILL, journal_rows, run_scenario
 
 
 def ledger(data_dir: Path) -> list[dict[str, Any]]:
@@ -58,7 +43,7 @@ def ledger(data_dir: Path) -> list[dict[str, Any]]:
 )
 def test_scenario_passes(name: str, tmp_path: Path) -> None:
     data = tmp_path / "data"
-    result = run_script(name, data)
+    result = run_scenario(name, data)
     assert result.returncode == 0, result.stdout + result.stderr
     # and the host holds exactly what the journal says was sold (pitill.sim.reconcile)
     check = reconcile(
@@ -69,7 +54,7 @@ def test_scenario_passes(name: str, tmp_path: Path) -> None:
 
 def test_online_sales_are_in_the_ledger_once_each(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    assert run_script("online_approve_decline.pitill", data).returncode == 0
+    assert run_scenario("online_approve_decline.pitill", data).returncode == 0
     sales = [entry for entry in ledger(data) if entry["mti"] == "0200"]
     assert [(e["amount_minor"], e["response_code"]) for e in sales] == [
         (1250, "00"),
@@ -84,7 +69,7 @@ def test_online_sales_are_in_the_ledger_once_each(tmp_path: Path) -> None:
 
 def test_a_vanished_name_still_sells_online_on_the_remembered_address(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    result = run_script("outage_dns.pitill", data)
+    result = run_scenario("outage_dns.pitill", data)
     assert result.returncode == 0, result.stdout + result.stderr
     sales = [(e["amount_minor"], e["response_code"]) for e in ledger(data) if e["mti"] == "0200"]
     assert sales == [(500, "00")]  # authorized by the host while its name did not resolve
@@ -95,7 +80,7 @@ def test_a_vanished_name_still_sells_online_on_the_remembered_address(tmp_path: 
 
 def test_a_host_failing_every_sale_stops_being_asked(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    result = run_script("outage_failing.pitill", data)
+    result = run_scenario("outage_failing.pitill", data)
     assert result.returncode == 0, result.stdout + result.stderr
     entries = ledger(data)
     sales = [(e["amount_minor"], e["response_code"]) for e in entries if e["mti"] == "0200"]
@@ -111,7 +96,7 @@ def test_a_host_failing_every_sale_stops_being_asked(tmp_path: Path) -> None:
 def test_heal_forwards_each_offline_sale_exactly_once(tmp_path: Path) -> None:
     data = tmp_path / "data"
     events = tmp_path / "events.jsonl"
-    result = run_script("heal_forward.pitill", data, "--events", str(events))
+    result = run_scenario("heal_forward.pitill", data, "--events", str(events))
     assert result.returncode == 0, result.stdout + result.stderr
     advices = [e for e in ledger(data) if e["mti"] in ("0220", "0221")]
     keys = [(e["terminal_id"], e["stan"]) for e in advices if not e["duplicate"]]
@@ -132,11 +117,11 @@ def test_heal_forwards_each_offline_sale_exactly_once(tmp_path: Path) -> None:
 
 def test_pending_sales_survive_a_restart_and_go_out_once(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    first = run_script("restart_part1.pitill", data)
+    first = run_scenario("restart_part1.pitill", data)
     assert first.returncode == 0, first.stdout + first.stderr
     assert [r["status"] for r in journal_rows(data)] == ["PENDING", "PENDING"]
     assert not [e for e in ledger(data) if e["mti"] in ("0220", "0221")]
-    second = run_script("restart_part2.pitill", data)
+    second = run_scenario("restart_part2.pitill", data)
     assert second.returncode == 0, second.stdout + second.stderr
     advices = [e for e in ledger(data) if e["mti"] in ("0220", "0221") and not e["duplicate"]]
     assert sorted(int(str(e["amount_minor"])) for e in advices) == [800, 1200]
@@ -145,7 +130,7 @@ def test_pending_sales_survive_a_restart_and_go_out_once(tmp_path: Path) -> None
 def test_failing_expect_names_the_line_and_prints_the_screen(tmp_path: Path) -> None:
     script = tmp_path / "fail.pitill"
     script.write_text('press 1 2 OK\nexpect screen "APPROVED"\n')
-    result = run_script(str(script), tmp_path / "data", "--expect-timeout", "0.5")
+    result = run_scenario(str(script), tmp_path / "data", "--expect-timeout", "0.5")
     assert result.returncode == 1
     assert "FAILED line 2" in result.stdout and "SWIPE CARD" in result.stdout
 
@@ -153,7 +138,7 @@ def test_failing_expect_names_the_line_and_prints_the_screen(tmp_path: Path) -> 
 def test_unknown_command_fails_with_its_line_number(tmp_path: Path) -> None:
     script = tmp_path / "bad.pitill"
     script.write_text("# a comment\npress 1\nfly away\n")
-    result = run_script(str(script), tmp_path / "data")
+    result = run_scenario(str(script), tmp_path / "data")
     assert result.returncode == 2
     assert "line 3" in result.stderr and "unknown command 'fly'" in result.stderr
 
@@ -161,14 +146,14 @@ def test_unknown_command_fails_with_its_line_number(tmp_path: Path) -> None:
 def test_unknown_key_fails_with_its_line_number(tmp_path: Path) -> None:
     script = tmp_path / "bad.pitill"
     script.write_text("press 1 X\n")
-    result = run_script(str(script), tmp_path / "data")
+    result = run_scenario(str(script), tmp_path / "data")
     assert result.returncode == 2 and "line 1" in result.stderr and "'X'" in result.stderr
 
 
 def test_screens_and_events_never_hold_a_full_pan(tmp_path: Path) -> None:
     screens = tmp_path / "screens"
     events = tmp_path / "events.jsonl"
-    result = run_script(
+    result = run_scenario(
         "outage_down.pitill", tmp_path / "data", "--screens", str(screens), "--events", str(events)
     )
     assert result.returncode == 0, result.stdout
@@ -180,7 +165,7 @@ def test_screens_and_events_never_hold_a_full_pan(tmp_path: Path) -> None:
 
 
 def test_a_missing_script_is_named_without_a_traceback(tmp_path: Path) -> None:
-    result = run_script(str(tmp_path / "nope.pitill"), tmp_path / "data")
+    result = run_scenario(str(tmp_path / "nope.pitill"), tmp_path / "data")
     assert result.returncode == 2
     assert result.stderr == (
         f"pitill: script {tmp_path / 'nope.pitill'} does not exist; check the path "
@@ -190,9 +175,9 @@ def test_a_missing_script_is_named_without_a_traceback(tmp_path: Path) -> None:
 
 def test_a_pin_lock_survives_a_restart(tmp_path: Path) -> None:
     data, events_file = tmp_path / "data", tmp_path / "ev1.jsonl"
-    first = run_script("pin_lock_part1.pitill", data, "--events", str(events_file))
+    first = run_scenario("pin_lock_part1.pitill", data, "--events", str(events_file))
     assert first.returncode == 0, first.stdout + first.stderr
-    second = run_script("pin_lock_part2.pitill", data)
+    second = run_scenario("pin_lock_part2.pitill", data)
     assert second.returncode == 0, second.stdout + second.stderr
     events = [json.loads(line) for line in events_file.read_text().splitlines()]
     checks = [(e["ok"], e["locked_for_s"]) for e in events if e["event"] == "pin"]
@@ -208,7 +193,7 @@ def test_a_pin_lock_survives_a_restart(tmp_path: Path) -> None:
 
 def test_voids_of_an_online_an_offline_and_a_cash_sale(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    result = run_script("void_sales.pitill", data)
+    result = run_scenario("void_sales.pitill", data)
     assert result.returncode == 0, result.stdout + result.stderr
     with sqlite3.connect(data / "journal.sqlite3") as conn:
         rows = conn.execute(
@@ -241,7 +226,7 @@ def test_voids_of_an_online_an_offline_and_a_cash_sale(tmp_path: Path) -> None:
 
 def test_receipts_for_every_outcome_say_what_happened(tmp_path: Path) -> None:
     data, receipts = tmp_path / "data", tmp_path / "receipts"
-    result = run_script("receipts.pitill", data, "--receipts", str(receipts))
+    result = run_scenario("receipts.pitill", data, "--receipts", str(receipts))
     assert result.returncode == 0, result.stdout + result.stderr
     # Named SEQ-outcome; the seqs follow the monitor's echoes (one counter): keyed by outcome.
     named = {p.stem: p.read_text() for p in sorted(receipts.glob("*.txt"))}

@@ -17,10 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from pitill_cli import PITILL, journal_rows
+from pitill_cli import PITILL, SCENARIOS, journal_rows
 from pitill_cli import run_pitill as pitill
 
-SCENARIOS = Path(__file__).parent.parent / "scenarios"
 # Debian puts it under the architecture's directory (x86_64-linux-gnu, aarch64-linux-gnu...).
 LIBFAKETIME = next(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"), Path("/nonexistent"))
 PAN = "4111111111111111"

@@ -3,7 +3,6 @@ pitill's PN532 reader (nfcpy's driver) in this one."""
 
 from __future__ import annotations
 
-import queue
 import subprocess
 import sys
 from pathlib import Path
@@ -11,23 +10,10 @@ from pathlib import Path
 from pitill.card.model import Card, CardTier
 from pitill.config import ReaderConfig
 from pitill.drivers.pn532_reader import Pn532Reader
+from reader_sink import QueueSink
 
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "pn532-emulator"
 WAIT_S = 10.0
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.got: queue.Queue[object] = queue.Queue()
-
-    def card(self, card: Card) -> None:
-        self.got.put(card)
-
-    def unreadable(self, reason: str) -> None:
-        self.got.put(reason)
-
-    def reader_status(self, connected: bool, detail: str) -> None:
-        pass
 
 
 def test_a_tap_at_the_tools_prompt_reaches_the_reader() -> None:
@@ -43,13 +29,14 @@ def test_a_tap_at_the_tools_prompt_reaches_the_reader() -> None:
         assert banner.startswith("PN532 emulator on /dev/pts/"), banner
         port = banner.split()[3].rstrip(";")
         reader = Pn532Reader(ReaderConfig(port=port, type="pn532", nfc_poll_s=0.02))
-        sink = Sink()
+        sink = QueueSink()
         reader.start(sink)
         try:
             tool.stdin.write("tap uid 04A1B2C3D4E5F6\n")
             tool.stdin.flush()
             assert tool.stdout.readline() == "tapped UID-only tag 04A1B2C3D4E5F6\n"
-            card = sink.got.get(timeout=WAIT_S)
+            sink.until_connected()
+            card = sink.next_card()
             assert isinstance(card, Card) and card.tier is CardTier.UID_ONLY
             assert card.uid == "04A1B2C3D4E5F6"
             tool.stdin.write("tap clone nobody\n")
