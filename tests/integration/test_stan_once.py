@@ -16,20 +16,11 @@ import contextlib
 from collections import defaultdict
 from pathlib import Path
 
+from fast_config import write_config
 from pitill.upstream.messages import Message, decode
 from pitill_cli import PITILL
 
-# Echoes every 0.3 s of silence: many of them, between all the sales.
-FAST = """[upstream]
-request_timeout_s = 0.5
-echo_interval_s = 0.3
-probe_interval_s = 0.1
-probe_timeout_s = 0.3
-fail_threshold = 2
-recover_threshold = 1
-forward_retry_s = 0.05
-forward_retry_max_s = 0.3
-"""
+ECHO_S = 0.3  # echoes every 0.3 s of silence: many of them, between all the sales
 SUPERVISOR = "press FN 2 5 8 0 OK\nexpect state MENU\n"
 DAY = f"""expect link online
 wait 1
@@ -153,7 +144,7 @@ async def shop_day(tmp_path: Path, script: str) -> tuple[list[Message], str]:
         assert "listening on" in line, line  # "acquirer listening on 127.0.0.1:PORT mode up"
         capture = Capture(int(line.split()[3].rsplit(":", 1)[1]))
         server = await capture.start()
-        (tmp_path / "fast.toml").write_text(FAST, encoding="utf-8")
+        write_config(tmp_path / "fast.toml", echo_interval_s=ECHO_S)
         (tmp_path / "day.pitill").write_text(script, encoding="utf-8")
         sim = await asyncio.create_subprocess_exec(
             *PITILL, "sim", "--config", str(tmp_path / "fast.toml"), "--upstream",
