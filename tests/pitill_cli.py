@@ -6,7 +6,8 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,26 @@ def run_scenario(name: str, data_dir: Path, *extra: str) -> subprocess.Completed
     if config.exists():
         extra = ("--config", str(config), *extra)
     return run_pitill("sim", "--script", str(SCENARIOS / name), "--data-dir", str(data_dir), *extra)
+
+
+@contextmanager
+def serving_acquirer(data_dir: Path, *args: str) -> Iterator[int]:
+    """`pitill acquirer` (the sandbox host) as a process of its own on an ephemeral loopback port,
+    its ledger in data_dir; its port, read from the line it prints when listening."""
+    process = subprocess.Popen(
+        [*PITILL, "acquirer", "--data-dir", str(data_dir), "--port", "0", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()  # "acquirer listening on 127.0.0.1:PORT mode up"
+        assert "listening on" in line, line
+        yield int(line.split()[3].rsplit(":", 1)[1])
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 def journal_rows(data_dir: Path) -> list[dict[str, Any]]:

@@ -30,6 +30,7 @@ from pitill.config import TerminalConfig
 from pitill.core.types import TxnStatus
 from pitill.sim.acquirer import LEDGER_NAME, read_ledger
 from pitill.sim.reconcile import reconcile
+from pitill_cli import serving_acquirer
 
 SALES = 300
 WINDOW = 8  # batches of 32 (the forwarder's minimum): about ten batches in the backlog
@@ -44,18 +45,9 @@ FINALS = {TxnStatus.FORWARDED, TxnStatus.DECLINED_AFTER, TxnStatus.REVERSED}
 @contextmanager
 def acquirer(data_dir: Path, latency_ms: int) -> Iterator[int]:
     """`pitill acquirer` in its own process (it outlives every child); yields its port."""
-    command = [sys.executable, "-m", "pitill.sim.acquirer", "--data-dir", str(data_dir)]
-    command += ["--port", "0", "--latency-ms", str(latency_ms)]
     data_dir.mkdir(parents=True)
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    try:
-        assert "listening on" in line, line
-        yield int(line.split()[3].rsplit(":", 1)[1])
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    with serving_acquirer(data_dir, "--latency-ms", str(latency_ms)) as port:
+        yield port
 
 
 def run_child(data_dir: Path, port: int, kill_at: int | None, ledger: Path) -> int | None:

@@ -13,7 +13,7 @@ import pytest
 from fast_config import ECHO_FAST_S, write_config
 from pitill.sim.acquirer import LEDGER_NAME, read_ledger
 from pitill.sim.reconcile import read_journal, reconcile
-from pitill_cli import PITILL
+from pitill_cli import PITILL, serving_acquirer
 
 # A host that accepts but never answers (the proxy's blackhole) shows only to an echo or a
 # request: echoes every ECHO_FAST_S, so the script's idle `expect link offline` after `upstream
@@ -47,21 +47,8 @@ expect pending 0
 def acquirer(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[Path, int]]:
     data = tmp_path / "acquirer"
     wire: list[str] = getattr(request, "param", [])  # --bitmap, --length-prefix
-    process = subprocess.Popen(
-        [*PITILL, "acquirer", "--data-dir", str(data), "--port", "0", *wire],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()  # "acquirer listening on 127.0.0.1:PORT mode up"
-    assert "listening on" in line, line
-    try:
-        yield data, int(line.split()[3].rsplit(":", 1)[1])
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with serving_acquirer(data, *wire) as port:
+        yield data, port
 
 
 def run(
