@@ -133,32 +133,52 @@ class ZTotals:
         )
 
 
+# The ZTotals tallies a row counts in beside (or instead of) its by_kind line: z_line's second half.
+VOIDS = "voids"
+INQUIRIES = "inquiries"
+AWAITING_HOST = "awaiting_host"
+REFUNDS_REFUSED = "refunds_refused"
+DECLINED_AFTER = "declined_after"
+DECLINED = "declined"
+REVERSALS_DUE = "reversals_due"  # a count only (ZTotals.reversals_due)
+REVERSALS_REFUSED = "reversals_refused"
+
+
+def z_line(kind: str, mode: TxnMode, status: TxnStatus) -> tuple[str | None, str | None]:
+    """Where rows of (kind, mode, status) count in the Z report: the by_kind line (None: not
+    money that stands) and the ZTotals tally named above they count in too (None: none).
+    The one classification: z_totals, `pitill report` and the drill's report all ask it."""
+    if status is TxnStatus.VOID:
+        return None, VOIDS
+    if kind in INQUIRY_KINDS:
+        return None, INQUIRIES if status is TxnStatus.APPROVED else None
+    label = kind_label(kind, mode, status) if status in STANDING else None
+    if status is TxnStatus.PENDING:
+        return label, AWAITING_HOST
+    if status is TxnStatus.DECLINED_AFTER:
+        return label, REFUNDS_REFUSED if kind in PAID_OUT_KINDS else DECLINED_AFTER
+    if status is TxnStatus.DECLINED:
+        return label, DECLINED
+    if status in (TxnStatus.REVERSAL_PENDING, TxnStatus.AUTHORIZING):
+        return label, REVERSALS_DUE
+    if status is TxnStatus.REVERSAL_REFUSED:
+        return label, REVERSALS_REFUSED
+    return label, None
+
+
 def z_totals(lines: Iterable[DayLine]) -> ZTotals:
     z = ZTotals(by_kind={CARD_ONLINE: Tally(), CARD_OFFLINE: Tally(), CASH: Tally()})
     for line in lines:
-        if line.status is TxnStatus.VOID:
-            z.voids.add(line.count, line.amount_minor)
-            continue
-        if line.kind in INQUIRY_KINDS:
-            if line.status is TxnStatus.APPROVED:
-                z.inquiries.add(line.count, 0)
-            continue
-        if line.status in STANDING:
-            z.by_kind.setdefault(kind_label(line.kind, line.mode, line.status), Tally()).add(
-                line.count, line.amount_minor
-            )
-        if line.status is TxnStatus.PENDING:
-            z.awaiting_host.add(line.count, line.amount_minor)
-        elif line.status is TxnStatus.DECLINED_AFTER and line.kind in PAID_OUT_KINDS:
-            z.refunds_refused.add(line.count, line.amount_minor)
-        elif line.status is TxnStatus.DECLINED_AFTER:
-            z.declined_after.add(line.count, line.amount_minor)
-        elif line.status is TxnStatus.DECLINED:
-            z.declined.add(line.count, line.amount_minor)
-        elif line.status in (TxnStatus.REVERSAL_PENDING, TxnStatus.AUTHORIZING):
+        label, tally = z_line(line.kind, line.mode, line.status)
+        if label is not None:
+            z.by_kind.setdefault(label, Tally()).add(line.count, line.amount_minor)
+        if tally == REVERSALS_DUE:
             z.reversals_due += line.count
-        elif line.status is TxnStatus.REVERSAL_REFUSED:
-            z.reversals_refused.add(line.count, line.amount_minor)
+        elif tally == INQUIRIES:
+            z.inquiries.add(line.count, 0)
+        elif tally is not None:
+            into: Tally = getattr(z, tally)
+            into.add(line.count, line.amount_minor)
     # Refunds after every sale, card then cash, whatever order the rows came in.
     refunds = {label: z.by_kind.pop(label) for label in PAID_OUT_LABELS if label in z.by_kind}
     z.by_kind.update(refunds)

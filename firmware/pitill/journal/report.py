@@ -12,7 +12,22 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from pitill.core.settlement import REFUSED_LINE, REFUSED_REFUND_LINE
+from pitill.core.settlement import (
+    AWAITING_HOST,
+    CARD_OFFLINE,
+    CARD_ONLINE,
+    CASH,
+    DECLINED_AFTER,
+    PAID_OUT_LABELS,
+    REFUND_CARD,
+    REFUND_CASH,
+    REFUSED_LINE,
+    REFUSED_REFUND_LINE,
+    DayLine,
+    z_line,
+    z_totals,
+)
+from pitill.core.settlement import Tally as SettledTally
 from pitill.core.types import TxnKind, TxnMode, TxnStatus, format_amount
 from pitill.journal.datadir import moved_aside_files
 from pitill.journal.days import (
@@ -27,10 +42,6 @@ from pitill.journal.dbfile import check_rows
 from pitill.journal.listing import moved_aside_line, read_only, read_settings
 from pitill.journal.model import StatusTotal
 from pitill.journal.store import MODE_SETTING, report_totals_of
-
-CARD_ONLINE = "card online"
-CARD_OFFLINE = "card offline"
-CASH = "cash"
 
 
 @dataclass
@@ -163,73 +174,55 @@ class Report:
 
 
 def report_from_totals(totals: Iterable[StatusTotal]) -> Report:
-    """The report from the journal's aggregate (Journal.report_totals / read_totals)."""
+    """The report from the journal's aggregate (Journal.report_totals / read_totals).
+
+    Every figure is core/settlement's (z_totals, z_line: what the Z report counts), so `pitill
+    report` and the Z report cannot disagree on the same rows; this only splits finer (refunds
+    to the card online or offline, waiting sales apart from waiting refunds, card tiers)."""
+    totals = list(totals)
+    z = z_totals(
+        DayLine(t.kind.value, t.mode, t.status, False, t.count, t.amount_minor) for t in totals
+    )
     report = Report(
         sold={CARD_ONLINE: Tally(), CARD_OFFLINE: Tally(), CASH: Tally()},
         refunds={CARD_ONLINE: Tally(), CARD_OFFLINE: Tally(), CASH: Tally()},
     )
+    for label, tally in z.by_kind.items():
+        if label == TxnKind.TOPUP.value:  # not a sale: cash taken for the card's balance
+            report.topups = _copy(tally)
+        elif label not in PAID_OUT_LABELS:  # card online/offline, cash, a later kind by name
+            report.sold[label] = _copy(tally)
+    report.declined_online = _copy(z.declined)
+    report.declined_after = _copy(z.declined_after)
+    report.refunds_refused = _copy(z.refunds_refused)
+    report.reversals_pending = z.reversals_due
+    report.reversals_refused = _copy(z.reversals_refused)
+    report.voids = _copy(z.voids)
     statuses: Counter[str] = Counter()
     for t in totals:
         report.currency = report.currency or t.currency
         statuses[t.status.value] += t.count
-        if t.status is TxnStatus.VOID:  # the voided sale itself is VOIDED or reversed: not sold
-            report.voids.add(t.count, t.amount_minor)
-        elif t.kind is TxnKind.TOPUP:  # not a sale: cash taken for the card's balance
-            if t.status is TxnStatus.APPROVED:
-                report.topups.add(t.count, t.amount_minor)
-            elif t.status in (TxnStatus.REVERSAL_PENDING, TxnStatus.AUTHORIZING):
-                report.reversals_pending += t.count
-            elif t.status is TxnStatus.REVERSAL_REFUSED:
-                report.reversals_refused.add(t.count, t.amount_minor)
-        elif t.kind is TxnKind.BALANCE:
-            pass  # an inquiry moves no money
-        elif t.kind is TxnKind.REFUND:
-            _refund_total(report, t)
-        elif t.kind is TxnKind.CASH:
-            if t.status is TxnStatus.COMPLETED:
-                report.sold[CASH].add(t.count, t.amount_minor)
-        elif t.status is TxnStatus.APPROVED:
-            report.sold[CARD_ONLINE].add(t.count, t.amount_minor)
+        label, also = z_line(t.kind.value, t.mode, t.status)
+        if label == REFUND_CASH:
+            report.refunds[CASH].add(t.count, t.amount_minor)
+        elif label == REFUND_CARD:  # given: the host may still be waiting for it
+            how = CARD_ONLINE if t.mode is TxnMode.ONLINE else CARD_OFFLINE
+            report.refunds[how].add(t.count, t.amount_minor)
+        elif label in (CARD_ONLINE, CARD_OFFLINE):
             _tally(report.by_tier, t)
-        elif t.mode is TxnMode.OFFLINE and t.status in (
-            TxnStatus.PENDING,
-            TxnStatus.FORWARDED,
-            TxnStatus.DECLINED_AFTER,
-        ):
-            report.sold[CARD_OFFLINE].add(t.count, t.amount_minor)
-            if t.status is TxnStatus.PENDING:
-                report.awaiting_host.add(t.count, t.amount_minor)
-            if t.status is TxnStatus.DECLINED_AFTER:
-                report.declined_after.add(t.count, t.amount_minor)
+            if also == DECLINED_AFTER:
                 _tally(report.declined_after_by_tier, t)
-            _tally(report.by_tier, t)
-        elif t.status is TxnStatus.DECLINED:
-            report.declined_online.add(t.count, t.amount_minor)
-        elif t.status in (TxnStatus.REVERSAL_PENDING, TxnStatus.AUTHORIZING):
-            # A sale left AUTHORIZING has an unknown outcome: the next boot queues its reversal.
-            report.reversals_pending += t.count
-        elif t.status is TxnStatus.REVERSAL_REFUSED:
-            report.reversals_refused.add(t.count, t.amount_minor)
+        if also == AWAITING_HOST:
+            if label in PAID_OUT_LABELS:
+                report.refunds_awaiting_host.add(t.count, t.amount_minor)
+            else:
+                report.awaiting_host.add(t.count, t.amount_minor)
     report.by_status = dict(statuses)
     return report
 
 
-def _refund_total(report: Report, t: StatusTotal) -> None:
-    """A refund counts once it was given: approved online, given offline, or cash paid out."""
-    if t.status is TxnStatus.COMPLETED:
-        report.refunds[CASH].add(t.count, t.amount_minor)
-    elif t.status is TxnStatus.APPROVED:
-        report.refunds[CARD_ONLINE].add(t.count, t.amount_minor)
-    elif t.status in (TxnStatus.PENDING, TxnStatus.FORWARDED, TxnStatus.DECLINED_AFTER):
-        report.refunds[CARD_OFFLINE].add(t.count, t.amount_minor)
-        if t.status is TxnStatus.PENDING:
-            report.refunds_awaiting_host.add(t.count, t.amount_minor)
-        if t.status is TxnStatus.DECLINED_AFTER:
-            report.refunds_refused.add(t.count, t.amount_minor)
-    elif t.status in (TxnStatus.REVERSAL_PENDING, TxnStatus.AUTHORIZING):
-        report.reversals_pending += t.count
-    elif t.status is TxnStatus.REVERSAL_REFUSED:
-        report.reversals_refused.add(t.count, t.amount_minor)
+def _copy(tally: SettledTally) -> Tally:
+    return Tally(tally.count, tally.amount_minor)
 
 
 def _tally(tallies: dict[str, Tally], total: StatusTotal) -> None:
