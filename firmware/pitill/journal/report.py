@@ -202,18 +202,18 @@ def report_from_totals(totals: Iterable[StatusTotal]) -> Report:
     for t in totals:
         report.currency = report.currency or t.currency
         statuses[t.status.value] += t.count
-        label, also = z_line(t.kind.value, t.mode, t.status)
-        if label == REFUND_CASH:
+        line, also = z_line(t.kind.value, t.mode, t.status)
+        if line == REFUND_CASH:
             report.refunds[CASH].add(t.count, t.amount_minor)
-        elif label == REFUND_CARD:  # given: the host may still be waiting for it
+        elif line == REFUND_CARD:  # given: the host may still be waiting for it
             how = CARD_ONLINE if t.mode is TxnMode.ONLINE else CARD_OFFLINE
             report.refunds[how].add(t.count, t.amount_minor)
-        elif label in (CARD_ONLINE, CARD_OFFLINE):
+        elif line in (CARD_ONLINE, CARD_OFFLINE):
             _tally(report.by_tier, t)
             if also == DECLINED_AFTER:
                 _tally(report.declined_after_by_tier, t)
         if also == AWAITING_HOST:
-            if label in PAID_OUT_LABELS:
+            if line in PAID_OUT_LABELS:
                 report.refunds_awaiting_host.add(t.count, t.amount_minor)
             else:
                 report.awaiting_host.add(t.count, t.amount_minor)
