@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pitill.core.types import TxnKind, TxnMode, TxnStatus
-from pitill.drill.report import told_of
+from pitill.drill.report import after_the_fact, journal_counts, told_of
 from pitill.drill.shop import Customer, Outcome, Sale
 from pitill.records import JournalRow
 from pitill.sim.reconcile import reconcile
@@ -153,3 +153,21 @@ def test_a_pass_needs_consistency_no_failed_customer_and_a_finished_shop() -> No
         else:
             report[path[0]][path[1]] = value
         assert not passed(report) and problems(report) == [reason], path
+
+
+def test_a_refund_the_host_refused_is_not_the_merchants_loss() -> None:
+    """core/settlement's rule: an offline sale refused after the fact is the merchant's loss,
+    an offline refund refused after the fact is the customer's (still owed), never both."""
+    rows = [
+        row(1, TxnStatus.FORWARDED),
+        row(2, TxnStatus.DECLINED_AFTER, 551),
+        row(3, TxnStatus.DECLINED_AFTER, 900, kind=TxnKind.REFUND),
+        row(4, TxnStatus.PENDING, 300, kind=TxnKind.REFUND),
+    ]
+    assert after_the_fact(rows) == {
+        "declined_after": 1,
+        "declined_after_minor": 551,
+        "refunds_refused": 1,
+        "refunds_refused_minor": 900,
+    }
+    assert journal_counts(rows)["declined_after"] == 1

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date
 from typing import Any
 
+from pitill.core.settlement import DECLINED_AFTER, REFUNDS_REFUSED, z_line
 from pitill.core.types import LinkStatus, TxnKind, TxnStatus, format_amount
 from pitill.drill.play import DrillRun, LinkPoint
 from pitill.drill.shop import Outcome, Sale
@@ -47,9 +48,27 @@ def cash_only_reasons(sales: Iterable[Sale]) -> dict[str, int]:
     return dict(Counter(s.cash_reason for s in sales if s.cash_reason).most_common())
 
 
+def refused_after(rows: Iterable[JournalRow], tally: str) -> list[JournalRow]:
+    """The rows the host refused after the fact that core/settlement counts in `tally`:
+    DECLINED_AFTER (offline sales, the merchant's loss) or REFUNDS_REFUSED (offline refunds
+    the card never got: the customer is still owed it, not the merchant's loss)."""
+    return [r for r in rows if z_line(r.kind.value, r.mode, r.status)[1] == tally]
+
+
+def after_the_fact(rows: Sequence[JournalRow]) -> dict[str, int]:
+    """The sales' count and amount the host refused after the fact, and the refunds'."""
+    declined_after = refused_after(rows, DECLINED_AFTER)
+    refunds_refused = refused_after(rows, REFUNDS_REFUSED)
+    return {
+        "declined_after": len(declined_after),
+        "declined_after_minor": sum(r.amount_minor for r in declined_after),
+        "refunds_refused": len(refunds_refused),
+        "refunds_refused_minor": sum(r.amount_minor for r in refunds_refused),
+    }
+
+
 def _sales_counts(run: DrillRun) -> dict[str, Any]:
     outcomes = Counter(sale.outcome for sale in run.sales)
-    declined_after = [r for r in run.rows if r.status is TxnStatus.DECLINED_AFTER]
     cash = [s for s in run.sales if s.outcome is Outcome.CASH]
     return {
         "customers_planned": len(run.customers),
@@ -62,8 +81,7 @@ def _sales_counts(run: DrillRun) -> dict[str, Any]:
         "declined": outcomes[Outcome.DECLINED],
         "refused": outcomes[Outcome.REFUSED],
         "failed": outcomes[Outcome.FAILED],
-        "declined_after": len(declined_after),
-        "declined_after_minor": sum(r.amount_minor for r in declined_after),
+        **after_the_fact(run.rows),
         "card_declines_seen": sum(s.declines for s in run.sales),
         "cash_only_reasons": cash_only_reasons(run.sales),
         "failures": [f"customer {s.customer.number}: {s.note}" for s in run.sales if s.note][:20],
@@ -83,7 +101,7 @@ def journal_counts(rows: Sequence[JournalRow]) -> dict[str, int]:
         "cash_rung": sum(
             1 for r in rows if r.kind is TxnKind.CASH and r.status is TxnStatus.COMPLETED
         ),
-        "declined_after": sum(1 for r in card if r.status is TxnStatus.DECLINED_AFTER),
+        "declined_after": len(refused_after(card, DECLINED_AFTER)),
     }
 
 
@@ -356,6 +374,11 @@ def format_text(report: dict[str, Any]) -> str:
         f"declined after the fact    {s['declined_after']:>5}   "
         f"({_money(report, s['declined_after_minor'])}, the merchant's loss)"
     )
+    if s.get("refunds_refused"):
+        lines.append(
+            f"refunds refused by host    {s['refunds_refused']:>5}   "
+            f"({_money(report, s['refunds_refused_minor'])}, the customer is still owed it)"
+        )
     for reason, count in s["cash_only_reasons"].items():
         lines.append(f"  CASH ONLY because {reason!r}: {count}")
     lines += [
