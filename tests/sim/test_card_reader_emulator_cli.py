@@ -20,6 +20,7 @@ from pitill.card.track import build_track2
 from pitill.config import ReaderConfig
 from pitill.drivers.serial_reader import SerialCardReader
 from pitill.sim.reader_emulator import FdLink, open_pty_pair
+from reader_sink import QueueSink
 
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "card-reader-emulator"
 WAIT_S = 10.0  # a subprocess start is slower than a thread
@@ -55,22 +56,6 @@ class LineReader:
             if fragment in line:
                 return line
         pytest.fail(f"{fragment!r} not printed within {WAIT_S} s; got {seen}")
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.cards: list[str] = []
-        self.connected = threading.Event()
-
-    def card(self, card: object) -> None:
-        self.cards.append(getattr(card, "pan", ""))
-
-    def unreadable(self, reason: str) -> None:
-        self.cards.append(f"unreadable: {reason}")
-
-    def reader_status(self, connected: bool, detail: str) -> None:
-        if connected:
-            self.connected.set()
 
 
 @pytest.fixture
@@ -151,11 +136,11 @@ def test_interactive_pty_mode_against_the_serial_reader(
 ) -> None:
     process, output = interactive_tool
     slave_path = output.wait_for("pty: ").split("pty: ", 1)[1]
-    sink = Sink()
+    sink = QueueSink()
     reader = SerialCardReader(ReaderConfig(port=slave_path), read_timeout_s=0.05)
     reader.start(sink)
     try:
-        assert sink.connected.wait(WAIT_S)
+        sink.until_connected()
         assert process.stdin is not None
         process.stdin.write("swipe approved\n")
         process.stdin.flush()
@@ -169,11 +154,10 @@ def test_interactive_pty_mode_against_the_serial_reader(
         assert "sent (lines protocol" in output.wait_for("555555******4444")
         assert "not understood" in output.wait_for("bogus")
         assert process.wait(WAIT_S) == 0
-        deadline = time.monotonic() + WAIT_S
-        while len(sink.cards) < 2 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        cards = [sink.next_card().pan, sink.next_card().pan]
     finally:
         reader.close()
     # The lines-format swipe went to a framed reader: dropped as noise, no card.
-    assert sink.cards == ["4111111111111111", "4000000000000002"]
+    assert cards == ["4111111111111111", "4000000000000002"]
+    assert all(kind == "status" for kind, _ in list(sink.got.queue)), list(sink.got.queue)
     assert reader.stats.frames_bad_lrc == 1
