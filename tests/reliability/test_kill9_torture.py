@@ -67,14 +67,22 @@ TRIGGERS = (
 )
 POLL_S = 0.001
 TRIGGER_WAIT_S = 3.0
+START_WAIT_S = 30.0  # bounded: a child that writes no event in this long is killed anyway
 
 
 def kill_child(process: subprocess.Popen[bytes], events: Path, rng: random.Random) -> str:
     """SIGKILL the child at a random point; what the point was ("exited" if it beat us).
 
     Either a random time after the start, or just after the Nth line of the events file holding
-    a random trigger (or after TRIGGER_WAIT_S if that line never comes).
+    a random trigger (or after TRIGGER_WAIT_S if that line never comes). Both count from the
+    child's first line of events, not from its start: under load the interpreter's start-up
+    alone can outlast a time-only kill, and a child killed while importing tests nothing.
     """
+    started = time.monotonic()
+    while process.poll() is None and time.monotonic() - started < START_WAIT_S:
+        if events.exists() and events.stat().st_size > 0:
+            break
+        time.sleep(POLL_S * 10)
     deadline = time.monotonic() + rng.uniform(0.4, 3.0)
     trigger, nth = rng.choice(TRIGGERS).encode(), rng.randint(1, 2)
     if rng.random() < 0.7:
