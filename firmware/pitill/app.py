@@ -74,7 +74,7 @@ from pitill.core.events import (
     VoidDone,
 )
 from pitill.core.machine import step
-from pitill.core.responses import ResponseClass, advice_class
+from pitill.core.responses import ResponseClass, advice_class, advice_held
 from pitill.core.screens import Screen
 from pitill.core.state import Settings, TerminalState
 from pitill.core.txn import Txn, stan_for
@@ -850,6 +850,9 @@ class Terminal:
             if kind is ForwardKind.REVERSAL and code and advice_class(code) is ResponseClass.FINAL:
                 # The journal made it REVERSAL_REFUSED: the host did not take the charge back.
                 log_event(log, "reversal_refused", level=logging.ERROR, seq=seq, code=code)
+            elif kind is ForwardKind.ADVICE and code and advice_held(code):
+                # The journal holds it (ADVICE_REFUSED): the host never judged the card.
+                log_event(log, "advice_refused", level=logging.ERROR, seq=seq, code=code)
 
     def on_forward_wait(self, delay_s: float) -> None:
         """Back online after an outage: the drain waits delay_s (forward_jitter_s) first, so the

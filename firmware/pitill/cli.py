@@ -56,6 +56,20 @@ def _journal_settle(args: argparse.Namespace) -> int:
     return 0
 
 
+def _journal_requeue(args: argparse.Namespace) -> int:
+    from pitill.journal.settle import requeue_by_hand
+
+    print(requeue_by_hand(args.data_dir, args.seq, args.note))
+    return 0
+
+
+def _journal_decline(args: argparse.Namespace) -> int:
+    from pitill.journal.settle import decline_by_hand
+
+    print(decline_by_hand(args.data_dir, args.seq, args.note))
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     from pitill.journal.report import print_day_reports, print_report
 
@@ -235,6 +249,42 @@ def build_parser() -> argparse.ArgumentParser:
         "--note", required=True, help="who confirmed it and their reference (kept in its history)"
     )
     settle.set_defaults(handler=_journal_settle)
+
+    held_help = (
+        "An advice the host refused without processing it (ADVICE_REFUSED: 30 format error, "
+        "58, 92, an unknown code...; `pitill doctor` lists them) is held with its card sealed "
+        "and never sent again by itself. Stop the terminal first."
+    )
+    for name, what, handler, example in (
+        (
+            "requeue",
+            "send a held advice again, once its cause is fixed: the row becomes PENDING",
+            _journal_requeue,
+            '--note "pitill 1.4.2 fixed the 0220 field 22"',
+        ),
+        (
+            "decline",
+            "record a held advice as declined (DECLINED_AFTER, the shop's loss; card wiped)",
+            _journal_decline,
+            '--note "acquirer ticket 4712: will not take it"',
+        ),
+    ):
+        held = journal_commands.add_parser(
+            name,
+            help=what,
+            description=f"{held_help} {what[0].upper()}{what[1:]}.",
+            epilog=f"example:\n  pitill journal {name} --data-dir DIR --seq 17 {example}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        _data_dir_argument(held, "the terminal's data directory")
+        held.add_argument(
+            "--seq",
+            required=True,
+            type=number(Bound(1, 2**63 - 1), integer=True),
+            help="the held advice's seq, as `pitill doctor` lists it",
+        )
+        held.add_argument("--note", required=True, help="why (kept in its history)")
+        held.set_defaults(handler=handler)
 
     report = commands.add_parser(
         "report",

@@ -434,7 +434,6 @@ REVERSALS_FIX = (
 def check_reversals(data_dir: Path) -> Check:
     """Reversals the host refused fail (the sale may stand); owed reversals without their card
     (journaled before pitill kept it) are named, since a host that wants the card refuses them."""
-    from pitill.core.types import format_amount
     from pitill.journal.report import read_reversal_trouble
     from pitill.journal.store import JOURNAL_FILE_NAME
 
@@ -449,13 +448,43 @@ def check_reversals(data_dir: Path) -> Check:
             "as they are (by field 90); a host that wants fields 2, 14, 22 refuses them"
         )
     if trouble.refused:
-        listed = ", ".join(
-            f"seq {seq}, STAN {stan:06d} {format_amount(amount)} {currency} (code {code})"
-            for seq, stan, amount, currency, code in trouble.refused
-        )
-        detail = f"{len(trouble.refused)} refused by the host, NOT reversed: {listed}{owed}"
-        return Check("reversals", False, detail, REVERSALS_FIX)
+        detail = f"{len(trouble.refused)} refused by the host, NOT reversed: "
+        return Check("reversals", False, detail + _listed(trouble.refused) + owed, REVERSALS_FIX)
     return Check("reversals", True, f"none refused by the host{owed}")
+
+
+def _listed(rows: tuple[tuple[int, int, int, str, str], ...]) -> str:
+    """Rows waiting for a person, as `pitill doctor` names them: seq, STAN, amount, code."""
+    from pitill.core.types import format_amount
+
+    return ", ".join(
+        f"seq {seq}, STAN {stan:06d} {format_amount(amount)} {currency} (code {code})"
+        for seq, stan, amount, currency, code in rows
+    )
+
+
+ADVICES_FIX = (
+    "the host did not process these offline sales' advices (the card was never judged): "
+    "nothing is collected yet. Fix the cause (the code says which: 30 format error, 58/03 the "
+    "acquirer's set-up of this terminal, 92 routing), then send them again: pitill journal "
+    "requeue --data-dir DIR --seq SEQ --note WHY; or record one lost: pitill journal decline "
+    "--data-dir DIR --seq SEQ --note WHY"
+)
+
+
+def check_advices(data_dir: Path) -> Check:
+    """Advices the host refused without processing them (ADVICE_REFUSED) fail: held, their card
+    kept sealed, until a person re-queues or declines each one."""
+    from pitill.journal.report import read_reversal_trouble
+    from pitill.journal.store import JOURNAL_FILE_NAME
+
+    if not (data_dir / JOURNAL_FILE_NAME).exists():
+        return Check("advices", True, "no journal yet")
+    held = read_reversal_trouble(data_dir).advices_refused
+    if held:
+        detail = f"{len(held)} held, refused by the host unprocessed: {_listed(held)}"
+        return Check("advices", False, detail, ADVICES_FIX)
+    return Check("advices", True, "none held")
 
 
 def run_journal_checks(data_dir: Path, config_mode: OfflineMode | None) -> list[Check]:
@@ -465,6 +494,7 @@ def run_journal_checks(data_dir: Path, config_mode: OfflineMode | None) -> list[
         _guarded("offline mode", lambda: check_offline_mode(data_dir, config_mode)),
         _guarded("supervisor PIN", lambda: check_supervisor_pin(data_dir)),
         _guarded("reversals", lambda: check_reversals(data_dir)),
+        _guarded("advices", lambda: check_advices(data_dir)),
     ]
 
 

@@ -53,6 +53,18 @@ def test_every_screen_text_fits_a_line() -> None:
     assert r.screen_text("Q7") == "CODE Q7"
 
 
+@pytest.mark.parametrize(
+    ("code", "held"),
+    [("30", True), ("03", True), ("12", True), ("58", True), ("92", True), ("Q7", True),
+     ("05", False), ("14", False), ("51", False), ("54", False), ("63", False), ("00", False),
+     ("94", False), ("91", False), ("96", False)],
+)  # fmt: skip
+def test_an_advice_the_host_did_not_process_is_held_an_issuer_decline_is_not(
+    code: str, held: bool
+) -> None:
+    assert r.advice_held(code) is held
+
+
 def test_retry_codes_are_retry_in_both_columns() -> None:
     assert {"19", "68", "90", "91", "96"} == r.RETRY_CODES
 
@@ -77,7 +89,12 @@ def render_doc() -> str:
         "  owed it, on its own line of the Z report and `pitill report`; a",
         "  reversal becomes REVERSAL_REFUSED, never REVERSED: the host did not take the charge",
         "  back, so it is not sent again and waits for a person, shown by `pitill report`, the",
-        "  FN and Z reports and `pitill doctor`; DECISIONS.md).",
+        "  FN and Z reports and `pitill doctor`; DECISIONS.md). *final (held)*: to an advice,",
+        "  the host did not process the message (format error, routing, this terminal's",
+        "  set-up), so it never judged the card: the advice is ADVICE_REFUSED, its card kept",
+        "  sealed, not sent again by itself and shown like a refused reversal until a person",
+        "  re-queues it after a fix (`pitill journal requeue`) or records it declined",
+        "  (`pitill journal decline`). An unknown code is held too. To a reversal it is final.",
         "- A code not listed is a final decline for both, shown as `CODE xx`. Y3 and Z3 are",
         "  written by the terminal itself for decisions taken without the host.",
         "",
@@ -95,7 +112,8 @@ def render_doc() -> str:
         "|---|---|---|---|---|",
     ]
     for e in r.RESPONSE_CODES.values():
-        lines.append(f"| {e.code} | {e.meaning} | {e.sale} | {e.advice} | {e.screen} |")
+        advice = f"{e.advice} (held)" if r.advice_held(e.code) else str(e.advice)
+        lines.append(f"| {e.code} | {e.meaning} | {e.sale} | {advice} | {e.screen} |")
     return "\n".join(lines) + "\n"
 
 

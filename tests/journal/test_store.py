@@ -227,7 +227,12 @@ def test_mark_attempt_is_durable_and_makes_the_next_send_a_repeat(
         (TxnStatus.PENDING, "08", TxnStatus.FORWARDED),
         (TxnStatus.PENDING, "11", TxnStatus.FORWARDED),
         (TxnStatus.PENDING, "94", TxnStatus.FORWARDED),
-        (TxnStatus.PENDING, "Q7", TxnStatus.DECLINED_AFTER),
+        (TxnStatus.PENDING, "51", TxnStatus.DECLINED_AFTER),  # the issuer judged the card
+        # the host did not process the advice (an unknown code: pitill cannot tell it did):
+        # held for a person, its card kept apart (held_card), never the shop's loss by itself
+        (TxnStatus.PENDING, "30", TxnStatus.ADVICE_REFUSED),
+        (TxnStatus.PENDING, "Q7", TxnStatus.ADVICE_REFUSED),
+        (TxnStatus.REVERSAL_PENDING, "30", TxnStatus.REVERSAL_REFUSED),  # to a reversal: refused
         (TxnStatus.REVERSAL_PENDING, "00", TxnStatus.REVERSED),
         (TxnStatus.REVERSAL_PENDING, "94", TxnStatus.REVERSED),
         # 25, original not found: the host may hold it under another key (field 90 built

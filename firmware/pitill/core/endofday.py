@@ -30,7 +30,7 @@ from pitill.core.machine import (
     leads_to,
     to_idle,
 )
-from pitill.core.settlement import REFUSED_LINE
+from pitill.core.settlement import ADVICE_REFUSED_LINE, REFUSED_LINE
 from pitill.core.state import Phase, TerminalState
 from pitill.core.types import BeepPattern
 
@@ -56,7 +56,8 @@ def day_closed(state: TerminalState, event: Event) -> Result:
     if not event.ok:
         new_state, effects = to_idle(state, notice=event.lines[0] if event.lines else "")
         return new_state, (Beep(BeepPattern.ERROR), *effects)
-    alarming = ("HOST DISAGREES", REFUSED_LINE)  # a refused reversal: the host did not reverse
+    # a refused reversal (the host did not reverse), a held advice (the host took nothing)
+    alarming = ("HOST DISAGREES", REFUSED_LINE, ADVICE_REFUSED_LINE)
     disagrees = any(line.startswith(alarming) for line in event.lines)
     beep = Beep(BeepPattern.ALERT if disagrees else BeepPattern.APPROVE)
     return enter(state, Phase.REPORT, beep, report_lines=event.lines, report_page=0)

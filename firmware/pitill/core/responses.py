@@ -13,6 +13,9 @@ Each code has a class per kind of answer, because the same code can mean differe
   FINAL (the host refused it for good: an advice stays declined-after, the merchant's loss for
   a sale, a refund refused by host for a refund (the customer is still owed it);
   a reversal becomes REVERSAL_REFUSED, NOT reversed: the sale may stand, a person settles it).
+  A final answer to an advice that says the host did not process the message (format error,
+  routing, the terminal's set-up, an unknown code: `advice_held`) never judged the card: the
+  advice is held (ADVICE_REFUSED, card kept sealed) for a person, not declined.
 
 A code not in the table is a FINAL decline for both, shown as "CODE xx". Codes the terminal writes
 itself for decisions taken without the host (EMV's Y3/Z3) are in the table too, so the journal's
@@ -155,6 +158,24 @@ def screen_text(code: str) -> str:
 def codes_of(kind: AnswerKind, klass: ResponseClass) -> frozenset[str]:
     """Every listed code of one class in one column (e.g. the retry codes of a sale)."""
     return frozenset(e.code for e in _TABLE if classify(e.code, kind) is klass)
+
+
+# Final answers to an advice (0220/0221) that say the host did not process the message, so it
+# never judged the card (ISO 8583:1987): 03 invalid merchant and 58 not permitted to terminal (the
+# acquirer's set-up of this terminal), 06 error and 12 invalid transaction (the message, not the
+# card: a card-level refusal has its own code), 25 (no original: meaningless for an advice), 30
+# format error, 92 no route to the issuer, 95 (an 0510's verdict, not an advice's). A code not in
+# the table is held too: pitill cannot tell it judged the card. Sending again after a fix may go
+# through, so the advice is held (ADVICE_REFUSED) for a person instead of becoming the shop's
+# loss; issuer declines (05, 14, 51, 54...) stay DECLINED_AFTER (DECISIONS.md).
+NOT_PROCESSED_CODES = frozenset({"03", "06", "12", "25", FORMAT_ERROR, "58", "92", RECONCILE_ERROR})
+
+
+def advice_held(code: str) -> bool:
+    """A final answer to an advice that does not judge the card: hold it, do not decline it."""
+    if advice_class(code) is not ResponseClass.FINAL:
+        return False
+    return code in NOT_PROCESSED_CODES or code not in RESPONSE_CODES
 
 
 # "Not now" whatever was asked: the codes a host (or the sandbox's chaos) answers without

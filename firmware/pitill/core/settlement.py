@@ -21,6 +21,11 @@ Two views of one day:
   does not hold the check back (nothing the terminal sends will change it) and counts as the
   reversal the terminal asked for: a host that still holds the charge then disagrees, and its
   0510 names the difference. The Z report lists it apart, never as reversed.
+- An advice the host refused without processing it (ADVICE_REFUSED: 30 format error...) stands
+  like an offline sale (the goods went) but counts like a declined-after one: the host holds
+  nothing of it, its 0510 counts none (the sandbox's and host's rule: only an accepted advice is
+  held). It does not hold the check back either (only a person moves it); the Z report lists it
+  apart. Re-queued and sent after its day was checked, it makes that day disagree if checked again.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ STANDING = (
     # approved offline, refused by the host after the fact: a sale's goods were handed over (the
     # shop's loss), a refund was promised to the card (the customer is still owed it)
     TxnStatus.DECLINED_AFTER,
+    TxnStatus.ADVICE_REFUSED,  # approved offline, its advice held for a person: the goods went
 )
 OWED_TO_HOST = (TxnStatus.PENDING, TxnStatus.REVERSAL_PENDING, TxnStatus.AUTHORIZING)
 # Kinds that credit the card's account at the host (ISO 8583 "credits", 74/86): a refund (the
@@ -60,6 +66,8 @@ HOST_KINDS = frozenset({"card", "refund", "topup", "balance"})
 CARD_ONLINE = "card online"
 # The Z report's line for reversals the host refused (end of day beeps an alert for it).
 REFUSED_LINE = "REVERSAL REFUSED"
+# ...and for advices the host refused without processing them (held for a person; alert too).
+ADVICE_REFUSED_LINE = "ADVICE REFUSED"
 # The Z report's line (screen, `pitill report`) for offline refunds the host refused after the fact.
 REFUSED_REFUND_LINE = "Refunds refused by host"
 CARD_OFFLINE = "card offline"
@@ -108,6 +116,7 @@ class ZTotals:
     awaiting_host: Tally = field(default_factory=Tally)  # offline sales not yet at the host
     reversals_due: int = 0
     reversals_refused: Tally = field(default_factory=Tally)  # NOT reversed: a person settles them
+    advices_refused: Tally = field(default_factory=Tally)  # held, not through: a person decides
     declined: Tally = field(default_factory=Tally)
     declined_after: Tally = field(default_factory=Tally)  # offline sales: the shop's loss
     # Offline card refunds the host refused after the fact (in by_kind's REFUND_CARD too: the
@@ -142,6 +151,7 @@ DECLINED_AFTER = "declined_after"
 DECLINED = "declined"
 REVERSALS_DUE = "reversals_due"  # a count only (ZTotals.reversals_due)
 REVERSALS_REFUSED = "reversals_refused"
+ADVICES_REFUSED = "advices_refused"
 
 
 def z_line(kind: str, mode: TxnMode, status: TxnStatus) -> tuple[str | None, str | None]:
@@ -163,6 +173,8 @@ def z_line(kind: str, mode: TxnMode, status: TxnStatus) -> tuple[str | None, str
         return label, REVERSALS_DUE
     if status is TxnStatus.REVERSAL_REFUSED:
         return label, REVERSALS_REFUSED
+    if status is TxnStatus.ADVICE_REFUSED:
+        return label, ADVICES_REFUSED
     return label, None
 
 

@@ -93,6 +93,11 @@ class TxnStatus(StrEnum):
                   still be charged. Final for the forwarder (never sent again by itself, its
                   card wiped); shown by `pitill report`, the FN and Z reports and `pitill
                   doctor` until a person settles it with the acquirer.
+    ADVICE_REFUSED the host answered an offline sale's (or refund's) 0220/0221 with a code that
+                  says it did not process the message (30 format error...; responses.advice_held):
+                  it never judged the card. Held, its card kept sealed, never sent again by
+                  itself; shown like REVERSAL_REFUSED until a person re-queues it (PENDING) after
+                  a fix or records it declined (DECLINED_AFTER).
     COMPLETED     a cash sale (final; never sent upstream).
     VOIDED        the terminal said "NOT saved" after a failed write, or the supervisor voided
                   the sale before it reached the host: never forwarded, never counted as sold,
@@ -110,6 +115,7 @@ class TxnStatus(StrEnum):
     REVERSAL_PENDING = "REVERSAL_PENDING"
     REVERSED = "REVERSED"
     REVERSAL_REFUSED = "REVERSAL_REFUSED"
+    ADVICE_REFUSED = "ADVICE_REFUSED"
     COMPLETED = "COMPLETED"
     VOIDED = "VOIDED"
     VOID = "VOID"

@@ -18,6 +18,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from pitill.core.settlement import (
+    ADVICE_REFUSED_LINE,
     REFUSED_LINE,
     REFUSED_REFUND_LINE,
     DayLine,
@@ -148,6 +149,22 @@ REFUSED_NOTE = [
     "  the acquirer with the STANs",
     "  (`pitill doctor` lists them)",
 ]
+# An advice the host refused unprocessed (ADVICE_REFUSED): one explanation for every report.
+ADVICE_REFUSED_NOTE = (
+    "refused = the host answered the offline sale's advice with a code that says it did not"
+    " process it (e.g. 30, format error): the card was never judged, nothing is collected yet."
+    " Its card is kept sealed; pitill does not send it again by itself. After a fix: pitill"
+    " journal requeue --seq SEQ --note WHY; or record it lost: pitill journal decline --seq SEQ"
+    " --note WHY (`pitill doctor` lists the seqs)"
+)
+ADVICE_REFUSED_Z_NOTE = [
+    "  host did NOT process these",
+    "  advices: not collected. See",
+    "  pitill doctor (requeue or",
+    "  decline by hand)",
+]
+
+
 # An offline refund the host refused after the fact (ZTotals.refunds_refused): what it means.
 REFUSED_REFUND_NOTE = [
     "  by the host: the card was NOT",
@@ -192,6 +209,8 @@ class ZReport:
             lines.append(f"{self.owed_to_host} still to send")
         if self.totals.reversals_refused.count:  # the host did NOT reverse: a person must act
             lines.append(f"{REFUSED_LINE} {money(self.totals.reversals_refused)}")
+        if self.totals.advices_refused.count:  # held: nothing collected yet, a person decides
+            lines.append(f"{ADVICE_REFUSED_LINE} {money(self.totals.advices_refused)}")
         if self.totals.refunds_refused.count:  # the customer is still owed it
             lines.append(f"{REFUSED_REFUND_LINE} {money(self.totals.refunds_refused)}")
         lines += [f"{label.title()} {money(t)}" for label, t in self.totals.by_kind.items()]
@@ -227,6 +246,9 @@ class ZReport:
         if self.totals.reversals_refused.count:
             out.append(row(REFUSED_LINE, self.totals.reversals_refused))
             out += REFUSED_NOTE
+        if self.totals.advices_refused.count:
+            out.append(row(ADVICE_REFUSED_LINE, self.totals.advices_refused))
+            out += ADVICE_REFUSED_Z_NOTE
         out.append(f"net {format_amount(self.totals.net_minor)} {cur}".rjust(width))
         out.append("")
         out.append("host (ISO 8583 74-89)")

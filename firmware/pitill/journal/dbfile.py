@@ -136,6 +136,17 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE txns ADD COLUMN reversal_card BLOB CHECK (reversal_card IS NULL"
         " OR status IN ('AUTHORIZING', 'REVERSAL_PENDING'))",
     ),
+    (
+        # The sealed card of an advice the host did not process (ADVICE_REFUSED, a 30 format
+        # error...), moved here from txns.sealed_card (whose CHECK keeps it to PENDING rows) so
+        # the advice can go again after a fix; deleted when a person re-queues it (back to
+        # sealed_card) or records it declined (DECISIONS.md, "An advice the host did not process
+        # is held, not declined").
+        """CREATE TABLE held_card (
+            seq INTEGER PRIMARY KEY REFERENCES txns (seq),
+            sealed_card BLOB NOT NULL
+        )""",
+    ),
 )
 
 _SUFFIXES = ("", "-wal", "-shm")  # a database and the files SQLite keeps beside it

@@ -23,14 +23,17 @@ class OfflineExposure:
 
 @dataclass(frozen=True)
 class OwedRow:
-    """A transaction still owed to the host, read from a damaged journal for salvage."""
+    """A transaction still owed to the host (or waiting for a person), read from a damaged
+    journal for salvage."""
 
     seq: int  # in the file it came from
     kind: TxnKind
     mode: TxnMode
     amount_minor: int
     currency: str
-    status: TxnStatus  # PENDING (an advice to send), REVERSAL_PENDING or AUTHORIZING (reverse)
+    # PENDING (an advice to send), REVERSAL_PENDING or AUTHORIZING (reverse), or waiting for a
+    # person: REVERSAL_REFUSED, ADVICE_REFUSED (its card kept, held_card)
+    status: TxnStatus
     masked_pan: str
     stan: int
     local_datetime: str

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from pitill.core.settlement import (
+    ADVICE_REFUSED_LINE,
     AWAITING_HOST,
     CARD_OFFLINE,
     CARD_ONLINE,
@@ -31,6 +32,7 @@ from pitill.core.settlement import Tally as SettledTally
 from pitill.core.types import TxnKind, TxnMode, TxnStatus, format_amount
 from pitill.journal.datadir import moved_aside_files
 from pitill.journal.days import (
+    ADVICE_REFUSED_NOTE,
     DayRecord,
     HostCheck,
     ZReport,
@@ -66,6 +68,9 @@ class Report:
     # reversals the host answered with a refusal (30 format error...): NOT reversed, the
     # customer may be charged; they wait for a person (DECISIONS.md), never for the forwarder
     reversals_refused: Tally = field(default_factory=Tally)
+    # advices the host refused without processing them (30 format error...): held, the card
+    # kept sealed, until a person re-queues them after a fix or records them declined
+    advices_refused: Tally = field(default_factory=Tally)
     voids: Tally = field(default_factory=Tally)  # sales voided from FN 3 (not in `sold`)
     topups: Tally = field(default_factory=Tally)  # cash put on cards (FN 7): in the drawer
     # money given back (FN 4), by how: card online, card offline (given; the host may still be
@@ -93,6 +98,8 @@ class Report:
         lines = []
         if self.reversals_refused.count:  # first: what a person must act on
             lines.append(f"{REFUSED_LINE} {money(self.reversals_refused)}")
+        if self.advices_refused.count:
+            lines.append(f"{ADVICE_REFUSED_LINE} {money(self.advices_refused)}")
         lines += [f"{kind.title()} {money(t)}" for kind, t in self.sold.items()]
         lines += [
             f"Waiting {money(self.awaiting_host)}",
@@ -154,6 +161,11 @@ class Report:
                 " acquirer with their STANs (`pitill doctor` lists them); pitill does not send"
                 " them again. Once settled: pitill journal settle --seq SEQ --note REFERENCE"
             )
+        if self.advices_refused.count:
+            held = self.advices_refused
+            amount = format_amount(held.amount_minor)
+            out.append(f"{'ADVICE REFUSED':16} {held.count:>6} {amount:>12} {cur}")
+            out.append(f"  {ADVICE_REFUSED_NOTE}")
         if self.by_tier:
             out.append("")
             out.append(f"{'cards by tier':16} {'count':>6} {'amount':>12}   declined after")
@@ -197,6 +209,7 @@ def report_from_totals(totals: Iterable[StatusTotal]) -> Report:
     report.refunds_refused = _copy(z.refunds_refused)
     report.reversals_pending = z.reversals_due
     report.reversals_refused = _copy(z.reversals_refused)
+    report.advices_refused = _copy(z.advices_refused)
     report.voids = _copy(z.voids)
     statuses: Counter[str] = Counter()
     for t in totals:
@@ -309,20 +322,23 @@ class ReversalTrouble:
 
     refused: tuple[tuple[int, int, int, str, str], ...]
     without_card: tuple[int, ...]
+    # advices the host refused unprocessed (ADVICE_REFUSED), held: as `refused`
+    advices_refused: tuple[tuple[int, int, int, str, str], ...] = ()
 
 
 def read_reversal_trouble(data_dir: Path) -> ReversalTrouble:
     """ReversalTrouble of a data directory, read-only (a journal not migrated yet too)."""
     with read_only(data_dir) as (conn, _path):
         columns = {str(row[1]) for row in conn.execute("PRAGMA table_info(txns)")}
-        refused = tuple(
-            (int(seq), int(stan), int(amount), str(currency), str(code))
-            for seq, stan, amount, currency, code in conn.execute(
-                "SELECT seq, stan, amount_minor, currency, response_code FROM txns"
-                " WHERE status = ? ORDER BY seq",
-                (TxnStatus.REVERSAL_REFUSED.value,),
-            )
-        )
+        waiting: dict[str, list[tuple[int, int, int, str, str]]] = {}
+        for status, seq, stan, amount, currency, code in conn.execute(
+            "SELECT status, seq, stan, amount_minor, currency, response_code FROM txns"
+            " WHERE status IN (?, ?) ORDER BY seq",
+            (TxnStatus.REVERSAL_REFUSED.value, TxnStatus.ADVICE_REFUSED.value),
+        ):
+            row = (int(seq), int(stan), int(amount), str(currency), str(code))
+            waiting.setdefault(str(status), []).append(row)
+        refused = tuple(waiting.get(TxnStatus.REVERSAL_REFUSED.value, ()))
         # A void's reversal (17) and one by STAN alone carry no card by design (docs/iso8583.md).
         where = ["status = ?"]
         where += [f"{name} = 0" for name in ("voided_by_seq", "stan_only") if name in columns]
@@ -335,4 +351,5 @@ def read_reversal_trouble(data_dir: Path) -> ReversalTrouble:
                 (TxnStatus.REVERSAL_PENDING.value,),
             )
         )
-    return ReversalTrouble(refused, without_card)
+    held = tuple(waiting.get(TxnStatus.ADVICE_REFUSED.value, ()))
+    return ReversalTrouble(refused, without_card, held)

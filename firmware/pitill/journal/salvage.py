@@ -1,11 +1,13 @@
 """`pitill journal salvage` and `pitill journal init`: the operator's ways out of a lost journal.
 
 A journal that fails its integrity check at open is moved aside (dbfile.py), never deleted; the
-offline sales and reversals in it are still owed to the host. salvage reads them from a copy of
-the moved file (with its WAL, so nothing committed is missed; the evidence itself is never
-written to) and adopts them into the live journal (Journal.adopt): exactly once, keyed by the
-host's own key (STAN and local date/time). It holds the data dir lock, so the terminal must be
-stopped: the seqs it hands out would otherwise collide with the running terminal's.
+offline sales and reversals in it are still owed to the host, and the rows answered but waiting
+for a person (a refused reversal, a held advice with its kept card) must stay flagged. salvage
+reads them from a copy of the moved file (with its WAL, so nothing committed is missed; the
+evidence itself is never written to) and adopts them into the live journal (Journal.adopt):
+exactly once, keyed by the host's own key (STAN and local date/time). It holds the data dir
+lock, so the terminal must be stopped: the seqs it hands out would otherwise collide with the
+running terminal's.
 
 init starts an empty journal where none is; where sales were evidently written before, only
 with --force (datadir.check_journal_present is what refuses to do it silently at start).
@@ -32,6 +34,9 @@ from pitill.journal.seal import KEY_FILE_NAME, Sealer
 from pitill.journal.store import JOURNAL_FILE_NAME, Journal
 
 OWED = (TxnStatus.PENDING, TxnStatus.REVERSAL_PENDING, TxnStatus.AUTHORIZING)
+# Carried over too, status kept: a new journal without them would stop flagging them.
+NEEDS_ATTENTION = (TxnStatus.REVERSAL_REFUSED, TxnStatus.ADVICE_REFUSED)
+CARRIED = (*OWED, *NEEDS_ATTENTION)
 _COLUMNS = (
     "seq, kind, mode, amount_minor, currency, status, masked_pan, stan, local_datetime, "
     "response_code, attempts, created_at, "
@@ -90,8 +95,8 @@ def read_owed(source: Path, sealer: Sealer) -> tuple[list[OwedRow], list[str]]:
 def _read_records(
     conn: sqlite3.Connection, source: Path
 ) -> tuple[list[tuple[object, ...]], list[str]]:
-    marks = ", ".join("?" for _ in OWED)
-    statuses = tuple(s.value for s in OWED)
+    marks = ", ".join("?" for _ in CARRIED)
+    statuses = tuple(s.value for s in CARRIED)
     columns = _COLUMNS + _card_column(conn)
     try:
         # NOT INDEXED: the damage is often in the (status, seq) index; the table may be sound.
@@ -122,12 +127,19 @@ def _read_records(
 
 
 def _card_column(conn: sqlite3.Connection) -> str:
-    """The sealed card of a row: an advice's, or (schema 7 on) the one its reversal carries."""
+    """The sealed card of a row: an advice's, (schema 7 on) the one its reversal carries, or
+    (schema 12 on) a held advice's (held_card)."""
     try:
         names = {str(row[1]) for row in conn.execute("PRAGMA table_info(txns)")}
+        held = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'held_card'").fetchone()
     except sqlite3.DatabaseError:
-        names = set()
-    return "coalesce(sealed_card, reversal_card)" if "reversal_card" in names else "sealed_card"
+        names, held = set(), None
+    cards = ["sealed_card"]
+    if "reversal_card" in names:
+        cards.append("reversal_card")
+    if held is not None:
+        cards.append("(SELECT h.sealed_card FROM held_card h WHERE h.seq = txns.seq)")
+    return f"coalesce({', '.join(cards)})" if len(cards) > 1 else "sealed_card"
 
 
 def _owed_row(record: tuple[object, ...], sealer: Sealer) -> tuple[OwedRow | None, str]:
@@ -138,7 +150,7 @@ def _owed_row(record: tuple[object, ...], sealer: Sealer) -> tuple[OwedRow | Non
             if not isinstance(blob, bytes):
                 return None, f"seq {seq} has no sealed card"
             card = sealer.open(int(str(seq)), blob)
-        elif isinstance(blob, bytes):  # the card a reversal carries (fields 2, 14, 22)
+        elif isinstance(blob, bytes):  # a reversal's (fields 2, 14, 22) or a held advice's
             card = sealer.open(int(str(seq)), blob)
         row = OwedRow(
             seq=int(str(seq)),

@@ -1,13 +1,16 @@
-"""`pitill journal settle`: a reversal the host refused, settled by a person with the acquirer.
+"""`pitill journal settle`, `requeue` and `decline`: rows the host answered that wait for a person.
 
 A REVERSAL_REFUSED row waits for a person (DECISIONS.md, "A refused reversal is never counted as
 reversed"); once the acquirer has reversed the sale by hand, or confirmed it never held the
 charge, this records it: the row becomes REVERSED with the note in its history, and `pitill
-doctor`, the reports and the Z report stop flagging it. Run with the terminal stopped.
+doctor`, the reports and the Z report stop flagging it. An advice the host refused unprocessed
+(ADVICE_REFUSED, held with its card) is re-queued after a fix (PENDING: the forwarder sends it)
+or recorded declined (DECLINED_AFTER, its card wiped). Run with the terminal stopped.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from pitill.core.types import format_amount
@@ -15,10 +18,28 @@ from pitill.errors import StorageError
 from pitill.journal.datadir import DataDirLock
 from pitill.journal.seal import KEY_FILE_NAME, Sealer
 from pitill.journal.store import JOURNAL_FILE_NAME, Journal
+from pitill.records import JournalRow
 
 
 def settle_by_hand(data_dir: Path, seq: int, note: str) -> str:
     """Settle refused reversal `seq` with `note` (who confirmed it, a reference); one line."""
+    row = _by_hand(data_dir, lambda journal: journal.settle_refused_reversal(seq, note))
+    return f"seq {seq} ({_named(row)}) is REVERSED, settled by hand: {note}"
+
+
+def requeue_by_hand(data_dir: Path, seq: int, note: str) -> str:
+    """Send held advice `seq` again (the cause was fixed: `note` says what); one line."""
+    row = _by_hand(data_dir, lambda journal: journal.requeue_refused_advice(seq, note))
+    return f"seq {seq} ({_named(row)}) is PENDING again: the terminal sends it when online"
+
+
+def decline_by_hand(data_dir: Path, seq: int, note: str) -> str:
+    """Record held advice `seq` as declined (`note`: who decided, why); one line."""
+    row = _by_hand(data_dir, lambda journal: journal.decline_refused_advice(seq, note))
+    return f"seq {seq} ({_named(row)}) is DECLINED_AFTER, its card wiped: {note}"
+
+
+def _by_hand(data_dir: Path, change: Callable[[Journal], JournalRow]) -> JournalRow:
     if not (data_dir / JOURNAL_FILE_NAME).exists():
         raise StorageError(
             f"no journal in {data_dir}: is --data-dir the terminal's data directory?"
@@ -26,6 +47,8 @@ def settle_by_hand(data_dir: Path, seq: int, note: str) -> str:
     with DataDirLock.acquire(data_dir):
         sealer = Sealer.load_or_create(data_dir / KEY_FILE_NAME)
         with Journal.open(data_dir, sealer) as journal:
-            row = journal.settle_refused_reversal(seq, note)
-    amount = f"{format_amount(row.amount_minor)} {row.currency}"
-    return f"seq {seq} (STAN {row.stan:06d}, {amount}) is REVERSED, settled by hand: {note}"
+            return change(journal)
+
+
+def _named(row: JournalRow) -> str:
+    return f"STAN {row.stan:06d}, {format_amount(row.amount_minor)} {row.currency}"

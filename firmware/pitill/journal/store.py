@@ -42,7 +42,7 @@ from typing import Any
 from pitill.card.hotlist import hotlist_entry, program_card
 from pitill.card.model import Card, CardTier
 from pitill.core.refund import REFUND_COUNTED, REFUNDABLE
-from pitill.core.responses import ResponseClass, advice_class
+from pitill.core.responses import ResponseClass, advice_class, advice_held
 from pitill.core.txn import SaleOnRecord, Txn, stan_for
 from pitill.core.types import TxnKind, TxnMode, TxnStatus
 from pitill.errors import SealError, StorageError
@@ -73,11 +73,19 @@ ACKNOWLEDGED = (
     TxnStatus.DECLINED_AFTER,
     TxnStatus.REVERSED,
     TxnStatus.REVERSAL_REFUSED,
+    TxnStatus.ADVICE_REFUSED,  # held for a person (its card in held_card), never resent by itself
 )
+# Answered by the host but waiting for a person (`pitill doctor` fails while any is left).
+NEEDS_ATTENTION = (TxnStatus.REVERSAL_REFUSED, TxnStatus.ADVICE_REFUSED)
 Clock = Callable[[], datetime]
 # Offline approvals of a card: they count against its per-card limit until the host approves
 # that card online (DECLINED_AFTER too: the host refused it, all the more reason to count it).
-OFFLINE_APPROVALS = (TxnStatus.PENDING, TxnStatus.FORWARDED, TxnStatus.DECLINED_AFTER)
+OFFLINE_APPROVALS = (
+    TxnStatus.PENDING,
+    TxnStatus.FORWARDED,
+    TxnStatus.DECLINED_AFTER,
+    TxnStatus.ADVICE_REFUSED,  # not through: held for a person, still an offline approval
+)
 # The rows that keep a card fingerprint: those the count reads (an online approval resets it).
 # Any other row has none, and save_runtime wipes it from rows older than the window: with the
 # key file and the masked PAN, a fingerprint could be matched against the few PANs they leave.
@@ -543,7 +551,10 @@ class Journal:
         duplicate), else REVERSAL_REFUSED: a 30 (format error) or any other final refusal means
         the sale was NOT reversed, so it is never counted as such (DECISIONS.md, "A refused
         reversal is never counted as reversed"). An advice becomes FORWARDED when the host
-        accepted it, else DECLINED_AFTER (the offline approval stands: the merchant's loss).
+        accepted it; ADVICE_REFUSED when the answer says the host did not process the message
+        (30 format error...: responses.advice_held): its card moves to held_card, kept sealed
+        for a person to re-queue it (requeue_refused_advice) or record it declined
+        (decline_refused_advice); else DECLINED_AFTER (an issuer's decline: the merchant's loss).
         """
         return self.mark_forwarded_many([(seq, response_code)])[0]
 
@@ -583,6 +594,14 @@ class Journal:
                     note += ": NOT reversed, the sale may stand; settle it with the acquirer"
                 elif taken:
                     final = TxnStatus.FORWARDED
+                elif advice_held(response_code):
+                    final = TxnStatus.ADVICE_REFUSED
+                    note += ": not processed, the card never judged; held for a person"
+                    conn.execute(
+                        "INSERT OR REPLACE INTO held_card (seq, sealed_card) SELECT seq,"
+                        " sealed_card FROM txns WHERE seq = ? AND sealed_card IS NOT NULL",
+                        (seq,),
+                    )
                 else:
                     final = TxnStatus.DECLINED_AFTER
                 changes.append((final.value, response_code, seq))
@@ -619,6 +638,54 @@ class Journal:
             )
             self._append_history(conn, seq, TxnStatus.REVERSED, now, f"settled by hand: {note}")
             return _fetch_row(conn, seq)
+
+    def requeue_refused_advice(self, seq: int, note: str) -> JournalRow:
+        """A person fixed what made the host refuse an advice unprocessed (ADVICE_REFUSED): the
+        row is PENDING again, its card back from held_card, and the forwarder sends it (as a
+        repeat when it went before). The note goes in its history; one commit."""
+        now = self._local_now()
+        with self._write(f"re-queue of seq {seq}") as conn:
+            self._held_advice(conn, seq)
+            held = conn.execute("SELECT sealed_card FROM held_card WHERE seq = ?", (seq,))
+            found = held.fetchone()
+            if found is None:
+                raise StorageError(
+                    f"seq {seq} has no card kept to send it again with: record it declined "
+                    "instead (pitill journal decline)"
+                )
+            conn.execute(
+                "UPDATE txns SET status = ?, sealed_card = ? WHERE seq = ?",
+                (TxnStatus.PENDING.value, found[0], seq),
+            )
+            conn.execute("DELETE FROM held_card WHERE seq = ?", (seq,))
+            self._append_history(conn, seq, TxnStatus.PENDING, now, f"re-queued by hand: {note}")
+            return _fetch_row(conn, seq)
+
+    def decline_refused_advice(self, seq: int, note: str) -> JournalRow:
+        """A person records a held advice (ADVICE_REFUSED) as declined: DECLINED_AFTER (the
+        shop's loss, or for a refund the customer still owed), its kept card wiped; one commit."""
+        now = self._local_now()
+        with self._write(f"decline of seq {seq}") as conn:
+            self._held_advice(conn, seq)
+            conn.execute("DELETE FROM held_card WHERE seq = ?", (seq,))
+            conn.execute(
+                "UPDATE txns SET status = ? WHERE seq = ?", (TxnStatus.DECLINED_AFTER.value, seq)
+            )
+            note = f"declined by hand: {note}"
+            self._append_history(conn, seq, TxnStatus.DECLINED_AFTER, now, note)
+            row = _fetch_row(conn, seq)
+        self._truncate_wal_when_nothing_sealed()
+        return row
+
+    @staticmethod
+    def _held_advice(conn: sqlite3.Connection, seq: int) -> None:
+        found = conn.execute("SELECT status FROM txns WHERE seq = ?", (seq,)).fetchone()
+        if found is None or found[0] != TxnStatus.ADVICE_REFUSED.value:
+            status = found[0] if found is not None else "no such seq"
+            raise StorageError(
+                f"seq {seq} is not an advice the host refused unprocessed ({status}): nothing "
+                "to do; `pitill doctor` lists the held ones"
+            )
 
     def recover_at_boot(self) -> list[int]:
         """Queue a reversal for every txn caught mid-authorization by a crash; their seqs.
@@ -727,7 +794,9 @@ class Journal:
                     continue
                 new_seq += 1
                 pending = row.status is TxnStatus.PENDING
-                status = TxnStatus.PENDING if pending else TxnStatus.REVERSAL_PENDING
+                # Rows waiting for a person stay so (and flagged); any other is a reversal owed.
+                kept = row.status in NEEDS_ATTENTION
+                status = row.status if pending or kept else TxnStatus.REVERSAL_PENDING
                 sealed = None
                 if row.card is not None:
                     try:
@@ -747,7 +816,7 @@ class Journal:
                     "response_code": row.response_code,
                     "attempts": row.attempts,
                     "sealed_card": sealed if pending else None,
-                    "reversal_card": None if pending else sealed,
+                    "reversal_card": sealed if status is TxnStatus.REVERSAL_PENDING else None,
                     "card_fp": self._fingerprint(row.card.identity) if row.card else None,
                     "created_at": row.created_at,
                     "created_runtime_s": self.runtime_s(),
@@ -755,6 +824,10 @@ class Journal:
                 columns = ", ".join(values)
                 marks = ", ".join(f":{name}" for name in values)
                 conn.execute(f"INSERT INTO txns ({columns}) VALUES ({marks})", values)
+                if status is TxnStatus.ADVICE_REFUSED and sealed is not None:
+                    conn.execute(
+                        "INSERT INTO held_card (seq, sealed_card) VALUES (?, ?)", (new_seq, sealed)
+                    )
                 note = f"salvaged from {source} (seq {row.seq} there, {row.status.value})"
                 self._append_history(conn, new_seq, status, now, note)
                 taken.append((row.seq, new_seq))

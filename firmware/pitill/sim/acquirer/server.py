@@ -40,6 +40,7 @@ from pitill.core.responses import (
     SECURITY_VIOLATION,
     AnswerKind,
     ResponseClass,
+    advice_held,
     classify,
 )
 from pitill.errors import ConfigError, ProtocolError, SunError
@@ -437,6 +438,8 @@ class AcquirerHost:
         if entry["duplicate"] or answer_class(entry) is ResponseClass.RETRY:
             return  # a retry answer did not process the message: it may come again as new
         key = _dedup_key(entry)
+        if key[0] is MessageClass.ADVICE and advice_held(entry["response_code"]):
+            return  # nor did a 30 to an advice (responses.advice_held): sent again, it is new
         self._seen[key] = Decision(entry["response_code"], entry["auth_code"], rrn)
         klass = key[0]
         if klass in (MessageClass.SALE, MessageClass.ADVICE):
