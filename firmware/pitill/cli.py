@@ -83,7 +83,9 @@ def _acquirer(args: argparse.Namespace) -> int:
 
     wan = ["--latency-ms", f"{args.latency_ms:g}", "--latency-jitter-ms", f"{args.jitter_ms:g}"]
     wire = ["--bitmap", args.bitmap, "--length-prefix", args.length_prefix]
-    return acquirer_main(["--data-dir", str(args.data_dir), "--port", str(args.port), *wan, *wire])
+    advices = ["--advice-code", args.advice_code] if args.advice_code else []
+    where = ["--data-dir", str(args.data_dir), "--port", str(args.port)]
+    return acquirer_main([*where, *wan, *wire, *advices])
 
 
 def _diagram(args: argparse.Namespace) -> int:
@@ -345,6 +347,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         metavar="MS",
         help="plus a random 0..MS per answer: answers overtake each other",
+    )
+    acquirer.add_argument(
+        "--advice-code",
+        metavar="CODE",
+        help="answer every advice (0220/0221) with CODE, e.g. 30: a host that refuses them",
     )
     add_wire_options(acquirer)
     acquirer.set_defaults(handler=_acquirer)

@@ -8,7 +8,7 @@ the reversals that reversed something (`net_charged_minor`), and it must agree w
     APPROVED, FORWARDED                 net = amount          (told approved: charged once)
     DECLINED, REVERSED, DECLINED_AFTER, net = 0
     VOIDED, VOID (a void's own row),    (a charge kept after a refused reversal is phantom:
-    REVERSAL_REFUSED                    the customer was told it was taken back)
+    REVERSAL_REFUSED, ADVICE_REFUSED    the customer was told it was taken back)
     COMPLETED (cash)                    no ledger entry at all
     a REFUND row                        the same, its net negative: -amount when given to the
                                         card; a cash refund (COMPLETED) no ledger entry at all
@@ -46,6 +46,7 @@ NOT_CHARGED = frozenset(
         TxnStatus.REVERSED,
         TxnStatus.REVERSAL_REFUSED,  # the host refused to reverse: a charge it holds is phantom
         TxnStatus.DECLINED_AFTER,
+        TxnStatus.ADVICE_REFUSED,  # held: the host did not process the advice, holds nothing
         TxnStatus.VOIDED,
         TxnStatus.VOID,
     }
@@ -55,7 +56,13 @@ IN_FLIGHT = frozenset({TxnStatus.PENDING, TxnStatus.REVERSAL_PENDING, TxnStatus.
 # approval is the merchant's loss, not the customer's).
 TOLD_PAID = {
     TxnKind.CARD: frozenset(
-        {TxnStatus.APPROVED, TxnStatus.PENDING, TxnStatus.FORWARDED, TxnStatus.DECLINED_AFTER}
+        {
+            TxnStatus.APPROVED,
+            TxnStatus.PENDING,
+            TxnStatus.FORWARDED,
+            TxnStatus.DECLINED_AFTER,
+            TxnStatus.ADVICE_REFUSED,
+        }
     ),
     TxnKind.CASH: frozenset({TxnStatus.COMPLETED}),
 }

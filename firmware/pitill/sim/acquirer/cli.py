@@ -18,10 +18,11 @@ from pitill.cliargs import number as number_type  # `number` names ledger lines 
 from pitill.config import Bound
 from pitill.core.responses import (
     ISSUER_INOPERATIVE,
+    is_response_code,
 )
 from pitill.errors import ConfigError, PitillError
 from pitill.sim.acquirer.chaos import ChaosPlan
-from pitill.sim.acquirer.policy import Mode, _today_yymm
+from pitill.sim.acquirer.policy import Mode, _today_yymm, acknowledge
 from pitill.sim.acquirer.server import AcquirerHost
 
 log = logging.getLogger("pitill.sim.acquirer")
@@ -57,6 +58,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="switch modes by writing up, down or blackhole lines to stdin (a pipe); a line "
         "'counts' prints what the host has received as 'acquirer counts {JSON}'",
+    )
+    parser.add_argument(
+        "--advice-code",
+        metavar="CODE",
+        help="answer every advice (0220/0221) with CODE (e.g. 30, format error); default: 00",
     )
     add_wire_options(parser)
     chaos = parser.add_argument_group("chaos (probabilities 0..1 per financial message)")
@@ -122,6 +128,7 @@ async def _run(args: argparse.Namespace) -> None:
         seed=args.seed,
     )
     today = args.today
+    code = args.advice_code
     host = AcquirerHost(
         args.data_dir,
         host=args.host,
@@ -129,6 +136,7 @@ async def _run(args: argparse.Namespace) -> None:
         chaos=plan,
         today_yymm=(lambda: today) if today else _today_yymm,
         wire=wire_of(args),
+        advice_policy=(lambda _request, _today: code) if code else acknowledge,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -152,6 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.today is not None and not (len(args.today) == 4 and args.today.isdigit()):
         _parser().error(f"--today must be YYMM, got {args.today!r}")
+    if args.advice_code is not None and not is_response_code(args.advice_code):
+        _parser().error(f"--advice-code must be 2 letters or digits, got {args.advice_code!r}")
     try:
         asyncio.run(_run(args))
     except PitillError as exc:
