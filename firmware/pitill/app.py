@@ -247,6 +247,7 @@ class Terminal:
         self._draining = False
         self._stepping = False  # a step and its effects are running (the re-entry guard)
         self.steps = 0  # events taken, for tests and the bench
+        self.cards_taken = 0  # CardSwiped/CardUnreadable taken: the simulator's swipe waits on it
         self._seq_taken = 0  # the latest seq take_stan gave a message
 
     # --- time and posting ----------------------------------------------------------------------
@@ -360,6 +361,8 @@ class Terminal:
         before = self.state
         self.state, effects = step(self.state, event)
         self.steps += 1
+        if isinstance(event, (CardSwiped, CardUnreadable)):
+            self.cards_taken += 1
         if self.state.phase is not before.phase:
             self.event_log.write(
                 event.now_s, "state", phase=self.state.phase.value, was=before.phase.value

@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from upstream_helpers import LOCAL_DATETIME, forward_item, rig, sale
+from upstream_helpers import LOCAL_DATETIME, eventually, forward_item, rig, sale
 
 from pitill.sim.acquirer import ChaosPlan
 from pitill.upstream.failures import LinkReason, OutcomeUnknown
@@ -76,7 +76,9 @@ def test_a_window_answered_91_is_one_retry_signal(tmp_path: Path) -> None:
 def test_a_sale_waiting_for_the_connection_goes_between_two_windows(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with rig(tmp_path) as r:
-            r.host.set_chaos(ChaosPlan(latency_s=0.02))
+            # Answers late enough that the first window is surely still in flight when the sale
+            # queues (the waits below are on conditions; this only keeps them meaningful).
+            r.host.set_chaos(ChaosPlan(latency_s=0.2))
             order: list[str] = []
 
             async def advice(seq: int) -> None:
@@ -87,10 +89,14 @@ def test_a_sale_waiting_for_the_connection_goes_between_two_windows(tmp_path: Pa
                 await r.client.authorize(sale(seq=50), LOCAL_DATETIME)
                 order.append("sale")
 
+            window = r.client._window  # what is in flight, for the waits only
             first = [asyncio.ensure_future(advice(seq)) for seq in range(1, 5)]
-            await asyncio.sleep(0.005)  # the first window is in flight
+            # The first window is in flight (connected and sent; a sale queued while it still
+            # connects goes ahead of it, which is not this test).
+            assert await eventually(lambda: window.in_flight == 4), window.in_flight
             waiting = asyncio.ensure_future(online_sale())
-            await asyncio.sleep(0.005)
+            assert await eventually(lambda: r.client._queued == 1)  # the sale waits
+            assert window.in_flight == 4  # ...for the first window, still in flight
             second = [asyncio.ensure_future(advice(seq)) for seq in range(5, 9)]
             await asyncio.gather(*first, waiting, *second)
             # The sale did not wait for the second window: it went as soon as the first ended.

@@ -3,7 +3,8 @@
 Scripts (sim/script_runner.py), the drill's cashier (drill/shop.py), the reliability tests and the
 benchmarks all drive a SimWorld through this class, so "press OK", "swipe", "the host is slow"
 and "wait until the screen says APPROVED" mean one thing everywhere. Keys go through the same path
-as a keypad's (Terminal.dispatch_key on the loop); swipes go over the pty to the serial driver;
+as a keypad's (Terminal.dispatch_key on the loop); swipes go over the pty to the serial driver,
+and a swipe returns only once the terminal has taken the card, so keys never overtake it;
 host faults are the world's upstream modes (see sim/world.py, where "slow" is defined once).
 
 Waiting is event-driven: the terminal's event log wakes every waiter when anything happens (a
@@ -21,10 +22,13 @@ from pitill.app import Terminal
 from pitill.core.screens import Screen
 from pitill.core.state import Phase
 from pitill.core.types import Key, LinkStatus
+from pitill.errors import ScriptError
+from pitill.sim.reader_emulator import TEST_CARDS
 from pitill.sim.world import SimWorld
 
 KEY_GAP_S = 0.02  # between keys typed like fingers on a keypad
 POLL_S = 0.05  # the safety-net poll while waiting
+SWIPE_TAKEN_TIMEOUT_S = 5.0  # from the reader's answer to the terminal taking the card
 SETTLED_PHASES = frozenset(
     {Phase.APPROVED, Phase.OFFLINE_APPROVED, Phase.DECLINED, Phase.CASH_ONLY}
 )
@@ -112,13 +116,32 @@ class Driver:
         return self.phase
 
     async def swipe(self, pan: str, expiry_yymm: str, fmt: str = "track2") -> str:
-        """A swipe over the pty (the reader's answer: ACK or NAK), off the loop's thread."""
+        """A swipe over the pty (the reader's answer: ACK or NAK), off the loop's thread.
+
+        Returns once the terminal has taken the card (its CardSwiped or CardUnreadable stepped),
+        so whatever the caller does next (a key) comes after it: the serial reader's thread ACKs
+        a frame before it posts the card to the loop, so the ACK alone says nothing about order.
+        Raises ScriptError when an accepted swipe is not taken within SWIPE_TAKEN_TIMEOUT_S."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, self.world.swipe, pan, expiry_yymm, fmt)
+        taken = self.terminal.cards_taken
+        result = await loop.run_in_executor(None, self.world.swipe_result, pan, expiry_yymm, fmt)
+        answer = result.describe()
+        if result.accepted is not False:  # ACKed, or the lines protocol (no answer at all)
+            await self._until_taken(taken, answer)
+        return answer
 
     async def swipe_named(self, name: str, fmt: str = "track2") -> str:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, self.world.swipe_named, name, fmt)
+        card = TEST_CARDS[name]
+        return await self.swipe(card.pan, card.expiry_yymm, fmt)
+
+    async def _until_taken(self, taken: int, answer: str) -> None:
+        if await self.until(lambda: self.terminal.cards_taken > taken, SWIPE_TAKEN_TIMEOUT_S):
+            return
+        raise ScriptError(
+            f"the terminal did not take the swipe within {SWIPE_TAKEN_TIMEOUT_S} s of the"
+            f" reader's answer ({answer}), in phase {self.phase.value}: its loop or the card"
+            " reader thread is stuck; see the events file for the last step it took"
+        )
 
     async def type_stripe(self, pan: str, expiry_yymm: str) -> str:
         """The card typed by the USB keyboard-wedge stripe reader (key events through a pipe)."""

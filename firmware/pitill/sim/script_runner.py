@@ -1,6 +1,7 @@
 """Runs a simulator script (sim/script.py) against the real terminal in a SimWorld, headless.
 
-Keys go through the same path as a keypad's; swipes go over the pty to the serial driver; the
+Keys go through the same path as a keypad's; swipes go over the pty to the serial driver, and the
+next step runs only once the terminal has taken the card (sim/driver.py); the
 upstream modes switch the sandbox host and its name. Each `expect` polls until it holds or the
 expect timeout passes, then the run fails naming the line and printing the screen.
 """
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from pitill.core.types import LinkStatus
+from pitill.errors import ScriptError
 from pitill.records import JournalRow
 from pitill.sim.driver import Driver
 from pitill.sim.script import (
@@ -76,7 +78,10 @@ class ScriptRunner:
             for step in steps:
                 now_s = terminal.now_s()
                 terminal.event_log.write(now_s, "step", line=step.line_no, text=step.text)
-                failure = await self._run_step(step)
+                try:
+                    failure = await self._run_step(step)
+                except ScriptError as exc:  # a swipe the terminal never took
+                    failure = Failure(step, str(exc), self.driver.screen_text())
                 if failure is not None:
                     return failure
             return None

@@ -38,7 +38,13 @@ from pitill.sim.acquirer import AcquirerHost, ChaosPlan
 from pitill.sim.indicators import SimIndicators
 from pitill.sim.nfc_taps import NfcTaps
 from pitill.sim.proxy import FaultProxy
-from pitill.sim.reader_emulator import TEST_CARDS, Format, ReaderEmulator, open_pty_pair
+from pitill.sim.reader_emulator import (
+    TEST_CARDS,
+    Format,
+    ReaderEmulator,
+    SwipeResult,
+    open_pty_pair,
+)
 from pitill.sim.resolver import SimResolver
 from pitill.sim.script import SLOW_ANSWER_S, UPSTREAM_MODES
 from pitill.sim.wedge_emulator import WedgeEmulator
@@ -190,10 +196,14 @@ class SimWorld:
 
     def swipe(self, pan: str, expiry_yymm: str, fmt: str = "track2") -> str:
         """Blocking: send a swipe through the pty and return the terminal's answer (ACK/NAK)."""
+        return self.swipe_result(pan, expiry_yymm, fmt).describe()
+
+    def swipe_result(self, pan: str, expiry_yymm: str, fmt: str = "track2") -> SwipeResult:
+        """Blocking: swipe() with the answer as the emulator's SwipeResult."""
         assert self.emulator is not None
         track: Literal[1, 2] = 1 if fmt == "track1" else 2
         wire: Format = "lines" if fmt == "lines" else "framed"
-        return self.emulator.swipe(pan, expiry_yymm, fmt=wire, track=track).describe()
+        return self.emulator.swipe(pan, expiry_yymm, fmt=wire, track=track)
 
     def swipe_named(self, name: str, fmt: str = "track2") -> str:
         card = TEST_CARDS[name]
