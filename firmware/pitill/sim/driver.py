@@ -118,7 +118,7 @@ class Driver:
     async def swipe(self, pan: str, expiry_yymm: str, fmt: str = "track2") -> str:
         """A swipe over the pty (the reader's answer: ACK or NAK), off the loop's thread.
 
-        Returns once the terminal has taken the card (its CardSwiped or CardUnreadable stepped),
+        After an ACK, returns once the terminal has taken the card (CardSwiped/CardUnreadable),
         so whatever the caller does next (a key) comes after it: the serial reader's thread ACKs
         a frame before it posts the card to the loop, so the ACK alone says nothing about order.
         Raises ScriptError when an accepted swipe is not taken within SWIPE_TAKEN_TIMEOUT_S."""
@@ -126,7 +126,9 @@ class Driver:
         taken = self.terminal.cards_taken
         result = await loop.run_in_executor(None, self.world.swipe_result, pan, expiry_yymm, fmt)
         answer = result.describe()
-        if result.accepted is not False:  # ACKed, or the lines protocol (no answer at all)
+        # Only an ACK says a card is coming: the world's reader speaks the framed protocol, so
+        # a lines-protocol swipe (no answer) is never taken at all.
+        if result.accepted:
             await self._until_taken(taken, answer)
         return answer
 
