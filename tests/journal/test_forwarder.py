@@ -664,8 +664,47 @@ def test_a_reversal_queued_while_advices_stream_goes_before_the_next_batch(
 
     run(scenario())
     order = host.first_seen()
-    # The batch on the wire finishes; the reversal goes before any advice not yet taken.
-    assert order.index(65) > max(order.index(seq) for seq in range(1, 33))
+    # What is on the wire (a window) finishes; the reversal goes before any advice not started.
+    assert order.index(65) <= 10 + window.forward_window
     assert order.index(65) < min(order.index(seq) for seq in range(33, 65))
     assert answered_before == [True] * 32  # and was answered before any of them left
     assert host.applied == dict.fromkeys(range(1, 66), 1)
+
+
+@pytest.mark.parametrize("at_send", [26, 100])
+@pytest.mark.parametrize("other_connection", [False, True])
+def test_a_reversal_recorded_after_the_read_ahead_goes_before_the_queued_advices(
+    open_journal: OpenJournal, at_send: int, other_connection: bool
+) -> None:
+    """Advices already read ahead (up to a window plus a batch) do not go before a reversal
+    recorded meanwhile, by the forwarder's connection or another one (the app's)."""
+    journal = open_journal()
+    recorder = open_journal() if other_connection else journal
+    total = 300
+    for seq in range(1, total + 1):
+        journal.record(offline_sale(seq))
+    host = FakeHost()
+    sends: list[int] = []
+    reversal = total + 1
+
+    def reversal_at_a_late_send(seq: int) -> None:
+        sends.append(seq)
+        if len(sends) == at_send:  # a sale times out meanwhile: its reversal is owed
+            recorder.record(online_sale(reversal).with_status(TxnStatus.REVERSAL_PENDING))
+
+    host.on_message = reversal_at_a_late_send
+    window = dataclasses.replace(FAST, forward_window=32)  # batches of 128, read ahead
+
+    async def scenario() -> None:
+        forwarder = Forwarder(journal, host, window)
+        forwarder.start()
+        forwarder.set_online(True)
+        await until(lambda: journal.pending_count() == 0, "backlog drained")
+        await forwarder.stop()
+
+    run(scenario())
+    order = host.first_seen()
+    # Only what was already on the wire (one window at most) goes before the reversal.
+    assert order.index(reversal) <= at_send + window.forward_window
+    assert host.applied == dict.fromkeys(range(1, reversal + 1), 1)
+    assert host.unflagged_duplicates == []

@@ -293,7 +293,10 @@ class Forwarder:
         (one commit per batch; make bench P4). The rules are those of a batch: no item leaves
         before its attempt is durable; answers are committed once, per batch; when the drain
         stops, what was answered is committed and what never left is taken back. A reversal
-        found while reading ahead ends the stream (run() sends it before any further advice).
+        recorded meanwhile (checked before advices are started, on the journal's cached count,
+        which sees other connections' commits) ends the stream: no more advices start, those in
+        flight are answered and committed, the queued ones are taken back, and run() sends the
+        reversal before any further advice.
         """
         batches: deque[_Batch] = deque()
         queue: deque[tuple[_Batch, ForwardItem]] = deque()
@@ -304,6 +307,7 @@ class Forwarder:
         batch: _Batch | None = _Batch(first)
         more = len(first) == self._batch  # a full batch: the journal may hold more
         after = 0  # the last seq taken
+        reversal_waiting = False  # a reversal was recorded: start no more advices
         try:
             while True:
                 if batch is not None:  # a batch to take: its attempts counted, then queued
@@ -313,7 +317,14 @@ class Forwarder:
                         queue.extend((batch, item) for item in batch.items)
                         after = batch.items[-1].row.seq
                     batch = None
-                while stopped is None and self._online and len(in_flight) < self.window.size:
+                if stopped is None and queue and not reversal_waiting:
+                    reversal_waiting, stopped = self._reversal_waiting()
+                while (
+                    stopped is None
+                    and not reversal_waiting
+                    and self._online
+                    and len(in_flight) < self.window.size
+                ):
                     if not queue:
                         break
                     owner, item = queue.popleft()
@@ -321,7 +332,13 @@ class Forwarder:
                     sent_at[item.row.seq] = loop.time()
                     owner.started.add(item.row.seq)
                     self.stats.max_in_flight = max(self.stats.max_in_flight, len(in_flight))
-                if more and stopped is None and self._online and len(queue) < self.window.limit:
+                if (
+                    more
+                    and stopped is None
+                    and not reversal_waiting
+                    and self._online
+                    and len(queue) < self.window.limit
+                ):
                     items, stopped = self._read_ahead(after)
                     more = len(items) == self._batch
                     if items:
@@ -355,6 +372,14 @@ class Forwarder:
         while batches:  # stopped, offline or done: answers committed, unsent taken back
             stopped = self._settle(batches.popleft()) or stopped
         return stopped
+
+    def _reversal_waiting(self) -> tuple[bool, tuple[int, Exception | None, str] | None]:
+        """Whether a reversal is waiting to go (it must not wait behind the advices read ahead);
+        a journal error stops the stream."""
+        try:
+            return self._journal.reversals_pending_count() > 0, None
+        except StorageError as exc:
+            return False, (0, exc, "")
 
     def _read_ahead(
         self, after: int

@@ -869,6 +869,10 @@ class Journal:
         """Card transactions still to go upstream (advices and reversals)."""
         return self._count(TO_FORWARD)
 
+    def reversals_pending_count(self) -> int:
+        """Reversals still to go upstream (cached like pending_count: cheap to ask often)."""
+        return self._count((TxnStatus.REVERSAL_PENDING,))
+
     def forwarded_count(self) -> int:
         """Card transactions the host has acknowledged through the forwarder."""
         return self._count(ACKNOWLEDGED)
