@@ -350,15 +350,9 @@ class Forwarder:
                 for task in sorted(done, key=lambda t: in_flight[t][1].row.seq):
                     owner, item = in_flight.pop(task)
                     seq = item.row.seq
-                    error = task.exception()
-                    if isinstance(error, UpstreamError):
-                        stopped = stopped or (seq, error, "")
-                        self.window.restart()
-                    elif error is not None:
-                        raise error  # a bug, not the link
-                    elif advice_class(code := task.result()) is ResponseClass.RETRY:
-                        stopped = stopped or (seq, None, code)
-                        self.window.restart()
+                    code, failed = self._answer(task, seq)
+                    if code is None:
+                        stopped = stopped or failed
                     else:
                         owner.answers[seq] = code
                         self.window.answered(sent_at.pop(seq), loop.time())
@@ -451,15 +445,9 @@ class Forwarder:
                 done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
                 for task in sorted(done, key=lambda t: in_flight[t].row.seq):
                     seq = in_flight.pop(task).row.seq
-                    error = task.exception()
-                    if isinstance(error, UpstreamError):
-                        stopped = stopped or (seq, error, "")
-                        self.window.restart()
-                    elif error is not None:
-                        raise error  # a bug, not the link
-                    elif advice_class(code := task.result()) is ResponseClass.RETRY:
-                        stopped = stopped or (seq, None, code)
-                        self.window.restart()
+                    code, failed = self._answer(task, seq)
+                    if code is None:
+                        stopped = stopped or failed
                     else:
                         answers[seq] = code
                         self.window.answered(sent_at[seq], loop.time())
@@ -468,6 +456,23 @@ class Forwarder:
                 task.cancel()
             if in_flight:
                 await asyncio.wait(in_flight)
+
+    def _answer(
+        self, task: asyncio.Task[str], seq: int
+    ) -> tuple[str | None, tuple[int, Exception | None, str] | None]:
+        """What a finished send means, for the stream and the window alike: (final code, None),
+        or (None, (seq, error, retry code)) when the link failed or the host said retry later
+        (the window starts again from 1). Any other exception is a bug and is raised."""
+        error = task.exception()
+        if isinstance(error, UpstreamError):
+            self.window.restart()
+            return None, (seq, error, "")
+        if error is not None:
+            raise error  # a bug, not the link
+        if advice_class(code := task.result()) is ResponseClass.RETRY:
+            self.window.restart()
+            return None, (seq, None, code)
+        return code, None
 
     async def _send(self, item: ForwardItem) -> str:
         self.stats.sent += 1
