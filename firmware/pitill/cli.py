@@ -235,7 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
             "the row becomes REVERSED, NOTE in its history. Stop the terminal first."
         ),
         epilog=(
-            "example:\n  pitill journal settle --data-dir /var/lib/pitill --seq 17 "
+            "example (as the service's user, never root):\n"
+            "  sudo -u pitill pitill journal settle --data-dir /var/lib/pitill --seq 17 "
             '--note "acquirer ticket 4711: reversed by hand"'
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -248,7 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="the refused reversal's seq, as `pitill doctor` lists it",
     )
     settle.add_argument(
-        "--note", required=True, help="who confirmed it and their reference (kept in its history)"
+        "--note",
+        required=True,
+        help="who confirmed it and their reference (kept in its history; not blank, <= 200 chars)",
     )
     settle.set_defaults(handler=_journal_settle)
 
@@ -275,7 +278,11 @@ def build_parser() -> argparse.ArgumentParser:
             name,
             help=what,
             description=f"{held_help} {what[0].upper()}{what[1:]}.",
-            epilog=f"example:\n  pitill journal {name} --data-dir DIR --seq 17 {example}",
+            epilog=(
+                "example (as the service's user, never root):\n"
+                f"  sudo -u pitill pitill journal {name} --data-dir /var/lib/pitill --seq 17 "
+                f"{example}"
+            ),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         _data_dir_argument(held, "the terminal's data directory")
@@ -285,7 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
             type=number(Bound(1, 2**63 - 1), integer=True),
             help="the held advice's seq, as `pitill doctor` lists it",
         )
-        held.add_argument("--note", required=True, help="why (kept in its history)")
+        held.add_argument(
+            "--note", required=True, help="why (kept in its history; not blank, <= 200 chars)"
+        )
         held.set_defaults(handler=handler)
 
     report = commands.add_parser(

@@ -32,6 +32,10 @@ class ConfigError(PitillError, ValueError):
         return cls(first + more, tuple(problems))
 
 
+class UsageError(PitillError, ValueError):
+    """A command-line value is bad; the message names the option, the value and what to give."""
+
+
 class TransitionError(PitillError, RuntimeError):
     """The core got an event that its transition table does not allow in the current state."""
 

@@ -151,8 +151,20 @@ def test_an_old_cardless_reversal_answered_30_is_refused_not_reversed_and_not_re
     )
     assert wrong.returncode != 0 and "not a reversal the host refused" in wrong.stderr
     assert len(wrong.stderr.strip().splitlines()) == 1  # one line, no traceback
-    done = pitill(
-        "journal", "settle", "--data-dir", str(data), "--seq", "1", "--note", "ticket 4711"
+    for note, said in (("  \t ", "--note is blank"), ("x" * 201, "201 characters, at most 200")):
+        refused = pitill("journal", "settle", "--data-dir", str(data), "--seq", "1", "--note", note)
+        assert refused.returncode != 0 and said in refused.stderr, refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1  # one line, no traceback
+    assert read_report(data).reversals_refused.count == 1  # refused notes changed nothing
+    done = pitill(  # control characters (a terminal escape, a bell, a newline) taken out
+        "journal",
+        "settle",
+        "--data-dir",
+        str(data),
+        "--seq",
+        "1",
+        "--note",
+        "\tticket\x1b 4711\x07\n",
     )
     assert done.returncode == 0, done.stderr
     assert "STAN 000001, 42.00 EUR) is REVERSED" in done.stdout
@@ -166,6 +178,15 @@ def test_an_old_cardless_reversal_answered_30_is_refused_not_reversed_and_not_re
     with sqlite3.connect(data / JOURNAL_FILE_NAME) as raw:
         notes = [n for (n,) in raw.execute("SELECT note FROM txn_history WHERE seq = 1")]
     assert notes[-1] == "settled by hand: ticket 4711" and "NOT reversed" in notes[-2]
+
+
+@pytest.mark.parametrize("command", ["settle", "requeue", "decline"])
+def test_a_blank_note_is_refused_by_every_hand_command(tmp_path: Path, command: str) -> None:
+    """The note is the only record of who cleared a row: blank is refused before anything."""
+    refused = pitill("journal", command, "--data-dir", str(tmp_path), "--seq", "1", "--note", " ")
+    assert refused.returncode != 0 and "--note is blank" in refused.stderr, refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1  # one line, no traceback
+    assert list(tmp_path.iterdir()) == []  # no journal, lock or key made
 
 
 def pitill(*arguments: str) -> subprocess.CompletedProcess[str]:
