@@ -9,13 +9,14 @@ import pytest
 from upstream_helpers import HOST_TODAY, LOCAL_DATETIME, TERMINAL, forward_item, rig, sale
 
 from pitill.config import UpstreamConfig
+from pitill.core.settlement import Reconciliation
 from pitill.errors import UpstreamError, UpstreamTimeout
 from pitill.records import ForwardKind
 from pitill.sim.acquirer import AcquirerHost, ChaosPlan, net_charged_minor
 from pitill.sim.resolver import SIM_HOST, SimResolver
 from pitill.upstream.client import UpstreamClient
 from pitill.upstream.failures import LinkReason, OutcomeUnknown, ResolveError, UnreachableError
-from pitill.upstream.messages import AuthAnswer
+from pitill.upstream.messages import AuthAnswer, Batch
 
 
 @pytest.mark.parametrize(
@@ -345,3 +346,20 @@ def test_an_0800_or_0500_takes_its_stan_only_when_it_goes_out(tmp_path: Path) ->
             return taken
 
     assert asyncio.run(scenario()) == [41, 42]  # one each, for the two that went out
+
+
+def test_only_authorizations_and_echoes_are_slow_signals(tmp_path: Path) -> None:
+    """A host may take its time over a day's totals (0500) or the hotlist (0800): a slow answer
+    to them is no SLOW signal; the same delay on a sale is."""
+
+    async def scenario() -> list[LinkReason]:
+        async with rig(tmp_path) as r:
+            r.client.slow_threshold_s = 0.02
+            r.host.set_chaos(ChaosPlan(delay_s=0.1, mtis=frozenset({"0500", "0800", "0200"})))
+            await r.client.reconcile(Batch(1, 1, 1), Reconciliation(), "EUR")
+            assert await r.client.fetch_hotlist(0) is None  # the sandbox keeps no hotlist
+            assert r.signals == []
+            await r.client.authorize(sale(), LOCAL_DATETIME)
+            return r.signals
+
+    assert asyncio.run(scenario()) == [LinkReason.SLOW]

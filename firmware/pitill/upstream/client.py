@@ -236,13 +236,20 @@ class UpstreamClient:
             return Opened(connection, failures, fresh=True)
 
     async def exchange(
-        self, message: Message | Fresh, timeout_s: float | None = None, *, signal: bool = True
+        self,
+        message: Message | Fresh,
+        timeout_s: float | None = None,
+        *,
+        signal: bool = True,
+        slow: bool = True,
     ) -> Message:
         """Send `message` and return the response with its MTI and STAN.
 
         A Fresh message is built with the next STAN of `stans` once the connection is ready.
         timeout_s bounds the wait for the answer once sent (connecting has its own bound).
         signal=False: a failure is not reported to on_signal (the monitor's own echoes).
+        slow=False: a slow answer is no SLOW signal (the 0500 and the hotlist: a host may take
+        its time over a day's totals or a long list; only authorizations and echoes measure it).
         """
         wait_s = self._request_timeout_s if timeout_s is None else timeout_s
         async with self._turn():
@@ -262,7 +269,7 @@ class UpstreamClient:
                         )
                     self.heard_at_s = asyncio.get_running_loop().time()
                     slow_s = self.slow_threshold_s
-                    if signal and slow_s is not None and self.heard_at_s - sent_s > slow_s:
+                    if signal and slow and slow_s is not None and self.heard_at_s - sent_s > slow_s:
                         self._signal(LinkReason.SLOW)  # answered, but slowly: a passive signal
                     return answer
                 except OutcomeUnknown:
@@ -317,6 +324,7 @@ class UpstreamClient:
         response = await self.exchange(
             lambda stan: build_reconciliation(batch, totals, currency, stan, stamp, self._terminal),
             timeout_s,
+            slow=False,
         )
         try:
             answer = parse_answer(response)
@@ -347,7 +355,9 @@ class UpstreamClient:
         stamp = transmission_stamp(self._wall_clock())
         terminal_id = self._terminal.terminal_id
         response = await self.exchange(
-            lambda stan: build_hotlist_request(stan, stamp, terminal_id, version), timeout_s
+            lambda stan: build_hotlist_request(stan, stamp, terminal_id, version),
+            timeout_s,
+            slow=False,
         )
         if parse_answer(response).response_code != APPROVED:
             return None
