@@ -329,3 +329,28 @@ def test_no_stan_is_given_twice_across_a_crash_or_a_power_loss_at_any_moment(
 def _transaction_seqs(steps: list[str], given: list[int]) -> set[int]:
     """The seqs of transactions among those given (not 0800s)."""
     return {seq for kind, seq in zip(steps, given, strict=False) if kind != "echo"}
+
+
+def test_a_25_to_a_stan_only_reversal_is_nothing_to_reverse_but_refuses_a_real_sales(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    journal = open_in(data, "boot-1")
+    journal.recover_at_boot()
+    journal.record(online_sale(1))
+    journal.record(online_sale(1, TxnStatus.APPROVED))
+    synced = (data / WAL).stat().st_size
+    journal.record(online_sale(2))
+
+    # a power loss against a host answering 25 ("unable to locate original") to every reversal
+    lost = open_in(power_loss_copy(data, tmp_path / "lost", synced), "boot-2")
+    seqs = lost.recover_at_boot()
+    rows = lost.mark_forwarded_many([(seq, "25") for seq in seqs])
+    assert [r.status for r in rows] == [TxnStatus.REVERSED] * len(seqs)
+    assert "nothing to reverse" in lost.history(seqs[0])[-1].note
+
+    # a real sale caught mid-authorization (same boot): a 25 may hide it under another key
+    crashed = open_in(shutil.copytree(data, tmp_path / "crashed"), "boot-1")
+    assert crashed.recover_at_boot() == [2]
+    (row,) = crashed.mark_forwarded_many([(2, "25")])
+    assert row.status is TxnStatus.REVERSAL_REFUSED

@@ -70,6 +70,8 @@ OFFLINE_APPROVED = "Y3"  # approved, unable to go online
 OFFLINE_DECLINED = "Z3"  # declined, unable to go online
 # The reason a reversal carries in its own field 39 (not an answer): the supervisor voided it.
 REVERSAL_REASON_CUSTOMER_CANCELLATION = "17"
+# To a reversal: no original under field 90's key (final; store.mark_forwarded_many reads it).
+UNABLE_TO_LOCATE_ORIGINAL = "25"
 
 _A, _R, _F = ResponseClass.APPROVED, ResponseClass.RETRY, ResponseClass.FINAL
 
@@ -89,8 +91,9 @@ _TABLE = (
     ResponseCode(INVALID_CARD, "invalid card number", _F, _F, "INVALID CARD"),
     ResponseCode("19", "re-enter transaction", _R, _R, "TRY AGAIN LATER"),
     # To a reversal: the host found no original under field 90's key. It may still hold the
-    # sale under another (a 0200 sent otherwise): refused, never counted as reversed.
-    ResponseCode("25", "unable to locate original", _F, _F, "NOT FOUND"),
+    # sale under another (a 0200 sent otherwise): refused, never counted as reversed; but to
+    # a reversal by STAN alone of a seq with no record it means "nothing to reverse" (store).
+    ResponseCode(UNABLE_TO_LOCATE_ORIGINAL, "unable to locate original", _F, _F, "NOT FOUND"),
     ResponseCode(FORMAT_ERROR, "format error", _F, _F, "FORMAT ERROR"),
     ResponseCode("41", "lost card, pick up", _F, _F, "KEEP CARD"),
     ResponseCode("43", "stolen card, pick up", _F, _F, "KEEP CARD"),

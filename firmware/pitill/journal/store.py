@@ -42,7 +42,12 @@ from typing import Any
 from pitill.card.hotlist import hotlist_entry, program_card
 from pitill.card.model import Card, CardTier
 from pitill.core.refund import REFUND_COUNTED, REFUNDABLE
-from pitill.core.responses import ResponseClass, advice_class, advice_held
+from pitill.core.responses import (
+    UNABLE_TO_LOCATE_ORIGINAL,
+    ResponseClass,
+    advice_class,
+    advice_held,
+)
 from pitill.core.txn import SaleOnRecord, Txn, stan_for
 from pitill.core.types import TxnKind, TxnMode, TxnStatus
 from pitill.errors import SealError, StorageError
@@ -550,7 +555,9 @@ class Journal:
         A reversal becomes REVERSED when the host took it (core/responses.py: approved, or 94
         duplicate), else REVERSAL_REFUSED: a 30 (format error) or any other final refusal means
         the sale was NOT reversed, so it is never counted as such (DECISIONS.md, "A refused
-        reversal is never counted as reversed"). An advice becomes FORWARDED when the host
+        reversal is never counted as reversed"); except a 25 (no original) to a reversal by STAN
+        alone of a seq with no record (stan_only, after a power loss): the host never saw that
+        STAN, nothing to reverse, so REVERSED with a note saying so. An advice becomes FORWARDED when the host
         accepted it; ADVICE_REFUSED when the answer says the host did not process the message
         (30 format error...: responses.advice_held): its card moves to held_card, kept sealed
         for a person to re-queue it (requeue_refused_advice) or record it declined
@@ -589,6 +596,11 @@ class Journal:
                 note = f"host answered {response_code}"
                 if status is TxnStatus.REVERSAL_PENDING and taken:
                     final = TxnStatus.REVERSED
+                elif status is TxnStatus.REVERSAL_PENDING and self._never_seen(
+                    conn, seq, response_code
+                ):
+                    final = TxnStatus.REVERSED
+                    note += ": no sale under this STAN (its seq had no record), nothing to reverse"
                 elif status is TxnStatus.REVERSAL_PENDING:
                     final = TxnStatus.REVERSAL_REFUSED
                     note += ": NOT reversed, the sale may stand; settle it with the acquirer"
@@ -619,6 +631,15 @@ class Journal:
             rows = _fetch_rows(conn, seqs) if read_back else []
         self._truncate_wal_when_nothing_sealed()
         return rows
+
+    @staticmethod
+    def _never_seen(conn: sqlite3.Connection, seq: int, response_code: str) -> bool:
+        """A 25 to a STAN-only reversal of a reserved seq with no record: no 0200 reached the
+        host under it (25 to a real sale's reversal stays refused: it may hold it otherwise)."""
+        if response_code != UNABLE_TO_LOCATE_ORIGINAL:
+            return False
+        found = conn.execute("SELECT stan_only FROM txns WHERE seq = ?", (seq,)).fetchone()
+        return bool(found[0])
 
     def settle_refused_reversal(self, seq: int, note: str) -> JournalRow:
         """A person had the acquirer reverse a REVERSAL_REFUSED sale by hand (or it confirmed it
@@ -692,8 +713,9 @@ class Journal:
 
         After a power loss (the machine booted since the open block of seqs was reserved), a
         sale's AUTHORIZING row may be gone although its 0200 went out: every reserved seq
-        past the last row gets a reversal by STAN alone (a host answers one for a STAN it
-        never saw harmlessly). After a process crash on the same boot the page cache kept
+        past the last row gets a reversal by STAN alone (stan_only; a host answers 25, "unable
+        to locate original", for a STAN it never saw: such a row becomes REVERSED, nothing to
+        reverse, see mark_forwarded_many). After a process crash on the same boot the page cache kept
         every row: nothing more. Then a new block is reserved, in this commit.
         """
         now = self._local_now()
