@@ -557,8 +557,8 @@ class Journal:
         the sale was NOT reversed, so it is never counted as such (DECISIONS.md, "A refused
         reversal is never counted as reversed"); except a 25 (no original) to a reversal by STAN
         alone of a seq with no record (stan_only, after a power loss): the host never saw that
-        STAN, nothing to reverse, so REVERSED with a note saying so. An advice becomes FORWARDED when the host
-        accepted it; ADVICE_REFUSED when the answer says the host did not process the message
+        STAN, nothing to reverse, so REVERSED with a note saying so. An advice becomes FORWARDED
+        when the host accepted it; ADVICE_REFUSED when the answer says the host did not process the message
         (30 format error...: responses.advice_held): its card moves to held_card, kept sealed
         for a person to re-queue it (requeue_refused_advice) or record it declined
         (decline_refused_advice); else DECLINED_AFTER (an issuer's decline: the merchant's loss).
@@ -715,8 +715,8 @@ class Journal:
         sale's AUTHORIZING row may be gone although its 0200 went out: every reserved seq
         past the last row gets a reversal by STAN alone (stan_only; a host answers 25, "unable
         to locate original", for a STAN it never saw: such a row becomes REVERSED, nothing to
-        reverse, see mark_forwarded_many). After a process crash on the same boot the page cache kept
-        every row: nothing more. Then a new block is reserved, in this commit.
+        reverse, see mark_forwarded_many). After a process crash on the same boot the page cache
+        kept every row: nothing more. Then a new block is reserved, in this commit.
         """
         now = self._local_now()
         with self._write("boot recovery") as conn:
