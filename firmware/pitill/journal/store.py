@@ -558,9 +558,9 @@ class Journal:
         reversal is never counted as reversed"); except a 25 (no original) to a reversal by STAN
         alone of a seq with no record (stan_only, after a power loss): the host never saw that
         STAN, nothing to reverse, so REVERSED with a note saying so. An advice becomes FORWARDED
-        when the host accepted it; ADVICE_REFUSED when the answer says the host did not process the message
-        (30 format error...: responses.advice_held): its card moves to held_card, kept sealed
-        for a person to re-queue it (requeue_refused_advice) or record it declined
+        when the host accepted it; ADVICE_REFUSED when the answer says the host did not process
+        the message (30 format error...: responses.advice_held): its card moves to held_card,
+        kept sealed for a person to re-queue it (requeue_refused_advice) or record it declined
         (decline_refused_advice); else DECLINED_AFTER (an issuer's decline: the merchant's loss).
         """
         return self.mark_forwarded_many([(seq, response_code)])[0]
