@@ -1,16 +1,23 @@
-"""Plain helpers for the journal tests: test cards, transactions, a stepping clock, WAL parsing."""
+"""Plain helpers for the journal tests: test cards, transactions, a stepping clock, WAL parsing,
+a forwarder drained against a real host, and a journal damaged the way salvage must handle."""
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from pitill.card.model import Card, luhn_ok
+from pitill.config import TerminalConfig
 from pitill.core.txn import Txn
 from pitill.core.types import TxnKind, TxnMode, TxnStatus
+from pitill.journal.forwarder import Forwarder
 from pitill.journal.store import Journal
 from pitill.records import JournalRow
+from pitill.sim.resolver import SIM_HOST, SimResolver
+from pitill.upstream.client import UpstreamClient
 
 OpenJournal = Callable[..., Journal]
 """The open_journal fixture: open_journal(data_dir=None, clock=None) -> Journal."""
@@ -96,3 +103,40 @@ def row_of(journal: Journal, seq: int) -> JournalRow:
     row = journal.get(seq)
     assert row is not None, f"seq {seq} is not in the journal"
     return row
+
+
+def client_for(port: int, terminal: TerminalConfig | None = None) -> UpstreamClient:
+    """An UpstreamClient dialling the sandbox host on 127.0.0.1:port by its simulated name."""
+    return UpstreamClient(
+        SIM_HOST,
+        port,
+        SimResolver(),
+        terminal or TerminalConfig(),
+        request_timeout_s=2.0,
+        connect_timeout_s=1.0,
+    )
+
+
+async def drain(journal: Journal, forwarder: Forwarder) -> None:
+    """Run the forwarder until nothing is owed; bounded in turns, not timed."""
+    forwarder.set_online(True)
+    forwarder.start()
+    for _ in range(2000):
+        if journal.pending_count() == 0:
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("what the journal owes was never answered")
+
+
+def damage_the_status_index(path: Path) -> None:
+    """Scribble over the (status, seq) index's page: integrity_check fails, the table is sound."""
+    with sqlite3.connect(path) as conn:
+        (root,) = conn.execute(
+            "SELECT rootpage FROM sqlite_master WHERE name = 'txns_by_status'"
+        ).fetchone()
+        (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+    conn.close()
+    content = bytearray(path.read_bytes())
+    start = (root - 1) * page_size
+    content[start + 8 : start + page_size] = b"\xa5" * (page_size - 8)
+    path.write_bytes(bytes(content))

@@ -18,9 +18,16 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
-from journal_helpers import OpenJournal, offline_sale, row_of
+from journal_helpers import (
+    OpenJournal,
+    client_for,
+    damage_the_status_index,
+    drain,
+    offline_sale,
+    row_of,
+)
 
-from pitill.config import TerminalConfig, UpstreamConfig
+from pitill.config import UpstreamConfig
 from pitill.core.settlement import ADVICE_REFUSED_LINE, reconciliation
 from pitill.core.types import TxnStatus
 from pitill.dayend import check_with_host
@@ -32,12 +39,9 @@ from pitill.journal.seal import KEY_FILE_NAME, Sealer
 from pitill.journal.store import JOURNAL_FILE_NAME, Journal
 from pitill.sim.acquirer import AcquirerHost
 from pitill.sim.acquirer.policy import acknowledge
-from pitill.sim.resolver import SIM_HOST, SimResolver
-from pitill.upstream.client import UpstreamClient
 from pitill.upstream.messages import Request
 from pitill_cli import PITILL
 
-TERMINAL = TerminalConfig()
 UPSTREAM = UpstreamConfig(forward_retry_s=0.01, forward_retry_max_s=0.05, forward_jitter_s=0.0)
 # The host's answer to each advice, by amount: 30 and 58 say it did not process the message,
 # 51 is the issuer's decline.
@@ -46,23 +50,6 @@ ANSWERS = {4200: "30", 1300: "58", 700: "51"}
 
 def strict_host(request: Request, today_yymm: str) -> str:
     return ANSWERS.get(request.amount_minor or 0, "00")
-
-
-def client_for(port: int) -> UpstreamClient:
-    return UpstreamClient(
-        SIM_HOST, port, SimResolver(), TERMINAL, request_timeout_s=2.0, connect_timeout_s=1.0
-    )
-
-
-async def drain(journal: Journal, forwarder: Forwarder) -> None:
-    """Run the forwarder until nothing is owed; bounded in turns, not timed."""
-    forwarder.set_online(True)
-    forwarder.start()
-    for _ in range(2000):
-        if journal.pending_count() == 0:
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError("the advices were never answered")
 
 
 def pitill(*arguments: str) -> subprocess.CompletedProcess[str]:
@@ -227,17 +214,3 @@ def salvage_again_adds_nothing(journal: Journal, data: Path) -> bool:
     journal.close()
     (result,) = salvage(data, [])
     return result.taken == []
-
-
-def damage_the_status_index(path: Path) -> None:
-    """Scribble over the (status, seq) index's page, as tests/journal/test_salvage.py does."""
-    with sqlite3.connect(path) as conn:
-        (root,) = conn.execute(
-            "SELECT rootpage FROM sqlite_master WHERE name = 'txns_by_status'"
-        ).fetchone()
-        (page_size,) = conn.execute("PRAGMA page_size").fetchone()
-    conn.close()
-    content = bytearray(path.read_bytes())
-    start = (root - 1) * page_size
-    content[start + 8 : start + page_size] = b"\xa5" * (page_size - 8)
-    path.write_bytes(bytes(content))

@@ -19,7 +19,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from journal_helpers import OpenJournal, card, online_sale, row_of
+from journal_helpers import OpenJournal, card, client_for, drain, online_sale, row_of
 
 from pitill.card.sealed_track import SealedTrack
 from pitill.config import TerminalConfig, UpstreamConfig
@@ -34,8 +34,6 @@ from pitill.journal.store import JOURNAL_FILE_NAME, Journal
 from pitill.receipt import outcome_lines
 from pitill.sim.acquirer import AcquirerHost, net_charged_minor
 from pitill.sim.reconcile import reconcile
-from pitill.sim.resolver import SIM_HOST, SimResolver
-from pitill.upstream.client import UpstreamClient
 from pitill_cli import PITILL
 
 TERMINAL = TerminalConfig()
@@ -64,23 +62,6 @@ def write_old_journal(data: Path) -> None:
     conn.close()
 
 
-def client_for(port: int) -> UpstreamClient:
-    return UpstreamClient(
-        SIM_HOST, port, SimResolver(), TERMINAL, request_timeout_s=2.0, connect_timeout_s=1.0
-    )
-
-
-async def settle(journal: Journal, forwarder: Forwarder) -> None:
-    """Run the forwarder until nothing is owed; bounded in turns, not timed."""
-    forwarder.set_online(True)
-    forwarder.start()
-    for _ in range(2000):
-        if journal.pending_count() == 0:
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError("the reversal was never answered")
-
-
 def test_an_old_cardless_reversal_answered_30_is_refused_not_reversed_and_not_resent(
     open_journal: OpenJournal, tmp_path: Path
 ) -> None:
@@ -97,7 +78,7 @@ def test_an_old_cardless_reversal_answered_30_is_refused_not_reversed_and_not_re
             sale = dataclasses.replace(online_sale(1), amount_minor=AMOUNT_MINOR, card=swiped)
             assert (await client.authorize(sale, STAMP)).response_code == "00"
             forwarder = Forwarder(journal, client, UPSTREAM, rng=random.Random(1))
-            await settle(journal, forwarder)
+            await drain(journal, forwarder)
             answered = dict(host.counts)
             forwarder.kick()  # a new item recorded: the refused one must not go again
             for _ in range(20):

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from journal_helpers import card, cash_sale, offline_sale, online_sale
+from journal_helpers import card, cash_sale, damage_the_status_index, offline_sale, online_sale
 
 import pitill_cli
 from pitill.core.types import TxnStatus
@@ -26,20 +26,6 @@ def run_pitill(*args: str) -> subprocess.CompletedProcess[str]:
 
 def open_journal(data: Path) -> Journal:
     return Journal.open(data, Sealer.load_or_create(data / KEY_FILE_NAME))
-
-
-def damage_the_status_index(path: Path) -> None:
-    """Scribble over the (status, seq) index's page: integrity_check fails, the table is sound."""
-    with sqlite3.connect(path) as conn:
-        (root,) = conn.execute(
-            "SELECT rootpage FROM sqlite_master WHERE name = 'txns_by_status'"
-        ).fetchone()
-        (page_size,) = conn.execute("PRAGMA page_size").fetchone()
-    conn.close()
-    content = bytearray(path.read_bytes())
-    start = (root - 1) * page_size
-    content[start + 8 : start + page_size] = b"\xa5" * (page_size - 8)
-    path.write_bytes(bytes(content))
 
 
 def owed_by_host_key(path: Path) -> dict[tuple[int, str], tuple[str, int]]:
