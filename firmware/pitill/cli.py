@@ -225,59 +225,50 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--force", action="store_true", help="even where sales were written before")
     init.set_defaults(handler=_journal_init)
 
-    settle = journal_commands.add_parser(
-        "settle",
-        help="record that the acquirer settled a reversal the host had refused",
-        description=(
-            "A reversal the host refused (REVERSAL_REFUSED: `pitill doctor` lists them with "
-            "their STAN) is never sent again: the sale may still be charged. Once the acquirer "
-            "has reversed it by hand, or confirmed it never held the charge, record it here: "
-            "the row becomes REVERSED, NOTE in its history. Stop the terminal first."
-        ),
-        epilog=(
-            "example (as the service's user, never root):\n"
-            "  sudo -u pitill pitill journal settle --data-dir /var/lib/pitill --seq 17 "
-            '--note "acquirer ticket 4711: reversed by hand"'
-        ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    _data_dir_argument(settle, "the terminal's data directory")
-    settle.add_argument(
-        "--seq",
-        required=True,
-        type=number(Bound(1, 2**63 - 1), integer=True),
-        help="the refused reversal's seq, as `pitill doctor` lists it",
-    )
-    settle.add_argument(
-        "--note",
-        required=True,
-        help="who confirmed it and their reference (kept in its history; not blank, <= 200 chars)",
-    )
-    settle.set_defaults(handler=_journal_settle)
-
     held_help = (
         "An advice the host refused without processing it (ADVICE_REFUSED: 30 format error, "
         "58, 92, an unknown code...; `pitill doctor` lists them) is held with its card sealed "
         "and never sent again by itself. Stop the terminal first."
     )
-    for name, what, handler, example in (
+    # The by-hand commands on a row the host refused: one shape, each its own words.
+    for name, what, description, handler, example, seq_help, note_help in (
+        (
+            "settle",
+            "record that the acquirer settled a reversal the host had refused",
+            "A reversal the host refused (REVERSAL_REFUSED: `pitill doctor` lists them with "
+            "their STAN) is never sent again: the sale may still be charged. Once the acquirer "
+            "has reversed it by hand, or confirmed it never held the charge, record it here: "
+            "the row becomes REVERSED, NOTE in its history. Stop the terminal first.",
+            _journal_settle,
+            '--note "acquirer ticket 4711: reversed by hand"',
+            "the refused reversal's seq, as `pitill doctor` lists it",
+            "who confirmed it and their reference (kept in its history; not blank, <= 200 chars)",
+        ),
         (
             "requeue",
             "send a held advice again, once its cause is fixed: the row becomes PENDING",
+            f"{held_help} Send a held advice again, once its cause is fixed: the row becomes "
+            "PENDING.",
             _journal_requeue,
             '--note "pitill 1.4.2 fixed the 0220 field 22"',
+            "the held advice's seq, as `pitill doctor` lists it",
+            "why (kept in its history; not blank, <= 200 chars)",
         ),
         (
             "decline",
             "record a held advice as declined (DECLINED_AFTER, the shop's loss; card wiped)",
+            f"{held_help} Record a held advice as declined (DECLINED_AFTER, the shop's loss; "
+            "card wiped).",
             _journal_decline,
             '--note "acquirer ticket 4712: will not take it"',
+            "the held advice's seq, as `pitill doctor` lists it",
+            "why (kept in its history; not blank, <= 200 chars)",
         ),
     ):
-        held = journal_commands.add_parser(
+        by_hand = journal_commands.add_parser(
             name,
             help=what,
-            description=f"{held_help} {what[0].upper()}{what[1:]}.",
+            description=description,
             epilog=(
                 "example (as the service's user, never root):\n"
                 f"  sudo -u pitill pitill journal {name} --data-dir /var/lib/pitill --seq 17 "
@@ -285,17 +276,12 @@ def build_parser() -> argparse.ArgumentParser:
             ),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        _data_dir_argument(held, "the terminal's data directory")
-        held.add_argument(
-            "--seq",
-            required=True,
-            type=number(Bound(1, 2**63 - 1), integer=True),
-            help="the held advice's seq, as `pitill doctor` lists it",
+        _data_dir_argument(by_hand, "the terminal's data directory")
+        by_hand.add_argument(
+            "--seq", required=True, type=number(Bound(1, 2**63 - 1), integer=True), help=seq_help
         )
-        held.add_argument(
-            "--note", required=True, help="why (kept in its history; not blank, <= 200 chars)"
-        )
-        held.set_defaults(handler=handler)
+        by_hand.add_argument("--note", required=True, help=note_help)
+        by_hand.set_defaults(handler=handler)
 
     report = commands.add_parser(
         "report",

@@ -647,13 +647,13 @@ class Journal:
         The 0500 counts REVERSED and REVERSAL_REFUSED alike, so a day's totals do not change."""
         now = self._local_now()
         with self._write(f"settlement of seq {seq}") as conn:
-            found = conn.execute("SELECT status FROM txns WHERE seq = ?", (seq,)).fetchone()
-            if found is None or found[0] != TxnStatus.REVERSAL_REFUSED.value:
-                status = found[0] if found is not None else "no such seq"
-                raise StorageError(
-                    f"seq {seq} is not a reversal the host refused ({status}): nothing to "
-                    "settle; `pitill doctor` lists the refused ones"
-                )
+            _expect_status(
+                conn,
+                seq,
+                TxnStatus.REVERSAL_REFUSED,
+                "a reversal the host refused",
+                "nothing to settle; `pitill doctor` lists the refused ones",
+            )
             conn.execute(
                 "UPDATE txns SET status = ? WHERE seq = ?", (TxnStatus.REVERSED.value, seq)
             )
@@ -666,7 +666,7 @@ class Journal:
         repeat when it went before). The note goes in its history; one commit."""
         now = self._local_now()
         with self._write(f"re-queue of seq {seq}") as conn:
-            self._held_advice(conn, seq)
+            _expect_held_advice(conn, seq)
             held = conn.execute("SELECT sealed_card FROM held_card WHERE seq = ?", (seq,))
             found = held.fetchone()
             if found is None:
@@ -687,7 +687,7 @@ class Journal:
         shop's loss, or for a refund the customer still owed), its kept card wiped; one commit."""
         now = self._local_now()
         with self._write(f"decline of seq {seq}") as conn:
-            self._held_advice(conn, seq)
+            _expect_held_advice(conn, seq)
             conn.execute("DELETE FROM held_card WHERE seq = ?", (seq,))
             conn.execute(
                 "UPDATE txns SET status = ? WHERE seq = ?", (TxnStatus.DECLINED_AFTER.value, seq)
@@ -697,16 +697,6 @@ class Journal:
             row = _fetch_row(conn, seq)
         self._truncate_wal_when_nothing_sealed()
         return row
-
-    @staticmethod
-    def _held_advice(conn: sqlite3.Connection, seq: int) -> None:
-        found = conn.execute("SELECT status FROM txns WHERE seq = ?", (seq,)).fetchone()
-        if found is None or found[0] != TxnStatus.ADVICE_REFUSED.value:
-            status = found[0] if found is not None else "no such seq"
-            raise StorageError(
-                f"seq {seq} is not an advice the host refused unprocessed ({status}): nothing "
-                "to do; `pitill doctor` lists the held ones"
-            )
 
     def recover_at_boot(self) -> list[int]:
         """Queue a reversal for every txn caught mid-authorization by a crash; their seqs.
@@ -1379,3 +1369,23 @@ def _local(moment: datetime) -> str:
 
 def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds")
+
+
+def _expect_status(
+    conn: sqlite3.Connection, seq: int, status: TxnStatus, what: str, otherwise: str
+) -> None:
+    """Refuse a by-hand command on a row that is not `status` (or no row): one line, its status."""
+    found = conn.execute("SELECT status FROM txns WHERE seq = ?", (seq,)).fetchone()
+    if found is None or found[0] != status.value:
+        now = found[0] if found is not None else "no such seq"
+        raise StorageError(f"seq {seq} is not {what} ({now}): {otherwise}")
+
+
+def _expect_held_advice(conn: sqlite3.Connection, seq: int) -> None:
+    _expect_status(
+        conn,
+        seq,
+        TxnStatus.ADVICE_REFUSED,
+        "an advice the host refused unprocessed",
+        "nothing to do; `pitill doctor` lists the held ones",
+    )
